@@ -1,0 +1,1 @@
+//! virtnet-conf (placeholder; being written).

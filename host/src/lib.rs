@@ -1,0 +1,1 @@
+//! virtnet-host (placeholder; being written).

@@ -1,0 +1,1 @@
+//! virtnet-qemu (placeholder; being written).
