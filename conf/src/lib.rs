@@ -1,1 +1,21 @@
-//! virtnet-conf (placeholder; being written).
+//! virtnet's domain model: libvirt-compatible domain XML, parsed, validated and formatted.
+//!
+//! This crate does no I/O: it turns text into a [`Domain`] and back, and checks that a
+//! definition can work before anything is started.
+//!
+//! The usual pipeline, as `virsh define` + `virsh dumpxml` do it:
+//! [`Domain::parse`] → [`Domain::fill_defaults`] (defaults, guest PCI addresses) →
+//! [`validate()`] → [`Domain::to_xml`].
+
+pub mod address;
+pub mod devices;
+pub mod domain;
+pub mod error;
+pub mod interface;
+pub mod validate;
+pub mod xml;
+
+pub use domain::Domain;
+pub use error::ConfError;
+pub use interface::Interface;
+pub use validate::validate;
