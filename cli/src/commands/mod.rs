@@ -1,0 +1,4 @@
+//! One module per `virtnet` command.
+
+pub mod format;
+pub mod validate;
