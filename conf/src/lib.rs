@@ -12,10 +12,12 @@ pub mod devices;
 pub mod domain;
 pub mod error;
 pub mod interface;
+mod load;
 pub mod validate;
 pub mod xml;
 
 pub use domain::Domain;
 pub use error::ConfError;
 pub use interface::Interface;
+pub use load::load_domain;
 pub use validate::validate;
