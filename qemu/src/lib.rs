@@ -1,1 +1,20 @@
-//! virtnet-qemu (placeholder; being written).
+//! virtnet-qemu: everything virtnet says to QEMU and how it runs QEMU.
+//!
+//! - [`qmp`]: async QMP client (tokio). Commands are matched to replies by `id`, every command has
+//!   a deadline, events are broadcast, `DEVICE_DELETED` can be awaited without races, and file
+//!   descriptors travel with their command over `SCM_RIGHTS` (`getfd`, `add-fd`).
+//! - [`process`]: spawn QEMU with exactly the fds it must inherit, log to a per-VM file, connect
+//!   QMP, `cont`, notice exits, and stop it (powerdown → SIGTERM → SIGKILL, always reaped).
+//! - [`version`]: [`QemuVersion`] from `qemu-system-x86_64 -version` or the QMP greeting, ordered
+//!   so callers can gate options by version.
+//! - [`error`]: the crate's single error type, [`QemuError`].
+
+pub mod error;
+pub mod process;
+pub mod qmp;
+pub mod version;
+
+pub use error::{QemuError, Result};
+pub use process::{QemuProcess, QemuSpawn, StopMethod, StopOptions, StopOutcome};
+pub use qmp::{QmpClient, QmpEvent, QmpGreeting, QmpOptions};
+pub use version::{qemu_binary_version, QemuVersion};

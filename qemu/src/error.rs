@@ -1,0 +1,185 @@
+//! The crate's single error type.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Shorthand for `Result<T, QemuError>`.
+pub type Result<T> = std::result::Result<T, QemuError>;
+
+/// Everything that can go wrong talking to or running QEMU.
+///
+/// Messages say what failed, where, and what to look at next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QemuError {
+    /// The QMP unix socket could not be connected to.
+    #[error("cannot connect to the QMP socket {}: {source} (is QEMU running with -qmp unix:<path>,server=on,wait=off?)", path.display())]
+    QmpConnect {
+        /// Socket path.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// QEMU sent something that is not QMP as we know it (bad greeting, bad JSON).
+    #[error("QMP protocol error: {0}")]
+    Protocol(String),
+
+    /// QEMU answered a command with an error reply. `class` is QMP's error class (for example
+    /// `GenericError`, `CommandNotFound`, `DeviceNotFound`) and `desc` QEMU's own explanation.
+    #[error("QEMU rejected QMP command `{command}`: {class}: {desc}")]
+    CommandFailed {
+        /// The command that was rejected.
+        command: String,
+        /// QMP error class.
+        class: String,
+        /// QEMU's description.
+        desc: String,
+    },
+
+    /// No reply came before the command's deadline. QEMU may be stalled (for example inside
+    /// `netdev_add` with a vhost-user back end that fails its handshake). The command may still
+    /// take effect later, so the caller should undo it (e.g. `netdev_del`) once QEMU answers again.
+    #[error("QMP command `{command}` got no reply within {timeout:?}: QEMU may be stalled; the command may still take effect later, so undo it")]
+    CommandTimeout {
+        /// The command that timed out.
+        command: String,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+
+    /// The QMP connection closed: QEMU exited, crashed, or closed its monitor.
+    #[error("the QMP connection closed while waiting for {waiting_for}: QEMU exited or closed its monitor (see the VM's log)")]
+    Closed {
+        /// What we were waiting for (a command's reply, a device removal, ...).
+        waiting_for: String,
+    },
+
+    /// Writing a command (and its fd) to the QMP socket failed.
+    #[error("cannot send QMP command `{command}`: {source}")]
+    Send {
+        /// The command being sent.
+        command: String,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// `DEVICE_DELETED` did not arrive in time. For PCI devices on i440fx/q35 the guest OS must
+    /// acknowledge the unplug (ACPI or native PCIe hot-plug); a guest that is not running, not
+    /// booted, or lacks hot-plug support never does.
+    #[error("device `{device}` was not removed within {timeout:?} (no DEVICE_DELETED event): PCI unplug needs the guest OS to cooperate; is it running and does it support hot-plug?")]
+    DeviceDeleteTimeout {
+        /// Device id or QOM path waited for.
+        device: String,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+
+    /// A QEMU version string could not be understood.
+    #[error("cannot parse a QEMU version from {what}: {text:?}")]
+    VersionParse {
+        /// Where the text came from.
+        what: String,
+        /// The text itself.
+        text: String,
+    },
+
+    /// A program (QEMU) could not be started.
+    #[error("cannot run {}: {source} (is QEMU installed? on Debian: apt-get install qemu-system-x86)", binary.display())]
+    Exec {
+        /// The binary.
+        binary: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// `qemu -version` ran but failed or timed out.
+    #[error("{} -version failed: {detail}", binary.display())]
+    VersionCommand {
+        /// The binary.
+        binary: PathBuf,
+        /// Exit status and output, or the timeout.
+        detail: String,
+    },
+
+    /// The per-VM log file could not be opened or read.
+    #[error("cannot use the QEMU log file {}: {source}", path.display())]
+    LogFile {
+        /// Log path.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The fds to inherit were not given as a valid mapping.
+    #[error("invalid fd mapping for QEMU: {0}")]
+    FdMapping(String),
+
+    /// QEMU exited before its QMP monitor was up; `tail` is the end of its log (QEMU's own message).
+    #[error("QEMU exited during startup ({status}); the end of its log {}:\n{tail}", log.display())]
+    EarlyExit {
+        /// How it exited.
+        status: String,
+        /// The log file.
+        log: PathBuf,
+        /// Last lines of the log written by this QEMU.
+        tail: String,
+    },
+
+    /// QEMU did not open (or did not answer on) its QMP socket in time; it has been killed.
+    #[error("QEMU (pid {pid}) did not bring up QMP on {} within {timeout:?} ({reason}); it was killed. The end of its log {}:\n{tail}", socket.display(), log.display())]
+    StartTimeout {
+        /// QEMU's pid.
+        pid: u32,
+        /// The QMP socket path.
+        socket: PathBuf,
+        /// The deadline that passed.
+        timeout: Duration,
+        /// Last connection problem seen.
+        reason: String,
+        /// The log file.
+        log: PathBuf,
+        /// Last lines of the log written by this QEMU.
+        tail: String,
+    },
+
+    /// A signal could not be sent to QEMU.
+    #[error("cannot send {signal} to QEMU pid {pid}: {source}")]
+    Signal {
+        /// QEMU's pid.
+        pid: u32,
+        /// Signal name.
+        signal: &'static str,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl QemuError {
+    /// The QMP error class if this is an error reply from QEMU (e.g. `"GenericError"`).
+    pub fn qmp_class(&self) -> Option<&str> {
+        match self {
+            QemuError::CommandFailed { class, .. } => Some(class),
+            _ => None,
+        }
+    }
+
+    /// QEMU's description if this is an error reply from QEMU.
+    pub fn qmp_desc(&self) -> Option<&str> {
+        match self {
+            QemuError::CommandFailed { desc, .. } => Some(desc),
+            _ => None,
+        }
+    }
+
+    /// True if the QMP connection is gone (QEMU exited or closed the monitor).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, QemuError::Closed { .. })
+    }
+}

@@ -1,0 +1,192 @@
+//! QEMU process lifecycle: spawn with exactly the fds it must inherit, log to a per-VM file,
+//! connect QMP, `cont`, notice exits, stop (powerdown → SIGTERM → SIGKILL), always reap.
+//!
+//! ```no_run
+//! # async fn demo(tap: std::os::fd::OwnedFd) -> virtnet_qemu::Result<()> {
+//! use virtnet_qemu::{QemuSpawn, StopOptions};
+//! let qemu = QemuSpawn::new(
+//!     "/usr/bin/qemu-system-x86_64",
+//!     ["-S", "-nodefaults", "-qmp", "unix:/run/virtnet/vm1.qmp,server=on,wait=off",
+//!      "-netdev", "tap,id=h1,fd=3"],
+//!     "/run/virtnet/vm1.qmp",
+//!     "/var/log/virtnet/vm1.log",
+//! )
+//! .inherit_fd(tap, 3)
+//! .spawn()
+//! .await?;
+//! qemu.cont().await?;
+//! let outcome = qemu.stop(StopOptions::default()).await;
+//! # Ok(()) }
+//! ```
+
+mod child;
+mod fds;
+mod log;
+mod start;
+mod stop;
+
+use std::ffi::OsString;
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use rustix::process::Signal;
+use tokio::sync::watch;
+
+pub use stop::{StopMethod, StopOptions, StopOutcome};
+
+use crate::error::{QemuError, Result};
+use crate::qmp::{QmpClient, QmpOptions, VmStatus};
+use child::ChildHandle;
+use fds::FdMap;
+
+/// Everything needed to start one QEMU. Build with [`QemuSpawn::new`], adjust, then
+/// [`QemuSpawn::spawn`].
+#[derive(Debug)]
+pub struct QemuSpawn {
+    binary: PathBuf,
+    args: Vec<OsString>,
+    fds: FdMap,
+    qmp_socket: PathBuf,
+    log_path: PathBuf,
+    start_timeout: Duration,
+    qmp: QmpOptions,
+}
+
+impl QemuSpawn {
+    /// `binary` run with `args` (without argv\[0\]). The args must make QEMU listen for QMP on
+    /// `qmp_socket` (e.g. `-qmp unix:<qmp_socket>,server=on,wait=off`); a stale socket file at
+    /// that path is removed first. QEMU's stdout and stderr are appended to `log_path`
+    /// (created with mode 0600), after a header line for this start.
+    pub fn new(
+        binary: impl Into<PathBuf>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+        qmp_socket: impl Into<PathBuf>,
+        log_path: impl Into<PathBuf>,
+    ) -> Self {
+        QemuSpawn {
+            binary: binary.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            fds: FdMap::default(),
+            qmp_socket: qmp_socket.into(),
+            log_path: log_path.into(),
+            start_timeout: Duration::from_secs(10),
+            qmp: QmpOptions::default(),
+        }
+    }
+
+    /// QEMU inherits `fd` as fd number `target` (3 or higher; refer to it in the args, e.g.
+    /// `-netdev tap,fd=<target>`). No other fd of ours but 0, 1, 2 reaches QEMU. Our `fd` is
+    /// closed once QEMU has started (or failed to).
+    pub fn inherit_fd(mut self, fd: OwnedFd, target: RawFd) -> Self {
+        self.fds.push(fd, target);
+        self
+    }
+
+    /// How long QEMU may take to bring up QMP (default 10 s). Past it QEMU is killed.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Options for the QMP connection (command deadline etc.).
+    pub fn qmp_options(mut self, options: QmpOptions) -> Self {
+        self.qmp = options;
+        self
+    }
+
+    /// Starts QEMU and connects QMP, retrying until the socket appears, QEMU exits
+    /// ([`QemuError::EarlyExit`], with the end of QEMU's log) or the start timeout passes
+    /// ([`QemuError::StartTimeout`]; QEMU is killed). On any error nothing is left running.
+    /// Guest CPUs stay as the args say (with `-S`, paused until [`QemuProcess::cont`]).
+    pub async fn spawn(self) -> Result<QemuProcess> {
+        start::start(self).await
+    }
+}
+
+/// A running QEMU with its QMP connection. Dropping it kills QEMU (SIGKILL) and reaps it;
+/// use [`QemuProcess::stop`] for an orderly end.
+#[derive(Debug)]
+pub struct QemuProcess {
+    child: ChildHandle,
+    qmp: QmpClient,
+    log_path: PathBuf,
+    qmp_socket: PathBuf,
+}
+
+impl QemuProcess {
+    /// QEMU's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// The QMP connection (clone it to keep it beyond this borrow).
+    pub fn qmp(&self) -> &QmpClient {
+        &self.qmp
+    }
+
+    /// The log file QEMU writes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The QMP socket path.
+    pub fn qmp_socket(&self) -> &Path {
+        &self.qmp_socket
+    }
+
+    /// `cont` (start the guest CPUs), then `query-status`; fails if the VM is not running.
+    pub async fn cont(&self) -> Result<VmStatus> {
+        self.qmp.cont().await?;
+        let status = self.qmp.query_status().await?;
+        if !status.running {
+            return Err(QemuError::Protocol(format!(
+                "after `cont` QEMU reports state `{}`, not running",
+                status.status
+            )));
+        }
+        Ok(status)
+    }
+
+    /// `query-status`.
+    pub async fn status(&self) -> Result<VmStatus> {
+        self.qmp.query_status().await
+    }
+
+    /// The exit status if QEMU has exited (it is then already reaped). Never blocks.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.child.exit_status()
+    }
+
+    /// Waits until QEMU exits (for whatever reason) and returns its status.
+    pub async fn wait(&self) -> ExitStatus {
+        self.child.wait().await
+    }
+
+    /// A receiver that turns from `None` to `Some(status)` when QEMU exits; use it in
+    /// `select!` to notice unexpected exits.
+    pub fn exit_watch(&self) -> watch::Receiver<Option<ExitStatus>> {
+        self.child.exit_watch()
+    }
+
+    /// Sends SIGTERM (QEMU then exits cleanly) without waiting.
+    pub fn terminate(&self) -> Result<()> {
+        self.child.signal(Signal::TERM, "SIGTERM")
+    }
+
+    /// SIGKILL and wait until reaped. The QMP socket file is removed.
+    pub async fn kill(&self) -> ExitStatus {
+        let status = self.child.kill().await;
+        start::remove_stale_socket(&self.qmp_socket);
+        status
+    }
+
+    /// Stops QEMU: see [`StopOptions`]. Always ends with QEMU exited and reaped, and the QMP
+    /// socket file removed.
+    pub async fn stop(&self, opts: StopOptions) -> StopOutcome {
+        let outcome = stop::stop(&self.child, &self.qmp, opts).await;
+        start::remove_stale_socket(&self.qmp_socket);
+        outcome
+    }
+}

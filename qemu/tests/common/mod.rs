@@ -1,0 +1,100 @@
+//! Shared helpers for tests that run a real QEMU.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use virtnet_qemu::{QemuProcess, QemuSpawn, QmpOptions};
+
+/// The QEMU binary, or `None` (with the reason printed) when it is not installed.
+pub fn qemu_binary() -> Option<PathBuf> {
+    let p = PathBuf::from(
+        std::env::var_os("VIRTNET_QEMU").unwrap_or_else(|| "/usr/bin/qemu-system-x86_64".into()),
+    );
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP: {} not found (install qemu-system-x86 via scripts/setup)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// Args for a QEMU that just sits there answering QMP: no guest, TCG, paused (-S).
+pub fn idle_args(qmp_socket: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-S",
+        "-nodefaults",
+        "-machine",
+        "pc",
+        "-accel",
+        "tcg",
+        "-m",
+        "64",
+        "-display",
+        "none",
+        "-qmp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(format!("unix:{},server=on,wait=off", qmp_socket.display()));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// A spawn spec for an idle QEMU in `dir` (socket `qmp.sock`, log `qemu.log`).
+pub fn idle_spawn(bin: &Path, dir: &TempDir, extra: &[&str]) -> QemuSpawn {
+    let sock = dir.path().join("qmp.sock");
+    QemuSpawn::new(
+        bin,
+        idle_args(&sock, extra),
+        &sock,
+        dir.path().join("qemu.log"),
+    )
+    .qmp_options(QmpOptions {
+        command_timeout: Duration::from_secs(5),
+        ..QmpOptions::default()
+    })
+}
+
+/// Starts an idle QEMU; returns it with its temp dir (keep both alive).
+pub async fn start_idle(extra: &[&str]) -> Option<(QemuProcess, TempDir)> {
+    let bin = qemu_binary()?;
+    let dir = tempfile::tempdir().unwrap();
+    let vm = idle_spawn(&bin, &dir, extra)
+        .spawn()
+        .await
+        .expect("idle QEMU starts");
+    Some((vm, dir))
+}
+
+/// `pipe:[inode]`-style link targets of every fd of `pid`, as (fd number, target).
+pub fn proc_fds(pid: u32) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let e = e.unwrap();
+        let n: i32 = e.file_name().to_string_lossy().parse().unwrap();
+        if let Ok(t) = std::fs::read_link(e.path()) {
+            out.push((n, t.to_string_lossy().into_owned()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The `/proc` link target of one of our own fds (e.g. `pipe:[1234]`).
+pub fn link_of(fd: &impl std::os::fd::AsRawFd) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// True while `/proc/<pid>` exists (a zombie still has it).
+pub fn pid_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
