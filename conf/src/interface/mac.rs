@@ -1,0 +1,137 @@
+//! MAC addresses.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An Ethernet MAC address. Parses `52:54:00:aa:bb:cc` (one or two hex digits per byte, any
+/// case, as libvirt does); displays lower case with two digits per byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+/// The prefix QEMU and libvirt use for generated guest MACs.
+pub const QEMU_MAC_PREFIX: [u8; 3] = [0x52, 0x54, 0x00];
+
+/// Why a MAC address could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacParseError(pub String);
+
+impl fmt::Display for MacParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unable to parse mac address '{}': expected six hex bytes separated by ':', \
+             e.g. 52:54:00:12:34:56",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for MacParseError {}
+
+impl MacAddr {
+    /// A MAC with the given 3-byte prefix (OUI) and 3 low bytes, e.g. from a random source:
+    /// `MacAddr::with_prefix(QEMU_MAC_PREFIX, [r1, r2, r3])`.
+    pub fn with_prefix(prefix: [u8; 3], low: [u8; 3]) -> Self {
+        MacAddr([prefix[0], prefix[1], prefix[2], low[0], low[1], low[2]])
+    }
+
+    /// The six bytes.
+    pub fn octets(&self) -> [u8; 6] {
+        self.0
+    }
+
+    /// Whether this is a multicast (group) address: lowest bit of the first byte set.
+    /// A NIC's own address must be unicast.
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+
+    /// Whether all bytes are zero (libvirt treats this as "no MAC given").
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 6]
+    }
+
+    /// The MAC libvirt gives the host side of a tap device for this guest MAC: the same
+    /// address with the first byte replaced by 0xFE, so that the host bridge never adopts
+    /// the tap's address (a bridge takes the lowest MAC of its ports) and host and guest
+    /// sides differ.
+    pub fn tap_mac(&self) -> MacAddr {
+        let mut b = self.0;
+        b[0] = 0xfe;
+        MacAddr(b)
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = MacParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || MacParseError(s.to_string());
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in out.iter_mut() {
+            let p = parts.next().ok_or_else(err)?;
+            if p.is_empty() || p.len() > 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(err());
+            }
+            *byte = u8::from_str_radix(p, 16).map_err(|_| err())?;
+        }
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_display() {
+        let m: MacAddr = "52:54:00:E5:48:5A".parse().unwrap();
+        assert_eq!(m.to_string(), "52:54:00:e5:48:5a");
+        let short: MacAddr = "0:1:2:a:b:c".parse().unwrap();
+        assert_eq!(short.to_string(), "00:01:02:0a:0b:0c");
+        for bad in [
+            "",
+            "52:54:00:aa:bb",
+            "52:54:00:aa:bb:cc:dd",
+            "52-54-00-aa-bb-cc",
+            "52:54:00:aa:bb:cg",
+            "520:54:00:aa:bb:cc",
+            "52:54:00:aa::cc",
+            "+5:54:00:aa:bb:cc",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+        let e = "zz".parse::<MacAddr>().unwrap_err();
+        assert!(e.to_string().contains("unable to parse mac address 'zz'"));
+    }
+
+    #[test]
+    fn multicast_and_tap() {
+        let m: MacAddr = "01:00:5e:00:00:01".parse().unwrap();
+        assert!(m.is_multicast());
+        let u: MacAddr = "52:54:00:aa:bb:cc".parse().unwrap();
+        assert!(!u.is_multicast());
+        assert_eq!(u.tap_mac().to_string(), "fe:54:00:aa:bb:cc");
+        assert!(!u.tap_mac().is_multicast());
+        assert!(MacAddr::default().is_zero());
+        assert_eq!(
+            MacAddr::with_prefix(QEMU_MAC_PREFIX, [1, 2, 3]).to_string(),
+            "52:54:00:01:02:03"
+        );
+    }
+}
