@@ -1,1 +1,44 @@
-//! virtnet-host (placeholder; being written).
+//! virtnet-host: Linux host network plumbing for VM NICs.
+//!
+//! Everything the VM start and hot-plug code needs from the host goes through the small
+//! synchronous [`HostNet`] trait:
+//! - taps on `/dev/net/tun` (`IFF_TAP|IFF_NO_PI|IFF_VNET_HDR`, multiqueue), created
+//!   non-persistent so they vanish with their last fd (see [`tap`] for why), or opened by
+//!   name for `managed='no'`;
+//! - Linux bridge ports over rtnetlink (IFLA_MASTER, optional port isolation);
+//! - macvtap devices on a host NIC, used through `/dev/tapN`;
+//! - SR-IOV VFs: MAC/VLAN through the PF, rebinding to vfio-pci, restore on release.
+//!
+//! [`LinuxHost`] is the real implementation; [`FakeHost`] records calls and injects failures
+//! for plan tests. Every change comes with a [`HostUndo`] step; [`UndoStack`] rolls back.
+//! Netlink goes through [`netlink::NetlinkTransport`] so requests can be recorded
+//! ([`netlink::RecordingNetlink`]); sysfs lives under a configurable root ([`Sysfs`]).
+
+mod api;
+pub mod bridge;
+mod devnode;
+mod error;
+mod fake;
+mod linux;
+mod mac;
+pub mod macvtap;
+mod name;
+pub mod netlink;
+pub mod tap;
+mod tun;
+mod undo;
+pub mod vf;
+
+pub use api::HostNet;
+pub use bridge::BridgePortOpts;
+pub use error::{HostError, Result};
+pub use fake::{FakeCall, FakeHost};
+pub use linux::LinuxHost;
+pub use mac::{MacAddr, MacParseError};
+pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
+pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
+pub use netlink::LinkStatus;
+pub use tap::{TapHandle, TapSpec};
+pub use tun::tun_fd_info;
+pub use undo::{HostUndo, UndoStack};
+pub use vf::{PciAddr, PreparedVf, SavedVf, Sysfs, VfSpec};

@@ -1,0 +1,56 @@
+//! The [`HostNet`] trait: everything the VM start/hot-plug code asks of the host network.
+
+use crate::bridge::BridgePortOpts;
+use crate::error::Result;
+use crate::mac::MacAddr;
+use crate::macvtap::{MacvtapHandle, MacvtapSpec};
+use crate::netlink::LinkStatus;
+use crate::tap::{TapHandle, TapSpec};
+use crate::undo::HostUndo;
+use crate::vf::{PreparedVf, SavedVf, VfSpec};
+
+/// Host network plumbing for VM NICs.
+///
+/// The trait is synchronous: each call is a handful of netlink requests, ioctls and sysfs
+/// writes that complete in microseconds to milliseconds. Async callers (the tokio daemon)
+/// run it with `tokio::task::spawn_blocking`; this keeps the trait object-safe, lets tests
+/// call it from plain threads inside their own network namespace, and avoids nesting a
+/// runtime inside the daemon's runtime. Implementations are `Send + Sync` so an
+/// `Arc<dyn HostNet>` can be shared.
+///
+/// Every method that changes something returns (in its handle) the [`HostUndo`] that reverts
+/// it; on failure a method undoes its own partial work before returning the error.
+pub trait HostNet: Send + Sync {
+    /// Creates a tap (managed). See [`TapSpec`] for naming, MAC, MTU and queues.
+    fn create_tap(&self, spec: &TapSpec) -> Result<TapHandle>;
+
+    /// Opens `queues` fds on an existing persistent tap (`managed='no'`); changes nothing
+    /// on the tap and returns no undo.
+    fn open_tap(&self, name: &str, queues: u16, vnet_hdr: bool) -> Result<TapHandle>;
+
+    /// Makes `port` a port of the Linux bridge `bridge` (IFLA_MASTER).
+    fn attach_to_bridge(&self, port: &str, bridge: &str, opts: &BridgePortOpts)
+        -> Result<HostUndo>;
+
+    /// Removes `port` from `bridge`; does nothing if the port is gone or not on that bridge.
+    fn detach_from_bridge(&self, port: &str, bridge: &str) -> Result<()>;
+
+    /// Creates a macvtap on a host device and opens its `/dev/tapN` queues.
+    fn create_macvtap(&self, spec: &MacvtapSpec) -> Result<MacvtapHandle>;
+
+    /// Deletes a link. Idempotent: a missing link is fine, and if `ifindex` is given and the
+    /// name now belongs to another index (the name was reused), nothing is deleted.
+    fn delete_link(&self, name: &str, ifindex: Option<u32>) -> Result<()>;
+
+    /// Sets the MAC of link `name`; a missing link is fine (nothing to do).
+    fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()>;
+
+    /// Saves an SR-IOV VF's MAC/VLAN/driver, binds it to vfio-pci and sets MAC/VLAN.
+    fn prepare_vf(&self, spec: &VfSpec) -> Result<PreparedVf>;
+
+    /// Puts back what [`HostNet::prepare_vf`] saved (MAC, VLAN, original driver).
+    fn restore_vf(&self, saved: &SavedVf) -> Result<()>;
+
+    /// Looks up a link by name; `Ok(None)` if there is none.
+    fn link(&self, name: &str) -> Result<Option<LinkStatus>>;
+}

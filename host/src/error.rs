@@ -1,0 +1,320 @@
+//! The crate's single error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Convenience alias used throughout the crate.
+pub type Result<T, E = HostError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while plumbing host networking.
+///
+/// Each message names the device and says what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// An interface name the kernel would reject (checked before any system call).
+    #[error(
+        "invalid interface name '{name}': {reason} (names are 1-15 bytes, without '/', ':', \
+         '%' or whitespace, and not '.' or '..'): fix <target dev='...'/>"
+    )]
+    InvalidName {
+        /// The offending name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// A request that makes no sense (e.g. zero queues).
+    #[error("invalid request for '{device}': {reason}")]
+    InvalidSpec {
+        /// Device the request was about.
+        device: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// /dev/net/tun could not be opened.
+    #[error(
+        "cannot open /dev/net/tun: {source}: load the tun module (`modprobe tun`) and run \
+         with CAP_NET_ADMIN (as root)"
+    )]
+    TunUnavailable {
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// A device with the requested name already exists.
+    #[error(
+        "a network device named '{name}' already exists: choose another <target dev='...'/> \
+         or remove it with `ip link del {name}`"
+    )]
+    NameInUse {
+        /// The requested name.
+        name: String,
+    },
+
+    /// Every automatically generated name was taken.
+    #[error("no free interface name of the form '{prefix}N' after {tries} tries: delete unused '{prefix}*' devices")]
+    NoFreeName {
+        /// The prefix, e.g. `vnet`.
+        prefix: String,
+        /// How many names were tried.
+        tries: u32,
+    },
+
+    /// `managed='no'`: the tap must already exist.
+    #[error(
+        "tap '{name}' does not exist: with managed='no' it must be created beforehand, e.g. \
+         `ip tuntap add {name} mode tap vnet_hdr` (add `multi_queue` for queues > 1)"
+    )]
+    TapNotFound {
+        /// The tap name.
+        name: String,
+    },
+
+    /// The named device exists but is not a tap.
+    #[error("'{name}' is a {kind} device, not a tap: name an existing tap in <target dev='...'/>")]
+    NotATap {
+        /// The device name.
+        name: String,
+        /// Its kind (e.g. `veth`, `tun (layer 3)`).
+        kind: String,
+    },
+
+    /// The tap is held by another process.
+    #[error(
+        "tap '{name}' is busy: another process (another VM?) already has it open; stop that \
+         user or use a different tap"
+    )]
+    TapBusy {
+        /// The tap name.
+        name: String,
+    },
+
+    /// The existing tap's flags don't allow the requested queues/vnet_hdr.
+    #[error(
+        "tap '{name}' cannot be opened with {wanted}: {source}; recreate it with \
+         `ip tuntap add {name} mode tap vnet_hdr multi_queue` or change <driver queues=.../>"
+    )]
+    TapFlagsMismatch {
+        /// The tap name.
+        name: String,
+        /// What we asked for, e.g. `4 queues`.
+        wanted: String,
+        /// The kernel's answer.
+        source: io::Error,
+    },
+
+    /// The bridge named in `<source bridge=.../>` does not exist.
+    #[error(
+        "bridge '{bridge}' does not exist: create it with `ip link add {bridge} type bridge` \
+         or fix <source bridge='{bridge}'/>"
+    )]
+    BridgeNotFound {
+        /// The bridge name.
+        bridge: String,
+    },
+
+    /// The named device exists but is not a Linux bridge.
+    #[error(
+        "'{bridge}' is a {kind} device, not a Linux bridge: fix <source bridge='{bridge}'/> \
+         (Open vSwitch bridges need <virtualport type='openvswitch'/>, which is not supported)"
+    )]
+    NotABridge {
+        /// The device name.
+        bridge: String,
+        /// Its actual kind.
+        kind: String,
+    },
+
+    /// The port is already enslaved to another master device.
+    #[error("'{port}' is already attached to '{master}': detach it first (`ip link set {port} nomaster`)")]
+    AlreadyAttached {
+        /// The port.
+        port: String,
+        /// Its current master.
+        master: String,
+    },
+
+    /// A device that must exist does not.
+    #[error("network device '{name}' does not exist (check `ip link show`)")]
+    LinkNotFound {
+        /// The device name.
+        name: String,
+    },
+
+    /// The macvtap lower device (`<source dev=.../>`) does not exist.
+    #[error(
+        "host device '{name}' does not exist: fix <source dev='{name}'/> in the direct \
+         interface (see `ip link show` for candidates)"
+    )]
+    LowerDeviceNotFound {
+        /// The lower device name.
+        name: String,
+    },
+
+    /// Another macvtap/macvlan on the same lower device already uses this MAC.
+    #[error(
+        "macvtap '{name}' cannot come up: MAC {mac} is already used by another macvtap on \
+         '{lower}': give each interface a unique <mac address=.../>"
+    )]
+    MacInUse {
+        /// The macvtap.
+        name: String,
+        /// The lower device.
+        lower: String,
+        /// The duplicate MAC.
+        mac: String,
+    },
+
+    /// A netlink request failed.
+    #[error("netlink: cannot {op}: {source}")]
+    Netlink {
+        /// What we tried, e.g. "set MAC of 'vnet0'".
+        op: String,
+        /// The kernel's answer.
+        source: io::Error,
+    },
+
+    /// A tun/macvtap ioctl or device node operation failed.
+    #[error("cannot {op}: {source}")]
+    Device {
+        /// What we tried.
+        op: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// Reading or writing sysfs failed.
+    #[error("cannot {op} {path}: {source}")]
+    Sysfs {
+        /// `read`, `write 'x' to`, ...
+        op: String,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// No PCI device at that address.
+    #[error("no PCI device {addr} ({path} is missing): fix the <address .../> in <source>")]
+    PciDeviceNotFound {
+        /// PCI address.
+        addr: String,
+        /// Where we looked.
+        path: PathBuf,
+    },
+
+    /// The PCI device is not an SR-IOV virtual function.
+    #[error(
+        "PCI device {addr} is not an SR-IOV virtual function (no physfn link): give a VF \
+         address, see `ls -l /sys/bus/pci/devices/*/virtfn*`"
+    )]
+    NotAVf {
+        /// PCI address.
+        addr: String,
+    },
+
+    /// The PF of a VF has no network device (driver not loaded?).
+    #[error(
+        "the physical function {pf} of VF {addr} has no network device: load the PF's \
+         network driver"
+    )]
+    PfWithoutNetdev {
+        /// VF address.
+        addr: String,
+        /// PF address.
+        pf: String,
+    },
+
+    /// The VF is not listed among its PF's virtfnN links.
+    #[error("VF {addr} is not listed under its PF {pf} (no virtfnN link points to it)")]
+    VfIndexNotFound {
+        /// VF address.
+        addr: String,
+        /// PF address.
+        pf: String,
+    },
+
+    /// The PF did not report the VF in IFLA_VFINFO_LIST.
+    #[error(
+        "PF '{pf}' reports no configuration for VF {index}: is SR-IOV enabled (sriov_numvfs)?"
+    )]
+    VfInfoMissing {
+        /// PF netdev.
+        pf: String,
+        /// VF index.
+        index: u32,
+    },
+
+    /// The target driver (usually vfio-pci) is not loaded.
+    #[error("kernel driver '{driver}' is not loaded ({path} is missing): run `modprobe {driver}`")]
+    DriverMissing {
+        /// Driver name.
+        driver: String,
+        /// Where we looked.
+        path: PathBuf,
+    },
+
+    /// After probing, the device is not bound to the expected driver.
+    #[error(
+        "PCI device {addr} did not bind to '{driver}' (bound to: {found}): check `dmesg`, and \
+         that the IOMMU is enabled (intel_iommu=on / amd_iommu=on)"
+    )]
+    BindFailed {
+        /// PCI address.
+        addr: String,
+        /// Wanted driver.
+        driver: String,
+        /// What it is bound to now (`none` if unbound).
+        found: String,
+    },
+
+    /// A failure injected by [`crate::FakeHost`].
+    #[error("injected failure at call #{call} ({what})")]
+    Injected {
+        /// 0-based call number.
+        call: usize,
+        /// The call that failed.
+        what: String,
+    },
+
+    /// An operation failed and undoing its earlier steps failed too.
+    #[error("{error}; undoing the earlier steps also failed: {}", undo_errors.join("; "))]
+    UndoFailed {
+        /// The original failure.
+        error: Box<HostError>,
+        /// What went wrong while undoing.
+        undo_errors: Vec<String>,
+    },
+}
+
+impl HostError {
+    /// Wraps a netlink I/O error with what we were doing.
+    pub(crate) fn netlink(op: impl Into<String>, source: io::Error) -> Self {
+        HostError::Netlink {
+            op: op.into(),
+            source,
+        }
+    }
+
+    /// Wraps a device (ioctl/open/mknod) error with what we were doing.
+    pub(crate) fn device(op: impl Into<String>, source: io::Error) -> Self {
+        HostError::Device {
+            op: op.into(),
+            source,
+        }
+    }
+
+    /// Attaches the errors of a failed undo to the original error (if any).
+    pub(crate) fn with_undo_errors(self, undo_errors: Vec<HostError>) -> Self {
+        if undo_errors.is_empty() {
+            self
+        } else {
+            HostError::UndoFailed {
+                error: Box::new(self),
+                undo_errors: undo_errors.iter().map(|e| e.to_string()).collect(),
+            }
+        }
+    }
+}

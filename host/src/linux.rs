@@ -1,0 +1,152 @@
+//! [`LinuxHost`]: the real implementation of [`HostNet`].
+
+use std::path::{Path, PathBuf};
+
+use netlink_packet_route::link::LinkAttribute;
+
+use crate::api::HostNet;
+use crate::bridge::BridgePortOpts;
+use crate::error::{HostError, Result};
+use crate::mac::MacAddr;
+use crate::macvtap::{MacvtapHandle, MacvtapSpec};
+use crate::name::NameCounter;
+use crate::netlink::{self, LinkRef, LinkStatus, NetlinkTransport, SocketTransport};
+use crate::tap::{TapHandle, TapSpec};
+use crate::undo::HostUndo;
+use crate::vf::{self, PreparedVf, SavedVf, Sysfs, VfSpec};
+
+/// Linux host networking: `/dev/net/tun`, rtnetlink, sysfs, `/dev/tapN`.
+///
+/// Its netlink socket belongs to the network namespace of the thread that created it, and
+/// taps are created in the namespace of the calling thread. `sysfs/class/net` is
+/// per-namespace too: the sysfs root must be mounted from the same network namespace (the
+/// tests mount a fresh sysfs in theirs) for macvtap lookups to work.
+pub struct LinuxHost {
+    pub(crate) nl: Box<dyn NetlinkTransport>,
+    pub(crate) sysfs: Sysfs,
+    pub(crate) dev_dir: PathBuf,
+    pub(crate) tap_names: NameCounter,
+    pub(crate) macvtap_names: NameCounter,
+}
+
+impl LinuxHost {
+    /// The real host: a netlink socket, sysfs at `/sys`, device nodes in `/dev`.
+    pub fn new() -> Result<Self> {
+        let nl = SocketTransport::open()
+            .map_err(|e| HostError::netlink("open a NETLINK_ROUTE socket", e))?;
+        Ok(Self::with_parts(Box::new(nl), Sysfs::new("/sys"), "/dev"))
+    }
+
+    /// Builds a host from parts: tests pass a [`crate::netlink::RecordingNetlink`], a fake
+    /// sysfs tree, or a private device directory (where `/dev/tapN` nodes are made).
+    pub fn with_parts(
+        nl: Box<dyn NetlinkTransport>,
+        sysfs: Sysfs,
+        dev_dir: impl Into<PathBuf>,
+    ) -> Self {
+        LinuxHost {
+            nl,
+            sysfs,
+            dev_dir: dev_dir.into(),
+            tap_names: NameCounter::new("vnet"),
+            macvtap_names: NameCounter::new("macvtap"),
+        }
+    }
+
+    /// The sysfs used for macvtap and VF lookups.
+    pub fn sysfs(&self) -> &Sysfs {
+        &self.sysfs
+    }
+
+    /// The directory holding `tapN` device nodes.
+    pub fn dev_dir(&self) -> &Path {
+        &self.dev_dir
+    }
+
+    /// The ifindex of `name`, or `LinkNotFound`.
+    pub(crate) fn ifindex(&self, name: &str) -> Result<u32> {
+        match netlink::get_link(&*self.nl, LinkRef::Name(name), false) {
+            Ok(Some(m)) => Ok(m.header.index),
+            Ok(None) => Err(HostError::LinkNotFound {
+                name: name.to_string(),
+            }),
+            Err(e) => Err(HostError::netlink(format!("look up '{name}'"), e)),
+        }
+    }
+}
+
+impl HostNet for LinuxHost {
+    fn create_tap(&self, spec: &TapSpec) -> Result<TapHandle> {
+        self.create_tap_impl(spec)
+    }
+
+    fn open_tap(&self, name: &str, queues: u16, vnet_hdr: bool) -> Result<TapHandle> {
+        self.open_tap_impl(name, queues, vnet_hdr)
+    }
+
+    fn attach_to_bridge(
+        &self,
+        port: &str,
+        bridge: &str,
+        opts: &BridgePortOpts,
+    ) -> Result<HostUndo> {
+        self.attach_impl(port, bridge, opts)
+    }
+
+    fn detach_from_bridge(&self, port: &str, bridge: &str) -> Result<()> {
+        self.detach_impl(port, bridge)
+    }
+
+    fn create_macvtap(&self, spec: &MacvtapSpec) -> Result<MacvtapHandle> {
+        self.create_macvtap_impl(spec)
+    }
+
+    fn delete_link(&self, name: &str, ifindex: Option<u32>) -> Result<()> {
+        let op = || format!("delete '{name}'");
+        let Some(m) = netlink::get_link(&*self.nl, LinkRef::Name(name), false)
+            .map_err(|e| HostError::netlink(op(), e))?
+        else {
+            return Ok(());
+        };
+        if ifindex.is_some_and(|i| i != m.header.index) {
+            return Ok(());
+        }
+        match netlink::del_link(&*self.nl, m.header.index) {
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+            r => r.map_err(|e| HostError::netlink(op(), e)),
+        }
+    }
+
+    fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()> {
+        let op = || format!("set MAC {mac} on '{name}'");
+        let Some(m) = netlink::get_link(&*self.nl, LinkRef::Name(name), false)
+            .map_err(|e| HostError::netlink(op(), e))?
+        else {
+            return Ok(());
+        };
+        let attrs = vec![LinkAttribute::Address(mac.0.to_vec())];
+        netlink::set_link(&*self.nl, m.header.index, attrs, None)
+            .map_err(|e| HostError::netlink(op(), e))
+    }
+
+    fn prepare_vf(&self, spec: &VfSpec) -> Result<PreparedVf> {
+        vf::prepare(&*self.nl, &self.sysfs, spec)
+    }
+
+    fn restore_vf(&self, saved: &SavedVf) -> Result<()> {
+        vf::restore(&*self.nl, &self.sysfs, saved)
+    }
+
+    fn link(&self, name: &str) -> Result<Option<LinkStatus>> {
+        let op = |e| HostError::netlink(format!("look up '{name}'"), e);
+        let Some(m) = netlink::get_link(&*self.nl, LinkRef::Name(name), false).map_err(op)? else {
+            return Ok(None);
+        };
+        let mut status = LinkStatus::from_message(&m);
+        if let Some(master) = netlink::link_master(&m) {
+            let mm = netlink::get_link(&*self.nl, LinkRef::Index(master), false).map_err(op)?;
+            status.master = mm.as_ref().and_then(netlink::link_name).map(str::to_string);
+        }
+        Ok(Some(status))
+    }
+}
