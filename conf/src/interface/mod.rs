@@ -205,9 +205,9 @@ impl Interface {
     }
 
     /// The number of queue pairs (multiqueue), when more than one is configured on a virtio
-    /// model (libvirt ignores `<driver>` settings of other models).
+    /// model (libvirt ignores `<driver>` settings of other models and of hostdev interfaces).
     pub fn queues(&self) -> Option<u32> {
-        if !self.is_virtio() {
+        if !self.is_virtio() || self.is_hostdev() {
             return None;
         }
         self.driver
