@@ -557,3 +557,7 @@ fn virtio_serial_addresses(d: &mut Domain) -> Result<(), ConfError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "defaults_tests.rs"]
+mod tests;

@@ -498,3 +498,6 @@ impl Domain {
         pci::next_free_slot(self)
     }
 }
+
+#[cfg(test)]
+mod tests;
