@@ -65,7 +65,7 @@ fn vhostuser_without_shared_memory_is_refused_and_says_what_to_add() {
     let err = stderr(&out);
     assert!(err.contains("requires shared memory"), "{err}");
     assert!(err.contains("memoryBacking"), "{err}");
-    assert!(err.contains(":9:"), "error should point at the interface on line 9: {err}");
+    assert!(err.contains(":8:"), "error should point at the interface on line 8: {err}");
 }
 
 #[test]
