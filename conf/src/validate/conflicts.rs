@@ -17,8 +17,9 @@ pub struct Context<'a> {
     /// Whether guest RAM is shared (memfd/file backing with access mode shared, or
     /// memAccess='shared' on every NUMA cell).
     pub shared_memory: bool,
-    /// Guest PCI addresses of devices other than interfaces: (description, address, position).
-    pub other_pci: Vec<(String, PciAddress, Pos)>,
+    /// Every guest PCI address in use, interfaces included: (description, address, position),
+    /// as [`crate::Domain::pci_addresses_in_use`] gives them. `None`: only the interfaces'.
+    pub pci_in_use: Option<Vec<(String, PciAddress, Pos)>>,
     /// Other vhost-user devices (e.g. `<disk type='vhostuser'>`): (element name, description,
     /// position).
     pub other_vhost_user: Vec<(String, String, Pos)>,
@@ -194,25 +195,25 @@ pub fn check(ctx: &Context<'_>) -> Vec<ConfError> {
     );
 
     // Guest PCI addresses.
-    duplicates(
-        ctx.other_pci
+    let pci: Vec<(PciAddress, String, Pos)> = match &ctx.pci_in_use {
+        Some(all) => all.iter().map(|(d, a, p)| (*a, d.clone(), *p)).collect(),
+        None => ifaces
             .iter()
-            .cloned()
-            .map(|(d, a, p)| (a, d, p))
-            .chain(ifaces.iter().filter_map(|i| match &i.address {
+            .filter_map(|i| match &i.address {
                 Some(DeviceAddress::Pci { addr, .. }) => Some((*addr, who(i), i.pos)),
                 _ => None,
-            })),
-        |addr, second, first, pos| {
-            errs.push(ConfError::conflict(
-                pos,
-                format!(
-                    "{second} and {first} both use guest PCI address {addr}: give one of them \
-                     another <address> or remove it to have one assigned"
-                ),
-            ))
-        },
-    );
+            })
+            .collect(),
+    };
+    duplicates(pci, |addr, second, first, pos| {
+        errs.push(ConfError::conflict(
+            pos,
+            format!(
+                "{second} and {first} both use guest PCI address {addr}: give one of them \
+                 another <address> or remove it to have one assigned"
+            ),
+        ))
+    });
 
     // Host devices passed through.
     duplicates(

@@ -141,11 +141,18 @@ fn pci_conflict_with_other_devices() {
     let ctx = Context {
         interfaces: &list,
         shared_memory: true,
-        other_pci: vec![(
-            "video (line 30)".into(),
-            crate::address::PciAddress::slot(5),
-            Pos { line: 30, col: 5 },
-        )],
+        pci_in_use: Some(vec![
+            (
+                "video (line 30)".into(),
+                crate::address::PciAddress::slot(5),
+                Pos { line: 30, col: 5 },
+            ),
+            (
+                who(&list[0]),
+                crate::address::PciAddress::slot(5),
+                list[0].pos,
+            ),
+        ]),
         ..Context::default()
     };
     let e = check_conflicts(&ctx);
@@ -261,4 +268,107 @@ fn teaming_rules() {
     );
     let e = one_error("<interface type='hostdev'><source><address type='pci' bus='3'/></source><teaming type='transient' persistent='ua-none'/></interface>");
     assert!(e.contains("persistent='ua-none'"), "{e}");
+}
+
+/// A small domain with the given devices (after `<emulator>`), parsed and defaulted.
+fn domain(devices: &str, memory_backing: &str) -> crate::Domain {
+    let xml = format!(
+        "<domain type='qemu'>
+  <name>t</name>
+  <memory unit='KiB'>219136</memory>
+  {memory_backing}
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+{devices}
+  </devices>
+</domain>"
+    );
+    let mut d = crate::Domain::parse(&xml).expect("parses");
+    d.fill_defaults().expect("defaults");
+    d
+}
+
+fn domain_errors(devices: &str, memory_backing: &str) -> Vec<String> {
+    validate(&domain(devices, memory_backing))
+        .iter()
+        .map(|e| e.located())
+        .collect()
+}
+
+const SHARED: &str = "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>";
+
+#[test]
+fn whole_domain_rules() {
+    // A vhost-user disk needs shared memory as well.
+    let disk = "<disk type='vhostuser' device='disk'><driver name='qemu' type='raw'/>\
+                <source type='unix' path='/tmp/vhost1.sock'/><target dev='vda' bus='virtio'/></disk>";
+    let e = domain_errors(disk, "");
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].contains("'disk' requires shared memory"), "{}", e[0]);
+    assert!(domain_errors(disk, SHARED).is_empty());
+
+    // A VF given to an interface and to a <hostdev>.
+    let e = domain_errors(
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x03' slot='0x07' function='0x1'/></source></hostdev>
+<interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:01'/><source><address type='pci' domain='0x0000' bus='0x03' slot='0x07' function='0x1'/></source></interface>",
+        "",
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].contains("host PCI device 0000:03:07.1"), "{}", e[0]);
+
+    // An interface on the guest PCI address of another device (fill_defaults refuses this
+    // too; validation catches it in definitions checked without defaults).
+    let text = "<domain type='qemu'><name>t</name><memory>1024</memory><os><type>hvm</type></os><devices>
+<interface type='user'><mac address='52:54:00:00:00:01'/><address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></interface>
+<sound model='ich6'><address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></sound>
+</devices></domain>";
+    let e: Vec<String> = validate(&crate::Domain::parse(text).unwrap())
+        .iter()
+        .map(|e| e.located())
+        .collect();
+    assert!(
+        e.iter()
+            .any(|m| m.contains("guest PCI address 0000:00:05.0")),
+        "{e:#?}"
+    );
+
+    // An alias used by a disk and an interface.
+    let e = domain_errors(
+        "<disk type='file' device='disk'><source file='/x.img'/><target dev='vda' bus='virtio'/><alias name='ua-x'/></disk>
+<interface type='user'><mac address='52:54:00:00:00:01'/><alias name='ua-x'/></interface>",
+        "",
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].contains("alias 'ua-x'") && e[0].contains("disk 'vda'"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn new_interface_reports_only_its_own_problems() {
+    let d = domain(
+        "<interface type='vhostuser'><mac address='52:54:00:00:00:01'/><source type='unix' path='/run/a.sock' mode='client'/></interface>
+<interface type='user'><mac address='52:54:00:00:00:01'/></interface>",
+        SHARED,
+    );
+    assert_eq!(validate(&d).len(), 1, "the domain has one problem already");
+    let new = Interface::from_element(
+        parse_document(
+            "<interface type='vhostuser'><mac address='52:54:00:00:00:02'/><source type='unix' path='/run/a.sock' mode='client'/></interface>",
+            Limits::default(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let e = validate_new_interface(&d, &new);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].to_string().contains("'/run/a.sock'"));
+    let mut ok = new.clone();
+    if let crate::interface::InterfaceKind::VhostUser { socket: Some(s) } = &mut ok.kind {
+        s.path.value = "/run/b.sock".into();
+    }
+    assert!(validate_new_interface(&d, &ok).is_empty());
 }
