@@ -1,0 +1,1 @@
+//! virtnet test utilities.

@@ -1,0 +1,132 @@
+//! [`VmError`]: the crate's one error type.
+
+use std::path::PathBuf;
+
+use virtnet_host::HostError;
+use virtnet_qemu::QemuError;
+
+use crate::exec::StepId;
+
+/// Everything that can go wrong planning, starting or stopping a VM. Messages say what was
+/// wrong, where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// `type='network'` needs the network driver, which does not exist yet.
+    #[error(
+        "{nic}: <interface type='network'> (network '{network}') cannot be started yet: \
+         virtnet has no virtual network driver. Use <interface type='bridge'> with \
+         <source bridge='...'/> naming the host bridge the network would use"
+    )]
+    NetworkUnsupported {
+        /// The interface (`interface 52:54:00:.. (#0, type='network')`).
+        nic: String,
+        /// The network name.
+        network: String,
+    },
+
+    /// An interface type or setting the VM start does not handle.
+    #[error("{nic}: {reason}")]
+    UnsupportedInterface {
+        /// The interface.
+        nic: String,
+        /// What is not supported and what to use instead.
+        reason: String,
+    },
+
+    /// The plan context is unusable (e.g. a first fd number below 3).
+    #[error("invalid plan context: {0}")]
+    InvalidContext(String),
+
+    /// The QEMU command line could not be built.
+    #[error("cannot build the QEMU command line: {0}")]
+    Argv(#[source] QemuError),
+
+    /// A host operation failed.
+    #[error("{what}: {source}")]
+    Host {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: HostError,
+    },
+
+    /// A QEMU or QMP operation failed.
+    #[error("{what}: {source}")]
+    Qemu {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: QemuError,
+    },
+
+    /// A file system operation failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The path.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A failure injected by a test ([`crate::exec::ExecOptions::fail_at`]).
+    #[error("failure injected at {0} (test hook)")]
+    Injected(StepId),
+
+    /// Starting failed at one step; everything done before it was undone (see `cleanup`).
+    #[error(
+        "VM '{vm}' did not start: {step} failed: {cause}{}",
+        cleanup_note(cleanup)
+    )]
+    StartFailed {
+        /// The domain name.
+        vm: String,
+        /// Which step failed, e.g. `host step 1 (attach tap to bridge 'br0')`.
+        step: String,
+        /// Which step, as a value.
+        step_id: StepId,
+        /// Why.
+        #[source]
+        cause: Box<VmError>,
+        /// Undo steps that failed too (empty = clean rollback: nothing left behind).
+        cleanup: Vec<String>,
+    },
+
+    /// QEMU stopped, but some host resources could not be released.
+    #[error(
+        "VM '{vm}' stopped, but releasing its host resources failed: {}. Remove them by hand \
+         (ip link del NAME) or retry",
+        errors.join("; ")
+    )]
+    StopCleanup {
+        /// The domain name.
+        vm: String,
+        /// What could not be undone.
+        errors: Vec<String>,
+    },
+}
+
+fn cleanup_note(cleanup: &[String]) -> String {
+    if cleanup.is_empty() {
+        "; everything it had set up was undone".to_string()
+    } else {
+        format!(
+            "; undoing what was set up also failed, left behind: {}",
+            cleanup.join("; ")
+        )
+    }
+}
+
+impl VmError {
+    /// For [`VmError::StartFailed`], the step that failed.
+    pub fn failed_step(&self) -> Option<StepId> {
+        match self {
+            VmError::StartFailed { step_id, .. } => Some(*step_id),
+            _ => None,
+        }
+    }
+}

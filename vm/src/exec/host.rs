@@ -1,0 +1,205 @@
+//! Carrying out one [`HostStep`] on a [`HostNet`].
+
+use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
+
+use virtnet_host::{
+    BridgePortOpts, HostNet, MacAddr, MacvtapMode, MacvtapSpec, PciAddr, TapSpec, UndoStack, VfSpec,
+};
+
+use super::resources::{HostResources, NicResource, UndoRecord};
+use crate::error::VmError;
+use crate::plan::{FdSink, HostStep};
+
+/// The fds one step opened, with the numbers QEMU must see them at.
+pub(crate) type PlacedFds = Vec<(OwnedFd, i32)>;
+
+fn mac(s: &str) -> Result<MacAddr, VmError> {
+    s.parse()
+        .map_err(|_| VmError::InvalidContext(format!("the plan has an invalid MAC '{s}': re-plan")))
+}
+
+fn host_err(what: String) -> impl FnOnce(virtnet_host::HostError) -> VmError {
+    move |source| VmError::Host { what, source }
+}
+
+/// Pairs opened fds with the step's inherited targets; a start plan has no `getfd` names.
+fn place(fds: Vec<OwnedFd>, sink: &FdSink) -> Result<PlacedFds, VmError> {
+    let FdSink::Inherit(targets) = sink else {
+        return Err(VmError::InvalidContext(
+            "a start plan's fds must be inherited by number, not sent with getfd (this plan \
+             was made for hot-plug)"
+                .into(),
+        ));
+    };
+    if targets.len() != fds.len() {
+        return Err(VmError::InvalidContext(format!(
+            "{} fds opened but the plan places {}",
+            fds.len(),
+            targets.len()
+        )));
+    }
+    Ok(fds.into_iter().zip(targets.iter().copied()).collect())
+}
+
+/// Runs `step`, recording its undo steps (before anything later can fail) and resources.
+pub(crate) fn run_step(
+    host: &dyn HostNet,
+    step: &HostStep,
+    undo: &mut UndoStack,
+    res: &mut HostResources,
+) -> Result<PlacedFds, VmError> {
+    match step {
+        HostStep::CreateTap {
+            nic,
+            name,
+            mac: m,
+            mtu,
+            queues,
+            vnet_hdr,
+            bridge,
+            isolated,
+            fds,
+        } => {
+            let spec = TapSpec {
+                name: name.clone(),
+                guest_mac: mac(m)?,
+                mtu: *mtu,
+                queues: *queues,
+                vnet_hdr: *vnet_hdr,
+            };
+            let tap = host.create_tap(&spec).map_err(host_err(step.describe()))?;
+            record(undo, res, &tap.undo);
+            res.nics.push(NicResource {
+                nic: *nic,
+                kind: "tap".into(),
+                name: tap.name.clone(),
+                ifindex: Some(tap.ifindex),
+                managed: true,
+                bridge: bridge.clone(),
+            });
+            let placed = place(tap.fds, fds)?;
+            if let Some(b) = bridge {
+                let opts = BridgePortOpts {
+                    isolated: *isolated,
+                };
+                let u = host
+                    .attach_to_bridge(&tap.name, b, &opts)
+                    .map_err(host_err(format!(
+                        "attach tap '{}' to bridge '{b}'",
+                        tap.name
+                    )))?;
+                record(undo, res, std::slice::from_ref(&u));
+            }
+            Ok(placed)
+        }
+        HostStep::OpenTap {
+            nic,
+            name,
+            queues,
+            vnet_hdr,
+            fds,
+        } => {
+            let tap = host
+                .open_tap(name, *queues, *vnet_hdr)
+                .map_err(host_err(step.describe()))?;
+            record(undo, res, &tap.undo);
+            res.nics.push(NicResource {
+                nic: *nic,
+                kind: "tap".into(),
+                name: tap.name.clone(),
+                ifindex: Some(tap.ifindex),
+                managed: false,
+                bridge: None,
+            });
+            place(tap.fds, fds)
+        }
+        HostStep::CreateMacvtap {
+            nic,
+            name,
+            lower,
+            mode,
+            mac: m,
+            mtu,
+            queues,
+            vnet_hdr,
+            fds,
+        } => {
+            let mode: MacvtapMode = mode.parse().map_err(VmError::InvalidContext)?;
+            let spec = MacvtapSpec {
+                name: name.clone(),
+                lower: lower.clone(),
+                mode,
+                mac: mac(m)?,
+                mtu: *mtu,
+                queues: *queues,
+                vnet_hdr: *vnet_hdr,
+            };
+            let mv = host
+                .create_macvtap(&spec)
+                .map_err(host_err(step.describe()))?;
+            record(undo, res, &mv.undo);
+            res.nics.push(NicResource {
+                nic: *nic,
+                kind: "macvtap".into(),
+                name: mv.name.clone(),
+                ifindex: Some(mv.ifindex),
+                managed: true,
+                bridge: None,
+            });
+            place(mv.fds, fds)
+        }
+        HostStep::OpenVhostNet { fds, .. } => {
+            let path = "/dev/vhost-net";
+            let opened = (0..fds.len())
+                .map(|_| {
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(path)
+                        .map(OwnedFd::from)
+                        .map_err(|source| VmError::Io {
+                            what: "open (load the vhost_net module, or use <driver \
+                                   name='qemu'/>)"
+                                .into(),
+                            path: path.into(),
+                            source,
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            place(opened, fds)
+        }
+        HostStep::PrepareVf {
+            nic,
+            pci,
+            mac: m,
+            vlan,
+            ..
+        } => {
+            let addr: PciAddr = pci.parse().map_err(|_| {
+                VmError::InvalidContext(format!("the plan has an invalid PCI address '{pci}'"))
+            })?;
+            let mut spec = VfSpec::new(addr);
+            spec.mac = m.as_deref().map(mac).transpose()?;
+            spec.vlan = *vlan;
+            let vf = host.prepare_vf(&spec).map_err(host_err(step.describe()))?;
+            record(undo, res, std::slice::from_ref(&vf.undo));
+            res.nics.push(NicResource {
+                nic: *nic,
+                kind: "vf".into(),
+                name: pci.clone(),
+                ifindex: None,
+                managed: true,
+                bridge: None,
+            });
+            Ok(Vec::new())
+        }
+    }
+}
+
+fn record(undo: &mut UndoStack, res: &mut HostResources, steps: &[virtnet_host::HostUndo]) {
+    for s in steps {
+        res.undo.push(UndoRecord::from(s));
+        undo.push(s.clone());
+    }
+}

@@ -1,0 +1,147 @@
+//! Planning a VM start: pure, no I/O. [`plan_start`] turns a [`Domain`] and a
+//! [`PlanContext`] into a [`StartPlan`] value: host steps with the fd numbers QEMU will see,
+//! the QEMU argv, the QMP commands after start. The executor ([`crate::exec`]) only carries
+//! it out.
+
+mod nic;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use virtnet_conf::devices::ChrSource;
+use virtnet_conf::Domain;
+use virtnet_qemu::argv::{build_argv, RuntimePaths};
+use virtnet_qemu::{post_start_qmp, QemuCaps};
+
+pub use nic::{effective_caps, nic_plan};
+pub use types::{
+    FdNaming, FdSink, HostStep, NicPlan, PlannedBackend, PlannedCaps, QmpCommand, StartPlan,
+};
+
+use crate::error::VmError;
+
+/// Longest unix socket path (`sun_path` holds 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// What the plan needs to know besides the domain. Probe it once per QEMU binary
+/// ([`crate::probe_caps`]) and pick a run dir per VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanContext {
+    /// The QEMU binary (`/usr/bin/qemu-system-x86_64`).
+    pub qemu_binary: PathBuf,
+    /// Its version and whether `/dev/vhost-net` is usable.
+    pub caps: QemuCaps,
+    /// The per-VM run directory (QMP socket, log unless `log_path`); must not exist yet.
+    pub run_dir: PathBuf,
+    /// QEMU's log file; `None` = `<run_dir>/qemu.log` (removed with the run dir).
+    pub log_path: Option<PathBuf>,
+    /// The first fd number QEMU inherits (3 or more); the rest follow in order.
+    pub first_fd: i32,
+}
+
+impl PlanContext {
+    /// A context with the log in the run dir and inherited fds from 3.
+    pub fn new(
+        qemu_binary: impl Into<PathBuf>,
+        caps: QemuCaps,
+        run_dir: impl Into<PathBuf>,
+    ) -> Self {
+        PlanContext {
+            qemu_binary: qemu_binary.into(),
+            caps,
+            run_dir: run_dir.into(),
+            log_path: None,
+            first_fd: 3,
+        }
+    }
+}
+
+/// Plans the start of `domain` (from [`virtnet_conf::load_domain`]: defaults filled,
+/// validated; every non-hostdev interface needs a MAC).
+///
+/// Errors: an interface type that cannot be started ([`VmError::NetworkUnsupported`],
+/// [`VmError::UnsupportedInterface`]), a command line that cannot be built
+/// ([`VmError::Argv`]), an unusable context ([`VmError::InvalidContext`]).
+pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmError> {
+    if ctx.first_fd < 3 {
+        return Err(VmError::InvalidContext(format!(
+            "first_fd is {}; fds 0-2 are QEMU's stdin/stdout/stderr, start at 3 or more",
+            ctx.first_fd
+        )));
+    }
+    let qmp_socket = ctx.run_dir.join("qmp.sock");
+    if qmp_socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(VmError::InvalidContext(format!(
+            "the QMP socket path {} is longer than {MAX_SOCKET_PATH} bytes, the most a unix \
+             socket path can have: use a shorter run dir",
+            qmp_socket.display()
+        )));
+    }
+    let caps = effective_caps(domain, &ctx.caps);
+    let mut fds = FdNaming::Inherit { next: ctx.first_fd };
+    let nics = (0..domain.devices.interfaces.len())
+        .map(|i| nic_plan(domain, i, &caps, &mut fds))
+        .collect::<Result<Vec<_>, _>>()?;
+    let backends: Vec<_> = nics.iter().map(NicPlan::qemu_backend).collect();
+    let argv = build_argv(domain, &caps, &backends, &RuntimePaths::new(&qmp_socket))
+        .map_err(VmError::Argv)?;
+    let mut post_start: Vec<QmpCommand> = post_start_qmp(domain)
+        .into_iter()
+        .map(|(execute, arguments)| QmpCommand { execute, arguments })
+        .collect();
+    post_start.push(QmpCommand {
+        execute: "cont".into(),
+        arguments: json!({}),
+    });
+    Ok(StartPlan {
+        name: domain.name().to_string(),
+        qemu_binary: ctx.qemu_binary.clone(),
+        log_path: ctx
+            .log_path
+            .clone()
+            .unwrap_or_else(|| ctx.run_dir.join("qemu.log")),
+        run_dir: ctx.run_dir.clone(),
+        qmp_socket,
+        caps: PlannedCaps {
+            version: caps.version.to_string(),
+            vhost_net: caps.vhost_net,
+        },
+        host_steps: nics.iter().flat_map(|n| n.steps.clone()).collect(),
+        sockets_to_remove: listening_sockets(domain, &nics),
+        nics,
+        argv,
+        post_start,
+    })
+}
+
+/// Unix sockets QEMU will listen on outside the run dir (QEMU leaves them behind when killed).
+fn listening_sockets(domain: &Domain, nics: &[NicPlan]) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = nics
+        .iter()
+        .filter_map(|n| match &n.backend {
+            PlannedBackend::VhostUser { socket, mode } if mode == "server" => {
+                Some(PathBuf::from(socket))
+            }
+            _ => None,
+        })
+        .collect();
+    let d = &domain.devices;
+    for c in d.serials.iter().chain(&d.consoles).chain(&d.channels) {
+        if let ChrSource::Unix {
+            listen: true,
+            path: Some(p),
+            ..
+        } = &c.source
+        {
+            let p = PathBuf::from(p);
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,293 @@
+//! One plan function per interface type: what to set up on the host and what QEMU gets.
+//! Start ([`super::plan_start`]) and hot-plug both use [`nic_plan`]; they differ only in the
+//! [`FdNaming`] they pass (inherited fd numbers vs `getfd` names).
+
+use virtnet_conf::domain::DomainType;
+use virtnet_conf::interface::{HostdevSource, InterfaceKind, InterfaceType};
+use virtnet_conf::{Domain, Interface};
+use virtnet_qemu::{tap_fds_needed, NicSpec, QemuCaps, TapFds};
+
+use super::types::{FdNaming, HostStep, NicPlan, PlannedBackend};
+use crate::error::VmError;
+
+/// The capabilities the command line is built with for `domain`: as libvirt does, a TCG guest
+/// (`<domain type='qemu'>`) never uses vhost-net, whatever the host has.
+pub fn effective_caps(domain: &Domain, caps: &QemuCaps) -> QemuCaps {
+    QemuCaps {
+        vhost_net: caps.vhost_net && domain.domain_type() == DomainType::Kvm,
+        ..*caps
+    }
+}
+
+/// Plans interface `index` of `domain`: its host steps (fd targets from `fds`) and back end.
+///
+/// `caps` are the QEMU binary's; the TCG rule of [`effective_caps`] is applied here.
+/// Refuses `type='network'` (no network driver yet), `vdpa`, USB hostdev, and interfaces
+/// without a MAC (give one, or assign one when the domain is defined).
+pub fn nic_plan(
+    domain: &Domain,
+    index: usize,
+    caps: &QemuCaps,
+    fds: &mut FdNaming,
+) -> Result<NicPlan, VmError> {
+    let spec = NicSpec::from_domain(domain, index).ok_or_else(|| {
+        VmError::InvalidContext(format!(
+            "interface #{index} does not exist (the domain has {})",
+            domain.devices.interfaces.len()
+        ))
+    })?;
+    let caps = effective_caps(domain, caps);
+    check_vhost_driver(domain, &spec)?;
+    let iface = spec.iface;
+    let mut plan = NicPlan {
+        index,
+        type_: iface.type_().as_str().to_string(),
+        device_id: spec.ids.device.clone(),
+        netdev_id: (!iface.is_hostdev()).then(|| spec.ids.netdev.clone()),
+        mac: iface.mac().map(|m| m.to_string()),
+        steps: Vec::new(),
+        backend: PlannedBackend::User,
+    };
+    if plan.mac.is_none() && !iface.is_hostdev() {
+        return Err(unsupported(
+            &spec,
+            "it has no MAC address: give one with <mac address='52:54:00:xx:xx:xx'/> (virtnet \
+             plans are deterministic and do not invent one)",
+        ));
+    }
+    let mac = plan.mac.clone().unwrap_or_default();
+    match &iface.kind {
+        InterfaceKind::Bridge { bridge } => {
+            let b = Some(bridge.value.clone());
+            bridge_plan(&spec, &caps, &mac, b, fds, &mut plan)?
+        }
+        InterfaceKind::Ethernet => ethernet_plan(&spec, &caps, &mac, fds, &mut plan)?,
+        InterfaceKind::Direct { dev, mode } => {
+            direct_plan(&spec, &caps, &mac, &dev.value, mode, fds, &mut plan)?
+        }
+        InterfaceKind::Hostdev { managed, source } => {
+            hostdev_plan(&spec, *managed, source, &mut plan)?
+        }
+        InterfaceKind::VhostUser { socket } => {
+            let Some(sock) = socket else {
+                return Err(unsupported(
+                    &spec,
+                    "a vhost-user interface needs <source type='unix' path='...' \
+                     mode='client|server'/> (the passt back end is not supported yet)",
+                ));
+            };
+            plan.backend = PlannedBackend::VhostUser {
+                socket: sock.path.value.clone(),
+                mode: sock.mode.as_str().to_string(),
+            };
+        }
+        InterfaceKind::User => plan.backend = PlannedBackend::User,
+        InterfaceKind::Server(_)
+        | InterfaceKind::Client(_)
+        | InterfaceKind::Mcast(_)
+        | InterfaceKind::Udp { .. } => plan.backend = PlannedBackend::Socket,
+        InterfaceKind::Network { network, .. } => {
+            return Err(VmError::NetworkUnsupported {
+                nic: spec.describe(),
+                network: network.value.clone(),
+            })
+        }
+        InterfaceKind::Vdpa { .. } => {
+            return Err(unsupported(
+                &spec,
+                "type='vdpa' is not supported yet: use type='vhostuser' or a hostdev VF",
+            ))
+        }
+    }
+    Ok(plan)
+}
+
+fn unsupported(spec: &NicSpec<'_>, reason: &str) -> VmError {
+    VmError::UnsupportedInterface {
+        nic: spec.describe(),
+        reason: reason.to_string(),
+    }
+}
+
+/// libvirt refuses `<driver name='vhost'/>` on a TCG guest rather than silently not using it.
+fn check_vhost_driver(domain: &Domain, spec: &NicSpec<'_>) -> Result<(), VmError> {
+    let explicit_vhost = spec
+        .iface
+        .driver
+        .as_ref()
+        .and_then(|d| d.name.as_ref())
+        .is_some_and(|n| n.value == "vhost");
+    if explicit_vhost
+        && domain.domain_type() == DomainType::Qemu
+        && spec.iface.type_().uses_tap_or_macvtap()
+    {
+        return Err(unsupported(
+            spec,
+            "<driver name='vhost'/> asks for vhost-net, which a TCG guest (<domain \
+             type='qemu'>) cannot use: remove name='vhost' or use <domain type='kvm'>",
+        ));
+    }
+    Ok(())
+}
+
+trait UsesTap {
+    fn uses_tap_or_macvtap(&self) -> bool;
+}
+
+impl UsesTap for InterfaceType {
+    fn uses_tap_or_macvtap(&self) -> bool {
+        self.uses_tap() || *self == InterfaceType::Direct
+    }
+}
+
+fn queue_counts(spec: &NicSpec<'_>, caps: &QemuCaps) -> Result<(u16, TapFds), VmError> {
+    let need = tap_fds_needed(spec, caps)
+        .map_err(VmError::Argv)?
+        .unwrap_or(TapFds { taps: 1, vhost: 0 });
+    let queues = u16::try_from(need.taps)
+        .ok()
+        .filter(|q| *q <= 256)
+        .ok_or_else(|| unsupported(spec, "<driver queues> is above 256, the most a tap has"))?;
+    Ok((queues, need))
+}
+
+/// The fd steps common to tap-like NICs: vhost-net fds after the tap's.
+fn vhost_step(spec: &NicSpec<'_>, need: TapFds, fds: &mut FdNaming) -> Option<HostStep> {
+    (need.vhost > 0).then(|| HostStep::OpenVhostNet {
+        nic: spec.index,
+        fds: fds.take(&spec.ids.device, "vhostfd", need.vhost),
+    })
+}
+
+/// `type='bridge'`: a managed tap attached to the bridge.
+fn bridge_plan(
+    spec: &NicSpec<'_>,
+    caps: &QemuCaps,
+    mac: &str,
+    bridge: Option<String>,
+    fds: &mut FdNaming,
+    plan: &mut NicPlan,
+) -> Result<(), VmError> {
+    let iface = spec.iface;
+    if !iface.target_managed() {
+        return Err(unsupported(
+            spec,
+            "<target managed='no'/> is only for type='ethernet': a bridge interface's tap is \
+             created by virtnet; use type='ethernet' to pass an existing tap",
+        ));
+    }
+    let (queues, need) = queue_counts(spec, caps)?;
+    plan.steps.push(HostStep::CreateTap {
+        nic: spec.index,
+        name: iface.target_dev().map(str::to_string),
+        mac: mac.to_string(),
+        mtu: iface.mtu(),
+        queues,
+        vnet_hdr: iface.is_virtio(),
+        isolated: iface.port_isolated.as_ref().is_some_and(|p| p.value),
+        bridge,
+        fds: fds.take(&spec.ids.device, "tapfd", need.taps),
+    });
+    plan.steps.extend(vhost_step(spec, need, fds));
+    plan.backend = PlannedBackend::Tap;
+    Ok(())
+}
+
+/// `type='ethernet'`: a managed tap on no bridge, or an existing tap (`managed='no'`).
+fn ethernet_plan(
+    spec: &NicSpec<'_>,
+    caps: &QemuCaps,
+    mac: &str,
+    fds: &mut FdNaming,
+    plan: &mut NicPlan,
+) -> Result<(), VmError> {
+    let iface = spec.iface;
+    if !iface.host_ip.ips.is_empty() || !iface.host_ip.routes.is_empty() {
+        return Err(unsupported(
+            spec,
+            "host-side <ip>/<route> inside <source> are not supported yet: configure the tap \
+             yourself (<target dev='NAME' managed='no'/>) and remove them",
+        ));
+    }
+    if iface.target_managed() {
+        return bridge_plan(spec, caps, mac, None, fds, plan);
+    }
+    let Some(name) = iface.target_dev() else {
+        return Err(unsupported(
+            spec,
+            "<target managed='no'/> needs the existing tap's name: <target dev='tap0' \
+             managed='no'/>",
+        ));
+    };
+    let (queues, need) = queue_counts(spec, caps)?;
+    plan.steps.push(HostStep::OpenTap {
+        nic: spec.index,
+        name: name.to_string(),
+        queues,
+        vnet_hdr: iface.is_virtio(),
+        fds: fds.take(&spec.ids.device, "tapfd", need.taps),
+    });
+    plan.steps.extend(vhost_step(spec, need, fds));
+    plan.backend = PlannedBackend::Tap;
+    Ok(())
+}
+
+/// `type='direct'`: a macvtap on the host device.
+fn direct_plan(
+    spec: &NicSpec<'_>,
+    caps: &QemuCaps,
+    mac: &str,
+    lower: &str,
+    mode: &str,
+    fds: &mut FdNaming,
+    plan: &mut NicPlan,
+) -> Result<(), VmError> {
+    let iface: &Interface = spec.iface;
+    let (queues, need) = queue_counts(spec, caps)?;
+    plan.steps.push(HostStep::CreateMacvtap {
+        nic: spec.index,
+        name: iface.target_dev().map(str::to_string),
+        lower: lower.to_string(),
+        mode: mode.to_string(),
+        mac: mac.to_string(),
+        mtu: iface.mtu(),
+        queues,
+        vnet_hdr: iface.is_virtio(),
+        fds: fds.take(&spec.ids.device, "tapfd", need.taps),
+    });
+    plan.steps.extend(vhost_step(spec, need, fds));
+    plan.backend = PlannedBackend::Tap;
+    Ok(())
+}
+
+/// `type='hostdev'`: an SR-IOV VF with the guest's MAC (and VLAN) set through its PF.
+fn hostdev_plan(
+    spec: &NicSpec<'_>,
+    managed: bool,
+    source: &HostdevSource,
+    plan: &mut NicPlan,
+) -> Result<(), VmError> {
+    let HostdevSource::Pci { addr, .. } = source else {
+        return Err(unsupported(
+            spec,
+            "a USB network device cannot be an <interface type='hostdev'>: only SR-IOV PCI \
+             VFs are supported",
+        ));
+    };
+    let tags = spec.iface.vlan_tags();
+    if tags.len() > 1 {
+        return Err(unsupported(
+            spec,
+            "an SR-IOV VF takes one VLAN tag; trunks (several <tag>) are not possible",
+        ));
+    }
+    plan.steps.push(HostStep::PrepareVf {
+        nic: spec.index,
+        pci: addr.value.to_string(),
+        mac: plan.mac.clone(),
+        vlan: tags.first().copied(),
+        managed,
+    });
+    plan.backend = PlannedBackend::Vfio;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The executor's rollback against [`FakeHost`] (no root, no QEMU needed): every host step
+//! failing in turn, a host call failing half way through a step, and QEMU failing to start,
+//! all leave the host as it was and remove the run dir.
+
+use virtnet_host::{FakeHost, HostNet};
+use virtnet_qemu::{QemuCaps, QemuVersion};
+use virtnet_vm::exec::{self, ExecOptions, StepId};
+use virtnet_vm::{plan_start, PlanContext, StartPlan, VmError};
+
+const NICS: &str = "
+    <interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/>
+      <model type='virtio'/></interface>
+    <interface type='direct'><mac address='52:54:00:00:00:02'/><source dev='eth0' mode='bridge'/>
+      <model type='virtio'/></interface>
+    <interface type='ethernet'><mac address='52:54:00:00:00:03'/>
+      <target dev='tap-ext' managed='no'/><model type='virtio'/></interface>
+    <interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:04'/>
+      <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source>
+    </interface>";
+
+fn plan(run_dir: &std::path::Path, qemu: &str) -> StartPlan {
+    let xml = format!(
+        "<domain type='qemu'><name>fake</name><memory unit='MiB'>64</memory>
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>{NICS}</devices></domain>"
+    );
+    let d = virtnet_conf::load_domain(&xml).expect("domain loads");
+    let caps = QemuCaps {
+        version: QemuVersion::new(7, 2, 0),
+        vhost_net: false,
+    };
+    plan_start(&d, &PlanContext::new(qemu, caps, run_dir)).expect("plan")
+}
+
+fn host() -> FakeHost {
+    let h = FakeHost::new();
+    h.add_link("br0", "bridge");
+    h.add_link("eth0", "physical");
+    h.add_link("tap-ext", "tun");
+    h
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn assert_clean(h: &FakeHost, run_dir: &std::path::Path, e: &VmError) {
+    assert_eq!(h.links(), ["br0", "eth0", "lo", "tap-ext"], "after: {e}");
+    assert!(h.prepared_vfs().is_empty(), "VF left prepared after: {e}");
+    assert!(!run_dir.exists(), "run dir left after: {e}");
+    assert!(
+        e.to_string()
+            .contains("everything it had set up was undone"),
+        "{e}"
+    );
+}
+
+#[test]
+fn each_host_step_failing_rolls_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("vm");
+    let p = plan(&run_dir, "/nonexistent/qemu");
+    assert_eq!(p.host_steps.len(), 4);
+    let rt = runtime();
+    for step in StepId::all(&p) {
+        if matches!(step, StepId::QmpConnect | StepId::PostStart(_)) {
+            continue; // need a real QEMU: tests/e2e_cleanup.rs
+        }
+        let h = host();
+        let opts = ExecOptions {
+            fail_at: Some(step),
+            ..ExecOptions::default()
+        };
+        let e = rt.block_on(exec::start(&p, &h, &opts)).unwrap_err();
+        assert_eq!(e.failed_step(), Some(step), "{e}");
+        assert!(matches!(
+            &e,
+            VmError::StartFailed { cause, .. } if matches!(**cause, VmError::Injected(_))
+        ));
+        assert_clean(&h, &run_dir, &e);
+    }
+}
+
+/// Every host call failing in turn (including the bridge attach after the tap was created,
+/// inside one step), then QEMU not starting: all undone.
+#[test]
+fn each_host_call_failing_rolls_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("vm");
+    let p = plan(&run_dir, "/nonexistent/qemu");
+    let rt = runtime();
+    // Count the calls of a full run (it fails at spawn: no QEMU there).
+    let h = host();
+    let e = rt
+        .block_on(exec::start(&p, &h, &ExecOptions::default()))
+        .unwrap_err();
+    assert_eq!(e.failed_step(), Some(StepId::Spawn), "{e}");
+    assert!(e.to_string().contains("/nonexistent/qemu"), "{e}");
+    assert_clean(&h, &run_dir, &e);
+    let calls = h.calls();
+    let forward = calls
+        .iter()
+        .position(|c| {
+            matches!(
+                c,
+                virtnet_host::FakeCall::DeleteLink { .. }
+                    | virtnet_host::FakeCall::DetachFromBridge { .. }
+                    | virtnet_host::FakeCall::RestoreVf(_)
+            )
+        })
+        .expect("rollback calls");
+    assert_eq!(forward, 5, "tap, attach, macvtap, open tap, VF: {calls:?}");
+    for n in 0..forward {
+        let h = host();
+        h.fail_at(n);
+        let e = rt
+            .block_on(exec::start(&p, &h, &ExecOptions::default()))
+            .unwrap_err();
+        assert!(matches!(e.failed_step(), Some(StepId::Host(_))), "{e}");
+        assert!(e.to_string().contains("injected"), "{e}");
+        assert_clean(&h, &run_dir, &e);
+    }
+}
+
+#[test]
+fn existing_run_dir_is_refused_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = plan(tmp.path(), "/nonexistent/qemu");
+    let h = host();
+    let e = runtime()
+        .block_on(exec::start(&p, &h, &ExecOptions::default()))
+        .unwrap_err();
+    assert_eq!(e.failed_step(), Some(StepId::RunDir));
+    assert!(e.to_string().contains("must not exist"), "{e}");
+    assert!(
+        tmp.path().exists(),
+        "a run dir we did not create is not removed"
+    );
+    assert!(h.calls().is_empty());
+    let _ = h.link("lo");
+}
