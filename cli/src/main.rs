@@ -29,6 +29,23 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: String,
     },
+    /// Print the QEMU command line of a domain (one option per line, emulator first), as
+    /// virtnet would start it; host fds and paths are shown as placeholders.
+    #[command(after_help = commands::domxml_to_native::AFTER_HELP)]
+    DomxmlToNative {
+        /// The native format: `qemu-argv`.
+        #[arg(value_name = "FORMAT")]
+        format: String,
+        /// Domain XML file (`-` reads standard input).
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// The QEMU version to build for (options such as reconnect-ms depend on it).
+        #[arg(long, value_name = "VERSION", default_value = "10.0.0")]
+        qemu_version: String,
+        /// Build as if /dev/vhost-net were not usable (no vhost-net fds for taps).
+        #[arg(long)]
+        no_vhost_net: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,5 +53,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => commands::validate::run(&files),
         Command::Format { file } => commands::format::run(&file),
+        Command::DomxmlToNative {
+            format,
+            file,
+            qemu_version,
+            no_vhost_net,
+        } => commands::domxml_to_native::run(&format, &file, &qemu_version, no_vhost_net),
     }
 }

@@ -148,6 +148,36 @@ pub enum QemuError {
         tail: String,
     },
 
+    /// An interface the command line builder cannot express. `interface` names it (MAC, index,
+    /// type); `message` says what is not supported and what to change.
+    #[error("cannot build the QEMU command line for {interface}: {message}")]
+    UnsupportedInterface {
+        /// Which interface, e.g. `interface 52:54:00:00:01:01 (#0, type='ethernet')`.
+        interface: String,
+        /// What is not supported and how to fix the definition.
+        message: String,
+    },
+
+    /// A device or domain setting (other than an interface) the command line builder cannot
+    /// express.
+    #[error("cannot build the QEMU command line for {device}: {message}")]
+    UnsupportedDevice {
+        /// Which device or setting, e.g. `<sound model='ac97'>`.
+        device: String,
+        /// What is not supported and how to fix the definition.
+        message: String,
+    },
+
+    /// The host resources the caller resolved for an interface (tap fds, vhost fds, ...) do not
+    /// fit it. This is a bug in the caller, not in the definition.
+    #[error("host resources for {interface} do not fit it: {message}")]
+    BackendMismatch {
+        /// Which interface.
+        interface: String,
+        /// What was given and what was expected.
+        message: String,
+    },
+
     /// A signal could not be sent to QEMU.
     #[error("cannot send {signal} to QEMU pid {pid}: {source}")]
     Signal {

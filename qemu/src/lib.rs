@@ -1,5 +1,7 @@
 //! virtnet-qemu: everything virtnet says to QEMU and how it runs QEMU.
 //!
+//! - [`argv`]: the QEMU command line of a domain (pure), and the per-NIC JSON objects
+//!   (`-netdev`/`-device`/`-chardev`) that hot-plug sends over QMP.
 //! - [`qmp`]: async QMP client (tokio). Commands are matched to replies by `id`, every command has
 //!   a deadline, events are broadcast, `DEVICE_DELETED` can be awaited without races, and file
 //!   descriptors travel with their command over `SCM_RIGHTS` (`getfd`, `add-fd`).
@@ -9,11 +11,17 @@
 //!   so callers can gate options by version.
 //! - [`error`]: the crate's single error type, [`QemuError`].
 
+pub mod argv;
 pub mod error;
 pub mod process;
 pub mod qmp;
 pub mod version;
 
+pub use argv::{
+    build_argv, build_nic_argv, format_argv, netdev_json, nic_args, nic_device_json,
+    post_start_qmp, tap_fds_needed, vhostuser_chardev, Accel, FdRef, GuestCtx, NicBackend, NicIds,
+    NicSpec, QemuCaps, RuntimePaths, TapFds, VhostUserChardev,
+};
 pub use error::{QemuError, Result};
 pub use process::{QemuProcess, QemuSpawn, StopMethod, StopOptions, StopOutcome};
 pub use qmp::{QmpClient, QmpEvent, QmpGreeting, QmpOptions};

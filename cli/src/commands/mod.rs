@@ -1,4 +1,5 @@
 //! One module per `virtnet` command.
 
+pub mod domxml_to_native;
 pub mod format;
 pub mod validate;
