@@ -245,6 +245,7 @@ async fn run(
 async fn rollback(plan: &StartPlan, host: &dyn HostNet, p: &mut Progress) -> Vec<String> {
     if let Some(q) = p.qemu.take() {
         q.kill().await;
+        release(q).await;
     }
     let mut left: Vec<String> = p
         .undo
@@ -254,6 +255,16 @@ async fn rollback(plan: &StartPlan, host: &dyn HostNet, p: &mut Progress) -> Vec
         .collect();
     left.extend(remove_files(plan, p.run_dir_created));
     left
+}
+
+/// Drops an exited QEMU's handle and lets its QMP tasks finish, so the QMP socket is closed
+/// when this returns (the tasks run on the caller's runtime and close it when next polled).
+pub(crate) async fn release(q: QemuProcess) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), q.qmp().closed()).await;
+    drop(q);
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Removes the listening sockets QEMU may have left and (if we made it) the run dir.

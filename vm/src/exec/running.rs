@@ -120,24 +120,30 @@ impl RunningVm {
     /// resources newest first: managed taps and macvtaps are deleted, VFs restored; taps
     /// given with `managed='no'` stay (libvirt's rule). Sockets QEMU listened on and the run
     /// dir are removed.
-    pub async fn stop(mut self, host: &dyn HostNet, mode: StopMode) -> Result<StopReport, VmError> {
+    pub async fn stop(self, host: &dyn HostNet, mode: StopMode) -> Result<StopReport, VmError> {
         let opts = match mode {
             StopMode::Graceful(t) => StopOptions::graceful(t),
             StopMode::Destroy => StopOptions::destroy(),
         };
-        let outcome = self.qemu.stop(opts).await;
-        tracing::info!(vm = %self.plan.name, method = ?outcome.method, status = %outcome.status, "QEMU stopped");
-        let mut errors: Vec<String> = self
-            .undo
+        let RunningVm {
+            plan,
+            qemu,
+            mut undo,
+            run_dir_created,
+            ..
+        } = self;
+        let outcome = qemu.stop(opts).await;
+        tracing::info!(vm = %plan.name, method = ?outcome.method, status = %outcome.status, "QEMU stopped");
+        super::release(qemu).await;
+        let mut errors: Vec<String> = undo
             .rollback(host)
             .into_iter()
             .map(|e| e.to_string())
             .collect();
-        errors.extend(super::remove_files(&self.plan, self.run_dir_created));
-        self.resources.undo.clear();
+        errors.extend(super::remove_files(&plan, run_dir_created));
         if !errors.is_empty() {
             return Err(VmError::StopCleanup {
-                vm: self.plan.name.clone(),
+                vm: plan.name.clone(),
                 errors,
             });
         }
