@@ -1,0 +1,191 @@
+//! The HTTP/1.1 + JSON API on the unix socket (see daemon/PROTOCOL.md and daemon/openapi.yaml).
+
+mod body;
+pub mod router;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::model::{ErrorBody, ErrorDetail, ShutdownRequest, VersionInfo, API_VERSION};
+use body::{read_define_body, read_json_or_empty, wants_xml};
+use router::{query_flag, route, Route};
+
+/// How long in-flight requests may take to finish once the daemon is asked to stop.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listener` until `shutdown` completes, then lets the requests in
+/// flight finish (up to 10 s).
+pub async fn serve(
+    listener: UnixListener,
+    daemon: Arc<Daemon>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let daemon = daemon.clone();
+                    let mut stop_rx = stop_rx.clone();
+                    conns.spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            let daemon = daemon.clone();
+                            async move { Ok::<_, Infallible>(handle(&daemon, req).await) }
+                        });
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            r = conn.as_mut() => r,
+                            _ = stop_rx.changed() => {
+                                conn.as_mut().graceful_shutdown();
+                                conn.await
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+        tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing them");
+        conns.abort_all();
+    }
+}
+
+/// One request → one response; every error becomes a JSON error body.
+async fn handle(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let response = match dispatch(daemon, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.http_status() >= 500 {
+                tracing::error!(%method, %path, error = %e, "request failed");
+            } else {
+                tracing::info!(%method, %path, error = %e, "request refused");
+            }
+            error_response(&e)
+        }
+    };
+    tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    response
+}
+
+async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Full<Bytes>>> {
+    let route = route(req.method().as_str(), req.uri().path())?;
+    let query = req.uri().query().map(str::to_string);
+    let query = query.as_deref();
+    match route {
+        Route::Version => json(
+            StatusCode::OK,
+            &VersionInfo {
+                daemon: env!("CARGO_PKG_VERSION").into(),
+                api: API_VERSION,
+            },
+        ),
+        Route::List => json(StatusCode::OK, &daemon.list()),
+        Route::Define => {
+            let xml = read_define_body(req).await?;
+            let r = daemon.define(&xml).await?;
+            let status = if r.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            json(status, &r)
+        }
+        Route::Info(name) => json(StatusCode::OK, &daemon.info(&name)?),
+        Route::Undefine(name) => json(StatusCode::OK, &daemon.undefine(&name).await?),
+        Route::Xml(name) => {
+            let inactive = query_flag(query, "inactive")?;
+            let r = daemon.xml(&name, inactive)?;
+            if wants_xml(&req) {
+                let mut resp = Response::new(Full::new(Bytes::from(r.xml)));
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+                Ok(resp)
+            } else {
+                json(StatusCode::OK, &r)
+            }
+        }
+        Route::Interfaces(name) => {
+            let inactive = query_flag(query, "inactive")?;
+            json(StatusCode::OK, &daemon.interfaces(&name, inactive)?)
+        }
+        Route::Start(name) => {
+            read_json_or_empty::<serde_json::Map<String, serde_json::Value>>(req)
+                .await?
+                .filter(|m| !m.is_empty())
+                .map_or(Ok(()), |m| {
+                    Err(DaemonError::BadRequest(format!(
+                        "start takes no parameters, got {}",
+                        m.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )))
+                })?;
+            json(StatusCode::OK, &daemon.start(&name).await?)
+        }
+        Route::Shutdown(name) => {
+            let r: ShutdownRequest = read_json_or_empty(req).await?.unwrap_or_default();
+            json(
+                StatusCode::OK,
+                &daemon.shutdown(&name, r.timeout_secs).await?,
+            )
+        }
+        Route::Destroy(name) => json(StatusCode::OK, &daemon.destroy(&name).await?),
+    }
+}
+
+/// A JSON response.
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Full<Bytes>>> {
+    let mut body = serde_json::to_vec(value)
+        .map_err(|e| DaemonError::Internal(format!("cannot serialise the response: {e}")))?;
+    body.push(b'\n');
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// `{"error": {"kind", "message"}}` with the error's status.
+fn error_response(e: &DaemonError) -> Response<Full<Bytes>> {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            kind: e.kind().into(),
+            message: e.to_string(),
+        },
+    };
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(status, &body).unwrap_or_else(|_| {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"internal error\n")));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}

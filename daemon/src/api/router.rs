@@ -1,0 +1,172 @@
+//! Request routing: method + path → [`Route`]. Paths are `/v1/...`; VM names are
+//! percent-decoded path segments.
+
+use crate::error::{DaemonError, Result};
+
+/// Every endpoint of the API (see daemon/openapi.yaml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /v1/version`.
+    Version,
+    /// `GET /v1/domains`.
+    List,
+    /// `POST /v1/domains`.
+    Define,
+    /// `GET /v1/domains/{name}`.
+    Info(String),
+    /// `DELETE /v1/domains/{name}`.
+    Undefine(String),
+    /// `GET /v1/domains/{name}/xml`.
+    Xml(String),
+    /// `GET /v1/domains/{name}/interfaces`.
+    Interfaces(String),
+    /// `POST /v1/domains/{name}/start`.
+    Start(String),
+    /// `POST /v1/domains/{name}/shutdown`.
+    Shutdown(String),
+    /// `POST /v1/domains/{name}/destroy`.
+    Destroy(String),
+}
+
+/// The route of `method path`, or a 404/405 error saying what exists.
+pub fn route(method: &str, path: &str) -> Result<Route> {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let no_route = || DaemonError::NoRoute {
+        method: method.into(),
+        path: path.into(),
+    };
+    let allow = |allowed: &str| DaemonError::MethodNotAllowed {
+        method: method.into(),
+        path: path.into(),
+        allowed: allowed.into(),
+    };
+    let name = |s: &str| {
+        percent_decode(s).ok_or_else(|| {
+            DaemonError::BadRequest(format!(
+                "the VM name in {path} is not valid percent-encoded UTF-8"
+            ))
+        })
+    };
+    match segments.as_slice() {
+        ["v1", "version"] => match method {
+            "GET" => Ok(Route::Version),
+            _ => Err(allow("GET")),
+        },
+        ["v1", "domains"] => match method {
+            "GET" => Ok(Route::List),
+            "POST" => Ok(Route::Define),
+            _ => Err(allow("GET, POST")),
+        },
+        ["v1", "domains", n] if !n.is_empty() => match method {
+            "GET" => Ok(Route::Info(name(n)?)),
+            "DELETE" => Ok(Route::Undefine(name(n)?)),
+            _ => Err(allow("GET, DELETE")),
+        },
+        ["v1", "domains", n, action] if !n.is_empty() => {
+            let n = name(n)?;
+            let (route, allowed) = match *action {
+                "xml" => (Route::Xml(n), "GET"),
+                "interfaces" => (Route::Interfaces(n), "GET"),
+                "start" => (Route::Start(n), "POST"),
+                "shutdown" => (Route::Shutdown(n), "POST"),
+                "destroy" => (Route::Destroy(n), "POST"),
+                _ => return Err(no_route()),
+            };
+            if method == allowed {
+                Ok(route)
+            } else {
+                Err(allow(allowed))
+            }
+        }
+        _ => Err(no_route()),
+    }
+}
+
+/// `%XX` decoding; `None` for a bad escape or a result that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The value of `key` in a query string (`a=1&b=2`), percent-decoded.
+pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| percent_decode(&v.replace('+', " ")))
+}
+
+/// A boolean query flag: absent → false; `true`/`1`/`yes`/empty → true; `false`/`0`/`no` →
+/// false; anything else is a bad request.
+pub fn query_flag(query: Option<&str>, key: &str) -> Result<bool> {
+    match query_param(query, key).as_deref() {
+        None => Ok(false),
+        Some("" | "true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(DaemonError::BadRequest(format!(
+            "query parameter '{key}' must be true or false, not '{other}'"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("GET", "/v1/domains").unwrap(), Route::List);
+        assert_eq!(route("POST", "/v1/domains").unwrap(), Route::Define);
+        assert_eq!(
+            route("GET", "/v1/domains/a%20b").unwrap(),
+            Route::Info("a b".into())
+        );
+        assert_eq!(
+            route("POST", "/v1/domains/x/start").unwrap(),
+            Route::Start("x".into())
+        );
+        assert_eq!(
+            route("GET", "/v1/domains/x/xml").unwrap(),
+            Route::Xml("x".into())
+        );
+        assert_eq!(route("PUT", "/v1/domains").unwrap_err().http_status(), 405);
+        assert_eq!(
+            route("GET", "/v1/domains/x/start")
+                .unwrap_err()
+                .http_status(),
+            405
+        );
+        assert_eq!(route("GET", "/v2/domains").unwrap_err().http_status(), 404);
+        assert_eq!(
+            route("GET", "/v1/domains/x/nope")
+                .unwrap_err()
+                .http_status(),
+            404
+        );
+        assert_eq!(
+            route("GET", "/v1/domains/%ff").unwrap_err().http_status(),
+            400
+        );
+    }
+
+    #[test]
+    fn queries() {
+        assert!(query_flag(Some("inactive=true"), "inactive").unwrap());
+        assert!(query_flag(Some("a=1&inactive"), "inactive").unwrap());
+        assert!(!query_flag(Some("a=1"), "inactive").unwrap());
+        assert!(query_flag(Some("inactive=maybe"), "inactive").is_err());
+    }
+}

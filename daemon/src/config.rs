@@ -1,0 +1,51 @@
+//! Where the daemon keeps its socket and files.
+
+use std::path::PathBuf;
+
+/// Default directory of persistent state (definitions).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/virtnet";
+/// Default directory of run-time state (live status, the API socket, VM run dirs).
+pub const DEFAULT_RUN_DIR: &str = "/run/virtnet";
+/// The API socket's file name inside the run directory.
+pub const SOCKET_NAME: &str = "virtnetd.sock";
+
+/// The daemon's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The API socket (default `<run_dir>/virtnetd.sock`).
+    pub socket: PathBuf,
+    /// Persistent state: `<state_dir>/domains/NAME.xml`.
+    pub state_dir: PathBuf,
+    /// Run-time state: `<run_dir>/NAME.json`, VM run dirs.
+    pub run_dir: PathBuf,
+    /// The QEMU binary for domains without `<emulator>`.
+    pub qemu: PathBuf,
+}
+
+/// The QEMU binary used when a domain names no `<emulator>`.
+pub const DEFAULT_QEMU: &str = "/usr/bin/qemu-system-x86_64";
+
+impl Config {
+    /// The configuration with every path under `base` (`base/state`, `base/run`), for tests
+    /// and users without root.
+    pub fn under(base: impl Into<PathBuf>) -> Config {
+        let base = base.into();
+        let run_dir = base.join("run");
+        Config {
+            socket: run_dir.join(SOCKET_NAME),
+            state_dir: base.join("state"),
+            run_dir,
+            qemu: DEFAULT_QEMU.into(),
+        }
+    }
+
+    /// The defaults: `/run/virtnet/virtnetd.sock`, `/var/lib/virtnet`, `/run/virtnet`.
+    pub fn system() -> Config {
+        Config {
+            socket: PathBuf::from(DEFAULT_RUN_DIR).join(SOCKET_NAME),
+            state_dir: DEFAULT_STATE_DIR.into(),
+            run_dir: DEFAULT_RUN_DIR.into(),
+            qemu: DEFAULT_QEMU.into(),
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! [`Daemon`]: the state every request works on (store, registry, VM table), and loading it at
+//! start.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+
+use tokio::task::AbortHandle;
+use virtnet_conf::{load_domain, Domain};
+use virtnet_host::{HostNet, LinuxHost};
+use virtnet_qemu::QemuCaps;
+
+use crate::config::Config;
+use crate::error::{DaemonError, Result};
+use crate::registry::{claims_of, Registry, Scope};
+use crate::store::Store;
+use crate::vms::{VmEntry, VmTable};
+
+/// The daemon's state. Shared by every connection (`Arc<Daemon>`).
+pub struct Daemon {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) registry: Registry,
+    pub(crate) vms: VmTable,
+    next_id: AtomicU32,
+    /// Ourselves, for tasks that outlive a request (exit watchers).
+    me: Weak<Daemon>,
+    /// The host network plumbing, or why it could not be opened.
+    host: std::result::Result<Arc<dyn HostNet>, String>,
+    /// Capabilities probed per QEMU binary.
+    caps: tokio::sync::Mutex<HashMap<PathBuf, QemuCaps>>,
+    /// Held (flock) for the daemon's life: one daemon per state directory.
+    _lock: File,
+}
+
+impl Daemon {
+    /// Opens the store under `config` (creating its directories), takes the state directory's
+    /// lock (one daemon per state directory) and loads every definition and live status. Corrupt
+    /// files do not stop it: their VMs are listed with the problem.
+    pub async fn open(config: Config) -> Result<Arc<Daemon>> {
+        let store = Store::open(&config.state_dir, &config.run_dir)?;
+        let lock = lock_state_dir(&config.state_dir)?;
+        let host = LinuxHost::new()
+            .map(|h| Arc::new(h) as Arc<dyn HostNet>)
+            .map_err(|e| e.to_string());
+        if let Err(e) = &host {
+            tracing::warn!(error = %e, "host networking unavailable: VMs with host NICs cannot start");
+        }
+        let daemon = Arc::new_cyclic(|me| Daemon {
+            config,
+            store,
+            registry: Registry::new(),
+            vms: VmTable::default(),
+            next_id: AtomicU32::new(1),
+            me: me.clone(),
+            host,
+            caps: tokio::sync::Mutex::new(HashMap::new()),
+            _lock: lock,
+        });
+        daemon.load().await?;
+        Ok(daemon)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The owner registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The next domain id for a started VM.
+    pub(crate) fn next_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Makes sure later ids are above `id` (after recovering a running VM).
+    pub(crate) fn saw_id(&self, id: u32) {
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+    }
+
+    /// The entry of `name`, or [`DaemonError::NoSuchVm`].
+    pub(crate) fn entry(&self, name: &str) -> Result<Arc<VmEntry>> {
+        self.vms.get(name).ok_or_else(|| DaemonError::NoSuchVm {
+            name: name.to_string(),
+        })
+    }
+
+    /// The host network plumbing.
+    pub(crate) fn host(&self) -> Result<&Arc<dyn HostNet>> {
+        self.host.as_ref().map_err(|e| {
+            DaemonError::Vm(format!(
+                "host networking is unavailable ({e}); virtnetd must run as root with CAP_NET_ADMIN"
+            ))
+        })
+    }
+
+    /// The capabilities of `qemu` (probed once per binary).
+    pub(crate) async fn caps(&self, qemu: &Path) -> Result<QemuCaps> {
+        let mut cache = self.caps.lock().await;
+        if let Some(c) = cache.get(qemu) {
+            return Ok(*c);
+        }
+        let caps = virtnet_vm::probe_caps(qemu)
+            .await
+            .map_err(|e| DaemonError::Vm(format!("cannot use QEMU {}: {e}", qemu.display())))?;
+        cache.insert(qemu.to_path_buf(), caps);
+        Ok(caps)
+    }
+
+    /// Runs `exited` (QEMU's exit) in a task that then marks the VM shut off and cleans up.
+    pub(crate) fn spawn_exit_watch(
+        &self,
+        name: &str,
+        id: u32,
+        exited: impl Future<Output = ()> + Send + 'static,
+    ) -> AbortHandle {
+        let me = self.me.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            exited.await;
+            if let Some(daemon) = me.upgrade() {
+                daemon.on_qemu_exit(&name, id).await;
+            }
+        })
+        .abort_handle()
+    }
+
+    /// Runs store I/O (fsync) off the async workers.
+    pub(crate) async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| DaemonError::Internal(format!("store task failed: {e}")))?
+    }
+
+    async fn load(&self) -> Result<()> {
+        let loaded = self.store.load()?;
+        for path in &loaded.removed_temps {
+            tracing::warn!(path = %path.display(), "removed a temp file left by an interrupted write; the file it was to replace is intact");
+        }
+        for file in loaded.definitions {
+            let entry = self.vms.get_or_create(&file.name);
+            let mut slot = entry.slot.lock().await;
+            let parsed = file
+                .content
+                .and_then(|text| parse_stored(&file.name, &file.path, &text));
+            match parsed {
+                Ok(domain) => {
+                    match self
+                        .registry
+                        .replace(&file.name, Scope::Persistent, &claims_of(&domain))
+                    {
+                        Ok(_) => slot.persistent = Some(Arc::new(domain)),
+                        Err(e) => {
+                            slot.definition_problem =
+                                Some(format!("definition {}: {e}", file.path.display()))
+                        }
+                    }
+                }
+                Err(problem) => slot.definition_problem = Some(problem),
+            }
+            if let Some(p) = &slot.definition_problem {
+                tracing::error!(vm = %file.name, problem = %p, "cannot load a stored definition");
+            } else {
+                tracing::info!(vm = %file.name, "definition loaded");
+            }
+            entry.publish(&slot, None);
+        }
+        for file in loaded.statuses {
+            let entry = self.vms.get_or_create(&file.name);
+            let mut slot = entry.slot.lock().await;
+            match file.content {
+                Ok(status) => crate::live::recover(self, &entry.name, &mut slot, status).await,
+                Err(problem) => {
+                    tracing::error!(vm = %file.name, %problem, "cannot load a live status");
+                    slot.status_problem = Some(problem);
+                }
+            }
+            if slot.is_empty() {
+                slot.gone = true;
+                self.vms.remove(&entry);
+            }
+            entry.publish(&slot, None);
+        }
+        Ok(())
+    }
+}
+
+/// A stored definition as a domain, or a problem naming the file.
+fn parse_stored(name: &str, path: &Path, text: &str) -> std::result::Result<Domain, String> {
+    let domain = load_domain(text).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| p.located()).collect();
+        format!(
+            "stored definition {} is invalid: {}",
+            path.display(),
+            list.join("; ")
+        )
+    })?;
+    if domain.name != name {
+        return Err(format!(
+            "stored definition {} defines VM '{}', but its file name says '{name}'",
+            path.display(),
+            domain.name
+        ));
+    }
+    Ok(domain)
+}
+
+/// Takes `<state_dir>/virtnetd.lock` (flock), or says which daemon holds it.
+fn lock_state_dir(state_dir: &Path) -> Result<File> {
+    let path = state_dir.join("virtnetd.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| DaemonError::store("open", &path, e))?;
+    // SAFETY: flock on a valid fd we own; no memory is involved.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(DaemonError::Startup(format!(
+            "another virtnetd uses the state directory {} (lock {}: {e}); stop it or pick another --state-dir",
+            state_dir.display(),
+            path.display()
+        )));
+    }
+    Ok(file)
+}

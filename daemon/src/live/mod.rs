@@ -1,0 +1,177 @@
+//! Running VMs: what the daemon holds for each ([`Live`]), the live definition and status it
+//! writes, and picking VMs up again after a daemon restart ([`recover`]).
+
+mod adopted;
+mod proc;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::task::AbortHandle;
+use virtnet_conf::interface::{Leaf, Spanned, Target};
+use virtnet_conf::Domain;
+use virtnet_vm::{HostResources, RunningVm, StartPlan};
+
+pub use adopted::Adopted;
+pub use proc::start_ticks;
+
+use crate::daemon::Daemon;
+use crate::registry::{claims_of, Scope};
+use crate::store::{LiveStatus, STATUS_FORMAT};
+use crate::vms::VmSlot;
+
+/// How the daemon controls a running VM's QEMU.
+pub enum Handle {
+    /// Started by this daemon: QMP connected, QEMU our child.
+    Started(Box<RunningVm>),
+    /// Found running after a daemon restart: known by pid (pidfd) and QMP socket.
+    Adopted(Adopted),
+    /// Taken away by a stop in progress.
+    Gone,
+}
+
+/// A running VM.
+pub struct Live {
+    /// The live definition (the persistent one plus run-time names: aliases, tap names, id).
+    pub domain: Arc<Domain>,
+    /// What is persisted in `<run_dir>/NAME.json`.
+    pub status: LiveStatus,
+    /// QEMU.
+    pub handle: Handle,
+    /// The task that notices QEMU exiting on its own.
+    pub watcher: Option<AbortHandle>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+    }
+}
+
+/// The live definition: `persistent` with the domain id, device aliases (QEMU ids) and the
+/// names of the host devices created at start.
+pub fn live_domain(persistent: &Domain, id: u32, plan: &StartPlan, res: &HostResources) -> Domain {
+    let mut d = persistent.clone();
+    d.id = Some(i64::from(id));
+    for nic in &plan.nics {
+        let Some(iface) = d.devices.interfaces.get_mut(nic.index) else {
+            continue;
+        };
+        if iface.alias.is_none() {
+            iface.alias = Some(Leaf::new(nic.device_id.clone()));
+        }
+        if let Some(r) = res
+            .nics
+            .iter()
+            .find(|r| r.nic == nic.index && r.kind != "vf")
+        {
+            let target = iface.target.get_or_insert_with(Target::default);
+            if target.dev.is_none() {
+                target.dev = Some(Spanned::new(r.name.clone()));
+            }
+        }
+    }
+    d
+}
+
+/// The status to persist for a VM just started.
+pub fn status_of(live: &Domain, id: u32, vm: &RunningVm) -> LiveStatus {
+    let plan = vm.plan();
+    let mut aliases = BTreeMap::new();
+    for nic in &plan.nics {
+        let what = live
+            .devices
+            .interfaces
+            .get(nic.index)
+            .map(|i| i.describe())
+            .unwrap_or_else(|| format!("interface #{}", nic.index));
+        aliases.insert(nic.device_id.clone(), what.clone());
+        if let Some(netdev) = &nic.netdev_id {
+            aliases.insert(netdev.clone(), format!("back end of {what}"));
+        }
+    }
+    let mut fds = BTreeMap::new();
+    for step in &plan.host_steps {
+        if let Some(sink) = step.fds() {
+            for (q, r) in sink.refs().iter().enumerate() {
+                fds.insert(
+                    format!("{r:?}"),
+                    format!("{} (#{q}) of interface #{}", step.describe(), step.nic()),
+                );
+            }
+        }
+    }
+    let pid = vm.pid();
+    LiveStatus {
+        format: STATUS_FORMAT,
+        name: plan.name.clone(),
+        uuid: live.uuid.map(|u| u.to_string()).unwrap_or_default(),
+        id,
+        pid,
+        pid_start_ticks: start_ticks(pid).unwrap_or(0),
+        qmp_socket: plan.qmp_socket.clone(),
+        log_path: Some(plan.log_path.clone()),
+        run_dir: Some(plan.run_dir.clone()),
+        sockets_to_remove: plan.sockets_to_remove.clone(),
+        started_at_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        live_xml: live.to_xml(),
+        aliases,
+        fds,
+        host_resources: vm.resources().clone(),
+    }
+}
+
+/// Picks up a VM whose live status was found at daemon start: if its QEMU still runs, the VM
+/// is running again (its resources claimed, an exit watcher armed); if not, what it left
+/// (host devices, run dir, the status file) is cleaned up.
+pub(crate) async fn recover(daemon: &Daemon, name: &str, slot: &mut VmSlot, status: LiveStatus) {
+    let domain = match Domain::parse(&status.live_xml) {
+        Ok(d) => d,
+        Err(e) => {
+            slot.status_problem = Some(format!(
+                "live status {} has an unreadable live XML ({}); stop QEMU pid {} by hand and remove the file",
+                daemon.store.status_path(name).display(),
+                e.located(),
+                status.pid
+            ));
+            return;
+        }
+    };
+    match Adopted::find(&status) {
+        Some(adopted) => {
+            if let Err(e) = daemon
+                .registry
+                .replace(name, Scope::Live, &claims_of(&domain))
+            {
+                tracing::error!(vm = %name, error = %e, "a recovered VM clashes with another one");
+            }
+            daemon.saw_id(status.id);
+            tracing::info!(vm = %name, pid = status.pid, "found running; recovered");
+            let id = status.id;
+            let watcher = adopted
+                .exit_future()
+                .map(|f| daemon.spawn_exit_watch(name, id, f));
+            slot.live = Some(Live {
+                domain: Arc::new(domain),
+                status,
+                handle: Handle::Adopted(adopted),
+                watcher,
+            });
+        }
+        None => {
+            tracing::warn!(vm = %name, pid = status.pid, "QEMU died while virtnetd was not running; cleaning up after it");
+            let left = daemon.release_host(&status).await;
+            for l in &left {
+                tracing::error!(vm = %name, leftover = %l, "cannot clean up");
+            }
+            if let Err(e) = daemon.store.remove_status(name) {
+                slot.status_problem = Some(e.to_string());
+            }
+        }
+    }
+}

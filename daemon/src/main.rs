@@ -1,0 +1,91 @@
+//! `virtnetd`: the virtnet daemon. See the crate documentation of `virtnetd`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use virtnetd::config::{Config, DEFAULT_QEMU, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, SOCKET_NAME};
+use virtnetd::Server;
+
+/// The virtnet daemon: owns the VMs, serves the `virtnet` CLI (JSON over HTTP/1.1 on a unix
+/// socket). Log level: VIRTNETD_LOG (e.g. `debug`, `virtnetd=trace`), default `info`.
+#[derive(Parser)]
+#[command(name = "virtnetd", version, about, long_about = None)]
+struct Args {
+    /// API socket [default: RUN_DIR/virtnetd.sock].
+    #[arg(long, env = "VIRTNETD_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Persistent state (definitions in STATE_DIR/domains/NAME.xml).
+    #[arg(long, env = "VIRTNETD_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Run-time state (live status NAME.json, VM run dirs).
+    #[arg(long, env = "VIRTNETD_RUN_DIR", value_name = "DIR", default_value = DEFAULT_RUN_DIR)]
+    run_dir: PathBuf,
+    /// QEMU binary for domains without <emulator>.
+    #[arg(long, env = "VIRTNETD_QEMU", value_name = "PATH", default_value = DEFAULT_QEMU)]
+    qemu: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_env("VIRTNETD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config {
+        socket: args
+            .socket
+            .unwrap_or_else(|| args.run_dir.join(SOCKET_NAME)),
+        state_dir: args.state_dir,
+        run_dir: args.run_dir,
+        qemu: args.qemu,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("virtnetd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        let daemon = server.run(stop_signal()).await;
+        // Running VMs stay up for the next virtnetd to recover: leak their handles rather
+        // than kill their QEMUs by dropping them.
+        std::mem::forget(daemon);
+        virtnetd::Result::Ok(())
+    });
+    match result {
+        Ok(()) => {
+            // Do not drop the runtime's tasks' VM handles either.
+            std::mem::forget(runtime);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("virtnetd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop virtnetd with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+}

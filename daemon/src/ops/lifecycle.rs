@@ -1,0 +1,288 @@
+//! `start`, `shutdown`, `destroy`, and cleaning up after a QEMU that exits on its own.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use virtnet_qemu::StopMethod;
+use virtnet_vm::{exec, plan_start, ExecOptions, PlanContext, StopMode};
+
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::live::{live_domain, status_of, Handle, Live};
+use crate::model::{DomainInfo, StopResponse, VmState};
+use crate::registry::{claims_of, Scope};
+use crate::store::LiveStatus;
+use crate::vms::{VmEntry, VmSlot};
+
+/// Default time the guest gets to power off on `shutdown`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Daemon {
+    /// Starts the VM from its persistent definition: claims its resources as running (refused
+    /// when another running VM holds one), plans and runs the start (rolled back entirely on
+    /// failure), writes the live status, and watches QEMU's exit.
+    pub async fn start(&self, name: &str) -> Result<DomainInfo> {
+        let entry = self.entry(name)?;
+        let mut slot = entry.slot.lock().await;
+        if slot.gone {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        if slot.live.is_some() {
+            return Err(DaemonError::InvalidState {
+                name: name.into(),
+                state: "running".into(),
+                hint: "it is running already".into(),
+            });
+        }
+        if let Some(problem) = slot.problem() {
+            return Err(DaemonError::Broken {
+                name: name.into(),
+                problem,
+            });
+        }
+        let Some(domain) = slot.persistent.clone() else {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        };
+        entry.publish(&slot, Some(VmState::Starting));
+        let result = self.start_locked(&entry, &mut slot, domain).await;
+        entry.publish(&slot, None);
+        result?;
+        drop(slot);
+        self.info(name)
+    }
+
+    async fn start_locked(
+        &self,
+        entry: &VmEntry,
+        slot: &mut VmSlot,
+        domain: Arc<virtnet_conf::Domain>,
+    ) -> Result<()> {
+        let name = entry.name.as_str();
+        self.registry
+            .replace(name, Scope::Live, &claims_of(&domain))?;
+        let result = self.start_qemu(name, &domain).await;
+        match result {
+            Ok(live) => {
+                slot.live = Some(live);
+                Ok(())
+            }
+            Err(e) => {
+                self.registry.release(name, Scope::Live);
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_qemu(&self, name: &str, domain: &Arc<virtnet_conf::Domain>) -> Result<Live> {
+        let host = self.host()?.clone();
+        let qemu = domain
+            .emulator()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.config.qemu.clone());
+        let caps = self.caps(&qemu).await?;
+        let run_dir = self.store.vm_run_dir(name);
+        if run_dir.exists() {
+            // Not running (no live status), so this is left from a crash.
+            tracing::warn!(vm = %name, dir = %run_dir.display(), "removing a stale run directory");
+            std::fs::remove_dir_all(&run_dir)
+                .map_err(|e| DaemonError::store("remove stale run directory", &run_dir, e))?;
+        }
+        let ctx = PlanContext::new(&qemu, caps, &run_dir);
+        let plan = plan_start(domain, &ctx).map_err(|e| DaemonError::Vm(e.to_string()))?;
+        let vm = exec::start(&plan, host.as_ref(), &ExecOptions::default())
+            .await
+            .map_err(|e| DaemonError::Vm(e.to_string()))?;
+        let id = self.next_id();
+        let live_dom = live_domain(domain, id, vm.plan(), vm.resources());
+        let status = status_of(&live_dom, id, &vm);
+        let saved = {
+            let status = status.clone();
+            self.with_store(move |s| s.save_status(&status)).await
+        };
+        if let Err(e) = saved {
+            // Without a status file a daemon restart would lose the VM: do not run it.
+            let _ = vm.stop(host.as_ref(), StopMode::Destroy).await;
+            return Err(e);
+        }
+        let exit = vm.exit_watch();
+        let watcher = self.spawn_exit_watch(name, id, async move {
+            let mut exit = exit;
+            let _ = exit.wait_for(Option::is_some).await;
+        });
+        tracing::info!(vm = %name, id, pid = status.pid, "running");
+        Ok(Live {
+            domain: Arc::new(live_dom),
+            status,
+            handle: Handle::Started(Box::new(vm)),
+            watcher: Some(watcher),
+        })
+    }
+
+    /// Powers the VM down (ACPI power button; after `timeout_secs`, default 30, QEMU is
+    /// terminated) and releases its host resources.
+    pub async fn shutdown(&self, name: &str, timeout_secs: Option<u64>) -> Result<StopResponse> {
+        let timeout = timeout_secs.map_or(DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_secs);
+        self.stop(name, StopMode::Graceful(timeout)).await
+    }
+
+    /// Stops the VM at once (SIGTERM, then SIGKILL) and releases its host resources. On a VM
+    /// whose live status could not be read, removes that status (its QEMU, if any, must be
+    /// stopped by hand: the file that named it is unreadable).
+    pub async fn destroy(&self, name: &str) -> Result<StopResponse> {
+        self.stop(name, StopMode::Destroy).await
+    }
+
+    async fn stop(&self, name: &str, mode: StopMode) -> Result<StopResponse> {
+        let entry = self.entry(name)?;
+        let mut slot = entry.slot.lock().await;
+        if slot.gone {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        let Some(live) = slot.live.take() else {
+            if slot.status_problem.is_some() && mode == StopMode::Destroy {
+                let owned = name.to_string();
+                self.with_store(move |s| s.remove_status(&owned)).await?;
+                slot.status_problem = None;
+                self.finish_stop(&entry, &mut slot);
+                tracing::warn!(vm = %name, "discarded an unreadable live status");
+                return Ok(StopResponse {
+                    name: name.into(),
+                    stopped_by: "already_exited".into(),
+                    leftovers: vec![],
+                });
+            }
+            return Err(DaemonError::InvalidState {
+                name: name.into(),
+                state: if slot.status_problem.is_some() {
+                    "unknown"
+                } else {
+                    "shut off"
+                }
+                .into(),
+                hint: if slot.status_problem.is_some() {
+                    format!("its live status is unreadable; `virtnet destroy {name}` discards it")
+                } else {
+                    "it is not running".into()
+                },
+            });
+        };
+        entry.publish(&slot, Some(VmState::ShuttingDown));
+        let (method, leftovers) = self.stop_live(name, live, mode).await;
+        self.finish_stop(&entry, &mut slot);
+        Ok(StopResponse {
+            name: name.into(),
+            stopped_by: method_name(method).into(),
+            leftovers,
+        })
+    }
+
+    /// Stops QEMU, releases host resources, the live claims and the status file. Returns what
+    /// ended QEMU and what could not be released.
+    async fn stop_live(
+        &self,
+        name: &str,
+        mut live: Live,
+        mode: StopMode,
+    ) -> (StopMethod, Vec<String>) {
+        if let Some(w) = live.watcher.take() {
+            w.abort();
+        }
+        let mut leftovers = Vec::new();
+        let method = match std::mem::replace(&mut live.handle, Handle::Gone) {
+            Handle::Started(vm) => match self.host() {
+                Ok(host) => match vm.stop(host.as_ref(), mode).await {
+                    Ok(report) => report.method,
+                    Err(e) => {
+                        leftovers.push(e.to_string());
+                        StopMethod::Sigkill
+                    }
+                },
+                Err(e) => {
+                    leftovers.push(e.to_string());
+                    StopMethod::Sigkill
+                }
+            },
+            Handle::Adopted(a) => {
+                let m = a.stop(mode).await;
+                leftovers.extend(self.release_host(&live.status).await);
+                m
+            }
+            Handle::Gone => StopMethod::AlreadyExited,
+        };
+        self.registry.release(name, Scope::Live);
+        let owned = name.to_string();
+        if let Err(e) = self.with_store(move |s| s.remove_status(&owned)).await {
+            leftovers.push(e.to_string());
+        }
+        for l in &leftovers {
+            tracing::error!(vm = %name, leftover = %l, "not cleaned up");
+        }
+        tracing::info!(vm = %name, stopped_by = method_name(method), "shut off");
+        (method, leftovers)
+    }
+
+    fn finish_stop(&self, entry: &Arc<VmEntry>, slot: &mut VmSlot) {
+        if slot.is_empty() {
+            slot.gone = true;
+            self.vms.remove(entry);
+        }
+        entry.publish(slot, None);
+    }
+
+    /// QEMU of VM `name` (instance `id`) exited on its own: mark it shut off and clean up.
+    pub(crate) async fn on_qemu_exit(&self, name: &str, id: u32) {
+        let Ok(entry) = self.entry(name) else { return };
+        let mut slot = entry.slot.lock().await;
+        if slot.live.as_ref().is_none_or(|l| l.status.id != id) {
+            return; // stopped by an operation meanwhile
+        }
+        let mut live = slot.live.take().expect("checked above");
+        // We run inside the watcher task: do not abort ourselves.
+        live.watcher = None;
+        tracing::warn!(vm = %name, "QEMU exited on its own; marking the VM shut off and releasing its host resources");
+        self.stop_live(name, live, StopMode::Destroy).await;
+        self.finish_stop(&entry, &mut slot);
+    }
+
+    /// Releases what a live status says a VM held on the host (after a daemon restart, when
+    /// there is no [`virtnet_vm::RunningVm`]): undo steps newest first, sockets QEMU listened
+    /// on, the run directory. Returns what could not be released.
+    pub(crate) async fn release_host(&self, status: &LiveStatus) -> Vec<String> {
+        let mut left = Vec::new();
+        if !status.host_resources.undo.is_empty() {
+            match (self.host(), status.host_resources.undo_stack()) {
+                (Ok(host), Ok(mut undo)) => {
+                    left.extend(undo.rollback(host.as_ref()).iter().map(|e| e.to_string()))
+                }
+                (Err(e), _) => left.push(e.to_string()),
+                (_, Err(e)) => left.push(e.to_string()),
+            }
+        }
+        for s in &status.sockets_to_remove {
+            if std::fs::symlink_metadata(s).is_ok_and(|m| m.file_type().is_socket()) {
+                if let Err(e) = std::fs::remove_file(s) {
+                    left.push(format!("socket {}: {e}", s.display()));
+                }
+            }
+        }
+        if let Some(dir) = &status.run_dir {
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => left.push(format!("run dir {}: {e}", dir.display())),
+            }
+        }
+        left
+    }
+}
+
+fn method_name(m: StopMethod) -> &'static str {
+    match m {
+        StopMethod::AlreadyExited => "already_exited",
+        StopMethod::Powerdown => "powerdown",
+        StopMethod::Sigterm => "sigterm",
+        StopMethod::Sigkill => "sigkill",
+    }
+}

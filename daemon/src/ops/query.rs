@@ -1,0 +1,151 @@
+//! Read-only queries: list, dominfo, dumpxml, domiflist. They read the published views and
+//! never wait for an operation in progress.
+
+use virtnet_conf::interface::{HostdevSource, InterfaceKind};
+use virtnet_conf::{Domain, Interface};
+
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::model::{
+    DomainInfo, DomainList, DomainSummary, InterfaceList, InterfaceRow, XmlResponse,
+};
+use crate::vms::VmView;
+
+impl Daemon {
+    /// Every VM, sorted by name.
+    pub fn list(&self) -> DomainList {
+        let domains = self
+            .vms
+            .all()
+            .into_iter()
+            .map(|e| e.view())
+            .filter(|v| !v.is_empty())
+            .map(|v| DomainSummary {
+                name: v.name.clone(),
+                uuid: v.current().and_then(|d| d.uuid).map(|u| u.to_string()),
+                id: v.id,
+                state: v.state,
+                persistent: v.persistent.is_some(),
+                problem: v.problem.clone(),
+            })
+            .collect();
+        DomainList { domains }
+    }
+
+    fn view_of(&self, name: &str) -> Result<std::sync::Arc<VmView>> {
+        let view = self.entry(name)?.view();
+        if view.is_empty() {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        Ok(view)
+    }
+
+    /// `dominfo`.
+    pub fn info(&self, name: &str) -> Result<DomainInfo> {
+        let v = self.view_of(name)?;
+        let d = v.current();
+        Ok(DomainInfo {
+            name: v.name.clone(),
+            uuid: d.and_then(|d| d.uuid).map(|u| u.to_string()),
+            id: v.id,
+            state: v.state,
+            persistent: v.persistent.is_some(),
+            memory_kib: d.map(|d| d.memory_kib()),
+            vcpus: d.map(|d| d.vcpus()),
+            interfaces: d.map_or(0, |d| d.devices.interfaces.len()),
+            pid: v.pid,
+            qmp_socket: v.qmp_socket.clone(),
+            log_path: v.log_path.clone(),
+            problem: v.problem.clone(),
+        })
+    }
+
+    /// `dumpxml`: the live definition while running (unless `inactive`), else the persistent
+    /// one.
+    pub fn xml(&self, name: &str, inactive: bool) -> Result<XmlResponse> {
+        let v = self.view_of(name)?;
+        let (domain, is_inactive) = self.pick(&v, inactive)?;
+        Ok(XmlResponse {
+            name: v.name.clone(),
+            inactive: is_inactive,
+            xml: domain.to_xml(),
+        })
+    }
+
+    /// `domiflist`: the interfaces of the live definition while running (unless `inactive`),
+    /// else of the persistent one.
+    pub fn interfaces(&self, name: &str, inactive: bool) -> Result<InterfaceList> {
+        let v = self.view_of(name)?;
+        let (domain, is_inactive) = self.pick(&v, inactive)?;
+        Ok(InterfaceList {
+            name: v.name.clone(),
+            inactive: is_inactive,
+            interfaces: domain
+                .devices
+                .interfaces
+                .iter()
+                .map(interface_row)
+                .collect(),
+        })
+    }
+
+    fn pick<'a>(&self, v: &'a VmView, inactive: bool) -> Result<(&'a Domain, bool)> {
+        if !inactive {
+            if let Some(live) = &v.live {
+                return Ok((live, false));
+            }
+        }
+        match &v.persistent {
+            Some(p) => Ok((p, true)),
+            None => match &v.problem {
+                Some(problem) => Err(DaemonError::Broken {
+                    name: v.name.clone(),
+                    problem: problem.clone(),
+                }),
+                None => Err(DaemonError::InvalidState {
+                    name: v.name.clone(),
+                    state: "transient".into(),
+                    hint: "it has no persistent definition; leave out --inactive for the live one"
+                        .into(),
+                }),
+            },
+        }
+    }
+}
+
+/// One `domiflist` row.
+pub(crate) fn interface_row(i: &Interface) -> InterfaceRow {
+    let source = match &i.kind {
+        InterfaceKind::Bridge { bridge } => Some(bridge.value.clone()),
+        InterfaceKind::Network { network, .. } => Some(network.value.clone()),
+        InterfaceKind::Direct { dev, .. } | InterfaceKind::Vdpa { dev } => Some(dev.value.clone()),
+        InterfaceKind::VhostUser { .. } => i.vhostuser_socket().map(|(p, _)| p.to_string()),
+        InterfaceKind::Hostdev { source, .. } => match source {
+            HostdevSource::Pci { addr, .. } => Some(addr.value.to_string()),
+            HostdevSource::Usb { .. } => Some("usb".into()),
+        },
+        InterfaceKind::User => i.source_dev.as_ref().map(|d| d.value.clone()),
+        InterfaceKind::Server(a) | InterfaceKind::Client(a) | InterfaceKind::Mcast(a) => {
+            Some(format!(
+                "{}:{}",
+                a.address.as_ref().map_or("", |x| x.value.as_str()),
+                a.port.value
+            ))
+        }
+        InterfaceKind::Udp { remote, .. } => Some(format!(
+            "{}:{}",
+            remote.address.as_ref().map_or("", |x| x.value.as_str()),
+            remote.port.value
+        )),
+        InterfaceKind::Ethernet => None,
+    };
+    InterfaceRow {
+        interface: i.target_dev().map(str::to_string),
+        type_: i.type_().to_string(),
+        source,
+        model: i.model().map(|m| m.to_string()),
+        mac: i.mac().map(|m| m.to_string()),
+        alias: i.alias().map(str::to_string),
+        link: if i.link_up() { "up" } else { "down" }.into(),
+    }
+}

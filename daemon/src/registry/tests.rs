@@ -1,0 +1,187 @@
+use std::sync::{Arc, Barrier};
+
+use super::*;
+
+fn sock(p: &str) -> Claim {
+    Claim {
+        resource: Resource::VhostUserSocket(PathBuf::from(p)),
+        device: format!("interface for {p}"),
+    }
+}
+
+fn mac(m: &str, dev: &str) -> Claim {
+    Claim {
+        resource: Resource::Mac(m.parse().unwrap()),
+        device: dev.into(),
+    }
+}
+
+#[test]
+fn second_vm_refused_naming_holder() {
+    let r = Registry::new();
+    r.replace("a", Scope::Persistent, &[sock("/run/vu.sock")])
+        .unwrap();
+    let err = r
+        .replace("b", Scope::Persistent, &[sock("/run/vu.sock")])
+        .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.kind(), "resource_in_use");
+    assert!(msg.contains("VM 'a'"), "{msg}");
+    assert!(msg.contains("interface for /run/vu.sock"), "{msg}");
+    assert!(msg.contains("vhost-user socket /run/vu.sock"), "{msg}");
+    // Live scope of another VM is refused as well.
+    assert!(r.claim("b", Scope::Live, &[sock("/run/vu.sock")]).is_err());
+    assert!(r.held_by("b", Scope::Persistent).is_empty());
+}
+
+#[test]
+fn one_vm_holds_in_both_scopes_and_release_frees() {
+    let r = Registry::new();
+    r.replace("a", Scope::Persistent, &[sock("/s")]).unwrap();
+    r.claim("a", Scope::Live, &[sock("/s")]).unwrap();
+    r.release("a", Scope::Live);
+    assert!(
+        r.claim("b", Scope::Live, &[sock("/s")]).is_err(),
+        "persistent claim remains"
+    );
+    r.release("a", Scope::Persistent);
+    r.claim("b", Scope::Live, &[sock("/s")]).unwrap();
+    assert_eq!(r.held_by("b", Scope::Live).len(), 1);
+    assert!(r.held_by("a", Scope::Persistent).is_empty());
+}
+
+#[test]
+fn replace_is_all_or_nothing() {
+    let r = Registry::new();
+    r.replace("a", Scope::Persistent, &[sock("/a1")]).unwrap();
+    r.replace("b", Scope::Persistent, &[sock("/b1")]).unwrap();
+    // a wants /a2 and /b1: refused, and a keeps exactly /a1.
+    assert!(r
+        .replace("a", Scope::Persistent, &[sock("/a2"), sock("/b1")])
+        .is_err());
+    assert_eq!(
+        r.held_by("a", Scope::Persistent),
+        vec![Resource::VhostUserSocket("/a1".into())]
+    );
+    assert!(r
+        .holders(&Resource::VhostUserSocket("/a2".into()))
+        .is_empty());
+    // A successful replace drops what is no longer wanted.
+    r.replace("a", Scope::Persistent, &[sock("/a2")]).unwrap();
+    assert!(r
+        .holders(&Resource::VhostUserSocket("/a1".into()))
+        .is_empty());
+}
+
+#[test]
+fn release_resources_frees_only_those() {
+    let r = Registry::new();
+    r.claim("a", Scope::Live, &[sock("/x"), sock("/y")])
+        .unwrap();
+    r.release_resources("a", Scope::Live, &[Resource::VhostUserSocket("/x".into())]);
+    assert_eq!(
+        r.held_by("a", Scope::Live),
+        vec![Resource::VhostUserSocket("/y".into())]
+    );
+}
+
+#[test]
+fn macs_warn_in_definitions_and_refuse_when_running() {
+    let r = Registry::new();
+    let m = "52:54:00:00:00:01";
+    assert!(r
+        .replace("a", Scope::Persistent, &[mac(m, "nic a")])
+        .unwrap()
+        .is_empty());
+    let warn = r
+        .replace("b", Scope::Persistent, &[mac(m, "nic b")])
+        .unwrap();
+    assert_eq!(warn.len(), 1);
+    assert_eq!(warn[0].vm, "a");
+    r.claim("a", Scope::Live, &[mac(m, "nic a")]).unwrap();
+    let err = r.claim("b", Scope::Live, &[mac(m, "nic b")]).unwrap_err();
+    assert!(
+        err.to_string().contains("MAC address 52:54:00:00:00:01"),
+        "{err}"
+    );
+    r.release("a", Scope::Live);
+    r.claim("b", Scope::Live, &[mac(m, "nic b")]).unwrap();
+}
+
+#[test]
+fn race_of_20_claims_has_one_winner() {
+    for round in 0..20 {
+        let r = Arc::new(Registry::new());
+        let barrier = Arc::new(Barrier::new(20));
+        let threads: Vec<_> = (0..20)
+            .map(|i| {
+                let (r, barrier) = (r.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    r.claim(&format!("vm{i}"), Scope::Live, &[sock("/race.sock")])
+                        .is_ok()
+                })
+            })
+            .collect();
+        let wins = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|&w| w)
+            .count();
+        assert_eq!(wins, 1, "round {round}");
+        assert_eq!(
+            r.holders(&Resource::VhostUserSocket("/race.sock".into()))
+                .len(),
+            1
+        );
+    }
+}
+
+#[test]
+fn socket_paths_normalised() {
+    assert_eq!(
+        normalise_socket_path("/nonexistent//a/./b/../vu.sock"),
+        PathBuf::from("/nonexistent/a/vu.sock")
+    );
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, d.path().join("link")).unwrap();
+    let via_link = normalise_socket_path(d.path().join("link/s.sock").to_str().unwrap());
+    let direct = normalise_socket_path(real.join("s.sock").to_str().unwrap());
+    assert_eq!(via_link, direct);
+}
+
+#[test]
+fn claims_of_a_domain() {
+    let xml = r#"<domain type='qemu'>
+  <name>c</name>
+  <memory>65536</memory>
+  <os><type>hvm</type></os>
+  <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
+  <devices>
+    <interface type='vhostuser'>
+      <mac address='52:54:00:00:00:0a'/>
+      <source type='unix' path='/run/vu0.sock' mode='client'/>
+      <model type='virtio'/>
+    </interface>
+    <interface type='ethernet'>
+      <mac address='52:54:00:00:00:0b'/>
+      <target dev='tap-c'/>
+    </interface>
+  </devices>
+</domain>"#;
+    let d = virtnet_conf::load_domain(xml).unwrap();
+    let claims = claims_of(&d);
+    let rs: Vec<_> = claims.iter().map(|c| c.resource.to_string()).collect();
+    assert_eq!(
+        rs,
+        vec![
+            "vhost-user socket /run/vu0.sock",
+            "MAC address 52:54:00:00:00:0a",
+            "tap device tap-c",
+            "MAC address 52:54:00:00:00:0b"
+        ]
+    );
+    assert_eq!(claims[0].device, "interface 52:54:00:00:00:0a");
+}
