@@ -1,16 +1,19 @@
 //! `virtnet`: a virsh-like command line for VMs built around their network interfaces.
 
+mod client;
 mod commands;
 mod input;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Manage QEMU/KVM virtual machines and their network interfaces.
 #[derive(Parser)]
 #[command(name = "virtnet", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    global: commands::remote::GlobalOpts,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +49,8 @@ enum Command {
         #[arg(long)]
         no_vhost_net: bool,
     },
+    #[command(flatten)]
+    Remote(commands::remote::Remote),
 }
 
 fn main() -> ExitCode {
@@ -59,5 +64,6 @@ fn main() -> ExitCode {
             qemu_version,
             no_vhost_net,
         } => commands::domxml_to_native::run(&format, &file, &qemu_version, no_vhost_net),
+        Command::Remote(r) => commands::remote::run(r, &cli.global, Cli::command),
     }
 }

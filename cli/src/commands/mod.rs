@@ -1,5 +1,15 @@
 //! One module per `virtnet` command.
 
+pub mod completions;
+pub mod define;
+pub mod domiflist;
+pub mod dominfo;
 pub mod domxml_to_native;
+pub mod dumpxml;
 pub mod format;
+pub mod list;
+pub mod remote;
+pub mod shutdown;
+pub mod start;
+pub mod undefine;
 pub mod validate;

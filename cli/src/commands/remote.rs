@@ -1,0 +1,189 @@
+//! The commands that talk to virtnetd (virsh's names), and the options they share.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use crate::client::{Client, ClientError, DEFAULT_SOCKET};
+
+/// Options of every daemon command.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// virtnetd's API socket.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "VIRTNET_CONNECT",
+        value_name = "SOCKET",
+        default_value = DEFAULT_SOCKET
+    )]
+    pub connect: PathBuf,
+    /// Print JSON (the API's documents) instead of tables and messages.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands served by virtnetd.
+#[derive(Subcommand, Debug)]
+pub enum Remote {
+    /// Define a VM (or replace its definition) from domain XML.
+    Define {
+        /// Domain XML file (`-` reads standard input).
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
+    /// Remove a VM's persistent definition (the VM must not be running).
+    Undefine {
+        /// VM name.
+        name: String,
+    },
+    /// Start a defined VM.
+    Start {
+        /// VM name.
+        name: String,
+    },
+    /// Shut a VM down: ACPI power button, then terminate QEMU after the timeout.
+    Shutdown {
+        /// VM name.
+        name: String,
+        /// Seconds the guest gets to power off before QEMU is terminated.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Stop a VM at once (terminate QEMU) and release its host resources.
+    Destroy {
+        /// VM name.
+        name: String,
+    },
+    /// List VMs (running ones unless --all or --inactive).
+    List {
+        /// Running and shut off VMs.
+        #[arg(long)]
+        all: bool,
+        /// Only VMs that are not running.
+        #[arg(long, conflicts_with = "all")]
+        inactive: bool,
+        /// Print only the names.
+        #[arg(long)]
+        name: bool,
+    },
+    /// Show a VM's basic facts.
+    Dominfo {
+        /// VM name.
+        name: String,
+    },
+    /// Print a VM's domain XML (the live one while it runs).
+    Dumpxml {
+        /// VM name.
+        name: String,
+        /// The persistent definition, even while the VM runs.
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// List a VM's network interfaces.
+    Domiflist {
+        /// VM name.
+        name: String,
+        /// From the persistent definition, even while the VM runs.
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// Print a shell completion script (e.g. `virtnet completions bash > /etc/bash_completion.d/virtnet`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs a daemon command; `command` builds the whole CLI (for completions).
+pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Command) -> ExitCode {
+    if let Remote::Completions { shell } = cmd {
+        return super::completions::run(shell, command());
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = Client::new(&opts.connect);
+    let json = opts.json;
+    let result: Result<(), ClientError> = runtime.block_on(async {
+        match cmd {
+            Remote::Define { file } => super::define::run(&client, json, &file).await,
+            Remote::Undefine { name } => super::undefine::run(&client, json, &name).await,
+            Remote::Start { name } => super::start::run(&client, json, &name).await,
+            Remote::Shutdown { name, timeout } => {
+                super::shutdown::run(&client, json, &name, Some(timeout)).await
+            }
+            Remote::Destroy { name } => super::shutdown::run(&client, json, &name, None).await,
+            Remote::List {
+                all,
+                inactive,
+                name,
+            } => super::list::run(&client, json, all, inactive, name).await,
+            Remote::Dominfo { name } => super::dominfo::run(&client, json, &name).await,
+            Remote::Dumpxml { name, inactive } => {
+                super::dumpxml::run(&client, json, &name, inactive).await
+            }
+            Remote::Domiflist { name, inactive } => {
+                super::domiflist::run(&client, json, &name, inactive).await
+            }
+            Remote::Completions { .. } => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot print JSON: {e}"),
+    }
+}
+
+/// Prints a table with a header line and a rule, columns padded, like virsh.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            s.push(' ');
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s
+    };
+    println!("{}", line(header.to_vec()));
+    let total: usize = widths.iter().map(|w| w + 3).sum();
+    println!("{}", "-".repeat(total));
+    for row in rows {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+/// `-` for a missing value, as virsh prints it.
+pub fn dash(v: Option<impl ToString>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}

@@ -1,0 +1,239 @@
+//! `virtnet` against a real virtnetd (in-process, on a temporary socket and store): define,
+//! list, dominfo, dumpxml, domiflist, undefine, JSON output, errors, `--connect` and
+//! `VIRTNET_CONNECT`, completions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Daemon {
+    socket: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let config = virtnetd::Config::under(dir.path());
+        let socket = config.socket.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = virtnetd::Server::bind(config).await.expect("bind virtnetd");
+                ready_tx.send(()).unwrap();
+                server
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        ready_rx.recv().expect("virtnetd started");
+        Daemon {
+            socket,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn virtnet(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--connect", self.socket.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(&all, None)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(args: &[&str], env: Option<(&str, &Path)>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtnet"));
+    cmd.args(args).env_remove("VIRTNET_CONNECT");
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run virtnet")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "failed: {}{}", out(o), err(o));
+    out(o)
+}
+
+/// Fails with exactly one line on stderr, which contains `needle`.
+fn fails_with(o: &Output, needle: &str) {
+    assert!(!o.status.success(), "succeeded: {}", out(o));
+    let e = err(o);
+    assert_eq!(e.lines().count(), 1, "one line: {e}");
+    assert!(e.starts_with("error: "), "{e}");
+    assert!(e.contains(needle), "'{needle}' not in: {e}");
+}
+
+const XML: &str = "<domain type='qemu'>
+  <name>cli1</name>
+  <memory unit='MiB'>64</memory>
+  <os><type>hvm</type></os>
+  <devices>
+    <interface type='bridge'>
+      <mac address='52:54:00:aa:00:01'/>
+      <source bridge='br-cli'/>
+      <model type='virtio'/>
+    </interface>
+  </devices>
+</domain>
+";
+
+#[test]
+fn define_list_info_xml_iflist_undefine() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cli1.xml");
+    std::fs::write(&file, XML).unwrap();
+    let f = file.to_str().unwrap();
+
+    let o = ok(&d.virtnet(&["define", f]));
+    assert_eq!(o, format!("Domain 'cli1' defined from {f}\n"));
+    assert_eq!(
+        ok(&d.virtnet(&["define", f])),
+        format!("Domain 'cli1' redefined from {f}\n")
+    );
+
+    // Not running: plain `list` shows no VM, --all and --inactive do.
+    let plain = ok(&d.virtnet(&["list"]));
+    assert!(!plain.contains("cli1"), "{plain}");
+    let all = ok(&d.virtnet(&["list", "--all"]));
+    let lines: Vec<&str> = all.lines().collect();
+    assert!(
+        lines[0].contains("Id") && lines[0].contains("Name") && lines[0].contains("State"),
+        "{all}"
+    );
+    assert!(lines[1].starts_with("---"), "{all}");
+    assert!(
+        lines[2].contains("cli1") && lines[2].contains("shut off"),
+        "{all}"
+    );
+    assert_eq!(ok(&d.virtnet(&["list", "--inactive", "--name"])), "cli1\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&d.virtnet(&["list", "--all", "--json"]))).unwrap();
+    assert_eq!(json["domains"][0]["name"], "cli1");
+    assert_eq!(json["domains"][0]["state"], "shut_off");
+
+    let info = ok(&d.virtnet(&["dominfo", "cli1"]));
+    assert!(info.contains("Name:           cli1"), "{info}");
+    assert!(info.contains("State:          shut off"), "{info}");
+    assert!(info.contains("Max memory:     65536 KiB"), "{info}");
+    assert!(info.contains("Persistent:     yes"), "{info}");
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&d.virtnet(&["--json", "dominfo", "cli1"]))).unwrap();
+    assert_eq!(info["interfaces"], 1);
+
+    let xml = ok(&d.virtnet(&["dumpxml", "cli1", "--inactive"]));
+    assert!(xml.starts_with("<domain type='qemu'>"), "{xml}");
+    assert!(xml.contains("<mac address='52:54:00:aa:00:01'/>"), "{xml}");
+    assert_eq!(
+        ok(&d.virtnet(&["dumpxml", "cli1"])),
+        xml,
+        "not running: the same"
+    );
+    // The output defines the same VM again.
+    std::fs::write(&file, &xml).unwrap();
+    ok(&d.virtnet(&["define", f]));
+    assert_eq!(ok(&d.virtnet(&["dumpxml", "cli1"])), xml, "stable");
+
+    let ifl = ok(&d.virtnet(&["domiflist", "cli1"]));
+    let row = ifl.lines().nth(2).unwrap();
+    for cell in ["-", "bridge", "br-cli", "virtio", "52:54:00:aa:00:01", "up"] {
+        assert!(row.contains(cell), "{cell} in {ifl}");
+    }
+
+    assert_eq!(
+        ok(&d.virtnet(&["undefine", "cli1"])),
+        "Domain 'cli1' has been undefined\n"
+    );
+    fails_with(&d.virtnet(&["undefine", "cli1"]), "no VM named 'cli1'");
+    fails_with(&d.virtnet(&["dominfo", "cli1"]), "no VM named 'cli1'");
+    fails_with(&d.virtnet(&["start", "cli1"]), "no VM named 'cli1'");
+    fails_with(&d.virtnet(&["shutdown", "cli1"]), "no VM named 'cli1'");
+    fails_with(&d.virtnet(&["destroy", "cli1"]), "no VM named 'cli1'");
+}
+
+#[test]
+fn errors_are_one_line() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(
+        &bad,
+        "<domain type='qemu'>\n  <name>x</name>\n  <memory>1</nope>\n</domain>\n",
+    )
+    .unwrap();
+    let b = bad.to_str().unwrap();
+    fails_with(
+        &d.virtnet(&["define", b]),
+        &format!("{b}: invalid domain XML: 3:"),
+    );
+    fails_with(&d.virtnet(&["define", "/nonexistent/x.xml"]), "cannot open");
+    let ok_file = dir.path().join("ok.xml");
+    std::fs::write(&ok_file, XML).unwrap();
+    ok(&d.virtnet(&["define", ok_file.to_str().unwrap()]));
+    fails_with(
+        &d.virtnet(&["shutdown", "cli1"]),
+        "is shut off: it is not running",
+    );
+}
+
+#[test]
+fn no_daemon_says_how_to_start_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("none.sock");
+    let o = run(&["--connect", sock.to_str().unwrap(), "list"], None);
+    fails_with(
+        &o,
+        &format!(
+            "cannot connect to virtnetd at {}: no such socket",
+            sock.display()
+        ),
+    );
+    assert!(err(&o).contains("virtnetd --socket"), "{}", err(&o));
+    // VIRTNET_CONNECT picks the socket too.
+    let o = run(&["list", "--all"], Some(("VIRTNET_CONNECT", &sock)));
+    fails_with(&o, &sock.display().to_string());
+    let d = Daemon::start();
+    let o = run(&["list", "--all"], Some(("VIRTNET_CONNECT", &d.socket)));
+    ok(&o);
+}
+
+#[test]
+fn completions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = ok(&run(&["completions", shell], None));
+        assert!(
+            o.contains("domiflist") && o.contains("dumpxml"),
+            "{shell}: {o}"
+        );
+    }
+}
