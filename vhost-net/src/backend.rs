@@ -1,0 +1,275 @@
+//! The vhost-user back end of one port connection: features, config space, and the
+//! transmit path (guest → switch) run on vhost-user-backend's vring worker threads.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost_user_backend::{VhostUserBackend, VringT};
+use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::bindings::virtio_net::{
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_TSO4,
+    VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6,
+    VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_MTU, VIRTIO_NET_F_STATUS,
+    VIRTIO_NET_S_LINK_UP,
+};
+use virtio_bindings::bindings::virtio_ring::{
+    VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
+use virtio_queue::QueueT;
+use vm_memory::{GuestAddress, GuestAddressSpace};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::event::{
+    new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
+};
+
+use crate::chain::{walk, Segment};
+use crate::config::PortConfig;
+use crate::core::{FwdScratch, SwitchCore};
+use crate::counters::PortCounters;
+use crate::frame::{read_tx_frame, Frame};
+use crate::mac_table::PortId;
+use crate::rx::{Gm, Vring};
+use crate::vhost_port::ConnState;
+
+/// Frames taken from a transmit queue before they are forwarded.
+pub const TX_BATCH: usize = 64;
+/// Largest queue size offered.
+pub const MAX_QUEUE_SIZE: usize = 1024;
+
+/// Virtio features the switch offers on every port (MQ only with more than one pair).
+pub fn offered_features(queue_pairs: u16) -> u64 {
+    let bits = [
+        VIRTIO_F_VERSION_1,
+        VIRTIO_RING_F_EVENT_IDX,
+        VIRTIO_RING_F_INDIRECT_DESC,
+        VIRTIO_NET_F_CSUM,
+        VIRTIO_NET_F_GUEST_CSUM,
+        VIRTIO_NET_F_MTU,
+        VIRTIO_NET_F_GUEST_TSO4,
+        VIRTIO_NET_F_GUEST_TSO6,
+        VIRTIO_NET_F_GUEST_ECN,
+        VIRTIO_NET_F_HOST_TSO4,
+        VIRTIO_NET_F_HOST_TSO6,
+        VIRTIO_NET_F_HOST_ECN,
+        VIRTIO_NET_F_MRG_RXBUF,
+        VIRTIO_NET_F_STATUS,
+    ];
+    let mut f = bits.iter().fold(0u64, |acc, b| acc | (1u64 << b));
+    if queue_pairs > 1 {
+        f |= 1 << VIRTIO_NET_F_MQ;
+    }
+    f | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+}
+
+/// vhost-user protocol features the switch offers.
+pub fn offered_protocol_features() -> VhostUserProtocolFeatures {
+    VhostUserProtocolFeatures::MQ
+        | VhostUserProtocolFeatures::REPLY_ACK
+        | VhostUserProtocolFeatures::CONFIG
+        | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+}
+
+struct Worker {
+    frames: Vec<Frame>,
+    segs: Vec<Segment>,
+    fwd: FwdScratch,
+}
+
+/// The back end of one connection of one port.
+pub struct NetBackend {
+    core: Arc<SwitchCore>,
+    id: PortId,
+    counters: Arc<PortCounters>,
+    conn: Arc<ConnState>,
+    config: PortConfig,
+    workers: Vec<Mutex<Option<Worker>>>,
+}
+
+impl NetBackend {
+    /// A back end for port `id`, whose per-connection state is `conn`.
+    pub fn new(
+        core: Arc<SwitchCore>,
+        id: PortId,
+        counters: Arc<PortCounters>,
+        conn: Arc<ConnState>,
+        config: PortConfig,
+    ) -> Self {
+        let qps = config.queues as usize;
+        NetBackend {
+            core,
+            id,
+            counters,
+            conn,
+            config,
+            workers: (0..qps).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn config_space(&self) -> [u8; 12] {
+        // struct virtio_net_config: mac[6], status, max_virtqueue_pairs, mtu (LE).
+        let mut c = [0u8; 12];
+        c[6..8].copy_from_slice(&(VIRTIO_NET_S_LINK_UP as u16).to_le_bytes());
+        c[8..10].copy_from_slice(&self.config.queues.to_le_bytes());
+        c[10..12].copy_from_slice(&self.config.mtu.to_le_bytes());
+        c
+    }
+
+    /// Drains transmit queue `vring` of queue pair `qp`, forwarding in batches, polling
+    /// for `poll` after it runs dry, then re-enabling notifications.
+    fn process_tx(&self, qp: usize, vring: &Vring) {
+        let mut slot = self.workers[qp].lock().unwrap_or_else(|e| e.into_inner());
+        let w = slot.get_or_insert_with(|| Worker {
+            frames: (0..TX_BATCH).map(|_| Frame::default()).collect(),
+            segs: Vec::with_capacity(64),
+            fwd: FwdScratch::default(),
+        });
+        let hdr_len = self.conn.hdr_len();
+        let mtu = self.config.mtu as usize;
+        let poll = self.core.config.poll;
+        let mut idle_since: Option<Instant> = None;
+        loop {
+            if self.conn.exit.load(Ordering::Acquire) {
+                return;
+            }
+            let mem = self.conn.mem.memory();
+            let (mut n, mut popped) = (0usize, 0usize);
+            let mut bytes = 0u64;
+            {
+                let mut st = vring.get_mut();
+                if !st.get_queue().ready() || !st.is_enabled() {
+                    return;
+                }
+                let q = st.get_queue_mut();
+                let _ = q.disable_notification(&*mem);
+                let table = GuestAddress(q.desc_table());
+                let qsize = q.size();
+                while n < TX_BATCH {
+                    let Some(chain) = q.pop_descriptor_chain(&*mem) else {
+                        break;
+                    };
+                    let head = chain.head_index();
+                    let res =
+                        walk(&*mem, table, qsize, head, false, &mut w.segs).and_then(|total| {
+                            read_tx_frame(&*mem, &w.segs, total, hdr_len, mtu, &mut w.frames[n])
+                        });
+                    let _ = q.add_used(&*mem, head, 0);
+                    popped += 1;
+                    match res {
+                        Ok(()) => {
+                            bytes += w.frames[n].len as u64;
+                            n += 1;
+                        }
+                        Err(reason) => self.counters.drop_frame(reason),
+                    }
+                }
+                if popped > 0 && st.needs_notification().unwrap_or(true) {
+                    let _ = st.signal_used_queue();
+                }
+            }
+            if n > 0 {
+                self.counters.add_rx(n as u64, bytes);
+                self.core
+                    .forward(self.id, qp, &mut w.frames[..n], &mut w.fwd);
+            }
+            if popped > 0 {
+                idle_since = None;
+                continue;
+            }
+            if !poll.is_zero() && idle_since.get_or_insert_with(Instant::now).elapsed() < poll {
+                std::hint::spin_loop();
+                continue;
+            }
+            let mut st = vring.get_mut();
+            match st.get_queue_mut().enable_notification(&*mem) {
+                Ok(true) => {
+                    idle_since = None;
+                    continue;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+impl VhostUserBackend for NetBackend {
+    type Bitmap = ();
+    type Vring = Vring;
+
+    fn num_queues(&self) -> usize {
+        self.config.queues as usize * 2
+    }
+
+    fn max_queue_size(&self) -> usize {
+        MAX_QUEUE_SIZE
+    }
+
+    fn features(&self) -> u64 {
+        offered_features(self.config.queues)
+    }
+
+    fn acked_features(&self, features: u64) {
+        self.conn.features.store(features, Ordering::Relaxed);
+    }
+
+    fn protocol_features(&self) -> VhostUserProtocolFeatures {
+        offered_protocol_features()
+    }
+
+    fn set_event_idx(&self, _enabled: bool) {}
+
+    fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {
+        let c = self.config_space();
+        let start = (offset as usize).min(c.len());
+        let end = start.saturating_add(size as usize).min(c.len());
+        c[start..end].to_vec()
+    }
+
+    fn update_memory(&self, _mem: Gm) -> io::Result<()> {
+        // `conn.mem` is the same GuestMemoryAtomic the handler just updated.
+        Ok(())
+    }
+
+    fn queues_per_thread(&self) -> Vec<u64> {
+        // One worker thread per queue pair: queues 2k (rx) and 2k+1 (tx).
+        (0..self.config.queues as u64)
+            .map(|k| 0b11 << (2 * k))
+            .collect()
+    }
+
+    fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
+        new_event_consumer_and_notifier(EventFlag::NONBLOCK | EventFlag::CLOEXEC).ok()
+    }
+
+    fn handle_event(
+        &self,
+        device_event: u16,
+        _evset: EventSet,
+        vrings: &[Vring],
+        thread_id: usize,
+    ) -> io::Result<()> {
+        let qp = thread_id;
+        if device_event as usize >= self.num_queues()
+            || vrings.len() < 2
+            || qp >= self.workers.len()
+        {
+            return Ok(());
+        }
+        {
+            let mut slot = self.conn.rx[qp].write().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some(vrings[0].clone());
+            }
+        }
+        if device_event % 2 == 1 {
+            self.process_tx(qp, &vrings[1]);
+        } else {
+            // Receive buffers are filled when frames arrive; the switch never waits
+            // for receive kicks.
+            let _ = vrings[0].disable_notification();
+        }
+        Ok(())
+    }
+}

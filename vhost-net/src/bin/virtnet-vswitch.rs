@@ -1,0 +1,171 @@
+//! `virtnet-vswitch`: the vhost-user-net switch daemon.
+//!
+//! ```text
+//! virtnet-vswitch --control PATH [--uplink TAP] [--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]...
+//!                 [--poll-us N] [--ageing-secs N]
+//! ```
+//! Runs until SIGTERM or SIGINT, then disconnects every port and removes its sockets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use virtnet_vhost_net::control::ControlServer;
+use virtnet_vhost_net::{Error, PortConfig, SocketMode, Switch, SwitchConfig};
+
+const USAGE: &str = "usage: virtnet-vswitch --control PATH [--uplink TAP] \
+[--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]... [--poll-us N] [--ageing-secs N]";
+
+struct Args {
+    control: PathBuf,
+    uplink: Option<String>,
+    ports: Vec<PortConfig>,
+    config: SwitchConfig,
+}
+
+fn parse_port(spec: &str) -> Result<PortConfig, Error> {
+    let bad = |m: String| Error::Usage(format!("--port {spec}: {m}\n{USAGE}"));
+    let mut parts = spec.split(',');
+    let first = parts.next().unwrap_or_default();
+    let (name, path) = first
+        .split_once('=')
+        .ok_or_else(|| bad("expected NAME=SOCKET".into()))?;
+    let mut cfg = PortConfig::new(name, path);
+    for opt in parts {
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| bad(format!("option '{opt}' is not KEY=VALUE")))?;
+        match k {
+            "mode" => {
+                cfg.mode = match v {
+                    "client" => SocketMode::Client,
+                    "server" => SocketMode::Server,
+                    _ => return Err(bad(format!("mode must be client or server, not '{v}'"))),
+                }
+            }
+            "queues" => cfg.queues = v.parse().map_err(|_| bad(format!("queues={v}")))?,
+            "mtu" => cfg.mtu = v.parse().map_err(|_| bad(format!("mtu={v}")))?,
+            _ => return Err(bad(format!("unknown option '{k}'"))),
+        }
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn parse_args() -> Result<Args, Error> {
+    let mut it = std::env::args().skip(1);
+    let mut control = None;
+    let mut uplink = None;
+    let mut ports = Vec::new();
+    let mut config = SwitchConfig::default();
+    while let Some(a) = it.next() {
+        let mut val = |what: &str| {
+            it.next()
+                .ok_or_else(|| Error::Usage(format!("{a} needs {what}\n{USAGE}")))
+        };
+        match a.as_str() {
+            "--control" => control = Some(PathBuf::from(val("a path")?)),
+            "--uplink" => uplink = Some(val("a tap name")?),
+            "--port" => ports.push(parse_port(&val("NAME=SOCKET")?)?),
+            "--poll-us" => {
+                let v = val("microseconds")?;
+                let us: u64 = v
+                    .parse()
+                    .map_err(|_| Error::Usage(format!("--poll-us {v}: not a number")))?;
+                config.poll = Duration::from_micros(us);
+            }
+            "--ageing-secs" => {
+                let v = val("seconds")?;
+                let s: u64 = v
+                    .parse()
+                    .map_err(|_| Error::Usage(format!("--ageing-secs {v}: not a number")))?;
+                config.ageing = Duration::from_secs(s.max(1));
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => return Err(Error::Usage(format!("unknown argument '{a}'\n{USAGE}"))),
+        }
+    }
+    let control = control.ok_or_else(|| Error::Usage(format!("--control is required\n{USAGE}")))?;
+    Ok(Args {
+        control,
+        uplink,
+        ports,
+        config,
+    })
+}
+
+/// Blocks SIGTERM and SIGINT in this thread (and so in every thread started later).
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-mask calls on a local, initialised sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn run() -> Result<(), Error> {
+    let args = parse_args()?;
+    let set = block_signals();
+    let switch = Arc::new(Switch::new(args.config));
+    if let Some(tap) = &args.uplink {
+        switch.add_tap_port("uplink", tap)?;
+    }
+    for p in args.ports {
+        switch.add_port(p)?;
+    }
+    let control = ControlServer::start(switch.clone(), &args.control)?;
+    eprintln!(
+        "virtnet-vswitch: ready, control socket {}",
+        args.control.display()
+    );
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is the initialised set blocked above; sigwait writes `sig`.
+    unsafe { libc::sigwait(&set, &mut sig) };
+    eprintln!("virtnet-vswitch: signal {sig}, shutting down");
+    control.stop();
+    switch.shutdown();
+    Ok(())
+}
+
+fn main() {
+    env_logger_lite();
+    if let Err(e) = run() {
+        eprintln!("virtnet-vswitch: {e}");
+        std::process::exit(match e {
+            Error::Usage(_) => 2,
+            _ => 1,
+        });
+    }
+}
+
+/// Minimal logger: warnings and errors to stderr (VSWITCH_LOG=debug for more).
+fn env_logger_lite() {
+    struct L(log::LevelFilter);
+    impl log::Log for L {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= self.0
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                eprintln!("virtnet-vswitch: {}: {}", r.level(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    let level = match std::env::var("VSWITCH_LOG").as_deref() {
+        Ok("debug") => log::LevelFilter::Debug,
+        Ok("info") => log::LevelFilter::Info,
+        _ => log::LevelFilter::Warn,
+    };
+    let logger: &'static L = Box::leak(Box::new(L(level)));
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+}

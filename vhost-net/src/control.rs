@@ -1,0 +1,253 @@
+//! The control socket: one JSON object per line in each direction (see CONTROL.md).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::PortConfig;
+use crate::error::{Error, Result};
+use crate::mac_table::MacEntry;
+use crate::switch::{PortInfo, Switch};
+
+/// A control request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// Add a vhost-user port.
+    AddPort(PortConfig),
+    /// Add the uplink tap as port `name`.
+    AddUplink {
+        /// Port name.
+        name: String,
+        /// Tap interface name.
+        tap: String,
+    },
+    /// Remove a port.
+    DelPort {
+        /// Port name.
+        name: String,
+    },
+    /// List ports with counters.
+    ListPorts,
+    /// Dump the MAC table.
+    MacTable,
+}
+
+/// A control reply. `ok` is false exactly when `error` is present.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Response {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// What went wrong, for a person to read.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// `list-ports` result.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ports: Option<Vec<PortInfo>>,
+    /// `mac-table` result.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub macs: Option<Vec<MacEntry>>,
+}
+
+impl Response {
+    fn ok() -> Self {
+        Response {
+            ok: true,
+            ..Default::default()
+        }
+    }
+
+    fn err(e: impl std::fmt::Display) -> Self {
+        Response {
+            ok: false,
+            error: Some(e.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Runs one request against the switch.
+pub fn execute(switch: &Switch, req: Request) -> Response {
+    let done = |r: Result<()>| match r {
+        Ok(()) => Response::ok(),
+        Err(e) => Response::err(e),
+    };
+    match req {
+        Request::AddPort(cfg) => done(switch.add_port(cfg)),
+        Request::AddUplink { name, tap } => done(switch.add_tap_port(&name, &tap)),
+        Request::DelPort { name } => done(switch.del_port(&name)),
+        Request::ListPorts => Response {
+            ports: Some(switch.list_ports()),
+            ..Response::ok()
+        },
+        Request::MacTable => Response {
+            macs: Some(switch.mac_table()),
+            ..Response::ok()
+        },
+    }
+}
+
+/// Parses and runs one request line.
+pub fn execute_line(switch: &Switch, line: &str) -> Response {
+    match serde_json::from_str::<Request>(line) {
+        Ok(req) => execute(switch, req),
+        Err(e) => Response::err(format!(
+            "bad request ({e}): send one JSON object per line, e.g. {{\"cmd\":\"list-ports\"}}"
+        )),
+    }
+}
+
+/// The listening control socket and its thread.
+pub struct ControlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ControlServer {
+    /// Listens on `path` (a stale socket file there is replaced) and serves requests
+    /// for `switch` until [`ControlServer::stop`].
+    pub fn start(switch: Arc<Switch>, path: &Path) -> Result<ControlServer> {
+        let err = |source| Error::Control {
+            path: path.to_path_buf(),
+            source,
+        };
+        if path.exists() && UnixStream::connect(path).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        let listener = UnixListener::bind(path).map_err(err)?;
+        listener.set_nonblocking(true).map_err(err)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("vsw-control".into())
+            .spawn(move || accept_loop(switch, listener, s))
+            .map_err(|source| Error::Thread {
+                name: "vsw-control".into(),
+                source,
+            })?;
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Stops serving and removes the socket file.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_readable(fd: i32, ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: pfd is valid for the call.
+    unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
+}
+
+fn accept_loop(switch: Arc<Switch>, listener: UnixListener, stop: Arc<AtomicBool>) {
+    let mut clients: Vec<JoinHandle<()>> = Vec::new();
+    while !stop.load(Ordering::Acquire) {
+        if !wait_readable(listener.as_raw_fd(), 100) {
+            clients.retain(|c| !c.is_finished());
+            continue;
+        }
+        if let Ok((stream, _)) = listener.accept() {
+            let (sw, st) = (switch.clone(), stop.clone());
+            if let Ok(h) = std::thread::Builder::new()
+                .name("vsw-control-client".into())
+                .spawn(move || serve_client(&sw, stream, &st))
+            {
+                clients.push(h);
+            }
+        }
+    }
+    for c in clients {
+        let _ = c.join();
+    }
+}
+
+fn serve_client(switch: &Switch, stream: UnixStream, stop: &AtomicBool) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while !stop.load(Ordering::Acquire) {
+        match reader.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                if line.ends_with('\n') {
+                    let resp = execute_line(switch, line.trim());
+                    line.clear();
+                    let mut s = serde_json::to_string(&resp).unwrap_or_default();
+                    s.push('\n');
+                    if out.write_all(s.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A client of the control socket (what virtnetd uses).
+pub struct ControlClient {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl ControlClient {
+    /// Connects to the switch's control socket.
+    pub fn connect(path: &Path) -> Result<ControlClient> {
+        let err = |source| Error::Control {
+            path: path.to_path_buf(),
+            source,
+        };
+        let s = UnixStream::connect(path).map_err(err)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(err)?;
+        let writer = s.try_clone().map_err(err)?;
+        Ok(ControlClient {
+            reader: BufReader::new(s),
+            writer,
+        })
+    }
+
+    /// Sends one request and waits (up to 10 s) for its reply.
+    pub fn request(&mut self, req: &Request) -> std::io::Result<Response> {
+        let mut s = serde_json::to_string(req).map_err(std::io::Error::other)?;
+        s.push('\n');
+        self.writer.write_all(s.as_bytes())?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        serde_json::from_str(&line).map_err(std::io::Error::other)
+    }
+}

@@ -1,0 +1,136 @@
+//! The forwarding core: port registry, MAC learning and the per-batch forwarding decision.
+
+use std::sync::{Arc, RwLock};
+
+use crate::config::SwitchConfig;
+use crate::counters::PortCounters;
+use crate::frame::Frame;
+use crate::mac_table::{MacTable, PortId};
+use crate::rx::RxScratch;
+use crate::tap::TapPort;
+use crate::vhost_port::VhostPort;
+
+/// What is behind a port.
+pub enum PortKind {
+    /// A vhost-user NIC.
+    Vhost(Arc<VhostPort>),
+    /// The uplink tap.
+    Tap(Arc<TapPort>),
+}
+
+/// A port as the forwarding core sees it.
+pub struct PortEntry {
+    /// Switch-unique id.
+    pub id: PortId,
+    /// Name given at add-port.
+    pub name: String,
+    /// Live counters.
+    pub counters: Arc<PortCounters>,
+    /// Where frames for this port go.
+    pub kind: PortKind,
+}
+
+impl PortEntry {
+    fn deliver(&self, frames: &mut [Frame], idx: &[usize], src_qp: usize, sc: &mut RxScratch) {
+        match &self.kind {
+            PortKind::Vhost(p) => p.deliver(&self.counters, frames, idx, src_qp, sc),
+            PortKind::Tap(t) => t.deliver(&self.counters, frames, idx),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dst {
+    Nowhere,
+    Flood,
+    Port(PortId),
+}
+
+/// Reused buffers for one forwarding thread.
+#[derive(Default)]
+pub struct FwdScratch {
+    dst: Vec<Dst>,
+    idx: Vec<usize>,
+    rx: RxScratch,
+}
+
+/// State shared by every thread of one switch.
+pub struct SwitchCore {
+    /// Settings.
+    pub config: SwitchConfig,
+    /// Learned addresses.
+    pub macs: MacTable,
+    ports: RwLock<Arc<Vec<Arc<PortEntry>>>>,
+}
+
+impl SwitchCore {
+    /// An empty switch.
+    pub fn new(config: SwitchConfig) -> Self {
+        SwitchCore {
+            macs: MacTable::new(config.ageing, config.mac_capacity),
+            config,
+            ports: RwLock::new(Arc::new(Vec::new())),
+        }
+    }
+
+    /// The current ports (a cheap snapshot: forwarding never holds the registry lock).
+    pub fn ports(&self) -> Arc<Vec<Arc<PortEntry>>> {
+        self.ports.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds a port to the registry.
+    pub fn insert(&self, entry: Arc<PortEntry>) {
+        let mut g = self.ports.write().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = g.iter().cloned().collect();
+        v.push(entry);
+        *g = Arc::new(v);
+    }
+
+    /// Removes a port from the registry and forgets its addresses.
+    pub fn remove(&self, id: PortId) -> Option<Arc<PortEntry>> {
+        let mut g = self.ports.write().unwrap_or_else(|e| e.into_inner());
+        let found = g.iter().find(|p| p.id == id).cloned();
+        let v: Vec<_> = g.iter().filter(|p| p.id != id).cloned().collect();
+        *g = Arc::new(v);
+        drop(g);
+        self.macs.flush_port(id);
+        found
+    }
+
+    /// Forwards a batch of frames received on `src` (queue pair `src_qp`): learns the
+    /// source addresses, then delivers each frame to the port its destination was
+    /// learned on, or floods it (broadcast, multicast, unknown unicast) to every other
+    /// port. Never sends a frame back where it came from.
+    pub fn forward(&self, src: PortId, src_qp: usize, frames: &mut [Frame], sc: &mut FwdScratch) {
+        sc.dst.clear();
+        for f in frames.iter() {
+            self.macs.learn(&f.src_mac(), src);
+            let dst_mac = f.dst_mac();
+            let d = if dst_mac[0] & 1 != 0 {
+                Dst::Flood
+            } else {
+                match self.macs.lookup(&dst_mac) {
+                    Some(p) if p == src => Dst::Nowhere,
+                    Some(p) => Dst::Port(p),
+                    None => Dst::Flood,
+                }
+            };
+            sc.dst.push(d);
+        }
+        let ports = self.ports();
+        for port in ports.iter() {
+            if port.id == src {
+                continue;
+            }
+            sc.idx.clear();
+            for (i, d) in sc.dst.iter().enumerate() {
+                if *d == Dst::Flood || *d == Dst::Port(port.id) {
+                    sc.idx.push(i);
+                }
+            }
+            if !sc.idx.is_empty() {
+                port.deliver(frames, &sc.idx, src_qp, &mut sc.rx);
+            }
+        }
+    }
+}

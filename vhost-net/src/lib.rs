@@ -1,0 +1,38 @@
+//! virtnet's vhost-user-net switch.
+//!
+//! An L2 learning switch whose ports are vhost-user sockets (QEMU `vhost-user` netdevs)
+//! plus an optional uplink tap. Each port is served by rust-vmm's
+//! `vhost-user-backend`: the switch is the back end, by default the socket client
+//! (QEMU listens, so either side can restart). Frames move between guests by copying
+//! from one guest's transmit buffers into the other's receive buffers, with the
+//! virtio-net header (checksum and TSO metadata) carried along, so a 64 KiB TCP
+//! segment crosses the switch whole.
+//!
+//! Guest input is untrusted: every guest address goes through vm-memory's checked
+//! accessors, descriptor chains are walked with loop and length bounds
+//! ([`chain::walk`]), and bad frames are dropped and counted per port
+//! ([`DropReason`]), never a panic.
+//!
+//! Drive it with [`Switch`] in-process, or over the control socket ([`control`],
+//! documented in `CONTROL.md`).
+
+pub mod backend;
+pub mod chain;
+pub mod config;
+pub mod control;
+mod core;
+pub mod counters;
+pub mod error;
+pub mod frame;
+pub mod mac_table;
+pub mod rx;
+pub mod switch;
+pub mod tap;
+pub mod vhost_port;
+pub mod vnet_hdr;
+
+pub use config::{PortConfig, SocketMode, SwitchConfig};
+pub use counters::{CounterSnapshot, DropReason};
+pub use error::{Error, Result};
+pub use mac_table::MacEntry;
+pub use switch::{PortInfo, Switch};

@@ -1,0 +1,163 @@
+//! The learning switch's MAC table: MAC address → port, with ageing and a size cap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Identifies a port for the lifetime of the switch (never reused).
+pub type PortId = u32;
+
+/// A 48-bit Ethernet address.
+pub type Mac = [u8; 6];
+
+struct Entry {
+    port: PortId,
+    /// Milliseconds since the table's epoch.
+    last_seen: AtomicU64,
+}
+
+/// One learned address, as reported by the control interface.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct MacEntry {
+    /// The address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Port name it was learned on.
+    pub port: String,
+    /// Seconds since a frame from it was last seen.
+    pub age_secs: u64,
+}
+
+/// MAC learning table shared by all forwarding threads.
+pub struct MacTable {
+    epoch: Instant,
+    ageing_ms: u64,
+    capacity: usize,
+    map: RwLock<HashMap<Mac, Entry>>,
+}
+
+/// Formats a MAC address the usual way.
+pub fn format_mac(mac: &Mac) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    )
+}
+
+impl MacTable {
+    /// A table whose entries expire after `ageing` without traffic and that holds at
+    /// most `capacity` addresses (a guest spraying source addresses cannot grow it
+    /// further; unknown destinations are then flooded, which is always correct).
+    pub fn new(ageing: Duration, capacity: usize) -> Self {
+        MacTable {
+            epoch: Instant::now(),
+            ageing_ms: ageing.as_millis().max(1) as u64,
+            capacity,
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Records that `mac` was seen as a source on `port`. Group addresses are ignored.
+    pub fn learn(&self, mac: &Mac, port: PortId) {
+        if mac[0] & 1 != 0 || *mac == [0; 6] {
+            return;
+        }
+        let now = self.now_ms();
+        {
+            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = map.get(mac) {
+                if e.port == port {
+                    // Coarse: only store when it changed by a second, to keep the line clean.
+                    if now.saturating_sub(e.last_seen.load(Relaxed)) >= 1000 {
+                        e.last_seen.store(now, Relaxed);
+                    }
+                    return;
+                }
+            }
+        }
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.capacity && !map.contains_key(mac) {
+            let ageing = self.ageing_ms;
+            map.retain(|_, e| now.saturating_sub(e.last_seen.load(Relaxed)) < ageing);
+            if map.len() >= self.capacity {
+                return;
+            }
+        }
+        map.insert(
+            *mac,
+            Entry {
+                port,
+                last_seen: AtomicU64::new(now),
+            },
+        );
+    }
+
+    /// The port `mac` was learned on, if it is known and not aged out.
+    pub fn lookup(&self, mac: &Mac) -> Option<PortId> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let e = map.get(mac)?;
+        if self.now_ms().saturating_sub(e.last_seen.load(Relaxed)) >= self.ageing_ms {
+            return None;
+        }
+        Some(e.port)
+    }
+
+    /// Forgets everything learned on `port` (the port went away).
+    pub fn flush_port(&self, port: PortId) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, e| e.port != port);
+    }
+
+    /// Removes aged-out entries and returns the live ones as (mac, port, age in seconds).
+    pub fn entries(&self) -> Vec<(Mac, PortId, u64)> {
+        let now = self.now_ms();
+        let ageing = self.ageing_ms;
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, e| now.saturating_sub(e.last_seen.load(Relaxed)) < ageing);
+        let mut v: Vec<_> = map
+            .iter()
+            .map(|(m, e)| {
+                (
+                    *m,
+                    e.port,
+                    now.saturating_sub(e.last_seen.load(Relaxed)) / 1000,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learns_moves_ages_and_caps() {
+        let t = MacTable::new(Duration::from_millis(50), 2);
+        let a = [2, 0, 0, 0, 0, 1];
+        let b = [2, 0, 0, 0, 0, 2];
+        let c = [2, 0, 0, 0, 0, 3];
+        t.learn(&a, 1);
+        assert_eq!(t.lookup(&a), Some(1));
+        t.learn(&a, 2);
+        assert_eq!(t.lookup(&a), Some(2), "a station that moves is relearned");
+        t.learn(&[0xff; 6], 1);
+        assert_eq!(t.lookup(&[0xff; 6]), None, "broadcast is never learned");
+        t.learn(&b, 1);
+        t.learn(&c, 1);
+        assert_eq!(t.lookup(&c), None, "table full: not learned");
+        t.flush_port(1);
+        assert_eq!(t.lookup(&b), None);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(t.lookup(&a), None, "aged out");
+        assert!(t.entries().is_empty());
+    }
+}

@@ -1,0 +1,120 @@
+//! Delivering frames into a guest's receive queue (plain or mergeable buffers).
+
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap};
+
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
+
+use crate::chain::{walk, Segment};
+use crate::counters::DropReason;
+use crate::frame::Frame;
+use crate::vnet_hdr::VnetHdr;
+
+/// Guest memory as the switch maps it.
+pub type Mem = GuestMemoryMmap<()>;
+/// Guest memory that the vhost-user handler may swap at run time.
+pub type Gm = GuestMemoryAtomic<Mem>;
+/// A vring as vhost-user-backend hands it out.
+pub type Vring = vhost_user_backend::VringMutex<Gm>;
+
+/// Reused per-thread buffers for the receive path.
+#[derive(Default)]
+pub struct RxScratch {
+    segs: Vec<Segment>,
+    tmp: Vec<Segment>,
+    /// (head, first segment, end segment, capacity) per chain used for the frame.
+    chains: Vec<(u16, usize, usize, u64)>,
+}
+
+fn give_back(q: &mut Queue, n: usize) {
+    for _ in 0..n {
+        q.go_to_previous_position();
+    }
+}
+
+/// Writes `frame` (with header `hdr`, `hdr_len` bytes in this guest's layout) into the
+/// next available receive chain(s) of `q`. With `mrg` the frame may span several chains
+/// and `num_buffers` says how many; without, one chain must hold it all. Chains that
+/// turn out too small are given back untouched; malformed chains are consumed with a
+/// zero length (the guest driver counts them as errors) and the frame is dropped.
+pub fn write_frame(
+    mem: &Mem,
+    q: &mut Queue,
+    frame: &Frame,
+    hdr: &VnetHdr,
+    hdr_len: usize,
+    mrg: bool,
+    sc: &mut RxScratch,
+) -> Result<(), DropReason> {
+    let need = (hdr_len + frame.len) as u64;
+    let table = GuestAddress(q.desc_table());
+    let qsize = q.size();
+    sc.segs.clear();
+    sc.chains.clear();
+    let mut cap = 0u64;
+    while cap < need {
+        let Some(chain) = q.pop_descriptor_chain(mem) else {
+            give_back(q, sc.chains.len());
+            return Err(DropReason::RxNoBuffer);
+        };
+        let head = chain.head_index();
+        match walk(mem, table, qsize, head, true, &mut sc.tmp) {
+            Ok(len) => {
+                let start = sc.segs.len();
+                sc.segs.extend_from_slice(&sc.tmp);
+                sc.chains.push((head, start, sc.segs.len(), len));
+                cap += len;
+            }
+            Err(reason) => {
+                for &(h, ..) in sc.chains.iter() {
+                    let _ = q.add_used(mem, h, 0);
+                }
+                let _ = q.add_used(mem, head, 0);
+                return Err(reason);
+            }
+        }
+        if cap < need && !mrg {
+            give_back(q, 1);
+            return Err(DropReason::RxBufferTooSmall);
+        }
+        if sc.chains.len() >= u16::MAX as usize {
+            give_back(q, sc.chains.len());
+            return Err(DropReason::RxNoBuffer);
+        }
+    }
+
+    let mut hdr_bytes = [0u8; 12];
+    hdr.write(&mut hdr_bytes[..hdr_len], sc.chains.len() as u16);
+    let pieces: [&[u8]; 2] = [&hdr_bytes[..hdr_len], frame.bytes()];
+    let (mut piece, mut off) = (0usize, 0usize);
+    let mut failed = false;
+    for ci in 0..sc.chains.len() {
+        let (head, s0, s1, _) = sc.chains[ci];
+        let mut written = 0u32;
+        'segs: for s in &sc.segs[s0..s1] {
+            let mut seg_off = 0u32;
+            while seg_off < s.len {
+                let Some(src) = pieces.get(piece) else {
+                    break 'segs;
+                };
+                if off == src.len() {
+                    piece += 1;
+                    off = 0;
+                    continue;
+                }
+                let n = ((s.len - seg_off) as usize).min(src.len() - off);
+                let addr = s.addr.unchecked_add(u64::from(seg_off));
+                if !failed && mem.write_slice(&src[off..off + n], addr).is_err() {
+                    failed = true;
+                }
+                off += n;
+                seg_off += n as u32;
+                written += n as u32;
+            }
+        }
+        let _ = q.add_used(mem, head, if failed { 0 } else { written });
+    }
+    if failed {
+        return Err(DropReason::BadAddress);
+    }
+    Ok(())
+}

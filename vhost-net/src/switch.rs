@@ -1,0 +1,216 @@
+//! The public face of the switch: add and remove ports, report counters and the MAC table.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{PortConfig, SocketMode, SwitchConfig};
+use crate::core::{PortEntry, PortKind, SwitchCore};
+use crate::counters::{CounterSnapshot, PortCounters};
+use crate::error::{Error, Result};
+use crate::mac_table::{format_mac, MacEntry};
+use crate::tap::TapPort;
+use crate::vhost_port::VhostPort;
+
+/// One port as reported by `list-ports`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortInfo {
+    /// Port name.
+    pub name: String,
+    /// `vhost-user` or `tap`.
+    pub kind: String,
+    /// Socket path (vhost-user) or interface name (tap).
+    pub path: String,
+    /// `client` or `server` (vhost-user ports).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mode: Option<SocketMode>,
+    /// Queue pairs offered.
+    pub queues: u16,
+    /// Whether a frontend is connected (always true for a tap).
+    pub connected: bool,
+    /// Receive queues the guest driver has started (a port forwards to it once > 0).
+    pub ready_queues: u16,
+    /// Virtio features the driver acknowledged (hex), if connected.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub features: Option<String>,
+    /// Counters.
+    pub counters: CounterSnapshot,
+}
+
+/// A running switch. Dropping it (or calling [`Switch::shutdown`]) disconnects every
+/// port and joins every thread.
+pub struct Switch {
+    core: Arc<SwitchCore>,
+    next_id: AtomicU32,
+    /// Serialises add/del so names and sockets stay unique.
+    admin: Mutex<()>,
+}
+
+impl Switch {
+    /// An empty switch.
+    pub fn new(config: SwitchConfig) -> Switch {
+        Switch {
+            core: Arc::new(SwitchCore::new(config)),
+            next_id: AtomicU32::new(1),
+            admin: Mutex::new(()),
+        }
+    }
+
+    fn check_unique(&self, name: &str, path: &str) -> Result<()> {
+        for p in self.core.ports().iter() {
+            if p.name == name {
+                return Err(Error::PortExists(name.to_string()));
+            }
+            let used = match &p.kind {
+                PortKind::Vhost(v) => v.socket().to_string_lossy() == path,
+                PortKind::Tap(t) => t.name == path,
+            };
+            if used {
+                return Err(Error::SocketInUse {
+                    path: path.into(),
+                    port: p.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a vhost-user port. Client mode returns at once and connects in the
+    /// background (retrying until the socket appears); server mode listens first.
+    pub fn add_port(&self, config: PortConfig) -> Result<()> {
+        config.validate()?;
+        let _g = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_unique(&config.name, &config.socket.to_string_lossy())?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let counters = Arc::new(PortCounters::default());
+        let name = config.name.clone();
+        let port = VhostPort::start(self.core.clone(), id, counters.clone(), config)?;
+        self.core.insert(Arc::new(PortEntry {
+            id,
+            name,
+            counters,
+            kind: PortKind::Vhost(port),
+        }));
+        Ok(())
+    }
+
+    /// Adds the uplink: tap `tap` (created if it does not exist) as port `name`.
+    pub fn add_tap_port(&self, name: &str, tap: &str) -> Result<()> {
+        let _g = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_unique(name, tap)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let counters = Arc::new(PortCounters::default());
+        let port = TapPort::start(self.core.clone(), id, counters.clone(), tap)?;
+        self.core.insert(Arc::new(PortEntry {
+            id,
+            name: name.to_string(),
+            counters,
+            kind: PortKind::Tap(port),
+        }));
+        Ok(())
+    }
+
+    /// Removes a port: disconnects it, joins its threads, forgets its MAC addresses and
+    /// (server mode) removes its socket file.
+    pub fn del_port(&self, name: &str) -> Result<()> {
+        let _g = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let id = self
+            .core
+            .ports()
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.id)
+            .ok_or_else(|| Error::NoSuchPort(name.to_string()))?;
+        if let Some(entry) = self.core.remove(id) {
+            stop_entry(&entry);
+        }
+        Ok(())
+    }
+
+    /// Every port with its counters, in the order they were added.
+    pub fn list_ports(&self) -> Vec<PortInfo> {
+        self.core
+            .ports()
+            .iter()
+            .map(|p| match &p.kind {
+                PortKind::Vhost(v) => {
+                    let f = v.acked_features();
+                    PortInfo {
+                        name: p.name.clone(),
+                        kind: "vhost-user".into(),
+                        path: v.socket().to_string_lossy().into_owned(),
+                        mode: Some(v.config.mode),
+                        queues: v.config.queues,
+                        connected: v.connected(),
+                        ready_queues: v.ready_queues(),
+                        features: v.connected().then(|| format!("{f:#x}")),
+                        counters: p.counters.snapshot(),
+                    }
+                }
+                PortKind::Tap(t) => PortInfo {
+                    name: p.name.clone(),
+                    kind: "tap".into(),
+                    path: t.name.clone(),
+                    mode: None,
+                    queues: 1,
+                    connected: true,
+                    ready_queues: 1,
+                    features: None,
+                    counters: p.counters.snapshot(),
+                },
+            })
+            .collect()
+    }
+
+    /// Counters of one port.
+    pub fn port_counters(&self, name: &str) -> Result<CounterSnapshot> {
+        self.core
+            .ports()
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.counters.snapshot())
+            .ok_or_else(|| Error::NoSuchPort(name.to_string()))
+    }
+
+    /// The learned addresses with the names of their ports.
+    pub fn mac_table(&self) -> Vec<MacEntry> {
+        let ports = self.core.ports();
+        self.core
+            .macs
+            .entries()
+            .into_iter()
+            .filter_map(|(mac, id, age)| {
+                let port = ports.iter().find(|p| p.id == id)?;
+                Some(MacEntry {
+                    mac: format_mac(&mac),
+                    port: port.name.clone(),
+                    age_secs: age,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes every port (joining all threads).
+    pub fn shutdown(&self) {
+        let _g = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        for p in self.core.ports().iter() {
+            if let Some(entry) = self.core.remove(p.id) {
+                stop_entry(&entry);
+            }
+        }
+    }
+}
+
+fn stop_entry(entry: &PortEntry) {
+    match &entry.kind {
+        PortKind::Vhost(v) => v.stop(),
+        PortKind::Tap(t) => t.stop(),
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,362 @@
+//! A vhost-user port: the connection supervisor (connect with backoff, accept, reconnect)
+//! and delivery of frames into the guest's receive queues.
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use vhost::vhost_user::Listener;
+use vhost_user_backend::{ShutdownHandle, VhostUserDaemon, VringT};
+use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::bindings::virtio_net::{
+    VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_TSO4,
+    VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_MRG_RXBUF,
+};
+use virtio_queue::QueueT;
+use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
+
+use crate::backend::NetBackend;
+use crate::config::{PortConfig, SocketMode};
+use crate::core::SwitchCore;
+use crate::counters::{DropReason, PortCounters};
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::mac_table::PortId;
+use crate::rx::{write_frame, Gm, RxScratch, Vring};
+use crate::vnet_hdr::{
+    complete_checksum, F_DATA_VALID, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6,
+    HDR_LEN_LEGACY, HDR_LEN_MRG,
+};
+
+/// State of one vhost-user connection; replaced at every reconnect.
+pub struct ConnState {
+    /// The guest's memory (swapped by SET_MEM_TABLE / ADD_MEM_REG / REM_MEM_REG).
+    pub mem: Gm,
+    /// Virtio features the driver acknowledged.
+    pub features: AtomicU64,
+    /// Receive vring of each queue pair, once the driver started it.
+    pub rx: Vec<RwLock<Option<Vring>>>,
+    /// Set when the connection ends: worker loops return.
+    pub exit: AtomicBool,
+}
+
+impl ConnState {
+    fn new(queue_pairs: usize) -> Self {
+        ConnState {
+            mem: GuestMemoryAtomic::new(GuestMemoryMmap::new()),
+            features: AtomicU64::new(0),
+            rx: (0..queue_pairs).map(|_| RwLock::new(None)).collect(),
+            exit: AtomicBool::new(false),
+        }
+    }
+
+    /// Length of the virtio-net header in this guest's layout.
+    pub fn hdr_len(&self) -> usize {
+        let f = self.features.load(Ordering::Relaxed);
+        if f & ((1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_NET_F_MRG_RXBUF)) != 0 {
+            HDR_LEN_MRG
+        } else {
+            HDR_LEN_LEGACY
+        }
+    }
+}
+
+fn has(features: u64, bit: u32) -> bool {
+    features & (1u64 << bit) != 0
+}
+
+/// A vhost-user port and its supervisor thread.
+pub struct VhostPort {
+    /// Its settings.
+    pub config: PortConfig,
+    conn: RwLock<Option<Arc<ConnState>>>,
+    stop: AtomicBool,
+    shutdown: Mutex<Option<ShutdownHandle>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl VhostPort {
+    /// Starts serving `config`'s socket as port `id` of `core`. In server mode the
+    /// socket is created before this returns (errors are reported here); in client mode
+    /// the supervisor keeps trying to connect until the port is removed.
+    pub fn start(
+        core: Arc<SwitchCore>,
+        id: PortId,
+        counters: Arc<PortCounters>,
+        config: PortConfig,
+    ) -> Result<Arc<VhostPort>> {
+        let listener = match config.mode {
+            SocketMode::Server => {
+                Some(
+                    Listener::new(&config.socket, true).map_err(|e| Error::Listen {
+                        path: config.socket.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?,
+                )
+            }
+            SocketMode::Client => None,
+        };
+        let port = Arc::new(VhostPort {
+            config: config.clone(),
+            conn: RwLock::new(None),
+            stop: AtomicBool::new(false),
+            shutdown: Mutex::new(None),
+            thread: Mutex::new(None),
+        });
+        let p = port.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("vsw-{}", config.name))
+            .spawn(move || p.supervise(core, id, counters, listener))
+            .map_err(|source| Error::Thread {
+                name: config.name.clone(),
+                source,
+            })?;
+        *port.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(port)
+    }
+
+    /// Whether a frontend is connected right now.
+    pub fn connected(&self) -> bool {
+        self.conn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Features acknowledged by the connected driver (0 when not connected).
+    pub fn acked_features(&self) -> u64 {
+        self.conn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |c| c.features.load(Ordering::Relaxed))
+    }
+
+    /// Receive queues the connected driver has started (0 when not connected).
+    pub fn ready_queues(&self) -> u16 {
+        let conn = self.conn.read().unwrap_or_else(|e| e.into_inner()).clone();
+        conn.map_or(0, |c| {
+            c.rx.iter()
+                .filter(|r| r.read().unwrap_or_else(|e| e.into_inner()).is_some())
+                .count() as u16
+        })
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Sleeps up to `d`, waking early when the port is being removed.
+    fn nap(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.stopping() {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(20)));
+        }
+    }
+
+    fn supervise(
+        self: Arc<Self>,
+        core: Arc<SwitchCore>,
+        id: PortId,
+        counters: Arc<PortCounters>,
+        mut listener: Option<Listener>,
+    ) {
+        let qps = self.config.queues as usize;
+        let max_backoff = core.config.max_backoff;
+        while !self.stopping() {
+            let conn = Arc::new(ConnState::new(qps));
+            let backend = Arc::new(NetBackend::new(
+                core.clone(),
+                id,
+                counters.clone(),
+                conn.clone(),
+                self.config.clone(),
+            ));
+            let mut daemon =
+                match VhostUserDaemon::new(self.config.name.clone(), backend, conn.mem.clone()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        log::error!("port {}: cannot create back end: {e}", self.config.name);
+                        self.nap(max_backoff);
+                        continue;
+                    }
+                };
+            let started = match listener.as_mut() {
+                None => self.connect(&mut daemon, max_backoff),
+                Some(l) => self.accept(&mut daemon, l),
+            };
+            if !started {
+                continue;
+            }
+            *self.shutdown.lock().unwrap_or_else(|e| e.into_inner()) = daemon.shutdown_handle();
+            *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+            counters.add_connection();
+            if self.stopping() {
+                daemon.request_shutdown();
+            }
+            if let Err(e) = daemon.wait() {
+                log::warn!("port {}: connection ended: {e}", self.config.name);
+            }
+            *self.conn.write().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.shutdown.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            conn.exit.store(true, Ordering::Release);
+            drop(daemon); // joins the vring worker threads
+        }
+    }
+
+    /// Client mode: connect, retrying with exponential backoff until the socket
+    /// appears (QEMU starting) or comes back (QEMU restarted).
+    fn connect(&self, daemon: &mut VhostUserDaemon<Arc<NetBackend>>, max: Duration) -> bool {
+        let Some(path) = self.config.socket.to_str() else {
+            log::error!("port {}: socket path is not UTF-8", self.config.name);
+            self.nap(Duration::from_secs(3600));
+            return false;
+        };
+        let mut backoff = Duration::from_millis(10);
+        while !self.stopping() {
+            match daemon.start_client(path) {
+                Ok(()) => return true,
+                Err(e) => {
+                    log::debug!("port {}: connect {path}: {e}", self.config.name);
+                    self.nap(backoff);
+                    backoff = (backoff * 2).min(max);
+                }
+            }
+        }
+        false
+    }
+
+    /// Server mode: wait (interruptibly) for a frontend to connect.
+    fn accept(&self, daemon: &mut VhostUserDaemon<Arc<NetBackend>>, l: &mut Listener) -> bool {
+        while !self.stopping() {
+            let mut pfd = libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: pfd is a valid pollfd for the duration of the call.
+            let r = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if r > 0 {
+                match daemon.start(l) {
+                    Ok(()) => return true,
+                    Err(e) => {
+                        log::warn!("port {}: accept: {e}", self.config.name);
+                        return false;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Disconnects, stops the supervisor and (server mode) removes the socket file.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            h.shutdown();
+        }
+        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+        if self.config.mode == SocketMode::Server {
+            let _ = std::fs::remove_file(&self.config.socket);
+        }
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.config.socket.clone()
+    }
+
+    /// Delivers `frames[idx]` into the receive queue chosen for `src_qp`, adapting the
+    /// offload metadata to what this guest negotiated: a partial checksum is completed
+    /// in software for a guest without GUEST_CSUM; a GSO frame to a guest without the
+    /// matching GUEST_TSO* is dropped and counted (`offload_unsupported`).
+    pub fn deliver(
+        &self,
+        counters: &PortCounters,
+        frames: &mut [Frame],
+        idx: &[usize],
+        src_qp: usize,
+        sc: &mut RxScratch,
+    ) {
+        let conn = self.conn.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let drop_all = |reason| {
+            for _ in idx {
+                counters.drop_frame(reason);
+            }
+        };
+        let Some(conn) = conn else {
+            return drop_all(DropReason::QueueNotReady);
+        };
+        let vring = {
+            let pick = |i: usize| conn.rx[i].read().unwrap_or_else(|e| e.into_inner()).clone();
+            pick(src_qp % conn.rx.len()).or_else(|| pick(0))
+        };
+        let Some(vring) = vring else {
+            return drop_all(DropReason::QueueNotReady);
+        };
+        let f = conn.features.load(Ordering::Relaxed);
+        let hdr_len = conn.hdr_len();
+        let mrg = has(f, VIRTIO_NET_F_MRG_RXBUF);
+        let csum = has(f, VIRTIO_NET_F_GUEST_CSUM);
+        let mem = conn.mem.memory();
+        let mut st = vring.get_mut();
+        if !st.get_queue().ready() || !st.is_enabled() {
+            return drop_all(DropReason::QueueNotReady);
+        }
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        for &i in idx {
+            let frame = &mut frames[i];
+            let kind = frame.hdr.gso_kind();
+            if kind != GSO_NONE {
+                let ok = match kind {
+                    GSO_TCPV4 => has(f, VIRTIO_NET_F_GUEST_TSO4),
+                    GSO_TCPV6 => has(f, VIRTIO_NET_F_GUEST_TSO6),
+                    _ => false,
+                } && (frame.hdr.gso_type & GSO_ECN == 0 || has(f, VIRTIO_NET_F_GUEST_ECN));
+                if !ok {
+                    counters.drop_frame(DropReason::OffloadUnsupported);
+                    continue;
+                }
+            }
+            if !csum {
+                if frame.hdr.flags & F_NEEDS_CSUM != 0 {
+                    let mut h = frame.hdr;
+                    let len = frame.len;
+                    if !complete_checksum(&mut h, &mut frame.data[..len]) {
+                        counters.drop_frame(DropReason::BadHeader);
+                        continue;
+                    }
+                    frame.hdr = h;
+                }
+                frame.hdr.flags &= !(F_NEEDS_CSUM | F_DATA_VALID);
+            }
+            let hdr = frame.hdr;
+            match write_frame(&mem, st.get_queue_mut(), frame, &hdr, hdr_len, mrg, sc) {
+                Ok(()) => {
+                    packets += 1;
+                    bytes += frame.len as u64;
+                }
+                Err(r) => counters.drop_frame(r),
+            }
+        }
+        counters.add_tx(packets, bytes);
+        if packets > 0 && st.needs_notification().unwrap_or(true) {
+            let _ = st.signal_used_queue();
+        }
+    }
+}
