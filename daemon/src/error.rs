@@ -67,6 +67,26 @@ pub enum DaemonError {
         allowed: String,
     },
 
+    /// No interface of the VM matches what was given.
+    #[error("VM '{vm}' has no interface matching '{key}' (give its MAC, host device name or alias; `virtnet domiflist {vm}` lists them)")]
+    NoSuchInterface {
+        /// The VM.
+        vm: String,
+        /// What was given.
+        key: String,
+    },
+
+    /// Several interfaces match what was given.
+    #[error("'{key}' matches {count} interfaces of VM '{vm}': give the MAC address of one")]
+    AmbiguousInterface {
+        /// The VM.
+        vm: String,
+        /// What was given.
+        key: String,
+        /// How many matched.
+        count: usize,
+    },
+
     /// A host resource (vhost-user socket, tap name, host PCI device, MAC) already belongs to
     /// another VM.
     #[error("{resource} is already used by {holder_iface} of VM '{holder_vm}'; one {what} can have only one user: detach it there first or pick another")]
@@ -143,6 +163,8 @@ impl DaemonError {
             DaemonError::PayloadTooLarge { .. } => "payload_too_large",
             DaemonError::NoRoute { .. } => "no_route",
             DaemonError::MethodNotAllowed { .. } => "method_not_allowed",
+            DaemonError::NoSuchInterface { .. } => "no_such_interface",
+            DaemonError::AmbiguousInterface { .. } => "ambiguous_interface",
             DaemonError::InUse { .. } => "resource_in_use",
             DaemonError::InvalidState { .. } => "invalid_state",
             DaemonError::Broken { .. } => "broken_definition",
@@ -157,12 +179,15 @@ impl DaemonError {
     /// The HTTP status the API answers with.
     pub fn http_status(&self) -> u16 {
         match self {
-            DaemonError::NoSuchVm { .. } | DaemonError::NoRoute { .. } => 404,
+            DaemonError::NoSuchVm { .. }
+            | DaemonError::NoRoute { .. }
+            | DaemonError::NoSuchInterface { .. } => 404,
             DaemonError::InvalidXml { .. } | DaemonError::BadRequest(_) => 400,
             DaemonError::UnsupportedMediaType { .. } => 415,
             DaemonError::PayloadTooLarge { .. } => 413,
             DaemonError::MethodNotAllowed { .. } => 405,
             DaemonError::InUse { .. }
+            | DaemonError::AmbiguousInterface { .. }
             | DaemonError::InvalidState { .. }
             | DaemonError::Broken { .. }
             | DaemonError::Conflict(_) => 409,

@@ -204,3 +204,45 @@ pub struct ErrorDetail {
     /// What was wrong and how to fix it.
     pub message: String,
 }
+
+/// A link state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    /// Carrier on.
+    Up,
+    /// Carrier off.
+    Down,
+}
+
+/// Body of `POST /v1/domains/{name}/interfaces/{iface}/link` (`virsh domif-setlink`).
+///
+/// `live` changes the running VM, `config` the persistent definition; neither means the
+/// running VM when it runs, else the definition (libvirt's "current").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLinkRequest {
+    /// The new state.
+    pub state: Link,
+    /// Change the running VM.
+    #[serde(default)]
+    pub live: bool,
+    /// Change the persistent definition.
+    #[serde(default)]
+    pub config: bool,
+}
+
+/// The answer of `POST /v1/domains/{name}/interfaces/{iface}/link`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetLinkResponse {
+    /// VM name.
+    pub name: String,
+    /// The interface's MAC.
+    pub mac: String,
+    /// The state set.
+    pub state: Link,
+    /// Whether the running VM was changed.
+    pub live: bool,
+    /// Whether the persistent definition was changed.
+    pub config: bool,
+}

@@ -480,3 +480,110 @@ fn one_daemon_per_state_dir() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another virtnetd listens on"), "{err}");
 }
+
+#[test]
+fn set_link_in_the_definition() {
+    let dir = tmp();
+    let d = TestDaemon::start(dir.path());
+    let nic = "<interface type='ethernet'><mac address='52:54:00:00:30:01'/><target dev='vt-link0'/></interface>";
+    assert_eq!(d.define(&domain_xml("l", nic)).0, 201);
+    let set = |key: &str, body: &str| {
+        d.call(
+            "POST",
+            &format!("/v1/domains/l/interfaces/{key}/link"),
+            Some("application/json"),
+            body,
+        )
+    };
+    // Shut off: no flag means the definition.
+    let (s, v) = set("52:54:00:00:30:01", "{\"state\": \"down\"}");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["config"], true);
+    assert_eq!(v["live"], false);
+    let (_, x) = d.get("/v1/domains/l/xml?inactive=true");
+    assert!(
+        x["xml"].as_str().unwrap().contains("<link state='down'/>"),
+        "{x}"
+    );
+    let stored = std::fs::read_to_string(dir.path().join("state/domains/l.xml")).unwrap();
+    assert!(stored.contains("<link state='down'/>"));
+    // By host device name.
+    let (s, v) = set("vt-link0", "{\"state\": \"up\", \"config\": true}");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["mac"], "52:54:00:00:30:01");
+    let (_, ifl) = d.get("/v1/domains/l/interfaces");
+    assert_eq!(ifl["interfaces"][0]["link"], "up");
+
+    let before = d.store_files();
+    let (s, v) = set("vt-link0", "{\"state\": \"down\", \"live\": true}");
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("--config"),
+        "{v}"
+    );
+    let (s, v) = set("52:54:00:99:99:99", "{\"state\": \"down\"}");
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["error"]["kind"], "no_such_interface");
+    let (s, v) = set("vt-link0", "{\"state\": \"sideways\"}");
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = set("vt-link0", "");
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = d.call(
+        "POST",
+        "/v1/domains/nope/interfaces/x/link",
+        Some("application/json"),
+        "{\"state\":\"up\"}",
+    );
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(
+        d.store_files(),
+        before,
+        "refused requests changed the store"
+    );
+}
+
+/// Every endpoint the router knows is in openapi.yaml and the other way round.
+#[test]
+fn openapi_lists_every_endpoint() {
+    let spec =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
+    let mut documented: Vec<String> = Vec::new();
+    let mut path = String::new();
+    for line in spec.lines() {
+        if let Some(p) = line.strip_prefix("  /v1").and_then(|p| p.strip_suffix(':')) {
+            path = format!("/v1{p}");
+        } else if let Some(m) = ["get", "post", "delete", "put"]
+            .iter()
+            .find(|m| line == format!("    {m}:"))
+        {
+            documented.push(format!("{} {path}", m.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let mut routed: Vec<String> = [
+        "GET /v1/version",
+        "GET /v1/domains",
+        "POST /v1/domains",
+        "GET /v1/domains/{name}",
+        "DELETE /v1/domains/{name}",
+        "GET /v1/domains/{name}/xml",
+        "GET /v1/domains/{name}/interfaces",
+        "POST /v1/domains/{name}/interfaces/{iface}/link",
+        "POST /v1/domains/{name}/start",
+        "POST /v1/domains/{name}/shutdown",
+        "POST /v1/domains/{name}/destroy",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    routed.sort();
+    assert_eq!(documented, routed);
+    for r in &routed {
+        let (method, path) = r.split_once(' ').unwrap();
+        let concrete = path.replace("{name}", "x").replace("{iface}", "y");
+        assert!(
+            virtnetd::api::router::route(method, &concrete).is_ok(),
+            "{r} is documented but not routed"
+        );
+    }
+}

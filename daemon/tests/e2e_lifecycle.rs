@@ -110,6 +110,31 @@ fn lifecycle_with_real_qemu() {
         let (s, v) = d.define(&xml);
         assert_eq!(s, 201, "{v}");
 
+        // A start that fails (no such bridge) says why and leaves nothing behind.
+        let links_before = links();
+        let bad_serial = tmp.path().join("bad-serial.sock");
+        let bad = TestDomain::new("nobridge", &bad_serial)
+            .nic(
+                &bridge_nic("52:54:00:00:03:09", "nobr0"),
+                "52:54:00:00:03:09",
+                None,
+            )
+            .xml(guest);
+        assert_eq!(d.define(&bad).0, 201);
+        let (s, v) = d.post("/v1/domains/nobridge/start");
+        assert_eq!(s, 500, "{v}");
+        assert_eq!(v["error"]["kind"], "vm", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("nobr0"),
+            "{v}"
+        );
+        assert_eq!(state(&d, "nobridge"), "shut_off");
+        assert_eq!(links(), links_before, "nothing left on the host");
+        assert!(!tmp.path().join("run/nobridge.json").exists());
+        assert!(!tmp.path().join("run/vms/nobridge").exists());
+        assert!(!bad_serial.exists());
+        assert_eq!(d.call("DELETE", "/v1/domains/nobridge", None, "").0, 200);
+
         // start → ping → graceful shutdown.
         let (pid, tap) = start(&d, "life");
         let (_, list) = d.get("/v1/domains");
@@ -134,6 +159,51 @@ fn lifecycle_with_real_qemu() {
         // Undefining a running VM is refused.
         assert_eq!(d.call("DELETE", "/v1/domains/life", None, "").0, 409);
         wait_ping("10.0.3.2");
+
+        // Link down on the running VM: the guest stops answering; the live XML says down, the
+        // definition does not. Up again: it answers.
+        let set = |body: &str| {
+            d.call(
+                "POST",
+                &format!("/v1/domains/life/interfaces/{mac}/link"),
+                Some("application/json"),
+                body,
+            )
+        };
+        let (s, v) = set("{\"state\": \"down\"}");
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["live"], true);
+        assert_eq!(v["config"], false);
+        assert!(
+            !ping("10.0.3.2", 2).0,
+            "the guest answers with its link down"
+        );
+        let (_, live) = d.get("/v1/domains/life/xml");
+        assert!(live["xml"]
+            .as_str()
+            .unwrap()
+            .contains("<link state='down'/>"));
+        let (_, inactive) = d.get("/v1/domains/life/xml?inactive=true");
+        assert!(!inactive["xml"].as_str().unwrap().contains("<link"));
+        let status = std::fs::read_to_string(tmp.path().join("run/life.json")).unwrap();
+        assert!(
+            status.contains("link state='down'"),
+            "live status keeps the live XML"
+        );
+        let (s, v) = set("{\"state\": \"up\", \"live\": true}");
+        assert_eq!(s, 200, "{v}");
+        wait_ping("10.0.3.2");
+        // --config on a running VM changes the definition only.
+        let (s, v) = set("{\"state\": \"down\", \"config\": true}");
+        assert_eq!(s, 200, "{v}");
+        let (_, inactive) = d.get("/v1/domains/life/xml?inactive=true");
+        assert!(inactive["xml"]
+            .as_str()
+            .unwrap()
+            .contains("<link state='down'/>"));
+        assert!(ping("10.0.3.2", 1).0, "the running guest is unaffected");
+        assert_eq!(set("{\"state\": \"up\", \"config\": true}").0, 200);
+
         let (s, v) = d.call(
             "POST",
             "/v1/domains/life/shutdown",

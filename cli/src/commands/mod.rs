@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod define;
+pub mod domif_setlink;
 pub mod domiflist;
 pub mod dominfo;
 pub mod domxml_to_native;

@@ -90,6 +90,17 @@ pub enum Remote {
         #[arg(long)]
         inactive: bool,
     },
+    /// Set a network interface's link state (QMP set_link live; <link state> in the definition).
+    DomifSetlink {
+        /// VM name.
+        name: String,
+        /// The interface: its MAC, host device name or alias.
+        interface: String,
+        /// The new state.
+        state: super::domif_setlink::LinkArg,
+        #[command(flatten)]
+        scope: super::domif_setlink::Scope,
+    },
     /// Print a shell completion script (e.g. `virtnet completions bash > /etc/bash_completion.d/virtnet`).
     Completions {
         /// The shell.
@@ -135,6 +146,12 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
             Remote::Domiflist { name, inactive } => {
                 super::domiflist::run(&client, json, &name, inactive).await
             }
+            Remote::DomifSetlink {
+                name,
+                interface,
+                state,
+                scope,
+            } => super::domif_setlink::run(&client, json, &name, &interface, state, scope).await,
             Remote::Completions { .. } => unreachable!("handled above"),
         }
     });

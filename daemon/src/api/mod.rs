@@ -21,7 +21,9 @@ use tokio::task::JoinSet;
 
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
-use crate::model::{ErrorBody, ErrorDetail, ShutdownRequest, VersionInfo, API_VERSION};
+use crate::model::{
+    ErrorBody, ErrorDetail, Link, SetLinkRequest, ShutdownRequest, VersionInfo, API_VERSION,
+};
 use body::{read_define_body, read_json_or_empty, wants_xml};
 use router::{query_flag, route, Route};
 
@@ -159,6 +161,18 @@ async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Fu
             )
         }
         Route::Destroy(name) => json(StatusCode::OK, &daemon.destroy(&name).await?),
+        Route::SetLink(name, iface) => {
+            let r: SetLinkRequest = read_json_or_empty(req).await?.ok_or_else(|| {
+                DaemonError::BadRequest(
+                    "send {\"state\": \"up\"|\"down\", \"live\": bool, \"config\": bool}".into(),
+                )
+            })?;
+            let up = r.state == Link::Up;
+            json(
+                StatusCode::OK,
+                &daemon.set_link(&name, &iface, up, r.live, r.config).await?,
+            )
+        }
     }
 }
 

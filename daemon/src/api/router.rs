@@ -20,6 +20,8 @@ pub enum Route {
     Xml(String),
     /// `GET /v1/domains/{name}/interfaces`.
     Interfaces(String),
+    /// `POST /v1/domains/{name}/interfaces/{iface}/link`.
+    SetLink(String, String),
     /// `POST /v1/domains/{name}/start`.
     Start(String),
     /// `POST /v1/domains/{name}/shutdown`.
@@ -76,6 +78,12 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
                 Ok(route)
             } else {
                 Err(allow(allowed))
+            }
+        }
+        ["v1", "domains", n, "interfaces", iface, "link"] if !n.is_empty() && !iface.is_empty() => {
+            match method {
+                "POST" => Ok(Route::SetLink(name(n)?, name(iface)?)),
+                _ => Err(allow("POST")),
             }
         }
         _ => Err(no_route()),

@@ -16,7 +16,10 @@ use virtnet_vm::{HostResources, RunningVm, StartPlan};
 pub use adopted::Adopted;
 pub use proc::start_ticks;
 
+use virtnet_qemu::QmpClient;
+
 use crate::daemon::Daemon;
+use crate::error::DaemonError;
 use crate::registry::{claims_of, Scope};
 use crate::store::{LiveStatus, STATUS_FORMAT};
 use crate::vms::VmSlot;
@@ -41,6 +44,29 @@ pub struct Live {
     pub handle: Handle,
     /// The task that notices QEMU exiting on its own.
     pub watcher: Option<AbortHandle>,
+}
+
+impl Live {
+    /// Runs a QMP command on the VM's QEMU (for an adopted QEMU over a connection opened for
+    /// this command).
+    pub async fn qmp(
+        &self,
+        command: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, DaemonError> {
+        let failed = |e: virtnet_qemu::QemuError| DaemonError::Vm(e.to_string());
+        match &self.handle {
+            Handle::Started(vm) => vm.qmp().execute(command, args).await.map_err(failed),
+            Handle::Adopted(a) => {
+                let qmp = QmpClient::connect(&self.status.qmp_socket)
+                    .await
+                    .map_err(failed)?;
+                let _ = a;
+                qmp.execute(command, args).await.map_err(failed)
+            }
+            Handle::Gone => Err(DaemonError::Internal("QMP on a VM being stopped".into())),
+        }
+    }
 }
 
 impl Drop for Live {

@@ -5,6 +5,7 @@
 mod define;
 mod lifecycle;
 mod query;
+mod setlink;
 mod undefine;
 
 use virtnet_conf::ConfError;
@@ -15,5 +16,39 @@ use crate::error::DaemonError;
 pub(crate) fn invalid_xml(problems: &[ConfError]) -> DaemonError {
     DaemonError::InvalidXml {
         problems: problems.iter().map(ConfError::located).collect(),
+    }
+}
+
+/// The index of the interface of `domain` that `key` names: its MAC, host device name
+/// (`<target dev>`) or alias.
+pub(crate) fn find_interface(
+    vm: &str,
+    domain: &virtnet_conf::Domain,
+    key: &str,
+) -> Result<usize, DaemonError> {
+    let key_mac: Option<virtnet_conf::interface::MacAddr> = key.parse().ok();
+    let hits: Vec<usize> = domain
+        .devices
+        .interfaces
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| {
+            (key_mac.is_some() && i.mac() == key_mac)
+                || i.target_dev() == Some(key)
+                || i.alias() == Some(key)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(DaemonError::NoSuchInterface {
+            vm: vm.into(),
+            key: key.into(),
+        }),
+        many => Err(DaemonError::AmbiguousInterface {
+            vm: vm.into(),
+            key: key.into(),
+            count: many.len(),
+        }),
     }
 }
