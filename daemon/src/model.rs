@@ -246,3 +246,22 @@ pub struct SetLinkResponse {
     /// Whether the persistent definition was changed.
     pub config: bool,
 }
+
+/// Body of `POST /v1/domains/{name}/qmp` (`virsh qemu-monitor-command`): one QMP command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QmpRequest {
+    /// The command (`query-status`, ...).
+    pub execute: String,
+    /// Its arguments (an object; default none).
+    #[serde(default)]
+    pub arguments: Option<serde_json::Value>,
+}
+
+/// The answer of `POST /v1/domains/{name}/qmp`: QEMU's `return` value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QmpResponse {
+    /// What QEMU returned.
+    #[serde(rename = "return")]
+    pub return_: serde_json::Value,
+}

@@ -235,6 +235,30 @@ fn bad_inputs_change_nothing() {
         "GET, POST",
     );
     check(
+        "QMP on a VM that is not running",
+        d.call(
+            "POST",
+            "/v1/domains/keep/qmp",
+            Some("application/json"),
+            "{\"execute\": \"query-status\"}",
+        ),
+        409,
+        "invalid_state",
+        "running VM",
+    );
+    check(
+        "QMP arguments that are not an object",
+        d.call(
+            "POST",
+            "/v1/domains/keep/qmp",
+            Some("application/json"),
+            "{\"execute\": \"x\", \"arguments\": 3}",
+        ),
+        400,
+        "bad_request",
+        "object",
+    );
+    check(
         "shutdown of a VM that is not running",
         d.post("/v1/domains/keep/shutdown"),
         409,
@@ -572,6 +596,7 @@ fn openapi_lists_every_endpoint() {
         "POST /v1/domains/{name}/start",
         "POST /v1/domains/{name}/shutdown",
         "POST /v1/domains/{name}/destroy",
+        "POST /v1/domains/{name}/qmp",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -160,6 +160,30 @@ fn lifecycle_with_real_qemu() {
         assert_eq!(d.call("DELETE", "/v1/domains/life", None, "").0, 409);
         wait_ping("10.0.3.2");
 
+        // One QMP command passed through.
+        let (s, v) = d.call(
+            "POST",
+            "/v1/domains/life/qmp",
+            Some("application/json"),
+            "{\"execute\": \"query-status\"}",
+        );
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["return"]["status"], "running", "{v}");
+        let (s, v) = d.call(
+            "POST",
+            "/v1/domains/life/qmp",
+            Some("application/json"),
+            "{\"execute\": \"no-such-command\"}",
+        );
+        assert_eq!(s, 500, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("CommandNotFound"),
+            "{v}"
+        );
+
         // Link down on the running VM: the guest stops answering; the live XML says down, the
         // definition does not. Up again: it answers.
         let set = |body: &str| {

@@ -101,6 +101,17 @@ pub enum Remote {
         #[command(flatten)]
         scope: super::domif_setlink::Scope,
     },
+    /// Send one QMP command to a running VM's QEMU (experts: virtnetd does not track what it
+    /// changes).
+    QemuMonitorCommand {
+        /// VM name.
+        name: String,
+        /// The command: `{"execute": "query-status"}`, or just `query-status`.
+        command: String,
+        /// Indent the answer.
+        #[arg(long)]
+        pretty: bool,
+    },
     /// Print a shell completion script (e.g. `virtnet completions bash > /etc/bash_completion.d/virtnet`).
     Completions {
         /// The shell.
@@ -152,6 +163,11 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
                 state,
                 scope,
             } => super::domif_setlink::run(&client, json, &name, &interface, state, scope).await,
+            Remote::QemuMonitorCommand {
+                name,
+                command,
+                pretty,
+            } => super::qemu_monitor_command::run(&client, &name, &command, pretty).await,
             Remote::Completions { .. } => unreachable!("handled above"),
         }
     });

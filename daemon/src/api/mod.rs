@@ -22,7 +22,8 @@ use tokio::task::JoinSet;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::model::{
-    ErrorBody, ErrorDetail, Link, SetLinkRequest, ShutdownRequest, VersionInfo, API_VERSION,
+    ErrorBody, ErrorDetail, Link, QmpRequest, SetLinkRequest, ShutdownRequest, VersionInfo,
+    API_VERSION,
 };
 use body::{read_define_body, read_json_or_empty, wants_xml};
 use router::{query_flag, route, Route};
@@ -161,6 +162,19 @@ async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Fu
             )
         }
         Route::Destroy(name) => json(StatusCode::OK, &daemon.destroy(&name).await?),
+        Route::Qmp(name) => {
+            let r: QmpRequest = read_json_or_empty(req).await?.ok_or_else(|| {
+                DaemonError::BadRequest(
+                    "send {\"execute\": \"COMMAND\", \"arguments\": {...}}".into(),
+                )
+            })?;
+            json(
+                StatusCode::OK,
+                &daemon
+                    .qmp_passthrough(&name, &r.execute, r.arguments)
+                    .await?,
+            )
+        }
         Route::SetLink(name, iface) => {
             let r: SetLinkRequest = read_json_or_empty(req).await?.ok_or_else(|| {
                 DaemonError::BadRequest(

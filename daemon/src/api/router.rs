@@ -22,6 +22,8 @@ pub enum Route {
     Interfaces(String),
     /// `POST /v1/domains/{name}/interfaces/{iface}/link`.
     SetLink(String, String),
+    /// `POST /v1/domains/{name}/qmp`.
+    Qmp(String),
     /// `POST /v1/domains/{name}/start`.
     Start(String),
     /// `POST /v1/domains/{name}/shutdown`.
@@ -72,6 +74,7 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
                 "start" => (Route::Start(n), "POST"),
                 "shutdown" => (Route::Shutdown(n), "POST"),
                 "destroy" => (Route::Destroy(n), "POST"),
+                "qmp" => (Route::Qmp(n), "POST"),
                 _ => return Err(no_route()),
             };
             if method == allowed {

@@ -4,6 +4,7 @@
 
 mod define;
 mod lifecycle;
+mod qmp;
 mod query;
 mod setlink;
 mod undefine;
