@@ -39,7 +39,7 @@ pub enum VmError {
 
     /// The QEMU command line could not be built.
     #[error("cannot build the QEMU command line: {0}")]
-    Argv(#[source] QemuError),
+    Argv(#[source] Box<QemuError>),
 
     /// A host operation failed.
     #[error("{what}: {source}")]
@@ -58,7 +58,7 @@ pub enum VmError {
         what: String,
         /// Why it failed.
         #[source]
-        source: QemuError,
+        source: Box<QemuError>,
     },
 
     /// A file system operation failed.
@@ -122,6 +122,11 @@ fn cleanup_note(cleanup: &[String]) -> String {
 }
 
 impl VmError {
+    /// [`VmError::Argv`] from a builder error.
+    pub fn argv(e: QemuError) -> VmError {
+        VmError::Argv(Box::new(e))
+    }
+
     /// For [`VmError::StartFailed`], the step that failed.
     pub fn failed_step(&self) -> Option<StepId> {
         match self {

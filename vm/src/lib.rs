@@ -42,7 +42,7 @@ pub async fn probe_caps(qemu_binary: impl AsRef<Path>) -> Result<QemuCaps, VmErr
         .await
         .map_err(|source| VmError::Qemu {
             what: format!("probe {}", path.display()),
-            source,
+            source: Box::new(source),
         })?;
     let vhost_net = std::fs::OpenOptions::new()
         .read(true)

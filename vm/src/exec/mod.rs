@@ -209,7 +209,7 @@ async fn run(
             step,
             VmError::Qemu {
                 what: "start QEMU".into(),
-                source: e,
+                source: Box::new(e),
             },
         )
     })?;
@@ -233,7 +233,7 @@ async fn run(
                 StepId::PostStart(n),
                 VmError::Qemu {
                     what: format!("QMP {} {}", cmd.execute, cmd.arguments),
-                    source,
+                    source: Box::new(source),
                 },
             )
         })?;

@@ -88,7 +88,7 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         .collect::<Result<Vec<_>, _>>()?;
     let backends: Vec<_> = nics.iter().map(NicPlan::qemu_backend).collect();
     let argv = build_argv(domain, &caps, &backends, &RuntimePaths::new(&qmp_socket))
-        .map_err(VmError::Argv)?;
+        .map_err(VmError::argv)?;
     let mut post_start: Vec<QmpCommand> = post_start_qmp(domain)
         .into_iter()
         .map(|(execute, arguments)| QmpCommand { execute, arguments })

@@ -142,7 +142,7 @@ impl UsesTap for InterfaceType {
 
 fn queue_counts(spec: &NicSpec<'_>, caps: &QemuCaps) -> Result<(u16, TapFds), VmError> {
     let need = tap_fds_needed(spec, caps)
-        .map_err(VmError::Argv)?
+        .map_err(VmError::argv)?
         .unwrap_or(TapFds { taps: 1, vhost: 0 });
     let queues = u16::try_from(need.taps)
         .ok()
