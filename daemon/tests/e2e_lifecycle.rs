@@ -153,6 +153,44 @@ fn lifecycle_with_real_qemu() {
         .unwrap();
         assert_eq!(status["pid"].as_u64(), Some(pid));
         assert_eq!(status["host_resources"]["nics"][0]["name"], tap.as_str());
+        // Another VM with the same MAC: defined with a warning, refused at start while this
+        // one runs (nothing of it is created).
+        let clash_serial = tmp.path().join("clash-serial.sock");
+        let clash = TestDomain::new("clash", &clash_serial)
+            .nic(&bridge_nic(mac, "br0"), mac, None)
+            .xml(guest);
+        let (s, v) = d.define(&clash);
+        assert_eq!(s, 201, "{v}");
+        assert!(
+            v["warnings"][0].as_str().unwrap().contains("VM 'life'"),
+            "{v}"
+        );
+        let (s, v) = d.post("/v1/domains/clash/start");
+        assert_eq!(s, 409, "{v}");
+        assert_eq!(v["error"]["kind"], "resource_in_use", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("MAC address {mac}")),
+            "{v}"
+        );
+        assert_eq!(state(&d, "clash"), "shut_off");
+        assert!(!clash_serial.exists());
+        assert_eq!(d.call("DELETE", "/v1/domains/clash", None, "").0, 200);
+        // The tap name chosen at start belongs to this VM while it runs.
+        let (s, v) = d.define(&common::domain_xml(
+            "tapclash",
+            &format!("<interface type='ethernet'><target dev='{tap}'/></interface>"),
+        ));
+        assert_eq!(s, 409, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("VM 'life'"),
+            "{v}"
+        );
         // Starting twice is refused.
         let (s, v) = d.post("/v1/domains/life/start");
         assert_eq!(s, 409, "{v}");

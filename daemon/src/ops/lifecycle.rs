@@ -65,6 +65,13 @@ impl Daemon {
         let result = self.start_qemu(name, &domain).await;
         match result {
             Ok(live) => {
+                // The names chosen at start (taps) are claimed too.
+                if let Err(e) = self
+                    .registry
+                    .claim(name, Scope::Live, &claims_of(&live.domain))
+                {
+                    tracing::warn!(vm = %name, error = %e, "a device name chosen at start is claimed elsewhere");
+                }
                 slot.live = Some(live);
                 Ok(())
             }
