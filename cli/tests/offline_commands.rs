@@ -65,7 +65,10 @@ fn vhostuser_without_shared_memory_is_refused_and_says_what_to_add() {
     let err = stderr(&out);
     assert!(err.contains("requires shared memory"), "{err}");
     assert!(err.contains("memoryBacking"), "{err}");
-    assert!(err.contains(":8:"), "error should point at the interface on line 8: {err}");
+    assert!(
+        err.contains(":8:"),
+        "error should point at the interface on line 8: {err}"
+    );
 }
 
 #[test]
@@ -116,8 +119,16 @@ fn malformed_inputs_get_clear_errors_and_never_panic() {
             "not closed",
         ),
         ("wrong root", b"<network/>".to_vec(), "domain"),
-        ("binary", vec![0x7f, b'E', b'L', b'F', 0, 1, 2, 0xff, 0xfe], "XML error"),
-        ("invalid utf-8", b"<domain>\xff\xfe</domain>".to_vec(), "UTF-8"),
+        (
+            "binary",
+            vec![0x7f, b'E', b'L', b'F', 0, 1, 2, 0xff, 0xfe],
+            "XML error",
+        ),
+        (
+            "invalid utf-8",
+            b"<domain>\xff\xfe</domain>".to_vec(),
+            "UTF-8",
+        ),
         ("huge", huge, "larger than"),
     ];
     for (what, data, needle) in cases {
