@@ -31,6 +31,7 @@ use crate::core::{FwdScratch, SwitchCore};
 use crate::counters::PortCounters;
 use crate::frame::{read_tx_frame, Frame};
 use crate::mac_table::PortId;
+use crate::ring::{AvailCursor, UsedBatch};
 use crate::rx::{Gm, Vring};
 use crate::vhost_port::ConnState;
 
@@ -73,6 +74,7 @@ pub fn offered_protocol_features() -> VhostUserProtocolFeatures {
 }
 
 struct Worker {
+    used: UsedBatch,
     frames: Vec<Frame>,
     segs: Vec<Segment>,
     fwd: FwdScratch,
@@ -122,6 +124,7 @@ impl NetBackend {
     fn process_tx(&self, qp: usize, vring: &Vring) {
         let mut slot = self.workers[qp].lock().unwrap_or_else(|e| e.into_inner());
         let w = slot.get_or_insert_with(|| Worker {
+            used: UsedBatch::default(),
             frames: (0..TX_BATCH).map(|_| Frame::default()).collect(),
             segs: Vec::with_capacity(64),
             fwd: FwdScratch::default(),
@@ -130,6 +133,7 @@ impl NetBackend {
         let mtu = self.config.mtu as usize;
         let poll = self.core.config.poll;
         let mut idle_since: Option<Instant> = None;
+        let mut busy_batches = 0u32;
         loop {
             if self.conn.exit.load(Ordering::Acquire) {
                 return;
@@ -146,16 +150,15 @@ impl NetBackend {
                 let _ = q.disable_notification(&*mem);
                 let table = GuestAddress(q.desc_table());
                 let qsize = q.size();
+                let mut avail = AvailCursor::new(q);
                 while n < TX_BATCH {
-                    let Some(chain) = q.pop_descriptor_chain(&*mem) else {
+                    let Some(head) = avail.pop(&*mem) else {
                         break;
                     };
-                    let head = chain.head_index();
-                    let res =
-                        walk(&*mem, table, qsize, head, false, &mut w.segs).and_then(|total| {
-                            read_tx_frame(&*mem, &w.segs, total, hdr_len, mtu, &mut w.frames[n])
-                        });
-                    let _ = q.add_used(&*mem, head, 0);
+                    let res = walk(&*mem, table, qsize, head, false, &mut w.segs).and_then(
+                        |total| read_tx_frame(&*mem, &w.segs, total, hdr_len, mtu, &mut w.frames[n]),
+                    );
+                    w.used.push(head, 0);
                     popped += 1;
                     match res {
                         Ok(()) => {
@@ -165,7 +168,8 @@ impl NetBackend {
                         Err(reason) => self.counters.drop_frame(reason),
                     }
                 }
-                if popped > 0 && st.needs_notification().unwrap_or(true) {
+                avail.commit(q);
+                if w.used.flush(&*mem, q) {
                     let _ = st.signal_used_queue();
                 }
             }
@@ -176,10 +180,17 @@ impl NetBackend {
             }
             if popped > 0 {
                 idle_since = None;
+                busy_batches += 1;
+                if busy_batches % 16 == 0 {
+                    // Let the other ports' workers run when they share this core.
+                    std::thread::yield_now();
+                }
                 continue;
             }
             if !poll.is_zero() && idle_since.get_or_insert_with(Instant::now).elapsed() < poll {
-                std::hint::spin_loop();
+                // Polling: yield rather than spin, so workers of several ports pinned
+                // to one core take turns instead of burning each other's time slices.
+                std::thread::yield_now();
                 continue;
             }
             let mut st = vring.get_mut();

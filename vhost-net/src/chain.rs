@@ -81,7 +81,9 @@ pub fn walk<M: GuestMemoryBackend>(
             return Err(DropReason::BadDescriptor);
         }
         if d.len() > 0 {
-            if !mem.check_range(d.addr(), d.len() as usize) {
+            // Transmit buffers are checked by the reads that copy them; receive buffers
+            // are checked here, before anything is written.
+            if writable && !mem.check_range(d.addr(), d.len() as usize) {
                 return Err(DropReason::BadAddress);
             }
             segs.push(Segment {

@@ -103,16 +103,31 @@ impl SwitchCore {
     /// port. Never sends a frame back where it came from.
     pub fn forward(&self, src: PortId, src_qp: usize, frames: &mut [Frame], sc: &mut FwdScratch) {
         sc.dst.clear();
+        // Frames of a batch mostly share addresses: learn and look up once per change.
+        let mut last_src = [0u8; 6];
+        let mut last: Option<([u8; 6], Dst)> = None;
         for f in frames.iter() {
-            self.macs.learn(&f.src_mac(), src);
+            let src_mac = f.src_mac();
+            if src_mac != last_src {
+                self.macs.learn(&src_mac, src);
+                last_src = src_mac;
+                last = None;
+            }
             let dst_mac = f.dst_mac();
-            let d = if dst_mac[0] & 1 != 0 {
-                Dst::Flood
-            } else {
-                match self.macs.lookup(&dst_mac) {
-                    Some(p) if p == src => Dst::Nowhere,
-                    Some(p) => Dst::Port(p),
-                    None => Dst::Flood,
+            let d = match last {
+                Some((m, d)) if m == dst_mac => d,
+                _ => {
+                    let d = if dst_mac[0] & 1 != 0 {
+                        Dst::Flood
+                    } else {
+                        match self.macs.lookup(&dst_mac) {
+                            Some(p) if p == src => Dst::Nowhere,
+                            Some(p) => Dst::Port(p),
+                            None => Dst::Flood,
+                        }
+                    };
+                    last = Some((dst_mac, d));
+                    d
                 }
             };
             sc.dst.push(d);

@@ -2,11 +2,12 @@
 
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap};
 
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::{Queue, QueueT};
 
 use crate::chain::{walk, Segment};
 use crate::counters::DropReason;
 use crate::frame::Frame;
+use crate::ring::{AvailCursor, UsedBatch};
 use crate::vnet_hdr::VnetHdr;
 
 /// Guest memory as the switch maps it.
@@ -23,11 +24,13 @@ pub struct RxScratch {
     tmp: Vec<Segment>,
     /// (head, first segment, end segment, capacity) per chain used for the frame.
     chains: Vec<(u16, usize, usize, u64)>,
+    /// Used entries of the delivery in progress.
+    pub used: UsedBatch,
 }
 
-fn give_back(q: &mut Queue, n: usize) {
+fn give_back(avail: &mut AvailCursor, n: usize) {
     for _ in 0..n {
-        q.go_to_previous_position();
+        avail.unpop();
     }
 }
 
@@ -36,9 +39,12 @@ fn give_back(q: &mut Queue, n: usize) {
 /// and `num_buffers` says how many; without, one chain must hold it all. Chains that
 /// turn out too small are given back untouched; malformed chains are consumed with a
 /// zero length (the guest driver counts them as errors) and the frame is dropped.
+#[allow(clippy::too_many_arguments)]
 pub fn write_frame(
     mem: &Mem,
-    q: &mut Queue,
+    q: &Queue,
+    avail: &mut AvailCursor,
+    used: &mut UsedBatch,
     frame: &Frame,
     hdr: &VnetHdr,
     hdr_len: usize,
@@ -52,11 +58,10 @@ pub fn write_frame(
     sc.chains.clear();
     let mut cap = 0u64;
     while cap < need {
-        let Some(chain) = q.pop_descriptor_chain(mem) else {
-            give_back(q, sc.chains.len());
+        let Some(head) = avail.pop(mem) else {
+            give_back(avail, sc.chains.len());
             return Err(DropReason::RxNoBuffer);
         };
-        let head = chain.head_index();
         match walk(mem, table, qsize, head, true, &mut sc.tmp) {
             Ok(len) => {
                 let start = sc.segs.len();
@@ -66,18 +71,18 @@ pub fn write_frame(
             }
             Err(reason) => {
                 for &(h, ..) in sc.chains.iter() {
-                    let _ = q.add_used(mem, h, 0);
+                    used.push(h, 0);
                 }
-                let _ = q.add_used(mem, head, 0);
+                used.push(head, 0);
                 return Err(reason);
             }
         }
         if cap < need && !mrg {
-            give_back(q, 1);
+            give_back(avail, 1);
             return Err(DropReason::RxBufferTooSmall);
         }
         if sc.chains.len() >= u16::MAX as usize {
-            give_back(q, sc.chains.len());
+            give_back(avail, sc.chains.len());
             return Err(DropReason::RxNoBuffer);
         }
     }
@@ -111,7 +116,7 @@ pub fn write_frame(
                 written += n as u32;
             }
         }
-        let _ = q.add_used(mem, head, if failed { 0 } else { written });
+        used.push(head, if failed { 0 } else { written });
     }
     if failed {
         return Err(DropReason::BadAddress);

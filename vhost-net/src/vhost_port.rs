@@ -25,6 +25,7 @@ use crate::counters::{DropReason, PortCounters};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::mac_table::PortId;
+use crate::ring::AvailCursor;
 use crate::rx::{write_frame, Gm, RxScratch, Vring};
 use crate::vnet_hdr::{
     complete_checksum, F_DATA_VALID, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6,
@@ -319,6 +320,8 @@ impl VhostPort {
             return drop_all(DropReason::QueueNotReady);
         }
         let (mut packets, mut bytes) = (0u64, 0u64);
+        let mut avail = AvailCursor::new(st.get_queue());
+        let mut used = std::mem::take(&mut sc.used);
         for &i in idx {
             let frame = &mut frames[i];
             let kind = frame.hdr.gso_kind();
@@ -346,7 +349,8 @@ impl VhostPort {
                 frame.hdr.flags &= !(F_NEEDS_CSUM | F_DATA_VALID);
             }
             let hdr = frame.hdr;
-            match write_frame(&mem, st.get_queue_mut(), frame, &hdr, hdr_len, mrg, sc) {
+            let q = st.get_queue();
+            match write_frame(&mem, q, &mut avail, &mut used, frame, &hdr, hdr_len, mrg, sc) {
                 Ok(()) => {
                     packets += 1;
                     bytes += frame.len as u64;
@@ -355,7 +359,11 @@ impl VhostPort {
             }
         }
         counters.add_tx(packets, bytes);
-        if packets > 0 && st.needs_notification().unwrap_or(true) {
+        let q = st.get_queue_mut();
+        avail.commit(q);
+        let notify = used.flush(&*mem, q);
+        sc.used = used;
+        if notify {
             let _ = st.signal_used_queue();
         }
     }

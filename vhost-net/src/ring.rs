@@ -1,0 +1,135 @@
+//! Batched access to a split virtqueue's avail and used rings: the avail index is read
+//! once per batch and the used index written once per batch (fewer cache-line transfers
+//! with the guest's CPU than one `pop`/`add_used` per descriptor). All accesses go
+//! through vm-memory's checked `load`/`store`/`read_obj`/`write_obj`.
+
+use std::sync::atomic::{fence, Ordering};
+
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend};
+
+const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
+
+/// A cursor over the avail ring of one queue.
+pub struct AvailCursor {
+    ring: GuestAddress,
+    size: u16,
+    next: u16,
+    end: u16,
+}
+
+impl AvailCursor {
+    /// Starts at the queue's next available position.
+    pub fn new(q: &Queue) -> Self {
+        AvailCursor {
+            ring: GuestAddress(q.avail_ring()),
+            size: q.size().max(1),
+            next: q.next_avail(),
+            end: q.next_avail(),
+        }
+    }
+
+    fn refresh<M: GuestMemoryBackend>(&mut self, mem: &M) {
+        let Some(at) = self.ring.checked_add(2) else {
+            return;
+        };
+        if let Ok(idx) = mem.load::<u16>(at, Ordering::Acquire) {
+            let idx = u16::from_le(idx);
+            // A guest claiming more entries than the ring holds is lying: ignore it.
+            if idx.wrapping_sub(self.next) <= self.size {
+                self.end = idx;
+            }
+        }
+    }
+
+    /// The next chain head, re-reading the avail index only when the snapshot is used up.
+    pub fn pop<M: GuestMemoryBackend>(&mut self, mem: &M) -> Option<u16> {
+        if self.next == self.end {
+            self.refresh(mem);
+            if self.next == self.end {
+                return None;
+            }
+        }
+        let at = self
+            .ring
+            .checked_add(4 + 2 * u64::from(self.next % self.size))?;
+        let head = u16::from_le(mem.read_obj::<u16>(at).ok()?);
+        self.next = self.next.wrapping_add(1);
+        Some(head)
+    }
+
+    /// Puts the last popped head back.
+    pub fn unpop(&mut self) {
+        self.next = self.next.wrapping_sub(1);
+    }
+
+    /// Records the consumed position in the queue.
+    pub fn commit(&self, q: &mut Queue) {
+        q.set_next_avail(self.next);
+    }
+}
+
+/// Used-ring entries waiting to be published.
+#[derive(Default)]
+pub struct UsedBatch {
+    items: Vec<(u16, u32)>,
+}
+
+impl UsedBatch {
+    /// Queues one used chain.
+    pub fn push(&mut self, head: u16, len: u32) {
+        self.items.push((head, len));
+    }
+
+    /// Writes the queued entries, publishes the used index once, and says whether the
+    /// driver wants a notification (EVENT_IDX `used_event`, or the NO_INTERRUPT flag).
+    pub fn flush<M: GuestMemoryBackend>(&mut self, mem: &M, q: &mut Queue) -> bool {
+        if self.items.is_empty() {
+            return false;
+        }
+        let size = q.size().max(1);
+        let used = GuestAddress(q.used_ring());
+        let old = q.next_used();
+        let mut idx = old;
+        for &(head, len) in &self.items {
+            if head >= size {
+                continue;
+            }
+            let Some(at) = used.checked_add(4 + 8 * u64::from(idx % size)) else {
+                continue;
+            };
+            if mem
+                .write_obj(((u64::from(len) << 32) | u64::from(head)).to_le(), at)
+                .is_ok()
+            {
+                idx = idx.wrapping_add(1);
+            }
+        }
+        self.items.clear();
+        if idx == old {
+            return false;
+        }
+        let Some(idx_at) = used.checked_add(2) else {
+            return false;
+        };
+        if mem.store(idx.to_le(), idx_at, Ordering::Release).is_err() {
+            return false;
+        }
+        q.set_next_used(idx);
+        fence(Ordering::SeqCst);
+        let avail = GuestAddress(q.avail_ring());
+        if q.event_idx_enabled() {
+            let Some(at) = avail.checked_add(4 + 2 * u64::from(size)) else {
+                return true;
+            };
+            let Ok(ev) = mem.load::<u16>(at, Ordering::Relaxed) else {
+                return true;
+            };
+            let ev = u16::from_le(ev);
+            idx.wrapping_sub(ev).wrapping_sub(1) < idx.wrapping_sub(old)
+        } else {
+            mem.load::<u16>(avail, Ordering::Relaxed)
+                .map_or(true, |f| u16::from_le(f) & VRING_AVAIL_F_NO_INTERRUPT == 0)
+        }
+    }
+}
