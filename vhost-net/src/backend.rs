@@ -2,9 +2,8 @@
 //! transmit path (guest → switch) run on vhost-user-backend's vring worker threads.
 
 use std::io;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackend, VringT};
@@ -73,11 +72,23 @@ pub fn offered_protocol_features() -> VhostUserProtocolFeatures {
         | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
 }
 
-struct Worker {
+/// Reused buffers of one polling thread.
+pub struct Worker {
     used: UsedBatch,
     frames: Vec<Frame>,
     segs: Vec<Segment>,
     fwd: FwdScratch,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker {
+            used: UsedBatch::default(),
+            frames: (0..TX_BATCH).map(|_| Frame::default()).collect(),
+            segs: Vec::with_capacity(64),
+            fwd: FwdScratch::default(),
+        }
+    }
 }
 
 /// The back end of one connection of one port.
@@ -87,7 +98,8 @@ pub struct NetBackend {
     counters: Arc<PortCounters>,
     conn: Arc<ConnState>,
     config: PortConfig,
-    workers: Vec<Mutex<Option<Worker>>>,
+    registered: Vec<AtomicBool>,
+    me: Mutex<Weak<NetBackend>>,
 }
 
 impl NetBackend {
@@ -106,8 +118,15 @@ impl NetBackend {
             counters,
             conn,
             config,
-            workers: (0..qps).map(|_| Mutex::new(None)).collect(),
+            registered: (0..qps).map(|_| AtomicBool::new(false)).collect(),
+            me: Mutex::new(Weak::new()),
         }
+    }
+
+    /// Lets the back end hand itself to the polling threads (call once, after wrapping
+    /// it in an `Arc`).
+    pub fn set_self(self: &Arc<Self>) {
+        *self.me.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(self);
     }
 
     fn config_space(&self) -> [u8; 12] {
@@ -119,89 +138,79 @@ impl NetBackend {
         c
     }
 
-    /// Drains transmit queue `vring` of queue pair `qp`, forwarding in batches, polling
-    /// for `poll` after it runs dry, then re-enabling notifications.
-    fn process_tx(&self, qp: usize, vring: &Vring) {
-        let mut slot = self.workers[qp].lock().unwrap_or_else(|e| e.into_inner());
-        let w = slot.get_or_insert_with(|| Worker {
-            used: UsedBatch::default(),
-            frames: (0..TX_BATCH).map(|_| Frame::default()).collect(),
-            segs: Vec::with_capacity(64),
-            fwd: FwdScratch::default(),
-        });
+    /// Takes one batch (up to [`TX_BATCH`] frames) from transmit queue `vring` of queue
+    /// pair `qp` and forwards it. Returns whether any descriptor was consumed; with
+    /// nothing to do it leaves guest notifications as they are.
+    pub fn tx_batch(&self, qp: usize, vring: &Vring, w: &mut Worker) -> bool {
+        if self.conn.exit.load(Ordering::Acquire) {
+            return false;
+        }
         let hdr_len = self.conn.hdr_len();
         let mtu = self.config.mtu as usize;
-        let poll = self.core.config.poll;
-        let mut idle_since: Option<Instant> = None;
-        let mut busy_batches = 0u32;
-        loop {
-            if self.conn.exit.load(Ordering::Acquire) {
-                return;
+        let mem = self.conn.mem.memory();
+        let (mut n, mut popped) = (0usize, 0usize);
+        let mut bytes = 0u64;
+        {
+            let mut st = vring.get_mut();
+            if !st.get_queue().ready() || !st.is_enabled() {
+                return false;
             }
-            let mem = self.conn.mem.memory();
-            let (mut n, mut popped) = (0usize, 0usize);
-            let mut bytes = 0u64;
-            {
-                let mut st = vring.get_mut();
-                if !st.get_queue().ready() || !st.is_enabled() {
-                    return;
-                }
-                let q = st.get_queue_mut();
-                let _ = q.disable_notification(&*mem);
-                let table = GuestAddress(q.desc_table());
-                let qsize = q.size();
-                let mut avail = AvailCursor::new(q);
-                while n < TX_BATCH {
-                    let Some(head) = avail.pop(&*mem) else {
-                        break;
-                    };
-                    let res = walk(&*mem, table, qsize, head, false, &mut w.segs).and_then(
-                        |total| read_tx_frame(&*mem, &w.segs, total, hdr_len, mtu, &mut w.frames[n]),
-                    );
-                    w.used.push(head, 0);
-                    popped += 1;
-                    match res {
-                        Ok(()) => {
-                            bytes += w.frames[n].len as u64;
-                            n += 1;
-                        }
-                        Err(reason) => self.counters.drop_frame(reason),
+            let q = st.get_queue_mut();
+            let table = GuestAddress(q.desc_table());
+            let qsize = q.size();
+            let mut avail = AvailCursor::new(q);
+            while n < TX_BATCH {
+                let Some(head) = avail.pop(&*mem) else {
+                    break;
+                };
+                let res = walk(&*mem, table, qsize, head, false, &mut w.segs).and_then(|total| {
+                    read_tx_frame(&*mem, &w.segs, total, hdr_len, mtu, &mut w.frames[n])
+                });
+                w.used.push(head, 0);
+                popped += 1;
+                match res {
+                    Ok(()) => {
+                        bytes += w.frames[n].len as u64;
+                        n += 1;
                     }
+                    Err(reason) => self.counters.drop_frame(reason),
                 }
+            }
+            if popped > 0 {
                 avail.commit(q);
                 if w.used.flush(&*mem, q) {
                     let _ = st.signal_used_queue();
                 }
             }
-            if n > 0 {
-                self.counters.add_rx(n as u64, bytes);
-                self.core
-                    .forward(self.id, qp, &mut w.frames[..n], &mut w.fwd);
-            }
-            if popped > 0 {
-                idle_since = None;
-                busy_batches += 1;
-                if busy_batches % 16 == 0 {
-                    // Let the other ports' workers run when they share this core.
-                    std::thread::yield_now();
-                }
-                continue;
-            }
-            if !poll.is_zero() && idle_since.get_or_insert_with(Instant::now).elapsed() < poll {
-                // Polling: yield rather than spin, so workers of several ports pinned
-                // to one core take turns instead of burning each other's time slices.
-                std::thread::yield_now();
-                continue;
-            }
-            let mut st = vring.get_mut();
-            match st.get_queue_mut().enable_notification(&*mem) {
-                Ok(true) => {
-                    idle_since = None;
-                    continue;
-                }
-                _ => return,
-            }
         }
+        if n > 0 {
+            self.counters.add_rx(n as u64, bytes);
+            self.core
+                .forward(self.id, qp, &mut w.frames[..n], &mut w.fwd);
+        }
+        popped > 0
+    }
+
+    /// Turns guest kicks for transmit queue `vring` on (`true`) or off. When turning them
+    /// on, returns whether frames arrived meanwhile (the caller must then poll again).
+    pub fn set_tx_notification(&self, vring: &Vring, on: bool) -> bool {
+        let mem = self.conn.mem.memory();
+        let mut st = vring.get_mut();
+        if !st.get_queue().ready() {
+            return false;
+        }
+        let q = st.get_queue_mut();
+        if on {
+            q.enable_notification(&*mem).unwrap_or(false)
+        } else {
+            let _ = q.disable_notification(&*mem);
+            false
+        }
+    }
+
+    /// Whether the connection this back end serves has ended.
+    pub fn gone(&self) -> bool {
+        self.conn.exit.load(Ordering::Acquire)
     }
 }
 
@@ -264,7 +273,7 @@ impl VhostUserBackend for NetBackend {
         let qp = thread_id;
         if device_event as usize >= self.num_queues()
             || vrings.len() < 2
-            || qp >= self.workers.len()
+            || qp >= self.registered.len()
         {
             return Ok(());
         }
@@ -275,7 +284,14 @@ impl VhostUserBackend for NetBackend {
             }
         }
         if device_event % 2 == 1 {
-            self.process_tx(qp, &vrings[1]);
+            // The transmit queue is served by a polling thread; a kick only wakes it.
+            if !self.registered[qp].swap(true, Ordering::AcqRel) {
+                let me = self.me.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
+                if let Some(me) = me {
+                    self.core.poller.add(me, qp, vrings[1].clone());
+                }
+            }
+            self.core.poller.kick();
         } else {
             // Receive buffers are filled when frames arrive; the switch never waits
             // for receive kicks.

@@ -3,7 +3,9 @@
 //! virtio-queue's own `DescriptorChain` iterator stops silently on a loop or a bad
 //! address; the switch needs to tell those cases apart (to count them) and to bound the
 //! work per chain, so it walks the table itself, reading descriptors only through
-//! vm-memory's checked `read_obj` and checking every buffer with `check_range`.
+//! vm-memory's checked `read_obj`. Buffers are not touched here: the copies that read or
+//! write them (`read_slice`/`write_slice`) check every byte against guest memory and
+//! fail, counted as `bad_address`, on anything outside it.
 
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend};
 
@@ -26,8 +28,7 @@ pub struct Segment {
 /// Collects the buffers of the chain starting at `head` into `segs`, checking that every
 /// descriptor has the expected direction (`writable`), that the chain neither loops nor
 /// exceeds the queue size (nor [`MAX_CHAIN_DESCRIPTORS`]), that indirect tables are
-/// well-formed and not nested, and that each buffer lies in guest memory. Returns the
-/// chain's total length.
+/// well-formed and not nested. Returns the chain's total length.
 pub fn walk<M: GuestMemoryBackend>(
     mem: &M,
     desc_table: GuestAddress,
@@ -81,11 +82,6 @@ pub fn walk<M: GuestMemoryBackend>(
             return Err(DropReason::BadDescriptor);
         }
         if d.len() > 0 {
-            // Transmit buffers are checked by the reads that copy them; receive buffers
-            // are checked here, before anything is written.
-            if writable && !mem.check_range(d.addr(), d.len() as usize) {
-                return Err(DropReason::BadAddress);
-            }
             segs.push(Segment {
                 addr: d.addr(),
                 len: d.len(),

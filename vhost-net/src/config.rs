@@ -104,6 +104,9 @@ pub struct SwitchConfig {
     pub poll: Duration,
     /// Largest delay between client-mode reconnect attempts.
     pub max_backoff: Duration,
+    /// Threads polling transmit queues (one per core you give the switch); queue pairs
+    /// are spread over them round-robin.
+    pub poll_threads: usize,
 }
 
 impl Default for SwitchConfig {
@@ -113,6 +116,7 @@ impl Default for SwitchConfig {
             mac_capacity: 8192,
             poll: Duration::from_micros(20),
             max_backoff: Duration::from_secs(1),
+            poll_threads: 1,
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::config::SwitchConfig;
 use crate::counters::PortCounters;
 use crate::frame::Frame;
 use crate::mac_table::{MacTable, PortId};
+use crate::poller::Poller;
 use crate::rx::RxScratch;
 use crate::tap::TapPort;
 use crate::vhost_port::VhostPort;
@@ -60,6 +61,8 @@ pub struct SwitchCore {
     pub config: SwitchConfig,
     /// Learned addresses.
     pub macs: MacTable,
+    /// Threads polling the transmit queues.
+    pub poller: Poller,
     ports: RwLock<Arc<Vec<Arc<PortEntry>>>>,
 }
 
@@ -68,6 +71,7 @@ impl SwitchCore {
     pub fn new(config: SwitchConfig) -> Self {
         SwitchCore {
             macs: MacTable::new(config.ageing, config.mac_capacity),
+            poller: Poller::new(config.poll_threads, config.poll),
             config,
             ports: RwLock::new(Arc::new(Vec::new())),
         }

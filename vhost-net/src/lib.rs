@@ -25,6 +25,7 @@ pub mod counters;
 pub mod error;
 pub mod frame;
 pub mod mac_table;
+pub mod poller;
 pub mod ring;
 pub mod rx;
 pub mod switch;

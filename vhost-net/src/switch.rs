@@ -212,5 +212,8 @@ fn stop_entry(entry: &PortEntry) {
 impl Drop for Switch {
     fn drop(&mut self) {
         self.shutdown();
+        // Joined here, from outside: the polling threads hold the last references to
+        // the ports' back ends, which hold the core.
+        self.core.poller.stop();
     }
 }

@@ -180,6 +180,7 @@ impl VhostPort {
                 conn.clone(),
                 self.config.clone(),
             ));
+            backend.set_self();
             let mut daemon =
                 match VhostUserDaemon::new(self.config.name.clone(), backend, conn.mem.clone()) {
                     Ok(d) => d,
@@ -350,7 +351,9 @@ impl VhostPort {
             }
             let hdr = frame.hdr;
             let q = st.get_queue();
-            match write_frame(&mem, q, &mut avail, &mut used, frame, &hdr, hdr_len, mrg, sc) {
+            match write_frame(
+                &mem, q, &mut avail, &mut used, frame, &hdr, hdr_len, mrg, sc,
+            ) {
                 Ok(()) => {
                     packets += 1;
                     bytes += frame.len as u64;
