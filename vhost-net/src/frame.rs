@@ -1,6 +1,6 @@
 //! Frames in flight: pre-allocated buffers and copying a transmit chain out of a guest.
 
-use vm_memory::{Address, Bytes, GuestMemoryBackend};
+use vm_memory::{Bytes, GuestMemoryBackend};
 
 use crate::chain::Segment;
 use crate::counters::DropReason;
@@ -12,12 +12,16 @@ pub const ETH_HLEN: usize = 14;
 pub const ETH_VLAN_HLEN: usize = 18;
 /// Largest frame the switch carries (a 64 KiB GSO packet plus a tagged Ethernet header).
 pub const MAX_FRAME_LEN: usize = 65535 + ETH_VLAN_HLEN;
+/// Room for a virtio-net header in front of the frame, so header and frame move to and
+/// from guest memory in one contiguous copy.
+pub const HEADROOM: usize = 12;
 
 /// One frame and its virtio-net header, in a buffer allocated once and reused.
 pub struct Frame {
     /// Offload metadata that travels with the frame.
     pub hdr: VnetHdr,
-    /// The Ethernet frame is `data[..len]`.
+    /// The Ethernet frame is `data[HEADROOM..HEADROOM + len]`; the bytes before it are
+    /// scratch space for a virtio-net header.
     pub data: Box<[u8]>,
     /// Frame length.
     pub len: usize,
@@ -27,7 +31,7 @@ impl Default for Frame {
     fn default() -> Self {
         Frame {
             hdr: VnetHdr::default(),
-            data: vec![0u8; MAX_FRAME_LEN].into_boxed_slice(),
+            data: vec![0u8; HEADROOM + MAX_FRAME_LEN].into_boxed_slice(),
             len: 0,
         }
     }
@@ -36,20 +40,34 @@ impl Default for Frame {
 impl Frame {
     /// The Ethernet frame.
     pub fn bytes(&self) -> &[u8] {
-        &self.data[..self.len]
+        &self.data[HEADROOM..HEADROOM + self.len]
+    }
+
+    /// The Ethernet frame, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.data[HEADROOM..HEADROOM + self.len]
+    }
+
+    /// Writes `hdr` (`hdr_len` bytes, with `num_buffers`) right before the frame and
+    /// returns header and frame as one slice.
+    pub fn with_header(&mut self, hdr_len: usize, num_buffers: u16) -> &[u8] {
+        let hdr = self.hdr;
+        let start = HEADROOM - hdr_len;
+        hdr.write(&mut self.data[start..HEADROOM], num_buffers);
+        &self.data[start..HEADROOM + self.len]
     }
 
     /// Destination MAC address.
     pub fn dst_mac(&self) -> [u8; 6] {
         let mut m = [0u8; 6];
-        m.copy_from_slice(&self.data[0..6]);
+        m.copy_from_slice(&self.data[HEADROOM..HEADROOM + 6]);
         m
     }
 
     /// Source MAC address.
     pub fn src_mac(&self) -> [u8; 6] {
         let mut m = [0u8; 6];
-        m.copy_from_slice(&self.data[6..12]);
+        m.copy_from_slice(&self.data[HEADROOM + 6..HEADROOM + 12]);
         m
     }
 
@@ -87,31 +105,20 @@ pub fn read_tx_frame<M: GuestMemoryBackend>(
     if total - hdr_len as u64 > MAX_FRAME_LEN as u64 {
         return Err(DropReason::OversizedFrame);
     }
-    let mut hdr_buf = [0u8; 12];
-    let mut hdr_got = 0usize;
+    // Header and frame land contiguously: the header in the headroom.
+    let base = HEADROOM - hdr_len;
     let mut pos = 0usize;
     for s in segs {
-        let mut addr = s.addr;
-        let mut len = s.len as usize;
-        if hdr_got < hdr_len {
-            let take = len.min(hdr_len - hdr_got);
-            mem.read_slice(&mut hdr_buf[hdr_got..hdr_got + take], addr)
-                .map_err(|_| DropReason::BadAddress)?;
-            hdr_got += take;
-            len -= take;
-            addr = addr.unchecked_add(take as u64);
-        }
-        if len > 0 {
-            let dst = frame
-                .data
-                .get_mut(pos..pos + len)
-                .ok_or(DropReason::OversizedFrame)?;
-            mem.read_slice(dst, addr)
-                .map_err(|_| DropReason::BadAddress)?;
-            pos += len;
-        }
+        let len = s.len as usize;
+        let dst = frame
+            .data
+            .get_mut(base + pos..base + pos + len)
+            .ok_or(DropReason::OversizedFrame)?;
+        mem.read_slice(dst, s.addr)
+            .map_err(|_| DropReason::BadAddress)?;
+        pos += len;
     }
-    frame.len = pos;
-    frame.hdr = VnetHdr::parse(&hdr_buf);
+    frame.len = pos - hdr_len;
+    frame.hdr = VnetHdr::parse(&frame.data[base..HEADROOM]);
     frame.validate(mtu)
 }

@@ -8,7 +8,6 @@ use crate::chain::{walk, Segment};
 use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::ring::{AvailCursor, UsedBatch};
-use crate::vnet_hdr::VnetHdr;
 
 /// Guest memory as the switch maps it.
 pub type Mem = GuestMemoryMmap<()>;
@@ -34,7 +33,7 @@ fn give_back(avail: &mut AvailCursor, n: usize) {
     }
 }
 
-/// Writes `frame` (with header `hdr`, `hdr_len` bytes in this guest's layout) into the
+/// Writes `frame` (with its header, `hdr_len` bytes in this guest's layout) into the
 /// next available receive chain(s) of `q`. With `mrg` the frame may span several chains
 /// and `num_buffers` says how many; without, one chain must hold it all. Chains that
 /// turn out too small are given back untouched; malformed chains are consumed with a
@@ -45,8 +44,7 @@ pub fn write_frame(
     q: &Queue,
     avail: &mut AvailCursor,
     used: &mut UsedBatch,
-    frame: &Frame,
-    hdr: &VnetHdr,
+    frame: &mut Frame,
     hdr_len: usize,
     mrg: bool,
     sc: &mut RxScratch,
@@ -87,9 +85,7 @@ pub fn write_frame(
         }
     }
 
-    let mut hdr_bytes = [0u8; 12];
-    hdr.write(&mut hdr_bytes[..hdr_len], sc.chains.len() as u16);
-    let pieces: [&[u8]; 2] = [&hdr_bytes[..hdr_len], frame.bytes()];
+    let pieces: [&[u8]; 1] = [frame.with_header(hdr_len, sc.chains.len() as u16)];
     let (mut piece, mut off) = (0usize, 0usize);
     let mut failed = false;
     for ci in 0..sc.chains.len() {

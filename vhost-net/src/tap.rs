@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use crate::core::{FwdScratch, SwitchCore};
 use crate::counters::{DropReason, PortCounters};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Frame, HEADROOM};
 use crate::mac_table::PortId;
 use crate::vnet_hdr::{VnetHdr, HDR_LEN_MRG};
 
@@ -135,7 +135,7 @@ impl TapPort {
                     iov_len: hdr.len(),
                 },
                 libc::iovec {
-                    iov_base: f.data.as_ptr() as *mut libc::c_void,
+                    iov_base: f.bytes().as_ptr() as *mut libc::c_void,
                     iov_len: f.len,
                 },
             ];
@@ -191,8 +191,8 @@ fn reader(
                     iov_len: hdr.len(),
                 },
                 libc::iovec {
-                    iov_base: f.data.as_mut_ptr() as *mut libc::c_void,
-                    iov_len: f.data.len(),
+                    iov_base: f.data[HEADROOM..].as_mut_ptr() as *mut libc::c_void,
+                    iov_len: f.data.len() - HEADROOM,
                 },
             ];
             // SAFETY: both iovecs point into live, writable buffers of the given lengths.

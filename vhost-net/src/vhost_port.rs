@@ -340,8 +340,7 @@ impl VhostPort {
             if !csum {
                 if frame.hdr.flags & F_NEEDS_CSUM != 0 {
                     let mut h = frame.hdr;
-                    let len = frame.len;
-                    if !complete_checksum(&mut h, &mut frame.data[..len]) {
+                    if !complete_checksum(&mut h, frame.bytes_mut()) {
                         counters.drop_frame(DropReason::BadHeader);
                         continue;
                     }
@@ -349,11 +348,8 @@ impl VhostPort {
                 }
                 frame.hdr.flags &= !(F_NEEDS_CSUM | F_DATA_VALID);
             }
-            let hdr = frame.hdr;
             let q = st.get_queue();
-            match write_frame(
-                &mem, q, &mut avail, &mut used, frame, &hdr, hdr_len, mrg, sc,
-            ) {
+            match write_frame(&mem, q, &mut avail, &mut used, frame, hdr_len, mrg, sc) {
                 Ok(()) => {
                     packets += 1;
                     bytes += frame.len as u64;
