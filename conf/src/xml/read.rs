@@ -146,7 +146,10 @@ pub fn parse_document(text: &str, limits: Limits) -> Result<Element, ConfError> 
                 push_text(&mut stack, s, start, &index)?;
             }
             Event::GeneralRef(r) => {
-                let s = if let Some(ch) = r.resolve_char_ref().map_err(|e| syntax(start, e.to_string()))? {
+                let s = if let Some(ch) = r
+                    .resolve_char_ref()
+                    .map_err(|e| syntax(start, e.to_string()))?
+                {
                     ch.to_string()
                 } else {
                     let name: &str = &r;
@@ -309,7 +312,10 @@ mod tests {
     #[test]
     fn depth_and_size_limits() {
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
-        assert!(parse(&deep).unwrap_err().to_string().contains("nested deeper"));
+        assert!(parse(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("nested deeper"));
         let small = Limits {
             max_bytes: 10,
             ..Limits::default()
