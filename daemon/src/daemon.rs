@@ -77,6 +77,11 @@ impl Daemon {
         &self.registry
     }
 
+    /// A weak reference to ourselves, for tasks that outlive a request.
+    pub(crate) fn weak(&self) -> Weak<Daemon> {
+        self.me.clone()
+    }
+
     /// The next domain id for a started VM.
     pub(crate) fn next_id(&self) -> u32 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

@@ -87,6 +87,32 @@ pub enum DaemonError {
         count: usize,
     },
 
+    /// The VM has no device matching what was given (other than interfaces).
+    #[error("VM '{vm}' has no {what}")]
+    NoSuchDevice {
+        /// The VM.
+        vm: String,
+        /// What was looked for, and what there is.
+        what: String,
+    },
+
+    /// A detach of this device already waits for the guest.
+    #[error("removal of {device} from VM '{vm}' already pending: the guest has not released it yet. It completes when the guest does (QEMU reports DEVICE_DELETED); `virtnet domiflist {vm}` shows it. A guest that never releases it keeps it until the VM stops")]
+    RemovalPending {
+        /// The VM.
+        vm: String,
+        /// The device (`interface 52:54:00:.. (net1)`).
+        device: String,
+    },
+
+    /// The device cannot be plugged into (or changed in) a running VM.
+    #[error("{0}")]
+    NotHotpluggable(String),
+
+    /// A hot-plug, unplug or update failed at one step; what was done before it was undone.
+    #[error("{0}")]
+    HotplugFailed(String),
+
     /// A host resource (vhost-user socket, tap name, host PCI device, MAC) already belongs to
     /// another VM.
     #[error("{resource} is already used by {holder_iface} of VM '{holder_vm}'; one {what} can have only one user: detach it there first or pick another")]
@@ -165,6 +191,10 @@ impl DaemonError {
             DaemonError::MethodNotAllowed { .. } => "method_not_allowed",
             DaemonError::NoSuchInterface { .. } => "no_such_interface",
             DaemonError::AmbiguousInterface { .. } => "ambiguous_interface",
+            DaemonError::NoSuchDevice { .. } => "no_such_device",
+            DaemonError::RemovalPending { .. } => "removal_pending",
+            DaemonError::NotHotpluggable(_) => "not_hotpluggable",
+            DaemonError::HotplugFailed(_) => "hotplug_failed",
             DaemonError::InUse { .. } => "resource_in_use",
             DaemonError::InvalidState { .. } => "invalid_state",
             DaemonError::Broken { .. } => "broken_definition",
@@ -181,12 +211,16 @@ impl DaemonError {
         match self {
             DaemonError::NoSuchVm { .. }
             | DaemonError::NoRoute { .. }
-            | DaemonError::NoSuchInterface { .. } => 404,
-            DaemonError::InvalidXml { .. } | DaemonError::BadRequest(_) => 400,
+            | DaemonError::NoSuchInterface { .. }
+            | DaemonError::NoSuchDevice { .. } => 404,
+            DaemonError::InvalidXml { .. }
+            | DaemonError::BadRequest(_)
+            | DaemonError::NotHotpluggable(_) => 400,
             DaemonError::UnsupportedMediaType { .. } => 415,
             DaemonError::PayloadTooLarge { .. } => 413,
             DaemonError::MethodNotAllowed { .. } => 405,
             DaemonError::InUse { .. }
+            | DaemonError::RemovalPending { .. }
             | DaemonError::AmbiguousInterface { .. }
             | DaemonError::InvalidState { .. }
             | DaemonError::Broken { .. }
@@ -194,6 +228,7 @@ impl DaemonError {
             DaemonError::Store { .. }
             | DaemonError::Startup(_)
             | DaemonError::Vm(_)
+            | DaemonError::HotplugFailed(_)
             | DaemonError::Internal(_) => 500,
         }
     }

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use virtnet_conf::address::PciAddress;
 use virtnet_conf::interface::MacAddr;
-use virtnet_conf::Domain;
+use virtnet_conf::{Domain, Interface};
 
 use crate::error::{DaemonError, Result};
 
@@ -118,6 +118,10 @@ impl Clash {
     }
 }
 
+/// Resources newly taken by one [`Registry::claim_device`], per scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taken(pub Vec<(Scope, Resource)>);
+
 /// Who owns what; see the module documentation.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -148,6 +152,50 @@ impl Registry {
         let warnings = check(&map, vm, scope, claims)?;
         insert(&mut map, vm, scope, claims);
         Ok(warnings)
+    }
+
+    /// Takes `claims` for `vm` in each of `scopes` (hot-plug of one device), all or nothing:
+    /// refused when another VM holds one of them, and also when `vm` itself holds an
+    /// exclusive one in that scope for another device (two NICs of one VM on one vhost-user
+    /// socket). Returns what was newly taken (to give back with [`Registry::release_taken`]
+    /// if the hot-plug fails) and the soft clashes as warnings.
+    pub fn claim_device(
+        &self,
+        vm: &str,
+        scopes: &[Scope],
+        claims: &[Claim],
+    ) -> Result<(Taken, Vec<Clash>)> {
+        let mut map = self.lock();
+        let warnings = check_device(&map, vm, scopes, claims)?;
+        let mut taken = Taken::default();
+        for &scope in scopes {
+            for c in claims {
+                let had = map
+                    .get(&c.resource)
+                    .into_iter()
+                    .flatten()
+                    .any(|h| h.vm == vm && h.scopes.contains(&scope));
+                if !had {
+                    taken.0.push((scope, c.resource.clone()));
+                }
+            }
+            insert(&mut map, vm, scope, claims);
+        }
+        Ok((taken, warnings))
+    }
+
+    /// What [`Registry::claim_device`] would refuse, without taking anything (to refuse a
+    /// device before other checks, with the owner named).
+    pub fn check_device(&self, vm: &str, scopes: &[Scope], claims: &[Claim]) -> Result<()> {
+        check_device(&self.lock(), vm, scopes, claims).map(drop)
+    }
+
+    /// Gives back what [`Registry::claim_device`] took.
+    pub fn release_taken(&self, vm: &str, taken: &Taken) {
+        let mut map = self.lock();
+        for (scope, r) in &taken.0 {
+            release_in(&mut map, vm, *scope, |x| x == r);
+        }
     }
 
     /// Releases every claim of `vm` in `scope` (stop, undefine).
@@ -226,6 +274,39 @@ fn check(
     Ok(warnings)
 }
 
+/// [`check`] for each scope, plus: `vm` itself holds an exclusive resource in that scope.
+fn check_device(
+    map: &HashMap<Resource, Vec<Holder>>,
+    vm: &str,
+    scopes: &[Scope],
+    claims: &[Claim],
+) -> Result<Vec<Clash>> {
+    let mut warnings = Vec::new();
+    for &scope in scopes {
+        for c in claims {
+            let own = map
+                .get(&c.resource)
+                .into_iter()
+                .flatten()
+                .find(|h| h.vm == vm && h.scopes.contains(&scope));
+            if let (Some(h), true) = (own, c.resource.exclusive(scope, &BTreeSet::from([scope]))) {
+                return Err(Clash {
+                    resource: c.resource.clone(),
+                    vm: vm.to_string(),
+                    device: h.device.clone(),
+                }
+                .into_error());
+            }
+        }
+        for w in check(map, vm, scope, claims)? {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+    }
+    Ok(warnings)
+}
+
 fn insert(map: &mut HashMap<Resource, Vec<Holder>>, vm: &str, scope: Scope, claims: &[Claim]) {
     for c in claims {
         let holders = map.entry(c.resource.clone()).or_default();
@@ -282,30 +363,39 @@ pub fn normalise_socket_path(path: &str) -> PathBuf {
     out
 }
 
+/// What one interface needs to hold exclusively (and its MAC).
+pub fn claims_of_interface(iface: &Interface) -> Vec<Claim> {
+    let mut out = Vec::new();
+    let device = iface.describe();
+    let mut push = |resource| {
+        out.push(Claim {
+            resource,
+            device: device.clone(),
+        })
+    };
+    if let Some((path, _)) = iface.vhostuser_socket() {
+        push(Resource::VhostUserSocket(normalise_socket_path(path)));
+    }
+    if let Some(dev) = iface.target_dev() {
+        push(Resource::Tap(dev.to_string()));
+    }
+    if let Some(addr) = iface.hostdev_source() {
+        push(Resource::HostPci(addr));
+    }
+    if let Some(mac) = iface.mac() {
+        push(Resource::Mac(mac));
+    }
+    out
+}
+
 /// Everything `domain` needs to hold exclusively (and its MACs), one claim per device.
 pub fn claims_of(domain: &Domain) -> Vec<Claim> {
-    let mut out = Vec::new();
-    for iface in &domain.devices.interfaces {
-        let device = iface.describe();
-        let mut push = |resource| {
-            out.push(Claim {
-                resource,
-                device: device.clone(),
-            })
-        };
-        if let Some((path, _)) = iface.vhostuser_socket() {
-            push(Resource::VhostUserSocket(normalise_socket_path(path)));
-        }
-        if let Some(dev) = iface.target_dev() {
-            push(Resource::Tap(dev.to_string()));
-        }
-        if let Some(addr) = iface.hostdev_source() {
-            push(Resource::HostPci(addr));
-        }
-        if let Some(mac) = iface.mac() {
-            push(Resource::Mac(mac));
-        }
-    }
+    let mut out: Vec<Claim> = domain
+        .devices
+        .interfaces
+        .iter()
+        .flat_map(claims_of_interface)
+        .collect();
     for disk in &domain.devices.disks {
         if disk.disk_type == "vhostuser" {
             let path = disk.source.as_ref().and_then(|s| {

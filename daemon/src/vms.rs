@@ -69,6 +69,8 @@ pub struct VmView {
     pub log_path: Option<String>,
     /// Problems with the stored files.
     pub problem: Option<String>,
+    /// Aliases of the interfaces whose removal waits for the guest.
+    pub pending_removals: Vec<String>,
 }
 
 impl VmView {
@@ -107,6 +109,7 @@ impl VmEntry {
                 qmp_socket: None,
                 log_path: None,
                 problem: None,
+                pending_removals: Vec::new(),
             })),
         }
     }
@@ -137,6 +140,9 @@ impl VmEntry {
             log_path: live
                 .and_then(|l| l.status.log_path.as_ref().map(|p| p.display().to_string())),
             problem: slot.problem(),
+            pending_removals: live
+                .map(|l| l.status.pending_removals.keys().cloned().collect())
+                .unwrap_or_default(),
         };
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
     }

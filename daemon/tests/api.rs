@@ -597,6 +597,10 @@ fn openapi_lists_every_endpoint() {
         "POST /v1/domains/{name}/shutdown",
         "POST /v1/domains/{name}/destroy",
         "POST /v1/domains/{name}/qmp",
+        "POST /v1/domains/{name}/devices",
+        "POST /v1/domains/{name}/devices/detach",
+        "POST /v1/domains/{name}/devices/update",
+        "POST /v1/domains/{name}/chardevs/{device}",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -605,7 +609,10 @@ fn openapi_lists_every_endpoint() {
     assert_eq!(documented, routed);
     for r in &routed {
         let (method, path) = r.split_once(' ').unwrap();
-        let concrete = path.replace("{name}", "x").replace("{iface}", "y");
+        let concrete = path
+            .replace("{name}", "x")
+            .replace("{iface}", "y")
+            .replace("{device}", "z");
         assert!(
             virtnetd::api::router::route(method, &concrete).is_ok(),
             "{r} is documented but not routed"

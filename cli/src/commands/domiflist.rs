@@ -36,7 +36,11 @@ pub async fn run(
                 dash(i.model.as_ref()),
                 dash(i.mac.as_ref()),
                 dash(i.alias.as_ref()),
-                i.link.clone(),
+                if i.removal_pending {
+                    format!("{} (removal pending)", i.link)
+                } else {
+                    i.link.clone()
+                },
             ]
         })
         .collect();

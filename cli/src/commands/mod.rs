@@ -1,7 +1,13 @@
 //! One module per `virtnet` command.
 
+pub mod attach_device;
+pub mod attach_interface;
+pub mod chardev_change;
 pub mod completions;
 pub mod define;
+pub mod detach_device;
+pub mod detach_interface;
+pub mod device_scope;
 pub mod domif_setlink;
 pub mod domiflist;
 pub mod dominfo;
@@ -14,4 +20,5 @@ pub mod remote;
 pub mod shutdown;
 pub mod start;
 pub mod undefine;
+pub mod update_device;
 pub mod validate;

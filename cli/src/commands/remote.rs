@@ -101,6 +101,96 @@ pub enum Remote {
         #[command(flatten)]
         scope: super::domif_setlink::Scope,
     },
+    /// Attach a device (an <interface>) described by an XML file.
+    AttachDevice {
+        /// VM name.
+        name: String,
+        /// Device XML file (`-` reads standard input).
+        #[arg(value_name = "FILE")]
+        file: String,
+        #[command(flatten)]
+        scope: super::device_scope::DeviceScope,
+    },
+    /// Detach the device (an <interface>, found by its MAC or alias) an XML file describes.
+    DetachDevice {
+        /// VM name.
+        name: String,
+        /// Device XML file (`-` reads standard input).
+        #[arg(value_name = "FILE")]
+        file: String,
+        #[command(flatten)]
+        scope: super::device_scope::DeviceScope,
+        /// Seconds to wait for the guest to release the device; after that the removal stays
+        /// pending and completes when the guest releases it.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+    },
+    /// Change a device (link state; a vhost-user NIC's socket with --replug) to match an XML file.
+    UpdateDevice {
+        /// VM name.
+        name: String,
+        /// Device XML file (`-` reads standard input).
+        #[arg(value_name = "FILE")]
+        file: String,
+        #[command(flatten)]
+        scope: super::device_scope::DeviceScope,
+        /// Allow unplugging and plugging the NIC again when QEMU cannot change it in place (a
+        /// vhost-user socket path). MAC, alias and PCI address stay; the guest sees its link
+        /// go down and up.
+        #[arg(long)]
+        replug: bool,
+        /// With --replug: seconds to wait for the guest to release the old NIC.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+    },
+    /// Attach a network interface described by options.
+    AttachInterface {
+        /// VM name.
+        name: String,
+        #[command(flatten)]
+        opts: super::attach_interface::IfaceOpts,
+        #[command(flatten)]
+        scope: super::device_scope::DeviceScope,
+    },
+    /// Detach a network interface by type (and MAC when several have that type).
+    DetachInterface {
+        /// VM name.
+        name: String,
+        /// Interface type.
+        #[arg(long = "type", value_name = "TYPE")]
+        type_: super::attach_interface::IfaceType,
+        /// The interface's MAC.
+        #[arg(long, value_name = "MAC")]
+        mac: Option<String>,
+        #[command(flatten)]
+        scope: super::device_scope::DeviceScope,
+        /// Seconds to wait for the guest to release the device.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+    },
+    /// Switch the host side of a serial port, console or channel (pty, unix socket, file) while
+    /// the guest runs.
+    ChardevChange {
+        /// VM name.
+        name: String,
+        /// The device: its alias (serial0, serial1, channel0; `dumpxml` shows them) or a
+        /// channel's target name.
+        device: String,
+        /// The new back end.
+        #[arg(long = "type", value_name = "TYPE")]
+        type_: super::chardev_change::ChrTypeArg,
+        /// File or socket path.
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        /// unix: who listens (default bind: QEMU).
+        #[arg(long, value_name = "MODE")]
+        mode: Option<super::chardev_change::ModeArg>,
+        /// file: append instead of truncating.
+        #[arg(long)]
+        append: bool,
+        #[command(flatten)]
+        scope: super::device_scope::DeviceScope,
+    },
     /// Send one QMP command to a running VM's QEMU (experts: virtnetd does not track what it
     /// changes).
     QemuMonitorCommand {
@@ -168,6 +258,67 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
                 command,
                 pretty,
             } => super::qemu_monitor_command::run(&client, &name, &command, pretty).await,
+            Remote::AttachDevice { name, file, scope } => {
+                super::attach_device::run(&client, json, &name, &file, scope).await
+            }
+            Remote::DetachDevice {
+                name,
+                file,
+                scope,
+                timeout,
+            } => super::detach_device::run(&client, json, &name, &file, scope, timeout).await,
+            Remote::UpdateDevice {
+                name,
+                file,
+                scope,
+                replug,
+                timeout,
+            } => {
+                super::update_device::run(&client, json, &name, &file, scope, replug, timeout).await
+            }
+            Remote::AttachInterface { name, opts, scope } => {
+                super::attach_interface::run(&client, json, &name, &opts, scope).await
+            }
+            Remote::DetachInterface {
+                name,
+                type_,
+                mac,
+                scope,
+                timeout,
+            } => {
+                super::detach_interface::run(
+                    &client,
+                    json,
+                    &name,
+                    type_,
+                    mac.as_deref(),
+                    scope,
+                    timeout,
+                )
+                .await
+            }
+            Remote::ChardevChange {
+                name,
+                device,
+                type_,
+                path,
+                mode,
+                append,
+                scope,
+            } => {
+                super::chardev_change::run(
+                    &client,
+                    json,
+                    &name,
+                    &device,
+                    type_,
+                    path.as_deref(),
+                    mode,
+                    append,
+                    scope,
+                )
+                .await
+            }
             Remote::Completions { .. } => unreachable!("handled above"),
         }
     });

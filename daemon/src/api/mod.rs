@@ -22,8 +22,8 @@ use tokio::task::JoinSet;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::model::{
-    ErrorBody, ErrorDetail, Link, QmpRequest, SetLinkRequest, ShutdownRequest, VersionInfo,
-    API_VERSION,
+    AttachRequest, ChardevChangeRequest, DetachRequest, ErrorBody, ErrorDetail, Link, QmpRequest,
+    SetLinkRequest, ShutdownRequest, UpdateRequest, VersionInfo, API_VERSION,
 };
 use body::{read_define_body, read_json_or_empty, wants_xml};
 use router::{query_flag, route, Route};
@@ -175,6 +175,47 @@ async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Fu
                     .await?,
             )
         }
+        Route::AttachDevice(name) => {
+            let r: AttachRequest = required_json(
+                req,
+                "send {\"xml\": \"<interface ...>\", \"live\": bool, \"config\": bool, \"persistent\": bool}",
+            )
+            .await?;
+            json(StatusCode::OK, &daemon.attach_device(&name, &r).await?)
+        }
+        Route::DetachDevice(name) => {
+            let r: DetachRequest = required_json(
+                req,
+                "send {\"xml\": \"<interface ...>\"} or {\"type\": \"bridge\", \"mac\": \"...\"}, with \"live\", \"config\", \"persistent\"",
+            )
+            .await?;
+            let r = daemon.detach_device(&name, &r).await?;
+            let status = if r.pending {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            json(status, &r)
+        }
+        Route::UpdateDevice(name) => {
+            let r: UpdateRequest = required_json(
+                req,
+                "send {\"xml\": \"<interface ...>\", \"live\": bool, \"config\": bool, \"replug\": bool}",
+            )
+            .await?;
+            json(StatusCode::OK, &daemon.update_device(&name, &r).await?)
+        }
+        Route::ChardevChange(name, device) => {
+            let r: ChardevChangeRequest = required_json(
+                req,
+                "send {\"type\": \"pty\"|\"unix\"|\"file\"|\"null\", \"path\": \"...\", \"live\": bool, \"config\": bool}",
+            )
+            .await?;
+            json(
+                StatusCode::OK,
+                &daemon.chardev_change(&name, &device, &r).await?,
+            )
+        }
         Route::SetLink(name, iface) => {
             let r: SetLinkRequest = read_json_or_empty(req).await?.ok_or_else(|| {
                 DaemonError::BadRequest(
@@ -188,6 +229,16 @@ async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Fu
             )
         }
     }
+}
+
+/// A JSON body that must be there; `hint` says what to send.
+async fn required_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    hint: &str,
+) -> Result<T> {
+    read_json_or_empty(req)
+        .await?
+        .ok_or_else(|| DaemonError::BadRequest(hint.to_string()))
 }
 
 /// A JSON response.

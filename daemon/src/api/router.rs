@@ -24,6 +24,14 @@ pub enum Route {
     SetLink(String, String),
     /// `POST /v1/domains/{name}/qmp`.
     Qmp(String),
+    /// `POST /v1/domains/{name}/devices` (attach-device, attach-interface).
+    AttachDevice(String),
+    /// `POST /v1/domains/{name}/devices/detach` (detach-device, detach-interface).
+    DetachDevice(String),
+    /// `POST /v1/domains/{name}/devices/update` (update-device).
+    UpdateDevice(String),
+    /// `POST /v1/domains/{name}/chardevs/{device}` (chardev-change).
+    ChardevChange(String, String),
     /// `POST /v1/domains/{name}/start`.
     Start(String),
     /// `POST /v1/domains/{name}/shutdown`.
@@ -75,6 +83,7 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
                 "shutdown" => (Route::Shutdown(n), "POST"),
                 "destroy" => (Route::Destroy(n), "POST"),
                 "qmp" => (Route::Qmp(n), "POST"),
+                "devices" => (Route::AttachDevice(n), "POST"),
                 _ => return Err(no_route()),
             };
             if method == allowed {
@@ -83,6 +92,21 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
                 Err(allow(allowed))
             }
         }
+        ["v1", "domains", n, "devices", action] if !n.is_empty() => {
+            let route = match *action {
+                "detach" => Route::DetachDevice(name(n)?),
+                "update" => Route::UpdateDevice(name(n)?),
+                _ => return Err(no_route()),
+            };
+            match method {
+                "POST" => Ok(route),
+                _ => Err(allow("POST")),
+            }
+        }
+        ["v1", "domains", n, "chardevs", dev] if !n.is_empty() && !dev.is_empty() => match method {
+            "POST" => Ok(Route::ChardevChange(name(n)?, name(dev)?)),
+            _ => Err(allow("POST")),
+        },
         ["v1", "domains", n, "interfaces", iface, "link"] if !n.is_empty() && !iface.is_empty() => {
             match method {
                 "POST" => Ok(Route::SetLink(name(n)?, name(iface)?)),
@@ -152,6 +176,24 @@ mod tests {
         assert_eq!(
             route("GET", "/v1/domains/x/xml").unwrap(),
             Route::Xml("x".into())
+        );
+        assert_eq!(
+            route("POST", "/v1/domains/x/devices").unwrap(),
+            Route::AttachDevice("x".into())
+        );
+        assert_eq!(
+            route("POST", "/v1/domains/x/devices/detach").unwrap(),
+            Route::DetachDevice("x".into())
+        );
+        assert_eq!(
+            route("POST", "/v1/domains/x/chardevs/serial1").unwrap(),
+            Route::ChardevChange("x".into(), "serial1".into())
+        );
+        assert_eq!(
+            route("GET", "/v1/domains/x/devices/update")
+                .unwrap_err()
+                .http_status(),
+            405
         );
         assert_eq!(route("PUT", "/v1/domains").unwrap_err().http_status(), 405);
         assert_eq!(

@@ -1,19 +1,19 @@
 //! [`Adopted`]: a QEMU found running after a daemon restart. It is not our child, so it is
 //! followed through a pidfd (exit notice without polling, signals that cannot hit a reused
-//! pid), and powered down through its QMP socket.
+//! pid), and powered down over the VM's [`QmpLink`].
 
 use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use virtnet_qemu::{QmpClient, StopMethod};
+use virtnet_qemu::StopMethod;
 use virtnet_vm::StopMode;
 
 use super::proc::start_ticks;
+use super::qmp::QmpLink;
 use crate::store::LiveStatus;
 
 /// How long QEMU gets to exit after SIGTERM before SIGKILL.
@@ -23,7 +23,6 @@ const SIGTERM_GRACE: Duration = Duration::from_secs(10);
 pub struct Adopted {
     pid: u32,
     pidfd: Arc<AsyncFd<OwnedFd>>,
-    qmp_socket: PathBuf,
 }
 
 impl Adopted {
@@ -51,7 +50,6 @@ impl Adopted {
         Some(Adopted {
             pid: status.pid,
             pidfd: Arc::new(pidfd),
-            qmp_socket: status.qmp_socket.clone(),
         })
     }
 
@@ -97,14 +95,14 @@ impl Adopted {
             .is_ok()
     }
 
-    /// Stops QEMU: for [`StopMode::Graceful`] the ACPI power button over QMP and a wait, then
-    /// SIGTERM, then SIGKILL.
-    pub async fn stop(&self, mode: StopMode) -> StopMethod {
+    /// Stops QEMU: for [`StopMode::Graceful`] the ACPI power button over `qmp` and a wait,
+    /// then SIGTERM, then SIGKILL.
+    pub async fn stop(&self, mode: StopMode, qmp: &QmpLink) -> StopMethod {
         if self.exited() {
             return StopMethod::AlreadyExited;
         }
         if let StopMode::Graceful(timeout) = mode {
-            match QmpClient::connect(&self.qmp_socket).await {
+            match qmp.client().await {
                 Ok(qmp) => match qmp.execute("system_powerdown", serde_json::json!({})).await {
                     Ok(_) => {
                         if self.wait_exit(timeout).await {

@@ -2,7 +2,10 @@
 //! writes, and picking VMs up again after a daemon restart ([`recover`]).
 
 mod adopted;
+mod events;
+pub mod hotplug;
 mod proc;
+mod qmp;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,9 +17,9 @@ use virtnet_conf::Domain;
 use virtnet_vm::{HostResources, RunningVm, StartPlan};
 
 pub use adopted::Adopted;
+pub(crate) use events::spawn_event_listener;
 pub use proc::start_ticks;
-
-use virtnet_qemu::QmpClient;
+pub use qmp::QmpLink;
 
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
@@ -42,38 +45,55 @@ pub struct Live {
     pub status: LiveStatus,
     /// QEMU.
     pub handle: Handle,
+    /// The one QMP connection every operation and the event listener use.
+    pub qmp: Arc<QmpLink>,
     /// The task that notices QEMU exiting on its own.
     pub watcher: Option<AbortHandle>,
+    /// The task that follows QEMU's events (completes pending removals).
+    pub events: Option<AbortHandle>,
 }
 
 impl Live {
-    /// Runs a QMP command on the VM's QEMU (for an adopted QEMU over a connection opened for
-    /// this command).
+    /// The VM's QMP connection.
+    pub async fn qmp_client(&self) -> Result<virtnet_qemu::QmpClient, DaemonError> {
+        if matches!(self.handle, Handle::Gone) {
+            return Err(DaemonError::Internal("QMP on a VM being stopped".into()));
+        }
+        self.qmp.client().await.map_err(|e| {
+            DaemonError::Vm(format!(
+                "cannot reach QEMU's monitor {}: {e}",
+                self.qmp.socket().display()
+            ))
+        })
+    }
+
+    /// Runs a QMP command on the VM's QEMU.
     pub async fn qmp(
         &self,
         command: &str,
         args: serde_json::Value,
     ) -> Result<serde_json::Value, DaemonError> {
-        let failed = |e: virtnet_qemu::QemuError| DaemonError::Vm(e.to_string());
-        match &self.handle {
-            Handle::Started(vm) => vm.qmp().execute(command, args).await.map_err(failed),
-            Handle::Adopted(a) => {
-                let qmp = QmpClient::connect(&self.status.qmp_socket)
-                    .await
-                    .map_err(failed)?;
-                let _ = a;
-                qmp.execute(command, args).await.map_err(failed)
-            }
-            Handle::Gone => Err(DaemonError::Internal("QMP on a VM being stopped".into())),
+        self.qmp_client()
+            .await?
+            .execute(command, args)
+            .await
+            .map_err(|e| DaemonError::Vm(e.to_string()))
+    }
+
+    /// Stops the background tasks (exit watcher, event listener).
+    pub fn stop_tasks(&mut self) {
+        for t in [self.watcher.take(), self.events.take()]
+            .into_iter()
+            .flatten()
+        {
+            t.abort();
         }
     }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        if let Some(w) = self.watcher.take() {
-            w.abort();
-        }
+        self.stop_tasks();
     }
 }
 
@@ -100,6 +120,7 @@ pub fn live_domain(persistent: &Domain, id: u32, plan: &StartPlan, res: &HostRes
             }
         }
     }
+    crate::ops::name_chardevs(&mut d);
     d
 }
 
@@ -149,6 +170,8 @@ pub fn status_of(live: &Domain, id: u32, vm: &RunningVm) -> LiveStatus {
         aliases,
         fds,
         host_resources: vm.resources().clone(),
+        plugged: BTreeMap::new(),
+        pending_removals: BTreeMap::new(),
     }
 }
 
@@ -182,11 +205,15 @@ pub(crate) async fn recover(daemon: &Daemon, name: &str, slot: &mut VmSlot, stat
             let watcher = adopted
                 .exit_future()
                 .map(|f| daemon.spawn_exit_watch(name, id, f));
+            let qmp = Arc::new(QmpLink::lazy(&status.qmp_socket));
+            let events = Some(spawn_event_listener(daemon, name, id, qmp.clone()));
             slot.live = Some(Live {
                 domain: Arc::new(domain),
                 status,
                 handle: Handle::Adopted(adopted),
+                qmp,
                 watcher,
+                events,
             });
         }
         None => {

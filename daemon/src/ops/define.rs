@@ -143,16 +143,24 @@ impl Daemon {
             .filter_map(|i| i.mac())
             .collect();
         for iface in &mut domain.devices.interfaces {
-            iface.assign_mac(|| loop {
-                // The first bytes of a v4 UUID are random (conf's one random source).
-                let mut low = [0u8; 3];
-                low.copy_from_slice(&Uuid::new_random().0[..3]);
-                let mac = MacAddr::with_prefix(QEMU_MAC_PREFIX, low);
-                if !taken.contains(&mac) && self.registry.holders(&Resource::Mac(mac)).is_empty() {
-                    taken.push(mac);
-                    return mac;
-                }
+            iface.assign_mac(|| {
+                let mac = self.new_mac(&taken);
+                taken.push(mac);
+                mac
             });
+        }
+    }
+
+    /// A random MAC with QEMU's prefix 52:54:00, not in `taken` and unknown to the registry.
+    pub(crate) fn new_mac(&self, taken: &[MacAddr]) -> MacAddr {
+        loop {
+            // The first bytes of a v4 UUID are random (conf's one random source).
+            let mut low = [0u8; 3];
+            low.copy_from_slice(&Uuid::new_random().0[..3]);
+            let mac = MacAddr::with_prefix(QEMU_MAC_PREFIX, low);
+            if !taken.contains(&mac) && self.registry.holders(&Resource::Mac(mac)).is_empty() {
+                return mac;
+            }
         }
     }
 }

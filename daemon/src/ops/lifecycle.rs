@@ -10,7 +10,7 @@ use virtnet_vm::{exec, plan_start, ExecOptions, PlanContext, StopMode};
 
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
-use crate::live::{live_domain, status_of, Handle, Live};
+use crate::live::{live_domain, spawn_event_listener, status_of, Handle, Live, QmpLink};
 use crate::model::{DomainInfo, StopResponse, VmState};
 use crate::registry::{claims_of, Scope};
 use crate::store::LiveStatus;
@@ -118,12 +118,16 @@ impl Daemon {
             let mut exit = exit;
             let _ = exit.wait_for(Option::is_some).await;
         });
+        let qmp = Arc::new(QmpLink::connected(&status.qmp_socket, vm.qmp().clone()));
+        let events = spawn_event_listener(self, name, id, qmp.clone());
         tracing::info!(vm = %name, id, pid = status.pid, "running");
         Ok(Live {
             domain: Arc::new(live_dom),
             status,
             handle: Handle::Started(Box::new(vm)),
+            qmp,
             watcher: Some(watcher),
+            events: Some(events),
         })
     }
 
@@ -193,9 +197,7 @@ impl Daemon {
         mut live: Live,
         mode: StopMode,
     ) -> (StopMethod, Vec<String>) {
-        if let Some(w) = live.watcher.take() {
-            w.abort();
-        }
+        live.stop_tasks();
         let mut leftovers = Vec::new();
         let method = match std::mem::replace(&mut live.handle, Handle::Gone) {
             Handle::Started(vm) => match self.host() {
@@ -212,12 +214,13 @@ impl Daemon {
                 }
             },
             Handle::Adopted(a) => {
-                let m = a.stop(mode).await;
+                let m = a.stop(mode, &live.qmp).await;
                 leftovers.extend(self.release_host(&live.status).await);
                 m
             }
             Handle::Gone => StopMethod::AlreadyExited,
         };
+        live.qmp.close().await;
         self.registry.release(name, Scope::Live);
         let owned = name.to_string();
         if let Err(e) = self.with_store(move |s| s.remove_status(&owned)).await {

@@ -2,16 +2,55 @@
 //! lock for its whole duration (so operations on one VM are serialised) and publishes the
 //! VM's view when it changes something.
 
+mod attach;
+mod chardev;
 mod define;
+mod detach;
+mod devices;
 mod lifecycle;
 mod qmp;
 mod query;
 mod setlink;
 mod undefine;
+mod update;
 
-use virtnet_conf::ConfError;
+use virtnet_conf::{ConfError, Domain};
 
+pub(crate) use chardev::name_chardevs;
+
+use crate::daemon::Daemon;
 use crate::error::DaemonError;
+use crate::store::LiveStatus;
+
+impl Daemon {
+    /// Writes `old` back as the definition of `name` (undoing a config change after a later
+    /// step failed); a failure is logged.
+    pub(crate) async fn restore_definition(&self, name: &str, old: Option<&Domain>) {
+        if let Some(old) = old {
+            if let Err(e) = self.save_definition(name, old).await {
+                tracing::error!(vm = %name, error = %e, "cannot restore the definition");
+            }
+        }
+    }
+
+    /// Stores `domain` as the definition of `name`.
+    pub(crate) async fn save_definition(
+        &self,
+        name: &str,
+        domain: &Domain,
+    ) -> Result<(), DaemonError> {
+        let xml = domain.to_xml();
+        let owned = name.to_string();
+        self.with_store(move |s| s.save_definition(&owned, &xml))
+            .await
+    }
+
+    /// Stores a live status.
+    pub(crate) async fn save_status(&self, status: &LiveStatus) -> Result<(), DaemonError> {
+        let status = status.clone();
+        self.with_store(move |s| s.save_status(&status)).await
+    }
+}
 
 /// [`DaemonError::InvalidXml`] from conf's problems, each as `LINE:COL: message`.
 pub(crate) fn invalid_xml(problems: &[ConfError]) -> DaemonError {
@@ -52,4 +91,44 @@ pub(crate) fn find_interface(
             count: many.len(),
         }),
     }
+}
+
+/// `(live, config)` for a change with `scope` to a VM in `slot`, as virsh decides it:
+/// `--persistent` is the definition plus the running VM if it runs; neither flag is the running
+/// VM when it runs, else the definition. Refuses a live change to a VM that does not run, a
+/// config change to a VM without a definition, and a VM whose stored files are broken.
+pub(crate) fn resolve_scope(
+    name: &str,
+    slot: &crate::vms::VmSlot,
+    scope: crate::model::ChangeScope,
+) -> Result<(bool, bool), DaemonError> {
+    if let Some(problem) = slot.problem() {
+        return Err(DaemonError::Broken {
+            name: name.into(),
+            problem,
+        });
+    }
+    let running = slot.live.is_some();
+    let (live, config) = if scope.persistent {
+        (running || scope.live, true)
+    } else if scope.live || scope.config {
+        (scope.live, scope.config)
+    } else {
+        (running, !running)
+    };
+    if live && !running {
+        return Err(DaemonError::InvalidState {
+            name: name.into(),
+            state: "shut off".into(),
+            hint: "a live change needs a running VM; use --config to change the definition".into(),
+        });
+    }
+    if config && slot.persistent.is_none() {
+        return Err(DaemonError::InvalidState {
+            name: name.into(),
+            state: "transient".into(),
+            hint: "it has no persistent definition to change; leave out --config".into(),
+        });
+    }
+    Ok((live, config))
 }

@@ -77,6 +77,11 @@ impl Daemon {
     pub fn interfaces(&self, name: &str, inactive: bool) -> Result<InterfaceList> {
         let v = self.view_of(name)?;
         let (domain, is_inactive) = self.pick(&v, inactive)?;
+        let pending = |i: &Interface| {
+            !is_inactive
+                && i.alias()
+                    .is_some_and(|a| v.pending_removals.iter().any(|p| p == a))
+        };
         Ok(InterfaceList {
             name: v.name.clone(),
             inactive: is_inactive,
@@ -84,7 +89,7 @@ impl Daemon {
                 .devices
                 .interfaces
                 .iter()
-                .map(interface_row)
+                .map(|i| interface_row(i, pending(i)))
                 .collect(),
         })
     }
@@ -113,8 +118,8 @@ impl Daemon {
     }
 }
 
-/// One `domiflist` row.
-pub(crate) fn interface_row(i: &Interface) -> InterfaceRow {
+/// One `domiflist` row; `removal_pending` when a detach waits for the guest.
+pub(crate) fn interface_row(i: &Interface, removal_pending: bool) -> InterfaceRow {
     let source = match &i.kind {
         InterfaceKind::Bridge { bridge } => Some(bridge.value.clone()),
         InterfaceKind::Network { network, .. } => Some(network.value.clone()),
@@ -147,5 +152,6 @@ pub(crate) fn interface_row(i: &Interface) -> InterfaceRow {
         mac: i.mac().map(|m| m.to_string()),
         alias: i.alias().map(str::to_string),
         link: if i.link_up() { "up" } else { "down" }.into(),
+        removal_pending,
     }
 }

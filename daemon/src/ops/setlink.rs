@@ -26,21 +26,6 @@ fn mac_of(domain: &Domain, index: usize) -> String {
 }
 
 impl Daemon {
-    async fn restore_definition(&self, name: &str, old: Option<&Domain>) {
-        if let Some(old) = old {
-            if let Err(e) = self.save_definition(name, old).await {
-                tracing::error!(vm = %name, error = %e, "cannot restore the definition");
-            }
-        }
-    }
-
-    async fn save_definition(&self, name: &str, domain: &Domain) -> Result<()> {
-        let xml = domain.to_xml();
-        let owned = name.to_string();
-        self.with_store(move |s| s.save_definition(&owned, &xml))
-            .await
-    }
-
     /// Sets the link of the interface `key` (MAC, host device or alias) of VM `name` up or
     /// down: on the running VM (`live`), in the definition (`config`), or, with neither, on
     /// the running VM when it runs and else in the definition. Both are checked before either

@@ -185,3 +185,62 @@ fn claims_of_a_domain() {
     );
     assert_eq!(claims[0].device, "interface 52:54:00:00:00:0a");
 }
+
+#[test]
+fn claim_device_refuses_own_second_user_and_gives_back_only_what_it_took() {
+    let r = Registry::new();
+    r.replace("a", Scope::Live, &[sock("/s1")]).unwrap();
+    r.replace("a", Scope::Persistent, &[sock("/s2")]).unwrap();
+    // A second NIC of the same running VM on /s1: refused, naming VM 'a' itself.
+    let e = r
+        .claim_device("a", &[Scope::Live], &[sock("/s1")])
+        .unwrap_err();
+    assert_eq!(e.kind(), "resource_in_use");
+    assert!(e.to_string().contains("VM 'a'"), "{e}");
+    // The definition holds /s2, the running VM not: a live attach on /s2 is the same VM.
+    let (taken, warnings) = r
+        .claim_device("a", &[Scope::Live, Scope::Persistent], &[sock("/s3")])
+        .unwrap();
+    assert!(warnings.is_empty());
+    assert_eq!(taken.0.len(), 2);
+    assert!(r.claim_device("b", &[Scope::Live], &[sock("/s3")]).is_err());
+    r.release_taken("a", &taken);
+    assert!(r
+        .holders(&Resource::VhostUserSocket("/s3".into()))
+        .is_empty());
+    // Releasing what was taken leaves what was held before.
+    let (taken, _) = r.claim_device("a", &[Scope::Live], &[sock("/s2")]).unwrap();
+    assert_eq!(taken.0, vec![(Scope::Live, sock("/s2").resource)]);
+    r.release_taken("a", &taken);
+    assert_eq!(
+        r.holders(&Resource::VhostUserSocket("/s2".into()))[0].2,
+        vec![Scope::Persistent]
+    );
+}
+
+#[test]
+fn twenty_racing_device_claims_one_winner() {
+    let r = Arc::new(Registry::new());
+    let barrier = Arc::new(Barrier::new(20));
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let (r, b) = (r.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                b.wait();
+                let vm = if i % 2 == 0 { "a" } else { "b" };
+                let c = Claim {
+                    resource: Resource::VhostUserSocket("/race".into()),
+                    device: format!("nic {i}"),
+                };
+                r.claim_device(vm, &[Scope::Live], &[c]).is_ok()
+            })
+        })
+        .collect();
+    let wins = handles
+        .into_iter()
+        .filter(|_| true)
+        .map(|h| h.join().unwrap())
+        .filter(|w| *w)
+        .count();
+    assert_eq!(wins, 1);
+}

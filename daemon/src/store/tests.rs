@@ -23,6 +23,8 @@ fn status(name: &str) -> LiveStatus {
         .into(),
         fds: Default::default(),
         host_resources: Default::default(),
+        plugged: Default::default(),
+        pending_removals: Default::default(),
     }
 }
 

@@ -1,0 +1,70 @@
+//! `virtnet attach-device NAME FILE [--live] [--config] [--persistent]`.
+
+use hyper::Method;
+use virtnetd::model::AttachResponse;
+
+use super::device_scope::{applied, DeviceScope};
+use super::remote::print_json;
+use crate::client::{encode, Body, Client, ClientError};
+use crate::input::read_input;
+
+/// Reads a device XML file (`-`: standard input) as a client error when it cannot be read.
+pub fn read_device(file: &str) -> Result<String, ClientError> {
+    read_input(file).map(|i| i.text).map_err(|e| ClientError {
+        kind: "input".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Sends an attach request with the device XML `xml`.
+pub async fn attach(
+    client: &Client,
+    name: &str,
+    xml: &str,
+    scope: DeviceScope,
+) -> Result<AttachResponse, ClientError> {
+    let mut body = serde_json::json!({ "xml": xml });
+    scope.add_to(&mut body);
+    client
+        .call(
+            Method::POST,
+            &format!("/v1/domains/{}/devices", encode(name)),
+            Body::Json(&body),
+        )
+        .await
+}
+
+/// Prints the answer of an attach, as virsh does (`what` is `Device` or `Interface`).
+pub fn report(r: &AttachResponse, json: bool, what: &str) {
+    if json {
+        print_json(r);
+        return;
+    }
+    let i = &r.interface;
+    let mut parts = vec![format!("type {}", i.type_)];
+    parts.extend(i.mac.as_ref().map(|m| format!("MAC {m}")));
+    parts.extend(i.alias.as_ref().map(|a| format!("alias {a}")));
+    parts.extend(i.interface.as_ref().map(|t| format!("host device {t}")));
+    println!(
+        "{what} attached successfully ({}; {})",
+        parts.join(", "),
+        applied(r.live, r.config)
+    );
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// Runs the command.
+pub async fn run(
+    client: &Client,
+    json: bool,
+    name: &str,
+    file: &str,
+    scope: DeviceScope,
+) -> Result<(), ClientError> {
+    let xml = read_device(file)?;
+    let r = attach(client, name, &xml, scope).await?;
+    report(&r, json, "Device");
+    Ok(())
+}

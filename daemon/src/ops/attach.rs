@@ -1,0 +1,210 @@
+//! `attach-device` / `attach-interface`: plug a NIC into the running VM and/or add it to the
+//! definition.
+//!
+//! Order, all under the VM's lock: read and complete the interface (MAC, model, guest PCI
+//! address), validate it against the live and/or persistent domain, claim its host resources
+//! in the owner registry (all or nothing, refused when another VM, or another NIC of this VM,
+//! holds one), then store the definition, then plug it into QEMU (host steps, `getfd`,
+//! `chardev-add`, `netdev_add`, `device_add`, each undone on a later failure), then write the
+//! live status. Any failure undoes what came before: the registry claims are given back, the
+//! old definition is written back, the plug is rolled back; the VM and the store are as before.
+
+use std::sync::Arc;
+
+use virtnet_conf::validate::validate_new_interface;
+use virtnet_conf::{Domain, Interface};
+
+use super::devices::{check_hotpluggable, complete_for, parse_interface, with_interface};
+use super::query::interface_row;
+use super::{invalid_xml, resolve_scope};
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::live::{hotplug, Live};
+use crate::model::{AttachRequest, AttachResponse};
+use crate::registry::{claims_of_interface, Claim, Resource, Scope};
+
+/// Refuses `iface` when `d` would not be valid with it.
+fn check_fits(d: &Domain, iface: &Interface) -> Result<()> {
+    let problems = validate_new_interface(d, iface);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_xml(&problems))
+    }
+}
+
+impl Daemon {
+    /// Attaches the `<interface>` in `req.xml` to VM `name` (see the module docs).
+    pub async fn attach_device(&self, name: &str, req: &AttachRequest) -> Result<AttachResponse> {
+        let parsed = parse_interface(&req.xml)?;
+        let entry = self.entry(name)?;
+        let mut slot = entry.slot.lock().await;
+        if slot.gone {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        let (live, config) = resolve_scope(name, &slot, req.scope())?;
+        if live {
+            check_hotpluggable(&parsed)?;
+        }
+        let mut iface = parsed;
+        if iface.mac().is_none() && !iface.is_hostdev() {
+            let taken: Vec<_> = [
+                slot.live.as_ref().map(|l| &*l.domain),
+                slot.persistent.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .flat_map(|d| d.devices.interfaces.iter().filter_map(Interface::mac))
+            .collect();
+            let mac = self.new_mac(&taken);
+            iface.assign_mac(|| mac);
+        }
+
+        // The owner registry first, so a socket, tap or VF in use is refused naming its owner
+        // (also when that is another NIC of this VM).
+        let mut scopes = Vec::new();
+        if live {
+            scopes.push(Scope::Live);
+        }
+        if config {
+            scopes.push(Scope::Persistent);
+        }
+        let claims = claims_of_interface(&iface);
+        self.registry.check_device(name, &scopes, &claims)?;
+
+        // Complete and check against each side before anything changes.
+        let live_iface = match slot.live.as_ref().filter(|_| live) {
+            Some(l) => {
+                let i = complete_for(&l.domain, &iface, None)?;
+                check_fits(&l.domain, &i)?;
+                Some(i)
+            }
+            None => None,
+        };
+        let persistent = if config {
+            slot.persistent.clone()
+        } else {
+            None
+        };
+        let cfg_iface = match &persistent {
+            Some(p) => {
+                let prefer = live_iface.as_ref().and_then(|i| i.address.as_ref());
+                let i = complete_for(p, &iface, prefer)?;
+                check_fits(p, &i)?;
+                Some(i)
+            }
+            None => None,
+        };
+
+        let (taken, clashes) = self.registry.claim_device(name, &scopes, &claims)?;
+        let result = self
+            .attach_locked(
+                name,
+                &mut slot,
+                live_iface,
+                cfg_iface,
+                persistent.as_deref(),
+            )
+            .await;
+        let row = match result {
+            Ok(row) => row,
+            Err(e) => {
+                self.registry.release_taken(name, &taken);
+                entry.publish(&slot, None);
+                return Err(e);
+            }
+        };
+        entry.publish(&slot, None);
+        let warnings = clashes
+            .into_iter()
+            .map(|c| {
+                format!(
+                    "{} is also used by {} of VM '{}': the two VMs cannot run at the same time",
+                    c.resource, c.device, c.vm
+                )
+            })
+            .collect();
+        Ok(AttachResponse {
+            name: name.into(),
+            interface: row,
+            live,
+            config,
+            warnings,
+        })
+    }
+
+    /// The changes, definition first; returns the new interface's row.
+    async fn attach_locked(
+        &self,
+        name: &str,
+        slot: &mut crate::vms::VmSlot,
+        live_iface: Option<Interface>,
+        cfg_iface: Option<Interface>,
+        persistent: Option<&Domain>,
+    ) -> Result<crate::model::InterfaceRow> {
+        let mut row = None;
+        let mut new_def = None;
+        if let (Some(i), Some(p)) = (&cfg_iface, persistent) {
+            let d = with_interface(p, i.clone());
+            self.save_definition(name, &d).await?;
+            row = Some(interface_row(i, false));
+            new_def = Some(d);
+        }
+        if let (Some(i), Some(l)) = (live_iface, slot.live.as_mut()) {
+            match self.plug_live(name, l, i).await {
+                Ok(plugged) => row = Some(interface_row(&plugged, false)),
+                Err(e) => {
+                    if new_def.is_some() {
+                        self.restore_definition(name, persistent).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(d) = new_def {
+            slot.persistent = Some(Arc::new(d));
+        }
+        row.ok_or_else(|| DaemonError::Internal("attach changed nothing".into()))
+    }
+
+    /// Plugs `iface` into the running VM and records it in the live definition and status;
+    /// returns the interface as plugged (alias, host device). Rolled back entirely on failure.
+    pub(crate) async fn plug_live(
+        &self,
+        name: &str,
+        l: &mut Live,
+        iface: Interface,
+    ) -> Result<Interface> {
+        let host = self.host()?.clone();
+        let qemu = l
+            .domain
+            .emulator()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| self.config.qemu.clone());
+        let caps = self.caps(&qemu).await?;
+        let plugged = hotplug::plug(l, host.as_ref(), &caps, &iface).await?;
+        let new_live = with_interface(&l.domain, plugged.iface.clone());
+        let mut status = l.status.clone();
+        status.live_xml = new_live.to_xml();
+        plugged.record_into(&mut status);
+        if let Err(e) = self.save_status(&status).await {
+            let left = hotplug::unplug_now(l, host.as_ref(), &plugged).await;
+            for x in left {
+                tracing::error!(vm = %name, leftover = %x, "cannot undo a plug after a failed status write");
+            }
+            return Err(e);
+        }
+        // A tap name chosen at plug time is claimed too (as at start).
+        let chosen: Vec<Claim> = claims_of_interface(&plugged.iface)
+            .into_iter()
+            .filter(|c| matches!(c.resource, Resource::Tap(_)))
+            .collect();
+        if let Err(e) = self.registry.claim(name, Scope::Live, &chosen) {
+            tracing::warn!(vm = %name, error = %e, "a device name chosen at plug time is claimed elsewhere");
+        }
+        l.domain = Arc::new(new_live);
+        l.status = status;
+        tracing::info!(vm = %name, nic = %plugged.iface.describe(), alias = plugged.iface.alias().unwrap_or(""), "NIC plugged (live)");
+        Ok(plugged.iface)
+    }
+}

@@ -1,0 +1,278 @@
+//! `detach-device` / `detach-interface`: unplug a NIC from the running VM and/or remove it from
+//! the definition; finishing removals the guest completes late.
+//!
+//! A live unplug asks QEMU (`device_del`) and waits for `DEVICE_DELETED`, which needs the
+//! guest's cooperation (ACPI eject). When it does not come in time the removal stays pending:
+//! recorded in the live status, shown by `domiflist`, refused as "already pending" by a second
+//! detach, and finished (back end, fds, host tap) by the VM's event listener as soon as QEMU
+//! reports the deletion, or by the next detach or daemon start that finds the device gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::devices::{parse_interface, without_interface, Matcher};
+use super::resolve_scope;
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::live::{hotplug, Live};
+use crate::model::{DetachRequest, DetachResponse};
+use crate::registry::{claims_of_interface, Scope};
+
+/// How long a detach waits for the guest unless told otherwise.
+pub const DEFAULT_DETACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait a request may ask for.
+const MAX_DETACH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The wait a request asks for.
+pub(crate) fn detach_timeout(secs: Option<u64>) -> Result<Duration> {
+    match secs.map(Duration::from_secs) {
+        None => Ok(DEFAULT_DETACH_TIMEOUT),
+        Some(t) if t <= MAX_DETACH_TIMEOUT => Ok(t),
+        Some(t) => Err(DaemonError::BadRequest(format!(
+            "timeout_secs {} is above the most allowed, {}",
+            t.as_secs(),
+            MAX_DETACH_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+impl Daemon {
+    /// Detaches the interface `req` names from VM `name` (see the module docs).
+    pub async fn detach_device(&self, name: &str, req: &DetachRequest) -> Result<DetachResponse> {
+        let matcher = match (&req.xml, &req.type_) {
+            (Some(x), None) if req.mac.is_none() => Matcher::of(&parse_interface(x)?),
+            (None, Some(t)) => Matcher::by_type(t, req.mac.as_deref())?,
+            _ => {
+                return Err(DaemonError::BadRequest(
+                    "give either \"xml\" (the device XML) or \"type\" (and \"mac\"), not both"
+                        .into(),
+                ))
+            }
+        };
+        let timeout = detach_timeout(req.timeout_secs)?;
+        let entry = self.entry(name)?;
+        let mut slot = entry.slot.lock().await;
+        if slot.gone {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        let (live, config) = resolve_scope(name, &slot, req.scope())?;
+        let live_idx = match (live, &slot.live) {
+            (true, Some(l)) => Some(matcher.find(name, &l.domain)?),
+            _ => None,
+        };
+        let persistent = if config {
+            slot.persistent.clone()
+        } else {
+            None
+        };
+        let cfg_idx = match &persistent {
+            Some(p) => Some(matcher.find(name, p)?),
+            None => None,
+        };
+        let host = match live_idx {
+            Some(_) => Some(self.host()?.clone()),
+            None => None,
+        };
+
+        // A removal already waiting for the guest: finished if the guest released the device
+        // meanwhile (its event was missed), else refused.
+        let mut already_done = false;
+        let mut mac = None;
+        let mut alias = None;
+        if let (Some(i), Some(l), Some(host)) = (live_idx, slot.live.as_mut(), &host) {
+            let iface = &l.domain.devices.interfaces[i];
+            let a = iface.alias().unwrap_or_default().to_string();
+            mac = iface.mac().map(|m| m.to_string());
+            alias = Some(a.clone());
+            if l.status.pending_removals.contains_key(&a) {
+                let alias = a;
+                if hotplug::device_present(l, &alias).await? {
+                    return Err(DaemonError::RemovalPending {
+                        vm: name.into(),
+                        device: format!("{} ({alias})", iface.describe()),
+                    });
+                }
+                self.finish_removal(name, l, host.as_ref(), &alias).await?;
+                already_done = true;
+            }
+        }
+
+        let mut new_def = None;
+        if let (Some(i), Some(p)) = (cfg_idx, &persistent) {
+            mac = mac.or_else(|| p.devices.interfaces[i].mac().map(|m| m.to_string()));
+            let d = without_interface(p, i);
+            self.save_definition(name, &d).await?;
+            new_def = Some((d, claims_of_interface(&p.devices.interfaces[i])));
+        }
+        let mut pending = false;
+        if let (Some(i), Some(l), Some(host), false) =
+            (live_idx, slot.live.as_mut(), &host, already_done)
+        {
+            let a = alias.clone().unwrap_or_default();
+            let mut status = l.status.clone();
+            match hotplug::unplug(l, host.as_ref(), i, timeout, &mut status).await {
+                Ok(hotplug::Unplug::Done) => {
+                    self.removed(name, l, &a, status).await?;
+                }
+                Ok(hotplug::Unplug::Pending(p)) => {
+                    status.pending_removals.insert(a.clone(), p);
+                    // The device stays in the live definition (QEMU still has it) until the
+                    // guest lets go: only the status learns that its removal is under way.
+                    if let Err(e) = self.save_status(&status).await {
+                        tracing::error!(vm = %name, error = %e, "cannot record a pending removal");
+                    }
+                    l.status = status;
+                    pending = true;
+                    tracing::warn!(vm = %name, alias = %a, "the guest did not release the NIC in time; removal pending");
+                }
+                Err(e) => {
+                    if new_def.is_some() {
+                        self.restore_definition(name, persistent.as_deref()).await;
+                    }
+                    entry.publish(&slot, None);
+                    return Err(e);
+                }
+            }
+        }
+        if let Some((d, claims)) = new_def {
+            let resources: Vec<_> = claims.into_iter().map(|c| c.resource).collect();
+            self.registry
+                .release_resources(name, Scope::Persistent, &resources);
+            slot.persistent = Some(Arc::new(d));
+            tracing::info!(vm = %name, mac = mac.as_deref().unwrap_or(""), "NIC removed from the definition");
+        }
+        entry.publish(&slot, None);
+        let message = if pending {
+            format!(
+                "the guest has not released {} within {} s; the removal is pending and completes \
+                 when the guest releases it (`virtnet domiflist {name}` shows it; a second \
+                 detach is refused until then)",
+                alias.as_deref().unwrap_or("the NIC"),
+                timeout.as_secs()
+            )
+        } else {
+            "detached".to_string()
+        };
+        Ok(DetachResponse {
+            name: name.into(),
+            mac,
+            alias,
+            live,
+            config,
+            pending,
+            message,
+        })
+    }
+
+    /// After the guest released NIC `alias` of the running VM: the back end, fds and host side
+    /// go, then the bookkeeping.
+    async fn finish_removal(
+        &self,
+        name: &str,
+        l: &mut Live,
+        host: &dyn virtnet_host::HostNet,
+        alias: &str,
+    ) -> Result<()> {
+        let mut status = l.status.clone();
+        for left in hotplug::finish(l, host, alias, &mut status).await {
+            tracing::error!(vm = %name, %alias, leftover = %left, "not cleaned up after a removal");
+        }
+        self.removed(name, l, alias, status).await
+    }
+
+    /// NIC `alias` is gone from QEMU and the host: drop it from the live definition, the
+    /// status (`status` already has its host records removed) and the registry.
+    pub(crate) async fn removed(
+        &self,
+        name: &str,
+        l: &mut Live,
+        alias: &str,
+        mut status: crate::store::LiveStatus,
+    ) -> Result<()> {
+        let index = l
+            .domain
+            .devices
+            .interfaces
+            .iter()
+            .position(|i| i.alias() == Some(alias));
+        let Some(index) = index else {
+            return Err(DaemonError::Internal(format!(
+                "NIC {alias} removed from QEMU is not in the live definition"
+            )));
+        };
+        let iface = l.domain.devices.interfaces[index].clone();
+        let new_live = without_interface(&l.domain, index);
+        status.live_xml = new_live.to_xml();
+        status.pending_removals.remove(alias);
+        if let Err(e) = self.save_status(&status).await {
+            // QEMU and the host no longer have the NIC: keep the daemon's view true, and let
+            // the next write of the status carry it.
+            tracing::error!(vm = %name, error = %e, "cannot write the live status after a removal");
+        }
+        let resources: Vec<_> = claims_of_interface(&iface)
+            .into_iter()
+            .map(|c| c.resource)
+            .collect();
+        self.registry
+            .release_resources(name, Scope::Live, &resources);
+        l.domain = Arc::new(new_live);
+        l.status = status;
+        tracing::info!(vm = %name, nic = %iface.describe(), %alias, "NIC removed (live)");
+        Ok(())
+    }
+
+    /// QEMU reported `DEVICE_DELETED` for `device` of VM `name` (instance `id`): finishes its
+    /// removal if one is pending (a detach that returned before it, or from before a restart).
+    pub(crate) async fn on_device_deleted(&self, name: &str, id: u32, device: &str) {
+        let Ok(entry) = self.entry(name) else { return };
+        let mut slot = entry.slot.lock().await;
+        let Some(l) = slot.live.as_mut().filter(|l| l.status.id == id) else {
+            return;
+        };
+        if !l.status.pending_removals.contains_key(device) {
+            return;
+        }
+        let host = match self.host() {
+            Ok(h) => h.clone(),
+            Err(e) => {
+                tracing::error!(vm = %name, error = %e, "cannot finish a removal");
+                return;
+            }
+        };
+        if let Err(e) = self.finish_removal(name, l, host.as_ref(), device).await {
+            tracing::error!(vm = %name, %device, error = %e, "cannot finish a removal");
+        }
+        entry.publish(&slot, None);
+    }
+
+    /// Finishes the pending removals of VM `name` whose devices QEMU no longer has (deleted
+    /// while nobody listened: a daemon restart, a lost connection, missed events).
+    pub(crate) async fn reconcile_removals(&self, name: &str, id: u32) {
+        let Ok(entry) = self.entry(name) else { return };
+        let mut slot = entry.slot.lock().await;
+        let Some(l) = slot.live.as_mut().filter(|l| l.status.id == id) else {
+            return;
+        };
+        let aliases: Vec<String> = l.status.pending_removals.keys().cloned().collect();
+        if aliases.is_empty() {
+            return;
+        }
+        let Ok(host) = self.host().cloned() else {
+            return;
+        };
+        for alias in aliases {
+            match hotplug::device_present(l, &alias).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Err(e) = self.finish_removal(name, l, host.as_ref(), &alias).await {
+                        tracing::error!(vm = %name, %alias, error = %e, "cannot finish a removal");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(vm = %name, %alias, error = %e, "cannot check a pending removal")
+                }
+            }
+        }
+        entry.publish(&slot, None);
+    }
+}

@@ -1,0 +1,428 @@
+//! `update-device`: change a NIC to match a device XML. What can change: the link state
+//! (QMP `set_link`) and a vhost-user NIC's socket (`<source path mode>`). QEMU cannot swap a
+//! vhost-user NIC's chardev (`chardev-change`: "Chardev user does not support chardev
+//! hotswap"), so a live socket change is an explicit replug (`replug: true`): the NIC is
+//! unplugged and plugged again on the new socket with the same MAC, alias and PCI address; the
+//! guest sees its link go down and up. Without the flag it is refused, saying so.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use virtnet_conf::interface::{InterfaceKind, Leaf, LinkState};
+use virtnet_conf::xml::write_document;
+use virtnet_conf::{Domain, Interface};
+
+use super::detach::detach_timeout;
+use super::devices::{parse_interface, Matcher};
+use super::resolve_scope;
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::live::{hotplug, Live};
+use crate::model::{UpdateRequest, UpdateResponse};
+use crate::registry::{claims_of_interface, Claim, Resource, Scope};
+
+/// What an update changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Changes {
+    /// The new interface (the old one with the changes applied).
+    new: Interface,
+    /// The new link state, when it changes.
+    link: Option<bool>,
+    /// Whether the vhost-user socket changes.
+    socket: bool,
+}
+
+impl Changes {
+    fn words(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.socket {
+            if let Some((p, m)) = self.new.vhostuser_socket() {
+                v.push(format!("vhost-user socket {p} (mode {})", m.as_str()));
+            }
+        }
+        if let Some(up) = self.link {
+            v.push(format!("link {}", if up { "up" } else { "down" }));
+        }
+        v
+    }
+}
+
+fn render(i: &Interface) -> String {
+    write_document(&i.to_element())
+}
+
+/// Compares `old` with the device XML's `given` (what it leaves out stays as it is) and says
+/// what changes, or refuses changes update-device cannot make.
+fn diff(vm: &str, old: &Interface, given: &Interface) -> Result<Changes> {
+    let mut want = given.clone();
+    if want.mac.is_none() {
+        want.mac.clone_from(&old.mac);
+    }
+    if want.alias.is_none() {
+        want.alias.clone_from(&old.alias);
+    }
+    if want.target.is_none() {
+        want.target.clone_from(&old.target);
+    }
+    if want.address.is_none() {
+        want.address.clone_from(&old.address);
+    }
+    if want.model.is_none() {
+        want.model.clone_from(&old.model);
+    }
+    let mut applied = old.clone();
+    let link = (want.link_up() != old.link_up()).then(|| want.link_up());
+    applied.link = Some(Leaf::new(if want.link_up() {
+        LinkState::Up
+    } else {
+        LinkState::Down
+    }));
+    want.link.clone_from(&applied.link);
+    let socket = match (&old.kind, &want.kind) {
+        (InterfaceKind::VhostUser { socket: a }, InterfaceKind::VhostUser { socket: b })
+            if a != b =>
+        {
+            applied.kind = want.kind.clone();
+            true
+        }
+        _ => false,
+    };
+    if render(&applied) != render(&want) {
+        let (a, b) = (applied.to_element(), want.to_element());
+        let mut differ: Vec<String> = Vec::new();
+        if a.attrs != b.attrs {
+            differ.push("the interface type".into());
+        }
+        for c in a.children.iter().chain(&b.children) {
+            let name = format!("<{}>", c.name);
+            let same = a
+                .children
+                .iter()
+                .filter(|x| x.name == c.name)
+                .map(write_document)
+                .collect::<Vec<_>>()
+                == b.children
+                    .iter()
+                    .filter(|x| x.name == c.name)
+                    .map(write_document)
+                    .collect::<Vec<_>>();
+            if !same && !differ.contains(&name) {
+                differ.push(name);
+            }
+        }
+        return Err(DaemonError::NotHotpluggable(format!(
+            "update-device cannot change {} of {} of VM '{vm}': it changes a NIC's <link \
+             state> and a vhost-user NIC's <source> socket; for anything else detach the NIC \
+             and attach it again",
+            differ.join(", "),
+            old.describe()
+        )));
+    }
+    Ok(Changes {
+        new: applied,
+        link,
+        socket,
+    })
+}
+
+/// `d` with interface `index` replaced by `iface`.
+fn replaced(d: &Domain, index: usize, iface: &Interface) -> Domain {
+    let mut d = d.clone();
+    d.devices.interfaces[index] = iface.clone();
+    d
+}
+
+fn socket_claims(i: &Interface) -> Vec<Claim> {
+    claims_of_interface(i)
+        .into_iter()
+        .filter(|c| matches!(c.resource, Resource::VhostUserSocket(_)))
+        .collect()
+}
+
+impl Daemon {
+    /// Updates the interface `req.xml` names in VM `name` (see the module docs).
+    pub async fn update_device(&self, name: &str, req: &UpdateRequest) -> Result<UpdateResponse> {
+        let given = parse_interface(&req.xml)?;
+        let matcher = Matcher::of(&given);
+        let timeout = detach_timeout(req.timeout_secs)?;
+        let entry = self.entry(name)?;
+        let mut slot = entry.slot.lock().await;
+        if slot.gone {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        let (live, config) = resolve_scope(name, &slot, req.scope())?;
+        let live_plan = match (live, &slot.live) {
+            (true, Some(l)) => {
+                let i = matcher.find(name, &l.domain)?;
+                let old = &l.domain.devices.interfaces[i];
+                let ch = diff(name, old, &given)?;
+                let alias = old.alias().unwrap_or_default();
+                if l.status.pending_removals.contains_key(alias) {
+                    return Err(DaemonError::RemovalPending {
+                        vm: name.into(),
+                        device: format!("{} ({alias})", old.describe()),
+                    });
+                }
+                if ch.socket && !req.replug {
+                    return Err(DaemonError::NotHotpluggable(format!(
+                        "QEMU cannot move {} of running VM '{name}' to another vhost-user \
+                         socket in place (its chardev cannot be swapped: \"Chardev user does not \
+                         support chardev hotswap\"). Add --replug (API: \"replug\": true) to unplug \
+                         it and plug it again on the new socket, keeping its MAC, alias and PCI \
+                         address; the guest sees its link go down and up",
+                        old.describe()
+                    )));
+                }
+                Some((i, ch))
+            }
+            _ => None,
+        };
+        let persistent = if config {
+            slot.persistent.clone()
+        } else {
+            None
+        };
+        let cfg_plan = match &persistent {
+            Some(p) => {
+                let i = matcher.find(name, p)?;
+                Some((i, diff(name, &p.devices.interfaces[i], &given)?))
+            }
+            None => None,
+        };
+
+        // The new socket must be free (another VM, or another NIC of this one).
+        let mut scopes = Vec::new();
+        let mut new_socket = Vec::new();
+        for (scope, plan) in [(Scope::Live, &live_plan), (Scope::Persistent, &cfg_plan)] {
+            if let Some((_, ch)) = plan.as_ref().filter(|(_, ch)| ch.socket) {
+                scopes.push(scope);
+                new_socket = socket_claims(&ch.new);
+            }
+        }
+        let (taken, _) = self.registry.claim_device(name, &scopes, &new_socket)?;
+
+        let result = self
+            .update_locked(
+                name,
+                &mut slot,
+                live_plan.clone(),
+                cfg_plan.clone(),
+                persistent.as_deref(),
+                timeout,
+            )
+            .await;
+        entry.publish(&slot, None);
+        let replugged = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.registry.release_taken(name, &taken);
+                return Err(e);
+            }
+        };
+        // The old sockets are free now.
+        for (scope, plan, old) in [
+            (Scope::Live, &live_plan, None),
+            (Scope::Persistent, &cfg_plan, persistent.as_deref()),
+        ] {
+            if let Some((i, ch)) = plan.as_ref().filter(|(_, ch)| ch.socket) {
+                let old_claims = match old {
+                    Some(p) => socket_claims(&p.devices.interfaces[*i]),
+                    None => Vec::new(),
+                };
+                let keep: Vec<_> = socket_claims(&ch.new)
+                    .into_iter()
+                    .map(|c| c.resource)
+                    .collect();
+                let drop: Vec<_> = old_claims
+                    .into_iter()
+                    .map(|c| c.resource)
+                    .filter(|r| !keep.contains(r))
+                    .collect();
+                self.registry.release_resources(name, scope, &drop);
+            }
+        }
+        let any = live_plan.as_ref().or(cfg_plan.as_ref());
+        Ok(UpdateResponse {
+            name: name.into(),
+            mac: any.and_then(|(_, ch)| ch.new.mac()).map(|m| m.to_string()),
+            changed: any.map(|(_, ch)| ch.words()).unwrap_or_default(),
+            live,
+            config,
+            replugged,
+        })
+    }
+
+    /// The changes, definition first. Returns whether the NIC was replugged.
+    async fn update_locked(
+        &self,
+        name: &str,
+        slot: &mut crate::vms::VmSlot,
+        live_plan: Option<(usize, Changes)>,
+        cfg_plan: Option<(usize, Changes)>,
+        persistent: Option<&Domain>,
+        timeout: std::time::Duration,
+    ) -> Result<bool> {
+        let mut new_def = None;
+        if let (Some((i, ch)), Some(p)) = (&cfg_plan, persistent) {
+            if ch.link.is_some() || ch.socket {
+                let d = replaced(p, *i, &ch.new);
+                self.save_definition(name, &d).await?;
+                new_def = Some(d);
+            }
+        }
+        let mut replugged = false;
+        if let (Some((i, ch)), Some(l)) = (live_plan, slot.live.as_mut()) {
+            let r = if ch.socket {
+                replugged = true;
+                self.replug(name, l, i, &ch.new, timeout).await
+            } else if let Some(up) = ch.link {
+                self.set_link_live(name, l, i, up).await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = r {
+                if new_def.is_some() {
+                    self.restore_definition(name, persistent).await;
+                }
+                return Err(e);
+            }
+        }
+        if let Some(d) = new_def {
+            slot.persistent = Some(Arc::new(d));
+        }
+        Ok(replugged)
+    }
+
+    async fn set_link_live(&self, name: &str, l: &mut Live, i: usize, up: bool) -> Result<()> {
+        let iface = &l.domain.devices.interfaces[i];
+        let device = iface.alias().unwrap_or_default().to_string();
+        l.qmp("set_link", json!({ "name": device, "up": up }))
+            .await?;
+        let mut new = iface.clone();
+        new.link = Some(Leaf::new(if up { LinkState::Up } else { LinkState::Down }));
+        let new_live = replaced(&l.domain, i, &new);
+        let mut status = l.status.clone();
+        status.live_xml = new_live.to_xml();
+        if let Err(e) = self.save_status(&status).await {
+            let _ = l
+                .qmp("set_link", json!({ "name": device, "up": !up }))
+                .await;
+            return Err(e);
+        }
+        l.domain = Arc::new(new_live);
+        l.status = status;
+        tracing::info!(vm = %name, %device, up, "link set (live)");
+        Ok(())
+    }
+
+    /// Unplugs NIC `i` and plugs `new` (same MAC, alias, PCI address) in its place; when the
+    /// new one cannot be plugged the old one is plugged back.
+    async fn replug(
+        &self,
+        name: &str,
+        l: &mut Live,
+        i: usize,
+        new: &Interface,
+        timeout: std::time::Duration,
+    ) -> Result<()> {
+        let host = self.host()?.clone();
+        let old = l.domain.devices.interfaces[i].clone();
+        let alias = old.alias().unwrap_or_default().to_string();
+        let mut status = l.status.clone();
+        match hotplug::unplug(l, host.as_ref(), i, timeout, &mut status).await? {
+            hotplug::Unplug::Done => self.removed(name, l, &alias, status).await?,
+            hotplug::Unplug::Pending(p) => {
+                status.pending_removals.insert(alias.clone(), p);
+                if let Err(e) = self.save_status(&status).await {
+                    tracing::error!(vm = %name, error = %e, "cannot record a pending removal");
+                }
+                l.status = status;
+                return Err(DaemonError::HotplugFailed(format!(
+                    "replug of {} of VM '{name}': the guest did not release the NIC within {} s. \
+                     Its removal is pending (it goes when the guest releases it) and the new \
+                     socket was not plugged: attach the NIC again with the new socket once \
+                     `virtnet domiflist {name}` no longer lists it",
+                    old.describe(),
+                    timeout.as_secs()
+                )));
+            }
+        }
+        match self.plug_live(name, l, new.clone()).await {
+            Ok(_) => {
+                let _ = self
+                    .registry
+                    .claim(name, Scope::Live, &claims_of_interface(new));
+                tracing::info!(vm = %name, %alias, "NIC replugged on a new vhost-user socket");
+                Ok(())
+            }
+            Err(e) => {
+                let back = self.plug_live(name, l, old.clone()).await;
+                let _ = self
+                    .registry
+                    .claim(name, Scope::Live, &claims_of_interface(&old));
+                Err(DaemonError::HotplugFailed(format!(
+                    "replug of {} of VM '{name}': plugging it on the new socket failed: {e}; {}",
+                    old.describe(),
+                    match back {
+                        Ok(_) => "it was plugged back on its old socket (the guest saw a link flap)".to_string(),
+                        Err(e2) => format!("plugging it back on its old socket failed too ({e2}): the NIC is gone from the running VM"),
+                    }
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nic(x: &str) -> Interface {
+        parse_interface(x).unwrap()
+    }
+
+    const OLD: &str = "<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
+        <source type='unix' path='/run/a.sock' mode='client'/><model type='virtio'/>\
+        <alias name='net1'/></interface>";
+
+    #[test]
+    fn link_and_socket_changes_are_seen() {
+        let old = nic(OLD);
+        let ch = diff(
+            "v",
+            &old,
+            &nic("<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
+                  <source type='unix' path='/run/b.sock' mode='client'/><link state='down'/></interface>"),
+        )
+        .unwrap();
+        assert!(ch.socket);
+        assert_eq!(ch.link, Some(false));
+        assert_eq!(ch.new.vhostuser_socket().unwrap().0, "/run/b.sock");
+        assert_eq!(ch.new.alias(), Some("net1"));
+        assert_eq!(ch.words().len(), 2);
+        let same = diff("v", &old, &old).unwrap();
+        assert!(!same.socket && same.link.is_none());
+    }
+
+    #[test]
+    fn other_changes_are_refused_naming_them() {
+        let old = nic(OLD);
+        let e = diff(
+            "v",
+            &old,
+            &nic("<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
+                  <source type='unix' path='/run/a.sock' mode='client'/><model type='e1000'/><mtu size='9000'/></interface>"),
+        )
+        .unwrap_err();
+        let m = e.to_string();
+        assert_eq!(e.kind(), "not_hotpluggable");
+        assert!(m.contains("<model>") && m.contains("<mtu>"), "{m}");
+        let e = diff(
+            "v",
+            &old,
+            &nic("<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/></interface>"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("type"), "{e}");
+    }
+}
