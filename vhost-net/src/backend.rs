@@ -271,6 +271,11 @@ impl VhostUserBackend for NetBackend {
         thread_id: usize,
     ) -> io::Result<()> {
         let qp = thread_id;
+        log::debug!(
+            "port {}: event {device_event} on queue pair {qp} ({} vrings)",
+            self.config.name,
+            vrings.len()
+        );
         if device_event as usize >= self.num_queues()
             || vrings.len() < 2
             || qp >= self.registered.len()

@@ -28,6 +28,7 @@ pub mod mac_table;
 pub mod poller;
 pub mod ring;
 pub mod rx;
+mod shim;
 pub mod switch;
 pub mod tap;
 pub mod vhost_port;

@@ -8,7 +8,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use vhost::vhost_user::Listener;
+
 use vhost_user_backend::{ShutdownHandle, VhostUserDaemon, VringT};
 use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::bindings::virtio_net::{
@@ -27,6 +31,7 @@ use crate::frame::Frame;
 use crate::mac_table::PortId;
 use crate::ring::AvailCursor;
 use crate::rx::{write_frame, Gm, RxScratch, Vring};
+use crate::shim::Relay;
 use crate::vnet_hdr::{
     complete_checksum, F_DATA_VALID, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6,
     HDR_LEN_LEGACY, HDR_LEN_MRG,
@@ -91,12 +96,19 @@ impl VhostPort {
     ) -> Result<Arc<VhostPort>> {
         let listener = match config.mode {
             SocketMode::Server => {
-                Some(
-                    Listener::new(&config.socket, true).map_err(|e| Error::Listen {
-                        path: config.socket.clone(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?,
-                )
+                let err = |source| Error::Listen {
+                    path: config.socket.clone(),
+                    source,
+                };
+                if std::fs::symlink_metadata(&config.socket)
+                    .is_ok_and(|m| m.file_type().is_socket())
+                    && UnixStream::connect(&config.socket).is_err()
+                {
+                    let _ = std::fs::remove_file(&config.socket); // stale socket
+                }
+                let l = UnixListener::bind(&config.socket).map_err(err)?;
+                l.set_nonblocking(true).map_err(err)?;
+                Some(l)
             }
             SocketMode::Client => None,
         };
@@ -167,11 +179,22 @@ impl VhostPort {
         core: Arc<SwitchCore>,
         id: PortId,
         counters: Arc<PortCounters>,
-        mut listener: Option<Listener>,
+        listener: Option<UnixListener>,
     ) {
         let qps = self.config.queues as usize;
         let max_backoff = core.config.max_backoff;
+        let mut backoff = Duration::from_millis(10);
+        let mut serial = 0u64;
         while !self.stopping() {
+            // 1. The frontend's connection.
+            let frontend = match listener.as_ref() {
+                None => self.connect(max_backoff),
+                Some(l) => self.accept(l),
+            };
+            let Some(frontend) = frontend else {
+                continue;
+            };
+            // 2. A fresh back end for it, reached through the relay (see shim.rs).
             let conn = Arc::new(ConnState::new(qps));
             let backend = Arc::new(NetBackend::new(
                 core.clone(),
@@ -181,62 +204,92 @@ impl VhostPort {
                 self.config.clone(),
             ));
             backend.set_self();
-            let mut daemon =
-                match VhostUserDaemon::new(self.config.name.clone(), backend, conn.mem.clone()) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        log::error!("port {}: cannot create back end: {e}", self.config.name);
-                        self.nap(max_backoff);
-                        continue;
-                    }
-                };
-            let started = match listener.as_mut() {
-                None => self.connect(&mut daemon, max_backoff),
-                Some(l) => self.accept(&mut daemon, l),
-            };
-            if !started {
-                continue;
-            }
-            *self.shutdown.lock().unwrap_or_else(|e| e.into_inner()) = daemon.shutdown_handle();
-            *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
-            counters.add_connection();
-            if self.stopping() {
-                daemon.request_shutdown();
-            }
-            if let Err(e) = daemon.wait() {
-                log::warn!("port {}: connection ended: {e}", self.config.name);
+            serial += 1;
+            let started = Instant::now();
+            if let Err(e) = self.serve(&conn, backend, frontend, &counters, id, serial) {
+                log::warn!("port {}: {e}", self.config.name);
             }
             *self.conn.write().unwrap_or_else(|e| e.into_inner()) = None;
-            *self.shutdown.lock().unwrap_or_else(|e| e.into_inner()) = None;
             conn.exit.store(true, Ordering::Release);
-            drop(daemon); // joins the vring worker threads
+            // A connection that ends at once (handshake refused, frontend crashing) must
+            // not turn into a reconnect storm.
+            if started.elapsed() < Duration::from_secs(1) {
+                self.nap(backoff);
+                backoff = (backoff * 2).min(max_backoff);
+            } else {
+                backoff = Duration::from_millis(10);
+            }
         }
+    }
+
+    /// Runs one connection to its end.
+    fn serve(
+        &self,
+        conn: &Arc<ConnState>,
+        backend: Arc<NetBackend>,
+        frontend: UnixStream,
+        counters: &PortCounters,
+        id: PortId,
+        serial: u64,
+    ) -> std::io::Result<()> {
+        let mut daemon = VhostUserDaemon::new(self.config.name.clone(), backend, conn.mem.clone())
+            .map_err(|e| std::io::Error::other(format!("cannot create back end: {e}")))?;
+        // Process-wide unique: several switches may live in one process (tests).
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "virtnet-vswitch-{}-{id}-{serial}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+        let inner = UnixListener::bind_addr(&addr)?;
+        let ours = UnixStream::connect_addr(&addr)?;
+        let mut listener = Listener::from(inner);
+        daemon
+            .start(&mut listener)
+            .map_err(|e| std::io::Error::other(format!("cannot start back end: {e}")))?;
+        drop(listener);
+        let relay = Relay::start(frontend, ours)?;
+        *self.shutdown.lock().unwrap_or_else(|e| e.into_inner()) = daemon.shutdown_handle();
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+        counters.add_connection();
+        if self.stopping() {
+            daemon.request_shutdown();
+        }
+        let res = daemon.wait();
+        *self.shutdown.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        relay.stop();
+        conn.exit.store(true, Ordering::Release);
+        drop(daemon); // joins the vring worker threads
+        if let Err(e) = res {
+            log::info!("port {}: connection ended: {e}", self.config.name);
+        }
+        Ok(())
     }
 
     /// Client mode: connect, retrying with exponential backoff until the socket
     /// appears (QEMU starting) or comes back (QEMU restarted).
-    fn connect(&self, daemon: &mut VhostUserDaemon<Arc<NetBackend>>, max: Duration) -> bool {
-        let Some(path) = self.config.socket.to_str() else {
-            log::error!("port {}: socket path is not UTF-8", self.config.name);
-            self.nap(Duration::from_secs(3600));
-            return false;
-        };
+    fn connect(&self, max: Duration) -> Option<UnixStream> {
         let mut backoff = Duration::from_millis(10);
         while !self.stopping() {
-            match daemon.start_client(path) {
-                Ok(()) => return true,
+            match UnixStream::connect(&self.config.socket) {
+                Ok(s) => return Some(s),
                 Err(e) => {
-                    log::debug!("port {}: connect {path}: {e}", self.config.name);
+                    log::debug!(
+                        "port {}: connect {}: {e}",
+                        self.config.name,
+                        self.config.socket.display()
+                    );
                     self.nap(backoff);
                     backoff = (backoff * 2).min(max);
                 }
             }
         }
-        false
+        None
     }
 
     /// Server mode: wait (interruptibly) for a frontend to connect.
-    fn accept(&self, daemon: &mut VhostUserDaemon<Arc<NetBackend>>, l: &mut Listener) -> bool {
+    fn accept(&self, l: &UnixListener) -> Option<UnixStream> {
         while !self.stopping() {
             let mut pfd = libc::pollfd {
                 fd: l.as_raw_fd(),
@@ -244,18 +297,14 @@ impl VhostPort {
                 revents: 0,
             };
             // SAFETY: pfd is a valid pollfd for the duration of the call.
-            let r = unsafe { libc::poll(&mut pfd, 1, 100) };
-            if r > 0 {
-                match daemon.start(l) {
-                    Ok(()) => return true,
-                    Err(e) => {
-                        log::warn!("port {}: accept: {e}", self.config.name);
-                        return false;
-                    }
+            if unsafe { libc::poll(&mut pfd, 1, 100) } > 0 {
+                if let Ok((s, _)) = l.accept() {
+                    let _ = s.set_nonblocking(false);
+                    return Some(s);
                 }
             }
         }
-        false
+        None
     }
 
     /// Disconnects, stops the supervisor and (server mode) removes the socket file.
