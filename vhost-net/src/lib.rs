@@ -24,6 +24,7 @@ mod core;
 pub mod counters;
 pub mod error;
 pub mod frame;
+pub mod gso;
 pub mod mac_table;
 pub mod poller;
 pub mod ring;

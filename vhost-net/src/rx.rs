@@ -25,6 +25,8 @@ pub struct RxScratch {
     chains: Vec<(u16, usize, usize, u64)>,
     /// Used entries of the delivery in progress.
     pub used: UsedBatch,
+    /// Segment buffer for software segmentation (allocated on first use).
+    pub seg: Option<Box<Frame>>,
 }
 
 fn give_back(avail: &mut AvailCursor, n: usize) {

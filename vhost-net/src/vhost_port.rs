@@ -28,6 +28,7 @@ use crate::core::SwitchCore;
 use crate::counters::{DropReason, PortCounters};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::gso::segment_tcp;
 use crate::mac_table::PortId;
 use crate::ring::AvailCursor;
 use crate::rx::{write_frame, Gm, RxScratch, Vring};
@@ -334,8 +335,9 @@ impl VhostPort {
 
     /// Delivers `frames[idx]` into the receive queue chosen for `src_qp`, adapting the
     /// offload metadata to what this guest negotiated: a partial checksum is completed
-    /// in software for a guest without GUEST_CSUM; a GSO frame to a guest without the
-    /// matching GUEST_TSO* is dropped and counted (`offload_unsupported`).
+    /// in software for a guest without GUEST_CSUM; a TCP GSO frame to a guest without the
+    /// matching GUEST_TSO4/6 (or GUEST_ECN) is segmented in software; other GSO types it
+    /// cannot take (UDP) are dropped and counted (`offload_unsupported`).
     pub fn deliver(
         &self,
         counters: &PortCounters,
@@ -382,7 +384,26 @@ impl VhostPort {
                     _ => false,
                 } && (frame.hdr.gso_type & GSO_ECN == 0 || has(f, VIRTIO_NET_F_GUEST_ECN));
                 if !ok {
-                    counters.drop_frame(DropReason::OffloadUnsupported);
+                    if kind != GSO_TCPV4 && kind != GSO_TCPV6 {
+                        counters.drop_frame(DropReason::OffloadUnsupported);
+                        continue;
+                    }
+                    // Cut it into MSS-sized segments in software.
+                    let mut seg = sc.seg.take().unwrap_or_default();
+                    let q = st.get_queue();
+                    let res = segment_tcp(frame, &mut seg, csum, |s| {
+                        match write_frame(&mem, q, &mut avail, &mut used, s, hdr_len, mrg, sc) {
+                            Ok(()) => {
+                                packets += 1;
+                                bytes += s.len as u64;
+                            }
+                            Err(r) => counters.drop_frame(r),
+                        }
+                    });
+                    sc.seg = Some(seg);
+                    if let Err(r) = res {
+                        counters.drop_frame(r);
+                    }
                     continue;
                 }
             }

@@ -89,8 +89,8 @@ impl VnetHdr {
     }
 }
 
-/// Adds `data` to a ones' complement running sum.
-fn sum16(mut acc: u32, data: &[u8]) -> u32 {
+/// Adds `data` to a ones' complement running sum (not folded, not complemented).
+pub fn sum16(mut acc: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
@@ -104,7 +104,8 @@ fn sum16(mut acc: u32, data: &[u8]) -> u32 {
     acc
 }
 
-fn fold(mut acc: u32) -> u16 {
+/// Folds a running sum to 16 bits (not complemented).
+pub fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }

@@ -168,19 +168,79 @@ fn offloads_fall_back_for_a_guest_without_them() {
     assert_eq!(checksum(0xabcd, &rx.frame[14..]), 0, "checksum completed");
     assert_eq!(rx.frame[..20], f[..20]);
 
-    // TSO frame: b cannot take it; dropped and counted on b.
-    let big = frame(mac(2), mac(1), 9000, 1);
+    // A TCP/IPv4 TSO frame: b cannot take it whole, so the switch segments it.
+    let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 13) as u8).collect();
+    let big = tcp4_frame(mac(2), mac(1), 1000, &payload);
     let gso = VnetHdr {
+        flags: F_NEEDS_CSUM,
         gso_type: GSO_TCPV4,
         gso_size: 1448,
         hdr_len: 54,
-        ..Default::default()
+        csum_start: 34,
+        csum_offset: 16,
     };
     a.send(0, &gso, &big);
+    let mut got = Vec::new();
+    let mut seq = 1000u32;
+    for i in 0..payload.len().div_ceil(1448) {
+        let rx = b.recv(0);
+        let f = &rx.frame;
+        assert_eq!(rx.hdr.gso_type, 0, "segments are plain frames");
+        assert!(
+            f.len() <= 14 + 1500,
+            "segment {i} fits the MTU: {}",
+            f.len()
+        );
+        assert_eq!(
+            checksum(0, &f[14..34]),
+            0,
+            "IPv4 header checksum of segment {i}"
+        );
+        let tcp_len = f.len() - 34;
+        let mut pseudo = f[26..34].to_vec();
+        pseudo.extend_from_slice(&[0, 6]);
+        pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+        pseudo.extend_from_slice(&f[34..]);
+        assert_eq!(checksum(0, &pseudo), 0, "TCP checksum of segment {i}");
+        assert_eq!(u32::from_be_bytes([f[38], f[39], f[40], f[41]]), seq);
+        let last = (i + 1) * 1448 >= payload.len();
+        assert_eq!(f[47] & 0x08 != 0, last, "PSH only on the last segment");
+        seq += (f.len() - 54) as u32;
+        got.extend_from_slice(&f[54..]);
+    }
+    assert_eq!(got, payload, "the payload arrives complete, in order");
+    b.expect_nothing(0);
+
+    // UDP fragmentation offload cannot be segmented here: dropped and counted on b.
+    let ufo = VnetHdr {
+        gso_type: 3,
+        gso_size: 1448,
+        ..Default::default()
+    };
+    a.send(0, &ufo, &frame(mac(2), mac(1), 3000, 1));
     a.wait_tx_done(0);
     b.expect_nothing(0);
     let cb = sw.port_counters("b").unwrap();
     assert_eq!(cb.drop_count(DropReason::OffloadUnsupported), 1);
+    assert_eq!(cb.total_drops(), 1, "{cb:?}");
+}
+
+/// An Ethernet/IPv4/TCP frame with a partial TCP checksum (pseudo-header sum), as a
+/// guest with TSO sends it.
+fn tcp4_frame(dst: [u8; 6], src: [u8; 6], seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (40 + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x50]);
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! virtnet-vswitch --control PATH [--uplink TAP] [--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]...
-//!                 [--poll-us N] [--ageing-secs N]
+//!                 [--poll-us N] [--poll-threads N] [--ageing-secs N]
 //! ```
 //! Runs until SIGTERM or SIGINT, then disconnects every port and removes its sockets.
 
@@ -14,7 +14,7 @@ use virtnet_vhost_net::control::ControlServer;
 use virtnet_vhost_net::{Error, PortConfig, SocketMode, Switch, SwitchConfig};
 
 const USAGE: &str = "usage: virtnet-vswitch --control PATH [--uplink TAP] \
-[--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]... [--poll-us N] [--ageing-secs N]";
+[--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]... [--poll-us N] [--poll-threads N] [--ageing-secs N]";
 
 struct Args {
     control: PathBuf,
@@ -73,6 +73,15 @@ fn parse_args() -> Result<Args, Error> {
                     .parse()
                     .map_err(|_| Error::Usage(format!("--poll-us {v}: not a number")))?;
                 config.poll = Duration::from_micros(us);
+            }
+            "--poll-threads" => {
+                let v = val("a count")?;
+                let n: usize = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| Error::Usage(format!("--poll-threads {v}: use 1 to 64")))?;
+                config.poll_threads = n;
             }
             "--ageing-secs" => {
                 let v = val("seconds")?;
