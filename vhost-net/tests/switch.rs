@@ -416,3 +416,55 @@ fn control_socket_drives_the_switch() {
     assert!(!ctl.exists());
     let _ = Duration::from_secs(0);
 }
+
+#[test]
+fn memory_regions_added_and_removed_at_run_time() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    use vhost::vhost_user::VhostUserFrontend;
+    use vhost::VhostUserMemoryRegionInfo;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sw = switch();
+    let (mut a, _la) = add_guest(&sw, dir.path(), "a", LINUX_LIKE, 1, 2048);
+    let (lb, pb) = listen(dir.path(), "b");
+    sw.add_port(PortConfig::new("b", &pb)).unwrap();
+    let mut b = TestGuest::new(accept(&lb), LINUX_LIKE, 1, 2048);
+
+    // Hot-added guest memory (ADD_MEM_REG), and a receive buffer that lives in it.
+    let extra = memfd(1 << 20);
+    let region = VhostUserMemoryRegionInfo {
+        guest_phys_addr: 0x1000_0000,
+        memory_size: 1 << 20,
+        userspace_addr: 0x7f10_0000_0000,
+        mmap_offset: 0,
+        mmap_handle: extra.as_raw_fd(),
+    };
+    b.frontend.add_mem_region(&region).unwrap();
+    b.write_desc(0, 0, 0x1000_0000 + 0x800, 2048, DESC_F_WRITE, 0);
+    b.publish(0, 0);
+    wait_ready(&sw, "b", 1);
+    let f = frame([0xff; 6], mac(1), 100, 5);
+    a.send(0, &plain(), &f);
+    wait_for("delivery into the new region", || b.used_idx(0) == 1);
+    let mut got = vec![0u8; 12 + f.len()];
+    extra.read_exact_at(&mut got, 0x800).unwrap();
+    assert_eq!(
+        &got[12..],
+        &f[..],
+        "frame written into the hot-added region"
+    );
+
+    // The region goes away (REM_MEM_REG): a buffer there is now outside guest memory.
+    b.frontend.remove_mem_region(&region).unwrap();
+    b.write_desc(0, 1, 0x1000_0000 + 0x800, 2048, DESC_F_WRITE, 0);
+    b.publish(0, 1);
+    a.send(0, &plain(), &f);
+    wait_for("bad_address on b", || {
+        sw.port_counters("b")
+            .unwrap()
+            .drop_count(DropReason::BadAddress)
+            == 1
+    });
+    assert_eq!(b.used_idx(0), 2, "the bad buffer is returned empty");
+}

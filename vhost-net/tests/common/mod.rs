@@ -202,11 +202,7 @@ impl TestGuest {
             mmap_offset: 0,
             mmap_handle: self.file.as_raw_fd(),
         };
-        if std::env::var("VSW_TEST_ADD_MEM_REG").is_ok() {
-            fe.add_mem_region(&region).unwrap();
-        } else {
-            fe.set_mem_table(&[region]).unwrap();
-        }
+        fe.set_mem_table(&[region]).unwrap();
     }
 
     fn setup(&mut self, _base: u16) {
