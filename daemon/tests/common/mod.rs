@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod e2e;
+pub mod testpmd;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -1,0 +1,581 @@
+//! Benchmark (not a test): virtnetd driven by the `virtnet` CLI against bare QEMU/QMP, on the
+//! same machine, with real QEMU (TCG) and the test guest, in a private network namespace.
+//!
+//! From one run it prints the median wall time of
+//! - `virtnet attach-device NAME nic.xml --live` for a bridge NIC (the CLI process end to end),
+//!   beside the floor: the same steps sent by a bare client to the same QEMU (create a tap,
+//!   make it a port of the bridge, `getfd`, `netdev_add`, `device_add`);
+//! - `virtnet detach-device NAME nic.xml --live`, beside `device_del` + wait for
+//!   `DEVICE_DELETED` + `netdev_del`;
+//! - `virtnet define` + `virtnet start` until the guest's first console line, beside launching
+//!   the same QEMU argv by hand (without `-S`, so no QMP is needed) until that line;
+//!
+//! and writes a markdown table and an SVG bar plot to `daemon/bench-results/`.
+//! Run it with `scripts/bench-hotplug` (root; builds the release binaries first).
+//!
+//! While the bare client runs, virtnetd is stopped (SIGTERM leaves VMs running): QEMU's
+//! monitor serves one client at a time. The two sides alternate in blocks, so a change of the
+//! machine's load during the run affects both.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use virtnet_host::{BridgePortOpts, HostNet, LinuxHost, TapSpec};
+use virtnet_qemu::QmpClient;
+
+/// Hot-plug rounds per side (attach + detach each).
+const HOTPLUG_RUNS: usize = 20;
+/// Blocks the hot-plug rounds are split into (sides alternate per block).
+const BLOCKS: usize = 4;
+/// define+start rounds per side.
+const BOOT_RUNS: usize = 5;
+const NIC_MAC: &str = "52:54:00:00:be:01";
+const FLOOR_MAC: &str = "52:54:00:00:be:02";
+
+struct Bins {
+    virtnet: PathBuf,
+    virtnetd: PathBuf,
+    qemu: PathBuf,
+}
+
+/// `target/<profile>/virtnet` next to this benchmark's own `target/<profile>/deps/` binary.
+fn bins() -> Bins {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf();
+    let pick = |env: &str, name: &str| {
+        std::env::var_os(env)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| profile_dir.join(name))
+    };
+    let b = Bins {
+        virtnet: pick("VIRTNET_BIN", "virtnet"),
+        virtnetd: PathBuf::from(env!("CARGO_BIN_EXE_virtnetd")),
+        qemu: virtnet_testkit::qemu_binary().expect("qemu-system-x86_64"),
+    };
+    assert!(
+        b.virtnet.exists(),
+        "{} is missing: build it with `cargo build --release -p virtnet` (scripts/bench-hotplug does)",
+        b.virtnet.display()
+    );
+    b
+}
+
+struct Env {
+    bins: Bins,
+    /// State dir (disk, as /var/lib/virtnet).
+    state: PathBuf,
+    /// Run dir (tmpfs, as /run/virtnet).
+    run: PathBuf,
+    socket: PathBuf,
+    work: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Env {
+    fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.work.join("virtnetd.log"))
+            .unwrap();
+        let child = Command::new(&self.bins.virtnetd)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--run-dir")
+            .arg(&self.run)
+            .arg("--qemu")
+            .arg(&self.bins.qemu)
+            .env("VIRTNETD_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start virtnetd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&self.socket).is_err() {
+            assert!(Instant::now() < deadline, "virtnetd does not listen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.daemon = Some(child);
+    }
+
+    fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            // SAFETY: kill with our child's pid and a valid signal.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs `virtnet ARGS`; its wall time. Panics with its output when it fails.
+    fn virtnet(&self, args: &[&str]) -> Duration {
+        let t = Instant::now();
+        let out = Command::new(&self.bins.virtnet)
+            .arg("--connect")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run virtnet");
+        let took = t.elapsed();
+        assert!(
+            out.status.success(),
+            "virtnet {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        took
+    }
+}
+
+/// Connects to the serial socket (retrying while QEMU creates it) and waits for the first
+/// line the guest prints; returns when it arrived.
+fn first_console_line(serial: &Path, timeout: Duration) -> Instant {
+    let deadline = Instant::now() + timeout;
+    let mut s = loop {
+        match UnixStream::connect(serial) {
+            Ok(s) => break s,
+            Err(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no serial socket {}",
+                    serial.display()
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    };
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = [0u8; 512];
+    let mut seen = Vec::new();
+    loop {
+        let n = std::io::Read::read(&mut s, &mut buf).expect("read the serial console");
+        assert!(n > 0, "the console closed before the guest printed a line");
+        seen.extend_from_slice(&buf[..n]);
+        if seen.contains(&b'\n') {
+            return Instant::now();
+        }
+    }
+}
+
+/// Waits for `virtnet-guest: ready` on the serial console; returns the open connection.
+fn wait_ready(serial: &Path) -> UnixStream {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut s = loop {
+        if let Ok(s) = UnixStream::connect(serial) {
+            break s;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&seen).contains("virtnet-guest: ready") {
+        let n = std::io::Read::read(&mut s, &mut buf).expect("read the serial console");
+        assert!(n > 0, "console closed before ready");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
+fn domain_xml(name: &str, serial: &Path) -> String {
+    virtnet_testkit::TestDomain::new(name, serial).xml(virtnet_testkit::guest())
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2
+    }
+}
+
+/// QEMU's argv (`/proc/PID/cmdline`).
+fn argv_of(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+fn pid_of(env: &Env, vm: &str) -> u32 {
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.run.join(format!("{vm}.json"))).unwrap())
+            .unwrap();
+    st["pid"].as_u64().unwrap() as u32
+}
+
+/// `define` + `start` until the first console line, `BOOT_RUNS` times; returns the times and
+/// the argv QEMU was started with.
+fn boot_virtnet(env: &Env) -> (Vec<Duration>, Vec<String>) {
+    let serial = env.work.join("boot-serial.sock");
+    let file = env.work.join("boot.xml");
+    std::fs::write(&file, domain_xml("boot", &serial)).unwrap();
+    let mut times = Vec::new();
+    let mut argv = Vec::new();
+    for _ in 0..BOOT_RUNS {
+        let t0 = Instant::now();
+        env.virtnet(&["define", file.to_str().unwrap()]);
+        let serial2 = serial.clone();
+        let reader =
+            std::thread::spawn(move || first_console_line(&serial2, Duration::from_secs(120)));
+        env.virtnet(&["start", "boot"]);
+        let t1 = reader.join().unwrap();
+        times.push(t1 - t0);
+        argv = argv_of(pid_of(env, "boot"));
+        env.virtnet(&["destroy", "boot"]);
+        env.virtnet(&["undefine", "boot"]);
+    }
+    (times, argv)
+}
+
+/// The same argv launched by hand (without `-S`) until the first console line.
+fn boot_by_hand(env: &Env, argv: &[String]) -> Vec<Duration> {
+    let serial = env.work.join("boot-serial.sock");
+    let run_dir = env.run.join("vms/boot");
+    let args: Vec<&String> = argv[1..].iter().filter(|a| *a != "-S").collect();
+    let mut times = Vec::new();
+    for _ in 0..BOOT_RUNS {
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let t0 = Instant::now();
+        let mut q = Command::new(&argv[0])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("launch QEMU");
+        let t1 = first_console_line(&serial, Duration::from_secs(120));
+        times.push(t1 - t0);
+        let _ = q.kill();
+        let _ = q.wait();
+        let _ = std::fs::remove_dir_all(&run_dir);
+        let _ = std::fs::remove_file(&serial);
+    }
+    times
+}
+
+/// The bare client's attach and detach, `n` times, on the VM's QMP socket.
+fn hotplug_floor(qmp_socket: &Path, n: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let rt = virtnet_testkit::runtime();
+    rt.block_on(async {
+        let host = LinuxHost::new().expect("host networking");
+        let qmp = QmpClient::connect(qmp_socket).await.expect("QMP");
+        let (mut att, mut det) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let mut spec = TapSpec::new(FLOOR_MAC.parse().unwrap());
+            spec.vnet_hdr = true;
+            let tap = host.create_tap(&spec).expect("create tap");
+            host.attach_to_bridge(&tap.name, "br0", &BridgePortOpts::default())
+                .expect("bridge port");
+            qmp.getfd("tapfd-net9", std::os::fd::AsFd::as_fd(&tap.fds[0]))
+                .await
+                .unwrap();
+            qmp.execute(
+                "netdev_add",
+                json!({"type": "tap", "id": "hostnet9", "fd": "tapfd-net9"}),
+            )
+            .await
+            .unwrap();
+            qmp.execute(
+                "device_add",
+                json!({"driver": "virtio-net-pci", "netdev": "hostnet9", "id": "net9",
+                       "mac": FLOOR_MAC, "bus": "pci.0", "addr": "0x9"}),
+            )
+            .await
+            .unwrap();
+            att.push(t0.elapsed());
+            drop(tap.fds);
+            let t0 = Instant::now();
+            qmp.device_del_and_wait("net9", Duration::from_secs(30))
+                .await
+                .unwrap();
+            qmp.execute("netdev_del", json!({"id": "hostnet9"}))
+                .await
+                .unwrap();
+            det.push(t0.elapsed());
+            host.delete_link(&tap.name, Some(tap.ifindex)).unwrap();
+        }
+        (att, det)
+    })
+}
+
+struct Row {
+    what: &'static str,
+    ours: Duration,
+    floor: Duration,
+    runs: usize,
+}
+
+fn ms(d: Duration) -> String {
+    let m = d.as_secs_f64() * 1000.0;
+    if m >= 1000.0 {
+        format!("{:.2} s", m / 1000.0)
+    } else {
+        format!("{m:.1} ms")
+    }
+}
+
+fn ratio(r: &Row) -> f64 {
+    r.ours.as_secs_f64() / r.floor.as_secs_f64()
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| operation | virtnet (median) | bare QEMU/QMP floor (median) | ratio | runs per side |\n|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s += &format!(
+            "| {} | {} | {} | {:.2}× | {} |\n",
+            r.what,
+            ms(r.ours),
+            ms(r.floor),
+            ratio(r),
+            r.runs
+        );
+    }
+    s
+}
+
+/// Horizontal bars, one pair per operation, each pair scaled to its own larger value (the
+/// operations differ by two orders of magnitude).
+fn svg(rows: &[Row]) -> String {
+    let (w, row_h, left) = (760.0, 70.0, 300.0);
+    let h = 50.0 + row_h * rows.len() as f64 + 30.0;
+    let bar_w = w - left - 140.0;
+    let mut s = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='13'>\n\
+         <rect width='100%' height='100%' fill='white'/>\n\
+         <text x='10' y='24' font-size='16' font-weight='bold'>virtnetd (virtnet CLI) vs bare QEMU/QMP: median wall time</text>\n"
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = 50.0 + row_h * i as f64;
+        let max = r.ours.max(r.floor).as_secs_f64();
+        s += &format!(
+            "<text x='10' y='{}'>{}</text>\n<text x='10' y='{}' fill='#555'>ratio {:.2}×</text>\n",
+            y + 20.0,
+            r.what,
+            y + 38.0,
+            ratio(r)
+        );
+        for (j, (label, d, color)) in [
+            ("virtnet", r.ours, "#3b6ea5"),
+            ("floor", r.floor, "#9aa5b1"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let by = y + 8.0 + 24.0 * j as f64;
+            let bw = (d.as_secs_f64() / max * bar_w).max(1.0);
+            s += &format!(
+                "<rect x='{left}' y='{by}' width='{bw:.1}' height='18' fill='{color}'/>\n\
+                 <text x='{}' y='{}'>{label} {}</text>\n",
+                left + bw + 6.0,
+                by + 14.0,
+                ms(*d)
+            );
+        }
+    }
+    s += &format!(
+        "<text x='10' y='{}' fill='#555' font-size='11'>Bars of one operation share a scale; QEMU {} under TCG, the test guest, {} cores.</text>\n</svg>\n",
+        h - 10.0,
+        qemu_version(),
+        num_cores()
+    );
+    s
+}
+
+fn qemu_version() -> String {
+    let out = Command::new(virtnet_testkit::qemu_binary().unwrap())
+        .arg("-version")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or("?")
+        .to_string()
+}
+
+fn num_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn run() {
+    let bins = bins();
+    let _ = virtnet_testkit::guest();
+    virtnet_testkit::ip("link add br0 type bridge");
+    virtnet_testkit::ip("link set br0 up");
+    let disk = tempfile::Builder::new()
+        .prefix("virtnet-bench-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let shm = tempfile::Builder::new()
+        .prefix("vnb-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let run = shm.path().join("run");
+    let mut env = Env {
+        bins,
+        state: disk.path().join("state"),
+        socket: run.join("virtnetd.sock"),
+        run,
+        work: shm.path().to_path_buf(),
+        daemon: None,
+    };
+    env.start_daemon();
+    // BENCH_PARTS=boot or =hotplug runs one part (for trying changes); the default is both.
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "boot,hotplug".into());
+
+    let mut rows = Vec::new();
+    if parts.contains("boot") {
+        eprintln!("define + start, {BOOT_RUNS} runs per side...");
+        let (boot_ours, argv) = boot_virtnet(&env);
+        let boot_floor = boot_by_hand(&env, &argv);
+        rows.push(Row {
+            what: "define + start → first console line",
+            ours: median(&boot_ours),
+            floor: median(&boot_floor),
+            runs: boot_ours.len(),
+        });
+    }
+    if parts.contains("hotplug") {
+        rows.splice(0..0, hotplug(&mut env));
+    }
+    env.stop_daemon();
+    report(&rows);
+}
+
+/// The hot-plug rows.
+fn hotplug(env: &mut Env) -> Vec<Row> {
+    eprintln!("hot-plug, {HOTPLUG_RUNS} runs per side...");
+    let serial = env.work.join("hp-serial.sock");
+    let file = env.work.join("hp.xml");
+    std::fs::write(&file, domain_xml("hp", &serial)).unwrap();
+    env.virtnet(&["define", file.to_str().unwrap()]);
+    env.virtnet(&["start", "hp"]);
+    let _console = wait_ready(&serial);
+    let nic = env.work.join("nic.xml");
+    std::fs::write(
+        &nic,
+        format!(
+            "<interface type='bridge'><mac address='{NIC_MAC}'/><source bridge='br0'/>\
+             <model type='virtio'/></interface>"
+        ),
+    )
+    .unwrap();
+    let nic = nic.to_str().unwrap().to_string();
+    let qmp_socket = env.run.join("vms/hp/qmp.sock");
+    let (mut att, mut det, mut fatt, mut fdet) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..BLOCKS {
+        for _ in 0..HOTPLUG_RUNS / BLOCKS {
+            att.push(env.virtnet(&["attach-device", "hp", &nic, "--live"]));
+            det.push(env.virtnet(&["detach-device", "hp", &nic, "--live"]));
+        }
+        env.stop_daemon();
+        let (a, d) = hotplug_floor(&qmp_socket, HOTPLUG_RUNS / BLOCKS);
+        fatt.extend(a);
+        fdet.extend(d);
+        env.start_daemon();
+    }
+    env.virtnet(&["destroy", "hp"]);
+    env.virtnet(&["undefine", "hp"]);
+    vec![
+        Row {
+            what: "attach-device --live (bridge NIC)",
+            ours: median(&att),
+            floor: median(&fatt),
+            runs: att.len(),
+        },
+        Row {
+            what: "detach-device --live (until DEVICE_DELETED)",
+            ours: median(&det),
+            floor: median(&fdet),
+            runs: det.len(),
+        },
+    ]
+}
+
+/// Prints the table and writes the markdown and the SVG.
+fn report(rows: &[Row]) {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let md = format!(
+        "# Benchmark: virtnetd vs bare QEMU\n\n\
+         `scripts/bench-hotplug` ({}), QEMU {} under TCG with the test guest, {} cores, load \
+         average at the end: {}.\n\n{}\n\
+         - virtnet: the `virtnet` CLI process end to end (spawn to exit), talking to virtnetd \
+           (release builds; state dir on disk, run dir on tmpfs as /run is).\n\
+         - Floor, hot-plug: a bare client in one process on the same QEMU (virtnetd stopped \
+           meanwhile): create tap + make it a bridge port + `getfd` + `netdev_add` + \
+           `device_add`; `device_del` + wait for `DEVICE_DELETED` + `netdev_del` (the floor \
+           deletes its tap after the clock stops; virtnetd's detach includes it).\n\
+         - Floor, boot: the argv virtnetd started QEMU with, launched by hand without `-S`.\n\
+         - Detach is bound by the guest (ACPI eject under TCG); attach by QEMU's `device_add`.\n",
+        chrono_free_date(),
+        qemu_version(),
+        num_cores(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        table(rows)
+    );
+    println!("{}", table(rows));
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("hotplug.md"), &md).unwrap();
+    std::fs::write(out.join("hotplug.svg"), svg(rows)).unwrap();
+    let _ = std::io::stderr()
+        .write_all(format!("wrote {0}/hotplug.md and {0}/hotplug.svg\n", out.display()).as_bytes());
+}
+
+/// Today's date (UTC) as YYYY-MM-DD, without a date crate.
+fn chrono_free_date() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would run us as a test: do nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("hotplug benchmark: run it with scripts/bench-hotplug (cargo bench)");
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: the benchmark needs root (network namespace, taps)");
+        return;
+    }
+    if virtnet_testkit::qemu_binary().is_none() {
+        return;
+    }
+    virtnet_testkit::with_netns(run);
+}
