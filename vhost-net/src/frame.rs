@@ -21,18 +21,38 @@ pub struct Frame {
     /// Offload metadata that travels with the frame.
     pub hdr: VnetHdr,
     /// The Ethernet frame is `data[HEADROOM..HEADROOM + len]`; the bytes before it are
-    /// scratch space for a virtio-net header.
-    pub data: Box<[u8]>,
+    /// scratch space for a virtio-net header. Starts small (most frames are) and grows,
+    /// once, to the largest frame size the first time a big frame needs it.
+    pub data: Vec<u8>,
     /// Frame length.
     pub len: usize,
 }
+
+/// Initial buffer size: a full-size Ethernet frame and its header fit.
+const SMALL: usize = 2048;
 
 impl Default for Frame {
     fn default() -> Self {
         Frame {
             hdr: VnetHdr::default(),
-            data: vec![0u8; HEADROOM + MAX_FRAME_LEN].into_boxed_slice(),
+            data: vec![0u8; SMALL],
             len: 0,
+        }
+    }
+}
+
+impl Frame {
+    /// A frame whose buffer already holds the largest frame.
+    pub fn full() -> Self {
+        let mut f = Frame::default();
+        f.grow();
+        f
+    }
+
+    /// Makes room for the largest frame (no-op when already there).
+    pub fn grow(&mut self) {
+        if self.data.len() < HEADROOM + MAX_FRAME_LEN {
+            self.data.resize(HEADROOM + MAX_FRAME_LEN, 0);
         }
     }
 }
@@ -104,6 +124,9 @@ pub fn read_tx_frame<M: GuestMemoryBackend>(
     }
     if total - hdr_len as u64 > MAX_FRAME_LEN as u64 {
         return Err(DropReason::OversizedFrame);
+    }
+    if (HEADROOM as u64 + total - hdr_len as u64) > frame.data.len() as u64 {
+        frame.grow();
     }
     // Header and frame land contiguously: the header in the headroom.
     let base = HEADROOM - hdr_len;

@@ -168,7 +168,7 @@ fn reader(
     stop: Arc<AtomicBool>,
 ) {
     let fd = file.as_raw_fd();
-    let mut frames: Vec<Frame> = (0..TAP_BATCH).map(|_| Frame::default()).collect();
+    let mut frames: Vec<Frame> = (0..TAP_BATCH).map(|_| Frame::full()).collect();
     let mut fwd = FwdScratch::default();
     while !stop.load(Ordering::Acquire) {
         let mut pfd = libc::pollfd {

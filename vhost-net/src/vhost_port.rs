@@ -389,7 +389,7 @@ impl VhostPort {
                         continue;
                     }
                     // Cut it into MSS-sized segments in software.
-                    let mut seg = sc.seg.take().unwrap_or_default();
+                    let mut seg = sc.seg.take().unwrap_or_else(|| Box::new(Frame::full()));
                     let q = st.get_queue();
                     let res = segment_tcp(frame, &mut seg, csum, |s| {
                         match write_frame(&mem, q, &mut avail, &mut used, s, hdr_len, mrg, sc) {
