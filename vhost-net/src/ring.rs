@@ -58,6 +58,19 @@ impl AvailCursor {
         Some(head)
     }
 
+    /// The head `k` places ahead of the next one, without consuming anything.
+    pub fn peek<M: GuestMemoryBackend>(&mut self, mem: &M, k: u16) -> Option<u16> {
+        if self.end.wrapping_sub(self.next) <= k {
+            self.refresh(mem);
+            if self.end.wrapping_sub(self.next) <= k {
+                return None;
+            }
+        }
+        let pos = self.next.wrapping_add(k);
+        let at = self.ring.checked_add(4 + 2 * u64::from(pos % self.size))?;
+        mem.read_obj::<u16>(at).ok().map(u16::from_le)
+    }
+
     /// Puts the last popped head back.
     pub fn unpop(&mut self) {
         self.next = self.next.wrapping_sub(1);

@@ -19,10 +19,13 @@ use virtio_bindings::bindings::virtio_net::{
     VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_TSO4,
     VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_MRG_RXBUF,
 };
+use virtio_queue::desc::split::Descriptor;
 use virtio_queue::QueueT;
-use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap,
+};
 
-use crate::backend::NetBackend;
+use crate::backend::{prefetch, NetBackend};
 use crate::config::{PortConfig, SocketMode};
 use crate::core::SwitchCore;
 use crate::counters::{DropReason, PortCounters};
@@ -374,6 +377,19 @@ impl VhostPort {
         let (mut packets, mut bytes) = (0u64, 0u64);
         let mut avail = AvailCursor::new(st.get_queue());
         let mut used = std::mem::take(&mut sc.used);
+        // Start fetching the receive buffers this batch will most likely fill.
+        let table = GuestAddress(st.get_queue().desc_table());
+        for k in 0..idx.len().min(64) as u16 {
+            let Some(head) = avail.peek(&*mem, k) else {
+                break;
+            };
+            if head < st.get_queue().size() {
+                let at = table.unchecked_add(u64::from(head) * 16);
+                if let Ok(d) = mem.read_obj::<Descriptor>(at) {
+                    prefetch(&*mem, d.addr());
+                }
+            }
+        }
         for &i in idx {
             let frame = &mut frames[i];
             let kind = frame.hdr.gso_kind();
