@@ -96,6 +96,84 @@ pub enum VmError {
         cleanup: Vec<String>,
     },
 
+    /// An interface that cannot be hot-plugged (or unplugged) in this version.
+    #[error("{nic} cannot be hot-plugged: {reason}")]
+    NotHotpluggable {
+        /// The interface.
+        nic: String,
+        /// Why, and what to use instead.
+        reason: String,
+    },
+
+    /// The interface to hot-plug conflicts with the running VM or is invalid.
+    #[error("{nic} cannot be added to VM '{vm}': {}", problems.join("; "))]
+    InvalidHotplug {
+        /// The domain name.
+        vm: String,
+        /// The interface.
+        nic: String,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+
+    /// A failure injected by a test into a hot-plug step
+    /// ([`crate::exec::HotplugOptions::fail_at`]).
+    #[error("failure injected at {0} (test hook)")]
+    InjectedHotplug(String),
+
+    /// Hot-plugging failed at one step; every earlier step was undone (see `cleanup`).
+    #[error("attaching {what} failed at {step}: {cause}{}", cleanup_note(cleanup))]
+    AttachFailed {
+        /// The interface and the VM: `interface 52:54:00:.. (#1, type='bridge') to VM 'vm1'`.
+        what: String,
+        /// Which step failed, e.g. `step netdev_add (netdev_add {...})`.
+        step: String,
+        /// Which step, as a value.
+        step_id: crate::plan::AttachStepId,
+        /// Why.
+        #[source]
+        cause: Box<VmError>,
+        /// Undo steps that failed or could not be confirmed (empty = nothing left behind).
+        cleanup: Vec<String>,
+    },
+
+    /// A detach of this device was started before and has not completed yet: the guest has
+    /// not released the device. It stays pending (QEMU removes it when the guest acknowledges).
+    #[error(
+        "device '{device}' of VM '{vm}' is already being detached (requested {since}; the \
+         guest has not released it yet): wait for it to complete, or complete it with \
+         complete_detach once the guest runs"
+    )]
+    DetachPending {
+        /// The domain name.
+        vm: String,
+        /// The QEMU device id.
+        device: String,
+        /// When the pending detach was requested (seconds since the epoch, as text).
+        since: String,
+    },
+
+    /// No detach of this device is pending (for `complete_detach`).
+    #[error("no detach of device '{device}' is pending: detach it first")]
+    NoPendingDetach {
+        /// The QEMU device id.
+        device: String,
+    },
+
+    /// Detaching failed at one step after the device request was made.
+    #[error("detaching {nic} from VM '{vm}' failed at {step}: {cause}")]
+    DetachFailed {
+        /// The domain name.
+        vm: String,
+        /// The interface.
+        nic: String,
+        /// Which step failed.
+        step: String,
+        /// Why.
+        #[source]
+        cause: Box<VmError>,
+    },
+
     /// QEMU stopped, but some host resources could not be released.
     #[error(
         "VM '{vm}' stopped, but releasing its host resources failed: {}. Remove them by hand \

@@ -7,6 +7,9 @@
 //!   ([`FdSink`]).
 //! - [`exec`]: [`exec::start`] carries a plan out on a [`virtnet_host::HostNet`] and real QEMU,
 //!   rolling everything back on any failure, and returns a [`RunningVm`].
+//! - Live NIC hot-plug: [`plan_attach`] / [`exec::attach`] (every step undone on failure) and
+//!   [`plan_detach`] / [`exec::detach`] (a removal the guest does not acknowledge in time stays
+//!   pending; [`exec::complete_detach`] finishes it).
 //!
 //! ```no_run
 //! # async fn demo(xml: &str) -> Result<(), Box<dyn std::error::Error>> {
@@ -29,8 +32,14 @@ pub mod plan;
 use std::path::Path;
 
 pub use error::VmError;
-pub use exec::{ExecOptions, HostResources, RunningVm, StepId, StopMode, StopReport};
-pub use plan::{plan_start, FdSink, HostStep, NicPlan, PlanContext, StartPlan};
+pub use exec::{
+    AttachedNic, DetachOutcome, ExecOptions, HostResources, HotplugOptions, PendingDetaches,
+    RunningVm, StepId, StopMode, StopReport,
+};
+pub use plan::{
+    plan_attach, plan_detach, plan_start, AttachPlan, AttachStepId, DetachPlan, FdSink, HostStep,
+    NicPlan, PlanContext, StartPlan,
+};
 
 use virtnet_qemu::{qemu_binary_version, QemuCaps};
 

@@ -42,13 +42,29 @@ fn place(fds: Vec<OwnedFd>, sink: &FdSink) -> Result<PlacedFds, VmError> {
     Ok(fds.into_iter().zip(targets.iter().copied()).collect())
 }
 
-/// Runs `step`, recording its undo steps (before anything later can fail) and resources.
+/// Runs `step`, recording its undo steps (before anything later can fail) and resources;
+/// returns its fds with the numbers QEMU inherits them at (a start plan).
 pub(crate) fn run_step(
     host: &dyn HostNet,
     step: &HostStep,
     undo: &mut UndoStack,
     res: &mut HostResources,
 ) -> Result<PlacedFds, VmError> {
+    let fds = open_step(host, step, undo, res)?;
+    match step.fds() {
+        Some(sink) => place(fds, sink),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Runs `step` like [`run_step`] and returns the fds it opened, in order, whatever the plan
+/// does with them (hot-plug sends them with `getfd`).
+pub(crate) fn open_step(
+    host: &dyn HostNet,
+    step: &HostStep,
+    undo: &mut UndoStack,
+    res: &mut HostResources,
+) -> Result<Vec<OwnedFd>, VmError> {
     match step {
         HostStep::CreateTap {
             nic,
@@ -59,7 +75,7 @@ pub(crate) fn run_step(
             vnet_hdr,
             bridge,
             isolated,
-            fds,
+            ..
         } => {
             let spec = TapSpec {
                 name: name.clone(),
@@ -78,7 +94,6 @@ pub(crate) fn run_step(
                 managed: true,
                 bridge: bridge.clone(),
             });
-            let placed = place(tap.fds, fds)?;
             if let Some(b) = bridge {
                 let opts = BridgePortOpts {
                     isolated: *isolated,
@@ -91,14 +106,14 @@ pub(crate) fn run_step(
                     )))?;
                 record(undo, res, std::slice::from_ref(&u));
             }
-            Ok(placed)
+            Ok(tap.fds)
         }
         HostStep::OpenTap {
             nic,
             name,
             queues,
             vnet_hdr,
-            fds,
+            ..
         } => {
             let tap = host
                 .open_tap(name, *queues, *vnet_hdr)
@@ -112,7 +127,7 @@ pub(crate) fn run_step(
                 managed: false,
                 bridge: None,
             });
-            place(tap.fds, fds)
+            Ok(tap.fds)
         }
         HostStep::CreateMacvtap {
             nic,
@@ -123,7 +138,7 @@ pub(crate) fn run_step(
             mtu,
             queues,
             vnet_hdr,
-            fds,
+            ..
         } => {
             let mode: MacvtapMode = mode.parse().map_err(VmError::InvalidContext)?;
             let spec = MacvtapSpec {
@@ -147,11 +162,11 @@ pub(crate) fn run_step(
                 managed: true,
                 bridge: None,
             });
-            place(mv.fds, fds)
+            Ok(mv.fds)
         }
         HostStep::OpenVhostNet { fds, .. } => {
             let path = "/dev/vhost-net";
-            let opened = (0..fds.len())
+            (0..fds.len())
                 .map(|_| {
                     OpenOptions::new()
                         .read(true)
@@ -166,8 +181,7 @@ pub(crate) fn run_step(
                             source,
                         })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            place(opened, fds)
+                .collect::<Result<Vec<_>, _>>()
         }
         HostStep::PrepareVf {
             nic,

@@ -9,6 +9,7 @@
 //! the thread's network namespace is the one taps are made in and QEMU is started in.
 
 mod host;
+pub mod hotplug;
 mod resources;
 mod running;
 
@@ -22,6 +23,10 @@ use serde::{Deserialize, Serialize};
 use virtnet_host::{HostNet, UndoStack};
 use virtnet_qemu::{QemuError, QemuProcess, QemuSpawn, QmpOptions};
 
+pub use hotplug::{
+    attach, complete_detach, detach, AttachedNic, DetachOutcome, DetachReport, HotplugOptions,
+    PendingDetach, PendingDetaches,
+};
 pub use resources::{HostResources, NicResource, UndoRecord};
 pub use running::{RunningVm, StopMode, StopReport};
 

@@ -3,6 +3,7 @@
 //! the QEMU argv, the QMP commands after start. The executor ([`crate::exec`]) only carries
 //! it out.
 
+pub mod hotplug;
 mod nic;
 mod types;
 
@@ -17,6 +18,10 @@ use virtnet_conf::Domain;
 use virtnet_qemu::argv::{build_argv, RuntimePaths};
 use virtnet_qemu::{post_start_qmp, QemuCaps};
 
+pub use hotplug::{
+    describe_undo, live_ids, plan_attach, plan_detach, AttachAction, AttachPlan, AttachStep,
+    AttachStepId, AttachUndo, DetachPlan, DetachStep, FdFrom,
+};
 pub use nic::{effective_caps, nic_plan};
 pub use types::{
     FdNaming, FdSink, HostStep, NicPlan, PlannedBackend, PlannedCaps, QmpCommand, StartPlan,

@@ -1,0 +1,242 @@
+//! [`attach`]: runs an [`AttachPlan`] step by step, recording each step's undo before the next
+//! one starts; on a failure anywhere, undoes everything done, newest first.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use virtnet_host::{HostNet, UndoStack};
+use virtnet_qemu::QmpClient;
+
+use super::qmp::{self, is_not_found, is_timeout};
+use super::{AttachedNic, HotplugOptions};
+use crate::error::VmError;
+use crate::exec::host::open_step;
+use crate::exec::HostResources;
+use crate::plan::hotplug::{interface_xml, with_target_dev};
+use crate::plan::{AttachAction, AttachPlan, AttachStep, AttachStepId, AttachUndo, QmpCommand};
+
+/// An undo still to do on the QEMU side.
+enum QemuUndo {
+    /// A command (`closefd`, `chardev-remove`, `netdev_del`).
+    Command(QmpCommand),
+    /// `device_del` + `DEVICE_DELETED`.
+    DeviceDel(String),
+}
+
+/// What was done so far.
+#[derive(Default)]
+struct Progress {
+    host_undo: UndoStack,
+    res: HostResources,
+    /// Our copies of the fds each host step opened (taken as `getfd` passes them).
+    fds: Vec<Vec<Option<OwnedFd>>>,
+    /// QEMU-side undo, oldest first, with the step it undoes.
+    qemu_undo: Vec<(AttachStepId, QemuUndo)>,
+    /// A command timed out: QEMU's monitor may be stalled.
+    stalled: bool,
+}
+
+/// Hot-plugs the interface `plan` describes into the VM `qmp` is connected to, using `host`
+/// for taps, macvtaps and VFs (in the calling thread's network namespace).
+///
+/// On failure at any step, every earlier step is undone in reverse (`device_del` + wait,
+/// `netdev_del`, `chardev-remove`, `closefd`, tap/macvtap deleted, VF restored) and the error,
+/// [`VmError::AttachFailed`], names the step and QEMU's reason (class and description); its
+/// `cleanup` lists whatever could not be undone or only sent (a stalled monitor). Returns what
+/// the NIC holds, to store with the VM.
+pub async fn attach(
+    plan: &AttachPlan,
+    host: &dyn HostNet,
+    qmp: &QmpClient,
+    opts: &HotplugOptions,
+) -> Result<AttachedNic, VmError> {
+    let mut p = Progress::default();
+    match run(plan, host, qmp, opts, &mut p).await {
+        Ok(()) => {
+            p.fds.clear();
+            let link = p
+                .res
+                .nics
+                .iter()
+                .find(|r| r.kind != "vf")
+                .map(|r| r.name.as_str());
+            let live = with_target_dev(&plan.interface, link);
+            tracing::info!(vm = %plan.vm, device = %plan.device_id, "NIC attached");
+            Ok(AttachedNic {
+                vm: plan.vm.clone(),
+                index: plan.index,
+                type_: plan.type_.clone(),
+                mac: plan.mac.clone(),
+                device_id: plan.device_id.clone(),
+                netdev_id: plan.netdev_id.clone(),
+                chardev_id: plan.chardev_id.clone(),
+                pci_address: plan.pci_address.clone(),
+                fd_names: plan.fd_names.clone(),
+                host: p.res,
+                interface_xml: interface_xml(&live),
+            })
+        }
+        Err((step_id, cause)) => {
+            tracing::warn!(vm = %plan.vm, device = %plan.device_id, %step_id, error = %cause,
+                "attach failed; undoing");
+            let cleanup = undo(qmp, host, opts, &mut p).await;
+            let step = plan
+                .step(step_id)
+                .map(|s| format!("step {step_id} (`{}`)", s.describe()))
+                .unwrap_or_else(|| format!("step {step_id}"));
+            Err(VmError::AttachFailed {
+                what: format!("{} to VM '{}'", plan.nic, plan.vm),
+                step,
+                step_id,
+                cause: Box::new(cause),
+                cleanup,
+            })
+        }
+    }
+}
+
+type StepResult = Result<(), (AttachStepId, VmError)>;
+
+async fn run(
+    plan: &AttachPlan,
+    host: &dyn HostNet,
+    qmp: &QmpClient,
+    opts: &HotplugOptions,
+    p: &mut Progress,
+) -> StepResult {
+    for step in &plan.steps {
+        if opts.fail_at == Some(step.id) {
+            return Err((step.id, VmError::InjectedHotplug(step.id.to_string())));
+        }
+        tracing::debug!(vm = %plan.vm, step = %step.id, what = %step.describe(), "attach step");
+        match &step.action {
+            AttachAction::Host(h) => {
+                let fds =
+                    open_step(host, h, &mut p.host_undo, &mut p.res).map_err(|e| (step.id, e))?;
+                p.fds.push(fds.into_iter().map(Some).collect());
+            }
+            AttachAction::Qmp { command, fd } => {
+                run_qmp_step(step, command, fd.as_ref(), qmp, opts, p)
+                    .await
+                    .map_err(|e| (step.id, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_qmp_step(
+    step: &AttachStep,
+    cmd: &QmpCommand,
+    fd: Option<&crate::plan::FdFrom>,
+    qmp: &QmpClient,
+    opts: &HotplugOptions,
+    p: &mut Progress,
+) -> Result<(), VmError> {
+    let owned = match fd {
+        Some(from) => {
+            let fd = p
+                .fds
+                .get_mut(from.host_step)
+                .and_then(|v| v.get_mut(from.index))
+                .and_then(Option::take)
+                .ok_or_else(|| {
+                    VmError::InvalidContext(format!(
+                        "the plan passes fd {} of host step {}, which opened no such fd",
+                        from.index, from.host_step
+                    ))
+                })?;
+            Some(fd)
+        }
+        None => None,
+    };
+    let r = qmp::run(
+        qmp,
+        cmd,
+        owned.as_ref().map(|f| f.as_fd()),
+        opts.command_timeout,
+    )
+    .await;
+    // QEMU has its own copy now (or never will): ours is closed here.
+    drop(owned);
+    match r {
+        Ok(_) => {
+            if step.id == AttachStepId::NetdevAdd {
+                // netdev_add took the getfd fds over: no name is left to close.
+                p.qemu_undo
+                    .retain(|(id, _)| !matches!(id, AttachStepId::GetFd(_)));
+            }
+            push_undo(step, p);
+            Ok(())
+        }
+        Err(e) => {
+            if is_timeout(&e) {
+                // It may still happen once QEMU answers again: undo it too.
+                p.stalled = true;
+                push_undo(step, p);
+            }
+            Err(qmp::error(cmd, e))
+        }
+    }
+}
+
+fn push_undo(step: &AttachStep, p: &mut Progress) {
+    let u = match &step.undo {
+        AttachUndo::Qmp(c) => QemuUndo::Command(c.clone()),
+        AttachUndo::DeviceDel { id } => QemuUndo::DeviceDel(id.clone()),
+        AttachUndo::HostUndo | AttachUndo::Nothing => return,
+    };
+    p.qemu_undo.push((step.id, u));
+}
+
+/// Undoes what `p` records, newest first; returns what could not be undone (or only sent).
+async fn undo(
+    qmp: &QmpClient,
+    host: &dyn HostNet,
+    opts: &HotplugOptions,
+    p: &mut Progress,
+) -> Vec<String> {
+    let mut left = Vec::new();
+    let deadline = if p.stalled {
+        opts.stalled_undo_timeout
+    } else {
+        opts.command_timeout
+    };
+    while let Some((id, u)) = p.qemu_undo.pop() {
+        match u {
+            QemuUndo::Command(cmd) => match qmp::run(qmp, &cmd, None, deadline).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) if is_timeout(&e) => left.push(format!(
+                    "`{} {}` (undo of {id}) was sent but QEMU did not answer within \
+                     {deadline:?}: its monitor is stalled; QEMU runs it when it answers again",
+                    cmd.execute, cmd.arguments
+                )),
+                Err(e) => left.push(format!(
+                    "`{} {}` (undo of {id}): {e}",
+                    cmd.execute, cmd.arguments
+                )),
+            },
+            QemuUndo::DeviceDel(dev) => match qmp::device_del(qmp, &dev, deadline).await {
+                Ok(_) => {
+                    if let Err(e) = qmp.wait_for_device_deleted(&dev, opts.unplug_timeout).await {
+                        left.push(format!(
+                            "device '{dev}' (undo of {id}): removal requested but not \
+                                 done: {e}"
+                        ));
+                    }
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => left.push(format!("device_del '{dev}' (undo of {id}): {e}")),
+            },
+        }
+    }
+    // Our copies of the fds go before the links: a tap vanishes with its last fd.
+    p.fds.clear();
+    left.extend(
+        p.host_undo
+            .rollback(host)
+            .into_iter()
+            .map(|e| e.to_string()),
+    );
+    left
+}

@@ -1,0 +1,381 @@
+//! The hot-plug executor against [`FakeHost`] and a scripted QMP server (no root, no QEMU):
+//! the command sequence, undo after a failure at every step, QEMU's errors, a stalled monitor,
+//! and detach with its pending state.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use virtnet_conf::xml::{parse_document, Limits};
+use virtnet_conf::{Domain, Interface};
+use virtnet_host::FakeHost;
+use virtnet_qemu::{QemuCaps, QemuVersion};
+
+use super::fake_qmp::{self, Reply};
+use super::*;
+use crate::plan::{plan_attach, plan_detach, AttachPlan};
+
+const CAPS: QemuCaps = QemuCaps {
+    version: QemuVersion::new(7, 2, 22),
+    vhost_net: false,
+};
+
+fn live() -> Domain {
+    virtnet_conf::load_domain(
+        "<domain type='qemu'><name>vm1</name><memory unit='MiB'>64</memory>
+         <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
+         <devices><interface type='user'><mac address='52:54:00:00:00:01'/>
+         <model type='virtio'/></interface></devices></domain>",
+    )
+    .unwrap()
+}
+
+fn iface(xml: &str) -> Interface {
+    Interface::from_element(parse_document(xml, Limits::default()).unwrap()).unwrap()
+}
+
+fn plan(xml: &str) -> AttachPlan {
+    plan_attach(&live(), &iface(xml), &CAPS).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const BRIDGE_DOWN: &str = "<interface type='bridge'><mac address='52:54:00:00:00:05'/>\
+    <source bridge='br0'/><model type='virtio'/><link state='down'/></interface>";
+const VHOSTUSER: &str = "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
+    <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/><model type='virtio'/>\
+    </interface>";
+const HOSTDEV: &str = "<interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:08'/>\
+    <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/>\
+    </source></interface>";
+
+fn host() -> FakeHost {
+    let h = FakeHost::new();
+    h.add_link("br0", "bridge");
+    h
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// QEMU that accepts everything; `device_del` is followed by `DEVICE_DELETED`.
+fn cooperative(cmd: &str, args: &Value) -> Reply {
+    match cmd {
+        "device_del" => {
+            let id = args["id"].as_str().unwrap_or_default();
+            Reply::Ok(json!({}), vec![Reply::deleted(id)])
+        }
+        "qom-list" => Reply::Err("DeviceNotFound", "Device not found".into()),
+        _ => Reply::ok(),
+    }
+}
+
+fn fast() -> HotplugOptions {
+    HotplugOptions {
+        command_timeout: Duration::from_millis(500),
+        unplug_timeout: Duration::from_millis(300),
+        stalled_undo_timeout: Duration::from_millis(100),
+        ..HotplugOptions::default()
+    }
+}
+
+#[test]
+fn attach_then_detach_in_libvirts_order() {
+    rt().block_on(async {
+        let h = host();
+        let (qmp, log) = fake_qmp::start(cooperative).await;
+        let p = plan(BRIDGE_DOWN);
+        let nic = attach(&p, &h, &qmp, &fast()).await.unwrap();
+        assert_eq!(
+            log.commands(),
+            ["getfd", "netdev_add", "device_add", "set_link"]
+        );
+        let all = log.all();
+        assert_eq!(all[1].1["fdname"], "tapfd-net1");
+        assert_eq!(all[2].1["fd"], "tapfd-net1");
+        assert_eq!(all[4].1, json!({"name": "net1", "up": false}));
+        assert_eq!(nic.device_id, "net1");
+        assert_eq!(nic.host.nics.len(), 1);
+        let tap = nic.host.nics[0].name.clone();
+        assert!(h.links().contains(&tap));
+        let live_iface = nic.interface().unwrap();
+        assert_eq!(live_iface.target_dev(), Some(tap.as_str()));
+        assert_eq!(live_iface.alias(), Some("net1"));
+        // Stored and read back, it is the same.
+        let stored: AttachedNic =
+            serde_json::from_str(&serde_json::to_string(&nic).unwrap()).unwrap();
+        assert_eq!(stored, nic);
+
+        let mut d = live();
+        d.devices.interfaces.push(live_iface.clone());
+        let dp = plan_detach(&d, &live_iface, &nic.host).unwrap();
+        let mut pending = PendingDetaches::default();
+        let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
+        let DetachOutcome::Done(report) = out else {
+            panic!("{out:?}")
+        };
+        assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+        assert_eq!(report.released, nic.host);
+        assert_eq!(
+            log.commands()[4..],
+            ["device_del", "netdev_del"],
+            "{:?}",
+            log.commands()
+        );
+        assert_eq!(h.links(), ["br0", "lo"]);
+        assert!(pending.is_empty());
+    });
+}
+
+/// For a failure at each step: which QEMU-side undo commands follow, in order.
+fn expected_undo(step: AttachStepId) -> Vec<&'static str> {
+    match step {
+        AttachStepId::Host(_) | AttachStepId::GetFd(_) | AttachStepId::ChardevAdd => vec![],
+        AttachStepId::NetdevAdd => vec!["closefd"],
+        AttachStepId::DeviceAdd => vec!["netdev_del"],
+        AttachStepId::SetLink => vec!["device_del", "netdev_del"],
+    }
+}
+
+#[test]
+fn a_failure_at_every_step_undoes_the_earlier_ones() {
+    for xml in [BRIDGE_DOWN, VHOSTUSER] {
+        let p = plan(xml);
+        for step in p.step_ids() {
+            rt().block_on(async {
+                let h = host();
+                let (qmp, log) = fake_qmp::start(cooperative).await;
+                let opts = HotplugOptions {
+                    fail_at: Some(step),
+                    ..fast()
+                };
+                let e = attach(&p, &h, &qmp, &opts).await.unwrap_err();
+                assert_eq!(e.failed_attach_step(), Some(step), "{e}");
+                let msg = e.to_string();
+                assert!(msg.contains("everything it had set up was undone"), "{msg}");
+                assert!(msg.contains(&format!("failed at step {step}")), "{msg}");
+                let done: Vec<String> = p
+                    .step_ids()
+                    .into_iter()
+                    .take_while(|s| *s != step)
+                    .filter_map(|s| match p.step(s).unwrap().action {
+                        crate::plan::AttachAction::Qmp { ref command, .. } => {
+                            Some(command.execute.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let mut want = done.clone();
+                let mut undo = expected_undo(step);
+                if xml == VHOSTUSER && step != AttachStepId::ChardevAdd {
+                    undo.push("chardev-remove");
+                }
+                if xml == VHOSTUSER {
+                    undo.retain(|c| *c != "closefd");
+                }
+                want.extend(undo.iter().map(|s| s.to_string()));
+                assert_eq!(log.commands(), want, "failing at {step}");
+                assert_eq!(h.links(), ["br0", "lo"], "failing at {step}");
+            });
+        }
+    }
+}
+
+#[test]
+fn qemu_errors_name_the_step_and_the_reason() {
+    rt().block_on(async {
+        let h = host();
+        let (qmp, log) = fake_qmp::start(|cmd, args| match cmd {
+            "netdev_add" => Reply::Err("GenericError", "Duplicate ID 'hostnet1' for netdev".into()),
+            "closefd" => Reply::Err(
+                "GenericError",
+                format!("File descriptor named '{}' not found", args["fdname"]),
+            ),
+            _ => Reply::ok(),
+        })
+        .await;
+        let p = plan(BRIDGE_DOWN);
+        let e = attach(&p, &h, &qmp, &fast()).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("failed at step netdev_add"), "{msg}");
+        assert!(
+            msg.contains("GenericError: Duplicate ID 'hostnet1' for netdev"),
+            "{msg}"
+        );
+        // closefd's "not found" (netdev_add may have taken the fd) counts as undone.
+        assert!(msg.contains("everything it had set up was undone"), "{msg}");
+        assert_eq!(log.commands(), ["getfd", "netdev_add", "closefd"]);
+        assert_eq!(h.links(), ["br0", "lo"]);
+    });
+}
+
+#[test]
+fn a_host_failure_undoes_the_host_side() {
+    rt().block_on(async {
+        // No bridge br0: the tap is created, attaching it fails, the tap is deleted.
+        let h = FakeHost::new();
+        let (qmp, log) = fake_qmp::start(cooperative).await;
+        let e = attach(&plan(BRIDGE_DOWN), &h, &qmp, &fast())
+            .await
+            .unwrap_err();
+        assert_eq!(e.failed_attach_step(), Some(AttachStepId::Host(0)), "{e}");
+        assert!(log.commands().is_empty());
+        assert_eq!(h.links(), ["lo"]);
+    });
+}
+
+#[test]
+fn a_vf_is_restored_when_device_add_fails() {
+    rt().block_on(async {
+        let h = host();
+        let (qmp, log) = fake_qmp::start(|cmd, _| match cmd {
+            "device_add" => Reply::Err("GenericError", "vfio 0000:03:10.1: no iommu_group".into()),
+            _ => Reply::ok(),
+        })
+        .await;
+        let p = plan(HOSTDEV);
+        let e = attach(&p, &h, &qmp, &fast()).await.unwrap_err();
+        assert!(e.to_string().contains("no iommu_group"), "{e}");
+        assert_eq!(log.commands(), ["device_add"]);
+        assert!(h.prepared_vfs().is_empty());
+    });
+}
+
+#[test]
+fn a_stalled_monitor_gets_the_undo_queued() {
+    rt().block_on(async {
+        let h = host();
+        let stalled = Arc::new(Mutex::new(false));
+        let s2 = stalled.clone();
+        // QEMU 7.2 stuck inside netdev_add (a vhost-user back end failing its handshake):
+        // from then on the monitor answers nothing.
+        let (qmp, log) = fake_qmp::start(move |cmd, _| {
+            let mut st = s2.lock().unwrap();
+            if cmd == "netdev_add" {
+                *st = true;
+            }
+            if *st {
+                Reply::Silent
+            } else {
+                Reply::ok()
+            }
+        })
+        .await;
+        let p = plan(VHOSTUSER);
+        let t = Instant::now();
+        let e = attach(&p, &h, &qmp, &fast()).await.unwrap_err();
+        let took = t.elapsed();
+        let msg = e.to_string();
+        assert!(msg.contains("failed at step netdev_add"), "{msg}");
+        assert!(msg.contains("got no reply within 500ms"), "{msg}");
+        // Its own undo and the chardev's are sent; QEMU runs them once it answers again.
+        assert_eq!(
+            log.commands(),
+            ["chardev-add", "netdev_add", "netdev_del", "chardev-remove"]
+        );
+        let VmError::AttachFailed { cleanup, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(cleanup.len(), 2, "{cleanup:?}");
+        assert!(cleanup[0].contains("monitor is stalled"), "{cleanup:?}");
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+    });
+}
+
+#[test]
+fn detach_timeout_is_pending_then_completes() {
+    rt().block_on(async {
+        let h = host();
+        let release = Arc::new(Mutex::new(false));
+        let r2 = release.clone();
+        let (qmp, log) = fake_qmp::start(move |cmd, args| {
+            let id = args["id"].as_str().unwrap_or_default().to_string();
+            match cmd {
+                // The guest ignores the first request; on the second it has booted.
+                "device_del" if !*r2.lock().unwrap() => {
+                    *r2.lock().unwrap() = true;
+                    Reply::ok()
+                }
+                "device_del" => Reply::Ok(json!({}), vec![Reply::deleted(&id)]),
+                "qom-list" => Reply::Ok(json!([{"name": "type", "type": "string"}]), vec![]),
+                _ => Reply::ok(),
+            }
+        })
+        .await;
+        let p = plan(BRIDGE_DOWN);
+        let nic = attach(&p, &h, &qmp, &fast()).await.unwrap();
+        let live_iface = nic.interface().unwrap();
+        let mut d = live();
+        d.devices.interfaces.push(live_iface.clone());
+        let dp = plan_detach(&d, &live_iface, &nic.host).unwrap();
+        let mut pending = PendingDetaches::default();
+        let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
+        assert!(matches!(out, DetachOutcome::Pending(_)), "{out:?}");
+        assert!(pending.get("net1").is_some());
+        let tap = &nic.host.nics[0].name;
+        assert!(h.links().contains(tap), "nothing is released while pending");
+
+        let e = detach(&dp, &h, &qmp, &mut pending, &fast())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, VmError::DetachPending { .. })
+                && e.to_string().contains("already being detached"),
+            "{e}"
+        );
+        // Stored and read back (the daemon keeps it with the live status).
+        let mut pending: PendingDetaches =
+            serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
+
+        let out = complete_detach("net1", &h, &qmp, &mut pending, &fast())
+            .await
+            .unwrap();
+        assert!(matches!(out, DetachOutcome::Done(_)), "{out:?}");
+        assert!(pending.is_empty());
+        assert_eq!(h.links(), ["br0", "lo"]);
+        let cmds = log.commands();
+        assert_eq!(
+            cmds[4..],
+            ["device_del", "qom-list", "device_del", "netdev_del"],
+            "{cmds:?}"
+        );
+        let e = complete_detach("net1", &h, &qmp, &mut pending, &fast())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, VmError::NoPendingDetach { .. }), "{e}");
+    });
+}
+
+#[test]
+fn completing_after_the_event_needs_no_second_request() {
+    rt().block_on(async {
+        let h = host();
+        let (qmp, log) = fake_qmp::start(|cmd, _| match cmd {
+            // Already gone (its DEVICE_DELETED came while nobody waited).
+            "qom-list" => Reply::Err(
+                "DeviceNotFound",
+                "Device '/machine/peripheral/net1' not found".into(),
+            ),
+            _ => Reply::ok(),
+        })
+        .await;
+        let p = plan(BRIDGE_DOWN);
+        let nic = attach(&p, &h, &qmp, &fast()).await.unwrap();
+        let live_iface = nic.interface().unwrap();
+        let mut d = live();
+        d.devices.interfaces.push(live_iface.clone());
+        let dp = plan_detach(&d, &live_iface, &nic.host).unwrap();
+        let mut pending = PendingDetaches::default();
+        let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
+        assert!(matches!(out, DetachOutcome::Pending(_)));
+        let out = complete_detach("net1", &h, &qmp, &mut pending, &fast())
+            .await
+            .unwrap();
+        assert!(matches!(out, DetachOutcome::Done(_)));
+        assert_eq!(log.commands()[5..], ["qom-list", "netdev_del"]);
+        assert_eq!(h.links(), ["br0", "lo"]);
+    });
+}

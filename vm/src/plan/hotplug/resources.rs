@@ -1,0 +1,84 @@
+//! Which of a VM's host objects belong to one interface, and keeping the VM's record in step
+//! as interfaces come and go.
+
+use virtnet_conf::interface::InterfaceKind;
+use virtnet_conf::Interface;
+
+use crate::exec::{HostResources, UndoRecord};
+
+/// The part of `held` that belongs to `iface` (index `index` of the live domain): its links
+/// by `<target dev>` (which the live definition records), its VF by address, else the objects
+/// recorded for `index`; with the undo records that release them.
+pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize) -> HostResources {
+    let link = iface.target_dev();
+    let vf = iface.hostdev_source().map(|a| a.to_string());
+    let mut nics: Vec<_> = held
+        .nics
+        .iter()
+        .filter(|r| {
+            if r.kind == "vf" {
+                vf.as_deref() == Some(r.name.as_str())
+            } else {
+                link == Some(r.name.as_str())
+            }
+        })
+        .cloned()
+        .collect();
+    if nics.is_empty() {
+        nics = held
+            .nics
+            .iter()
+            .filter(|r| r.nic == index)
+            .cloned()
+            .collect();
+    }
+    let links: Vec<&str> = nics
+        .iter()
+        .filter(|r| r.kind != "vf")
+        .map(|r| r.name.as_str())
+        .collect();
+    let vfs: Vec<&str> = nics
+        .iter()
+        .filter(|r| r.kind == "vf")
+        .map(|r| r.name.as_str())
+        .collect();
+    let lower = match &iface.kind {
+        InterfaceKind::Direct { dev, .. } => Some(dev.value.as_str()),
+        _ => None,
+    };
+    let undo = held
+        .undo
+        .iter()
+        .filter(|u| match u {
+            UndoRecord::DeleteLink { name, .. } => links.contains(&name.as_str()),
+            UndoRecord::DetachFromBridge { port, .. } => links.contains(&port.as_str()),
+            UndoRecord::SetMac { name, .. } => !links.is_empty() && lower == Some(name.as_str()),
+            UndoRecord::RestoreVf { pci, .. } => vfs.contains(&pci.as_str()),
+        })
+        .cloned()
+        .collect();
+    HostResources { nics, undo }
+}
+
+impl HostResources {
+    /// Adds `part` (e.g. [`crate::exec::AttachedNic::host`] after a hot-plug) to this record.
+    pub fn add(&mut self, part: &HostResources) {
+        self.nics.extend(part.nics.iter().cloned());
+        self.undo.extend(part.undo.iter().cloned());
+    }
+
+    /// Removes `part` (e.g. [`crate::plan::DetachPlan::host`] once the detach is done): each
+    /// of its objects and undo records once.
+    pub fn remove_part(&mut self, part: &HostResources) {
+        for n in &part.nics {
+            if let Some(i) = self.nics.iter().position(|x| x == n) {
+                self.nics.remove(i);
+            }
+        }
+        for u in &part.undo {
+            if let Some(i) = self.undo.iter().rposition(|x| x == u) {
+                self.undo.remove(i);
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Hot-plug plan tests: insta snapshots of whole attach plans (committed in `snapshots/`; a
+//! missing or changed snapshot fails), detach plans, and the id/slot/refusal rules.
+
+use virtnet_conf::xml::{parse_document, Limits};
+use virtnet_conf::{Domain, Interface};
+use virtnet_qemu::{QemuCaps, QemuVersion};
+
+use super::*;
+use crate::exec::{HostResources, NicResource, UndoRecord};
+
+const QEMU_7_2: QemuCaps = QemuCaps {
+    version: QemuVersion::new(7, 2, 22),
+    vhost_net: true,
+};
+
+/// A running VM's live definition: one bridge NIC from the start (net0), a serial console.
+fn live(domain_type: &str, extra_nics: &str) -> Domain {
+    let xml = format!(
+        "<domain type='{domain_type}'>
+  <name>vm1</name>
+  <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>
+  <memory unit='MiB'>256</memory>
+  <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <features><acpi/></features>
+  <devices>
+    <interface type='bridge'>
+      <mac address='52:54:00:00:00:01'/>
+      <source bridge='br0'/>
+      <target dev='vnet0'/>
+      <model type='virtio'/>
+    </interface>
+    {extra_nics}
+    <serial type='pty'><target port='0'/></serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>"
+    );
+    virtnet_conf::load_domain(&xml).unwrap_or_else(|e| panic!("{e:?}\n{xml}"))
+}
+
+fn iface(xml: &str) -> Interface {
+    Interface::from_element(parse_document(xml, Limits::default()).unwrap()).unwrap()
+}
+
+fn attach(xml: &str) -> AttachPlan {
+    plan_attach(&live("qemu", ""), &iface(xml), &QEMU_7_2).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const BRIDGE: &str = "<interface type='bridge'><mac address='52:54:00:00:00:05'/>\
+    <source bridge='br0'/><model type='virtio'/></interface>";
+
+#[test]
+fn snapshot_bridge() {
+    let p = attach(BRIDGE);
+    assert_eq!(p.device_id, "net1");
+    assert_eq!(p.fd_names, ["tapfd-net1"]);
+    insta::assert_yaml_snapshot!("bridge", p);
+}
+
+#[test]
+fn snapshot_bridge_multiqueue_kvm_vhost_net() {
+    let xml = "<interface type='bridge'><mac address='52:54:00:00:00:05'/>\
+        <source bridge='br0'/><model type='virtio'/><driver queues='2'/></interface>";
+    let p = plan_attach(&live("kvm", ""), &iface(xml), &QEMU_7_2).unwrap();
+    assert_eq!(
+        p.fd_names,
+        [
+            "tapfd-net1-0",
+            "tapfd-net1-1",
+            "vhostfd-net1-0",
+            "vhostfd-net1-1"
+        ]
+    );
+    insta::assert_yaml_snapshot!("bridge_multiqueue_kvm_vhost_net", p);
+}
+
+#[test]
+fn snapshot_vhostuser() {
+    let client = attach(
+        "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
+         <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/>\
+         <model type='virtio'/></interface>",
+    );
+    let cmd = &client.step(AttachStepId::ChardevAdd).unwrap().action;
+    let AttachAction::Qmp { command, .. } = cmd else {
+        panic!("{cmd:?}")
+    };
+    assert_eq!(command.arguments["backend"]["data"]["server"], false);
+    let server = attach(
+        "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
+         <source type='unix' path='/run/vhost/vm1-a.sock' mode='server'/>\
+         <model type='virtio'/></interface>",
+    );
+    insta::assert_yaml_snapshot!("vhostuser_client", client);
+    insta::assert_yaml_snapshot!("vhostuser_server", server);
+}
+
+#[test]
+fn snapshot_direct() {
+    insta::assert_yaml_snapshot!(
+        "direct",
+        attach(
+            "<interface type='direct'><mac address='52:54:00:00:00:07'/>\
+             <source dev='eth0' mode='bridge'/><model type='virtio'/></interface>"
+        )
+    );
+}
+
+#[test]
+fn snapshot_hostdev() {
+    let p = attach(
+        "<interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:08'/>\
+         <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' \
+         function='0x1'/></source><vlan><tag id='42'/></vlan></interface>",
+    );
+    assert_eq!(p.device_id, "hostdev0");
+    assert_eq!(
+        p.step_ids(),
+        [AttachStepId::Host(0), AttachStepId::DeviceAdd],
+        "a VF is only a vfio-pci device_add after the host step"
+    );
+    insta::assert_yaml_snapshot!("hostdev", p);
+}
+
+#[test]
+fn snapshot_user() {
+    insta::assert_yaml_snapshot!(
+        "user",
+        attach(
+            "<interface type='user'><mac address='52:54:00:00:00:09'/>\
+             <model type='e1000'/></interface>"
+        )
+    );
+}
+
+#[test]
+fn snapshot_link_down() {
+    let p = attach(
+        "<interface type='ethernet'><mac address='52:54:00:00:00:0a'/>\
+         <target dev='tap-ext' managed='no'/><model type='virtio'/><link state='down'/>\
+         </interface>",
+    );
+    assert_eq!(p.step_ids().last(), Some(&AttachStepId::SetLink));
+    insta::assert_yaml_snapshot!("link_down", p);
+}
+
+#[test]
+fn order_and_undo_follow_libvirt() {
+    let p = attach(BRIDGE);
+    let names: Vec<String> = p
+        .steps
+        .iter()
+        .map(|s| match (&s.action, &s.undo) {
+            (AttachAction::Host(_), AttachUndo::HostUndo) => "host".to_string(),
+            (AttachAction::Qmp { command, .. }, AttachUndo::Qmp(u)) => {
+                format!("{}/{}", command.execute, u.execute)
+            }
+            (AttachAction::Qmp { command, .. }, AttachUndo::DeviceDel { id }) => {
+                format!("{}/device_del {id}", command.execute)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "host",
+            "getfd/closefd",
+            "netdev_add/netdev_del",
+            "device_add/device_del net1"
+        ]
+    );
+    let summary = p.summary();
+    assert!(
+        summary.contains(r#"netdev_add {"type":"tap","fd":"tapfd-net1","id":"hostnet1"}"#),
+        "{summary}"
+    );
+}
+
+#[test]
+fn ids_and_slots_avoid_what_the_vm_uses() {
+    // The live VM has net0 (slot 3) and a NIC added earlier as net4 (slot 5).
+    let d = live(
+        "qemu",
+        "<interface type='user'><mac address='52:54:00:00:00:02'/><model type='virtio'/>\
+         <alias name='net4'/><address type='pci' domain='0x0000' bus='0x00' slot='0x05' \
+         function='0x0'/></interface>",
+    );
+    let p = plan_attach(&d, &iface(BRIDGE), &QEMU_7_2).unwrap();
+    assert_eq!(p.device_id, "net5");
+    assert_eq!(p.netdev_id.as_deref(), Some("hostnet5"));
+    let used: Vec<String> = d
+        .pci_addresses_in_use()
+        .into_iter()
+        .map(|(_, a, _)| a.to_string())
+        .collect();
+    let slot = p.pci_address.clone().unwrap();
+    assert!(!used.contains(&slot), "{slot} is in use: {used:?}");
+    assert!(
+        p.interface_xml.contains("<alias name='net5'/>"),
+        "{}",
+        p.interface_xml
+    );
+    // Planned into the live domain, the next one gets other ids and another slot.
+    let mut after = d.clone();
+    after.devices.interfaces.push(p.interface.clone());
+    let xml2 = "<interface type='bridge'><mac address='52:54:00:00:00:0b'/>\
+        <source bridge='br0'/><model type='virtio'/></interface>";
+    let p2 = plan_attach(&after, &iface(xml2), &QEMU_7_2).unwrap();
+    assert_eq!(p2.device_id, "net6");
+    assert_ne!(p2.pci_address, p.pci_address);
+
+    // A user alias is kept; one whose ids are taken is refused.
+    let ua = "<interface type='bridge'><mac address='52:54:00:00:00:0c'/>\
+        <source bridge='br0'/><model type='virtio'/><alias name='ua-extra'/></interface>";
+    let p3 = plan_attach(&d, &iface(ua), &QEMU_7_2).unwrap();
+    assert_eq!(p3.device_id, "ua-extra");
+    assert_eq!(p3.fd_names, ["tapfd-ua-extra"]);
+    let taken = "<interface type='bridge'><mac address='52:54:00:00:00:0c'/>\
+        <source bridge='br0'/><model type='virtio'/><alias name='net4'/></interface>";
+    let e = plan_attach(&d, &iface(taken), &QEMU_7_2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'net4'") && e.contains("already uses"), "{e}");
+}
+
+#[test]
+fn refusals_are_clear() {
+    let d = live("qemu", "");
+    let refuse = |xml: &str| {
+        plan_attach(&d, &iface(xml), &QEMU_7_2)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refuse(
+        "<interface type='network'><mac address='52:54:00:00:00:0d'/>\
+         <source network='default'/></interface>",
+    );
+    assert!(
+        e.contains("cannot be hot-plugged") && e.contains("type='bridge'"),
+        "{e}"
+    );
+    let e = refuse(
+        "<interface type='vdpa'><mac address='52:54:00:00:00:0d'/>\
+         <source dev='/dev/vhost-vdpa-0'/></interface>",
+    );
+    assert!(
+        e.contains("cannot be hot-plugged") && e.contains("vdpa"),
+        "{e}"
+    );
+    // The MAC of the running NIC.
+    let e = refuse(
+        "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
+         <source bridge='br0'/></interface>",
+    );
+    assert!(e.contains("cannot be added to VM 'vm1'"), "{e}");
+    // Its tap name.
+    let e = refuse(
+        "<interface type='bridge'><mac address='52:54:00:00:00:0e'/>\
+         <source bridge='br0'/><target dev='vnet0'/></interface>",
+    );
+    assert!(e.contains("vnet0"), "{e}");
+    let e = refuse("<interface type='bridge'><source bridge='br0'/></interface>");
+    assert!(e.contains("no MAC"), "{e}");
+}
+
+fn boot_resources() -> HostResources {
+    HostResources {
+        nics: vec![NicResource {
+            nic: 0,
+            kind: "tap".into(),
+            name: "vnet0".into(),
+            ifindex: Some(7),
+            managed: true,
+            bridge: Some("br0".into()),
+        }],
+        undo: vec![
+            UndoRecord::DeleteLink {
+                name: "vnet0".into(),
+                ifindex: Some(7),
+            },
+            UndoRecord::DetachFromBridge {
+                port: "vnet0".into(),
+                bridge: "br0".into(),
+            },
+        ],
+    }
+}
+
+#[test]
+fn detach_plans() {
+    let mut held = boot_resources();
+    // An attached vhost-user NIC and a VF: their records follow the boot NIC's.
+    let d = live(
+        "qemu",
+        "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
+         <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/>\
+         <model type='virtio'/><alias name='net1'/></interface>\
+         <interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:08'/>\
+         <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' \
+         function='0x1'/></source><alias name='hostdev0'/></interface>",
+    );
+    let vf = HostResources {
+        nics: vec![NicResource {
+            nic: 2,
+            kind: "vf".into(),
+            name: "0000:03:10.1".into(),
+            ifindex: None,
+            managed: true,
+            bridge: None,
+        }],
+        undo: vec![UndoRecord::RestoreVf {
+            pci: "0000:03:10.1".into(),
+            pf: "eth0".into(),
+            index: 3,
+            mac: "00:00:00:00:00:00".into(),
+            vlan: 0,
+            qos: 0,
+            driver: Some("iavf".into()),
+        }],
+    };
+    held.add(&vf);
+    let list = &d.devices.interfaces;
+    let bridge = plan_detach(&d, &list[0], &held).unwrap();
+    assert_eq!(bridge.host, boot_resources());
+    let vhost = plan_detach(&d, &list[1], &held).unwrap();
+    assert_eq!(vhost.host, HostResources::default());
+    let hostdev = plan_detach(&d, &list[2], &held).unwrap();
+    assert_eq!(hostdev.host, vf);
+    insta::assert_yaml_snapshot!("detach_bridge", bridge);
+    insta::assert_yaml_snapshot!("detach_vhostuser", vhost);
+    insta::assert_yaml_snapshot!("detach_hostdev", hostdev);
+
+    // Once done, the VM's record loses exactly that NIC's part.
+    held.remove_part(&bridge.host);
+    assert_eq!(held, vf);
+
+    // An interface that is not in the live domain.
+    let stray = iface(BRIDGE);
+    let e = plan_detach(&d, &stray, &held).unwrap_err().to_string();
+    assert!(
+        e.contains("not an interface of the running VM 'vm1'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn attached_interface_round_trips() {
+    let p = attach(BRIDGE);
+    let back = parse_interface(&p.interface_xml).unwrap();
+    assert_eq!(back.alias(), Some("net1"));
+    assert_eq!(interface_xml(&back), p.interface_xml);
+    let pinned = with_target_dev(&p.interface, Some("vnet9"));
+    assert_eq!(pinned.target_dev(), Some("vnet9"));
+}
