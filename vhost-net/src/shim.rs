@@ -21,6 +21,8 @@ const HDR: usize = 12;
 const MAX_FDS: usize = 32;
 const MAX_PAYLOAD: usize = 64 * 1024;
 const REQ_SET_FEATURES: u32 = 2;
+const REQ_RESET_OWNER: u32 = 4;
+const REQ_RESET_DEVICE: u32 = 34;
 const REQ_SET_VRING_ENABLE: u32 = 18;
 const FLAG_VERSION: u32 = 0x1;
 const FLAG_REPLY: u32 = 0x4;
@@ -180,6 +182,8 @@ impl Relay {
                         &m.payload[..m.payload.len().min(8)]
                     );
                     match m.request() {
+                        // After a reset the features must be set again first.
+                        REQ_RESET_OWNER | REQ_RESET_DEVICE => features_set = false,
                         REQ_SET_FEATURES => {
                             features_set = true;
                             if send_msg(&b_out, &m).is_err() {
