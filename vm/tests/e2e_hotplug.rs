@@ -1,0 +1,379 @@
+//! Live NIC hot-plug end to end (real QEMU 7.2 under TCG, the test guest, each test in its own
+//! network namespace): a hot-plugged bridge NIC comes up in the guest and pings over it, and
+//! leaves nothing when unplugged; a failure at every attach step (injected, and real ones:
+//! duplicate netdev id, PCI slot in use, missing bridge, tap name in use, unreachable
+//! vhost-user socket) leaves nothing in QEMU, on the host or in our process; a detach the
+//! guest does not acknowledge stays pending and completes later.
+
+mod common;
+#[path = "e2e_hotplug_util.rs"]
+mod util;
+
+use std::time::{Duration, Instant};
+
+use common::{env, start_with_console, BOOT, CMD};
+use serde_json::json;
+use util::{assert_nothing_left, fd_count, guest_ifname, iface, settle_fd_count, Live, NicTrace};
+use virtnet_host::LinuxHost;
+use virtnet_testkit::{
+    bridge_nic, ip, link_details, links, runtime, with_netns, with_netns_exclusive, Snapshot,
+    TestDomain,
+};
+use virtnet_vm::exec::{self, DetachOutcome, HotplugOptions, PendingDetaches};
+use virtnet_vm::{plan_attach, plan_detach, AttachStepId, ExecOptions, StopMode, VmError};
+
+fn opts() -> HotplugOptions {
+    HotplugOptions {
+        unplug_timeout: Duration::from_secs(20),
+        ..HotplugOptions::default()
+    }
+}
+
+#[test]
+fn hotplugged_bridge_nic_comes_up_pings_and_goes_away() {
+    let Some(env) = env() else { return };
+    with_netns(move || {
+        ip("link add br0 type bridge");
+        ip("addr add 10.0.20.1/24 dev br0");
+        ip("link set br0 up");
+        ip("link add br1 type bridge");
+        ip("addr add 10.0.21.1/24 dev br1");
+        ip("link set br1 up");
+        let tmp = tempfile::tempdir().unwrap();
+        let serial = tmp.path().join("serial.sock");
+        let (mac0, mac1) = ("52:54:00:00:20:02", "52:54:00:00:21:02");
+        let mut dom = TestDomain::new("hotplug1", &serial).nic(
+            &bridge_nic(mac0, "br0"),
+            mac0,
+            Some("10.0.20.2/24"),
+        );
+        // The guest gives the hot-plugged NIC its address by MAC.
+        dom.ips.push((mac1.into(), "10.0.21.2/24".into()));
+        let xml = dom.xml(env.guest);
+        let plan = env.plan(&xml, &tmp.path().join("run"));
+        runtime().block_on(async {
+            let before = Snapshot::take(&[tmp.path()]);
+            let host = LinuxHost::new().unwrap();
+            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            con.wait_ready(BOOT).await.unwrap();
+            let mut live = Live::new(&xml, &vm);
+            let qemu_fds = fd_count(vm.pid());
+
+            let ap = plan_attach(&live.domain, &iface(&bridge_nic(mac1, "br1")), &env.caps)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(ap.device_id, "net1");
+            let t = Instant::now();
+            let nic = exec::attach(&ap, &host, vm.qmp(), &opts())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("attach took {:?}", t.elapsed());
+            let tap = nic.host.nics[0].name.clone();
+            let details = link_details(&tap).expect("the tap exists");
+            assert!(details.contains("master br1"), "{details}");
+            let up = con.wait_nic_up(mac1, BOOT).await.unwrap();
+            assert!(up.ends_with("10.0.21.2/24"), "{up}");
+            let dev = guest_ifname(&up);
+            let (out, rc) = con
+                .run(&format!("ping -c 3 -W 2 -I {dev} 10.0.21.1"), CMD)
+                .await
+                .unwrap();
+            assert_eq!(rc, 0, "guest ping over {dev} failed:\n{out}");
+            assert!(out.contains("bytes from 10.0.21.1"), "{out}");
+
+            let live_iface = live.add(&nic);
+            let dp = plan_detach(&live.domain, &live_iface, &live.held).unwrap();
+            assert_eq!(dp.host, nic.host);
+            let mut pending = PendingDetaches::default();
+            let t = Instant::now();
+            let out = exec::detach(&dp, &host, vm.qmp(), &mut pending, &opts())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("detach took {:?}", t.elapsed());
+            let DetachOutcome::Done(report) = out else {
+                panic!("{out:?}")
+            };
+            assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+            live.remove(&report.device_id, &report.released);
+            assert_eq!(&live.held, vm.resources());
+            let down = format!("virtnet-guest: nic down {dev} {mac1}");
+            con.wait_line(|l| l == down, CMD).await.unwrap();
+            assert!(!links().contains(&tap), "tap {tap} left behind");
+            assert_nothing_left(vm.qmp(), &NicTrace::of_plan(&ap), "after detach").await;
+            let n = settle_fd_count(vm.pid(), qemu_fds, Duration::from_secs(5)).await;
+            assert_eq!(n, qemu_fds, "QEMU's open fds after attach + detach");
+
+            // The boot NIC still works.
+            let (out, rc) = con.run("ping -c 2 -W 2 10.0.20.1", CMD).await.unwrap();
+            assert_eq!(rc, 0, "{out}");
+            vm.stop(&host, StopMode::Destroy).await.unwrap();
+            before.assert_no_leaks("hot-plug, unplug, stop");
+        });
+    });
+}
+
+#[test]
+fn every_attach_failure_leaves_nothing_behind() {
+    let Some(env) = env() else { return };
+    with_netns_exclusive(move || {
+        ip("link add br0 type bridge");
+        ip("link set br0 up");
+        // A device that holds a name a tap asks for.
+        ip("link add tapbusy type bridge");
+        let tmp = tempfile::tempdir().unwrap();
+        let serial = tmp.path().join("serial.sock");
+        let mut dom = TestDomain::new("hotplug2", &serial);
+        dom.shared_memory = true; // for the vhost-user NICs
+        let xml = dom.xml(env.guest);
+        let plan = env.plan(&xml, &tmp.path().join("run"));
+        runtime().block_on(async {
+            let host = LinuxHost::new().unwrap();
+            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            con.wait_ready(BOOT).await.unwrap();
+            let mut live = Live::new(&xml, &vm);
+            let qmp = vm.qmp();
+            let pid = vm.pid();
+            let before = Snapshot::take(&[tmp.path()]);
+            assert!(
+                before.fds.len() > 3,
+                "our fds are compared: {:?}",
+                before.fds
+            );
+            let qemu_fds = fd_count(pid);
+            // 1. Injected at each step of a bridge NIC whose link is down (every step kind
+            //    but chardev-add, done below with a vhost-user NIC).
+            let down = "<interface type='bridge'><mac address='52:54:00:00:22:01'/>\
+                <source bridge='br0'/><model type='virtio'/><link state='down'/></interface>";
+            let ap = plan_attach(&live.domain, &iface(down), &env.caps).unwrap();
+            let vu = format!(
+                "<interface type='vhostuser'><mac address='52:54:00:00:22:02'/>\
+                 <source type='unix' path='{}' mode='server'/><model type='virtio'/>\
+                 </interface>",
+                tmp.path().join("vu.sock").display()
+            );
+            // QEMU listens on this socket: undoing chardev-add must remove it again.
+            let vu_plan = plan_attach(&live.domain, &iface(&vu), &env.caps).unwrap();
+            let injected = ap.step_ids().into_iter().map(|s| (ap.clone(), s)).chain([
+                (vu_plan.clone(), AttachStepId::ChardevAdd),
+                (vu_plan.clone(), AttachStepId::NetdevAdd),
+            ]);
+            for (p, step) in injected {
+                let o = HotplugOptions {
+                    fail_at: Some(step),
+                    ..opts()
+                };
+                let e = exec::attach(&p, &host, qmp, &o).await.unwrap_err();
+                assert_eq!(e.failed_attach_step(), Some(step), "{e}");
+                assert!(
+                    e.to_string()
+                        .contains("everything it had set up was undone"),
+                    "{e}"
+                );
+                let what = format!("{} injected at {step}", p.type_);
+                check(qmp, pid, qemu_fds, &before, &what, &NicTrace::of_plan(&p)).await;
+            }
+
+            // 2. Real failures. A NIC attached for real first: net1 on slot N.
+            let ok = "<interface type='bridge'><mac address='52:54:00:00:22:03'/>\
+                <source bridge='br0'/><model type='virtio'/></interface>";
+            let first = plan_attach(&live.domain, &iface(ok), &env.caps).unwrap();
+            let stale = live.domain.clone();
+            let nic = exec::attach(&first, &host, qmp, &opts()).await.unwrap();
+            live.add(&nic);
+            let with_first = Snapshot::take(&[tmp.path()]);
+            let qemu_fds_first = fd_count(pid);
+            let other = "<interface type='bridge'><mac address='52:54:00:00:22:04'/>\
+                <source bridge='br0'/><model type='virtio'/></interface>";
+
+            // netdev_add fails: planned on a stale live definition, it reuses hostnet's id.
+            let dup = plan_attach(&stale, &iface(other), &env.caps).unwrap();
+            assert_eq!(dup.netdev_id, first.netdev_id);
+            let e = exec::attach(&dup, &host, qmp, &opts()).await.unwrap_err();
+            assert_eq!(e.failed_attach_step(), Some(AttachStepId::NetdevAdd), "{e}");
+            assert!(e.to_string().contains("Duplicate ID"), "{e}");
+            // device_add fails: the PCI slot is the first NIC's.
+            let mut busy = plan_attach(&live.domain, &iface(other), &env.caps).unwrap();
+            let slot = first
+                .step(AttachStepId::DeviceAdd)
+                .map(|s| match &s.action {
+                    virtnet_vm::plan::AttachAction::Qmp { command, .. } => {
+                        command.arguments["addr"].clone()
+                    }
+                    _ => unreachable!(),
+                })
+                .unwrap();
+            busy.qmp_mut(AttachStepId::DeviceAdd).unwrap().arguments["addr"] = slot;
+            let e = exec::attach(&busy, &host, qmp, &opts()).await.unwrap_err();
+            assert_eq!(e.failed_attach_step(), Some(AttachStepId::DeviceAdd), "{e}");
+            assert!(e.to_string().contains("not available"), "{e}");
+            // A bridge that does not exist.
+            let nobr = "<interface type='bridge'><mac address='52:54:00:00:22:05'/>\
+                <source bridge='nobr0'/><model type='virtio'/></interface>";
+            let p = plan_attach(&live.domain, &iface(nobr), &env.caps).unwrap();
+            let e = exec::attach(&p, &host, qmp, &opts()).await.unwrap_err();
+            assert_eq!(e.failed_attach_step(), Some(AttachStepId::Host(0)), "{e}");
+            assert!(e.to_string().contains("nobr0"), "{e}");
+            // A tap name in use.
+            let named = "<interface type='bridge'><mac address='52:54:00:00:22:06'/>\
+                <source bridge='br0'/><target dev='tapbusy'/><model type='virtio'/></interface>";
+            let p2 = plan_attach(&live.domain, &iface(named), &env.caps).unwrap();
+            let e = exec::attach(&p2, &host, qmp, &opts()).await.unwrap_err();
+            assert_eq!(e.failed_attach_step(), Some(AttachStepId::Host(0)), "{e}");
+            assert!(e.to_string().contains("tapbusy"), "{e}");
+            // A vhost-user socket nobody listens on (QEMU is the client): chardev-add fails.
+            let nobody = format!(
+                "<interface type='vhostuser'><mac address='52:54:00:00:22:07'/>\
+                 <source type='unix' path='{}' mode='client'/><model type='virtio'/>\
+                 </interface>",
+                tmp.path().join("nobody.sock").display()
+            );
+            let p3 = plan_attach(&live.domain, &iface(&nobody), &env.caps).unwrap();
+            let e = exec::attach(&p3, &host, qmp, &opts()).await.unwrap_err();
+            assert_eq!(
+                e.failed_attach_step(),
+                Some(AttachStepId::ChardevAdd),
+                "{e}"
+            );
+            for (what, p) in [
+                ("duplicate netdev id", &dup),
+                ("PCI slot in use", &busy),
+                ("missing bridge", &p),
+                ("tap name in use", &p2),
+                ("vhost-user socket nobody listens on", &p3),
+            ] {
+                // The first NIC's ids are its own: only check what the failed one added.
+                let mut t = NicTrace::of_plan(p);
+                if t.netdev == first.netdev_id {
+                    t.netdev = None;
+                    t.device = "none".into();
+                }
+                assert_nothing_left(qmp, &t, what).await;
+            }
+            assert_eq!(
+                settle_fd_count(pid, qemu_fds_first, Duration::from_secs(5)).await,
+                qemu_fds_first,
+                "QEMU's fds after the real failures"
+            );
+            let leaks = leaks_since(&with_first);
+            assert!(leaks.is_empty(), "real failures left behind:\n{leaks}");
+            assert!(
+                links().contains(&nic.host.nics[0].name),
+                "the first NIC is intact"
+            );
+
+            // The first NIC still detaches cleanly.
+            let li = nic.interface().unwrap();
+            let dp = plan_detach(&live.domain, &li, &live.held).unwrap();
+            let mut pending = PendingDetaches::default();
+            let out = exec::detach(&dp, &host, qmp, &mut pending, &opts())
+                .await
+                .unwrap();
+            assert!(matches!(out, DetachOutcome::Done(_)), "{out:?}");
+            let t = NicTrace::of_plan(&first);
+            check(qmp, pid, qemu_fds, &before, "after the last detach", &t).await;
+            vm.stop(&host, StopMode::Destroy).await.unwrap();
+        });
+    });
+}
+
+/// Panics unless QEMU has nothing of `t`, its fd count is `qemu_fds` again and nothing was
+/// added since `before` (links, our fds, children, files).
+async fn check(
+    qmp: &virtnet_qemu::QmpClient,
+    pid: u32,
+    qemu_fds: usize,
+    before: &Snapshot,
+    what: &str,
+    t: &NicTrace,
+) {
+    assert_nothing_left(qmp, t, what).await;
+    let n = settle_fd_count(pid, qemu_fds, Duration::from_secs(5)).await;
+    assert_eq!(n, qemu_fds, "{what}: QEMU's open fds");
+    let leaks = leaks_since(before);
+    assert!(leaks.is_empty(), "{what}: left behind:\n{leaks}");
+}
+
+/// Links, our fds and files added since `before` (QEMU, a child, runs throughout: its state
+/// letter changes, so children are not compared).
+fn leaks_since(before: &Snapshot) -> String {
+    let mut b = before.clone();
+    let mut now = before.again();
+    b.children.clear();
+    now.children.clear();
+    b.leaks_in(&now)
+}
+
+#[test]
+fn detach_from_a_paused_guest_stays_pending_then_completes() {
+    let Some(env) = env() else { return };
+    with_netns(move || {
+        ip("link add br0 type bridge");
+        ip("link set br0 up");
+        let tmp = tempfile::tempdir().unwrap();
+        let serial = tmp.path().join("serial.sock");
+        let mac = "52:54:00:00:23:01";
+        let mut dom = TestDomain::new("hotplug3", &serial);
+        dom.ips.push((mac.into(), "10.0.23.2/24".into()));
+        let xml = dom.xml(env.guest);
+        let plan = env.plan(&xml, &tmp.path().join("run"));
+        runtime().block_on(async {
+            let host = LinuxHost::new().unwrap();
+            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            con.wait_ready(BOOT).await.unwrap();
+            let qmp = vm.qmp();
+            let mut live = Live::new(&xml, &vm);
+            let ap = plan_attach(&live.domain, &iface(&bridge_nic(mac, "br0")), &env.caps).unwrap();
+            let nic = exec::attach(&ap, &host, qmp, &opts()).await.unwrap();
+            let up = con.wait_nic_up(mac, BOOT).await.unwrap();
+            let li = live.add(&nic);
+            let tap = nic.host.nics[0].name.clone();
+
+            // A paused guest cannot acknowledge the unplug.
+            qmp.execute("stop", json!({})).await.unwrap();
+            let dp = plan_detach(&live.domain, &li, &live.held).unwrap();
+            let mut pending = PendingDetaches::default();
+            let short = HotplugOptions {
+                unplug_timeout: Duration::from_secs(2),
+                ..opts()
+            };
+            let out = exec::detach(&dp, &host, qmp, &mut pending, &short)
+                .await
+                .unwrap();
+            assert!(matches!(out, DetachOutcome::Pending(_)), "{out:?}");
+            assert!(links().contains(&tap), "nothing is released while pending");
+            let e = exec::detach(&dp, &host, qmp, &mut pending, &short)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, VmError::DetachPending { .. }), "{e}");
+            eprintln!("second detach: {e}");
+            // Still paused: completing finds it still there and stays pending.
+            let out = exec::complete_detach(&dp.device_id, &host, qmp, &mut pending, &short)
+                .await
+                .unwrap();
+            assert!(matches!(out, DetachOutcome::Pending(_)), "{out:?}");
+
+            // The guest runs again and releases it; DEVICE_DELETED arrives with nobody
+            // waiting, and completing finds the device gone.
+            qmp.execute("cont", json!({})).await.unwrap();
+            let dev = guest_ifname(&up);
+            let down = format!("virtnet-guest: nic down {dev} {mac}");
+            con.wait_line(|l| l == down, CMD).await.unwrap();
+            let out = exec::complete_detach(&dp.device_id, &host, qmp, &mut pending, &opts())
+                .await
+                .unwrap();
+            let DetachOutcome::Done(report) = out else {
+                panic!("{out:?}")
+            };
+            assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+            assert!(pending.is_empty());
+            assert!(!links().contains(&tap), "tap {tap} left behind");
+            assert_nothing_left(qmp, &NicTrace::of_plan(&ap), "after completion").await;
+            vm.stop(&host, StopMode::Destroy).await.unwrap();
+        });
+    });
+}

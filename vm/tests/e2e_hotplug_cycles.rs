@@ -1,0 +1,171 @@
+//! 100 attach/detach cycles of a bridge NIC on one VM (real QEMU 7.2, TCG, cooperating test
+//! guest): QEMU's open fds and ours end where they started, no tap is left; then the same
+//! hot-plug sent as bare QMP (tap + getfd + netdev_add + device_add; device_del + wait +
+//! netdev_del) for the floor. Prints the median wall times of both.
+
+mod common;
+#[path = "e2e_hotplug_util.rs"]
+mod util;
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use common::{env, start_with_console, BOOT};
+use serde_json::json;
+use util::{fd_count, iface, median_ms, settle_fd_count, Live};
+use virtnet_host::{BridgePortOpts, HostNet, LinuxHost, MacAddr, TapSpec};
+use virtnet_testkit::{bridge_nic, ip, links, runtime, with_netns_exclusive, Snapshot, TestDomain};
+use virtnet_vm::exec::{self, DetachOutcome, HotplugOptions, PendingDetaches};
+use virtnet_vm::{plan_attach, plan_detach, ExecOptions, StopMode};
+
+const CYCLES: usize = 100;
+const FLOOR_RUNS: usize = 12;
+
+#[test]
+fn hundred_attach_detach_cycles_leak_nothing() {
+    let Some(env) = env() else { return };
+    with_netns_exclusive(move || {
+        ip("link add br0 type bridge");
+        ip("addr add 10.0.24.1/24 dev br0");
+        ip("link set br0 up");
+        let tmp = tempfile::tempdir().unwrap();
+        let serial = tmp.path().join("serial.sock");
+        let mac = "52:54:00:00:24:02";
+        let mut dom = TestDomain::new("cycles", &serial);
+        dom.ips.push((mac.into(), "10.0.24.2/24".into()));
+        let xml = dom.xml(env.guest);
+        let plan = env.plan(&xml, &tmp.path().join("run"));
+        runtime().block_on(async {
+            let host = LinuxHost::new().unwrap();
+            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            con.wait_ready(BOOT).await.unwrap();
+            let qmp = vm.qmp();
+            let pid = vm.pid();
+            let mut live = Live::new(&xml, &vm);
+            let links_before = links();
+            let before = Snapshot::take(&[tmp.path()]);
+            assert!(
+                before.fds.len() > 3,
+                "our fds are compared: {:?}",
+                before.fds
+            );
+            let qemu_fds = fd_count(pid);
+            let opts = HotplugOptions {
+                unplug_timeout: Duration::from_secs(30),
+                ..HotplugOptions::default()
+            };
+            let nic_xml = bridge_nic(mac, "br0");
+            let (mut attach_t, mut detach_t) = (Vec::new(), Vec::new());
+            let mut pending = PendingDetaches::default();
+            for i in 0..CYCLES {
+                let from = con.lines().len();
+                let ap = plan_attach(&live.domain, &iface(&nic_xml), &env.caps)
+                    .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+                let t = Instant::now();
+                let nic = exec::attach(&ap, &host, qmp, &opts)
+                    .await
+                    .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+                attach_t.push(t.elapsed());
+                let li = live.add(&nic);
+                if i % 25 == 0 || i == CYCLES - 1 {
+                    // Now and then the guest proves the NIC works before it goes.
+                    con.wait_line_from(
+                        from,
+                        |l| l.starts_with("virtnet-guest: nic up ") && l.contains(mac),
+                        BOOT,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+                }
+                let dp = plan_detach(&live.domain, &li, &live.held).unwrap();
+                let t = Instant::now();
+                let out = exec::detach(&dp, &host, qmp, &mut pending, &opts)
+                    .await
+                    .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+                detach_t.push(t.elapsed());
+                let DetachOutcome::Done(report) = out else {
+                    panic!("cycle {i}: {out:?}")
+                };
+                assert!(report.left_behind.is_empty(), "cycle {i}: {report:?}");
+                live.remove(&report.device_id, &report.released);
+            }
+            assert_eq!(&live.held, vm.resources());
+            let n = settle_fd_count(pid, qemu_fds, Duration::from_secs(5)).await;
+            assert_eq!(n, qemu_fds, "QEMU's open fds after {CYCLES} cycles");
+            assert_eq!(links(), links_before, "links after {CYCLES} cycles");
+            let mut b = before.clone();
+            let mut now = before.again();
+            b.children.clear();
+            now.children.clear();
+            let leaks = b.leaks_in(&now);
+            assert!(leaks.is_empty(), "after {CYCLES} cycles:\n{leaks}");
+
+            let (fa, fd) = floor(&host, qmp, mac).await;
+            assert_eq!(
+                settle_fd_count(pid, qemu_fds, Duration::from_secs(5)).await,
+                qemu_fds
+            );
+            eprintln!(
+                "TIMING bridge NIC, {CYCLES} cycles: attach median {:.1} ms (bare QMP floor \
+                 {:.1} ms); detach median {:.1} ms (floor {:.1} ms); floor over {FLOOR_RUNS} runs",
+                median_ms(&attach_t),
+                median_ms(&fa),
+                median_ms(&detach_t),
+                median_ms(&fd),
+            );
+            vm.stop(&host, StopMode::Destroy).await.unwrap();
+        });
+    });
+}
+
+/// The same hot-plug as bare calls: tap on the bridge, getfd, netdev_add, device_add; then
+/// device_del, wait for DEVICE_DELETED, netdev_del. Returns (attach, detach) wall times.
+async fn floor(
+    host: &LinuxHost,
+    qmp: &virtnet_qemu::QmpClient,
+    mac: &str,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut a, mut d) = (Vec::new(), Vec::new());
+    let guest_mac: MacAddr = mac.parse().unwrap();
+    for _ in 0..FLOOR_RUNS {
+        let t = Instant::now();
+        let spec = TapSpec {
+            name: None,
+            guest_mac,
+            mtu: None,
+            queues: 1,
+            vnet_hdr: true,
+        };
+        let tap = host.create_tap(&spec).unwrap();
+        host.attach_to_bridge(&tap.name, "br0", &BridgePortOpts::default())
+            .unwrap();
+        qmp.getfd("tapfd-floor", tap.fds[0].as_fd()).await.unwrap();
+        qmp.execute(
+            "netdev_add",
+            json!({"type": "tap", "fd": "tapfd-floor", "id": "hostfloor"}),
+        )
+        .await
+        .unwrap();
+        qmp.execute(
+            "device_add",
+            json!({"driver": "virtio-net-pci", "netdev": "hostfloor", "id": "floor",
+                   "mac": mac, "bus": "pci.0", "addr": "0x5"}),
+        )
+        .await
+        .unwrap();
+        a.push(t.elapsed());
+        drop(tap.fds);
+        let t = Instant::now();
+        qmp.device_del_and_wait("floor", Duration::from_secs(30))
+            .await
+            .unwrap();
+        qmp.execute("netdev_del", json!({"id": "hostfloor"}))
+            .await
+            .unwrap();
+        d.push(t.elapsed());
+        host.delete_link(&tap.name, Some(tap.ifindex)).unwrap();
+    }
+    (a, d)
+}
