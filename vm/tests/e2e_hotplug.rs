@@ -54,9 +54,10 @@ fn hotplugged_bridge_nic_comes_up_pings_and_goes_away() {
         runtime().block_on(async {
             let before = Snapshot::take(&[tmp.path()]);
             let host = LinuxHost::new().unwrap();
-            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let (mut vm, mut con) =
+                start_with_console(&plan, &host, &ExecOptions::default(), &serial)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
             con.wait_ready(BOOT).await.unwrap();
             let mut live = Live::new(&xml, &vm);
             let qemu_fds = fd_count(vm.pid());
@@ -83,6 +84,9 @@ fn hotplugged_bridge_nic_comes_up_pings_and_goes_away() {
             assert!(out.contains("bytes from 10.0.21.1"), "{out}");
 
             let live_iface = live.add(&nic);
+            let at_start = vm.resources().clone();
+            vm.add_resources(&nic.host).unwrap();
+            assert_eq!(vm.resources(), &live.held);
             let dp = plan_detach(&live.domain, &live_iface, &live.held).unwrap();
             assert_eq!(dp.host, nic.host);
             let mut pending = PendingDetaches::default();
@@ -96,6 +100,8 @@ fn hotplugged_bridge_nic_comes_up_pings_and_goes_away() {
             };
             assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
             live.remove(&report.device_id, &report.released);
+            vm.remove_resources(&report.released).unwrap();
+            assert_eq!(vm.resources(), &at_start);
             assert_eq!(&live.held, vm.resources());
             let down = format!("virtnet-guest: nic down {dev} {mac1}");
             con.wait_line(|l| l == down, CMD).await.unwrap();
@@ -374,6 +380,81 @@ fn detach_from_a_paused_guest_stays_pending_then_completes() {
             assert!(!links().contains(&tap), "tap {tap} left behind");
             assert_nothing_left(qmp, &NicTrace::of_plan(&ap), "after completion").await;
             vm.stop(&host, StopMode::Destroy).await.unwrap();
+        });
+    });
+}
+
+#[test]
+fn direct_and_link_down_user_nics_hotplug_and_are_released_at_stop() {
+    let Some(env) = env() else { return };
+    with_netns(move || {
+        // The macvtap sits on veth0; its frames leave through veth0 and arrive at veth1.
+        ip("link add veth0 type veth peer name veth1");
+        ip("addr add 10.0.27.1/24 dev veth1");
+        ip("link set veth0 up");
+        ip("link set veth1 up");
+        let tmp = tempfile::tempdir().unwrap();
+        let serial = tmp.path().join("serial.sock");
+        let (mac1, mac2) = ("52:54:00:00:27:02", "52:54:00:00:27:03");
+        let mut dom = TestDomain::new("hotplug4", &serial);
+        dom.ips.push((mac1.into(), "10.0.27.2/24".into()));
+        let xml = dom.xml(env.guest);
+        let plan = env.plan(&xml, &tmp.path().join("run"));
+        runtime().block_on(async {
+            let before = Snapshot::take(&[tmp.path()]);
+            let host = LinuxHost::new().unwrap();
+            let (mut vm, mut con) =
+                start_with_console(&plan, &host, &ExecOptions::default(), &serial)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            con.wait_ready(BOOT).await.unwrap();
+            let mut live = Live::new(&xml, &vm);
+            let direct = format!(
+                "<interface type='direct'><mac address='{mac1}'/>\
+                 <source dev='veth0' mode='bridge'/><model type='virtio'/></interface>"
+            );
+            let ap = plan_attach(&live.domain, &iface(&direct), &env.caps).unwrap();
+            let nic = exec::attach(&ap, &host, vm.qmp(), &opts())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            live.add(&nic);
+            vm.add_resources(&nic.host).unwrap();
+            let mv = nic.host.nics[0].name.clone();
+            assert_eq!(nic.host.nics[0].kind, "macvtap");
+            let up = con.wait_nic_up(mac1, BOOT).await.unwrap();
+            let (out, rc) = con
+                .run(
+                    &format!("ping -c 3 -W 2 -I {} 10.0.27.1", guest_ifname(&up)),
+                    CMD,
+                )
+                .await
+                .unwrap();
+            assert_eq!(rc, 0, "guest ping through the hot-plugged macvtap:\n{out}");
+
+            // A SLIRP NIC whose link is configured down: set_link after device_add.
+            let user = format!(
+                "<interface type='user'><mac address='{mac2}'/><model type='virtio'/>\
+                 <link state='down'/></interface>"
+            );
+            let ap2 = plan_attach(&live.domain, &iface(&user), &env.caps).unwrap();
+            assert_eq!(ap2.step_ids().last(), Some(&AttachStepId::SetLink));
+            exec::attach(&ap2, &host, vm.qmp(), &opts())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let up2 = con.wait_nic_up(mac2, BOOT).await.unwrap();
+            let (out, rc) = con
+                .run(
+                    &format!("cat /sys/class/net/{}/carrier", guest_ifname(&up2)),
+                    CMD,
+                )
+                .await
+                .unwrap();
+            assert_eq!((out.trim(), rc), ("0", 0), "the guest sees no carrier");
+
+            // Stopping the VM releases the hot-plugged macvtap (it outlives QEMU otherwise).
+            vm.stop(&host, StopMode::Destroy).await.unwrap();
+            assert!(!links().contains(&mv), "macvtap {mv} left behind");
+            before.assert_no_leaks("stopping a VM with hot-plugged NICs");
         });
     });
 }

@@ -90,6 +90,26 @@ impl RunningVm {
         &self.resources
     }
 
+    /// Takes over the host objects of a hot-plugged NIC ([`super::AttachedNic::host`]), so
+    /// [`RunningVm::stop`] releases them too (a macvtap or VF outlives QEMU).
+    pub fn add_resources(&mut self, part: &HostResources) -> Result<(), VmError> {
+        let steps = part
+            .undo
+            .iter()
+            .map(super::UndoRecord::to_host_undo)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.undo.extend(steps);
+        self.resources.add(part);
+        Ok(())
+    }
+
+    /// Forgets host objects released by a detach ([`super::DetachReport::released`]).
+    pub fn remove_resources(&mut self, part: &HostResources) -> Result<(), VmError> {
+        self.resources.remove_part(part);
+        self.undo = self.resources.undo_stack()?;
+        Ok(())
+    }
+
     /// The run dir.
     pub fn run_dir(&self) -> &Path {
         &self.plan.run_dir
