@@ -276,7 +276,7 @@ impl Chardev {
         // libvirt's live XML of a console repeats the pty path as `tty`.
         el.take_attr("tty");
         let mut sources = el.take_children("source");
-        let protocol = match el.take_child("protocol") {
+        let protocol = match el.take_one("protocol")? {
             None => None,
             Some(mut p) => {
                 let t = p.take_attr("type");
@@ -351,7 +351,7 @@ impl Chardev {
                 let host = s.take_attr_value("host");
                 let service = s.take_attr_value("service");
                 let tls = take_yes_no(&mut s, "tls")?;
-                let reconnect = s.take_child("reconnect").map(|r| unpositioned(&r));
+                let reconnect = s.take_one("reconnect")?.map(|r| unpositioned(&r));
                 source_extra = s.into_extra();
                 ChrSource::Tcp {
                     listen,
@@ -366,7 +366,7 @@ impl Chardev {
                 let mut s = first.unwrap_or_else(|| Element::new("source"));
                 let listen = take_mode(&mut s)?;
                 let path = s.take_attr_value("path");
-                let reconnect = s.take_child("reconnect").map(|r| unpositioned(&r));
+                let reconnect = s.take_one("reconnect")?.map(|r| unpositioned(&r));
                 source_extra = s.into_extra();
                 ChrSource::Unix {
                     listen,
@@ -401,8 +401,8 @@ impl Chardev {
                 format!("a '{ty}' character device has one <source> element; remove the extra one"),
             ));
         }
-        let log = el.take_child("log").map(|l| unpositioned(&l));
-        let target = match el.take_child("target") {
+        let log = el.take_one("log")?.map(|l| unpositioned(&l));
+        let target = match el.take_one("target")? {
             None => ChrTarget::default(),
             Some(t) => read_target(t, kind)?,
         };
@@ -553,7 +553,7 @@ fn read_target(mut t: Element, kind: ChrKind) -> Result<ChrTarget, ConfError> {
     let name = t.take_attr_value("name");
     let address = t.take_attr_value("address");
     let state = t.take_attr_value("state");
-    let model = match t.take_child("model") {
+    let model = match t.take_one("model")? {
         None => None,
         Some(mut m) => m.take_attr_value("name"),
     };

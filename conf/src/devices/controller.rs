@@ -3,7 +3,7 @@
 use super::info::DevInfo;
 use crate::domain::util::{one_of, rank, take_u32, unpositioned};
 use crate::error::ConfError;
-use crate::xml::{Attr, Element, Pos};
+use crate::xml::{Attr, Element, Extra, Pos};
 
 /// Controller types.
 pub const CONTROLLER_TYPES: &[&str] = &[
@@ -117,6 +117,8 @@ pub struct Controller {
     pub attrs: Vec<Attr>,
     /// PCI `<model name>`.
     pub model_name: Option<String>,
+    /// Unknown content of the PCI `<model>`, written back into it.
+    pub model_extra: Extra,
     /// PCI `<target>`.
     pub target: PciTarget,
     /// `<driver>` kept as written.
@@ -152,6 +154,7 @@ impl Controller {
             vectors: None,
             attrs: Vec::new(),
             model_name: None,
+            model_extra: Extra::default(),
             target: PciTarget::default(),
             driver: None,
             info: DevInfo::default(),
@@ -189,15 +192,16 @@ impl Controller {
         let ports = take_u32(&mut el, "ports")?;
         let vectors = take_u32(&mut el, "vectors")?;
         let mut model_name = None;
+        let mut model_extra = Extra::default();
         let mut target = PciTarget::default();
         if kind == "pci" {
-            if let Some(mut m) = el.take_child("model") {
+            if let Some(mut m) = el.take_one("model")? {
                 model_name = m.take_attr_value("name");
-                if !m.is_empty() {
-                    el.children.push(m);
-                }
+                model_extra = m.into_extra();
+                model_extra.attrs = model_extra.attrs.into_iter().map(clear_attr).collect();
+                model_extra.children = model_extra.children.iter().map(unpositioned).collect();
             }
-            if let Some(mut t) = el.take_child("target") {
+            if let Some(mut t) = el.take_one("target")? {
                 target.chassis_nr = take_u32(&mut t, "chassisNr")?;
                 target.chassis = take_u32(&mut t, "chassis")?;
                 target.port = take_u32(&mut t, "port")?;
@@ -207,7 +211,7 @@ impl Controller {
                 target.children = t.children.iter().map(unpositioned).collect();
             }
         }
-        let driver = el.take_child("driver").map(|d| unpositioned(&d));
+        let driver = el.take_one("driver")?.map(|d| unpositioned(&d));
         let info = DevInfo::take_from(&mut el)?;
         let attrs = std::mem::take(&mut el.attrs)
             .into_iter()
@@ -223,6 +227,7 @@ impl Controller {
             vectors,
             attrs,
             model_name,
+            model_extra,
             target,
             driver,
             info,
@@ -260,8 +265,12 @@ impl Controller {
             .attr_opt("vectors", self.vectors);
         el.attrs.extend(self.attrs.iter().cloned());
         el.children.extend(self.driver.clone());
-        if let Some(n) = &self.model_name {
-            el.children.push(Element::new("model").attr("name", n));
+        if self.model_name.is_some() || !self.model_extra.is_empty() {
+            el.children.push(
+                Element::new("model")
+                    .attr_opt("name", self.model_name.as_deref())
+                    .with_extra(&self.model_extra),
+            );
         }
         if !self.target.is_empty() {
             let t = &self.target;
@@ -329,5 +338,21 @@ mod tests {
         assert!(c("<controller index='0'/>").is_err());
         assert!(c("<controller type='pci' index='256' model='pci-bridge'/>").is_err());
         assert!(c("<controller type='usb' index='x'/>").is_err());
+    }
+
+    /// Fuzzer find: a PCI controller's `<model na%e='...'/>` (no `name`) was kept as unknown
+    /// content next to the `<model name>` the defaults add: two `<model>` on a re-read.
+    #[test]
+    fn pci_model_keeps_unknown_content_inside() {
+        use crate::test_util::{assert_formats_stably, domain_with};
+        let out = assert_formats_stably(&domain_with(
+            "q35",
+            "<controller type='pci' index='0' model='pcie-root'/>\
+             <controller type='pci' index='1' model='pcie-root-port'><model nmae='x'/></controller>",
+        ));
+        assert!(
+            out.contains("<model name='pcie-root-port' nmae='x'/>"),
+            "{out}"
+        );
     }
 }

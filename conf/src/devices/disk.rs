@@ -142,18 +142,18 @@ impl Disk {
         let pos = el.pos;
         let disk_type = take_choice(&mut el, "type", DISK_TYPES)?.unwrap_or_else(|| "file".into());
         let device = take_choice(&mut el, "device", DISK_DEVICES)?.unwrap_or_else(|| "disk".into());
-        let driver = el.take_child("driver").map(|mut d| DiskDriver {
+        let driver = el.take_one("driver")?.map(|mut d| DiskDriver {
             name: d.take_attr_value("name"),
             format: d.take_attr_value("type"),
             attrs: clear(std::mem::take(&mut d.attrs)),
             children: d.children.iter().map(unpositioned).collect(),
         });
-        let source = el.take_child("source").map(|mut s| DiskSource {
+        let source = el.take_one("source")?.map(|mut s| DiskSource {
             path: path_attr(&disk_type).and_then(|a| s.take_attr_value(a)),
             attrs: clear(std::mem::take(&mut s.attrs)),
             children: s.children.iter().map(unpositioned).collect(),
         });
-        let mut t = el.require_child(
+        let mut t = el.require_one(
             "target",
             "give the guest device, e.g. <target dev='vda' bus='virtio'/>",
         )?;
@@ -170,9 +170,9 @@ impl Disk {
             attrs: clear(std::mem::take(&mut t.attrs)),
             children: t.children.iter().map(unpositioned).collect(),
         };
-        let readonly = el.take_child("readonly").is_some();
-        let shareable = el.take_child("shareable").is_some();
-        let serial = el.take_child_text("serial").map(|(s, _)| s);
+        let readonly = el.take_one("readonly")?.is_some();
+        let shareable = el.take_one("shareable")?.is_some();
+        let serial = el.take_one_text("serial")?.map(|(s, _)| s);
         let info = DevInfo::take_from(&mut el)?;
         let attrs = clear(std::mem::take(&mut el.attrs));
         let mut extra = el.into_extra();

@@ -28,7 +28,7 @@ impl DevInfo {
     /// Takes the device-info children out of a device element.
     pub fn take_from(el: &mut Element) -> Result<DevInfo, ConfError> {
         let mut info = DevInfo::default();
-        if let Some(mut b) = el.take_child("boot") {
+        if let Some(mut b) = el.take_one("boot")? {
             info.boot_order = take_u32(&mut b, "order")?;
             if info.boot_order.is_none() {
                 return Err(ConfError::MissingAttr {
@@ -49,14 +49,14 @@ impl DevInfo {
             }
             info.boot_extra = b.attrs;
         }
-        info.acpi = el.take_child("acpi").map(|e| unpositioned(&e));
-        if let Some(mut a) = el.take_child("alias") {
+        info.acpi = el.take_one("acpi")?.map(|e| unpositioned(&e));
+        if let Some(mut a) = el.take_one("alias")? {
             info.alias = a.take_attr_value("name");
         }
-        info.master = el.take_child("master").map(|e| unpositioned(&e));
-        info.rom = el.take_child("rom").map(|e| unpositioned(&e));
+        info.master = el.take_one("master")?.map(|e| unpositioned(&e));
+        info.rom = el.take_one("rom")?.map(|e| unpositioned(&e));
         info.address = el
-            .take_child("address")
+            .take_one("address")?
             .map(DeviceAddress::from_element)
             .transpose()?;
         Ok(info)

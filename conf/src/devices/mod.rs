@@ -61,10 +61,18 @@ impl Devices {
             ..Devices::default()
         };
         let mut usb_none: Option<Pos> = None;
+        let mut seen_emulator = false;
         let mut usb_other = false;
         for child in std::mem::take(&mut el.children) {
             match child.name.as_str() {
                 "emulator" => {
+                    if std::mem::replace(&mut seen_emulator, true) {
+                        return Err(ConfError::unsupported(
+                            child.pos,
+                            "<emulator> appears more than once in <devices>; it may be given \
+                             only once: remove one",
+                        ));
+                    }
                     let mut c = child;
                     d.emulator = c.take_text();
                 }
@@ -158,6 +166,24 @@ impl Devices {
         }
     }
 
+    /// Puts the controllers in canonical order: grouped by type (types in order of first
+    /// appearance) and sorted by index within a type, controllers without an index first.
+    /// Reading the formatted list back ([`Devices::from_element`]) gives the same order, so
+    /// the defaults call this once every controller has its index.
+    pub fn sort_controllers(&mut self) {
+        let mut kinds: Vec<String> = Vec::new();
+        for c in &self.controllers {
+            if !kinds.contains(&c.kind) {
+                kinds.push(c.kind.clone());
+            }
+        }
+        // Stable: controllers with equal type and index (refused later) keep their order.
+        self.controllers.sort_by_key(|c| {
+            let group = kinds.iter().position(|k| *k == c.kind);
+            (group, c.index.map_or(-1, i64::from))
+        });
+    }
+
     /// The controller of `kind` with `index`, if any.
     pub fn controller(&self, kind: &str, index: u32) -> Option<&Controller> {
         self.controllers
@@ -191,7 +217,9 @@ impl Devices {
         items.extend(self.serials.iter().map(Chardev::to_element));
         items.extend(self.parallels.iter().map(Chardev::to_element));
         for (n, c) in self.consoles.iter().enumerate() {
-            let serial_alias = matches!(c.target_type(), None | Some("serial"));
+            // Only the first console can be a serial port (the defaults refuse others): a
+            // later one without a target type is written as it is, not as serial port n.
+            let serial_alias = n == 0 && matches!(c.target_type(), None | Some("serial"));
             match self.serials.get(n) {
                 Some(s) if serial_alias => {
                     let target = ChrTarget {

@@ -148,11 +148,11 @@ impl Memballoon {
         if !BALLOON_MODELS.contains(&m.value.as_str()) {
             return Err(el.invalid_attr(&m, &one_of(BALLOON_MODELS)));
         }
-        let stats_period = match el.take_child("stats") {
+        let stats_period = match el.take_one("stats")? {
             None => None,
             Some(mut s) => take_u32(&mut s, "period")?,
         };
-        let driver = el.take_child("driver").map(|d| unpositioned(&d));
+        let driver = el.take_one("driver")?.map(|d| unpositioned(&d));
         let info = DevInfo::take_from(&mut el)?;
         Ok(Memballoon {
             pos,

@@ -176,7 +176,7 @@ impl Cpu {
         let match_ = take_choice(&mut el, "match", &["minimum", "exact", "strict"])?;
         let check = take_choice(&mut el, "check", &["none", "partial", "full"])?;
         let migratable = super::util::take_on_off(&mut el, "migratable")?;
-        let model = match el.take_child("model") {
+        let model = match el.take_one("model")? {
             None => None,
             Some(mut m) => {
                 let fallback = take_choice(&mut m, "fallback", &["allow", "forbid"])?;
@@ -188,8 +188,8 @@ impl Cpu {
                 })
             }
         };
-        let vendor = el.take_child_text("vendor").map(|(t, _)| t);
-        let topology = match el.take_child("topology") {
+        let vendor = el.take_one_text("vendor")?.map(|(t, _)| t);
+        let topology = match el.take_one("topology")? {
             None => None,
             Some(mut t) => Some(Topology {
                 sockets: take_u32(&mut t, "sockets")?,
@@ -205,7 +205,7 @@ impl Cpu {
             .iter()
             .map(unpositioned)
             .collect();
-        let (numa, numa_extra) = match el.take_child("numa") {
+        let (numa, numa_extra) = match el.take_one("numa")? {
             None => (Vec::new(), Extra::default()),
             Some(mut n) => {
                 let mut cells = Vec::new();
@@ -307,7 +307,9 @@ impl Cpu {
 
     /// The total memory of the NUMA cells, in KiB.
     pub fn numa_memory_kib(&self) -> u64 {
-        self.numa.iter().map(|c| c.memory_kib).sum()
+        self.numa
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.memory_kib))
     }
 }
 

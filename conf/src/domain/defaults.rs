@@ -7,7 +7,7 @@ use super::Domain;
 use crate::address::DeviceAddress;
 use crate::devices::{Audio, Chardev, ChrKind, Controller, GenericDevice, Input, Memballoon};
 use crate::error::ConfError;
-use crate::xml::Element;
+use crate::xml::{Element, Pos};
 
 /// The default CPU model QEMU reports for x86 machine types.
 const DEFAULT_CPU_MODEL: &str = "qemu64";
@@ -41,7 +41,7 @@ pub(super) fn fill(d: &mut Domain) -> Result<(), ConfError> {
     d.on_reboot.get_or_insert_with(|| "restart".into());
     d.on_crash.get_or_insert_with(|| "destroy".into());
     reject_duplicate_controllers(d)?;
-    implicit_controllers(d);
+    implicit_controllers(d)?;
     virtio_serial_addresses(d)?;
     Ok(())
 }
@@ -55,7 +55,7 @@ fn boot_order(d: &mut Domain) -> Result<(), ConfError> {
         .or_else(|| {
             dev.interfaces
                 .iter()
-                .find(|i| iface_boot_order(i).is_some())
+                .find(|i| i.boot_order().is_some())
                 .map(|i| i.pos)
         })
         .or_else(|| {
@@ -75,14 +75,6 @@ fn boot_order(d: &mut Domain) -> Result<(), ConfError> {
         }
         _ => Ok(()),
     }
-}
-
-/// The `<boot order>` inside an interface, read from its canonical element.
-pub(crate) fn iface_boot_order(i: &crate::interface::Interface) -> Option<u32> {
-    i.to_element()
-        .get_child("boot")
-        .and_then(|b| b.get_attr("order"))
-        .and_then(|o| o.parse().ok())
 }
 
 /// libvirt's console compatibility: the first `<console>` of an HVM guest is an alias of the
@@ -152,7 +144,13 @@ fn default_devices(d: &mut Domain) -> Result<(), ConfError> {
     if machine == "isapc" || machine == "microvm" {
         return Ok(());
     }
-    if dev.controller("usb", 0).is_none() {
+    // model='none' disables USB: no default controller next to it (a re-read would refuse
+    // the pair).
+    let usb_disabled = dev
+        .controllers
+        .iter()
+        .any(|c| c.kind == "usb" && c.model() == Some("none"));
+    if !usb_disabled && dev.controller("usb", 0).is_none() {
         let model = if q35 { "qemu-xhci" } else { "piix3-uhci" };
         dev.insert_controller(Controller::new("usb", 0, Some(model)));
     }
@@ -287,6 +285,9 @@ fn device_defaults(d: &mut Domain) -> Result<(), ConfError> {
             dev.controllers[i].index = Some(n);
         }
     }
+    // Implicit controllers were added before the indexes were chosen: restore the order a
+    // re-read of the output would give.
+    dev.sort_controllers();
     for c in &mut dev.controllers {
         match c.kind.as_str() {
             "usb" if c.model.is_none() => {
@@ -402,6 +403,18 @@ fn memory(d: &mut Domain) -> Result<(), ConfError> {
     let m = &mut d.memory;
     if m.total_kib == 0 {
         m.total_kib = numa;
+        // Written back as <memory unit='KiB'>, it must still fit 64 bits of bytes.
+        if numa > u64::MAX / 1024 {
+            let pos = d
+                .cpu
+                .as_ref()
+                .and_then(|c| c.numa.first())
+                .map_or(d.pos, |c| c.pos);
+            return Err(ConfError::unsupported(
+                pos,
+                "the NUMA cells add up to more than 16 EiB of memory: make the cells smaller",
+            ));
+        }
     }
     if m.total_kib == 0 {
         return Err(ConfError::MissingElement {
@@ -415,15 +428,20 @@ fn memory(d: &mut Domain) -> Result<(), ConfError> {
     if m.current_kib.is_none_or(|c| c == 0 || c > m.total_kib) {
         m.current_kib = Some(m.total_kib);
     }
+    // <maxMemory>, else <memory>, else <domain> (memory sized by the NUMA cells).
+    let max_pos = [m.max_pos, m.pos, d.pos]
+        .into_iter()
+        .find(Pos::is_known)
+        .unwrap_or(d.pos);
     if m.max_kib.is_some() != m.max_slots.is_some() {
         return Err(ConfError::unsupported(
-            m.pos,
+            max_pos,
             "both maximum memory size and memory slot count must be specified (<maxMemory slots='N' unit='KiB'>size</maxMemory>)",
         ));
     }
     if m.max_kib.is_some_and(|max| max < m.total_kib) {
         return Err(ConfError::unsupported(
-            m.pos,
+            max_pos,
             "maximum memory size must be equal or greater than the actual memory size",
         ));
     }
@@ -446,8 +464,12 @@ fn reject_duplicate_controllers(d: &Domain) -> Result<(), ConfError> {
     Ok(())
 }
 
+/// The most disk controllers of one type the defaults add for a disk's drive address (the
+/// address, or a target name such as 'sdzzz', could otherwise ask for billions).
+const MAX_IMPLIED_CONTROLLERS: u64 = 256;
+
 /// Controllers implied by disks (SCSI, floppy, IDE, SATA) and by virtio consoles and channels.
-fn implicit_controllers(d: &mut Domain) {
+fn implicit_controllers(d: &mut Domain) -> Result<(), ConfError> {
     let dev = &mut d.devices;
     for (kind, bus, model) in [
         ("scsi", "scsi", Some("lsilogic")),
@@ -460,11 +482,29 @@ fn implicit_controllers(d: &mut Domain) {
             .iter()
             .filter(|x| x.bus() == Some(bus))
             .filter_map(|x| match &x.info.address {
-                Some(DeviceAddress::Drive { controller, .. }) => Some(*controller),
+                Some(DeviceAddress::Drive { controller, .. }) => Some((*controller, x)),
                 _ => None,
             })
-            .max();
-        if let Some(max) = max {
+            .max_by_key(|(c, _)| *c);
+        if let Some((max, disk)) = max {
+            let present = dev
+                .controllers
+                .iter()
+                .filter(|c| c.kind == kind && c.index.is_some_and(|i| i <= max))
+                .count() as u64;
+            let missing = (u64::from(max) + 1).saturating_sub(present);
+            if missing > MAX_IMPLIED_CONTROLLERS {
+                return Err(ConfError::unsupported(
+                    disk.pos,
+                    format!(
+                        "disk '{}' is on {kind} controller {max} (its drive <address>, or \
+                         the one its target name implies), which would add {missing} {kind} \
+                         controllers; at most {MAX_IMPLIED_CONTROLLERS} are added: give it a \
+                         drive address on a lower controller, or define the controllers",
+                        disk.target.dev
+                    ),
+                ));
+            }
             for i in 0..=max {
                 if dev.controller(kind, i).is_none() {
                     dev.insert_controller(Controller::new(kind, i, model));
@@ -484,6 +524,7 @@ fn implicit_controllers(d: &mut Domain) {
             dev.insert_controller(Controller::new("virtio-serial", i, None));
         }
     }
+    Ok(())
 }
 
 /// (controller, bus, port) of an `<address type='virtio-serial'>`.

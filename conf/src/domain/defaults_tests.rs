@@ -201,3 +201,108 @@ fn duplicate_controllers_and_usb_ports() {
     .unwrap();
     assert!(d.devices.controller("scsi", 1).is_some());
 }
+
+/// Fuzzer find: a USB controller without an index and the implicit USB controller 0 came
+/// out as index 1 before index 0, and a re-read put them the other way round.
+#[test]
+fn controllers_are_in_canonical_order_after_defaults() {
+    use crate::test_util::{assert_formats_stably, domain_with};
+    let out = assert_formats_stably(&domain_with(
+        "pc",
+        "<controller type='usb' nidex='0'/><controller type='ide' index='0'/>\
+         <controller type='pci' index='0' model='pci-root'/>",
+    ));
+    let usb0 = out.find("<controller type='usb' index='0'").expect("usb 0");
+    let usb1 = out.find("<controller type='usb' index='1'").expect("usb 1");
+    let ide = out.find("<controller type='ide'").expect("ide");
+    assert!(usb0 < usb1 && usb1 < ide, "{out}");
+    // Without an index, several of a type are numbered in order and stay grouped.
+    let out = assert_formats_stably(&domain_with(
+        "q35",
+        "<controller type='scsi'/><controller type='usb' index='3' model='qemu-xhci'/>\
+         <controller type='scsi' index='0' model='virtio-scsi'/><controller type='scsi'/>",
+    ));
+    let scsi: Vec<usize> = ["0", "1", "2"]
+        .iter()
+        .map(|i| {
+            out.find(&format!("<controller type='scsi' index='{i}'"))
+                .unwrap()
+        })
+        .collect();
+    assert!(scsi[0] < scsi[1] && scsi[1] < scsi[2], "{out}");
+}
+
+/// Fuzzer find: `<controller type='usb' index='1' model='none'/>` got a default USB
+/// controller 0 next to it, and our own output was refused ("USB is disabled").
+#[test]
+fn usb_disabled_at_any_index_gets_no_default_usb_controller() {
+    use crate::test_util::{assert_formats_stably, domain_with};
+    let out = assert_formats_stably(&domain_with(
+        "pc",
+        "<controller type='usb' index='1' model='none'/>",
+    ));
+    assert_eq!(out.matches("<controller type='usb'").count(), 1, "{out}");
+    assert!(
+        out.contains("<controller type='usb' index='1' model='none'/>"),
+        "{out}"
+    );
+}
+
+/// A disk's drive address (or a target name like 'sdzzzzz') on a huge controller index used
+/// to make the defaults add that many controllers: the fuzzer's run hung on it.
+#[test]
+fn huge_implied_controller_counts_are_refused() {
+    for disk in [
+        "<disk><target dev='sda' bus='scsi'/><address type='drive' controller='4000000000' bus='0' target='0' unit='0'/></disk>",
+        "<disk><target dev='sdzzzzz'/></disk>",
+    ] {
+        let e = filled_with("pc", "", disk).unwrap_err();
+        assert!(e.to_string().contains("which would add"), "{e}");
+        assert!(e.pos().is_known());
+    }
+    // Up to 256 are added.
+    let d = filled_with(
+        "pc",
+        "",
+        "<disk><target dev='sda' bus='scsi'/><address type='drive' controller='255' bus='0' target='0' unit='0'/></disk>",
+    )
+    .unwrap();
+    assert_eq!(
+        d.devices
+            .controllers
+            .iter()
+            .filter(|c| c.kind == "scsi")
+            .count(),
+        256
+    );
+}
+
+/// NUMA cells summing past 16 EiB gave a `<memory>` our own reader refuses.
+#[test]
+fn numa_memory_beyond_64_bits_of_bytes_is_refused() {
+    let cells = "<cell id='0' cpus='0' memory='18014398509481983'/>".repeat(2);
+    let text = format!(
+        "<domain type='kvm'><name>g</name><os><type>hvm</type></os>\
+         <cpu><numa>{cells}</numa></cpu></domain>"
+    );
+    let mut d = Domain::parse(&text).unwrap();
+    let e = d.fill_defaults().unwrap_err();
+    assert!(e.to_string().contains("16 EiB"), "{e}");
+    assert!(e.pos().is_known());
+    // Just below the limit works and formats stably.
+    let ok = text.replace("18014398509481983", "9007199254740991");
+    crate::test_util::assert_formats_stably(&ok);
+}
+
+/// Fuzzer find: with two serial ports, a second console without a target type was written
+/// as an alias of the second serial port (`<target type='serial'>`), which a re-read refuses
+/// ("Only the first console can be a serial port").
+#[test]
+fn only_the_first_console_is_written_as_a_serial_port() {
+    use crate::test_util::{assert_formats_stably, domain_with};
+    let out = assert_formats_stably(&domain_with(
+        "pc",
+        "<serial type='pty'/><serial type='pty'/><console type='pty'/><console type='pty'/>",
+    ));
+    assert_eq!(out.matches("<target type='serial'").count(), 1, "{out}");
+}

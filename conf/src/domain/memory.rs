@@ -92,6 +92,8 @@ pub struct Memory {
     pub current_kib: Option<u64>,
     /// Where `<memory>` was, for error messages.
     pub pos: Pos,
+    /// Where `<maxMemory>` was, for error messages.
+    pub max_pos: Pos,
 }
 
 /// `<memoryBacking><source type=...>`.
@@ -156,6 +158,8 @@ pub struct MemoryBacking {
     pub locked: bool,
     /// `<source type>`.
     pub source: Option<MemorySource>,
+    /// Unknown content of `<source>`, written back into it.
+    pub source_extra: Extra,
     /// `<access mode>`.
     pub access: Option<MemoryAccess>,
     /// `<allocation>` kept as written.
@@ -180,16 +184,15 @@ impl MemoryBacking {
     /// Reads `<memoryBacking>`.
     pub fn from_element(mut el: Element) -> Result<MemoryBacking, ConfError> {
         let pos = el.pos;
-        let hugepages = el.take_child("hugepages").map(|e| unpositioned(&e));
-        let nosharepages = el.take_child("nosharepages").is_some();
-        let locked = el.take_child("locked").is_some();
-        let source = match el.take_child("source") {
+        let hugepages = el.take_one("hugepages")?.map(|e| unpositioned(&e));
+        let nosharepages = el.take_one("nosharepages")?.is_some();
+        let locked = el.take_one("locked")?.is_some();
+        let mut source_extra = Extra::default();
+        let source = match el.take_one("source")? {
             None => None,
             Some(mut s) => {
                 let t = take_choice(&mut s, "type", &["file", "anonymous", "memfd"])?;
-                if !s.is_empty() {
-                    el.children.push(s);
-                }
+                source_extra = s.into_extra();
                 match t.as_deref() {
                     Some("file") => Some(MemorySource::File),
                     Some("anonymous") => Some(MemorySource::Anonymous),
@@ -198,21 +201,22 @@ impl MemoryBacking {
                 }
             }
         };
-        let access = match el.take_child("access") {
+        let access = match el.take_one("access")? {
             None => None,
             Some(mut a) => {
                 let m = take_choice(&mut a, "mode", &["shared", "private"])?;
                 m.as_deref().and_then(MemoryAccess::parse)
             }
         };
-        let allocation = el.take_child("allocation").map(|e| unpositioned(&e));
-        let discard = el.take_child("discard").is_some();
+        let allocation = el.take_one("allocation")?.map(|e| unpositioned(&e));
+        let discard = el.take_one("discard")?.is_some();
         Ok(MemoryBacking {
             pos,
             hugepages,
             nosharepages,
             locked,
             source,
+            source_extra,
             access,
             allocation,
             discard,
@@ -227,8 +231,11 @@ impl MemoryBacking {
             .child_opt(self.nosharepages.then(|| Element::new("nosharepages")))
             .child_opt(self.locked.then(|| Element::new("locked")))
             .child_opt(
-                self.source
-                    .map(|s| Element::new("source").attr("type", s.as_str())),
+                (self.source.is_some() || !self.source_extra.is_empty()).then(|| {
+                    Element::new("source")
+                        .attr_opt("type", self.source.map(|s| s.as_str()))
+                        .with_extra(&self.source_extra)
+                }),
             )
             .child_opt(
                 self.access
@@ -326,5 +333,28 @@ mod tests {
             MemoryBacking::from_element(el("<memoryBacking><access mode='open'/></memoryBacking>"))
                 .unwrap_err();
         assert!(e.to_string().contains("'open'"), "{e}");
+    }
+
+    /// Unknown content of `<memoryBacking><source>` stays inside it (it used to come back as
+    /// a second `<source>`, which a re-read refuses).
+    #[test]
+    fn backing_source_keeps_unknown_content_inside() {
+        for (input, want) in [
+            (
+                "<memoryBacking><source type='memfd' x='1'/></memoryBacking>",
+                "<source type='memfd' x='1'/>",
+            ),
+            (
+                "<memoryBacking><source x='1'/></memoryBacking>",
+                "<source x='1'/>",
+            ),
+        ] {
+            let b = MemoryBacking::from_element(el(input)).unwrap();
+            let out = write_document(&b.to_element());
+            assert!(out.contains(want), "{out}");
+            assert_eq!(out.matches("<source").count(), 1, "{out}");
+            let again = MemoryBacking::from_element(el(&out)).unwrap();
+            assert_eq!(write_document(&again.to_element()), out);
+        }
     }
 }

@@ -197,6 +197,8 @@ pub struct Numatune {
     pub placement: Option<String>,
     /// Whether a `<memory>` child was present.
     pub has_memory: bool,
+    /// Unknown content of `<memory>`, written back into it.
+    pub memory_extra: Extra,
     /// `<memnode>` elements as written.
     pub memnodes: Vec<Element>,
     /// Unknown content.
@@ -207,7 +209,7 @@ impl Numatune {
     /// Reads `<numatune>`.
     pub fn from_element(mut el: Element) -> Result<Numatune, ConfError> {
         let mut n = Numatune::default();
-        if let Some(mut m) = el.take_child("memory") {
+        if let Some(mut m) = el.take_one("memory")? {
             n.has_memory = true;
             n.mode = take_choice(
                 &mut m,
@@ -216,9 +218,7 @@ impl Numatune {
             )?;
             n.nodeset = take_idset(&mut m, "nodeset")?;
             n.placement = take_choice(&mut m, "placement", &["static", "auto"])?;
-            if !m.is_empty() {
-                el.children.push(m);
-            }
+            n.memory_extra = m.into_extra();
         }
         n.memnodes = el
             .take_children("memnode")
@@ -240,7 +240,7 @@ impl Numatune {
             } else if let Some(ns) = &self.nodeset {
                 m.push_attr("nodeset", ns);
             }
-            el.children.push(m);
+            el.children.push(m.with_extra(&self.memory_extra));
         }
         el.children.extend(self.memnodes.iter().cloned());
         el.with_extra(&self.extra)
@@ -300,5 +300,22 @@ mod tests {
             write_document(&n.to_element()),
             "<numatune>\n  <memory mode='strict' nodeset='0-1'/>\n  <memnode cellid='0' mode='strict' nodeset='0'/>\n</numatune>\n"
         );
+    }
+
+    /// Unknown content of `<numatune><memory>` stays inside it (it used to come back as a
+    /// second `<memory>`, which a re-read refuses).
+    #[test]
+    fn numatune_memory_keeps_unknown_content_inside() {
+        let n = Numatune::from_element(el(
+            "<numatune><memory mode='strict' nodeset='0' foo='1'/></numatune>",
+        ))
+        .unwrap();
+        let out = write_document(&n.to_element());
+        assert_eq!(
+            out,
+            "<numatune>\n  <memory mode='strict' nodeset='0' foo='1'/>\n</numatune>\n"
+        );
+        let again = Numatune::from_element(el(&out)).unwrap();
+        assert_eq!(write_document(&again.to_element()), out);
     }
 }

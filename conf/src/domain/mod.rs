@@ -6,20 +6,17 @@
 
 pub mod cpu;
 mod defaults;
+mod macs;
 pub mod memory;
 pub mod misc;
 pub mod os;
 pub(crate) mod util;
 pub mod uuid;
 
-// Guest PCI address assignment lives in `src/pci/` (declared here so the crate root stays
-// untouched).
-#[path = "../pci/mod.rs"]
-pub(crate) mod pci;
-
 use crate::address::PciAddress;
 use crate::devices::{Chardev, Devices, Disk};
 use crate::error::ConfError;
+use crate::pci;
 use crate::xml::{parse_document, write_document, Attr, Element, Limits, Pos};
 
 pub use cpu::{Cpu, NumaCell, Vcpu};
@@ -167,7 +164,7 @@ impl Domain {
         };
         let id = el.take_attr_parsed("id", "an integer domain id")?;
         let (name, name_pos) =
-            el.take_child_text("name")
+            el.take_one_text("name")?
                 .ok_or_else(|| ConfError::MissingElement {
                     pos,
                     element: "domain".into(),
@@ -182,7 +179,7 @@ impl Domain {
                 expected: "a non-empty name without '/'".into(),
             });
         }
-        let uuid = match el.take_child_text("uuid") {
+        let uuid = match el.take_one_text("uuid")? {
             None => None,
             Some((u, upos)) => Some(Uuid::parse(&u).ok_or_else(|| ConfError::InvalidText {
                 pos: upos,
@@ -192,28 +189,29 @@ impl Domain {
                     "32 hexadecimal digits, e.g. 'c7a5fdbd-edaf-9455-926a-d65c16db1809'".into(),
             })?),
         };
-        let title = el.take_child_text("title").map(|(t, _)| t);
-        let description = el.take_child_text("description").map(|(t, _)| t);
+        let title = el.take_one_text("title")?.map(|(t, _)| t);
+        let description = el.take_one_text("description")?.map(|(t, _)| t);
         let mut memory = Memory::default();
-        if let Some(m) = el.take_child("maxMemory") {
+        if let Some(m) = el.take_one("maxMemory")? {
+            memory.max_pos = m.pos;
             let (kib, slots) = memory::read_max_memory(m)?;
             memory.max_kib = Some(kib);
             memory.max_slots = slots;
         }
-        if let Some(mut m) = el.take_child("memory") {
+        if let Some(mut m) = el.take_one("memory")? {
             memory.pos = m.pos;
             memory.dump_core = util::take_on_off(&mut m, "dumpCore")?;
             memory.total_kib = memory::read_size_element(m)?.0;
         }
-        if let Some(m) = el.take_child("currentMemory") {
+        if let Some(m) = el.take_one("currentMemory")? {
             memory.current_kib = Some(memory::read_size_element(m)?.0);
         }
         let memory_backing = el
-            .take_child("memoryBacking")
+            .take_one("memoryBacking")?
             .map(MemoryBacking::from_element)
             .transpose()?;
-        let vcpu = el.take_child("vcpu").map(Vcpu::from_element).transpose()?;
-        let iothreads = match el.take_child_text("iothreads") {
+        let vcpu = el.take_one("vcpu")?.map(Vcpu::from_element).transpose()?;
+        let iothreads = match el.take_one_text("iothreads")? {
             None => None,
             Some((t, p)) => Some(
                 t.trim()
@@ -227,29 +225,26 @@ impl Domain {
             ),
         };
         let numatune = el
-            .take_child("numatune")
+            .take_one("numatune")?
             .map(Numatune::from_element)
             .transpose()?;
-        let os_el = el.require_child("os", "QEMU guests need <os><type>hvm</type></os>")?;
+        let os_el = el.require_one("os", "QEMU guests need <os><type>hvm</type></os>")?;
         let os = Os::from_element(os_el)?;
         let features = el
-            .take_child("features")
+            .take_one("features")?
             .map(Features::from_element)
             .transpose()?;
-        let cpu = el.take_child("cpu").map(Cpu::from_element).transpose()?;
-        let clock = el
-            .take_child("clock")
-            .map(Clock::from_element)
-            .transpose()?;
+        let cpu = el.take_one("cpu")?.map(Cpu::from_element).transpose()?;
+        let clock = el.take_one("clock")?.map(Clock::from_element).transpose()?;
         let mut lifecycle = |name: &str, allowed: &[&str]| -> Result<Option<String>, ConfError> {
-            el.take_child(name)
+            el.take_one(name)?
                 .map(|e| misc::read_lifecycle(e, allowed))
                 .transpose()
         };
         let on_poweroff = lifecycle("on_poweroff", misc::LIFECYCLE_ACTIONS)?;
         let on_reboot = lifecycle("on_reboot", misc::LIFECYCLE_ACTIONS)?;
         let on_crash = lifecycle("on_crash", misc::CRASH_ACTIONS)?;
-        let devices = match el.take_child("devices") {
+        let devices = match el.take_one("devices")? {
             Some(d) => Devices::from_element(d)?,
             None => Devices {
                 pos,
@@ -292,7 +287,9 @@ impl Domain {
     }
 
     /// libvirt's post-parse step: fills defaults and assigns guest addresses. A missing UUID
-    /// is generated at random.
+    /// is generated at random. MACs are left as they are (so that the result depends on the
+    /// input only): [`crate::load_domain`] and [`Domain::fill_defaults_with`] assign them,
+    /// or call [`Domain::assign_missing_macs`].
     pub fn fill_defaults(&mut self) -> Result<(), ConfError> {
         self.fill_defaults_with_uuid(Uuid::new_random)
     }
@@ -307,6 +304,20 @@ impl Domain {
         }
         defaults::fill(self)?;
         pci::assign_addresses(self)
+    }
+
+    /// Everything libvirt does when it reads a definition, with the random sources given
+    /// (for reproducible results): MACs for interfaces without one from `new_mac`
+    /// ([`Domain::assign_missing_macs`]), then [`Domain::fill_defaults_with_uuid`].
+    /// [`crate::load_domain`] calls this with [`Uuid::new_random`] and
+    /// [`crate::interface::MacAddr::new_random`].
+    pub fn fill_defaults_with(
+        &mut self,
+        new_uuid: impl FnOnce() -> Uuid,
+        new_mac: impl FnMut() -> crate::interface::MacAddr,
+    ) -> Result<(), ConfError> {
+        self.assign_missing_macs(new_mac);
+        self.fill_defaults_with_uuid(new_uuid)
     }
 
     /// The `<domain>` element in canonical form.

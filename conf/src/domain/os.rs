@@ -7,6 +7,46 @@ use crate::xml::{Element, Extra, Pos};
 /// Boot devices accepted in `<boot dev>`.
 pub const BOOT_DEVICES: &[&str] = &["fd", "hd", "cdrom", "network"];
 
+/// The architectures libvirt knows (`virArch`); others are refused as libvirt refuses them
+/// ("Unknown architecture"). The name also makes the default `<emulator>` path.
+pub const ARCHES: &[&str] = &[
+    "aarch64",
+    "alpha",
+    "armv6l",
+    "armv7b",
+    "armv7l",
+    "cris",
+    "i686",
+    "loongarch64",
+    "m68k",
+    "microblaze",
+    "microblazeel",
+    "mips",
+    "mips64",
+    "mips64el",
+    "mipsel",
+    "openrisc",
+    "parisc",
+    "parisc64",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "ppcemb",
+    "ppcle",
+    "riscv32",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sh4",
+    "sh4eb",
+    "sparc",
+    "sparc64",
+    "unicore32",
+    "x86_64",
+    "xtensa",
+    "xtensaeb",
+];
+
 /// `<os>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Os {
@@ -71,8 +111,8 @@ impl Os {
     pub fn from_element(mut el: Element) -> Result<Os, ConfError> {
         let pos = el.pos;
         let firmware = take_choice(&mut el, "firmware", &["bios", "efi"])?;
-        let mut t = el.require_child("type", "QEMU guests need <type>hvm</type>")?;
-        let arch = t.take_attr_value("arch");
+        let mut t = el.require_one("type", "QEMU guests need <type>hvm</type>")?;
+        let arch = take_choice(&mut t, "arch", ARCHES)?;
         let machine = t.take_attr_value("machine");
         let os_type = t.take_text().unwrap_or_default();
         if os_type != "hvm" {
@@ -83,13 +123,15 @@ impl Os {
                 expected: "'hvm' (the only OS type QEMU guests have)".into(),
             });
         }
-        let text = |el: &mut Element, name: &str| el.take_child_text(name).map(|(t, _)| t);
-        let loader = el.take_child("loader").map(|e| unpositioned(&e));
-        let nvram = el.take_child("nvram").map(|e| unpositioned(&e));
-        let kernel = text(&mut el, "kernel");
-        let initrd = text(&mut el, "initrd");
-        let cmdline = text(&mut el, "cmdline");
-        let dtb = text(&mut el, "dtb");
+        let text = |el: &mut Element, name: &str| -> Result<Option<String>, ConfError> {
+            Ok(el.take_one_text(name)?.map(|(t, _)| t))
+        };
+        let loader = el.take_one("loader")?.map(|e| unpositioned(&e));
+        let nvram = el.take_one("nvram")?.map(|e| unpositioned(&e));
+        let kernel = text(&mut el, "kernel")?;
+        let initrd = text(&mut el, "initrd")?;
+        let cmdline = text(&mut el, "cmdline")?;
+        let dtb = text(&mut el, "dtb")?;
         let mut boot = Vec::new();
         for mut b in el.take_children("boot") {
             let dev = b.require_attr("dev", "use one of dev='hd', 'cdrom', 'network' or 'fd'")?;
@@ -98,7 +140,7 @@ impl Os {
             }
             boot.push(dev.value);
         }
-        let bootmenu = match el.take_child("bootmenu") {
+        let bootmenu = match el.take_one("bootmenu")? {
             None => None,
             Some(mut b) => {
                 let enable = super::util::take_yes_no(&mut b, "enable")?;
@@ -196,6 +238,21 @@ mod tests {
         assert!(e.to_string().contains("'xen'"), "{e}");
         let e = os("<os><type>hvm</type><boot dev='usb'/></os>").unwrap_err();
         assert!(e.to_string().contains("'usb'") && e.pos().col > 1, "{e}");
+    }
+
+    /// Fuzzer find: arch='x36_64 ' made the default `<emulator>` end in a space, which the
+    /// next read trimmed. Unknown architectures are refused, as libvirt refuses them.
+    #[test]
+    fn unknown_architectures_are_refused() {
+        for bad in ["x86_64 ", "x36_64", ""] {
+            let e = os(&format!("<os><type arch='{bad}'>hvm</type></os>")).unwrap_err();
+            assert!(e.to_string().contains("'arch'"), "{e}");
+            assert_eq!(e.pos().col, 11, "{e:?}");
+        }
+        for good in ["x86_64", "i686", "aarch64"] {
+            let o = os(&format!("<os><type arch='{good}'>hvm</type></os>")).unwrap();
+            assert_eq!(o.arch.as_deref(), Some(good));
+        }
     }
 
     #[test]

@@ -251,7 +251,14 @@ fn accessors_for_the_command_line() {
 
 #[test]
 fn second_os_block_is_not_silently_lost() {
-    // A second <os> is unknown content: kept and written back (validation may refuse it).
-    let d = filled("<os><type>hvm</type></os>");
-    assert_eq!(d.to_xml().matches("<os>").count(), 2);
+    // A second <os> is refused (not dropped, not kept to shadow the first on a re-read),
+    // with its position.
+    let e = domain("<os><type>hvm</type></os>").unwrap_err();
+    assert!(e.to_string().contains("<os> appears more than once"), "{e}");
+    assert!(e.pos().is_known() && e.pos().col > 100, "{:?}", e.pos());
+    // Elements that may repeat still do.
+    let d = filled(
+        "<devices><disk><target dev='vda'/></disk><disk><target dev='vdb'/></disk></devices>",
+    );
+    assert_eq!(d.disks().len(), 2);
 }

@@ -117,11 +117,11 @@ impl Driver {
             ..Default::default()
         };
         d.host = el
-            .take_child("host")
+            .take_one("host")?
             .map(|h| Offloads::from_element(h, HOST_OFFLOADS))
             .transpose()?;
         d.guest = el
-            .take_child("guest")
+            .take_one("guest")?
             .map(|g| Offloads::from_element(g, GUEST_OFFLOADS))
             .transpose()?;
         d.extra = el.into_extra();

@@ -341,22 +341,37 @@ fn parse_hostdev_source(mut src: Element) -> Result<(HostdevSource, Element), Co
     if is_usb {
         let pos = src.pos;
         let mut id = |name: &str| -> Result<Option<u16>, ConfError> {
-            let Some(mut e) = src.take_child(name) else {
+            let Some(mut e) = src.take_one(name)? else {
                 return Ok(None);
             };
             let v = take_with(&mut e, "id", "a hex id like 0x1234", |v| {
                 v.strip_prefix("0x")
                     .and_then(|h| u16::from_str_radix(h, 16).ok())
             })?;
-            if !e.attrs.is_empty() || !e.children.is_empty() {
-                src.children.push(e.clone());
+            // Kept next to the typed element, the rest would make a second <vendor> that a
+            // re-read refuses: refuse it now.
+            if let Some(a) = e.attrs.first() {
+                return Err(ConfError::unsupported(
+                    if a.pos.is_known() { a.pos } else { e.pos },
+                    format!(
+                        "<{name}> has unknown attribute '{}': it holds only id='0x....'; \
+                         remove it",
+                        a.name
+                    ),
+                ));
+            }
+            if let Some(c) = e.children.first() {
+                return Err(ConfError::unsupported(
+                    c.pos,
+                    format!("<{name}> holds only an id attribute; remove <{}>", c.name),
+                ));
             }
             Ok(v.map(|v| v.value))
         };
         let vendor = id("vendor")?;
         let product = id("product")?;
         let mut bus_device = None;
-        if let Some(mut a) = src.take_child("address") {
+        if let Some(mut a) = src.take_one("address")? {
             a.take_attr("type");
             let bus = take_uint::<u32>(&mut a, "bus")?;
             let device = take_uint::<u32>(&mut a, "device")?;
@@ -375,7 +390,7 @@ fn parse_hostdev_source(mut src: Element) -> Result<(HostdevSource, Element), Co
         ));
     }
     let addr_el = src
-        .take_child("address")
+        .take_one("address")?
         .ok_or_else(|| ConfError::MissingElement {
             pos: src.pos,
             element: "source".into(),
@@ -477,7 +492,7 @@ pub(crate) fn parse_kind(
             let mut s = need(example)?;
             let remote = socket_addr(&mut s, true, example)?;
             let mut local_el = s
-                .take_child("local")
+                .take_one("local")?
                 .ok_or_else(|| ConfError::MissingElement {
                     pos: s.pos,
                     element: "source".into(),
@@ -530,7 +545,7 @@ pub(crate) fn parse_kind(
                            listens)"
                         .into(),
                 })?;
-                let reconnect = s.take_child("reconnect").map(parse_reconnect).transpose()?;
+                let reconnect = s.take_one("reconnect")?.map(parse_reconnect).transpose()?;
                 Some(VhostUserSocket {
                     path,
                     mode: mode.value,

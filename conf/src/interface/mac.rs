@@ -35,6 +35,23 @@ impl MacAddr {
         MacAddr([prefix[0], prefix[1], prefix[2], low[0], low[1], low[2]])
     }
 
+    /// A random address with QEMU's prefix 52:54:00, as libvirt generates for an interface
+    /// defined without one. Always unicast and never all-zero.
+    pub fn new_random() -> Self {
+        let mut low = [0u8; 3];
+        // The kernel's random source does not fail after early boot; should it fail, the
+        // clock still gives distinct addresses.
+        if getrandom::fill(&mut low).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(7))
+                .unwrap_or(0)
+                .to_le_bytes();
+            low = [t[0] ^ t[3], t[1], t[2]];
+        }
+        MacAddr::with_prefix(QEMU_MAC_PREFIX, low)
+    }
+
     /// The six bytes.
     pub fn octets(&self) -> [u8; 6] {
         self.0
@@ -133,5 +150,19 @@ mod tests {
             MacAddr::with_prefix(QEMU_MAC_PREFIX, [1, 2, 3]).to_string(),
             "52:54:00:01:02:03"
         );
+    }
+
+    #[test]
+    fn random_has_qemu_prefix() {
+        let macs: Vec<MacAddr> = (0..8).map(|_| MacAddr::new_random()).collect();
+        for m in &macs {
+            assert_eq!(m.octets()[..3], QEMU_MAC_PREFIX, "{m}");
+            assert!(!m.is_multicast() && !m.is_zero());
+        }
+        // 8 draws of 24 random bits: a repeat would mean the source is not random.
+        let mut sorted = macs.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), macs.len(), "{macs:?}");
     }
 }

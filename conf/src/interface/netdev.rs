@@ -142,7 +142,7 @@ impl VirtualPort {
             ..Default::default()
         };
         let mut params_extra = Extra::default();
-        if let Some(mut p) = el.take_child("parameters") {
+        if let Some(mut p) = el.take_one("parameters")? {
             for (name, slot) in [
                 ("managerid", &mut vp.managerid),
                 ("typeid", &mut vp.typeid),
@@ -246,11 +246,11 @@ impl Rate {
 impl Bandwidth {
     pub(crate) fn from_element(mut el: Element) -> Result<Self, ConfError> {
         let inbound = el
-            .take_child("inbound")
+            .take_one("inbound")?
             .map(Rate::from_element)
             .transpose()?;
         let outbound = el
-            .take_child("outbound")
+            .take_one("outbound")?
             .map(Rate::from_element)
             .transpose()?;
         Ok(Bandwidth {

@@ -55,12 +55,12 @@ impl Interface {
         let trust = take_yes_no(&mut el, "trustGuestRxFilters")?;
 
         let backend = el
-            .take_child("backend")
+            .take_one("backend")?
             .map(Backend::from_element)
             .transpose()?;
         let passt = backend.as_ref().is_some_and(Backend::is_passt);
 
-        let mut source = el.take_child("source");
+        let mut source = el.take_one("source")?;
         let host_ip = match source.as_mut() {
             Some(s) => IpInfo::take_from(s)?,
             None => IpInfo::default(),
@@ -76,16 +76,16 @@ impl Interface {
         iface.source_extra = rest.extra;
         iface.source_pos = rest.pos;
 
-        iface.mac = el.take_child("mac").map(parse_mac).transpose()?;
-        iface.model = el.take_child("model").map(parse_model).transpose()?;
+        iface.mac = el.take_one("mac")?.map(parse_mac).transpose()?;
+        iface.model = el.take_one("model")?.map(parse_model).transpose()?;
         let hostdev = ty == InterfaceType::Hostdev;
         iface.driver = el
-            .take_child("driver")
+            .take_one("driver")?
             .map(|d| Driver::from_element(d, hostdev))
             .transpose()?;
 
-        iface.vlan = el.take_child("vlan").map(Vlan::from_element).transpose()?;
-        if let Some(vp) = el.take_child("virtualport") {
+        iface.vlan = el.take_one("vlan")?.map(Vlan::from_element).transpose()?;
+        if let Some(vp) = el.take_one("virtualport")? {
             if !matches!(
                 ty,
                 InterfaceType::Network
@@ -104,10 +104,10 @@ impl Interface {
             iface.virtualport = Some(VirtualPort::from_element(vp)?);
         }
         iface.bandwidth = el
-            .take_child("bandwidth")
+            .take_one("bandwidth")?
             .map(Bandwidth::from_element)
             .transpose()?;
-        iface.port_isolated = el.take_child("port").map(read_port).transpose()?;
+        iface.port_isolated = el.take_one("port")?.map(read_port).transpose()?;
         iface.guest_ip = IpInfo::take_from(&mut el)?;
         iface.port_forwards = el
             .take_children("portForward")
@@ -115,46 +115,46 @@ impl Interface {
             .map(PortForward::from_element)
             .collect::<Result<_, _>>()?;
         iface.script = el
-            .take_child("script")
+            .take_one("script")?
             .map(|s| Leaf::read_str(s, "path"))
             .transpose()?;
         iface.downscript = el
-            .take_child("downscript")
+            .take_one("downscript")?
             .map(|s| Leaf::read_str(s, "path"))
             .transpose()?;
         iface.backend_domain = el
-            .take_child("backenddomain")
+            .take_one("backenddomain")?
             .map(|s| Leaf::read_str(s, "name"))
             .transpose()?;
         iface.target = el
-            .take_child("target")
+            .take_one("target")?
             .map(Target::from_element)
             .transpose()?;
-        iface.guest = el.take_child("guest").map(GuestName::from_element);
+        iface.guest = el.take_one("guest")?.map(GuestName::from_element);
         iface.filterref = el
-            .take_child("filterref")
+            .take_one("filterref")?
             .map(FilterRef::from_element)
             .transpose()?;
-        iface.tune = el.take_child("tune").map(Tune::from_element).transpose()?;
+        iface.tune = el.take_one("tune")?.map(Tune::from_element).transpose()?;
         iface.teaming = el
-            .take_child("teaming")
+            .take_one("teaming")?
             .map(Teaming::from_element)
             .transpose()?;
-        iface.link = el.take_child("link").map(LinkState::read).transpose()?;
-        iface.mtu = el.take_child("mtu").map(read_mtu).transpose()?;
+        iface.link = el.take_one("link")?.map(LinkState::read).transpose()?;
+        iface.mtu = el.take_one("mtu")?.map(read_mtu).transpose()?;
         iface.coalesce = el
-            .take_child("coalesce")
+            .take_one("coalesce")?
             .map(Coalesce::from_element)
             .transpose()?;
-        iface.boot = el.take_child("boot").map(Boot::from_element).transpose()?;
+        iface.boot = el.take_one("boot")?.map(Boot::from_element).transpose()?;
         iface.alias = el
-            .take_child("alias")
+            .take_one("alias")?
             .map(|a| Leaf::read_str(a, "name"))
             .transpose()?;
-        iface.rom = el.take_child("rom").map(Rom::from_element).transpose()?;
-        iface.acpi_index = el.take_child("acpi").map(read_acpi).transpose()?;
+        iface.rom = el.take_one("rom")?.map(Rom::from_element).transpose()?;
+        iface.acpi_index = el.take_one("acpi")?.map(read_acpi).transpose()?;
         iface.address = el
-            .take_child("address")
+            .take_one("address")?
             .map(DeviceAddress::from_element)
             .transpose()?;
         iface.extra = el.into_extra();

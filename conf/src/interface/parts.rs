@@ -357,7 +357,7 @@ pub struct Tune {
 
 impl Tune {
     pub(crate) fn from_element(mut el: Element) -> Result<Self, ConfError> {
-        let sndbuf = match el.take_child("sndbuf") {
+        let sndbuf = match el.take_one("sndbuf")? {
             None => None,
             Some(mut s) => {
                 let text = s.take_text().unwrap_or_default();
@@ -403,8 +403,8 @@ impl Coalesce {
         let mut rx_frames_max = 0;
         let mut rx_extra = Extra::default();
         let mut frames_extra = Extra::default();
-        if let Some(mut rx) = el.take_child("rx") {
-            if let Some(mut frames) = rx.take_child("frames") {
+        if let Some(mut rx) = el.take_one("rx")? {
+            if let Some(mut frames) = rx.take_one("frames")? {
                 rx_frames_max = take_uint::<u32>(&mut frames, "max")?.map_or(0, |m| m.value);
                 frames_extra = frames.into_extra();
             }

@@ -275,3 +275,55 @@ fn fill_defaults_and_assign_mac() {
     assert_eq!(z.mac().unwrap().to_string(), "52:54:00:09:09:09");
     assert!(write_document(&u.to_element()).contains("<mac address='52:54:00:01:02:03'/>"));
 }
+
+/// Fuzzer find: of two `<coalesce>`, the first (max='0', which formats to nothing) was read
+/// and the second kept as unknown content; a re-read then took the second. Elements that
+/// may appear once are now refused when repeated, with the position of the second.
+#[test]
+fn repeated_single_elements_are_refused() {
+    for (child, twice) in [
+        (
+            "coalesce",
+            "<coalesce><rx><frames max='0'/></rx></coalesce><coalesce><rx/></coalesce>",
+        ),
+        (
+            "mac",
+            "<mac address='52:54:00:00:00:01'/><mac address='52:54:00:00:00:02'/>",
+        ),
+        ("model", "<model type='virtio'/><model type='e1000'/>"),
+    ] {
+        let e = parse(&format!("<interface type='user'>\n{twice}\n</interface>")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("<{child}> appears more than once in <interface>")),
+            "{msg}"
+        );
+        assert_eq!(e.pos().line, 2, "{e:?}");
+        assert!(e.pos().col > 1, "{e:?}");
+    }
+    // Repeatable children are still accepted.
+    parse(
+        "<interface type='user'><ip address='10.0.0.2' family='ipv4' prefix='24'/>\
+         <ip address='fd00::2' family='ipv6'/></interface>",
+    )
+    .unwrap();
+}
+
+/// A USB hostdev source's `<vendor>` with more than an id used to be kept twice (typed and
+/// as unknown content), which a re-read refused; it is refused at once now.
+#[test]
+fn usb_hostdev_ids_take_only_an_id() {
+    let ok = "<interface type='hostdev'><source><vendor id='0x1234'/><product id='0xbeef'/></source></interface>";
+    assert_eq!(round(&round(ok)), round(ok));
+    for bad in [
+        "<vendor id='0x1234' x='1'/>",
+        "<vendor id='0x1234'><y/></vendor>",
+    ] {
+        let e = parse(&format!(
+            "<interface type='hostdev'><source>{bad}<product id='0xbeef'/></source></interface>"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("<vendor>"), "{e}");
+        assert!(e.pos().is_known());
+    }
+}

@@ -3,7 +3,7 @@
 use super::set::{controller_connect, Flags};
 use crate::address::{DeviceAddress, PciAddress};
 use crate::domain::Domain;
-use crate::interface::Interface;
+use crate::interface::NicModel;
 use crate::xml::{Extra, Pos};
 
 /// A device of a domain, by kind and index.
@@ -127,14 +127,6 @@ pub(crate) fn pos(d: &Domain, r: Dev) -> Pos {
     }
 }
 
-/// The NIC model as written or defaulted (lower case).
-pub(crate) fn iface_model(i: &Interface) -> Option<String> {
-    i.to_element()
-        .get_child("model")
-        .and_then(|m| m.get_attr("type"))
-        .map(str::to_ascii_lowercase)
-}
-
 /// A short description for messages.
 pub(crate) fn describe(d: &Domain, r: Dev) -> String {
     let v = &d.devices;
@@ -142,9 +134,10 @@ pub(crate) fn describe(d: &Domain, r: Dev) -> String {
         Dev::Disk(i) => format!("disk '{}'", v.disks[i].target.dev),
         Dev::Controller(i) => v.controllers[i].describe(),
         Dev::Iface(i) => {
-            let el = v.interfaces[i].to_element();
-            match el.get_child("mac").and_then(|m| m.get_attr("address")) {
-                Some(mac) => format!("interface {} (mac {mac})", i + 1),
+            let iface = &v.interfaces[i];
+            // As written (an all-zero MAC included), unlike `Interface::mac()`.
+            match iface.mac.as_ref().and_then(|m| m.address.as_ref()) {
+                Some(mac) => format!("interface {} (mac {})", i + 1, mac.value),
                 None => format!("interface {}", i + 1),
             }
         }
@@ -226,7 +219,7 @@ pub(crate) fn flags(d: &Domain, r: Dev, pcie_root: bool) -> Flags {
             if !iface.wants_pci_address() {
                 return Flags::NONE;
             }
-            match iface_model(iface).as_deref() {
+            match iface.model().map(NicModel::as_str) {
                 Some("usb-net") => Flags::NONE,
                 Some("virtio" | "virtio-non-transitional") => virtio,
                 Some("virtio-transitional") => pci,

@@ -256,6 +256,73 @@ impl Element {
         Some(self.children.remove(i))
     }
 
+    /// Removes and returns the child with this name, for elements that may appear only once:
+    /// a second one is an error naming both (libvirt would silently use the first; keeping
+    /// the second as unknown content would let it take the first one's place on a re-read).
+    pub fn take_one(&mut self, name: &str) -> Result<Option<Element>, ConfError> {
+        let Some(first) = self.take_child(name) else {
+            return Ok(None);
+        };
+        if let Some(second) = self.get_child(name) {
+            let first_at = if first.pos.is_known() {
+                format!(" (the first is on line {})", first.pos.line)
+            } else {
+                String::new()
+            };
+            return Err(ConfError::unsupported(
+                if second.pos.is_known() {
+                    second.pos
+                } else {
+                    self.pos
+                },
+                format!(
+                    "<{name}> appears more than once in <{}>{first_at}; it may be given only \
+                     once: merge the two or remove one",
+                    self.name
+                ),
+            ));
+        }
+        Ok(Some(first))
+    }
+
+    /// [`Element::require_child`] for an element that may appear only once (see
+    /// [`Element::take_one`]).
+    pub fn require_one(&mut self, name: &str, hint: &str) -> Result<Element, ConfError> {
+        match self.take_one(name)? {
+            Some(c) => Ok(c),
+            None => self.require_child(name, hint),
+        }
+    }
+
+    /// Removes the text of a child that may appear only once (see [`Element::take_one`]) and
+    /// holds only text (`<title>text</title>`): attributes or child elements in it are an
+    /// error, as keeping them would leave a second, text-less copy of the element.
+    pub fn take_one_text(&mut self, name: &str) -> Result<Option<(String, Pos)>, ConfError> {
+        let Some(mut c) = self.take_one(name)? else {
+            return Ok(None);
+        };
+        let at = |p: Pos| if p.is_known() { p } else { c.pos };
+        if let Some(a) = c.attrs.first() {
+            return Err(ConfError::unsupported(
+                at(a.pos),
+                format!(
+                    "<{name}> holds only text, but has attribute '{}': remove it",
+                    a.name
+                ),
+            ));
+        }
+        if let Some(e) = c.children.first() {
+            return Err(ConfError::unsupported(
+                at(e.pos),
+                format!(
+                    "<{name}> holds only text, but has element <{}> inside: remove it",
+                    e.name
+                ),
+            ));
+        }
+        Ok(Some((c.take_text().unwrap_or_default(), c.pos)))
+    }
+
     /// Removes a required child; `hint` (may be empty) tells the user how to fix its absence.
     pub fn require_child(&mut self, name: &str, hint: &str) -> Result<Element, ConfError> {
         self.take_child(name)
@@ -315,5 +382,45 @@ impl Element {
             children: self.children,
             text: self.text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::xml::{parse_document, Limits};
+
+    fn doc(s: &str) -> super::Element {
+        parse_document(s, Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn take_one_refuses_a_second_child() {
+        let mut el = doc("<a><b x='1'/><c/>\n<b x='2'/></a>");
+        let e = el.take_one("b").unwrap_err();
+        assert_eq!((e.pos().line, e.pos().col), (2, 1), "{e:?}");
+        assert!(e.to_string().contains("the first is on line 1"), "{e}");
+        let mut el = doc("<a><b x='1'/><c/></a>");
+        assert!(el.take_one("b").unwrap().is_some());
+        assert!(el.take_one("b").unwrap().is_none());
+        assert!(el.require_one("b", "").is_err());
+        assert!(el.require_one("c", "").is_ok());
+    }
+
+    /// Fuzzer find: `<title offset='utc'/>` was read as an empty title and its attribute
+    /// kept in a second, text-less `<title>`, which a re-read refused as a repeat.
+    #[test]
+    fn take_one_text_refuses_attributes_and_children() {
+        let mut el = doc("<a><t>x</t></a>");
+        assert_eq!(el.take_one_text("t").unwrap().unwrap().0, "x");
+        let mut el = doc("<a>\n <t offset='utc'/></a>");
+        let e = el.take_one_text("t").unwrap_err();
+        assert!(e.to_string().contains("attribute 'offset'"), "{e}");
+        assert_eq!(e.pos().line, 2);
+        let mut el = doc("<a><t>x<u/></t></a>");
+        assert!(el
+            .take_one_text("t")
+            .unwrap_err()
+            .to_string()
+            .contains("<u>"));
     }
 }

@@ -217,6 +217,12 @@ fn read_start(
     index: &LineIndex<'_>,
 ) -> Result<Element, ConfError> {
     let name = tag.name().as_ref().to_string();
+    if !is_xml_name(&name) {
+        return Err(ConfError::Syntax {
+            pos: index.pos(start),
+            message: format!("'{name}' is not a valid element name"),
+        });
+    }
     let mut el = Element::new(name);
     el.pos = index.pos(start);
     // The raw tag text, to find each attribute's offset.
@@ -236,6 +242,15 @@ fn read_start(
             })?
             .into_owned();
         let pos = find_attr(raw, &aname).map_or(el.pos, |off| index.pos(start + off));
+        if !is_xml_name(&aname) {
+            return Err(ConfError::Syntax {
+                pos,
+                message: format!(
+                    "'{aname}' is not a valid attribute name (in element <{}>)",
+                    el.name
+                ),
+            });
+        }
         el.attrs.push(Attr {
             name: aname,
             value,
@@ -243,6 +258,19 @@ fn read_start(
         });
     }
     Ok(el)
+}
+
+/// Whether `s` is an XML name (a letter, '_' or ':', then also digits, '-' and '.'; letters
+/// beyond ASCII count). quick-xml does not check names; without this, `< />` was read as an
+/// element named "" and written back as `</>`, which no reader accepts.
+fn is_xml_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let start = |c: char| c.is_alphabetic() || c == '_' || c == ':';
+    start(first)
+        && chars.all(|c| start(c) || c.is_alphanumeric() || matches!(c, '-' | '.' | '\u{b7}'))
 }
 
 /// Offset of ` name=` (any white space before, optional spaces before '=') in a raw start tag.
@@ -307,6 +335,24 @@ mod tests {
         }
         let err = parse("<a>\n  <b>\n</a>").unwrap_err();
         assert_eq!(err.pos().line, 3, "{err}");
+    }
+
+    /// Fuzzer find: `< />` was read as an element named "" and written as `</>`, which our
+    /// own reader then refused. Element and attribute names must be XML names.
+    #[test]
+    fn element_and_attribute_names_are_checked() {
+        for (bad, col) in [
+            ("<a>\n< /></a>", 1),
+            ("<a>\n<1b/></a>", 1),
+            ("<a>\n<b na%e='x'/></a>", 4),
+            ("<a>\n<b -x='1'/></a>", 4),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.to_string().contains("is not a valid"), "{bad:?}: {e}");
+            assert_eq!((e.pos().line, e.pos().col), (2, col), "{bad:?}: {e:?}");
+        }
+        let ok = parse("<a xmlns:qemu='u'><qemu:commandline q.x-1='2'/><é_b/></a>").unwrap();
+        assert_eq!(ok.children.len(), 2);
     }
 
     #[test]

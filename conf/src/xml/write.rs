@@ -3,8 +3,19 @@
 
 use super::element::Element;
 
-/// Escapes text or an attribute value as libvirt does (`<`, `>`, `&`, `'`, `"`).
+/// Escapes text or an attribute value as libvirt does (`<`, `>`, `&`, `'`, `"`), and a
+/// carriage return as `&#13;` (a reader turns a raw one into a line feed).
 pub fn escape(s: &str) -> String {
+    escape_with(s, false)
+}
+
+/// [`escape`] for an attribute value: line feeds and tabs too are written as character
+/// references, since a reader turns raw ones into spaces (attribute value normalisation).
+fn escape_attr(s: &str) -> String {
+    escape_with(s, true)
+}
+
+fn escape_with(s: &str, attr: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -13,6 +24,9 @@ pub fn escape(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '\'' => out.push_str("&apos;"),
             '"' => out.push_str("&quot;"),
+            '\r' => out.push_str("&#13;"),
+            '\n' if attr => out.push_str("&#10;"),
+            '\t' if attr => out.push_str("&#9;"),
             c => out.push(c),
         }
     }
@@ -29,7 +43,7 @@ pub fn write_element(out: &mut String, el: &Element, level: usize) {
         out.push(' ');
         out.push_str(&a.name);
         out.push_str("='");
-        out.push_str(&escape(&a.value));
+        out.push_str(&escape_attr(&a.value));
         out.push('\'');
     }
     match (&el.text, el.children.is_empty()) {
@@ -90,5 +104,20 @@ mod tests {
         let again = parse_document(&write_document(&doc), Limits::default()).unwrap();
         assert_eq!(doc.attrs[0].value, again.attrs[0].value);
         assert_eq!(doc.children[0].text, again.children[0].text);
+    }
+
+    /// White space given as character references survives a round trip: a raw line feed or
+    /// tab in an attribute value would be read back as a space.
+    #[test]
+    fn whitespace_references_round_trip() {
+        let src = "<a k='x&#10;y&#9;z&#13;'><b>l1&#13;\nl2</b></a>";
+        let doc = parse_document(src, Limits::default()).unwrap();
+        assert_eq!(doc.attrs[0].value, "x\ny\tz\r");
+        let out = write_document(&doc);
+        assert!(out.contains("k='x&#10;y&#9;z&#13;'"), "{out}");
+        let again = parse_document(&out, Limits::default()).unwrap();
+        assert_eq!(doc.attrs[0].value, again.attrs[0].value);
+        assert_eq!(doc.children[0].text, again.children[0].text);
+        assert_eq!(write_document(&again), out);
     }
 }
