@@ -141,7 +141,7 @@ impl VmEntry {
                 .and_then(|l| l.status.log_path.as_ref().map(|p| p.display().to_string())),
             problem: slot.problem(),
             pending_removals: live
-                .map(|l| l.status.pending_removals.keys().cloned().collect())
+                .map(|l| crate::live::hotplug::pending_devices(&l.status))
                 .unwrap_or_default(),
         };
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);

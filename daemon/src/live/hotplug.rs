@@ -1,48 +1,48 @@
-//! NIC hot-plug and unplug on a running VM: the daemon's side of `virtnet_vm`'s hot-plug plan
-//! and executor. This module turns the executor's results into what the live status keeps
-//! (so a restarted daemon can unplug a NIC and release its host side) and back.
+//! NIC hot-plug and unplug on a running VM: the daemon's side of `virtnet_vm`'s hot-plug plans
+//! and executor ([`virtnet_vm::plan_attach`], [`virtnet_vm::exec::attach`],
+//! [`virtnet_vm::plan_detach`], [`virtnet_vm::exec::detach`],
+//! [`virtnet_vm::exec::complete_detach`]). It keeps the live status in step: the VM's host
+//! objects (`host_resources`: those made at start plus those of each attach, minus those of
+//! each detach) and the detaches waiting for the guest (`pending_detaches`), so that a
+//! restarted daemon can unplug a NIC and release its host side.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use virtnet_conf::Interface;
 use virtnet_host::HostNet;
 use virtnet_qemu::QemuCaps;
+use virtnet_vm::exec::{self, DetachOutcome, PendingDetach};
+use virtnet_vm::{plan_attach, plan_detach, AttachedNic, HotplugOptions, VmError};
 
 use super::Live;
 use crate::error::{DaemonError, Result};
 use crate::store::LiveStatus;
 
-/// What the live status keeps about a NIC plugged in while the VM runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PluggedNic {
-    /// The executor's record of it.
-    pub state: serde_json::Value,
-}
-
-/// A removal waiting for the guest (`DEVICE_DELETED`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingRemoval {
-    /// When `device_del` was sent, in milliseconds since the Unix epoch.
-    pub since_unix_ms: u64,
-    /// The executor's record of what is left to do.
-    pub state: serde_json::Value,
-}
+/// How long undoing a plug, or finishing a removal whose device is gone, may wait for the
+/// guest.
+const UNDO_WAIT: Duration = Duration::from_secs(10);
 
 /// A NIC just plugged in.
 #[derive(Debug, Clone)]
 pub struct Plugged {
     /// The interface as plugged (alias, host device name, guest address).
     pub iface: Interface,
-    record: PluggedNic,
+    nic: AttachedNic,
 }
 
 impl Plugged {
-    /// Records the NIC in `status` (its QEMU ids, fds and host objects).
+    /// Records the NIC in `status`: its host objects join the VM's, its QEMU ids the aliases.
     pub fn record_into(&self, status: &mut LiveStatus) {
-        let alias = self.iface.alias().unwrap_or_default().to_string();
-        status.plugged.insert(alias, self.record.clone());
+        let what = self.iface.describe();
+        let n = &self.nic;
+        status.host_resources.add(&n.host);
+        status.aliases.insert(n.device_id.clone(), what.clone());
+        for id in n.netdev_id.iter().chain(&n.chardev_id) {
+            status
+                .aliases
+                .insert(id.clone(), format!("back end of {what}"));
+        }
     }
 }
 
@@ -51,50 +51,160 @@ impl Plugged {
 pub enum Unplug {
     /// The NIC is gone from QEMU and the host.
     Done,
-    /// The guest has not released it yet.
-    Pending(PendingRemoval),
+    /// The guest has not released it yet; the status records it as pending.
+    Pending,
 }
 
-fn unavailable() -> DaemonError {
-    DaemonError::Internal("NIC hot-plug needs virtnet-vm's hot-plug executor".into())
+/// The daemon's error for a hot-plug error of the vm crate.
+fn vm_error(e: VmError) -> DaemonError {
+    match e {
+        VmError::NotHotpluggable { .. } | VmError::NetworkUnsupported { .. } => {
+            DaemonError::NotHotpluggable(e.to_string())
+        }
+        VmError::InvalidHotplug { problems, .. } => DaemonError::InvalidXml { problems },
+        VmError::DetachPending { vm, device, .. } => DaemonError::RemovalPending { vm, device },
+        other => DaemonError::HotplugFailed(other.to_string()),
+    }
 }
 
-/// Plugs `iface` (complete: MAC, model, guest address) into the running VM.
+fn options(unplug_timeout: Duration) -> HotplugOptions {
+    HotplugOptions {
+        unplug_timeout,
+        ..HotplugOptions::default()
+    }
+}
+
+/// Plugs `iface` (MAC assigned, validated) into the running VM: planned against the live
+/// definition, every step undone if a later one fails.
 pub async fn plug(
-    _l: &Live,
-    _host: &dyn HostNet,
-    _caps: &QemuCaps,
-    _iface: &Interface,
+    l: &Live,
+    host: &dyn HostNet,
+    caps: &QemuCaps,
+    iface: &Interface,
 ) -> Result<Plugged> {
-    Err(unavailable())
+    let plan = plan_attach(&l.domain, iface, caps).map_err(vm_error)?;
+    let qmp = l.qmp_client().await?;
+    let nic = exec::attach(&plan, host, &qmp, &options(UNDO_WAIT))
+        .await
+        .map_err(vm_error)?;
+    let iface = nic.interface().map_err(vm_error)?;
+    Ok(Plugged { iface, nic })
 }
 
-/// Undoes a plug that cannot be kept; returns what could not be undone.
-pub async fn unplug_now(_l: &Live, _host: &dyn HostNet, _p: &Plugged) -> Vec<String> {
-    vec![unavailable().to_string()]
+/// Undoes a plug that cannot be kept (its status could not be written); returns what could
+/// not be undone.
+pub async fn unplug_now(l: &Live, host: &dyn HostNet, p: &Plugged) -> Vec<String> {
+    let mut live = (*l.domain).clone();
+    live.devices.interfaces.push(p.iface.clone());
+    let plan = match plan_detach(&live, &p.iface, &p.nic.host) {
+        Ok(plan) => plan,
+        Err(e) => return vec![e.to_string()],
+    };
+    let qmp = match l.qmp_client().await {
+        Ok(q) => q,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut pending = exec::PendingDetaches::default();
+    match exec::detach(&plan, host, &qmp, &mut pending, &options(UNDO_WAIT)).await {
+        Ok(DetachOutcome::Done(r)) => r.left_behind,
+        Ok(DetachOutcome::Pending(_)) => vec![format!(
+            "the guest did not release {} within {UNDO_WAIT:?}",
+            p.nic.device_id
+        )],
+        Err(e) => vec![e.to_string()],
+    }
 }
 
-/// Unplugs interface `index`, waiting up to `timeout` for the guest; on success its records
-/// are taken out of `status`.
+/// Unplugs interface `index` of the live definition, waiting up to `timeout` for the guest.
+/// Done: its host objects leave `status`. Not released in time: `status` records the pending
+/// detach (the interface stays in the live definition until it completes).
 pub async fn unplug(
-    _l: &mut Live,
-    _host: &dyn HostNet,
-    _index: usize,
-    _timeout: Duration,
-    _status: &mut LiveStatus,
+    l: &mut Live,
+    host: &dyn HostNet,
+    index: usize,
+    timeout: Duration,
+    status: &mut LiveStatus,
 ) -> Result<Unplug> {
-    Err(unavailable())
+    let iface = &l.domain.devices.interfaces[index];
+    let plan = plan_detach(&l.domain, iface, &status.host_resources).map_err(vm_error)?;
+    let qmp = l.qmp_client().await?;
+    let outcome = exec::detach(
+        &plan,
+        host,
+        &qmp,
+        &mut status.pending_detaches,
+        &options(timeout),
+    )
+    .await
+    .map_err(vm_error)?;
+    Ok(match outcome {
+        DetachOutcome::Done(r) => {
+            released(&l.status.name, status, &r);
+            Unplug::Done
+        }
+        DetachOutcome::Pending(_) => Unplug::Pending,
+    })
 }
 
-/// Finishes the pending removal of `alias` after the guest released it; its records are taken
-/// out of `status`. Returns what could not be cleaned up.
+/// The detach `r` finished: its host objects and QEMU ids leave `status`.
+fn released(vm: &str, status: &mut LiveStatus, r: &exec::DetachReport) {
+    status.host_resources.remove_part(&r.released);
+    let prefixes = ["", "host", "char"];
+    for p in prefixes {
+        status.aliases.remove(&format!("{p}{}", r.device_id));
+    }
+    for left in &r.left_behind {
+        tracing::error!(vm = %vm, device = %r.device_id, leftover = %left, "not cleaned up after an unplug");
+    }
+}
+
+/// Finishes the pending detach of `alias` once QEMU no longer has the device; its records
+/// leave `status`. Returns what could not be cleaned up.
 pub async fn finish(
-    _l: &mut Live,
-    _host: &dyn HostNet,
-    _alias: &str,
-    _status: &mut LiveStatus,
+    l: &mut Live,
+    host: &dyn HostNet,
+    alias: &str,
+    status: &mut LiveStatus,
 ) -> Vec<String> {
-    vec![unavailable().to_string()]
+    let qmp = match l.qmp_client().await {
+        Ok(q) => q,
+        Err(e) => return vec![e.to_string()],
+    };
+    match exec::complete_detach(
+        alias,
+        host,
+        &qmp,
+        &mut status.pending_detaches,
+        &options(UNDO_WAIT),
+    )
+    .await
+    {
+        Ok(DetachOutcome::Done(r)) => {
+            released(&l.status.name, status, &r);
+            r.left_behind
+        }
+        Ok(DetachOutcome::Pending(_)) => {
+            vec![format!(
+                "the guest still has {alias}; its removal stays pending"
+            )]
+        }
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+/// Whether a detach of device `alias` waits for the guest.
+pub fn is_pending(status: &LiveStatus, alias: &str) -> bool {
+    status.pending_detaches.get(alias).is_some()
+}
+
+/// The devices whose detach waits for the guest.
+pub fn pending_devices(status: &LiveStatus) -> Vec<String> {
+    status
+        .pending_detaches
+        .pending
+        .iter()
+        .map(|p: &PendingDetach| p.plan.device_id.clone())
+        .collect()
 }
 
 /// Whether QEMU still has device `alias` (`qom-list /machine/peripheral`).

@@ -170,8 +170,7 @@ pub fn status_of(live: &Domain, id: u32, vm: &RunningVm) -> LiveStatus {
         aliases,
         fds,
         host_resources: vm.resources().clone(),
-        plugged: BTreeMap::new(),
-        pending_removals: BTreeMap::new(),
+        pending_detaches: Default::default(),
     }
 }
 

@@ -84,7 +84,7 @@ impl Daemon {
             let a = iface.alias().unwrap_or_default().to_string();
             mac = iface.mac().map(|m| m.to_string());
             alias = Some(a.clone());
-            if l.status.pending_removals.contains_key(&a) {
+            if hotplug::is_pending(&l.status, &a) {
                 let alias = a;
                 if hotplug::device_present(l, &alias).await? {
                     return Err(DaemonError::RemovalPending {
@@ -114,8 +114,7 @@ impl Daemon {
                 Ok(hotplug::Unplug::Done) => {
                     self.removed(name, l, &a, status).await?;
                 }
-                Ok(hotplug::Unplug::Pending(p)) => {
-                    status.pending_removals.insert(a.clone(), p);
+                Ok(hotplug::Unplug::Pending) => {
                     // The device stays in the live definition (QEMU still has it) until the
                     // guest lets go: only the status learns that its removal is under way.
                     if let Err(e) = self.save_status(&status).await {
@@ -203,7 +202,6 @@ impl Daemon {
         let iface = l.domain.devices.interfaces[index].clone();
         let new_live = without_interface(&l.domain, index);
         status.live_xml = new_live.to_xml();
-        status.pending_removals.remove(alias);
         if let Err(e) = self.save_status(&status).await {
             // QEMU and the host no longer have the NIC: keep the daemon's view true, and let
             // the next write of the status carry it.
@@ -229,7 +227,7 @@ impl Daemon {
         let Some(l) = slot.live.as_mut().filter(|l| l.status.id == id) else {
             return;
         };
-        if !l.status.pending_removals.contains_key(device) {
+        if !hotplug::is_pending(&l.status, device) {
             return;
         }
         let host = match self.host() {
@@ -253,7 +251,7 @@ impl Daemon {
         let Some(l) = slot.live.as_mut().filter(|l| l.status.id == id) else {
             return;
         };
-        let aliases: Vec<String> = l.status.pending_removals.keys().cloned().collect();
+        let aliases = hotplug::pending_devices(&l.status);
         if aliases.is_empty() {
             return;
         }

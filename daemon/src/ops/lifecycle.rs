@@ -201,13 +201,26 @@ impl Daemon {
         let mut leftovers = Vec::new();
         let method = match std::mem::replace(&mut live.handle, Handle::Gone) {
             Handle::Started(vm) => match self.host() {
-                Ok(host) => match vm.stop(host.as_ref(), mode).await {
-                    Ok(report) => report.method,
-                    Err(e) => {
-                        leftovers.push(e.to_string());
-                        StopMethod::Sigkill
+                Ok(host) => {
+                    // The VM releases what it made at start; what attaches added since (the
+                    // status's record minus the start's) is released here.
+                    let mut added = live.status.host_resources.clone();
+                    added.remove_part(vm.resources());
+                    let method = match vm.stop(host.as_ref(), mode).await {
+                        Ok(report) => report.method,
+                        Err(e) => {
+                            leftovers.push(e.to_string());
+                            StopMethod::Sigkill
+                        }
+                    };
+                    match added.undo_stack() {
+                        Ok(mut u) => leftovers
+                            .extend(u.rollback(host.as_ref()).iter().map(|e| e.to_string())),
+                        Err(e) => leftovers.push(e.to_string()),
                     }
-                },
+                    leftovers.extend(remove_sockets(&live.status.sockets_to_remove));
+                    method
+                }
                 Err(e) => {
                     leftovers.push(e.to_string());
                     StopMethod::Sigkill
@@ -270,13 +283,7 @@ impl Daemon {
                 (_, Err(e)) => left.push(e.to_string()),
             }
         }
-        for s in &status.sockets_to_remove {
-            if std::fs::symlink_metadata(s).is_ok_and(|m| m.file_type().is_socket()) {
-                if let Err(e) = std::fs::remove_file(s) {
-                    left.push(format!("socket {}: {e}", s.display()));
-                }
-            }
-        }
+        left.extend(remove_sockets(&status.sockets_to_remove));
         if let Some(dir) = &status.run_dir {
             match std::fs::remove_dir_all(dir) {
                 Ok(()) => {}
@@ -286,6 +293,19 @@ impl Daemon {
         }
         left
     }
+}
+
+/// Removes the unix sockets QEMU listened on (left when it was killed); returns failures.
+fn remove_sockets(sockets: &[PathBuf]) -> Vec<String> {
+    let mut left = Vec::new();
+    for s in sockets {
+        if std::fs::symlink_metadata(s).is_ok_and(|m| m.file_type().is_socket()) {
+            if let Err(e) = std::fs::remove_file(s) {
+                left.push(format!("socket {}: {e}", s.display()));
+            }
+        }
+    }
+    left
 }
 
 fn method_name(m: StopMethod) -> &'static str {

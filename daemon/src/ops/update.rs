@@ -72,11 +72,9 @@ fn diff(vm: &str, old: &Interface, given: &Interface) -> Result<Changes> {
     }
     let mut applied = old.clone();
     let link = (want.link_up() != old.link_up()).then(|| want.link_up());
-    applied.link = Some(Leaf::new(if want.link_up() {
-        LinkState::Up
-    } else {
-        LinkState::Down
-    }));
+    if let Some(up) = link {
+        applied.link = Some(Leaf::new(if up { LinkState::Up } else { LinkState::Down }));
+    }
     want.link.clone_from(&applied.link);
     let socket = match (&old.kind, &want.kind) {
         (InterfaceKind::VhostUser { socket: a }, InterfaceKind::VhostUser { socket: b })
@@ -157,7 +155,7 @@ impl Daemon {
                 let old = &l.domain.devices.interfaces[i];
                 let ch = diff(name, old, &given)?;
                 let alias = old.alias().unwrap_or_default();
-                if l.status.pending_removals.contains_key(alias) {
+                if hotplug::is_pending(&l.status, alias) {
                     return Err(DaemonError::RemovalPending {
                         vm: name.into(),
                         device: format!("{} ({alias})", old.describe()),
@@ -331,8 +329,7 @@ impl Daemon {
         let mut status = l.status.clone();
         match hotplug::unplug(l, host.as_ref(), i, timeout, &mut status).await? {
             hotplug::Unplug::Done => self.removed(name, l, &alias, status).await?,
-            hotplug::Unplug::Pending(p) => {
-                status.pending_removals.insert(alias.clone(), p);
+            hotplug::Unplug::Pending => {
                 if let Err(e) = self.save_status(&status).await {
                     tracing::error!(vm = %name, error = %e, "cannot record a pending removal");
                 }

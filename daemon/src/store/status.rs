@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use virtnet_vm::HostResources;
 
-use crate::live::hotplug::{PendingRemoval, PluggedNic};
+use virtnet_vm::exec::PendingDetaches;
 
 /// Version of the [`LiveStatus`] file format; bumped on incompatible changes.
 pub const STATUS_FORMAT: u32 = 1;
@@ -55,11 +55,8 @@ pub struct LiveStatus {
     /// the VM executor serialises them, so they can be released after a daemon restart.
     #[serde(default)]
     pub host_resources: HostResources,
-    /// NICs plugged in while the VM runs, by device alias: their QEMU ids, fds and host
-    /// objects, to unplug them and release their host side (also after a daemon restart).
+    /// Detaches waiting for the guest to release the device (`DEVICE_DELETED`), with what is
+    /// left to do once it has.
     #[serde(default)]
-    pub plugged: BTreeMap<String, PluggedNic>,
-    /// Removals waiting for the guest to release the device (`DEVICE_DELETED`), by alias.
-    #[serde(default)]
-    pub pending_removals: BTreeMap<String, PendingRemoval>,
+    pub pending_detaches: PendingDetaches,
 }

@@ -23,8 +23,7 @@ fn status(name: &str) -> LiveStatus {
         .into(),
         fds: Default::default(),
         host_resources: Default::default(),
-        plugged: Default::default(),
-        pending_removals: Default::default(),
+        pending_detaches: Default::default(),
     }
 }
 
