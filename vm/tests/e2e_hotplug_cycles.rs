@@ -19,7 +19,9 @@ use virtnet_vm::exec::{self, DetachOutcome, HotplugOptions, PendingDetaches};
 use virtnet_vm::{plan_attach, plan_detach, ExecOptions, StopMode};
 
 const CYCLES: usize = 100;
-const FLOOR_RUNS: usize = 12;
+/// One bare-QMP floor cycle after every this many of ours (interleaved, so both see the same
+/// machine load).
+const FLOOR_EVERY: usize = 5;
 
 #[test]
 fn hundred_attach_detach_cycles_leak_nothing() {
@@ -58,11 +60,15 @@ fn hundred_attach_detach_cycles_leak_nothing() {
             };
             let nic_xml = bridge_nic(mac, "br0");
             let (mut attach_t, mut detach_t) = (Vec::new(), Vec::new());
+            let (mut plan_t, mut unplan_t) = (Vec::new(), Vec::new());
+            let (mut fa, mut fd) = (Vec::new(), Vec::new());
             let mut pending = PendingDetaches::default();
             for i in 0..CYCLES {
                 let from = con.lines().len();
+                let t = Instant::now();
                 let ap = plan_attach(&live.domain, &iface(&nic_xml), &env.caps)
                     .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+                plan_t.push(t.elapsed());
                 let t = Instant::now();
                 let nic = exec::attach(&ap, &host, qmp, &opts)
                     .await
@@ -79,7 +85,9 @@ fn hundred_attach_detach_cycles_leak_nothing() {
                     .await
                     .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
                 }
+                let t = Instant::now();
                 let dp = plan_detach(&live.domain, &li, &live.held).unwrap();
+                unplan_t.push(t.elapsed());
                 let t = Instant::now();
                 let out = exec::detach(&dp, &host, qmp, &mut pending, &opts)
                     .await
@@ -90,6 +98,11 @@ fn hundred_attach_detach_cycles_leak_nothing() {
                 };
                 assert!(report.left_behind.is_empty(), "cycle {i}: {report:?}");
                 live.remove(&report.device_id, &report.released);
+                if i % FLOOR_EVERY == FLOOR_EVERY - 1 {
+                    let (a, d) = floor(&host, qmp, mac).await;
+                    fa.push(a);
+                    fd.push(d);
+                }
             }
             assert_eq!(&live.held, vm.resources());
             let n = settle_fd_count(pid, qemu_fds, Duration::from_secs(5)).await;
@@ -102,18 +115,17 @@ fn hundred_attach_detach_cycles_leak_nothing() {
             let leaks = b.leaks_in(&now);
             assert!(leaks.is_empty(), "after {CYCLES} cycles:\n{leaks}");
 
-            let (fa, fd) = floor(&host, qmp, mac).await;
-            assert_eq!(
-                settle_fd_count(pid, qemu_fds, Duration::from_secs(5)).await,
-                qemu_fds
-            );
             eprintln!(
-                "TIMING bridge NIC, {CYCLES} cycles: attach median {:.1} ms (bare QMP floor \
-                 {:.1} ms); detach median {:.1} ms (floor {:.1} ms); floor over {FLOOR_RUNS} runs",
+                "TIMING bridge NIC, {CYCLES} cycles: exec::attach median {:.2} ms (+ plan_attach \
+                 {:.2} ms), bare QMP floor {:.2} ms; exec::detach median {:.1} ms (+ plan_detach \
+                 {:.2} ms), floor {:.1} ms ({} floor cycles interleaved)",
                 median_ms(&attach_t),
+                median_ms(&plan_t),
                 median_ms(&fa),
                 median_ms(&detach_t),
+                median_ms(&unplan_t),
                 median_ms(&fd),
+                fa.len(),
             );
             vm.stop(&host, StopMode::Destroy).await.unwrap();
         });
@@ -121,51 +133,43 @@ fn hundred_attach_detach_cycles_leak_nothing() {
 }
 
 /// The same hot-plug as bare calls: tap on the bridge, getfd, netdev_add, device_add; then
-/// device_del, wait for DEVICE_DELETED, netdev_del. Returns (attach, detach) wall times.
-async fn floor(
-    host: &LinuxHost,
-    qmp: &virtnet_qemu::QmpClient,
-    mac: &str,
-) -> (Vec<Duration>, Vec<Duration>) {
-    let (mut a, mut d) = (Vec::new(), Vec::new());
-    let guest_mac: MacAddr = mac.parse().unwrap();
-    for _ in 0..FLOOR_RUNS {
-        let t = Instant::now();
-        let spec = TapSpec {
-            name: None,
-            guest_mac,
-            mtu: None,
-            queues: 1,
-            vnet_hdr: true,
-        };
-        let tap = host.create_tap(&spec).unwrap();
-        host.attach_to_bridge(&tap.name, "br0", &BridgePortOpts::default())
-            .unwrap();
-        qmp.getfd("tapfd-floor", tap.fds[0].as_fd()).await.unwrap();
-        qmp.execute(
-            "netdev_add",
-            json!({"type": "tap", "fd": "tapfd-floor", "id": "hostfloor"}),
-        )
+/// device_del, wait for DEVICE_DELETED, netdev_del. Returns the (attach, detach) wall times.
+async fn floor(host: &LinuxHost, qmp: &virtnet_qemu::QmpClient, mac: &str) -> (Duration, Duration) {
+    let t = Instant::now();
+    let spec = TapSpec {
+        name: None,
+        guest_mac: mac.parse::<MacAddr>().unwrap(),
+        mtu: None,
+        queues: 1,
+        vnet_hdr: true,
+    };
+    let tap = host.create_tap(&spec).unwrap();
+    host.attach_to_bridge(&tap.name, "br0", &BridgePortOpts::default())
+        .unwrap();
+    qmp.getfd("tapfd-floor", tap.fds[0].as_fd()).await.unwrap();
+    qmp.execute(
+        "netdev_add",
+        json!({"type": "tap", "fd": "tapfd-floor", "id": "hostfloor"}),
+    )
+    .await
+    .unwrap();
+    qmp.execute(
+        "device_add",
+        json!({"driver": "virtio-net-pci", "netdev": "hostfloor", "id": "floor",
+               "mac": mac, "bus": "pci.0", "addr": "0x5"}),
+    )
+    .await
+    .unwrap();
+    let attach = t.elapsed();
+    drop(tap.fds);
+    let t = Instant::now();
+    qmp.device_del_and_wait("floor", Duration::from_secs(30))
         .await
         .unwrap();
-        qmp.execute(
-            "device_add",
-            json!({"driver": "virtio-net-pci", "netdev": "hostfloor", "id": "floor",
-                   "mac": mac, "bus": "pci.0", "addr": "0x5"}),
-        )
+    qmp.execute("netdev_del", json!({"id": "hostfloor"}))
         .await
         .unwrap();
-        a.push(t.elapsed());
-        drop(tap.fds);
-        let t = Instant::now();
-        qmp.device_del_and_wait("floor", Duration::from_secs(30))
-            .await
-            .unwrap();
-        qmp.execute("netdev_del", json!({"id": "hostfloor"}))
-            .await
-            .unwrap();
-        d.push(t.elapsed());
-        host.delete_link(&tap.name, Some(tap.ifindex)).unwrap();
-    }
-    (a, d)
+    let detach = t.elapsed();
+    host.delete_link(&tap.name, Some(tap.ifindex)).unwrap();
+    (attach, detach)
 }

@@ -355,3 +355,34 @@ fn attached_interface_round_trips() {
     let pinned = with_target_dev(&p.interface, Some("vnet9"));
     assert_eq!(pinned.target_dev(), Some("vnet9"));
 }
+
+#[test]
+fn q35_puts_the_nic_on_a_free_root_port() {
+    let xml = "<domain type='qemu'><name>q</name><memory unit='MiB'>256</memory>
+      <os><type arch='x86_64' machine='q35'>hvm</type></os><features><acpi/></features>
+      <devices>
+        <interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/></interface>
+        <controller type='pci' model='pcie-root-port'/>
+        <controller type='pci' model='pcie-root-port'/>
+        <controller type='pci' model='pcie-root-port'/>
+        <memballoon model='none'/>
+      </devices></domain>";
+    let d = virtnet_conf::load_domain(xml).unwrap_or_else(|e| panic!("{e:?}"));
+    let p = plan_attach(&d, &iface(BRIDGE), &QEMU_7_2).unwrap();
+    let AttachAction::Qmp { command, .. } = &p.step(AttachStepId::DeviceAdd).unwrap().action
+    else {
+        panic!()
+    };
+    let bus = command.arguments["bus"].as_str().unwrap();
+    assert!(bus.starts_with("pci.") && bus != "pci.0", "{command:?}");
+    assert_eq!(command.arguments["addr"], "0x0");
+    // All root ports taken: a clear refusal.
+    let mut full = d.clone();
+    full.devices.interfaces.push(p.interface.clone());
+    let again = iface(
+        "<interface type='bridge'><mac address='52:54:00:00:00:0f'/>\
+         <source bridge='br0'/><model type='virtio'/></interface>",
+    );
+    let e = plan_attach(&full, &again, &QEMU_7_2).unwrap_err().to_string();
+    assert!(e.contains("no free hot-pluggable PCI slot"), "{e}");
+}
