@@ -369,8 +369,7 @@ fn q35_puts_the_nic_on_a_free_root_port() {
       </devices></domain>";
     let d = virtnet_conf::load_domain(xml).unwrap_or_else(|e| panic!("{e:?}"));
     let p = plan_attach(&d, &iface(BRIDGE), &QEMU_7_2).unwrap();
-    let AttachAction::Qmp { command, .. } = &p.step(AttachStepId::DeviceAdd).unwrap().action
-    else {
+    let AttachAction::Qmp { command, .. } = &p.step(AttachStepId::DeviceAdd).unwrap().action else {
         panic!()
     };
     let bus = command.arguments["bus"].as_str().unwrap();
@@ -383,6 +382,8 @@ fn q35_puts_the_nic_on_a_free_root_port() {
         "<interface type='bridge'><mac address='52:54:00:00:00:0f'/>\
          <source bridge='br0'/><model type='virtio'/></interface>",
     );
-    let e = plan_attach(&full, &again, &QEMU_7_2).unwrap_err().to_string();
+    let e = plan_attach(&full, &again, &QEMU_7_2)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no free hot-pluggable PCI slot"), "{e}");
 }
