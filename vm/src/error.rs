@@ -149,7 +149,7 @@ pub enum VmError {
         vm: String,
         /// The QEMU device id.
         device: String,
-        /// When the pending detach was requested (seconds since the epoch, as text).
+        /// When the pending detach was requested (`12.3 s ago`).
         since: String,
     },
 

@@ -101,7 +101,10 @@ pub async fn detach(
         return Err(VmError::DetachPending {
             vm: plan.vm.clone(),
             device: plan.device_id.clone(),
-            since: format!("{} ms since the epoch", p.since_unix_ms),
+            since: format!(
+                "{:.1} s ago",
+                now_unix_ms().saturating_sub(p.since_unix_ms) as f64 / 1000.0
+            ),
         });
     }
     let since_unix_ms = now_unix_ms();
