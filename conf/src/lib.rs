@@ -12,6 +12,7 @@ pub mod devices;
 pub mod domain;
 pub mod error;
 pub mod interface;
+pub mod network;
 mod load;
 mod pci;
 pub mod validate;

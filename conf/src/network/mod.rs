@@ -1,0 +1,202 @@
+//! Network definitions (`<network>`), libvirt style, for networks virtnet runs itself.
+//!
+//! The one network type today is a `virtnet-vswitch` (a vhost-user L2 switch):
+//!
+//! ```xml
+//! <network>
+//!   <name>sw0</name>
+//!   <virtualport type='virtnet-vswitch'/>
+//!   <uplink dev='sw0-up'>
+//!     <ip address='10.20.0.1' prefix='24'/>
+//!   </uplink>
+//! </network>
+//! ```
+//!
+//! `<uplink>` is optional: a tap the switch adds as a port, so guests reach the host; with
+//! `<ip>`, the host side of the tap gets that address. Guests join with
+//! `<interface type='network'><source network='sw0'/></interface>` (vhost-user: the domain
+//! needs shared memory).
+
+use std::net::Ipv4Addr;
+
+use crate::error::ConfError;
+use crate::xml::{parse_document, write_document, Element, Limits};
+
+/// The `<virtualport type>` of a network served by `virtnet-vswitch`.
+pub const VSWITCH_TYPE: &str = "virtnet-vswitch";
+
+/// A network definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// `<name>`: 1–32 characters of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+    pub name: String,
+    /// `<uplink>`: the switch's tap port towards the host.
+    pub uplink: Option<Uplink>,
+}
+
+/// `<uplink dev='TAP'>`, with an optional `<ip address prefix>` for the host side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplink {
+    /// The tap's name (1–15 characters, a Linux interface name).
+    pub dev: String,
+    /// The host's address on the tap and its prefix length.
+    pub ip: Option<(Ipv4Addr, u8)>,
+}
+
+fn unknown(el: &Element) -> Option<ConfError> {
+    if let Some(a) = el.attrs.first() {
+        return Some(ConfError::unsupported(
+            a.pos,
+            format!(
+                "unknown attribute '{}' in <{}>: a virtnet-vswitch network has only <name>, \
+                 <virtualport type='virtnet-vswitch'/> and <uplink dev='...'><ip address='...' \
+                 prefix='...'/></uplink>",
+                a.name, el.name
+            ),
+        ));
+    }
+    if let Some(c) = el.children.first() {
+        return Some(ConfError::unsupported(
+            c.pos,
+            format!(
+                "unknown element <{}> in <{}>: a virtnet-vswitch network has only <name>, \
+                 <virtualport type='virtnet-vswitch'/> and <uplink dev='...'><ip address='...' \
+                 prefix='...'/></uplink>",
+                c.name, el.name
+            ),
+        ));
+    }
+    if let Some(t) = &el.text {
+        return Some(ConfError::unsupported(
+            el.pos,
+            format!("unexpected text '{t}' in <{}>", el.name),
+        ));
+    }
+    None
+}
+
+/// Whether `name` is a valid network name.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn valid_ifname(dev: &str) -> bool {
+    !dev.is_empty()
+        && dev.len() <= 15
+        && dev != "."
+        && dev != ".."
+        && dev
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Reads and validates a network definition. Every error is positioned.
+pub fn parse_network(text: &str) -> Result<Network, ConfError> {
+    let limits = Limits {
+        max_bytes: 64 << 10,
+        max_depth: 8,
+        max_elements: 64,
+    };
+    let mut root = parse_document(text, limits)?;
+    if root.name != "network" {
+        return Err(ConfError::WrongRoot {
+            pos: root.pos,
+            expected: "network".into(),
+            found: root.name.clone(),
+        });
+    }
+    let (name, name_pos) = match root.take_one_text("name")? {
+        Some(n) => n,
+        None => {
+            return Err(ConfError::MissingElement {
+                pos: root.pos,
+                element: "network".into(),
+                child: "name".into(),
+                hint: "; give one, e.g. <name>sw0</name>".into(),
+            })
+        }
+    };
+    if !valid_name(&name) {
+        return Err(ConfError::unsupported(
+            name_pos,
+            format!(
+                "network name '{name}' is not valid: use 1-32 characters of letters, digits, \
+                 '_', '.', '-', not starting with '.' or '-'"
+            ),
+        ));
+    }
+    let mut vp = root.require_one(
+        "virtualport",
+        "a network virtnet runs needs <virtualport type='virtnet-vswitch'/>",
+    )?;
+    let ty = vp.require_attr("type", "use type='virtnet-vswitch'")?;
+    if ty.value != VSWITCH_TYPE {
+        return Err(vp.invalid_attr(
+            &ty,
+            "'virtnet-vswitch' (the only network type virtnet runs)",
+        ));
+    }
+    if let Some(e) = unknown(&vp) {
+        return Err(e);
+    }
+    let uplink = match root.take_one("uplink")? {
+        None => None,
+        Some(mut up) => {
+            let dev = up.require_attr("dev", "name the tap, e.g. dev='sw0-up'")?;
+            if !valid_ifname(&dev.value) {
+                return Err(up.invalid_attr(
+                    &dev,
+                    "a Linux interface name: 1-15 letters, digits, '_', '.', '-'",
+                ));
+            }
+            let ip = match up.take_one("ip")? {
+                None => None,
+                Some(mut ip) => {
+                    let addr = ip.require_attr("address", "e.g. address='10.20.0.1'")?;
+                    let a: Ipv4Addr = ip.parse_attr(&addr, "an IPv4 address")?;
+                    let prefix = ip.require_attr("prefix", "e.g. prefix='24'")?;
+                    let p: u8 = ip.parse_attr(&prefix, "a prefix length from 1 to 32")?;
+                    if !(1..=32).contains(&p) {
+                        return Err(ip.invalid_attr(&prefix, "a prefix length from 1 to 32"));
+                    }
+                    if let Some(e) = unknown(&ip) {
+                        return Err(e);
+                    }
+                    Some((a, p))
+                }
+            };
+            if let Some(e) = unknown(&up) {
+                return Err(e);
+            }
+            Some(Uplink { dev: dev.value, ip })
+        }
+    };
+    if let Some(e) = unknown(&root) {
+        return Err(e);
+    }
+    Ok(Network { name, uplink })
+}
+
+impl Network {
+    /// The canonical XML (what `net-dumpxml` prints).
+    pub fn to_xml(&self) -> String {
+        let uplink = self.uplink.as_ref().map(|u| {
+            Element::new("uplink").attr("dev", &u.dev).child_opt(
+                u.ip.map(|(a, p)| Element::new("ip").attr("address", a).attr("prefix", p)),
+            )
+        });
+        let root = Element::new("network")
+            .child(Element::new("name").text(&self.name))
+            .child(Element::new("virtualport").attr("type", VSWITCH_TYPE))
+            .child_opt(uplink);
+        write_document(&root)
+    }
+}
+
+#[cfg(test)]
+mod tests;
