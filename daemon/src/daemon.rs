@@ -28,6 +28,8 @@ pub struct Daemon {
     pub(crate) store: Store,
     pub(crate) registry: Registry,
     pub(crate) vms: VmTable,
+    /// The networks (virtnet-vswitch switches).
+    pub(crate) networks: Arc<crate::networks::Networks>,
     next_id: AtomicU32,
     /// Ourselves, for tasks that outlive a request (exit watchers).
     me: Weak<Daemon>,
@@ -46,6 +48,7 @@ impl Daemon {
     pub async fn open(config: Config) -> Result<Arc<Daemon>> {
         let store = Store::open(&config.state_dir, &config.run_dir)?;
         let lock = lock_state_dir(&config.state_dir)?;
+        let networks = crate::networks::Networks::open(&config.state_dir, &config.run_dir).await?;
         let host = LinuxHost::new()
             .map(|h| Arc::new(h) as Arc<dyn HostNet>)
             .map_err(|e| e.to_string());
@@ -57,6 +60,7 @@ impl Daemon {
             store,
             registry: Registry::new(),
             vms: VmTable::default(),
+            networks,
             next_id: AtomicU32::new(1),
             me: me.clone(),
             host,

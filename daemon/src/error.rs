@@ -19,6 +19,15 @@ pub enum DaemonError {
         name: String,
     },
 
+    /// No network of that name is defined.
+    #[error(
+        "no network named '{name}' (`virtnet net-list --all` shows the networks virtnetd knows)"
+    )]
+    NoSuchNetwork {
+        /// The name asked for.
+        name: String,
+    },
+
     /// The domain XML is malformed or cannot work. Each problem is `LINE:COL: message`.
     #[error("invalid domain XML: {}", problems.join("; "))]
     InvalidXml {
@@ -183,6 +192,7 @@ impl DaemonError {
     pub fn kind(&self) -> &'static str {
         match self {
             DaemonError::NoSuchVm { .. } => "no_such_vm",
+            DaemonError::NoSuchNetwork { .. } => "no_such_network",
             DaemonError::InvalidXml { .. } => "invalid_xml",
             DaemonError::BadRequest(_) => "bad_request",
             DaemonError::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -210,6 +220,7 @@ impl DaemonError {
     pub fn http_status(&self) -> u16 {
         match self {
             DaemonError::NoSuchVm { .. }
+            | DaemonError::NoSuchNetwork { .. }
             | DaemonError::NoRoute { .. }
             | DaemonError::NoSuchInterface { .. }
             | DaemonError::NoSuchDevice { .. } => 404,

@@ -22,6 +22,7 @@ pub mod error;
 pub mod live;
 pub mod model;
 pub mod names;
+pub mod networks;
 mod ops;
 pub mod registry;
 mod server;

@@ -1,6 +1,7 @@
 //! The HTTP/1.1 + JSON API on the unix socket (see daemon/PROTOCOL.md and daemon/openapi.yaml).
 
 mod body;
+mod networks;
 pub mod router;
 
 use std::convert::Infallible;
@@ -216,6 +217,13 @@ async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Fu
                 &daemon.chardev_change(&name, &device, &r).await?,
             )
         }
+        Route::NetList
+        | Route::NetDefine
+        | Route::NetInfo(_)
+        | Route::NetUndefine(_)
+        | Route::NetXml(_)
+        | Route::NetStart(_)
+        | Route::NetDestroy(_) => networks::dispatch(daemon, route, req, query).await,
         Route::SetLink(name, iface) => {
             let r: SetLinkRequest = read_json_or_empty(req).await?.ok_or_else(|| {
                 DaemonError::BadRequest(

@@ -38,6 +38,20 @@ pub enum Route {
     Shutdown(String),
     /// `POST /v1/domains/{name}/destroy`.
     Destroy(String),
+    /// `GET /v1/networks` (`?all=true`: inactive ones too).
+    NetList,
+    /// `POST /v1/networks` (net-define).
+    NetDefine,
+    /// `GET /v1/networks/{name}`.
+    NetInfo(String),
+    /// `DELETE /v1/networks/{name}` (net-undefine).
+    NetUndefine(String),
+    /// `GET /v1/networks/{name}/xml`.
+    NetXml(String),
+    /// `POST /v1/networks/{name}/start`.
+    NetStart(String),
+    /// `POST /v1/networks/{name}/destroy`.
+    NetDestroy(String),
 }
 
 /// The route of `method path`, or a 404/405 error saying what exists.
@@ -111,6 +125,30 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
             match method {
                 "POST" => Ok(Route::SetLink(name(n)?, name(iface)?)),
                 _ => Err(allow("POST")),
+            }
+        }
+        ["v1", "networks"] => match method {
+            "GET" => Ok(Route::NetList),
+            "POST" => Ok(Route::NetDefine),
+            _ => Err(allow("GET, POST")),
+        },
+        ["v1", "networks", n] if !n.is_empty() => match method {
+            "GET" => Ok(Route::NetInfo(name(n)?)),
+            "DELETE" => Ok(Route::NetUndefine(name(n)?)),
+            _ => Err(allow("GET, DELETE")),
+        },
+        ["v1", "networks", n, action] if !n.is_empty() => {
+            let n = name(n)?;
+            let (route, allowed) = match *action {
+                "xml" => (Route::NetXml(n), "GET"),
+                "start" => (Route::NetStart(n), "POST"),
+                "destroy" => (Route::NetDestroy(n), "POST"),
+                _ => return Err(no_route()),
+            };
+            if method == allowed {
+                Ok(route)
+            } else {
+                Err(allow(allowed))
             }
         }
         _ => Err(no_route()),
@@ -203,6 +241,11 @@ mod tests {
             405
         );
         assert_eq!(route("GET", "/v2/domains").unwrap_err().http_status(), 404);
+        assert_eq!(
+            route("POST", "/v1/networks/sw0/start").unwrap(),
+            Route::NetStart("sw0".into())
+        );
+        assert_eq!(route("GET", "/v1/networks").unwrap(), Route::NetList);
         assert_eq!(
             route("GET", "/v1/domains/x/nope")
                 .unwrap_err()

@@ -60,8 +60,19 @@ impl Daemon {
         domain: Arc<virtnet_conf::Domain>,
     ) -> Result<()> {
         let name = entry.name.as_str();
+        // <interface type='network'> on a switch network → vhost-user on a daemon-chosen socket.
+        let (resolved, net_ports) = self.networks.resolve(name, &domain).await?;
+        let domain = if net_ports.is_empty() {
+            domain
+        } else {
+            Arc::new(resolved)
+        };
         self.registry
             .replace(name, Scope::Live, &claims_of(&domain))?;
+        if let Err(e) = self.networks.add_ports(name, &net_ports).await {
+            self.registry.release(name, Scope::Live);
+            return Err(e);
+        }
         let result = self.start_qemu(name, &domain).await;
         match result {
             Ok(live) => {
@@ -77,6 +88,7 @@ impl Daemon {
             }
             Err(e) => {
                 self.registry.release(name, Scope::Live);
+                self.networks.release_vm(name).await;
                 Err(e)
             }
         }
@@ -235,6 +247,7 @@ impl Daemon {
         };
         live.qmp.close().await;
         self.registry.release(name, Scope::Live);
+        self.networks.release_vm(name).await;
         let owned = name.to_string();
         if let Err(e) = self.with_store(move |s| s.remove_status(&owned)).await {
             leftovers.push(e.to_string());

@@ -1,0 +1,55 @@
+//! The network endpoints (`/v1/networks...`): net-define, net-undefine, net-start,
+//! net-destroy, net-list, net-dumpxml.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+
+use super::body::{read_define_body, wants_xml};
+use super::json;
+use super::router::{query_flag, Route};
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+
+/// Serves one network route.
+pub async fn dispatch(
+    daemon: &Daemon,
+    route: Route,
+    req: Request<Incoming>,
+    query: Option<&str>,
+) -> Result<Response<Full<Bytes>>> {
+    let nets = &daemon.networks;
+    match route {
+        Route::NetList => json(StatusCode::OK, &nets.list(query_flag(query, "all")?).await),
+        Route::NetDefine => {
+            let xml = read_define_body(req).await?;
+            let r = nets.define(&xml).await?;
+            let status = if r.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            json(status, &r)
+        }
+        Route::NetInfo(name) => json(StatusCode::OK, &nets.info(&name).await?),
+        Route::NetUndefine(name) => json(StatusCode::OK, &nets.undefine(&name).await?),
+        Route::NetXml(name) => {
+            let r = nets.xml(&name).await?;
+            if wants_xml(&req) {
+                let mut resp = Response::new(Full::new(Bytes::from(r.xml)));
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+                Ok(resp)
+            } else {
+                json(StatusCode::OK, &r)
+            }
+        }
+        Route::NetStart(name) => json(StatusCode::OK, &nets.start(&name).await?),
+        Route::NetDestroy(name) => json(StatusCode::OK, &nets.destroy(&name).await?),
+        other => Err(DaemonError::Internal(format!(
+            "{other:?} is not a network route"
+        ))),
+    }
+}

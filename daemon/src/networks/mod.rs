@@ -1,0 +1,456 @@
+//! Networks virtnetd runs: `virtnet-vswitch` switches (vhost-user L2) that guests join with
+//! `<interface type='network'><source network='NAME'/>`.
+//!
+//! Files: definitions in `STATE_DIR/networks/NAME.xml`; while a network runs,
+//! `RUN_DIR/networks/NAME.json` (switch pid and start time, control socket, ports) and
+//! `RUN_DIR/networks/NAME/` (control socket `control.sock`, `vswitch.log`, and the VM NICs'
+//! vhost-user sockets `VM-MAC.sock`, on which QEMU listens and the switch connects).
+//!
+//! - A switch that dies is restarted by the daemon at once, with the same control socket,
+//!   uplink and ports: QEMU keeps its listening sockets, the new switch connects to them and
+//!   the guests' traffic resumes (the virtio state is recovered from the rings).
+//! - After a daemon restart, a switch whose pid and start time match is adopted (and
+//!   watched); one that died meanwhile is started again with its ports.
+//! - `net-destroy` is refused while VMs have ports on the network (stop them or detach their
+//!   NICs first): removing a port under a running guest would cut it off silently.
+
+pub mod model;
+mod ports;
+mod switch;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use virtnet_conf::network::{parse_network, valid_name, Network};
+
+use crate::error::{DaemonError, Result};
+use crate::store::atomic::{remove_durable, write_atomic};
+use model::{NetDefineResponse, NetXml, NetworkInfo, PortInfo};
+pub use ports::NetPort;
+
+/// What `RUN_DIR/networks/NAME.json` records about a running switch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetStatus {
+    /// The network.
+    pub name: String,
+    /// The switch's pid.
+    pub pid: i32,
+    /// Its start time (/proc/PID/stat field 22), to tell it from a reused pid.
+    pub start_time: u64,
+    /// Its control socket.
+    pub control: PathBuf,
+    /// Restarts after the switch died.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Port name → port.
+    #[serde(default)]
+    pub ports: BTreeMap<String, Port>,
+}
+
+/// A VM NIC's port on a switch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Port {
+    /// The VM.
+    pub vm: String,
+    /// The vhost-user socket QEMU listens on.
+    pub socket: PathBuf,
+}
+
+struct Net {
+    def: Network,
+    run: Option<NetStatus>,
+}
+
+/// Every network of the daemon.
+pub struct Networks {
+    me: Weak<Networks>,
+    defs_dir: PathBuf,
+    run_dir: PathBuf,
+    binary: PathBuf,
+    table: tokio::sync::Mutex<BTreeMap<String, Net>>,
+}
+
+fn no_such(name: &str) -> DaemonError {
+    DaemonError::NoSuchNetwork { name: name.into() }
+}
+
+impl Networks {
+    /// Opens the network store under `state_dir` and `run_dir`, loads the definitions, and
+    /// adopts (or restarts) the switches that were running.
+    pub async fn open(state_dir: &Path, run_dir: &Path) -> Result<Arc<Networks>> {
+        let defs_dir = state_dir.join("networks");
+        let run_dir = run_dir.join("networks");
+        for d in [&defs_dir, &run_dir] {
+            std::fs::create_dir_all(d).map_err(|e| DaemonError::store("create directory", d, e))?;
+        }
+        let nets = Arc::new_cyclic(|me| Networks {
+            me: me.clone(),
+            defs_dir,
+            run_dir,
+            binary: switch::vswitch_binary(),
+            table: tokio::sync::Mutex::new(BTreeMap::new()),
+        });
+        nets.load().await?;
+        Ok(nets)
+    }
+
+    fn def_path(&self, name: &str) -> PathBuf {
+        self.defs_dir.join(format!("{name}.xml"))
+    }
+
+    fn status_path(&self, name: &str) -> PathBuf {
+        self.run_dir.join(format!("{name}.json"))
+    }
+
+    /// `RUN_DIR/networks/NAME/`: the switch's control socket, log and the NICs' sockets.
+    pub fn net_dir(&self, name: &str) -> PathBuf {
+        self.run_dir.join(name)
+    }
+
+    fn save_status(&self, st: &NetStatus) -> Result<()> {
+        let path = self.status_path(&st.name);
+        let bytes = serde_json::to_vec_pretty(st)
+            .map_err(|e| DaemonError::Internal(format!("network status: {e}")))?;
+        write_atomic(&path, &bytes, 0o600).map_err(|(a, e)| DaemonError::store(a, &path, e))
+    }
+
+    async fn load(&self) -> Result<()> {
+        let mut table = self.table.lock().await;
+        for (name, path) in scan(&self.defs_dir, "xml") {
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| parse_network(&t).map_err(|e| e.to_string()))
+            {
+                Ok(def) if def.name == name => {
+                    table.insert(name, Net { def, run: None });
+                }
+                Ok(def) => {
+                    tracing::error!(path = %path.display(), defines = %def.name, "network definition's file name and <name> differ; ignored")
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot load a network definition")
+                }
+            }
+        }
+        for (name, path) in scan(&self.run_dir, "json") {
+            let status: Option<NetStatus> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let Some(mut st) = status else {
+                tracing::error!(path = %path.display(), "unreadable network status; removed");
+                let _ = remove_durable(&path);
+                continue;
+            };
+            let Some(net) = table.get_mut(&name) else {
+                tracing::warn!(network = %name, "a running switch without definition: stopping it");
+                switch::stop(st.pid, st.start_time).await;
+                let _ = remove_durable(&path);
+                let _ = std::fs::remove_dir_all(self.net_dir(&name));
+                continue;
+            };
+            if switch::alive(st.pid, st.start_time)
+                && switch::request(&st.control, json!({"cmd": "list-ports"}))
+                    .await
+                    .is_ok()
+            {
+                tracing::info!(network = %name, pid = st.pid, "adopted a running switch");
+                self.watch(&name, st.pid, st.start_time, None);
+                net.run = Some(st);
+            } else {
+                tracing::warn!(network = %name, "its switch died while virtnetd was down: starting it again with its ports");
+                switch::stop(st.pid, st.start_time).await;
+                match self.launch(&net.def, &mut st).await {
+                    Ok(()) => net.run = Some(st),
+                    Err(e) => {
+                        tracing::error!(network = %name, error = %e, "cannot restart the switch");
+                        let _ = remove_durable(&path);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `net-define`: stores the definition (replacing one of the same name; a running switch
+    /// keeps its uplink until restarted).
+    pub async fn define(&self, xml: &str) -> Result<NetDefineResponse> {
+        let def = parse_network(xml).map_err(|e| DaemonError::InvalidXml {
+            problems: vec![e.located()],
+        })?;
+        let mut table = self.table.lock().await;
+        let path = self.def_path(&def.name);
+        write_atomic(&path, def.to_xml().as_bytes(), 0o600)
+            .map_err(|(a, e)| DaemonError::store(a, &path, e))?;
+        let name = def.name.clone();
+        let created = match table.get_mut(&name) {
+            Some(net) => {
+                net.def = def;
+                false
+            }
+            None => {
+                table.insert(name.clone(), Net { def, run: None });
+                true
+            }
+        };
+        tracing::info!(network = %name, created, "network defined");
+        Ok(NetDefineResponse { name, created })
+    }
+
+    /// `net-undefine`: removes an inactive network's definition.
+    pub async fn undefine(&self, name: &str) -> Result<NetDefineResponse> {
+        let mut table = self.table.lock().await;
+        let net = table.get(name).ok_or_else(|| no_such(name))?;
+        if net.run.is_some() {
+            return Err(DaemonError::InvalidState {
+                name: format!("network {name}"),
+                state: "active".into(),
+                hint: format!("stop it first with `virtnet net-destroy {name}`"),
+            });
+        }
+        let path = self.def_path(name);
+        remove_durable(&path).map_err(|e| DaemonError::store("remove", &path, e))?;
+        table.remove(name);
+        Ok(NetDefineResponse {
+            name: name.into(),
+            created: false,
+        })
+    }
+
+    /// `net-start`: runs the network's switch.
+    pub async fn start(&self, name: &str) -> Result<NetworkInfo> {
+        let mut table = self.table.lock().await;
+        let net = table.get_mut(name).ok_or_else(|| no_such(name))?;
+        if net.run.is_some() {
+            return Err(DaemonError::InvalidState {
+                name: format!("network {name}"),
+                state: "active".into(),
+                hint: "it runs already".into(),
+            });
+        }
+        let mut st = NetStatus {
+            name: name.into(),
+            pid: 0,
+            start_time: 0,
+            control: self.net_dir(name).join("control.sock"),
+            restarts: 0,
+            ports: BTreeMap::new(),
+        };
+        let dir = self.net_dir(name);
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| DaemonError::store("create", &dir, e))?;
+        if let Err(e) = self.launch(&net.def, &mut st).await {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        net.run = Some(st);
+        tracing::info!(network = %name, "network started");
+        Ok(info(net))
+    }
+
+    /// Spawns the switch for `st` (its control socket, the definition's uplink, `st`'s
+    /// ports), records its pid in `st`, saves the status and watches the process. On failure
+    /// the switch is stopped again.
+    async fn launch(&self, def: &Network, st: &mut NetStatus) -> Result<()> {
+        let dir = self.net_dir(&def.name);
+        std::fs::create_dir_all(&dir).map_err(|e| DaemonError::store("create", &dir, e))?;
+        let uplink = def.uplink.as_ref().map(|u| u.dev.as_str());
+        let mut child =
+            switch::spawn(&self.binary, &st.control, uplink, &dir.join("vswitch.log")).await?;
+        let pid = child.id() as i32;
+        let start_time = switch::start_time(pid).unwrap_or(0);
+        let setup = async {
+            if let Some(u) = &def.uplink {
+                switch::configure_uplink(&u.dev, u.ip)?;
+            }
+            for (port, p) in &st.ports {
+                switch::request(&st.control, add_port(port, &p.socket)).await?;
+            }
+            st.pid = pid;
+            st.start_time = start_time;
+            self.save_status(st)
+        };
+        if let Err(e) = setup.await {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        self.watch(&def.name, pid, start_time, Some(child));
+        Ok(())
+    }
+
+    /// Watches switch `pid`: when it exits while still recorded as the network's switch, it is
+    /// started again with the same ports.
+    fn watch(&self, name: &str, pid: i32, start: u64, child: Option<std::process::Child>) {
+        let me = self.me.clone();
+        let name = name.to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        match child {
+            Some(mut c) => {
+                std::thread::spawn(move || {
+                    let _ = c.wait();
+                    let _ = tx.send(());
+                });
+            }
+            None => {
+                tokio::spawn(async move {
+                    while switch::alive(pid, start) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let _ = tx.send(());
+                });
+            }
+        }
+        tokio::spawn(async move {
+            let _ = rx.await;
+            let Some(nets) = me.upgrade() else { return };
+            nets.on_exit(&name, pid).await;
+        });
+    }
+
+    async fn on_exit(&self, name: &str, pid: i32) {
+        let mut attempt = 0u32;
+        loop {
+            let mut table = self.table.lock().await;
+            let Some(net) = table.get_mut(name) else {
+                return;
+            };
+            let Some(st) = net.run.as_mut() else { return };
+            if st.pid != pid {
+                return; // stopped, or restarted already
+            }
+            tracing::warn!(network = %name, pid, "the switch exited: starting it again with its ports");
+            let mut next = st.clone();
+            next.restarts += 1;
+            let def = net.def.clone();
+            match self.launch(&def, &mut next).await {
+                Ok(()) => {
+                    *st = next;
+                    tracing::info!(network = %name, pid = st.pid, "switch restarted");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(network = %name, error = %e, "cannot restart the switch; retrying");
+                }
+            }
+            drop(table);
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(10)))).await;
+        }
+    }
+
+    /// `net-destroy`: stops the switch. Refused while VMs have ports on it.
+    pub async fn destroy(&self, name: &str) -> Result<NetworkInfo> {
+        let mut table = self.table.lock().await;
+        let net = table.get_mut(name).ok_or_else(|| no_such(name))?;
+        let Some(st) = net.run.as_ref() else {
+            return Err(DaemonError::InvalidState {
+                name: format!("network {name}"),
+                state: "inactive".into(),
+                hint: "it is not running".into(),
+            });
+        };
+        if !st.ports.is_empty() {
+            let mut vms: Vec<&str> = st.ports.values().map(|p| p.vm.as_str()).collect();
+            vms.dedup();
+            return Err(DaemonError::InvalidState {
+                name: format!("network {name}"),
+                state: format!("in use by VM(s) {}", vms.join(", ")),
+                hint: "stop those VMs or detach their interfaces on this network first".into(),
+            });
+        }
+        let st = net.run.take().expect("checked above");
+        switch::stop(st.pid, st.start_time).await;
+        let _ = remove_durable(&self.status_path(name));
+        let dir = self.net_dir(name);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot remove the network's run dir");
+            }
+        }
+        tracing::info!(network = %name, "network stopped");
+        Ok(info(net))
+    }
+
+    /// Every network (`all`: inactive ones too).
+    pub async fn list(&self, all: bool) -> Vec<NetworkInfo> {
+        let table = self.table.lock().await;
+        table
+            .values()
+            .filter(|n| all || n.run.is_some())
+            .map(info)
+            .collect()
+    }
+
+    /// One network.
+    pub async fn info(&self, name: &str) -> Result<NetworkInfo> {
+        let table = self.table.lock().await;
+        table.get(name).map(info).ok_or_else(|| no_such(name))
+    }
+
+    /// Its canonical XML.
+    pub async fn xml(&self, name: &str) -> Result<NetXml> {
+        let table = self.table.lock().await;
+        let net = table.get(name).ok_or_else(|| no_such(name))?;
+        Ok(NetXml {
+            name: name.into(),
+            xml: net.def.to_xml(),
+        })
+    }
+}
+
+fn add_port(name: &str, socket: &Path) -> serde_json::Value {
+    json!({"cmd": "add-port", "name": name, "socket": socket, "mode": "client"})
+}
+
+fn info(net: &Net) -> NetworkInfo {
+    NetworkInfo {
+        name: net.def.name.clone(),
+        state: if net.run.is_some() {
+            "active"
+        } else {
+            "inactive"
+        }
+        .into(),
+        uplink: net.def.uplink.as_ref().map(|u| u.dev.clone()),
+        pid: net.run.as_ref().map(|r| r.pid),
+        control: net.run.as_ref().map(|r| r.control.display().to_string()),
+        restarts: net.run.as_ref().map_or(0, |r| r.restarts),
+        ports: net
+            .run
+            .iter()
+            .flat_map(|r| &r.ports)
+            .map(|(name, p)| PortInfo {
+                name: name.clone(),
+                vm: p.vm.clone(),
+                socket: p.socket.display().to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// `(name, path)` of every `NAME.EXT` file in `dir` with a valid network name.
+fn scan(dir: &Path, ext: &str) -> Vec<(String, PathBuf)> {
+    let mut v = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return v;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+            continue;
+        };
+        if let Some(name) = file.strip_suffix(&format!(".{ext}")) {
+            if valid_name(name) && path.is_file() {
+                v.push((name.to_string(), path.clone()));
+            }
+        }
+    }
+    v.sort();
+    v
+}

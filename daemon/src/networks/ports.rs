@@ -1,0 +1,178 @@
+//! VM NICs on switch networks: `<interface type='network'>` resolved to a vhost-user NIC
+//! (QEMU listens on `RUN_DIR/networks/NET/VM-MAC.sock`, the switch connects), the switch
+//! ports added before QEMU starts (or the NIC is plugged), and removed when the VM stops or
+//! the NIC is unplugged.
+
+use std::path::PathBuf;
+
+use virtnet_conf::interface::{InterfaceKind, SocketMode, Spanned, VhostUserSocket};
+use virtnet_conf::Domain;
+
+use super::{add_port, no_such, switch, Networks, Port};
+use crate::error::{DaemonError, Result};
+
+/// A switch port a VM NIC needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetPort {
+    /// The network.
+    pub network: String,
+    /// The port's name on the switch (`VM-MAC`, the MAC without colons).
+    pub port: String,
+    /// The vhost-user socket.
+    pub socket: PathBuf,
+}
+
+/// Longest unix socket path.
+const MAX_SOCKET_PATH: usize = 107;
+
+impl Networks {
+    /// `domain` with each `<interface type='network'>` on a switch network turned into a
+    /// vhost-user NIC (QEMU the server) on the socket the daemon picks, and the ports those
+    /// NICs need. Refused: an unknown or inactive network, a NIC without MAC, a socket path
+    /// too long, and a domain without shared memory (conf's validation message).
+    pub async fn resolve(&self, vm: &str, domain: &Domain) -> Result<(Domain, Vec<NetPort>)> {
+        let table = self.table.lock().await;
+        let mut resolved = domain.clone();
+        let mut ports = Vec::new();
+        for iface in resolved.devices.interfaces.iter_mut() {
+            let InterfaceKind::Network { network, .. } = &iface.kind else {
+                continue;
+            };
+            let net = network.value.clone();
+            let entry = table.get(&net).ok_or_else(|| no_such(&net))?;
+            if entry.run.is_none() {
+                return Err(DaemonError::InvalidState {
+                    name: format!("network {net}"),
+                    state: "inactive".into(),
+                    hint: format!("start it with `virtnet net-start {net}` first"),
+                });
+            }
+            let mac = iface.mac().map(|m| m.to_string()).ok_or_else(|| {
+                DaemonError::Vm(format!(
+                    "an interface on network '{net}' of VM '{vm}' has no MAC address"
+                ))
+            })?;
+            let port = format!("{vm}-{}", mac.replace(':', ""));
+            let socket = self.net_dir(&net).join(format!("{port}.sock"));
+            if socket.as_os_str().len() > MAX_SOCKET_PATH {
+                return Err(DaemonError::Vm(format!(
+                    "the vhost-user socket {} for VM '{vm}' on network '{net}' is longer than \
+                     {MAX_SOCKET_PATH} bytes: use a shorter run dir or VM name",
+                    socket.display()
+                )));
+            }
+            iface.kind = InterfaceKind::VhostUser {
+                socket: Some(VhostUserSocket {
+                    path: Spanned::new(socket.display().to_string()),
+                    mode: SocketMode::Server,
+                    reconnect: None,
+                }),
+            };
+            ports.push(NetPort {
+                network: net,
+                port,
+                socket,
+            });
+        }
+        if !ports.is_empty() {
+            let shared: Vec<String> = virtnet_conf::validate(&resolved)
+                .iter()
+                .filter(|e| e.to_string().contains("requires shared memory"))
+                .map(|e| e.located())
+                .collect();
+            if !shared.is_empty() {
+                return Err(DaemonError::InvalidXml { problems: shared });
+            }
+        }
+        Ok((resolved, ports))
+    }
+
+    /// Adds `ports` for `vm` to their switches (client mode: the switch connects when QEMU
+    /// listens). All or nothing.
+    pub async fn add_ports(&self, vm: &str, ports: &[NetPort]) -> Result<()> {
+        let mut done: Vec<&NetPort> = Vec::new();
+        for p in ports {
+            if let Err(e) = self.add_one(vm, p).await {
+                for d in done {
+                    self.remove_port(&d.network, &d.port).await;
+                }
+                return Err(e);
+            }
+            done.push(p);
+        }
+        Ok(())
+    }
+
+    async fn add_one(&self, vm: &str, p: &NetPort) -> Result<()> {
+        let mut table = self.table.lock().await;
+        let net = table
+            .get_mut(&p.network)
+            .ok_or_else(|| no_such(&p.network))?;
+        let st = net.run.as_mut().ok_or_else(|| DaemonError::InvalidState {
+            name: format!("network {}", p.network),
+            state: "inactive".into(),
+            hint: format!("start it with `virtnet net-start {}` first", p.network),
+        })?;
+        if let Some(old) = st.ports.get(&p.port) {
+            return Err(DaemonError::Conflict(format!(
+                "network '{}' has a port '{}' of VM '{}' already",
+                p.network, p.port, old.vm
+            )));
+        }
+        switch::request(&st.control, add_port(&p.port, &p.socket)).await?;
+        st.ports.insert(
+            p.port.clone(),
+            Port {
+                vm: vm.into(),
+                socket: p.socket.clone(),
+            },
+        );
+        if let Err(e) = self.save_status(st) {
+            tracing::error!(network = %p.network, error = %e, "cannot save the network status");
+        }
+        Ok(())
+    }
+
+    /// Removes port `port` from network `network` (the switch, the record, the socket file).
+    pub async fn remove_port(&self, network: &str, port: &str) {
+        let mut table = self.table.lock().await;
+        let Some(st) = table.get_mut(network).and_then(|n| n.run.as_mut()) else {
+            return;
+        };
+        let Some(p) = st.ports.remove(port) else {
+            return;
+        };
+        if let Err(e) = switch::request(
+            &st.control,
+            serde_json::json!({"cmd": "del-port", "name": port}),
+        )
+        .await
+        {
+            tracing::warn!(network, port, error = %e, "cannot remove a port from the switch");
+        }
+        let _ = std::fs::remove_file(&p.socket);
+        if let Err(e) = self.save_status(st) {
+            tracing::error!(network, error = %e, "cannot save the network status");
+        }
+    }
+
+    /// Removes every port of `vm` (it stopped).
+    pub async fn release_vm(&self, vm: &str) {
+        let mut owned: Vec<(String, String)> = Vec::new();
+        {
+            let table = self.table.lock().await;
+            for (n, net) in table.iter() {
+                for st in net.run.iter() {
+                    for (port, p) in &st.ports {
+                        if p.vm == vm {
+                            owned.push((n.clone(), port.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        for (n, port) in owned {
+            self.remove_port(&n, &port).await;
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! One `virtnet-vswitch` process: spawning it, talking to its control socket (JSON lines,
+//! vhost-net/CONTROL.md), stopping it, and telling whether a recorded pid is still it.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::error::{DaemonError, Result};
+
+/// The switch binary: `$VIRTNETD_VSWITCH`, else `virtnet-vswitch` next to our own executable
+/// (or one directory up, for test binaries in `target/*/deps`), else the first on `PATH`.
+pub fn vswitch_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIRTNETD_VSWITCH") {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let p = dir.join("virtnet-vswitch");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    PathBuf::from("virtnet-vswitch")
+}
+
+/// Spawns the switch with its control socket at `control` (and the uplink tap), in its own
+/// process group so that it outlives virtnetd; waits until the control socket answers.
+/// Returns the child (to be reaped by the caller).
+pub async fn spawn(
+    binary: &Path,
+    control: &Path,
+    uplink: Option<&str>,
+    log: &Path,
+) -> Result<std::process::Child> {
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| DaemonError::store("open the switch log", log, e))?;
+    let err_file = log_file
+        .try_clone()
+        .map_err(|e| DaemonError::store("open the switch log", log, e))?;
+    let mut cmd = Command::new(binary);
+    cmd.arg("--control").arg(control);
+    if let Some(tap) = uplink {
+        cmd.arg("--uplink").arg(tap);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(err_file)
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| {
+        DaemonError::Vm(format!(
+            "cannot run the switch {}: {e}; install virtnet-vswitch next to virtnetd or set \
+             VIRTNETD_VSWITCH",
+            binary.display()
+        ))
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(DaemonError::Vm(format!(
+                "the switch {} exited at start ({status}); see {}",
+                binary.display(),
+                log.display()
+            )));
+        }
+        if request(control, json!({"cmd": "list-ports"})).await.is_ok() {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(DaemonError::Vm(format!(
+                "the switch did not answer on {} within 10 s; see {}",
+                control.display(),
+                log.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One request on the control socket; the reply when it says `ok`, else its error.
+pub async fn request(control: &Path, req: Value) -> Result<Value> {
+    let io = |e: std::io::Error| {
+        DaemonError::Vm(format!("switch control socket {}: {e}", control.display()))
+    };
+    let fut = async {
+        let stream = UnixStream::connect(control).await.map_err(io)?;
+        let (r, mut w) = stream.into_split();
+        let mut line = serde_json::to_string(&req)
+            .map_err(|e| DaemonError::Internal(format!("switch request: {e}")))?;
+        line.push('\n');
+        w.write_all(line.as_bytes()).await.map_err(io)?;
+        let mut reply = String::new();
+        BufReader::new(r).read_line(&mut reply).await.map_err(io)?;
+        let v: Value = serde_json::from_str(&reply).map_err(|e| {
+            DaemonError::Vm(format!(
+                "switch {} answered '{reply}': {e}",
+                control.display()
+            ))
+        })?;
+        if v.get("ok").and_then(Value::as_bool) == Some(true) {
+            Ok(v)
+        } else {
+            Err(DaemonError::Vm(format!(
+                "the switch refused {req}: {}",
+                v.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no reason given")
+            )))
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .map_err(|_| {
+            DaemonError::Vm(format!(
+                "switch {} did not answer in 10 s",
+                control.display()
+            ))
+        })?
+}
+
+/// The start time of `pid` (field 22 of /proc/PID/stat), to tell it from a reused pid.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether `pid` is the process that started at `start`.
+pub fn alive(pid: i32, start: u64) -> bool {
+    start_time(pid) == Some(start)
+}
+
+/// SIGTERM, up to 5 s, then SIGKILL; waits until `pid` is gone (reaped by whoever owns it).
+pub async fn stop(pid: i32, start: u64) {
+    if !alive(pid, start) {
+        return;
+    }
+    // SAFETY: kill(2) with a pid we checked is our switch; no memory involved.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid, start) {
+        if Instant::now() > deadline {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Gives the uplink tap its address and brings it up (`ip`), after the switch created it.
+pub fn configure_uplink(tap: &str, ip: Option<(std::net::Ipv4Addr, u8)>) -> Result<()> {
+    let run = |args: &[&str]| -> Result<()> {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| DaemonError::Vm(format!("cannot run `ip {}`: {e}", args.join(" "))))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(DaemonError::Vm(format!(
+                "`ip {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    };
+    if let Some((a, p)) = ip {
+        let cidr = format!("{a}/{p}");
+        run(&["addr", "replace", &cidr, "dev", tap])?;
+    }
+    run(&["link", "set", "dev", tap, "up"])
+}
