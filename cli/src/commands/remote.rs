@@ -202,6 +202,8 @@ pub enum Remote {
         #[arg(long)]
         pretty: bool,
     },
+    #[command(flatten)]
+    Net(super::net::NetCommand),
     /// Print a shell completion script (e.g. `virtnet completions bash > /etc/bash_completion.d/virtnet`).
     Completions {
         /// The shell.
@@ -319,6 +321,7 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
                 )
                 .await
             }
+            Remote::Net(n) => super::net::run(&client, json, n).await,
             Remote::Completions { .. } => unreachable!("handled above"),
         }
     });
