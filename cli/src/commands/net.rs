@@ -11,6 +11,8 @@ use crate::client::{encode, Body, Client, ClientError};
 use crate::input::read_input;
 
 /// The network commands.
+// The variant names are the command names (clap derives `net-define` from `NetDefine`).
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand, Debug)]
 pub enum NetCommand {
     /// Define a network (or replace its definition) from network XML
