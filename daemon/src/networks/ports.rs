@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use virtnet_conf::interface::{InterfaceKind, SocketMode, Spanned, VhostUserSocket};
-use virtnet_conf::Domain;
+use virtnet_conf::{Domain, Interface};
 
 use super::{add_port, no_such, switch, Networks, Port};
 use crate::error::{DaemonError, Result};
@@ -31,48 +31,14 @@ impl Networks {
     /// NICs need. Refused: an unknown or inactive network, a NIC without MAC, a socket path
     /// too long, and a domain without shared memory (conf's validation message).
     pub async fn resolve(&self, vm: &str, domain: &Domain) -> Result<(Domain, Vec<NetPort>)> {
-        let table = self.table.lock().await;
         let mut resolved = domain.clone();
         let mut ports = Vec::new();
         for iface in resolved.devices.interfaces.iter_mut() {
-            let InterfaceKind::Network { network, .. } = &iface.kind else {
-                continue;
-            };
-            let net = network.value.clone();
-            let entry = table.get(&net).ok_or_else(|| no_such(&net))?;
-            if entry.run.is_none() {
-                return Err(DaemonError::InvalidState {
-                    name: format!("network {net}"),
-                    state: "inactive".into(),
-                    hint: format!("start it with `virtnet net-start {net}` first"),
-                });
+            let (r, port) = self.resolve_interface(vm, iface).await?;
+            if let Some(p) = port {
+                *iface = r;
+                ports.push(p);
             }
-            let mac = iface.mac().map(|m| m.to_string()).ok_or_else(|| {
-                DaemonError::Vm(format!(
-                    "an interface on network '{net}' of VM '{vm}' has no MAC address"
-                ))
-            })?;
-            let port = format!("{vm}-{}", mac.replace(':', ""));
-            let socket = self.net_dir(&net).join(format!("{port}.sock"));
-            if socket.as_os_str().len() > MAX_SOCKET_PATH {
-                return Err(DaemonError::Vm(format!(
-                    "the vhost-user socket {} for VM '{vm}' on network '{net}' is longer than \
-                     {MAX_SOCKET_PATH} bytes: use a shorter run dir or VM name",
-                    socket.display()
-                )));
-            }
-            iface.kind = InterfaceKind::VhostUser {
-                socket: Some(VhostUserSocket {
-                    path: Spanned::new(socket.display().to_string()),
-                    mode: SocketMode::Server,
-                    reconnect: None,
-                }),
-            };
-            ports.push(NetPort {
-                network: net,
-                port,
-                socket,
-            });
         }
         if !ports.is_empty() {
             let shared: Vec<String> = virtnet_conf::validate(&resolved)
@@ -85,6 +51,59 @@ impl Networks {
             }
         }
         Ok((resolved, ports))
+    }
+
+    /// One interface: on a switch network it becomes vhost-user on the socket the daemon
+    /// picks, with the port it needs; any other interface comes back unchanged with `None`.
+    /// The caller checks shared memory (conf's validation of the domain with it).
+    pub async fn resolve_interface(
+        &self,
+        vm: &str,
+        iface: &Interface,
+    ) -> Result<(Interface, Option<NetPort>)> {
+        let InterfaceKind::Network { network, .. } = &iface.kind else {
+            return Ok((iface.clone(), None));
+        };
+        let net = network.value.clone();
+        let table = self.table.lock().await;
+        let entry = table.get(&net).ok_or_else(|| no_such(&net))?;
+        if entry.run.is_none() {
+            return Err(DaemonError::InvalidState {
+                name: format!("network {net}"),
+                state: "inactive".into(),
+                hint: format!("start it with `virtnet net-start {net}` first"),
+            });
+        }
+        let mac = iface.mac().map(|m| m.to_string()).ok_or_else(|| {
+            DaemonError::Vm(format!(
+                "an interface on network '{net}' of VM '{vm}' has no MAC address"
+            ))
+        })?;
+        let port = format!("{vm}-{}", mac.replace(':', ""));
+        let socket = self.net_dir(&net).join(format!("{port}.sock"));
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(DaemonError::Vm(format!(
+                "the vhost-user socket {} for VM '{vm}' on network '{net}' is longer than \
+                 {MAX_SOCKET_PATH} bytes: use a shorter run dir or VM name",
+                socket.display()
+            )));
+        }
+        let mut r = iface.clone();
+        r.kind = InterfaceKind::VhostUser {
+            socket: Some(VhostUserSocket {
+                path: Spanned::new(socket.display().to_string()),
+                mode: SocketMode::Server,
+                reconnect: None,
+            }),
+        };
+        Ok((
+            r,
+            Some(NetPort {
+                network: net,
+                port,
+                socket,
+            }),
+        ))
     }
 
     /// Adds `ports` for `vm` to their switches (client mode: the switch connects when QEMU
@@ -172,6 +191,31 @@ impl Networks {
             }
         }
         for (n, port) in owned {
+            self.remove_port(&n, &port).await;
+        }
+    }
+}
+
+impl Networks {
+    /// A NIC of `vm` left QEMU: removes its switch port, if it had one (found by its
+    /// vhost-user socket).
+    pub async fn release_interface(&self, vm: &str, iface: &Interface) {
+        let InterfaceKind::VhostUser { socket: Some(sock) } = &iface.kind else {
+            return;
+        };
+        let path = PathBuf::from(&sock.path.value);
+        let found: Option<(String, String)> = {
+            let table = self.table.lock().await;
+            table.iter().find_map(|(n, net)| {
+                net.run.as_ref().and_then(|st| {
+                    st.ports
+                        .iter()
+                        .find(|(_, p)| p.vm == vm && p.socket == path)
+                        .map(|(port, _)| (n.clone(), port.clone()))
+                })
+            })
+        };
+        if let Some((n, port)) = found {
             self.remove_port(&n, &port).await;
         }
     }

@@ -23,6 +23,14 @@ use crate::live::{hotplug, Live};
 use crate::model::{AttachRequest, AttachResponse};
 use crate::registry::{claims_of_interface, Claim, Resource, Scope};
 
+/// Whether `iface` is `type='network'`.
+fn is_network(iface: &Interface) -> bool {
+    matches!(
+        iface.kind,
+        virtnet_conf::interface::InterfaceKind::Network { .. }
+    )
+}
+
 /// Refuses `iface` when `d` would not be valid with it.
 fn check_fits(d: &Domain, iface: &Interface) -> Result<()> {
     let problems = validate_new_interface(d, iface);
@@ -43,7 +51,8 @@ impl Daemon {
             return Err(DaemonError::NoSuchVm { name: name.into() });
         }
         let (live, config) = resolve_scope(name, &slot, req.scope())?;
-        if live {
+        // A NIC on a switch network is checked once resolved (below).
+        if live && !is_network(&parsed) {
             check_hotpluggable(&parsed)?;
         }
         let mut iface = parsed;
@@ -59,6 +68,12 @@ impl Daemon {
             let mac = self.new_mac(&taken);
             iface.assign_mac(|| mac);
         }
+        // On a switch network the live NIC is vhost-user on a socket the daemon picks.
+        let (live_src, net_port) = if live {
+            self.networks.resolve_interface(name, &iface).await?
+        } else {
+            (iface.clone(), None)
+        };
 
         // The owner registry first, so a socket, tap or VF in use is refused naming its owner
         // (also when that is another NIC of this VM).
@@ -69,13 +84,13 @@ impl Daemon {
         if config {
             scopes.push(Scope::Persistent);
         }
-        let claims = claims_of_interface(&iface);
+        let claims = claims_of_interface(if live { &live_src } else { &iface });
         self.registry.check_device(name, &scopes, &claims)?;
 
         // Complete and check against each side before anything changes.
         let live_iface = match slot.live.as_ref().filter(|_| live) {
             Some(l) => {
-                let i = complete_for(&l.domain, &iface, None)?;
+                let i = complete_for(&l.domain, &live_src, None)?;
                 check_fits(&l.domain, &i)?;
                 Some(i)
             }
@@ -97,6 +112,12 @@ impl Daemon {
         };
 
         let (taken, clashes) = self.registry.claim_device(name, &scopes, &claims)?;
+        if let Some(p) = &net_port {
+            if let Err(e) = self.networks.add_ports(name, std::slice::from_ref(p)).await {
+                self.registry.release_taken(name, &taken);
+                return Err(e);
+            }
+        }
         let result = self
             .attach_locked(
                 name,
@@ -110,6 +131,9 @@ impl Daemon {
             Ok(row) => row,
             Err(e) => {
                 self.registry.release_taken(name, &taken);
+                if let Some(p) = &net_port {
+                    self.networks.remove_port(&p.network, &p.port).await;
+                }
                 entry.publish(&slot, None);
                 return Err(e);
             }

@@ -200,6 +200,8 @@ impl Daemon {
             )));
         };
         let iface = l.domain.devices.interfaces[index].clone();
+        // A NIC on a switch network: its port goes with it.
+        self.networks.release_interface(name, &iface).await;
         let new_live = without_interface(&l.domain, index);
         status.live_xml = new_live.to_xml();
         if let Err(e) = self.save_status(&status).await {
