@@ -231,9 +231,149 @@ fn no_daemon_says_how_to_start_one() {
 fn completions() {
     for shell in ["bash", "zsh", "fish"] {
         let o = ok(&run(&["completions", shell], None));
-        assert!(
-            o.contains("domiflist") && o.contains("dumpxml"),
-            "{shell}: {o}"
-        );
+        for cmd in [
+            "domiflist",
+            "dumpxml",
+            "attach-device",
+            "detach-interface",
+            "chardev-change",
+        ] {
+            assert!(o.contains(cmd), "{shell}: {cmd} missing in {o}");
+        }
     }
+}
+
+#[test]
+fn device_commands_on_the_definition() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cli1.xml");
+    std::fs::write(
+        &file,
+        XML.replace(
+            "</devices>",
+            "<serial type='pty'/><serial type='file'><source path='/tmp/cli1-s1.log'/>\
+             <target port='1'/></serial></devices>",
+        )
+        .replace(
+            "</memory>",
+            "</memory><memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>",
+        ),
+    )
+    .unwrap();
+    ok(&d.virtnet(&["define", file.to_str().unwrap()]));
+    let sock = dir.path().join("vu.sock").display().to_string();
+    let mac = "52:54:00:aa:00:02";
+
+    // --print-xml shows the interface and attaches nothing.
+    let x = ok(&d.virtnet(&[
+        "attach-interface",
+        "cli1",
+        "--type",
+        "vhostuser",
+        "--source",
+        &sock,
+        "--mac",
+        mac,
+        "--print-xml",
+    ]));
+    assert!(x.contains(&format!("path='{sock}' mode='client'")), "{x}");
+    assert_eq!(ok(&d.virtnet(&["domiflist", "cli1"])).lines().count(), 3);
+    let o = ok(&d.virtnet(&[
+        "attach-interface",
+        "cli1",
+        "--type",
+        "vhostuser",
+        "--source",
+        &sock,
+        "--mac",
+        mac,
+        "--config",
+    ]));
+    assert!(o.starts_with("Interface attached successfully"), "{o}");
+    assert!(o.contains(mac) && o.contains("definition"), "{o}");
+    let ifl = ok(&d.virtnet(&["domiflist", "cli1", "--inactive"]));
+    assert!(ifl.contains(&sock), "{ifl}");
+    // A second NIC on the socket: one line naming the owner.
+    let dev = dir.path().join("nic.xml");
+    std::fs::write(
+        &dev,
+        format!("<interface type='vhostuser'><source type='unix' path='{sock}' mode='client'/></interface>"),
+    )
+    .unwrap();
+    fails_with(
+        &d.virtnet(&["attach-device", "cli1", dev.to_str().unwrap()]),
+        "is already used by interface 52:54:00:aa:00:02 of VM 'cli1'",
+    );
+    // Live changes need a running VM.
+    fails_with(
+        &d.virtnet(&["attach-device", "cli1", dev.to_str().unwrap(), "--live"]),
+        "is shut off",
+    );
+
+    // update-device moves the socket; --json gives the API's answer.
+    let sock2 = dir.path().join("vu2.sock").display().to_string();
+    std::fs::write(
+        &dev,
+        format!("<interface type='vhostuser'><mac address='{mac}'/><source type='unix' path='{sock2}' mode='client'/></interface>"),
+    )
+    .unwrap();
+    let o = ok(&d.virtnet(&["update-device", "cli1", dev.to_str().unwrap(), "--config"]));
+    assert!(o.starts_with("Device updated successfully"), "{o}");
+    assert!(o.contains(&sock2), "{o}");
+    let j: serde_json::Value = serde_json::from_str(&ok(&d.virtnet(&[
+        "--json",
+        "update-device",
+        "cli1",
+        dev.to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(
+        j["changed"],
+        serde_json::json!([]),
+        "nothing left to change"
+    );
+
+    // chardev-change: a relative path is the caller's.
+    let here = std::env::current_dir().unwrap();
+    let o = ok(&d.virtnet(&[
+        "chardev-change",
+        "cli1",
+        "serial1",
+        "--type",
+        "file",
+        "--path",
+        "s1.log",
+    ]));
+    assert!(o.contains("serial1") && o.contains("file"), "{o}");
+    let xml = ok(&d.virtnet(&["dumpxml", "cli1", "--inactive"]));
+    assert!(
+        xml.contains(&format!(
+            "<source path='{}'/>",
+            here.join("s1.log").display()
+        )),
+        "{xml}"
+    );
+    fails_with(
+        &d.virtnet(&["chardev-change", "cli1", "serial5", "--type", "pty"]),
+        "no serial port, console or channel 'serial5'",
+    );
+
+    // detach-interface by type (one vhostuser NIC), then detach-device of a MAC not there.
+    let o = ok(&d.virtnet(&["detach-interface", "cli1", "--type", "vhostuser"]));
+    assert!(o.starts_with("Interface detached successfully"), "{o}");
+    fails_with(
+        &d.virtnet(&["detach-device", "cli1", dev.to_str().unwrap()]),
+        "has no interface matching 'MAC 52:54:00:aa:00:02'",
+    );
+    fails_with(
+        &d.virtnet(&["detach-interface", "cli1", "--type", "user"]),
+        "has no interface matching 'type user'",
+    );
+    std::fs::write(&dev, "<interface type='user'").unwrap();
+    fails_with(
+        &d.virtnet(&["attach-device", "cli1", dev.to_str().unwrap()]),
+        "invalid domain XML",
+    );
+    assert_eq!(ok(&d.virtnet(&["domiflist", "cli1"])).lines().count(), 3);
 }

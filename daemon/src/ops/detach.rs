@@ -112,7 +112,7 @@ impl Daemon {
             let mut status = l.status.clone();
             match hotplug::unplug(l, host.as_ref(), i, timeout, &mut status).await {
                 Ok(hotplug::Unplug::Done) => {
-                    self.removed(name, l, &a, status).await?;
+                    self.removed(name, l, &a, status, true).await?;
                 }
                 Ok(hotplug::Unplug::Pending) => {
                     // The device stays in the live definition (QEMU still has it) until the
@@ -176,17 +176,19 @@ impl Daemon {
         for left in hotplug::finish(l, host, alias, &mut status).await {
             tracing::error!(vm = %name, %alias, leftover = %left, "not cleaned up after a removal");
         }
-        self.removed(name, l, alias, status).await
+        self.removed(name, l, alias, status, true).await
     }
 
     /// NIC `alias` is gone from QEMU and the host: drop it from the live definition, the
-    /// status (`status` already has its host records removed) and the registry.
+    /// status (`status` already has its host records removed) and, with `release`, the
+    /// registry.
     pub(crate) async fn removed(
         &self,
         name: &str,
         l: &mut Live,
         alias: &str,
         mut status: crate::store::LiveStatus,
+        release: bool,
     ) -> Result<()> {
         let index = l
             .domain
@@ -209,12 +211,14 @@ impl Daemon {
             // the next write of the status carry it.
             tracing::error!(vm = %name, error = %e, "cannot write the live status after a removal");
         }
-        let resources: Vec<_> = claims_of_interface(&iface)
-            .into_iter()
-            .map(|c| c.resource)
-            .collect();
-        self.registry
-            .release_resources(name, Scope::Live, &resources);
+        if release {
+            let resources: Vec<_> = claims_of_interface(&iface)
+                .into_iter()
+                .map(|c| c.resource)
+                .collect();
+            self.registry
+                .release_resources(name, Scope::Live, &resources);
+        }
         l.domain = Arc::new(new_live);
         l.status = status;
         tracing::info!(vm = %name, nic = %iface.describe(), %alias, "NIC removed (live)");

@@ -328,7 +328,8 @@ impl Daemon {
         let alias = old.alias().unwrap_or_default().to_string();
         let mut status = l.status.clone();
         match hotplug::unplug(l, host.as_ref(), i, timeout, &mut status).await? {
-            hotplug::Unplug::Done => self.removed(name, l, &alias, status).await?,
+            // The old NIC keeps its claims until the new one is in (it may have to go back).
+            hotplug::Unplug::Done => self.removed(name, l, &alias, status, false).await?,
             hotplug::Unplug::Pending => {
                 if let Err(e) = self.save_status(&status).await {
                     tracing::error!(vm = %name, error = %e, "cannot record a pending removal");
@@ -346,17 +347,28 @@ impl Daemon {
         }
         match self.plug_live(name, l, new.clone()).await {
             Ok(_) => {
-                let _ = self
-                    .registry
-                    .claim(name, Scope::Live, &claims_of_interface(new));
+                let keep: Vec<_> = claims_of_interface(new)
+                    .into_iter()
+                    .map(|c| c.resource)
+                    .collect();
+                let drop: Vec<_> = claims_of_interface(&old)
+                    .into_iter()
+                    .map(|c| c.resource)
+                    .filter(|r| !keep.contains(r))
+                    .collect();
+                self.registry.release_resources(name, Scope::Live, &drop);
                 tracing::info!(vm = %name, %alias, "NIC replugged on a new vhost-user socket");
                 Ok(())
             }
             Err(e) => {
                 let back = self.plug_live(name, l, old.clone()).await;
-                let _ = self
-                    .registry
-                    .claim(name, Scope::Live, &claims_of_interface(&old));
+                if back.is_err() {
+                    let gone: Vec<_> = claims_of_interface(&old)
+                        .into_iter()
+                        .map(|c| c.resource)
+                        .collect();
+                    self.registry.release_resources(name, Scope::Live, &gone);
+                }
                 Err(DaemonError::HotplugFailed(format!(
                     "replug of {} of VM '{name}': plugging it on the new socket failed: {e}; {}",
                     old.describe(),
