@@ -105,6 +105,8 @@ fn run(s: Arc<Shared>, me: usize) {
     let mut list: Vec<Arc<TxSource>> = Vec::new();
     let mut seen = u64::MAX;
     let mut idle_since: Option<Instant> = None;
+    // Whether guest kicks may be on for some source (new sources start with them on).
+    let mut kicks_on = true;
     while !s.stop.load(Ordering::Acquire) {
         let v = s.version.load(Ordering::Acquire);
         if v != seen {
@@ -112,6 +114,7 @@ fn run(s: Arc<Shared>, me: usize) {
             src.retain(|t| !t.backend.gone());
             list = src.clone();
             seen = v;
+            kicks_on = true;
         }
         let mut work = false;
         let mut gone = false;
@@ -126,8 +129,10 @@ fn run(s: Arc<Shared>, me: usize) {
             s.version.fetch_add(1, Ordering::Release);
         }
         if work {
-            if idle_since.is_some() {
-                idle_since = None;
+            idle_since = None;
+            if kicks_on {
+                // Polling now: the guests need not kick (a kick costs them a syscall).
+                kicks_on = false;
                 for t in &list {
                     t.backend.set_tx_notification(&t.vring, false);
                 }
@@ -142,6 +147,7 @@ fn run(s: Arc<Shared>, me: usize) {
         // Going to sleep: ask for kicks, and look once more (a frame may have arrived
         // before the guest saw the request).
         let mut again = false;
+        kicks_on = true;
         for t in &list {
             again |= t.backend.set_tx_notification(&t.vring, true);
         }
