@@ -147,6 +147,33 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             assert_eq!(upd("up").0, 200);
             wait_ping("10.0.4.2");
 
+            // Bad input on the running VM: refused before anything changes.
+            let (_, live_before) = d.get("/v1/domains/hp/xml");
+            let status_before = std::fs::read(tmp.path().join("run/hp.json")).unwrap();
+            let objects_before = leftovers(&d, "hp", pid);
+            for (xml, status, kind) in [
+                ("<interface type='bridge'", 400, "invalid_xml"),
+                (
+                    "<interface type='udp'><mac address='52:54:00:00:04:09'/><source address='127.0.0.1' port='5555'><local address='127.0.0.1' port='5556'/></source></interface>",
+                    400,
+                    "not_hotpluggable",
+                ),
+                ("<disk type='file' device='disk'/>", 400, "not_hotpluggable"),
+            ] {
+                let (s, v) = attach(&d, "hp", xml);
+                assert_eq!((s, v["error"]["kind"].as_str()), (status, Some(kind)), "{xml}: {v}");
+            }
+            let (s, v) = detach(&d, "hp", "52:54:00:00:04:99", 5);
+            assert_eq!(s, 404, "{v}");
+            assert_eq!(v["error"]["kind"], "no_such_interface");
+            let (s, v) = attach(&d, "nope", &bridge_nic("52:54:00:00:04:09", "br0"));
+            assert_eq!((s, v["error"]["kind"].as_str()), (404, Some("no_such_vm")), "{v}");
+            let (s, v) = d.call("POST", "/v1/domains/hp/devices", Some("application/json"), "{\"xml\": ");
+            assert_eq!(s, 400, "{v}");
+            assert_eq!(d.get("/v1/domains/hp/xml").1, live_before);
+            assert_eq!(std::fs::read(tmp.path().join("run/hp.json")).unwrap(), status_before);
+            assert_eq!(leftovers(&d, "hp", pid), objects_before);
+
             // Failures at plug steps leave nothing behind.
             let check = |what: &str, xml: &str, expect_in_message: &str| {
                 let before = leftovers(&d, "hp", pid);
@@ -155,6 +182,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
                 assert_eq!(v["error"]["kind"], "hotplug_failed", "{what}: {v}");
                 let m = v["error"]["message"].as_str().unwrap();
                 assert!(m.contains(expect_in_message), "{what}: {m}");
+                eprintln!("{what}: {m}");
                 assert_eq!(leftovers(&d, "hp", pid), before, "{what} left something");
                 assert!(row_of(&d, "hp", "52:54:00:00:04:09").is_none());
                 m.to_string()
