@@ -601,6 +601,13 @@ fn openapi_lists_every_endpoint() {
         "POST /v1/domains/{name}/devices/detach",
         "POST /v1/domains/{name}/devices/update",
         "POST /v1/domains/{name}/chardevs/{device}",
+        "GET /v1/networks",
+        "POST /v1/networks",
+        "GET /v1/networks/{name}",
+        "DELETE /v1/networks/{name}",
+        "GET /v1/networks/{name}/xml",
+        "POST /v1/networks/{name}/start",
+        "POST /v1/networks/{name}/destroy",
     ]
     .iter()
     .map(|s| s.to_string())
