@@ -3,10 +3,12 @@
 //! ports added before QEMU starts (or the NIC is plugged), and removed when the VM stops or
 //! the NIC is unplugged.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use virtnet_conf::interface::{InterfaceKind, SocketMode, Spanned, VhostUserSocket};
+use virtnet_conf::interface::InterfaceKind;
 use virtnet_conf::{Domain, Interface};
+use virtnet_vm::plan::{resolve_network_interface, ResolvedNetwork};
 
 use super::{add_port, no_such, switch, Networks, Port};
 use crate::error::{DaemonError, Result};
@@ -21,9 +23,6 @@ pub struct NetPort {
     /// The vhost-user socket.
     pub socket: PathBuf,
 }
-
-/// Longest unix socket path.
-const MAX_SOCKET_PATH: usize = 107;
 
 impl Networks {
     /// `domain` with each `<interface type='network'>` on a switch network turned into a
@@ -74,34 +73,20 @@ impl Networks {
                 hint: format!("start it with `virtnet net-start {net}` first"),
             });
         }
-        let mac = iface.mac().map(|m| m.to_string()).ok_or_else(|| {
-            DaemonError::Vm(format!(
-                "an interface on network '{net}' of VM '{vm}' has no MAC address"
-            ))
-        })?;
-        let port = format!("{vm}-{}", mac.replace(':', ""));
-        let socket = self.net_dir(&net).join(format!("{port}.sock"));
-        if socket.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(DaemonError::Vm(format!(
-                "the vhost-user socket {} for VM '{vm}' on network '{net}' is longer than \
-                 {MAX_SOCKET_PATH} bytes: use a shorter run dir or VM name",
-                socket.display()
-            )));
-        }
-        let mut r = iface.clone();
-        r.kind = InterfaceKind::VhostUser {
-            socket: Some(VhostUserSocket {
-                path: Spanned::new(socket.display().to_string()),
-                mode: SocketMode::Server,
-                reconnect: None,
-            }),
-        };
+        let networks = BTreeMap::from([(
+            net.clone(),
+            ResolvedNetwork {
+                socket_dir: self.net_dir(&net),
+            },
+        )]);
+        let (r, port) = resolve_network_interface(vm, iface, &networks)
+            .map_err(|e| DaemonError::Vm(e.to_string()))?;
         Ok((
             r,
-            Some(NetPort {
-                network: net,
-                port,
-                socket,
+            port.map(|p| NetPort {
+                network: p.network,
+                port: p.port,
+                socket: p.socket,
             }),
         ))
     }

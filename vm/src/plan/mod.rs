@@ -4,6 +4,7 @@
 //! it out.
 
 pub mod hotplug;
+mod network;
 mod nic;
 mod types;
 
@@ -22,6 +23,7 @@ pub use hotplug::{
     describe_undo, live_ids, plan_attach, plan_detach, AttachAction, AttachPlan, AttachStep,
     AttachStepId, AttachUndo, DetachPlan, DetachStep, FdFrom,
 };
+pub use network::{resolve_network_interface, resolve_networks, NetworkPort, ResolvedNetwork};
 pub use nic::{effective_caps, nic_plan};
 pub use types::{
     FdNaming, FdSink, HostStep, NicPlan, PlannedBackend, PlannedCaps, QmpCommand, StartPlan,
