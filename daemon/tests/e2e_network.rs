@@ -2,6 +2,7 @@
 //! `virtnet-vswitch`, in a private network namespace):
 //!
 //! - `net-define` / `net-start` a `virtnet-vswitch` network with an uplink tap (10.20.0.1/24);
+//! - the owner registry holds the sockets the daemon chose;
 //! - two guests with `<interface type='network'><source network='sw0'/>` ping each other;
 //! - a third guest, started without NICs, gets a network NIC hot-plugged and pings both;
 //! - a guest pings the host's address on the uplink tap;
@@ -173,6 +174,18 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
             for c in cons.iter_mut() {
                 c.wait_ready(BOOT).await.unwrap();
             }
+            // The owner registry covers the sockets the daemon chose: another VM's plain
+            // vhost-user NIC on one of them is refused, naming the holder.
+            let taken = info["ports"][0]["socket"].as_str().unwrap().to_string();
+            let (s, v) = d.define(&common::domain_xml(
+                "vx",
+                &common::vhostuser_nic("52:54:00:20:00:99", &taken),
+            ));
+            assert_eq!(s, 409, "{v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains("VM 'va'"),
+                "{v}"
+            );
             for (i, (_, mac, _)) in vms.iter().take(2).enumerate() {
                 cons[i].wait_nic_up(mac, CMD).await.unwrap();
             }
