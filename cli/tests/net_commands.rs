@@ -1,0 +1,156 @@
+//! The network commands against a real virtnetd (in-process) and the real virtnet-vswitch:
+//! net-define (and its positioned refusal), net-list [--all], net-start, net-info --json,
+//! net-dumpxml, net-destroy, net-undefine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Daemon {
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let config = virtnetd::Config::under(dir.path());
+        let socket = config.socket.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = virtnetd::Server::bind(config).await.expect("bind virtnetd");
+                ready_tx.send(()).unwrap();
+                server
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        ready_rx.recv().expect("virtnetd started");
+        Daemon {
+            socket,
+            dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn virtnet(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_virtnet"))
+            .arg("--connect")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("VIRTNET_CONNECT")
+            .output()
+            .unwrap();
+        out
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The daemon (in this process) finds `virtnet-vswitch` in `target/<profile>/`.
+fn vswitch_built() {
+    let cli = Path::new(env!("CARGO_BIN_EXE_virtnet"));
+    if !cli.with_file_name("virtnet-vswitch").is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "-p",
+            "virtnet-vhost-net",
+            "--bin",
+            "virtnet-vswitch",
+        ]);
+        if cli.parent().and_then(Path::file_name) == Some("release".as_ref()) {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success());
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn net_commands() {
+    vswitch_built();
+    let d = Daemon::start();
+    let file = d.dir.path().join("sw0.xml");
+    std::fs::write(
+        &file,
+        "<network>\n  <name>sw0</name>\n  <virtualport type='virtnet-vswitch'/>\n</network>\n",
+    )
+    .unwrap();
+    let bad = d.dir.path().join("bad.xml");
+    std::fs::write(
+        &bad,
+        "<network>\n<name>x</name>\n<virtualport type='ovs'/>\n</network>\n",
+    )
+    .unwrap();
+    let o = d.virtnet(&["net-define", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("3:") && text(&o).contains("virtnet-vswitch"),
+        "{}",
+        text(&o)
+    );
+
+    let o = d.virtnet(&["net-define", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Network sw0 defined"), "{}", text(&o));
+    let o = d.virtnet(&["net-list"]);
+    assert!(!text(&o).contains("sw0"), "active only: {}", text(&o));
+    let o = d.virtnet(&["net-list", "--all"]);
+    assert!(
+        text(&o).contains("sw0") && text(&o).contains("inactive"),
+        "{}",
+        text(&o)
+    );
+    let o = d.virtnet(&["net-start", "sw0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = d.virtnet(&["--json", "net-info", "sw0"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["state"], "active");
+    let pid = v["pid"].as_i64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let o = d.virtnet(&["net-dumpxml", "sw0"]);
+    assert!(
+        text(&o).contains("<virtualport type='virtnet-vswitch'/>"),
+        "{}",
+        text(&o)
+    );
+    let o = d.virtnet(&["net-undefine", "sw0"]);
+    assert!(!o.status.success(), "active: refused");
+    let o = d.virtnet(&["net-destroy", "sw0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = d.virtnet(&["net-undefine", "sw0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = d.virtnet(&["--json", "net-list", "--all"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    let o = d.virtnet(&["net-start", "sw0"]);
+    assert!(text(&o).contains("no network named 'sw0'"), "{}", text(&o));
+}
