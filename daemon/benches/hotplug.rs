@@ -3,10 +3,14 @@
 //!
 //! From one run it prints the median wall time of
 //! - `virtnet attach-device NAME nic.xml --live` for a bridge NIC (the CLI process end to end),
-//!   beside the floor: the same steps sent by a bare client to the same QEMU (create a tap,
-//!   make it a port of the bridge, `getfd`, `netdev_add`, `device_add`);
-//! - `virtnet detach-device NAME nic.xml --live`, beside `device_del` + wait for
-//!   `DEVICE_DELETED` + `netdev_del`;
+//!   beside the floor: a bare client *process* (this binary re-run with
+//!   `VIRTNET_BENCH_FLOOR_CHILD=attach`) that connects to the VM's QMP socket (greeting +
+//!   `qmp_capabilities`), creates a tap, makes it a port of the bridge, sends `getfd`,
+//!   `netdev_add`, `device_add` and exits, timed spawn to exit like the CLI;
+//! - `virtnet detach-device NAME nic.xml --live`, beside such a process doing `device_del` +
+//!   wait for `DEVICE_DELETED` + `netdev_del`;
+//! - the same operations as one in-process API request, and the same QMP steps from an
+//!   in-process client already connected to QMP (the lower floor: no process, no connect);
 //! - `virtnet define` + `virtnet start` until the guest's first console line, beside launching
 //!   the same QEMU argv by hand (without `-S`, so no QMP is needed) until that line;
 //!
@@ -14,8 +18,14 @@
 //! Run it with `scripts/bench-hotplug` (root; builds the release binaries first).
 //!
 //! While the bare client runs, virtnetd is stopped (SIGTERM leaves VMs running): QEMU's
-//! monitor serves one client at a time. The two sides alternate in blocks, so a change of the
-//! machine's load during the run affects both.
+//! monitor serves one client at a time. The sides alternate every round (ours, floor, ours,
+//! floor, ...), so a change of the machine's load during the run affects both; after each
+//! restart virtnetd is warmed by an untimed attach + detach (see [`warm_start`]).
+//!
+//! Knobs for finding where time goes: `BENCH_PARTS=hotplug|boot`, `BENCH_DIAG=1` (prints
+//! CLI vs in-process medians for a trivial request and for hot-plug), `BENCH_STRACE=DIR`
+//! (one attach and one detach under `strace -f -tt -T`, virtnetd traced meanwhile),
+//! `BENCH_HOLD=SECS` (keeps the daemon and the VM up for measuring by hand).
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -29,8 +39,6 @@ use virtnet_qemu::QmpClient;
 
 /// Hot-plug rounds per side (attach + detach each).
 const HOTPLUG_RUNS: usize = 20;
-/// Blocks the hot-plug rounds are split into (sides alternate per block).
-const BLOCKS: usize = 4;
 /// define+start rounds per side.
 const BOOT_RUNS: usize = 5;
 const NIC_MAC: &str = "52:54:00:00:be:01";
@@ -287,7 +295,46 @@ fn boot_by_hand(env: &Env, argv: &[String]) -> Vec<Duration> {
     times
 }
 
-/// The bare client's attach and detach, `n` times, on the VM's QMP socket.
+/// The bare client's attach: tap + bridge port + `getfd` + `netdev_add` + `device_add`.
+/// Returns the tap (QEMU holds a dup of its fd, so dropping ours keeps the device).
+async fn floor_attach(host: &LinuxHost, qmp: &QmpClient) -> virtnet_host::TapHandle {
+    let mut spec = TapSpec::new(FLOOR_MAC.parse().unwrap());
+    spec.vnet_hdr = true;
+    let tap = host.create_tap(&spec).expect("create tap");
+    host.attach_to_bridge(&tap.name, "br0", &BridgePortOpts::default())
+        .expect("bridge port");
+    qmp.getfd("tapfd-net9", std::os::fd::AsFd::as_fd(&tap.fds[0]))
+        .await
+        .unwrap();
+    qmp.execute(
+        "netdev_add",
+        json!({"type": "tap", "id": "hostnet9", "fd": "tapfd-net9"}),
+    )
+    .await
+    .unwrap();
+    qmp.execute(
+        "device_add",
+        json!({"driver": "virtio-net-pci", "netdev": "hostnet9", "id": "net9",
+               "mac": FLOOR_MAC, "bus": "pci.0", "addr": "0x9"}),
+    )
+    .await
+    .unwrap();
+    tap
+}
+
+/// The bare client's detach: `device_del` + wait for `DEVICE_DELETED` + `netdev_del` (QEMU
+/// closes its tap fd then; a non-persistent tap without fds vanishes).
+async fn floor_detach(qmp: &QmpClient) {
+    qmp.device_del_and_wait("net9", Duration::from_secs(30))
+        .await
+        .unwrap();
+    qmp.execute("netdev_del", json!({"id": "hostnet9"}))
+        .await
+        .unwrap();
+}
+
+/// The bare client's attach and detach, `n` times, in this process on one QMP connection
+/// (no process start, no connect, no handshake: the in-process floor).
 fn hotplug_floor(qmp_socket: &Path, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     let rt = virtnet_testkit::runtime();
     rt.block_on(async {
@@ -296,41 +343,59 @@ fn hotplug_floor(qmp_socket: &Path, n: usize) -> (Vec<Duration>, Vec<Duration>) 
         let (mut att, mut det) = (Vec::new(), Vec::new());
         for _ in 0..n {
             let t0 = Instant::now();
-            let mut spec = TapSpec::new(FLOOR_MAC.parse().unwrap());
-            spec.vnet_hdr = true;
-            let tap = host.create_tap(&spec).expect("create tap");
-            host.attach_to_bridge(&tap.name, "br0", &BridgePortOpts::default())
-                .expect("bridge port");
-            qmp.getfd("tapfd-net9", std::os::fd::AsFd::as_fd(&tap.fds[0]))
-                .await
-                .unwrap();
-            qmp.execute(
-                "netdev_add",
-                json!({"type": "tap", "id": "hostnet9", "fd": "tapfd-net9"}),
-            )
-            .await
-            .unwrap();
-            qmp.execute(
-                "device_add",
-                json!({"driver": "virtio-net-pci", "netdev": "hostnet9", "id": "net9",
-                       "mac": FLOOR_MAC, "bus": "pci.0", "addr": "0x9"}),
-            )
-            .await
-            .unwrap();
+            let tap = floor_attach(&host, &qmp).await;
             att.push(t0.elapsed());
             drop(tap.fds);
             let t0 = Instant::now();
-            qmp.device_del_and_wait("net9", Duration::from_secs(30))
-                .await
-                .unwrap();
-            qmp.execute("netdev_del", json!({"id": "hostnet9"}))
-                .await
-                .unwrap();
+            floor_detach(&qmp).await;
             det.push(t0.elapsed());
-            host.delete_link(&tap.name, Some(tap.ifindex)).unwrap();
+            let _ = host.delete_link(&tap.name, Some(tap.ifindex));
         }
         (att, det)
     })
+}
+
+/// The env var that makes this binary the bare client process (`attach` or `detach`).
+const FLOOR_CHILD: &str = "VIRTNET_BENCH_FLOOR_CHILD";
+
+/// Runs as the bare client process: connect to QMP (greeting + `qmp_capabilities`), do the
+/// attach or the detach, exit. Built like the CLI: one current-thread tokio runtime.
+fn floor_child(op: &str) {
+    let qmp_socket = std::env::var_os("VIRTNET_BENCH_QMP").expect("VIRTNET_BENCH_QMP");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let qmp = QmpClient::connect(&qmp_socket).await.expect("QMP");
+        match op {
+            "attach" => {
+                let host = LinuxHost::new().expect("host networking");
+                floor_attach(&host, &qmp).await;
+            }
+            "detach" => floor_detach(&qmp).await,
+            other => panic!("{FLOOR_CHILD}={other}: attach or detach"),
+        }
+    });
+}
+
+/// Runs the bare client process for `op`; its wall time, spawn to exit (as for the CLI).
+fn floor_process(qmp_socket: &Path, op: &str) -> Duration {
+    let exe = std::env::current_exe().expect("current_exe");
+    let t = Instant::now();
+    let out = Command::new(exe)
+        .env(FLOOR_CHILD, op)
+        .env("VIRTNET_BENCH_QMP", qmp_socket)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the bare client");
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "bare client {op} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
 }
 
 struct Row {
@@ -501,53 +566,180 @@ fn hotplug(env: &mut Env) -> Vec<Row> {
     let qmp_socket = env.run.join("vms/hp/qmp.sock");
     let nic_xml = std::fs::read_to_string(&nic).unwrap();
     let body = json!({ "xml": nic_xml, "live": true }).to_string();
+    if let Some(dir) = std::env::var_os("BENCH_STRACE") {
+        strace_one(env, Path::new(&dir), &nic);
+    }
+    if let Ok(secs) = std::env::var("BENCH_HOLD") {
+        // For measuring by hand: the daemon, the VM and nic.xml stay up for SECS seconds.
+        eprintln!(
+            "holding {secs} s: virtnet --connect {} attach-device hp {nic} --live",
+            env.socket.display()
+        );
+        std::thread::sleep(Duration::from_secs(secs.parse().unwrap()));
+    }
+    if std::env::var_os("BENCH_DIAG").is_some() {
+        diag(env, &nic, &body);
+    }
+    env.stop_daemon();
+    warm_start(env, &body);
     let (mut att, mut det, mut fatt, mut fdet) = (vec![], vec![], vec![], vec![]);
-    let (mut aatt, mut adet) = (vec![], vec![]);
-    for _ in 0..BLOCKS {
-        for _ in 0..HOTPLUG_RUNS / BLOCKS {
-            att.push(env.virtnet(&["attach-device", "hp", &nic, "--live"]));
-            det.push(env.virtnet(&["detach-device", "hp", &nic, "--live"]));
-            aatt.push(api_post(&env.socket, "/v1/domains/hp/devices", &body));
-            adet.push(api_post(
-                &env.socket,
-                "/v1/domains/hp/devices/detach",
-                &body,
-            ));
-        }
+    let (mut aatt, mut adet, mut patt, mut pdet) = (vec![], vec![], vec![], vec![]);
+    // One round = ours (CLI, then API request) then the floor (process, then in-process):
+    // A B A B, so a change of the machine's load hits both sides alike.
+    for _ in 0..HOTPLUG_RUNS {
+        att.push(env.virtnet(&["attach-device", "hp", &nic, "--live"]));
+        det.push(env.virtnet(&["detach-device", "hp", &nic, "--live"]));
+        aatt.push(api_post(&env.socket, "/v1/domains/hp/devices", &body));
+        adet.push(api_post(
+            &env.socket,
+            "/v1/domains/hp/devices/detach",
+            &body,
+        ));
         env.stop_daemon();
-        let (a, d) = hotplug_floor(&qmp_socket, HOTPLUG_RUNS / BLOCKS);
+        patt.push(floor_process(&qmp_socket, "attach"));
+        pdet.push(floor_process(&qmp_socket, "detach"));
+        let (a, d) = hotplug_floor(&qmp_socket, 1);
         fatt.extend(a);
         fdet.extend(d);
-        env.start_daemon();
+        warm_start(env, &body);
     }
     env.virtnet(&["destroy", "hp"]);
     env.virtnet(&["undefine", "hp"]);
     vec![
         Row {
-            what: "attach-device --live (bridge NIC)",
+            what: "attach-device --live (bridge NIC), CLI vs client process",
+            ours: median(&att),
+            floor: median(&patt),
+            runs: att.len(),
+        },
+        Row {
+            what: "detach-device --live (until DEVICE_DELETED), CLI vs client process",
+            ours: median(&det),
+            floor: median(&pdet),
+            runs: det.len(),
+        },
+        Row {
+            what: "attach, CLI vs in-process QMP client",
             ours: median(&att),
             floor: median(&fatt),
             runs: att.len(),
         },
         Row {
-            what: "detach-device --live (until DEVICE_DELETED)",
+            what: "detach, CLI vs in-process QMP client",
             ours: median(&det),
             floor: median(&fdet),
             runs: det.len(),
         },
         Row {
-            what: "attach, API request (no CLI process)",
+            what: "attach, API request vs in-process QMP client",
             ours: median(&aatt),
             floor: median(&fatt),
             runs: aatt.len(),
         },
         Row {
-            what: "detach, API request (no CLI process)",
+            what: "detach, API request vs in-process QMP client",
             ours: median(&adet),
             floor: median(&fdet),
             runs: adet.len(),
         },
     ]
+}
+
+/// Starts virtnetd and warms it, untimed: the first attach after a start probes the QEMU
+/// binary's capabilities (tens of ms, once per daemon), which is not what the rows measure.
+fn warm_start(env: &mut Env, body: &str) {
+    env.start_daemon();
+    env.virtnet(&["list"]);
+    api_post(&env.socket, "/v1/domains/hp/devices", body);
+    api_post(&env.socket, "/v1/domains/hp/devices/detach", body);
+}
+
+/// Where the CLI's time goes, with a warm daemon: a trivial request as a CLI process and
+/// as an in-process request, `true` as a process, attach/detach back to back and right after
+/// a daemon restart. Prints medians to stderr.
+fn diag(env: &mut Env, nic: &str, body: &str) {
+    let n = 10;
+    let get = |socket: &Path| {
+        let t = Instant::now();
+        let mut s = UnixStream::connect(socket).unwrap();
+        s.write_all(b"GET /v1/domains HTTP/1.1\r\nHost: virtnetd\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut r = String::new();
+        std::io::Read::read_to_string(&mut s, &mut r).unwrap();
+        t.elapsed()
+    };
+    let (mut cl, mut al, mut tr, mut ca, mut aa, mut cd, mut ad) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..n {
+        cl.push(env.virtnet(&["list"]));
+        al.push(get(&env.socket));
+        let t = Instant::now();
+        Command::new("true").status().unwrap();
+        tr.push(t.elapsed());
+        ca.push(env.virtnet(&["attach-device", "hp", nic, "--live"]));
+        cd.push(env.virtnet(&["detach-device", "hp", nic, "--live"]));
+        aa.push(api_post(&env.socket, "/v1/domains/hp/devices", body));
+        ad.push(api_post(&env.socket, "/v1/domains/hp/devices/detach", body));
+    }
+    let mut first = vec![];
+    let mut second = vec![];
+    for _ in 0..4 {
+        env.stop_daemon();
+        env.start_daemon();
+        env.virtnet(&["list"]);
+        first.push(api_post(&env.socket, "/v1/domains/hp/devices", body));
+        api_post(&env.socket, "/v1/domains/hp/devices/detach", body);
+        second.push(api_post(&env.socket, "/v1/domains/hp/devices", body));
+        api_post(&env.socket, "/v1/domains/hp/devices/detach", body);
+    }
+    eprintln!(
+        "diag (medians of {n}): CLI list {:?}, API GET list {:?}, `true` process {:?}, \
+         CLI attach {:?}, API attach {:?}, CLI detach {:?}, API detach {:?}; \
+         API attach right after a daemon restart {:?}, the one after it {:?}",
+        median(&cl),
+        median(&al),
+        median(&tr),
+        median(&ca),
+        median(&aa),
+        median(&cd),
+        median(&ad),
+        first,
+        second
+    );
+}
+
+/// One `attach-device` and one `detach-device` under `strace -f -tt -T` (files `cli-*.txt`
+/// in `dir`), with virtnetd traced meanwhile (`daemon-*.txt`): where the CLI's time goes.
+fn strace_one(env: &Env, dir: &Path, nic: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let pid = env.daemon.as_ref().unwrap().id();
+    for op in ["attach-device", "detach-device"] {
+        let mut d = Command::new("strace")
+            .args(["-f", "-tt", "-T", "-o"])
+            .arg(dir.join(format!("daemon-{op}.txt")))
+            .arg("-p")
+            .arg(pid.to_string())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("strace");
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        let st = Command::new("strace")
+            .args(["-f", "-tt", "-T", "-o"])
+            .arg(dir.join(format!("cli-{op}.txt")))
+            .arg(&env.bins.virtnet)
+            .arg("--connect")
+            .arg(&env.socket)
+            .args([op, "hp", nic, "--live"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        eprintln!("strace {op}: {:?} ({st})", t.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: SIGINT to our own strace child detaches it from virtnetd.
+        unsafe { libc::kill(d.id() as i32, libc::SIGINT) };
+        let _ = d.wait();
+    }
 }
 
 /// Prints the table and writes the markdown and the SVG.
@@ -557,15 +749,21 @@ fn report(rows: &[Row]) {
         "# Benchmark: virtnetd vs bare QEMU\n\n\
          `scripts/bench-hotplug` ({}), QEMU {} under TCG with the test guest, {} cores, load \
          average at the end: {}.\n\n{}\n\
-         - virtnet: the `virtnet` CLI process end to end (spawn to exit), talking to virtnetd \
-           (release builds; state dir on disk, run dir on tmpfs as /run is). \"API request\": \
-           the same operation as one HTTP request from an in-process client, i.e. without \
-           starting a process (on this machine a Rust hello world takes about 1.4 ms from \
-           spawn to exit).\n\
-         - Floor, hot-plug: a bare client in one process on the same QEMU (virtnetd stopped \
-           meanwhile): create tap + make it a bridge port + `getfd` + `netdev_add` + \
-           `device_add`; `device_del` + wait for `DEVICE_DELETED` + `netdev_del` (the floor \
-           deletes its tap after the clock stops; virtnetd's detach includes it).\n\
+         - virtnet: the `virtnet` CLI process end to end (spawn to exit), talking to a warm \
+           virtnetd (release builds; state dir on disk, run dir on tmpfs as /run is). \
+           \"API request\": the same operation as one HTTP request from an in-process client, \
+           i.e. without starting a process.\n\
+         - Floor, hot-plug, \"client process\": a bare QMP client as its own process, timed \
+           spawn to exit like the CLI (virtnetd stopped meanwhile): connect to QEMU's QMP \
+           socket (greeting + `qmp_capabilities`), create tap + make it a bridge port + \
+           `getfd` + `netdev_add` + `device_add`, exit; or `device_del` + wait for \
+           `DEVICE_DELETED` + `netdev_del`, exit.\n\
+         - Floor, hot-plug, \"in-process QMP client\": the same QMP steps from a client \
+           already connected to QMP inside the benchmark (no process, no connect); it deletes \
+           its tap after the clock stops, virtnetd's detach includes that.\n\
+         - Rounds alternate ours / floor (A B A B); virtnetd is restarted around each floor \
+           round and warmed by an untimed attach + detach (its first attach after a start \
+           probes the QEMU binary, tens of ms once).\n\
          - Floor, boot: the argv virtnetd started QEMU with, launched by hand without `-S`.\n\
          - Detach is bound by the guest (ACPI eject under TCG); attach by QEMU's `device_add`.\n",
         chrono_free_date(),
@@ -605,6 +803,10 @@ fn chrono_free_date() -> String {
 }
 
 fn main() {
+    if let Ok(op) = std::env::var(FLOOR_CHILD) {
+        floor_child(&op);
+        return;
+    }
     // `cargo bench` passes --bench; `cargo test --benches` would run us as a test: do nothing.
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("hotplug benchmark: run it with scripts/bench-hotplug (cargo bench)");
