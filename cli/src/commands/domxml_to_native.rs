@@ -2,13 +2,10 @@
 //! a domain, one option per line like libvirt's `.args` files. Nothing on the host is touched:
 //! the fds virtnet would open are shown as placeholders.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::process::ExitCode;
 
-use virtnet_conf::interface::{MacAddr, QEMU_MAC_PREFIX};
-use virtnet_conf::{load_domain, Interface};
+use virtnet_conf::load_domain;
 use virtnet_qemu::argv::{build_argv, format_argv, NicBackend, QemuCaps, RuntimePaths};
 use virtnet_qemu::QemuVersion;
 
@@ -62,7 +59,7 @@ pub fn run(format: &str, file: &str, qemu_version: &str, no_vhost_net: bool) -> 
             return ExitCode::FAILURE;
         }
     };
-    let mut domain = match load_domain(&input.text) {
+    let domain = match load_domain(&input.text) {
         Ok(d) => d,
         Err(problems) => {
             for p in problems {
@@ -72,7 +69,6 @@ pub fn run(format: &str, file: &str, qemu_version: &str, no_vhost_net: bool) -> 
             return ExitCode::FAILURE;
         }
     };
-    assign_macs(&mut domain.devices.interfaces);
     let paths = RuntimePaths {
         qmp_socket: "@qmp-socket@".into(),
         memory_dir: Some("@memory-dir@".into()),
@@ -91,19 +87,5 @@ pub fn run(format: &str, file: &str, qemu_version: &str, no_vhost_net: bool) -> 
             eprintln!("{}: {e}", input.name);
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Gives every interface without a MAC a random one in QEMU's 52:54:00 range (as libvirt does
-/// when it reads a definition).
-fn assign_macs(interfaces: &mut [Interface]) {
-    let state = RandomState::new();
-    for (i, iface) in interfaces.iter_mut().enumerate() {
-        iface.assign_mac(|| {
-            let mut h = state.build_hasher();
-            h.write_usize(i);
-            let b = h.finish().to_le_bytes();
-            MacAddr::with_prefix(QEMU_MAC_PREFIX, [b[0], b[1], b[2]])
-        });
     }
 }
