@@ -38,7 +38,11 @@ use virtnet_host::{BridgePortOpts, HostNet, LinuxHost, TapSpec};
 use virtnet_qemu::QmpClient;
 
 /// Hot-plug rounds per side (attach + detach each).
-const HOTPLUG_RUNS: usize = 20;
+const HOTPLUG_RUNS: usize = 40;
+/// Pause before each timed hot-plug operation (see [`settle`]).
+const SETTLE: Duration = Duration::from_millis(100);
+/// Untimed attach + detach rounds after each virtnetd start.
+const WARM_ROUNDS: usize = 2;
 /// define+start rounds per side.
 const BOOT_RUNS: usize = 5;
 const NIC_MAC: &str = "52:54:00:00:be:01";
@@ -342,10 +346,12 @@ fn hotplug_floor(qmp_socket: &Path, n: usize) -> (Vec<Duration>, Vec<Duration>) 
         let qmp = QmpClient::connect(qmp_socket).await.expect("QMP");
         let (mut att, mut det) = (Vec::new(), Vec::new());
         for _ in 0..n {
+            settle();
             let t0 = Instant::now();
             let tap = floor_attach(&host, &qmp).await;
             att.push(t0.elapsed());
             drop(tap.fds);
+            settle();
             let t0 = Instant::now();
             floor_detach(&qmp).await;
             det.push(t0.elapsed());
@@ -403,6 +409,27 @@ struct Row {
     ours: Duration,
     floor: Duration,
     runs: usize,
+    /// Median of the per-round ratios ours/floor (rounds alternate, so each pair saw the
+    /// same machine load), when the floor ran in the same rounds.
+    paired: Option<f64>,
+}
+
+/// Median of `ours[i] / floor[i]`.
+fn paired(ours: &[Duration], floor: &[Duration]) -> Option<f64> {
+    let mut r: Vec<f64> = ours
+        .iter()
+        .zip(floor)
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    r.sort_by(f64::total_cmp);
+    let n = r.len();
+    (n > 0).then(|| {
+        if n % 2 == 1 {
+            r[n / 2]
+        } else {
+            (r[n / 2 - 1] + r[n / 2]) / 2.0
+        }
+    })
 }
 
 fn ms(d: Duration) -> String {
@@ -420,15 +447,16 @@ fn ratio(r: &Row) -> f64 {
 
 fn table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| operation | virtnet (median) | bare QEMU/QMP floor (median) | ratio | runs per side |\n|---|---|---|---|---|\n",
+        "| operation | virtnet (median) | bare QEMU/QMP floor (median) | ratio of medians | median of per-round ratios | runs per side |\n|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s += &format!(
-            "| {} | {} | {} | {:.2}× | {} |\n",
+            "| {} | {} | {} | {:.2}× | {} | {} |\n",
             r.what,
             ms(r.ours),
             ms(r.floor),
             ratio(r),
+            r.paired.map_or("–".to_string(), |p| format!("{p:.2}×")),
             r.runs
         );
     }
@@ -438,7 +466,7 @@ fn table(rows: &[Row]) -> String {
 /// Horizontal bars, one pair per operation, each pair scaled to its own larger value (the
 /// operations differ by two orders of magnitude).
 fn svg(rows: &[Row]) -> String {
-    let (w, row_h, left) = (760.0, 70.0, 300.0);
+    let (w, row_h, left) = (980.0, 70.0, 470.0);
     let h = 50.0 + row_h * rows.len() as f64 + 30.0;
     let bar_w = w - left - 140.0;
     let mut s = format!(
@@ -535,6 +563,7 @@ fn run() {
             ours: median(&boot_ours),
             floor: median(&boot_floor),
             runs: boot_ours.len(),
+            paired: None,
         });
     }
     if parts.contains("hotplug") {
@@ -587,16 +616,22 @@ fn hotplug(env: &mut Env) -> Vec<Row> {
     // One round = ours (CLI, then API request) then the floor (process, then in-process):
     // A B A B, so a change of the machine's load hits both sides alike.
     for _ in 0..HOTPLUG_RUNS {
+        settle();
         att.push(env.virtnet(&["attach-device", "hp", &nic, "--live"]));
+        settle();
         det.push(env.virtnet(&["detach-device", "hp", &nic, "--live"]));
+        settle();
         aatt.push(api_post(&env.socket, "/v1/domains/hp/devices", &body));
+        settle();
         adet.push(api_post(
             &env.socket,
             "/v1/domains/hp/devices/detach",
             &body,
         ));
         env.stop_daemon();
+        settle();
         patt.push(floor_process(&qmp_socket, "attach"));
+        settle();
         pdet.push(floor_process(&qmp_socket, "detach"));
         let (a, d) = hotplug_floor(&qmp_socket, 1);
         fatt.extend(a);
@@ -605,44 +640,70 @@ fn hotplug(env: &mut Env) -> Vec<Row> {
     }
     env.virtnet(&["destroy", "hp"]);
     env.virtnet(&["undefine", "hp"]);
+    for (what, v) in [
+        ("CLI attach", &att),
+        ("API attach", &aatt),
+        ("floor process attach", &patt),
+        ("floor in-process attach", &fatt),
+    ] {
+        let mut v = v.clone();
+        v.sort();
+        let ms: Vec<String> = v
+            .iter()
+            .map(|d| format!("{:.1}", d.as_secs_f64() * 1000.0))
+            .collect();
+        eprintln!("{what} (ms, sorted): {}", ms.join(" "));
+    }
     vec![
         Row {
             what: "attach-device --live (bridge NIC), CLI vs client process",
             ours: median(&att),
             floor: median(&patt),
             runs: att.len(),
+            paired: paired(&att, &patt),
         },
         Row {
             what: "detach-device --live (until DEVICE_DELETED), CLI vs client process",
             ours: median(&det),
             floor: median(&pdet),
             runs: det.len(),
+            paired: paired(&det, &pdet),
         },
         Row {
             what: "attach, CLI vs in-process QMP client",
             ours: median(&att),
             floor: median(&fatt),
             runs: att.len(),
+            paired: paired(&att, &fatt),
         },
         Row {
             what: "detach, CLI vs in-process QMP client",
             ours: median(&det),
             floor: median(&fdet),
             runs: det.len(),
+            paired: paired(&det, &fdet),
         },
         Row {
             what: "attach, API request vs in-process QMP client",
             ours: median(&aatt),
             floor: median(&fatt),
             runs: aatt.len(),
+            paired: paired(&aatt, &fatt),
         },
         Row {
             what: "detach, API request vs in-process QMP client",
             ours: median(&adet),
             floor: median(&fdet),
             runs: adet.len(),
+            paired: paired(&adet, &fdet),
         },
     ]
+}
+
+/// Lets the guest finish handling the last hot-plug event (it probes or ejects the NIC under
+/// TCG, busying a core), so every timed operation starts from the same quiet machine.
+fn settle() {
+    std::thread::sleep(SETTLE);
 }
 
 /// Starts virtnetd and warms it, untimed: the first attach after a start probes the QEMU
@@ -650,8 +711,10 @@ fn hotplug(env: &mut Env) -> Vec<Row> {
 fn warm_start(env: &mut Env, body: &str) {
     env.start_daemon();
     env.virtnet(&["list"]);
-    api_post(&env.socket, "/v1/domains/hp/devices", body);
-    api_post(&env.socket, "/v1/domains/hp/devices/detach", body);
+    for _ in 0..WARM_ROUNDS {
+        api_post(&env.socket, "/v1/domains/hp/devices", body);
+        api_post(&env.socket, "/v1/domains/hp/devices/detach", body);
+    }
 }
 
 /// Where the CLI's time goes, with a warm daemon: a trivial request as a CLI process and
@@ -761,9 +824,10 @@ fn report(rows: &[Row]) {
          - Floor, hot-plug, \"in-process QMP client\": the same QMP steps from a client \
            already connected to QMP inside the benchmark (no process, no connect); it deletes \
            its tap after the clock stops, virtnetd's detach includes that.\n\
-         - Rounds alternate ours / floor (A B A B); virtnetd is restarted around each floor \
-           round and warmed by an untimed attach + detach (its first attach after a start \
-           probes the QEMU binary, tens of ms once).\n\
+         - Rounds alternate ours / floor (A B A B); each timed operation starts after a \
+           100 ms pause (the guest handles the previous hot-plug event meanwhile); virtnetd is \
+           restarted around each floor round and warmed by two untimed attach + detach rounds \
+           (its first attach after a start probes the QEMU binary, ~20 ms once).\n\
          - Floor, boot: the argv virtnetd started QEMU with, launched by hand without `-S`.\n\
          - Detach is bound by the guest (ACPI eject under TCG); attach by QEMU's `device_add`.\n",
         chrono_free_date(),
