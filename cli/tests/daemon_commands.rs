@@ -2,65 +2,12 @@
 //! list, dominfo, dumpxml, domiflist, undefine, JSON output, errors, `--connect` and
 //! `VIRTNET_CONNECT`, completions.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-struct Daemon {
-    socket: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let config = virtnetd::Config::under(dir.path());
-        let socket = config.socket.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let server = virtnetd::Server::bind(config).await.expect("bind virtnetd");
-                ready_tx.send(()).unwrap();
-                server
-                    .run(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
-        ready_rx.recv().expect("virtnetd started");
-        Daemon {
-            socket,
-            stop: Some(stop),
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-
-    fn virtnet(&self, args: &[&str]) -> Output {
-        let mut all = vec!["--connect", self.socket.to_str().unwrap()];
-        all.extend_from_slice(args);
-        run(&all, None)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use common::Daemon;
 
 fn run(args: &[&str], env: Option<(&str, &Path)>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtnet"));

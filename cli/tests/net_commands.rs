@@ -2,70 +2,12 @@
 //! net-define (and its positioned refusal), net-list [--all], net-start, net-info --json,
 //! net-dumpxml, net-destroy, net-undefine.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-struct Daemon {
-    socket: PathBuf,
-    dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+mod common;
 
-impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let config = virtnetd::Config::under(dir.path());
-        let socket = config.socket.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let server = virtnetd::Server::bind(config).await.expect("bind virtnetd");
-                ready_tx.send(()).unwrap();
-                server
-                    .run(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
-        ready_rx.recv().expect("virtnetd started");
-        Daemon {
-            socket,
-            dir,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn virtnet(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_virtnet"))
-            .arg("--connect")
-            .arg(&self.socket)
-            .args(args)
-            .env_remove("VIRTNET_CONNECT")
-            .output()
-            .unwrap();
-        out
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use common::Daemon;
 
 /// The daemon (in this process) finds `virtnet-vswitch` in `target/<profile>/`.
 fn vswitch_built() {
