@@ -421,6 +421,7 @@ fn control_socket_drives_the_switch() {
 fn memory_regions_added_and_removed_at_run_time() {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileExt;
+    use vhost::vhost_user::message::VhostUserHeaderFlag;
     use vhost::vhost_user::VhostUserFrontend;
     use vhost::VhostUserMemoryRegionInfo;
 
@@ -440,6 +441,9 @@ fn memory_regions_added_and_removed_at_run_time() {
         mmap_offset: 0,
         mmap_handle: extra.as_raw_fd(),
     };
+    // Ask for an ack, as QEMU does: without one the request is fire-and-forget, and the
+    // frames below could overtake the memory update.
+    b.frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
     b.frontend.add_mem_region(&region).unwrap();
     b.write_desc(0, 0, 0x1000_0000 + 0x800, 2048, DESC_F_WRITE, 0);
     b.publish(0, 0);
@@ -457,6 +461,7 @@ fn memory_regions_added_and_removed_at_run_time() {
 
     // The region goes away (REM_MEM_REG): a buffer there is now outside guest memory.
     b.frontend.remove_mem_region(&region).unwrap();
+    b.frontend.set_hdr_flags(VhostUserHeaderFlag::empty());
     b.write_desc(0, 1, 0x1000_0000 + 0x800, 2048, DESC_F_WRITE, 0);
     b.publish(0, 1);
     a.send(0, &plain(), &f);
