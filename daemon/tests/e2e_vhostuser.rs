@@ -11,17 +11,15 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use common::e2e::{post_json, qmp, start, BOOT, CMD};
-use common::testpmd::{self, TestPmd};
 use common::TestDaemon;
 use serde_json::{json, Value};
-use virtnet_testkit::{runtime, with_netns, SerialConsole, TestDomain};
+use virtnet_testkit::{
+    runtime, testpmd, vhostuser_nic, with_netns, SerialConsole, TestDomain, TestPmd,
+};
 
+/// A vhost-user NIC on `path`; the back end (testpmd) listens there.
 fn vhost_nic(mac: &str, path: &std::path::Path) -> String {
-    format!(
-        "<interface type='vhostuser'><mac address='{mac}'/>\
-         <source type='unix' path='{}' mode='client'/><model type='virtio'/></interface>",
-        path.display()
-    )
+    vhostuser_nic(mac, path, "client")
 }
 
 fn chardevs(d: &TestDaemon, vm: &str) -> Vec<String> {
@@ -72,7 +70,7 @@ fn vhost_user_socket_has_one_owner_live_and_replug_moves_it() {
     with_netns(move || {
         let tmp = tempfile::tempdir().unwrap();
         let (p1, p2) = (tmp.path().join("vu1.sock"), tmp.path().join("vu2.sock"));
-        let _pmd = TestPmd::start(pmd_bin, &[p1.clone(), p2.clone()]);
+        let _pmd = TestPmd::listen(pmd_bin, &[p1.clone(), p2.clone()]);
         let d = Arc::new(TestDaemon::start_with(tmp.path(), Some(&qemu)));
         let mut serials = Vec::new();
         for vm in ["va", "vb"] {

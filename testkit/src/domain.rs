@@ -1,7 +1,7 @@
 //! Domain XML for the test guest.
 
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::guest::GuestArtifacts;
 
@@ -99,5 +99,15 @@ pub fn bridge_nic(mac: &str, bridge: &str) -> String {
     format!(
         "<interface type='bridge'><mac address='{mac}'/><source bridge='{bridge}'/>\
          <model type='virtio'/></interface>"
+    )
+}
+
+/// `<interface type='vhostuser'>` on the unix socket `socket` with a virtio model; `mode` is
+/// QEMU's side: `server` (QEMU listens, the back end connects) or `client`.
+pub fn vhostuser_nic(mac: &str, socket: &Path, mode: &str) -> String {
+    format!(
+        "<interface type='vhostuser'><mac address='{mac}'/>\
+         <source type='unix' path='{}' mode='{mode}'/><model type='virtio'/></interface>",
+        socket.display()
     )
 }

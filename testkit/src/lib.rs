@@ -6,6 +6,7 @@
 //! - [`kvm`]: whether KVM can really boot a guest here ([`kvm::kvm_usable`]).
 //! - [`leak`]: before/after snapshots of links, fds, child processes, files ([`Snapshot`]).
 //! - [`domain`]: domain XML for the test guest ([`TestDomain`]).
+//! - [`testpmd`]: DPDK's testpmd as a vhost-user-net back end ([`TestPmd`]).
 //! - [`runtime`]: a current-thread tokio runtime ready for process spawning.
 
 pub mod domain;
@@ -14,12 +15,17 @@ pub mod kvm;
 pub mod leak;
 pub mod netns;
 pub mod serial;
+pub mod testpmd;
 
-pub use domain::{bridge_nic, TestDomain};
+pub use domain::{bridge_nic, vhostuser_nic, TestDomain};
 pub use guest::{e2e_qemu, guest, qemu_binary, repo_root, GuestArtifacts};
 pub use leak::Snapshot;
-pub use netns::{ip, ip_status, link_details, links, ping, with_netns, with_netns_exclusive};
+pub use netns::{
+    add_bridge, add_veth_pair, ip, ip_status, link_details, links, ping, with_netns,
+    with_netns_exclusive,
+};
 pub use serial::SerialConsole;
+pub use testpmd::TestPmd;
 
 /// A current-thread tokio runtime for a test thread (run it on the namespace thread so the
 /// processes it starts are in that namespace). It has already started (and reaped) one child

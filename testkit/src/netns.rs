@@ -128,6 +128,27 @@ pub fn ip_status(args: &str) -> Result<String, String> {
     }
 }
 
+/// Creates bridge `name` in the calling thread's namespace, gives it `addr` (`10.0.1.1/24`)
+/// when given, and sets it up.
+pub fn add_bridge(name: &str, addr: Option<&str>) {
+    ip(&format!("link add {name} type bridge"));
+    if let Some(a) = addr {
+        ip(&format!("addr add {a} dev {name}"));
+    }
+    ip(&format!("link set {name} up"));
+}
+
+/// Creates the veth pair `a`/`b` in the calling thread's namespace, gives `b` the address
+/// `b_addr` when given, and sets both up.
+pub fn add_veth_pair(a: &str, b: &str, b_addr: Option<&str>) {
+    ip(&format!("link add {a} type veth peer name {b}"));
+    if let Some(addr) = b_addr {
+        ip(&format!("addr add {addr} dev {b}"));
+    }
+    ip(&format!("link set {a} up"));
+    ip(&format!("link set {b} up"));
+}
+
 /// Names of all links in the calling thread's network namespace, sorted.
 pub fn links() -> Vec<String> {
     let mut v: Vec<String> = ip("-o link show")

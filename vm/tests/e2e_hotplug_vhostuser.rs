@@ -1,13 +1,11 @@
 //! vhost-user NIC hot-plug end to end (real QEMU 7.2, TCG, DPDK testpmd as the back end, see
-//! tests/common/testpmd.rs): chardev-add (QEMU listens), netdev_add once testpmd connects,
+//! virtnet_testkit::testpmd): chardev-add (QEMU listens), netdev_add once testpmd connects,
 //! device_add with `vectors=0`; the guest's NIC comes up and its frames reach testpmd; detach
 //! removes the chardev and its socket. And QEMU 7.2's stall: `netdev_add` of a `mode='server'`
 //! NIC blocks QEMU's monitor until a back end connects; the deadline passes, the undo is
 //! queued, and once a back end shows up QEMU runs it: nothing is left.
 
 mod common;
-#[path = "common/testpmd.rs"]
-mod testpmd;
 #[path = "e2e_hotplug_util.rs"]
 mod util;
 
@@ -16,20 +14,12 @@ use std::time::{Duration, Instant};
 use common::{env, start_with_console, BOOT, CMD};
 use util::{assert_nothing_left, chardevs, exists, guest_ifname, iface, Live, NicTrace};
 use virtnet_host::LinuxHost;
-use virtnet_testkit::{runtime, with_netns, TestDomain};
+use virtnet_testkit::{runtime, testpmd, vhostuser_nic, with_netns, TestDomain, TestPmd};
 use virtnet_vm::exec::{self, DetachOutcome, HotplugOptions, PendingDetaches};
 use virtnet_vm::{plan_attach, plan_detach, AttachStepId, ExecOptions, StopMode, VmError};
 
-/// testpmd's DPDK runtime dir is named after our pid: two at once in this process clash.
+/// One testpmd at a time: its forwarder busy-polls one of the machine's two cores.
 static ONE_TESTPMD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn vhostuser_nic(mac: &str, socket: &std::path::Path) -> String {
-    format!(
-        "<interface type='vhostuser'><mac address='{mac}'/>\
-         <source type='unix' path='{}' mode='server'/><model type='virtio'/></interface>",
-        socket.display()
-    )
-}
 
 #[test]
 fn hotplugged_vhost_user_nic_reaches_the_back_end() {
@@ -58,13 +48,13 @@ fn hotplugged_vhost_user_nic_reaches_the_back_end() {
             let mut live = Live::new(&xml, &vm);
             let ap = plan_attach(
                 &live.domain,
-                &iface(&vhostuser_nic(mac, &socket)),
+                &iface(&vhostuser_nic(mac, &socket, "server")),
                 &env.caps,
             )
             .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(ap.chardev_id.as_deref(), Some("charnet0"));
             // testpmd keeps reconnecting until QEMU listens (after chardev-add).
-            let pmd = testpmd::TestPmd::start(pmd_bin, &socket);
+            let pmd = TestPmd::connect(pmd_bin, &socket);
             let opts = HotplugOptions {
                 command_timeout: Duration::from_secs(60),
                 unplug_timeout: Duration::from_secs(30),
@@ -161,7 +151,7 @@ fn a_netdev_add_stalled_by_a_missing_back_end_is_undone_when_qemu_answers() {
             con.wait_ready(BOOT).await.unwrap();
             let qmp = vm.qmp();
             let live = Live::new(&xml, &vm);
-            let nic = vhostuser_nic("52:54:00:00:26:02", &socket);
+            let nic = vhostuser_nic("52:54:00:00:26:02", &socket, "server");
             let ap = plan_attach(&live.domain, &iface(&nic), &env.caps).unwrap();
             let opts = HotplugOptions {
                 command_timeout: Duration::from_secs(3),
@@ -187,7 +177,7 @@ fn a_netdev_add_stalled_by_a_missing_back_end_is_undone_when_qemu_answers() {
 
             // A back end connects: netdev_add finishes, then the queued netdev_del and
             // chardev-remove run.
-            let pmd = testpmd::TestPmd::start(pmd_bin, &socket);
+            let pmd = TestPmd::connect(pmd_bin, &socket);
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 let r = tokio::time::timeout(Duration::from_secs(2), chardevs(qmp)).await;

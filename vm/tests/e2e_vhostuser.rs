@@ -1,18 +1,16 @@
 //! type='vhostuser' end to end, QEMU the server (`mode='server'`): QEMU starts and waits for
-//! the back end; DPDK's testpmd (its vhost PMD, tests/common/testpmd.rs) connects, maps the
+//! the back end; DPDK's testpmd (its vhost PMD, virtnet_testkit::testpmd) connects, maps the
 //! guest's shared memfd memory and receives the frames the guest sends. Under TCG the NIC has
 //! `vectors=0` (QEMU 7.2 crashes otherwise).
 
 mod common;
-#[path = "common/testpmd.rs"]
-mod testpmd;
 
 use std::time::Duration;
 
 use common::{env, start_with_console, BOOT, CMD};
 use virtnet_host::LinuxHost;
 use virtnet_testkit::leak::process_argv;
-use virtnet_testkit::{runtime, with_netns, Snapshot, TestDomain};
+use virtnet_testkit::{runtime, testpmd, vhostuser_nic, with_netns, Snapshot, TestDomain, TestPmd};
 use virtnet_vm::{ExecOptions, StopMode};
 
 #[test]
@@ -26,11 +24,7 @@ fn guest_frames_reach_the_vhost_user_back_end() {
         let serial = tmp.path().join("serial.sock");
         let socket = tmp.path().join("vhost-net.sock");
         let mac = "52:54:00:00:06:02";
-        let nic = format!(
-            "<interface type='vhostuser'><mac address='{mac}'/>\
-             <source type='unix' path='{}' mode='server'/><model type='virtio'/></interface>",
-            socket.display()
-        );
+        let nic = vhostuser_nic(mac, &socket, "server");
         let mut dom = TestDomain::new("vhostuser1", &serial).nic(&nic, mac, Some("10.0.6.2/24"));
         dom.shared_memory = true;
         let plan = env.plan(&dom.xml(env.guest), &tmp.path().join("run"));
@@ -40,7 +34,7 @@ fn guest_frames_reach_the_vhost_user_back_end() {
             let host = LinuxHost::new().unwrap();
             // QEMU waits for the back end before it brings up QMP; testpmd keeps reconnecting
             // until QEMU listens.
-            let pmd = testpmd::TestPmd::start(pmd_bin, &socket);
+            let pmd = TestPmd::connect(pmd_bin, &socket);
             let opts = ExecOptions {
                 start_timeout: Duration::from_secs(60),
                 ..ExecOptions::default()

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub mod e2e;
-pub mod testpmd;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -251,8 +250,5 @@ pub fn domain_xml(name: &str, interfaces: &str) -> String {
 
 /// A vhost-user `<interface>` on `path` with `mac`.
 pub fn vhostuser_nic(mac: &str, path: &str) -> String {
-    format!(
-        "<interface type='vhostuser'><mac address='{mac}'/>\
-         <source type='unix' path='{path}' mode='client'/><model type='virtio'/></interface>"
-    )
+    virtnet_testkit::vhostuser_nic(mac, Path::new(path), "client")
 }
