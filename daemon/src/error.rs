@@ -136,6 +136,17 @@ pub enum DaemonError {
         holder_iface: String,
     },
 
+    /// A host resource (a tap name) is held by a running network (its uplink).
+    #[error("{resource} is the uplink of network '{network}' (while it runs); one {what} can have only one user: pick another <target dev> or stop the network with `virtnet net-destroy {network}`")]
+    InUseByNetwork {
+        /// The resource, e.g. `tap device sw0-up`.
+        resource: String,
+        /// The kind of resource.
+        what: &'static str,
+        /// The network holding it.
+        network: String,
+    },
+
     /// The operation does not fit the VM's current state (start a running VM, undefine a
     /// running one, ...).
     #[error("VM '{name}' is {state}: {hint}")]
@@ -205,7 +216,7 @@ impl DaemonError {
             DaemonError::RemovalPending { .. } => "removal_pending",
             DaemonError::NotHotpluggable(_) => "not_hotpluggable",
             DaemonError::HotplugFailed(_) => "hotplug_failed",
-            DaemonError::InUse { .. } => "resource_in_use",
+            DaemonError::InUse { .. } | DaemonError::InUseByNetwork { .. } => "resource_in_use",
             DaemonError::InvalidState { .. } => "invalid_state",
             DaemonError::Broken { .. } => "broken_definition",
             DaemonError::Conflict(_) => "conflict",
@@ -231,6 +242,7 @@ impl DaemonError {
             DaemonError::PayloadTooLarge { .. } => 413,
             DaemonError::MethodNotAllowed { .. } => 405,
             DaemonError::InUse { .. }
+            | DaemonError::InUseByNetwork { .. }
             | DaemonError::RemovalPending { .. }
             | DaemonError::AmbiguousInterface { .. }
             | DaemonError::InvalidState { .. }

@@ -13,6 +13,10 @@
 //!
 //! All changes happen under one lock and are all-or-nothing: [`Registry::claim`] either takes
 //! every resource asked for or none, so of many racing claims exactly one wins.
+//!
+//! Networks hold resources too: a running switch network's uplink tap
+//! ([`Registry::claim_network`]). A network's claim and any VM's claim (in either scope) on one
+//! resource exclude each other; refusals name the network.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -125,7 +129,34 @@ pub struct Taken(pub Vec<(Scope, Resource)>);
 /// Who owns what; see the module documentation.
 #[derive(Debug, Default)]
 pub struct Registry {
-    inner: Mutex<HashMap<Resource, Vec<Holder>>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// VM holders.
+    vms: HashMap<Resource, Vec<Holder>>,
+    /// Network holders (a running network's uplink tap): resource → network.
+    networks: HashMap<Resource, String>,
+}
+
+/// The refusal for a resource `network` holds.
+fn network_clash(resource: &Resource, network: &str) -> DaemonError {
+    DaemonError::InUseByNetwork {
+        what: resource.what(),
+        resource: resource.to_string(),
+        network: network.to_string(),
+    }
+}
+
+/// Refuses the first of `claims` a network holds.
+fn check_networks(inner: &Inner, claims: &[Claim]) -> Result<()> {
+    for c in claims {
+        if let Some(n) = inner.networks.get(&c.resource) {
+            return Err(network_clash(&c.resource, n));
+        }
+    }
+    Ok(())
 }
 
 impl Registry {
@@ -138,19 +169,23 @@ impl Registry {
     /// clashes (MACs shared with other VMs' definitions) as warnings; a hard clash refuses the
     /// whole change, naming the VM and device holding the resource, and changes nothing.
     pub fn replace(&self, vm: &str, scope: Scope, claims: &[Claim]) -> Result<Vec<Clash>> {
-        let mut map = self.lock();
-        let warnings = check(&map, vm, scope, claims)?;
-        release_in(&mut map, vm, scope, |_| true);
-        insert(&mut map, vm, scope, claims);
+        let mut inner = self.lock();
+        check_networks(&inner, claims)?;
+        let map = &mut inner.vms;
+        let warnings = check(map, vm, scope, claims)?;
+        release_in(map, vm, scope, |_| true);
+        insert(map, vm, scope, claims);
         Ok(warnings)
     }
 
     /// Adds `claims` for `vm` in `scope` (keeping its other claims), all or nothing (for
     /// hot-plug: one more NIC). Errors and warnings as for [`Registry::replace`].
     pub fn claim(&self, vm: &str, scope: Scope, claims: &[Claim]) -> Result<Vec<Clash>> {
-        let mut map = self.lock();
-        let warnings = check(&map, vm, scope, claims)?;
-        insert(&mut map, vm, scope, claims);
+        let mut inner = self.lock();
+        check_networks(&inner, claims)?;
+        let map = &mut inner.vms;
+        let warnings = check(map, vm, scope, claims)?;
+        insert(map, vm, scope, claims);
         Ok(warnings)
     }
 
@@ -165,8 +200,10 @@ impl Registry {
         scopes: &[Scope],
         claims: &[Claim],
     ) -> Result<(Taken, Vec<Clash>)> {
-        let mut map = self.lock();
-        let warnings = check_device(&map, vm, scopes, claims)?;
+        let mut inner = self.lock();
+        check_networks(&inner, claims)?;
+        let map = &mut inner.vms;
+        let warnings = check_device(map, vm, scopes, claims)?;
         let mut taken = Taken::default();
         for &scope in scopes {
             for c in claims {
@@ -179,7 +216,7 @@ impl Registry {
                     taken.0.push((scope, c.resource.clone()));
                 }
             }
-            insert(&mut map, vm, scope, claims);
+            insert(map, vm, scope, claims);
         }
         Ok((taken, warnings))
     }
@@ -187,30 +224,33 @@ impl Registry {
     /// What [`Registry::claim_device`] would refuse, without taking anything (to refuse a
     /// device before other checks, with the owner named).
     pub fn check_device(&self, vm: &str, scopes: &[Scope], claims: &[Claim]) -> Result<()> {
-        check_device(&self.lock(), vm, scopes, claims).map(drop)
+        let inner = self.lock();
+        check_networks(&inner, claims)?;
+        check_device(&inner.vms, vm, scopes, claims).map(drop)
     }
 
     /// Gives back what [`Registry::claim_device`] took.
     pub fn release_taken(&self, vm: &str, taken: &Taken) {
-        let mut map = self.lock();
+        let map = &mut self.lock().vms;
         for (scope, r) in &taken.0 {
-            release_in(&mut map, vm, *scope, |x| x == r);
+            release_in(map, vm, *scope, |x| x == r);
         }
     }
 
     /// Releases every claim of `vm` in `scope` (stop, undefine).
     pub fn release(&self, vm: &str, scope: Scope) {
-        release_in(&mut self.lock(), vm, scope, |_| true);
+        release_in(&mut self.lock().vms, vm, scope, |_| true);
     }
 
     /// Releases the claims of `vm` in `scope` on the given resources (detach of one NIC).
     pub fn release_resources(&self, vm: &str, scope: Scope, resources: &[Resource]) {
-        release_in(&mut self.lock(), vm, scope, |r| resources.contains(r));
+        release_in(&mut self.lock().vms, vm, scope, |r| resources.contains(r));
     }
 
     /// Every holder of `resource`: (VM, device, scopes).
     pub fn holders(&self, resource: &Resource) -> Vec<(String, String, Vec<Scope>)> {
         self.lock()
+            .vms
             .get(resource)
             .map(|hs| {
                 hs.iter()
@@ -228,8 +268,9 @@ impl Registry {
 
     /// The resources `vm` holds in `scope`, sorted.
     pub fn held_by(&self, vm: &str, scope: Scope) -> Vec<Resource> {
-        let map = self.lock();
-        let mut out: Vec<Resource> = map
+        let inner = self.lock();
+        let mut out: Vec<Resource> = inner
+            .vms
             .iter()
             .filter(|(_, hs)| hs.iter().any(|h| h.vm == vm && h.scopes.contains(&scope)))
             .map(|(r, _)| r.clone())
@@ -238,7 +279,41 @@ impl Registry {
         out
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Resource, Vec<Holder>>> {
+    /// Takes `resources` for running network `network`, all or nothing: refused when a VM
+    /// (in either scope) or another network holds one of them, naming that holder. A
+    /// resource the network holds already stays held.
+    pub fn claim_network(&self, network: &str, resources: &[Resource]) -> Result<()> {
+        let mut inner = self.lock();
+        for r in resources {
+            if let Some(n) = inner.networks.get(r).filter(|n| *n != network) {
+                return Err(network_clash(r, n));
+            }
+            if let Some(h) = inner.vms.get(r).and_then(|hs| hs.first()) {
+                return Err(Clash {
+                    resource: r.clone(),
+                    vm: h.vm.clone(),
+                    device: h.device.clone(),
+                }
+                .into_error());
+            }
+        }
+        for r in resources {
+            inner.networks.insert(r.clone(), network.to_string());
+        }
+        Ok(())
+    }
+
+    /// Releases every resource of network `network` (it stopped).
+    pub fn release_network(&self, network: &str) {
+        self.lock().networks.retain(|_, n| n != network);
+    }
+
+    /// The network holding `resource`, if one does.
+    pub fn network_holder(&self, resource: &Resource) -> Option<String> {
+        self.lock().networks.get(resource).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the map half-changed (every change is
         // computed before it is applied), so a poisoned lock is still consistent.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())

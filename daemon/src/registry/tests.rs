@@ -244,3 +244,70 @@ fn twenty_racing_device_claims_one_winner() {
         .count();
     assert_eq!(wins, 1);
 }
+
+fn tap(dev: &str) -> Claim {
+    Claim {
+        resource: Resource::Tap(dev.into()),
+        device: format!("interface with tap {dev}"),
+    }
+}
+
+#[test]
+fn network_uplink_excludes_vms_and_is_freed_by_release() {
+    let r = Registry::new();
+    let up = Resource::Tap("sw0-up".into());
+    r.claim_network("sw0", std::slice::from_ref(&up)).unwrap();
+    assert_eq!(r.network_holder(&up).as_deref(), Some("sw0"));
+    // Every way a VM takes a tap is refused, naming the network.
+    let errs = [
+        r.replace("a", Scope::Persistent, &[tap("sw0-up")])
+            .unwrap_err(),
+        r.claim("a", Scope::Live, &[tap("sw0-up")]).unwrap_err(),
+        r.claim_device("a", &[Scope::Live], &[tap("sw0-up")])
+            .unwrap_err(),
+        r.check_device("a", &[Scope::Persistent], &[tap("sw0-up")])
+            .unwrap_err(),
+    ];
+    for e in errs {
+        assert_eq!(e.kind(), "resource_in_use");
+        assert_eq!(e.http_status(), 409);
+        let m = e.to_string();
+        assert!(
+            m.contains("network 'sw0'") && m.contains("tap device sw0-up"),
+            "{m}"
+        );
+    }
+    assert!(r.held_by("a", Scope::Persistent).is_empty());
+    assert!(r.held_by("a", Scope::Live).is_empty());
+    // A VM named like the network is no exception.
+    assert!(r.claim("sw0", Scope::Live, &[tap("sw0-up")]).is_err());
+    // The network itself may claim again (restart); another network may not.
+    r.claim_network("sw0", std::slice::from_ref(&up)).unwrap();
+    let m = r
+        .claim_network("sw1", std::slice::from_ref(&up))
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("network 'sw0'"), "{m}");
+    r.release_network("sw0");
+    assert_eq!(r.network_holder(&up), None);
+    r.claim("a", Scope::Live, &[tap("sw0-up")]).unwrap();
+}
+
+#[test]
+fn network_refused_while_a_vm_holds_the_tap_all_or_nothing() {
+    let r = Registry::new();
+    r.replace("a", Scope::Persistent, &[tap("t1")]).unwrap();
+    let e = r
+        .claim_network(
+            "sw0",
+            &[Resource::Tap("t0".into()), Resource::Tap("t1".into())],
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), "resource_in_use");
+    assert!(e.to_string().contains("VM 'a'"), "{e}");
+    assert_eq!(r.network_holder(&Resource::Tap("t0".into())), None);
+    // Once the VM lets go, the network gets it.
+    r.release("a", Scope::Persistent);
+    r.claim_network("sw0", &[Resource::Tap("t1".into())])
+        .unwrap();
+}
