@@ -26,7 +26,7 @@ use crate::vms::{VmEntry, VmTable};
 pub struct Daemon {
     pub(crate) config: Config,
     pub(crate) store: Store,
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) vms: VmTable,
     /// The networks (virtnet-vswitch switches).
     pub(crate) networks: Arc<crate::networks::Networks>,
@@ -48,7 +48,10 @@ impl Daemon {
     pub async fn open(config: Config) -> Result<Arc<Daemon>> {
         let store = Store::open(&config.state_dir, &config.run_dir)?;
         let lock = lock_state_dir(&config.state_dir)?;
-        let networks = crate::networks::Networks::open(&config.state_dir, &config.run_dir).await?;
+        let registry = Arc::new(Registry::new());
+        let networks =
+            crate::networks::Networks::open(&config.state_dir, &config.run_dir, registry.clone())
+                .await?;
         let host = LinuxHost::new()
             .map(|h| Arc::new(h) as Arc<dyn HostNet>)
             .map_err(|e| e.to_string());
@@ -58,7 +61,7 @@ impl Daemon {
         let daemon = Arc::new_cyclic(|me| Daemon {
             config,
             store,
-            registry: Registry::new(),
+            registry,
             vms: VmTable::default(),
             networks,
             next_id: AtomicU32::new(1),
@@ -187,6 +190,9 @@ impl Daemon {
             }
             entry.publish(&slot, None);
         }
+        // Autostart networks: after the definitions (their tap names are claimed), before the
+        // running VMs are recovered (they may need the networks).
+        self.networks.autostart().await;
         for file in loaded.statuses {
             let entry = self.vms.get_or_create(&file.name);
             let mut slot = entry.slot.lock().await;

@@ -608,6 +608,7 @@ fn openapi_lists_every_endpoint() {
         "GET /v1/networks/{name}/xml",
         "POST /v1/networks/{name}/start",
         "POST /v1/networks/{name}/destroy",
+        "POST /v1/networks/{name}/autostart",
     ]
     .iter()
     .map(|s| s.to_string())

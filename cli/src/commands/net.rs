@@ -1,10 +1,10 @@
 //! The network commands (virsh's names): `net-define FILE`, `net-undefine NAME`,
 //! `net-start NAME`, `net-destroy NAME`, `net-list [--all]`, `net-dumpxml NAME`,
-//! `net-info NAME`.
+//! `net-info NAME`, `net-autostart NAME [--disable]`.
 
 use clap::Subcommand;
 use hyper::Method;
-use virtnetd::networks::model::{NetDefineResponse, NetXml, NetworkInfo};
+use virtnetd::networks::model::{NetAutostartRequest, NetDefineResponse, NetXml, NetworkInfo};
 
 use super::remote::{dash, print_json, print_table};
 use crate::client::{encode, Body, Client, ClientError};
@@ -53,7 +53,37 @@ pub enum NetCommand {
         /// Network name.
         name: String,
     },
+    /// Start a network whenever virtnetd starts (before the VMs that need it).
+    NetAutostart {
+        /// Network name.
+        name: String,
+        /// Stop starting it automatically.
+        #[arg(long)]
+        disable: bool,
+    },
 }
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+/// `net-list`'s table rows.
+fn list_rows(nets: &[NetworkInfo]) -> Vec<Vec<String>> {
+    nets.iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.state.clone(),
+                yes_no(n.autostart),
+                dash(n.uplink.as_ref()),
+                n.ports.len().to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// `net-list`'s column headers.
+const LIST_HEADERS: [&str; 5] = ["Name", "State", "Autostart", "Uplink", "Ports"];
 
 fn path(name: &str, action: &str) -> String {
     format!("/v1/networks/{}{action}", encode(name))
@@ -126,18 +156,7 @@ pub async fn run(client: &Client, json: bool, cmd: NetCommand) -> Result<(), Cli
             if json {
                 print_json(&r);
             } else {
-                let rows: Vec<Vec<String>> = r
-                    .iter()
-                    .map(|n| {
-                        vec![
-                            n.name.clone(),
-                            n.state.clone(),
-                            dash(n.uplink.as_ref()),
-                            n.ports.len().to_string(),
-                        ]
-                    })
-                    .collect();
-                print_table(&["Name", "State", "Uplink", "Ports"], &rows);
+                print_table(&LIST_HEADERS, &list_rows(&r));
             }
         }
         NetCommand::NetDumpxml { name } => {
@@ -159,17 +178,91 @@ pub async fn run(client: &Client, json: bool, cmd: NetCommand) -> Result<(), Cli
             } else {
                 println!("Name:      {}", r.name);
                 println!("State:     {}", r.state);
+                println!("Autostart: {}", yes_no(r.autostart));
                 println!("Uplink:    {}", dash(r.uplink.as_ref()));
                 println!("Pid:       {}", dash(r.pid));
                 println!("Restarts:  {}", r.restarts);
                 let rows: Vec<Vec<String>> = r
                     .ports
                     .iter()
-                    .map(|p| vec![p.name.clone(), p.vm.clone(), p.socket.clone()])
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.vm.clone(),
+                            p.queues.to_string(),
+                            p.socket.clone(),
+                        ]
+                    })
                     .collect();
-                print_table(&["Port", "VM", "Socket"], &rows);
+                print_table(&["Port", "VM", "Queues", "Socket"], &rows);
+            }
+        }
+        NetCommand::NetAutostart { name, disable } => {
+            let body =
+                serde_json::to_value(NetAutostartRequest { enable: !disable }).map_err(|e| {
+                    ClientError {
+                        kind: "internal".into(),
+                        message: e.to_string(),
+                    }
+                })?;
+            let r: NetworkInfo = client
+                .call(Method::POST, &path(&name, "/autostart"), Body::Json(&body))
+                .await?;
+            if json {
+                print_json(&r);
+            } else if r.autostart {
+                println!("Network {} marked as autostarted", r.name);
+            } else {
+                println!("Network {} unmarked as autostarted", r.name);
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: NetCommand,
+    }
+
+    #[test]
+    fn net_autostart_parses() {
+        let c = Cli::try_parse_from(["virtnet", "net-autostart", "sw0"]).unwrap();
+        assert!(
+            matches!(c.cmd, NetCommand::NetAutostart { ref name, disable: false } if name == "sw0")
+        );
+        let c = Cli::try_parse_from(["virtnet", "net-autostart", "sw0", "--disable"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            NetCommand::NetAutostart { disable: true, .. }
+        ));
+        assert!(Cli::try_parse_from(["virtnet", "net-autostart"]).is_err());
+    }
+
+    #[test]
+    fn net_list_shows_autostart() {
+        let net = |name: &str, autostart| NetworkInfo {
+            name: name.into(),
+            state: "inactive".into(),
+            uplink: None,
+            autostart,
+            pid: None,
+            control: None,
+            restarts: 0,
+            ports: vec![],
+        };
+        assert_eq!(LIST_HEADERS[2], "Autostart");
+        let rows = list_rows(&[net("a", true), net("b", false)]);
+        assert_eq!(rows[0], ["a", "inactive", "yes", "-", "0"]);
+        assert_eq!(rows[1][2], "no");
+        // --json carries it too.
+        let v = serde_json::to_value(net("a", true)).unwrap();
+        assert_eq!(v["autostart"], true);
+    }
 }

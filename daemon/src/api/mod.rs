@@ -223,7 +223,8 @@ async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Fu
         | Route::NetUndefine(_)
         | Route::NetXml(_)
         | Route::NetStart(_)
-        | Route::NetDestroy(_) => networks::dispatch(daemon, route, req, query).await,
+        | Route::NetDestroy(_)
+        | Route::NetAutostart(_) => networks::dispatch(daemon, route, req, query).await,
         Route::SetLink(name, iface) => {
             let r: SetLinkRequest = read_json_or_empty(req).await?.ok_or_else(|| {
                 DaemonError::BadRequest(

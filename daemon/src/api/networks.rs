@@ -1,5 +1,5 @@
 //! The network endpoints (`/v1/networks...`): net-define, net-undefine, net-start,
-//! net-destroy, net-list, net-dumpxml.
+//! net-destroy, net-list, net-dumpxml, net-autostart.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -7,11 +7,12 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
-use super::body::{read_define_body, wants_xml};
+use super::body::{read_define_body, read_json_or_empty, wants_xml};
 use super::json;
 use super::router::{query_flag, Route};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
+use crate::networks::model::NetAutostartRequest;
 
 /// Serves one network route.
 pub async fn dispatch(
@@ -48,6 +49,10 @@ pub async fn dispatch(
         }
         Route::NetStart(name) => json(StatusCode::OK, &nets.start(&name).await?),
         Route::NetDestroy(name) => json(StatusCode::OK, &nets.destroy(&name).await?),
+        Route::NetAutostart(name) => {
+            let r: NetAutostartRequest = read_json_or_empty(req).await?.unwrap_or_default();
+            json(StatusCode::OK, &nets.set_autostart(&name, r.enable).await?)
+        }
         other => Err(DaemonError::Internal(format!(
             "{other:?} is not a network route"
         ))),

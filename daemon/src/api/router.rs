@@ -52,6 +52,8 @@ pub enum Route {
     NetStart(String),
     /// `POST /v1/networks/{name}/destroy`.
     NetDestroy(String),
+    /// `POST /v1/networks/{name}/autostart` (net-autostart; body `{"enable": bool}`).
+    NetAutostart(String),
 }
 
 /// The route of `method path`, or a 404/405 error saying what exists.
@@ -143,6 +145,7 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
                 "xml" => (Route::NetXml(n), "GET"),
                 "start" => (Route::NetStart(n), "POST"),
                 "destroy" => (Route::NetDestroy(n), "POST"),
+                "autostart" => (Route::NetAutostart(n), "POST"),
                 _ => return Err(no_route()),
             };
             if method == allowed {

@@ -13,6 +13,13 @@
 //!   watched); one that died meanwhile is started again with its ports.
 //! - `net-destroy` is refused while VMs have ports on the network (stop them or detach their
 //!   NICs first): removing a port under a running guest would cut it off silently.
+//! - A running network's uplink tap is held in the owner [`Registry`]: no VM may use that
+//!   tap name (`<target dev>`), and `net-start` is refused while a VM holds it.
+//! - `net-autostart`: a marker `STATE_DIR/networks/autostart/NAME` (kept with the definition,
+//!   removed by `net-undefine`); [`Networks::autostart`] starts those networks when virtnetd
+//!   starts, after the VM definitions are loaded and before running VMs are recovered.
+//! - The switch runs the definition it was started with (recorded in the status): a
+//!   `net-define` while it runs applies at the next `net-start`, also across switch restarts.
 
 pub mod model;
 mod ports;
@@ -28,6 +35,7 @@ use serde_json::json;
 use virtnet_conf::network::{parse_network, valid_name, Network};
 
 use crate::error::{DaemonError, Result};
+use crate::registry::{Registry, Resource};
 use crate::store::atomic::{remove_durable, write_atomic};
 use model::{NetDefineResponse, NetXml, NetworkInfo, PortInfo};
 pub use ports::NetPort;
@@ -49,6 +57,11 @@ pub struct NetStatus {
     /// Port name → port.
     #[serde(default)]
     pub ports: BTreeMap<String, Port>,
+    /// The definition the switch runs (canonical XML), so that a restart after a crash keeps
+    /// its uplink even if the network was redefined meanwhile. Absent in older statuses: the
+    /// stored definition is used then.
+    #[serde(default)]
+    pub xml: Option<String>,
 }
 
 /// A VM NIC's port on a switch.
@@ -58,11 +71,39 @@ pub struct Port {
     pub vm: String,
     /// The vhost-user socket QEMU listens on.
     pub socket: PathBuf,
+    /// Queue pairs of the port (the NIC's `<driver queues>`; 1 in statuses written before
+    /// ports had them).
+    #[serde(default = "one")]
+    pub queues: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 struct Net {
     def: Network,
     run: Option<NetStatus>,
+    autostart: bool,
+}
+
+impl Net {
+    /// The definition the switch runs (while active), else the stored one.
+    fn running_def(&self) -> Network {
+        self.run
+            .as_ref()
+            .and_then(|st| st.xml.as_deref())
+            .and_then(|x| parse_network(x).ok())
+            .unwrap_or_else(|| self.def.clone())
+    }
+}
+
+/// What a running network `def` holds in the owner registry: its uplink tap.
+fn uplink_claims(def: &Network) -> Vec<Resource> {
+    def.uplink
+        .iter()
+        .map(|u| Resource::Tap(u.dev.clone()))
+        .collect()
 }
 
 /// Every network of the daemon.
@@ -71,6 +112,7 @@ pub struct Networks {
     defs_dir: PathBuf,
     run_dir: PathBuf,
     binary: PathBuf,
+    registry: Arc<Registry>,
     table: tokio::sync::Mutex<BTreeMap<String, Net>>,
 }
 
@@ -80,11 +122,16 @@ fn no_such(name: &str) -> DaemonError {
 
 impl Networks {
     /// Opens the network store under `state_dir` and `run_dir`, loads the definitions, and
-    /// adopts (or restarts) the switches that were running.
-    pub async fn open(state_dir: &Path, run_dir: &Path) -> Result<Arc<Networks>> {
+    /// adopts (or restarts) the switches that were running; their uplinks are claimed in
+    /// `registry`.
+    pub async fn open(
+        state_dir: &Path,
+        run_dir: &Path,
+        registry: Arc<Registry>,
+    ) -> Result<Arc<Networks>> {
         let defs_dir = state_dir.join("networks");
         let run_dir = run_dir.join("networks");
-        for d in [&defs_dir, &run_dir] {
+        for d in [&defs_dir, &run_dir, &defs_dir.join("autostart")] {
             std::fs::create_dir_all(d).map_err(|e| DaemonError::store("create directory", d, e))?;
         }
         let nets = Arc::new_cyclic(|me| Networks {
@@ -92,6 +139,7 @@ impl Networks {
             defs_dir,
             run_dir,
             binary: switch::vswitch_binary(),
+            registry,
             table: tokio::sync::Mutex::new(BTreeMap::new()),
         });
         nets.load().await?;
@@ -100,6 +148,10 @@ impl Networks {
 
     fn def_path(&self, name: &str) -> PathBuf {
         self.defs_dir.join(format!("{name}.xml"))
+    }
+
+    fn autostart_path(&self, name: &str) -> PathBuf {
+        self.defs_dir.join("autostart").join(name)
     }
 
     fn status_path(&self, name: &str) -> PathBuf {
@@ -126,7 +178,15 @@ impl Networks {
                 .and_then(|t| parse_network(&t).map_err(|e| e.to_string()))
             {
                 Ok(def) if def.name == name => {
-                    table.insert(name, Net { def, run: None });
+                    let autostart = self.autostart_path(&name).is_file();
+                    table.insert(
+                        name,
+                        Net {
+                            def,
+                            run: None,
+                            autostart,
+                        },
+                    );
                 }
                 Ok(def) => {
                     tracing::error!(path = %path.display(), defines = %def.name, "network definition's file name and <name> differ; ignored")
@@ -152,6 +212,15 @@ impl Networks {
                 let _ = std::fs::remove_dir_all(self.net_dir(&name));
                 continue;
             };
+            let def = st
+                .xml
+                .as_deref()
+                .and_then(|x| parse_network(x).ok())
+                .unwrap_or_else(|| net.def.clone());
+            // VMs are not loaded yet: a running network's uplink is claimed first.
+            if let Err(e) = self.registry.claim_network(&name, &uplink_claims(&def)) {
+                tracing::error!(network = %name, error = %e, "cannot claim the uplink of a running network");
+            }
             if switch::alive(st.pid, st.start_time)
                 && switch::request(&st.control, json!({"cmd": "list-ports"}))
                     .await
@@ -163,10 +232,11 @@ impl Networks {
             } else {
                 tracing::warn!(network = %name, "its switch died while virtnetd was down: starting it again with its ports");
                 switch::stop(st.pid, st.start_time).await;
-                match self.launch(&net.def, &mut st).await {
+                match self.launch(&def, &mut st).await {
                     Ok(()) => net.run = Some(st),
                     Err(e) => {
                         tracing::error!(network = %name, error = %e, "cannot restart the switch");
+                        self.registry.release_network(&name);
                         let _ = remove_durable(&path);
                     }
                 }
@@ -192,7 +262,15 @@ impl Networks {
                 false
             }
             None => {
-                table.insert(name.clone(), Net { def, run: None });
+                let autostart = self.autostart_path(&name).is_file();
+                table.insert(
+                    name.clone(),
+                    Net {
+                        def,
+                        run: None,
+                        autostart,
+                    },
+                );
                 true
             }
         };
@@ -211,6 +289,8 @@ impl Networks {
                 hint: format!("stop it first with `virtnet net-destroy {name}`"),
             });
         }
+        let marker = self.autostart_path(name);
+        remove_durable(&marker).map_err(|e| DaemonError::store("remove", &marker, e))?;
         let path = self.def_path(name);
         remove_durable(&path).map_err(|e| DaemonError::store("remove", &path, e))?;
         table.remove(name);
@@ -231,6 +311,9 @@ impl Networks {
                 hint: "it runs already".into(),
             });
         }
+        // The uplink tap must not be a VM's: refused naming the VM that holds it.
+        self.registry
+            .claim_network(name, &uplink_claims(&net.def))?;
         let mut st = NetStatus {
             name: name.into(),
             pid: 0,
@@ -238,14 +321,19 @@ impl Networks {
             control: self.net_dir(name).join("control.sock"),
             restarts: 0,
             ports: BTreeMap::new(),
+            xml: None,
         };
         let dir = self.net_dir(name);
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        std::fs::create_dir_all(&dir).map_err(|e| DaemonError::store("create", &dir, e))?;
-        if let Err(e) = self.launch(&net.def, &mut st).await {
+        let launched = match std::fs::create_dir_all(&dir) {
+            Ok(()) => self.launch(&net.def, &mut st).await,
+            Err(e) => Err(DaemonError::store("create", &dir, e)),
+        };
+        if let Err(e) = launched {
             let _ = std::fs::remove_dir_all(&dir);
+            self.registry.release_network(name);
             return Err(e);
         }
         net.run = Some(st);
@@ -269,10 +357,11 @@ impl Networks {
                 switch::configure_uplink(&u.dev, u.ip)?;
             }
             for (port, p) in &st.ports {
-                switch::request(&st.control, add_port(port, &p.socket)).await?;
+                switch::request(&st.control, add_port(port, p)).await?;
             }
             st.pid = pid;
             st.start_time = start_time;
+            st.xml = Some(def.to_xml());
             self.save_status(st)
         };
         if let Err(e) = setup.await {
@@ -320,14 +409,14 @@ impl Networks {
             let Some(net) = table.get_mut(name) else {
                 return;
             };
-            let Some(st) = net.run.as_mut() else { return };
-            if st.pid != pid {
+            if net.run.as_ref().map(|st| st.pid) != Some(pid) {
                 return; // stopped, or restarted already
             }
+            let def = net.running_def();
+            let Some(st) = net.run.as_mut() else { return };
             tracing::warn!(network = %name, pid, "the switch exited: starting it again with its ports");
             let mut next = st.clone();
             next.restarts += 1;
-            let def = net.def.clone();
             match self.launch(&def, &mut next).await {
                 Ok(()) => {
                     *st = next;
@@ -366,6 +455,7 @@ impl Networks {
         }
         let st = net.run.take().expect("checked above");
         switch::stop(st.pid, st.start_time).await;
+        self.registry.release_network(name);
         let _ = remove_durable(&self.status_path(name));
         let dir = self.net_dir(name);
         if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -375,6 +465,45 @@ impl Networks {
         }
         tracing::info!(network = %name, "network stopped");
         Ok(info(net))
+    }
+
+    /// `net-autostart`: whether virtnetd starts the network when it starts. Kept as a marker
+    /// file next to the definition.
+    pub async fn set_autostart(&self, name: &str, enable: bool) -> Result<NetworkInfo> {
+        let mut table = self.table.lock().await;
+        let net = table.get_mut(name).ok_or_else(|| no_such(name))?;
+        let marker = self.autostart_path(name);
+        if enable {
+            write_atomic(&marker, b"", 0o600)
+                .map_err(|(a, e)| DaemonError::store(a, &marker, e))?;
+        } else {
+            remove_durable(&marker).map_err(|e| DaemonError::store("remove", &marker, e))?;
+        }
+        net.autostart = enable;
+        tracing::info!(network = %name, autostart = enable, "network autostart set");
+        Ok(info(net))
+    }
+
+    /// Starts every inactive network marked autostart (at daemon start, after the VM
+    /// definitions are loaded so that their tap names are known, before running VMs are
+    /// recovered). A network that cannot start is logged and left inactive.
+    pub async fn autostart(&self) {
+        let names: Vec<String> = {
+            let table = self.table.lock().await;
+            table
+                .iter()
+                .filter(|(_, n)| n.autostart && n.run.is_none())
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        for name in names {
+            match self.start(&name).await {
+                Ok(_) => tracing::info!(network = %name, "network autostarted"),
+                Err(e) => {
+                    tracing::error!(network = %name, error = %e, "cannot autostart the network")
+                }
+            }
+        }
     }
 
     /// Every network (`all`: inactive ones too).
@@ -404,8 +533,15 @@ impl Networks {
     }
 }
 
-fn add_port(name: &str, socket: &Path) -> serde_json::Value {
-    json!({"cmd": "add-port", "name": name, "socket": socket, "mode": "client"})
+/// The switch's `add-port` for `port` (client mode: QEMU listens), with its queue pairs.
+fn add_port(name: &str, port: &Port) -> serde_json::Value {
+    json!({
+        "cmd": "add-port",
+        "name": name,
+        "socket": port.socket,
+        "mode": "client",
+        "queues": port.queues,
+    })
 }
 
 fn info(net: &Net) -> NetworkInfo {
@@ -417,7 +553,8 @@ fn info(net: &Net) -> NetworkInfo {
             "inactive"
         }
         .into(),
-        uplink: net.def.uplink.as_ref().map(|u| u.dev.clone()),
+        uplink: net.running_def().uplink.map(|u| u.dev),
+        autostart: net.autostart,
         pid: net.run.as_ref().map(|r| r.pid),
         control: net.run.as_ref().map(|r| r.control.display().to_string()),
         restarts: net.run.as_ref().map_or(0, |r| r.restarts),
@@ -429,6 +566,7 @@ fn info(net: &Net) -> NetworkInfo {
                 name: name.clone(),
                 vm: p.vm.clone(),
                 socket: p.socket.display().to_string(),
+                queues: p.queues,
             })
             .collect(),
     }
@@ -454,3 +592,6 @@ fn scan(dir: &Path, ext: &str) -> Vec<(String, PathBuf)> {
     v.sort();
     v
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,8 +10,11 @@ pub struct NetworkInfo {
     pub name: String,
     /// `active` (its switch runs) or `inactive`.
     pub state: String,
-    /// The uplink tap, if any.
+    /// The uplink tap, if any (while active: the one the switch runs with).
     pub uplink: Option<String>,
+    /// Whether virtnetd starts the network when it starts (`net-autostart`).
+    #[serde(default)]
+    pub autostart: bool,
     /// The switch's pid while active.
     pub pid: Option<i32>,
     /// The switch's control socket while active.
@@ -32,6 +35,13 @@ pub struct PortInfo {
     pub vm: String,
     /// The vhost-user socket (QEMU listens, the switch connects).
     pub socket: String,
+    /// Queue pairs of the port (the NIC's `<driver queues>`, else 1).
+    #[serde(default = "one")]
+    pub queues: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The answer to `POST /v1/networks` (net-define).
@@ -52,4 +62,23 @@ pub struct NetXml {
     pub name: String,
     /// Its canonical XML.
     pub xml: String,
+}
+
+/// The body of `POST /v1/networks/NAME/autostart` (net-autostart); an empty body enables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetAutostartRequest {
+    /// Start the network when virtnetd starts (`false`: `net-autostart --disable`).
+    #[serde(default = "yes")]
+    pub enable: bool,
+}
+
+impl Default for NetAutostartRequest {
+    fn default() -> Self {
+        NetAutostartRequest { enable: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }

@@ -22,6 +22,9 @@ pub struct NetPort {
     pub port: String,
     /// The vhost-user socket.
     pub socket: PathBuf,
+    /// Queue pairs (`<driver queues='N'/>`, else 1): the port must offer as many as QEMU's
+    /// NIC uses, or the guest's extra queues never carry traffic.
+    pub queues: u32,
 }
 
 impl Networks {
@@ -87,6 +90,7 @@ impl Networks {
                 network: p.network,
                 port: p.port,
                 socket: p.socket,
+                queues: iface.queues().unwrap_or(1).max(1),
             }),
         ))
     }
@@ -123,14 +127,13 @@ impl Networks {
                 p.network, p.port, old.vm
             )));
         }
-        switch::request(&st.control, add_port(&p.port, &p.socket)).await?;
-        st.ports.insert(
-            p.port.clone(),
-            Port {
-                vm: vm.into(),
-                socket: p.socket.clone(),
-            },
-        );
+        let port = Port {
+            vm: vm.into(),
+            socket: p.socket.clone(),
+            queues: p.queues,
+        };
+        switch::request(&st.control, add_port(&p.port, &port)).await?;
+        st.ports.insert(p.port.clone(), port);
         if let Err(e) = self.save_status(st) {
             tracing::error!(network = %p.network, error = %e, "cannot save the network status");
         }

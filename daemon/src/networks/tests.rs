@@ -1,0 +1,151 @@
+//! Networks against the real `virtnet-vswitch` (built here if missing; no root, no QEMU):
+//! a NIC's `<driver queues='N'/>` reaches the switch port, also after a switch restart.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::*;
+
+/// Builds `target/<profile>/virtnet-vswitch` next to the test binary's parent if missing, and
+/// points the daemon at it.
+fn vswitch_built() {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(Path::parent).unwrap();
+    let bin = profile.join("virtnet-vswitch");
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
+            "build",
+            "-p",
+            "virtnet-vhost-net",
+            "--bin",
+            "virtnet-vswitch",
+        ]);
+        if profile.file_name() == Some("release".as_ref()) {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "cannot build virtnet-vswitch"
+        );
+    }
+    assert!(bin.is_file(), "{} missing", bin.display());
+}
+
+fn iface(xml: &str) -> virtnet_conf::Interface {
+    let dom = format!(
+        "<domain type='qemu'><name>vm1</name><memory unit='MiB'>64</memory>\
+         <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\
+         <os><type>hvm</type></os><devices>{xml}</devices></domain>"
+    );
+    let d = virtnet_conf::load_domain(&dom).unwrap();
+    d.devices.interfaces[0].clone()
+}
+
+/// The switch's own list of ports.
+async fn switch_ports(control: &Path) -> Vec<Value> {
+    let v = switch::request(control, json!({"cmd": "list-ports"}))
+        .await
+        .unwrap();
+    v["ports"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_queues_reach_the_switch_port_also_after_a_restart() {
+    vswitch_built();
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Arc::new(Registry::new());
+    let nets = Networks::open(&tmp.path().join("state"), &tmp.path().join("run"), registry)
+        .await
+        .unwrap();
+    nets.define("<network><name>q</name><virtualport type='virtnet-vswitch'/></network>")
+        .await
+        .unwrap();
+    let info = nets.start("q").await.unwrap();
+    let control = PathBuf::from(info.control.unwrap());
+
+    let four = iface(
+        "<interface type='network'><mac address='52:54:00:00:00:04'/>\
+         <source network='q'/><model type='virtio'/><driver queues='4'/></interface>",
+    );
+    let one = iface(
+        "<interface type='network'><mac address='52:54:00:00:00:01'/>\
+         <source network='q'/><model type='virtio'/></interface>",
+    );
+    let (resolved, p4) = nets.resolve_interface("vm1", &four).await.unwrap();
+    let p4 = p4.unwrap();
+    assert_eq!(p4.queues, 4);
+    // QEMU's side keeps the queues (argv: queues=4 on the netdev, mq=on on the device).
+    assert_eq!(resolved.queues(), Some(4));
+    let p1 = nets
+        .resolve_interface("vm1", &one)
+        .await
+        .unwrap()
+        .1
+        .unwrap();
+    assert_eq!(p1.queues, 1);
+    nets.add_ports("vm1", &[p4.clone(), p1.clone()])
+        .await
+        .unwrap();
+
+    let queues_of = |ports: &[Value], name: &str| {
+        ports
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no port {name} in {ports:?}"))["queues"]
+            .as_u64()
+    };
+    let ports = switch_ports(&control).await;
+    assert_eq!(queues_of(&ports, &p4.port), Some(4), "{ports:?}");
+    assert_eq!(queues_of(&ports, &p1.port), Some(1), "{ports:?}");
+    let info = nets.info("q").await.unwrap();
+    let shown: Vec<(String, u32)> = info
+        .ports
+        .iter()
+        .map(|p| (p.name.clone(), p.queues))
+        .collect();
+    assert!(shown.contains(&(p4.port.clone(), 4)), "{shown:?}");
+
+    // The switch dies: restarted with its ports, 4 queue pairs again.
+    let old = info.pid.unwrap();
+    // SAFETY: kill(2) on the switch we started.
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let i = nets.info("q").await.unwrap();
+        if i.pid.is_some_and(|p| p != old) && i.restarts == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not restarted: {i:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ports = switch_ports(&control).await;
+    assert_eq!(queues_of(&ports, &p4.port), Some(4), "{ports:?}");
+
+    // More than the switch offers: refused with the switch's reason, nothing recorded.
+    let many = iface(
+        "<interface type='network'><mac address='52:54:00:00:00:20'/>\
+         <source network='q'/><model type='virtio'/><driver queues='32'/></interface>",
+    );
+    let p32 = nets
+        .resolve_interface("vm1", &many)
+        .await
+        .unwrap()
+        .1
+        .unwrap();
+    let e = nets.add_ports("vm1", &[p32]).await.unwrap_err().to_string();
+    assert!(e.contains("queues"), "{e}");
+    assert_eq!(nets.info("q").await.unwrap().ports.len(), 2);
+
+    nets.release_vm("vm1").await;
+    assert!(switch_ports(&control).await.is_empty());
+    let pid = nets.info("q").await.unwrap().pid.unwrap();
+    let start = switch::start_time(pid).unwrap();
+    nets.destroy("q").await.unwrap();
+    assert!(!switch::alive(pid, start), "switch {pid} still runs");
+    assert!(!control.exists());
+}
