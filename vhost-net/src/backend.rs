@@ -29,6 +29,7 @@ use crate::config::PortConfig;
 use crate::core::{FwdScratch, SwitchCore};
 use crate::counters::{DropReason, PortCounters};
 use crate::frame::{read_tx_frame, Frame};
+use crate::guestmem::GuestView;
 use crate::mac_table::PortId;
 use crate::ring::{AvailCursor, UsedBatch};
 use crate::rx::{Gm, Vring};
@@ -73,10 +74,10 @@ pub fn offered_protocol_features() -> VhostUserProtocolFeatures {
 }
 
 /// Asks the CPU to start loading the cache line of guest address `addr` (a hint only:
-/// the address is translated by vm-memory's checked lookup and never dereferenced here).
-pub(crate) fn prefetch<M: vm_memory::GuestMemoryBackend>(mem: &M, addr: GuestAddress) {
+/// the address is translated by the view's checked lookup and never dereferenced here).
+pub(crate) fn prefetch(mem: &GuestView<'_>, addr: GuestAddress) {
     #[cfg(target_arch = "x86_64")]
-    if let Ok(p) = mem.get_host_address(addr) {
+    if let Some(p) = mem.host_address(addr) {
         // SAFETY: a prefetch is a hint that never faults nor reads into the program.
         unsafe { std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0) };
     }
@@ -163,7 +164,8 @@ impl NetBackend {
         }
         let hdr_len = self.conn.hdr_len();
         let mtu = self.config.mtu as usize;
-        let mem = self.conn.mem.memory();
+        let guard = self.conn.mem.memory();
+        let mem = GuestView::new(&guard);
         let (mut n, mut popped) = (0usize, 0usize);
         let mut bytes = 0u64;
         {
@@ -179,15 +181,15 @@ impl NetBackend {
             w.chains.clear();
             w.segs.clear();
             while w.chains.len() < TX_BATCH {
-                let Some(head) = avail.pop(&*mem) else {
+                let Some(head) = avail.pop(&mem) else {
                     break;
                 };
                 let start = w.segs.len();
-                let res = walk(&*mem, table, qsize, head, false, &mut w.tmp);
+                let res = walk(&mem, table, qsize, head, false, &mut w.tmp);
                 if res.is_ok() {
                     w.segs.extend_from_slice(&w.tmp);
                     if let Some(first) = w.tmp.first() {
-                        prefetch(&*mem, first.addr);
+                        prefetch(&mem, first.addr);
                     }
                 }
                 w.chains.push((head, start, w.segs.len(), res));
@@ -195,14 +197,7 @@ impl NetBackend {
             // Phase 2: copy them out.
             for &(head, s0, s1, res) in w.chains.iter() {
                 let res = res.and_then(|total| {
-                    read_tx_frame(
-                        &*mem,
-                        &w.segs[s0..s1],
-                        total,
-                        hdr_len,
-                        mtu,
-                        &mut w.frames[n],
-                    )
+                    read_tx_frame(&mem, &w.segs[s0..s1], total, hdr_len, mtu, &mut w.frames[n])
                 });
                 w.used.push(head, 0);
                 popped += 1;
@@ -216,7 +211,7 @@ impl NetBackend {
             }
             if popped > 0 {
                 avail.commit(q);
-                if w.used.flush(&*mem, q) {
+                if w.used.flush(&mem, q) {
                     let _ = st.signal_used_queue();
                 }
             }

@@ -3,15 +3,16 @@
 //! virtio-queue's own `DescriptorChain` iterator stops silently on a loop or a bad
 //! address; the switch needs to tell those cases apart (to count them) and to bound the
 //! work per chain, so it walks the table itself, reading descriptors only through
-//! vm-memory's checked `read_obj`. Buffers are not touched here: the copies that read or
+//! the bounds-checked [`GuestView`]. Buffers are not touched here: the copies that read or
 //! write them (`read_slice`/`write_slice`) check every byte against guest memory and
 //! fail, counted as `bad_address`, on anything outside it.
 
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend};
+use vm_memory::{Address, GuestAddress};
 
 use virtio_queue::desc::split::Descriptor;
 
 use crate::counters::DropReason;
+use crate::guestmem::GuestView;
 
 /// Hard cap on descriptors per chain, whatever the queue size.
 pub const MAX_CHAIN_DESCRIPTORS: usize = 1024;
@@ -29,8 +30,8 @@ pub struct Segment {
 /// descriptor has the expected direction (`writable`), that the chain neither loops nor
 /// exceeds the queue size (nor [`MAX_CHAIN_DESCRIPTORS`]), that indirect tables are
 /// well-formed and not nested. Returns the chain's total length.
-pub fn walk<M: GuestMemoryBackend>(
-    mem: &M,
+pub fn walk(
+    mem: &GuestView<'_>,
     desc_table: GuestAddress,
     queue_size: u16,
     head: u16,
@@ -53,7 +54,7 @@ pub fn walk<M: GuestMemoryBackend>(
         let at = table
             .checked_add(idx as u64 * 16)
             .ok_or(DropReason::BadAddress)?;
-        let d: Descriptor = mem.read_obj(at).map_err(|_| DropReason::BadAddress)?;
+        let d: Descriptor = mem.read_obj(at).ok_or(DropReason::BadAddress)?;
         if d.refers_to_indirect_table() {
             if indirect || d.has_next() {
                 return Err(DropReason::BadDescriptor);

@@ -1,9 +1,8 @@
 //! Frames in flight: pre-allocated buffers and copying a transmit chain out of a guest.
 
-use vm_memory::{Bytes, GuestMemoryBackend};
-
 use crate::chain::Segment;
 use crate::counters::DropReason;
+use crate::guestmem::GuestView;
 use crate::vnet_hdr::{VnetHdr, GSO_NONE};
 
 /// Ethernet header length.
@@ -111,8 +110,8 @@ impl Frame {
 
 /// Copies the transmit chain `segs` (total `total` bytes: a `hdr_len`-byte virtio-net
 /// header, then the frame) out of guest memory into `frame`, with checked reads only.
-pub fn read_tx_frame<M: GuestMemoryBackend>(
-    mem: &M,
+pub fn read_tx_frame(
+    mem: &GuestView<'_>,
     segs: &[Segment],
     total: u64,
     hdr_len: usize,
@@ -137,8 +136,9 @@ pub fn read_tx_frame<M: GuestMemoryBackend>(
             .data
             .get_mut(base + pos..base + pos + len)
             .ok_or(DropReason::OversizedFrame)?;
-        mem.read_slice(dst, s.addr)
-            .map_err(|_| DropReason::BadAddress)?;
+        if !mem.read_slice(dst, s.addr) {
+            return Err(DropReason::BadAddress);
+        }
         pos += len;
     }
     frame.len = pos - hdr_len;

@@ -8,8 +8,9 @@
 //! virtio-net header (checksum and TSO metadata) carried along, so a 64 KiB TCP
 //! segment crosses the switch whole.
 //!
-//! Guest input is untrusted: every guest address goes through vm-memory's checked
-//! accessors, descriptor chains are walked with loop and length bounds
+//! Guest input is untrusted: every guest address is bounds-checked against the guest's
+//! memory map ([`guestmem::GuestView`], falling back to vm-memory's checked accessors),
+//! descriptor chains are walked with loop and length bounds
 //! ([`chain::walk`]), and bad frames are dropped and counted per port
 //! ([`DropReason`]), never a panic.
 //!
@@ -25,6 +26,7 @@ pub mod counters;
 pub mod error;
 pub mod frame;
 pub mod gso;
+pub mod guestmem;
 pub mod mac_table;
 pub mod poller;
 pub mod ring;

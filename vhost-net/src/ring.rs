@@ -1,12 +1,14 @@
 //! Batched access to a split virtqueue's avail and used rings: the avail index is read
 //! once per batch and the used index written once per batch (fewer cache-line transfers
 //! with the guest's CPU than one `pop`/`add_used` per descriptor). All accesses go
-//! through vm-memory's checked `load`/`store`/`read_obj`/`write_obj`.
+//! through the bounds-checked [`GuestView`].
 
 use std::sync::atomic::{fence, Ordering};
 
 use virtio_queue::{Queue, QueueT};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend};
+use vm_memory::{Address, GuestAddress};
+
+use crate::guestmem::GuestView;
 
 const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 
@@ -29,11 +31,11 @@ impl AvailCursor {
         }
     }
 
-    fn refresh<M: GuestMemoryBackend>(&mut self, mem: &M) {
+    fn refresh(&mut self, mem: &GuestView<'_>) {
         let Some(at) = self.ring.checked_add(2) else {
             return;
         };
-        if let Ok(idx) = mem.load::<u16>(at, Ordering::Acquire) {
+        if let Some(idx) = mem.load_u16(at, Ordering::Acquire) {
             let idx = u16::from_le(idx);
             // A guest claiming more entries than the ring holds is lying: ignore it.
             if idx.wrapping_sub(self.next) <= self.size {
@@ -43,7 +45,7 @@ impl AvailCursor {
     }
 
     /// The next chain head, re-reading the avail index only when the snapshot is used up.
-    pub fn pop<M: GuestMemoryBackend>(&mut self, mem: &M) -> Option<u16> {
+    pub fn pop(&mut self, mem: &GuestView<'_>) -> Option<u16> {
         if self.next == self.end {
             self.refresh(mem);
             if self.next == self.end {
@@ -53,13 +55,13 @@ impl AvailCursor {
         let at = self
             .ring
             .checked_add(4 + 2 * u64::from(self.next % self.size))?;
-        let head = u16::from_le(mem.read_obj::<u16>(at).ok()?);
+        let head = u16::from_le(mem.read_obj::<u16>(at)?);
         self.next = self.next.wrapping_add(1);
         Some(head)
     }
 
     /// The head `k` places ahead of the next one, without consuming anything.
-    pub fn peek<M: GuestMemoryBackend>(&mut self, mem: &M, k: u16) -> Option<u16> {
+    pub fn peek(&mut self, mem: &GuestView<'_>, k: u16) -> Option<u16> {
         if self.end.wrapping_sub(self.next) <= k {
             self.refresh(mem);
             if self.end.wrapping_sub(self.next) <= k {
@@ -68,7 +70,7 @@ impl AvailCursor {
         }
         let pos = self.next.wrapping_add(k);
         let at = self.ring.checked_add(4 + 2 * u64::from(pos % self.size))?;
-        mem.read_obj::<u16>(at).ok().map(u16::from_le)
+        mem.read_obj::<u16>(at).map(u16::from_le)
     }
 
     /// Puts the last popped head back.
@@ -96,7 +98,7 @@ impl UsedBatch {
 
     /// Writes the queued entries, publishes the used index once, and says whether the
     /// driver wants a notification (EVENT_IDX `used_event`, or the NO_INTERRUPT flag).
-    pub fn flush<M: GuestMemoryBackend>(&mut self, mem: &M, q: &mut Queue) -> bool {
+    pub fn flush(&mut self, mem: &GuestView<'_>, q: &mut Queue) -> bool {
         if self.items.is_empty() {
             return false;
         }
@@ -111,10 +113,7 @@ impl UsedBatch {
             let Some(at) = used.checked_add(4 + 8 * u64::from(idx % size)) else {
                 continue;
             };
-            if mem
-                .write_obj(((u64::from(len) << 32) | u64::from(head)).to_le(), at)
-                .is_ok()
-            {
+            if mem.write_obj(((u64::from(len) << 32) | u64::from(head)).to_le(), at) {
                 idx = idx.wrapping_add(1);
             }
         }
@@ -125,7 +124,7 @@ impl UsedBatch {
         let Some(idx_at) = used.checked_add(2) else {
             return false;
         };
-        if mem.store(idx.to_le(), idx_at, Ordering::Release).is_err() {
+        if !mem.store_u16(idx.to_le(), idx_at, Ordering::Release) {
             return false;
         }
         q.set_next_used(idx);
@@ -135,14 +134,14 @@ impl UsedBatch {
             let Some(at) = avail.checked_add(4 + 2 * u64::from(size)) else {
                 return true;
             };
-            let Ok(ev) = mem.load::<u16>(at, Ordering::Relaxed) else {
+            let Some(ev) = mem.load_u16(at, Ordering::Relaxed) else {
                 return true;
             };
             let ev = u16::from_le(ev);
             idx.wrapping_sub(ev).wrapping_sub(1) < idx.wrapping_sub(old)
         } else {
-            mem.load::<u16>(avail, Ordering::Relaxed)
-                .map_or(true, |f| u16::from_le(f) & VRING_AVAIL_F_NO_INTERRUPT == 0)
+            mem.load_u16(avail, Ordering::Relaxed)
+                .is_none_or(|f| u16::from_le(f) & VRING_AVAIL_F_NO_INTERRUPT == 0)
         }
     }
 }

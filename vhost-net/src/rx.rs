@@ -1,12 +1,13 @@
 //! Delivering frames into a guest's receive queue (plain or mergeable buffers).
 
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap};
+use vm_memory::{Address, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap};
 
 use virtio_queue::{Queue, QueueT};
 
 use crate::chain::{walk, Segment};
 use crate::counters::DropReason;
 use crate::frame::Frame;
+use crate::guestmem::GuestView;
 use crate::ring::{AvailCursor, UsedBatch};
 
 /// Guest memory as the switch maps it.
@@ -42,7 +43,7 @@ fn give_back(avail: &mut AvailCursor, n: usize) {
 /// zero length (the guest driver counts them as errors) and the frame is dropped.
 #[allow(clippy::too_many_arguments)]
 pub fn write_frame(
-    mem: &Mem,
+    mem: &GuestView<'_>,
     q: &Queue,
     avail: &mut AvailCursor,
     used: &mut UsedBatch,
@@ -106,7 +107,7 @@ pub fn write_frame(
                 }
                 let n = ((s.len - seg_off) as usize).min(src.len() - off);
                 let addr = s.addr.unchecked_add(u64::from(seg_off));
-                if !failed && mem.write_slice(&src[off..off + n], addr).is_err() {
+                if !failed && !mem.write_slice(&src[off..off + n], addr) {
                     failed = true;
                 }
                 off += n;

@@ -21,9 +21,7 @@ use virtio_bindings::bindings::virtio_net::{
 };
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::QueueT;
-use vm_memory::{
-    Address, Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap,
-};
+use vm_memory::{Address, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 
 use crate::backend::{prefetch, NetBackend};
 use crate::config::{PortConfig, SocketMode};
@@ -32,6 +30,7 @@ use crate::counters::{DropReason, PortCounters};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::gso::segment_tcp;
+use crate::guestmem::GuestView;
 use crate::mac_table::PortId;
 use crate::ring::AvailCursor;
 use crate::rx::{write_frame, Gm, RxScratch, Vring};
@@ -369,7 +368,8 @@ impl VhostPort {
         let hdr_len = conn.hdr_len();
         let mrg = has(f, VIRTIO_NET_F_MRG_RXBUF);
         let csum = has(f, VIRTIO_NET_F_GUEST_CSUM);
-        let mem = conn.mem.memory();
+        let guard = conn.mem.memory();
+        let mem = GuestView::new(&guard);
         let mut st = vring.get_mut();
         if !st.get_queue().ready() || !st.is_enabled() {
             return drop_all(DropReason::QueueNotReady);
@@ -380,13 +380,13 @@ impl VhostPort {
         // Start fetching the receive buffers this batch will most likely fill.
         let table = GuestAddress(st.get_queue().desc_table());
         for k in 0..idx.len().min(64) as u16 {
-            let Some(head) = avail.peek(&*mem, k) else {
+            let Some(head) = avail.peek(&mem, k) else {
                 break;
             };
             if head < st.get_queue().size() {
                 let at = table.unchecked_add(u64::from(head) * 16);
-                if let Ok(d) = mem.read_obj::<Descriptor>(at) {
-                    prefetch(&*mem, d.addr());
+                if let Some(d) = mem.read_obj::<Descriptor>(at) {
+                    prefetch(&mem, d.addr());
                 }
             }
         }
@@ -446,7 +446,7 @@ impl VhostPort {
         counters.add_tx(packets, bytes);
         let q = st.get_queue_mut();
         avail.commit(q);
-        let notify = used.flush(&*mem, q);
+        let notify = used.flush(&mem, q);
         sc.used = used;
         if notify {
             let _ = st.signal_used_queue();
