@@ -45,10 +45,12 @@ pub trait HostNet: Send + Sync {
     /// Sets the MAC of link `name`; a missing link is fine (nothing to do).
     fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()>;
 
-    /// Saves an SR-IOV VF's MAC/VLAN/driver, binds it to vfio-pci and sets MAC/VLAN.
+    /// Saves an SR-IOV VF's MAC/VLAN/driver, binds it to vfio-pci (or, `managed='no'`, only
+    /// checks it is bound there) and sets MAC/VLAN.
     fn prepare_vf(&self, spec: &VfSpec) -> Result<PreparedVf>;
 
-    /// Puts back what [`HostNet::prepare_vf`] saved (MAC, VLAN, original driver).
+    /// Puts back what [`HostNet::prepare_vf`] saved (MAC, VLAN, and for a managed VF the
+    /// original driver).
     fn restore_vf(&self, saved: &SavedVf) -> Result<()>;
 
     /// Looks up a link by name; `Ok(None)` if there is none.

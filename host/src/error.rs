@@ -270,6 +270,22 @@ pub enum HostError {
         found: String,
     },
 
+    /// `managed='no'`: the VF is not on the driver it must already be bound to.
+    #[error(
+        "VF {addr} is bound to '{found}', not '{driver}', and the interface has managed='no' \
+         (virtnet does not change the driver of an unmanaged VF): bind it to {driver} first, \
+         or use managed='yes' to let virtnet bind it (and give it back on release); to bind \
+         it yourself: `driverctl set-override {addr} {driver}`"
+    )]
+    VfNotBound {
+        /// VF address.
+        addr: String,
+        /// The driver it must be on.
+        driver: String,
+        /// What it is bound to now (`none` if unbound).
+        found: String,
+    },
+
     /// A failure injected by [`crate::FakeHost`].
     #[error("injected failure at call #{call} ({what})")]
     Injected {

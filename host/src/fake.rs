@@ -382,6 +382,7 @@ impl HostNet for FakeHost {
             vlan: 0,
             qos: 0,
             driver: Some("fakevf".into()),
+            managed: spec.managed,
         };
         s.vfs.insert(spec.addr.to_string());
         Ok(PreparedVf {

@@ -25,18 +25,24 @@ pub struct VfSpec {
     pub mac: Option<MacAddr>,
     /// VLAN tag to give the VF (`<vlan><tag id=.../></vlan>`), `None` = leave as is.
     pub vlan: Option<u16>,
-    /// Driver to bind (normally [`VFIO_PCI`]).
+    /// Driver the VF must be on (normally [`VFIO_PCI`]).
     pub driver: String,
+    /// `managed='yes'`: virtnet binds the VF to `driver` and gives it back to its original
+    /// driver on release. `managed='no'` (libvirt's meaning): the user has bound it already;
+    /// virtnet only checks that and never writes the driver (MAC/VLAN are still set and
+    /// restored through the PF).
+    pub managed: bool,
 }
 
 impl VfSpec {
-    /// A spec for `addr` bound to vfio-pci, MAC and VLAN untouched.
+    /// A managed spec for `addr`, bound to vfio-pci, MAC and VLAN untouched.
     pub fn new(addr: PciAddr) -> Self {
         VfSpec {
             addr,
             mac: None,
             vlan: None,
             driver: VFIO_PCI.to_string(),
+            managed: true,
         }
     }
 }
@@ -58,6 +64,8 @@ pub struct SavedVf {
     pub qos: u32,
     /// The driver it was bound to before (`None` = unbound).
     pub driver: Option<String>,
+    /// Whether virtnet manages the driver binding: restoring rebinds `driver` only if so.
+    pub managed: bool,
 }
 
 /// A VF ready for the guest.

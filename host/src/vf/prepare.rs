@@ -113,7 +113,8 @@ enum Step {
     Vlan,
 }
 
-/// Saves the VF's state, binds it to `spec.driver`, then sets MAC/VLAN through the PF
+/// Saves the VF's state, binds it to `spec.driver` (managed) or checks it is bound there
+/// already (`managed='no'`: no driver write at all), then sets MAC/VLAN through the PF
 /// (while no host driver uses the VF, so the guest's driver sees them at probe time).
 /// On failure, the steps done are undone in reverse order.
 pub(crate) fn prepare(
@@ -122,13 +123,20 @@ pub(crate) fn prepare(
     spec: &VfSpec,
 ) -> Result<PreparedVf> {
     let drv_dir = format!("bus/pci/drivers/{}", spec.driver);
-    if !sysfs.exists(&drv_dir) {
+    if spec.managed && !sysfs.exists(&drv_dir) {
         return Err(HostError::DriverMissing {
             driver: spec.driver.clone(),
             path: sysfs.path(&drv_dir),
         });
     }
     let loc = locate(sysfs, &spec.addr)?;
+    if !spec.managed && loc.driver.as_deref() != Some(spec.driver.as_str()) {
+        return Err(HostError::VfNotBound {
+            addr: spec.addr.to_string(),
+            driver: spec.driver.clone(),
+            found: loc.driver.unwrap_or_else(|| "none".into()),
+        });
+    }
     let (pf_index, cfg) = read_vf(nl, &loc.pf, loc.index)?;
     let saved = SavedVf {
         addr: spec.addr,
@@ -138,6 +146,7 @@ pub(crate) fn prepare(
         vlan: cfg.vlan,
         qos: cfg.qos,
         driver: loc.driver.clone(),
+        managed: spec.managed,
     };
     let mut done = Vec::new();
     let mut run = || -> Result<()> {
@@ -178,7 +187,8 @@ pub(crate) fn prepare(
 }
 
 /// Restores MAC and VLAN through the PF (while the VF is still off the host), then the
-/// original driver. Does every step even if one fails; reports the first failure.
+/// original driver (managed VFs only: an unmanaged VF stays on the driver the user gave it).
+/// Does every step even if one fails; reports the first failure.
 pub(crate) fn restore(nl: &dyn NetlinkTransport, sysfs: &Sysfs, saved: &SavedVf) -> Result<()> {
     let mut errors = Vec::new();
     match read_vf(nl, &saved.pf, saved.index) {
@@ -194,7 +204,9 @@ pub(crate) fn restore(nl: &dyn NetlinkTransport, sysfs: &Sysfs, saved: &SavedVf)
         }
         Err(e) => errors.push(e),
     }
-    errors.extend(rebind_original(sysfs, &saved.addr, saved.driver.as_deref()).err());
+    if saved.managed {
+        errors.extend(rebind_original(sysfs, &saved.addr, saved.driver.as_deref()).err());
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -188,7 +188,7 @@ pub(crate) fn open_step(
             pci,
             mac: m,
             vlan,
-            ..
+            managed,
         } => {
             let addr: PciAddr = pci.parse().map_err(|_| {
                 VmError::InvalidContext(format!("the plan has an invalid PCI address '{pci}'"))
@@ -196,6 +196,8 @@ pub(crate) fn open_step(
             let mut spec = VfSpec::new(addr);
             spec.mac = m.as_deref().map(mac).transpose()?;
             spec.vlan = *vlan;
+            // managed='no': the VF must already be on vfio-pci; its driver is never touched.
+            spec.managed = *managed;
             let vf = host.prepare_vf(&spec).map_err(host_err(step.describe()))?;
             record(undo, res, std::slice::from_ref(&vf.undo));
             res.nics.push(NicResource {
@@ -203,7 +205,7 @@ pub(crate) fn open_step(
                 kind: "vf".into(),
                 name: pci.clone(),
                 ifindex: None,
-                managed: true,
+                managed: *managed,
                 bridge: None,
             });
             Ok(Vec::new())

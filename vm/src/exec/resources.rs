@@ -16,7 +16,8 @@ pub struct NicResource {
     pub name: String,
     /// Interface index, for links.
     pub ifindex: Option<u32>,
-    /// Whether virtnet created it (and deletes it at stop): false for `managed='no'` taps.
+    /// Whether virtnet created it (and deletes it at stop): false for `managed='no'` taps;
+    /// for a VF, whether virtnet binds its driver (false for `managed='no'`).
     pub managed: bool,
     /// The bridge a tap was attached to.
     pub bridge: Option<String>,
@@ -63,7 +64,15 @@ pub enum UndoRecord {
         qos: u32,
         /// Driver before.
         driver: Option<String>,
+        /// Whether virtnet manages the VF's driver (rebinds `driver` on restore). Records
+        /// written before this field existed were all managed.
+        #[serde(default = "managed_default")]
+        managed: bool,
     },
+}
+
+fn managed_default() -> bool {
+    true
 }
 
 impl From<&HostUndo> for UndoRecord {
@@ -89,6 +98,7 @@ impl From<&HostUndo> for UndoRecord {
                 vlan: s.vlan,
                 qos: s.qos,
                 driver: s.driver.clone(),
+                managed: s.managed,
             },
         }
     }
@@ -124,6 +134,7 @@ impl UndoRecord {
                 vlan,
                 qos,
                 driver,
+                managed,
             } => HostUndo::RestoreVf(SavedVf {
                 addr: pci
                     .parse::<PciAddr>()
@@ -134,6 +145,7 @@ impl UndoRecord {
                 vlan: *vlan,
                 qos: *qos,
                 driver: driver.clone(),
+                managed: *managed,
             }),
         })
     }

@@ -210,7 +210,12 @@ impl HostStep {
             HostStep::OpenVhostNet { fds, .. } => {
                 format!("open /dev/vhost-net ({} fds)", fds.len())
             }
-            HostStep::PrepareVf { pci, .. } => format!("prepare VF {pci} for vfio-pci"),
+            HostStep::PrepareVf {
+                pci, managed: true, ..
+            } => format!("prepare VF {pci} for vfio-pci"),
+            HostStep::PrepareVf { pci, .. } => {
+                format!("check VF {pci} is on vfio-pci (managed='no'), set its MAC/VLAN")
+            }
         }
     }
 }

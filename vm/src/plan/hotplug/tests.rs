@@ -319,6 +319,7 @@ fn detach_plans() {
             vlan: 0,
             qos: 0,
             driver: Some("iavf".into()),
+            managed: true,
         }],
     };
     held.add(&vf);
