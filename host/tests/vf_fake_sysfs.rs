@@ -32,6 +32,7 @@ fn prepare_sets_mac_and_vlan_via_the_pf_and_binds_vfio_then_restore_puts_it_all_
     assert_eq!(saved.mac, mac("02:00:00:00:00:12"));
     assert_eq!((saved.vlan, saved.qos), (7, 3));
     assert_eq!(saved.driver.as_deref(), Some("ixgbevf"));
+    assert!(saved.managed, "VfSpec::new is managed='yes'");
     assert_eq!(prepared.undo, HostUndo::RestoreVf(saved.clone()));
 
     // sysfs: unbind from ixgbevf, override, probe -> vfio-pci.
@@ -249,4 +250,151 @@ fn vf_already_on_vfio_is_not_rebound() {
     f.host.restore_vf(&p.saved).unwrap();
     assert_eq!(f.vf(0).mac, mac("02:00:00:00:00:10"));
     assert_eq!(driver_of(&f.root, VF0).as_deref(), Some("vfio-pci"));
+}
+
+/// `managed='no'`: the spec for a VF the user has bound to vfio-pci.
+fn unmanaged(addr: &str) -> VfSpec {
+    let mut s = spec(addr);
+    s.managed = false;
+    s
+}
+
+/// Rebinds `addr` to `driver` in the fake tree by hand (what the user does for managed='no'),
+/// with a driver_override as `driverctl set-override` leaves it.
+fn bind_by_hand(f: &Fake, addr: &str, driver: &str) {
+    let _ = fs::remove_file(dev_dir(&f.root, addr).join("driver"));
+    link_driver(&f.root, addr, driver);
+    fs::write(
+        dev_dir(&f.root, addr).join("driver_override"),
+        format!("{driver}\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn unmanaged_vf_on_vfio_gets_mac_and_vlan_but_no_driver_write_ever() {
+    let f = Fake::new();
+    bind_by_hand(&f, VF1, "vfio-pci");
+    let prepared = f.host.prepare_vf(&unmanaged(VF1)).unwrap();
+    let saved = &prepared.saved;
+    assert!(!saved.managed);
+    assert_eq!(saved.driver.as_deref(), Some("vfio-pci"));
+    assert_eq!(prepared.undo, HostUndo::RestoreVf(saved.clone()));
+    assert!(f.writes().is_empty(), "driver writes: {:?}", f.writes());
+    // MAC and VLAN through the PF, as libvirt does for interface type='hostdev'.
+    assert_eq!(
+        f.set_requests(),
+        vec![
+            VfInfo::Mac(VfInfoMac::new(1, &[0x52, 0x54, 0, 1, 2, 3])),
+            VfInfo::Vlan(VfInfoVlan::new(1, 42, 0)),
+        ]
+    );
+    assert_eq!(
+        f.vf(1),
+        VfState {
+            mac: mac("52:54:00:01:02:03"),
+            vlan: 42,
+            qos: 0
+        }
+    );
+
+    // Release: MAC and VLAN back, the VF stays on vfio-pci with the user's override.
+    f.nl.clear();
+    let mut stack = UndoStack::new();
+    stack.push(prepared.undo.clone());
+    assert!(stack.rollback(&f.host).is_empty());
+    assert_eq!(
+        f.vf(1),
+        VfState {
+            mac: mac("02:00:00:00:00:12"),
+            vlan: 7,
+            qos: 3
+        }
+    );
+    assert_eq!(
+        f.set_requests(),
+        vec![
+            VfInfo::Mac(VfInfoMac::new(1, &[2, 0, 0, 0, 0, 0x12])),
+            VfInfo::Vlan(VfInfoVlan::new(1, 7, 3)),
+        ]
+    );
+    assert!(f.writes().is_empty(), "driver writes: {:?}", f.writes());
+    assert_eq!(driver_of(&f.root, VF1).as_deref(), Some("vfio-pci"));
+    assert_eq!(override_of(&f.root, VF1), "vfio-pci");
+}
+
+#[test]
+fn unmanaged_vf_not_on_vfio_is_refused_and_nothing_changes() {
+    let f = Fake::new();
+    // On its host driver (ixgbevf), and not bound at all.
+    let e = f.host.prepare_vf(&unmanaged(VF1)).unwrap_err();
+    assert!(
+        matches!(&e, HostError::VfNotBound { found, .. } if found == "ixgbevf"),
+        "{e}"
+    );
+    let m = e.to_string();
+    for want in [
+        VF1,
+        "bound to 'ixgbevf', not 'vfio-pci'",
+        "managed='no'",
+        "bind it to vfio-pci first, or use managed='yes'",
+    ] {
+        assert!(m.contains(want), "{want:?} not in: {m}");
+    }
+    fs::remove_file(dev_dir(&f.root, VF0).join("driver")).unwrap();
+    let e = f.host.prepare_vf(&unmanaged(VF0)).unwrap_err();
+    assert!(
+        matches!(&e, HostError::VfNotBound { found, .. } if found == "none"),
+        "{e}"
+    );
+    // vfio-pci not even loaded: still the same advice, not "modprobe".
+    fs::remove_dir_all(f.root.join("bus/pci/drivers/vfio-pci")).unwrap();
+    let e = f.host.prepare_vf(&unmanaged(VF1)).unwrap_err();
+    assert!(matches!(&e, HostError::VfNotBound { .. }), "{e}");
+
+    assert!(f.writes().is_empty(), "{:?}", f.writes());
+    assert!(f.set_requests().is_empty(), "MAC/VLAN must not be touched");
+    assert_eq!(driver_of(&f.root, VF1).as_deref(), Some("ixgbevf"));
+    assert_eq!(driver_of(&f.root, VF0), None);
+    assert_eq!(override_of(&f.root, VF1), "(null)");
+    assert_eq!(
+        f.vf(1),
+        VfState {
+            mac: mac("02:00:00:00:00:12"),
+            vlan: 7,
+            qos: 3
+        }
+    );
+}
+
+#[test]
+fn unmanaged_vlan_failure_undoes_the_mac_and_leaves_the_driver_alone() {
+    let f = Fake::new();
+    bind_by_hand(&f, VF1, "vfio-pci");
+    f.fail_vlan.store(true, Ordering::SeqCst);
+    let e = f.host.prepare_vf(&unmanaged(VF1)).unwrap_err();
+    assert!(e.to_string().contains("set VLAN 42 on VF 1"), "{e}");
+    assert_eq!(f.vf(1).mac, mac("02:00:00:00:00:12"), "MAC put back");
+    assert!(f.writes().is_empty(), "{:?}", f.writes());
+    assert_eq!(driver_of(&f.root, VF1).as_deref(), Some("vfio-pci"));
+    assert_eq!(override_of(&f.root, VF1), "vfio-pci");
+}
+
+#[test]
+fn managed_vf_already_on_vfio_with_an_override_is_still_restored_as_before() {
+    // managed='yes' keeps today's behaviour: its restore clears driver_override.
+    let f = Fake::new();
+    bind_by_hand(&f, VF1, "vfio-pci");
+    let p = f.host.prepare_vf(&spec(VF1)).unwrap();
+    assert!(p.saved.managed);
+    assert!(f.writes().is_empty(), "already on vfio-pci: no rebind");
+    f.host.restore_vf(&p.saved).unwrap();
+    assert_eq!(
+        f.writes(),
+        vec![(
+            format!("devices/pci0000:00/{VF1}/driver_override"),
+            "\n".to_string()
+        )]
+    );
+    assert_eq!(driver_of(&f.root, VF1).as_deref(), Some("vfio-pci"));
 }

@@ -245,6 +245,76 @@ fn a_vf_is_restored_when_device_add_fails() {
 }
 
 #[test]
+fn hostdev_managed_reaches_the_host_and_the_stored_undo() {
+    use crate::exec::UndoRecord;
+    use virtnet_host::FakeCall;
+    // managed='no' (also when the attribute is absent, as in libvirt): the VF's driver is the
+    // user's business; the host is told so at prepare and again at restore.
+    for (attr, managed) in [
+        (" managed='yes'", true),
+        (" managed='no'", false),
+        ("", false),
+    ] {
+        rt().block_on(async {
+            let h = host();
+            let (qmp, _log) = fake_qmp::start(cooperative).await;
+            let xml = HOSTDEV.replace(" managed='yes'", attr);
+            let p = plan(&xml);
+            let nic = attach(&p, &h, &qmp, &fast()).await.unwrap();
+            let prepared: Vec<_> = h
+                .calls()
+                .into_iter()
+                .filter_map(|c| match c {
+                    FakeCall::PrepareVf(spec) => Some(spec),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(prepared.len(), 1, "{attr}");
+            assert_eq!(prepared[0].managed, managed, "{attr}");
+            assert_eq!(nic.host.nics[0].managed, managed, "{attr}");
+            let [UndoRecord::RestoreVf { managed: m, .. }] = nic.host.undo.as_slice() else {
+                panic!("{:?}", nic.host.undo)
+            };
+            assert_eq!(*m, managed, "{attr}");
+
+            let live_iface = nic.interface().unwrap();
+            let mut d = live();
+            d.devices.interfaces.push(live_iface.clone());
+            let dp = plan_detach(&d, &live_iface, &nic.host).unwrap();
+            let mut pending = PendingDetaches::default();
+            let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
+            assert!(matches!(out, DetachOutcome::Done(_)), "{out:?}");
+            let restored: Vec<_> = h
+                .calls()
+                .into_iter()
+                .filter_map(|c| match c {
+                    FakeCall::RestoreVf(saved) => Some(saved),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(restored.len(), 1, "{attr}");
+            assert_eq!(restored[0].managed, managed, "{attr}");
+            assert!(h.prepared_vfs().is_empty());
+        });
+    }
+}
+
+#[test]
+fn a_vf_undo_stored_before_managed_existed_reads_as_managed() {
+    use crate::exec::UndoRecord;
+    let old = r#"{"undo":"restore_vf","pci":"0000:03:10.1","pf":"eth0","index":3,
+        "mac":"00:00:00:00:00:00","vlan":0,"qos":0,"driver":"iavf"}"#;
+    let r: UndoRecord = serde_json::from_str(old).unwrap();
+    let virtnet_host::HostUndo::RestoreVf(saved) = r.to_host_undo().unwrap() else {
+        panic!("{r:?}")
+    };
+    assert!(
+        saved.managed,
+        "records from before were all bound by virtnet"
+    );
+}
+
+#[test]
 fn a_stalled_monitor_gets_the_undo_queued() {
     rt().block_on(async {
         let h = host();
