@@ -48,6 +48,13 @@ impl TestDomain {
         self
     }
 
+    /// Gives the guest's NIC with `mac` the address `ip` (`10.0.0.2/24`) once it comes up (a
+    /// NIC hot-plugged later, or one added with [`TestDomain::nic`] without an address).
+    pub fn ip(mut self, mac: &str, ip: &str) -> TestDomain {
+        self.ips.push((mac.to_string(), ip.to_string()));
+        self
+    }
+
     /// The domain XML, booting `guest`.
     pub fn xml(&self, guest: &GuestArtifacts) -> String {
         let mut cmdline = guest.cmdline.clone();

@@ -3,60 +3,40 @@
 
 mod common;
 
-use common::{env, netdevs, start_with_console, BOOT, CMD};
+use common::{env, ping_over_one_nic, start, OneNic, BOOT, CMD};
 use virtnet_host::LinuxHost;
-use virtnet_testkit::leak::process_argv;
 use virtnet_testkit::{
-    bridge_nic, ip, link_details, links, runtime, with_netns, Snapshot, TestDomain,
+    add_bridge, bridge_nic, link_details, links, runtime, with_netns, Snapshot, TestDomain,
 };
-use virtnet_vm::{ExecOptions, StopMode};
+use virtnet_vm::StopMode;
 
 #[test]
 fn guest_on_a_bridge_pings_it() {
     let Some(env) = env() else { return };
     with_netns(move || {
-        ip("link add br0 type bridge");
-        ip("addr add 10.0.1.1/24 dev br0");
-        ip("link set br0 up");
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
+        add_bridge("br0", Some("10.0.1.1/24"));
         let mac = "52:54:00:00:01:02";
-        let xml = TestDomain::new("bridge1", &serial)
-            .nic(&bridge_nic(mac, "br0"), mac, Some("10.0.1.2/24"))
-            .xml(env.guest);
-        let plan = env.plan(&xml, &tmp.path().join("run"));
-        let rt = runtime();
-        rt.block_on(async {
-            let before = Snapshot::take(&[tmp.path()]);
-            let host = LinuxHost::new().unwrap();
-            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-
-            // QEMU got the tap by fd, never by name.
-            let argv = process_argv(vm.pid());
-            let nd = netdevs(&argv);
-            assert_eq!(nd.len(), 1, "{argv:?}");
-            assert!(
-                nd[0].contains(r#""fd":"#) && !nd[0].contains("ifname"),
-                "{}",
-                nd[0]
-            );
-            let tap = vm.resources().nics[0].name.clone();
-            let details = link_details(&tap).expect("the tap exists");
-            assert!(details.contains("master br0"), "{details}");
-            assert!(details.contains(" tun "), "{details}");
-
-            let up = con.wait_nic_up(mac, BOOT).await.unwrap();
-            assert!(up.ends_with("10.0.1.2/24"), "{up}");
-            let (out, rc) = con.run("ping -c 3 -W 2 10.0.1.1", CMD).await.unwrap();
-            assert_eq!(rc, 0, "guest ping failed:\n{out}");
-            assert!(out.contains("bytes from 10.0.1.1"), "{out}");
-
-            vm.stop(&host, StopMode::Destroy).await.unwrap();
-            assert!(!links().contains(&tap), "managed tap {tap} left behind");
-            before.assert_no_leaks("stopping a bridge VM");
-        });
+        let t = OneNic {
+            name: "bridge1",
+            nic: &bridge_nic(mac, "br0"),
+            mac,
+            addr: "10.0.1.2/24",
+            peer: "10.0.1.1",
+            ping_failed: "guest ping failed",
+            stopping: "stopping a bridge VM",
+        };
+        ping_over_one_nic(
+            &env,
+            &t,
+            |vm| {
+                let tap = vm.resources().nics[0].name.clone();
+                let details = link_details(&tap).expect("the tap exists");
+                assert!(details.contains("master br0"), "{details}");
+                assert!(details.contains(" tun "), "{details}");
+                tap
+            },
+            |tap| assert!(!links().contains(&tap), "managed tap {tap} left behind"),
+        );
     });
 }
 
@@ -64,8 +44,7 @@ fn guest_on_a_bridge_pings_it() {
 fn two_guests_on_one_bridge_ping_each_other() {
     let Some(env) = env() else { return };
     with_netns(move || {
-        ip("link add br0 type bridge");
-        ip("link set br0 up");
+        add_bridge("br0", None);
         let tmp = tempfile::tempdir().unwrap();
         let rt = runtime();
         rt.block_on(async {
@@ -81,9 +60,7 @@ fn two_guests_on_one_bridge_ping_each_other() {
                     .nic(&bridge_nic(mac, "br0"), mac, Some(addr))
                     .xml(env.guest);
                 let plan = env.plan(&xml, &tmp.path().join(format!("run{n}")));
-                let started = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
+                let started = start(&plan, &host, &serial).await;
                 vms.push((mac, started));
             }
             let taps: Vec<String> = vms

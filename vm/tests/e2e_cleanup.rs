@@ -12,7 +12,7 @@ use common::{env, start_with_console, Env, BOOT};
 use serde_json::json;
 use virtnet_host::LinuxHost;
 use virtnet_testkit::{
-    bridge_nic, ip, link_details, runtime, with_netns_exclusive, Snapshot, TestDomain,
+    add_bridge, bridge_nic, ip, link_details, runtime, with_netns_exclusive, Snapshot, TestDomain,
 };
 use virtnet_vm::exec::{self, ExecOptions, StepId};
 use virtnet_vm::plan::QmpCommand;
@@ -21,8 +21,7 @@ use virtnet_vm::{StartPlan, StopMode, VmError};
 /// A domain with every kind of host step: a managed tap on a bridge, a macvtap, an unmanaged
 /// tap; the second NIC's link starts down (a `set_link` before `cont`).
 fn setup(env: &Env, dir: &Path) -> (StartPlan, std::path::PathBuf) {
-    ip("link add br0 type bridge");
-    ip("link set br0 up");
+    add_bridge("br0", None);
     ip("link add veth0 type veth peer name veth1");
     ip("link set veth0 up");
     ip("tuntap add dev tap-ext mode tap vnet_hdr");

@@ -6,21 +6,21 @@
 //! guest does not acknowledge stays pending and completes later.
 
 mod common;
-#[path = "e2e_hotplug_util.rs"]
-mod util;
 
 use std::time::{Duration, Instant};
 
-use common::{env, start_with_console, BOOT, CMD};
+use common::hotplug::{
+    assert_nothing_left, baseline, boot_live, detach_done, fd_count, guest_ifname, iface,
+    leaks_since, run_on_nic, settle_fd_count, NicTrace,
+};
+use common::{env, scratch, BOOT, CMD};
 use serde_json::json;
-use util::{assert_nothing_left, fd_count, guest_ifname, iface, settle_fd_count, Live, NicTrace};
-use virtnet_host::LinuxHost;
 use virtnet_testkit::{
-    bridge_nic, ip, link_details, links, runtime, with_netns, with_netns_exclusive, Snapshot,
-    TestDomain,
+    add_bridge, add_veth_pair, bridge_nic, ip, link_details, links, runtime, vhostuser_nic,
+    with_netns, with_netns_exclusive, Snapshot, TestDomain,
 };
 use virtnet_vm::exec::{self, DetachOutcome, HotplugOptions, PendingDetaches};
-use virtnet_vm::{plan_attach, plan_detach, AttachStepId, ExecOptions, StopMode, VmError};
+use virtnet_vm::{plan_attach, plan_detach, AttachStepId, StopMode, VmError};
 
 fn opts() -> HotplugOptions {
     HotplugOptions {
@@ -33,33 +33,17 @@ fn opts() -> HotplugOptions {
 fn hotplugged_bridge_nic_comes_up_pings_and_goes_away() {
     let Some(env) = env() else { return };
     with_netns(move || {
-        ip("link add br0 type bridge");
-        ip("addr add 10.0.20.1/24 dev br0");
-        ip("link set br0 up");
-        ip("link add br1 type bridge");
-        ip("addr add 10.0.21.1/24 dev br1");
-        ip("link set br1 up");
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
+        add_bridge("br0", Some("10.0.20.1/24"));
+        add_bridge("br1", Some("10.0.21.1/24"));
+        let (tmp, serial) = scratch();
         let (mac0, mac1) = ("52:54:00:00:20:02", "52:54:00:00:21:02");
-        let mut dom = TestDomain::new("hotplug1", &serial).nic(
-            &bridge_nic(mac0, "br0"),
-            mac0,
-            Some("10.0.20.2/24"),
-        );
-        // The guest gives the hot-plugged NIC its address by MAC.
-        dom.ips.push((mac1.into(), "10.0.21.2/24".into()));
-        let xml = dom.xml(env.guest);
-        let plan = env.plan(&xml, &tmp.path().join("run"));
+        let dom = TestDomain::new("hotplug1", &serial)
+            .nic(&bridge_nic(mac0, "br0"), mac0, Some("10.0.20.2/24"))
+            // The guest gives the hot-plugged NIC its address by MAC.
+            .ip(mac1, "10.0.21.2/24");
         runtime().block_on(async {
             let before = Snapshot::take(&[tmp.path()]);
-            let host = LinuxHost::new().unwrap();
-            let (mut vm, mut con) =
-                start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
-            con.wait_ready(BOOT).await.unwrap();
-            let mut live = Live::new(&xml, &vm);
+            let (host, mut vm, mut con, mut live) = boot_live(&env, &dom, tmp.path()).await;
             let qemu_fds = fd_count(vm.pid());
 
             let ap = plan_attach(&live.domain, &iface(&bridge_nic(mac1, "br1")), &env.caps)
@@ -89,16 +73,7 @@ fn hotplugged_bridge_nic_comes_up_pings_and_goes_away() {
             assert_eq!(vm.resources(), &live.held);
             let dp = plan_detach(&live.domain, &live_iface, &live.held).unwrap();
             assert_eq!(dp.host, nic.host);
-            let mut pending = PendingDetaches::default();
-            let t = Instant::now();
-            let out = exec::detach(&dp, &host, vm.qmp(), &mut pending, &opts())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            eprintln!("detach took {:?}", t.elapsed());
-            let DetachOutcome::Done(report) = out else {
-                panic!("{out:?}")
-            };
-            assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+            let report = detach_done(&dp, &host, vm.qmp(), &opts()).await;
             live.remove(&report.device_id, &report.released);
             vm.remove_resources(&report.released).unwrap();
             assert_eq!(vm.resources(), &at_start);
@@ -123,43 +98,23 @@ fn hotplugged_bridge_nic_comes_up_pings_and_goes_away() {
 fn every_attach_failure_leaves_nothing_behind() {
     let Some(env) = env() else { return };
     with_netns_exclusive(move || {
-        ip("link add br0 type bridge");
-        ip("link set br0 up");
+        add_bridge("br0", None);
         // A device that holds a name a tap asks for.
         ip("link add tapbusy type bridge");
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
+        let (tmp, serial) = scratch();
         let mut dom = TestDomain::new("hotplug2", &serial);
         dom.shared_memory = true; // for the vhost-user NICs
-        let xml = dom.xml(env.guest);
-        let plan = env.plan(&xml, &tmp.path().join("run"));
         runtime().block_on(async {
-            let host = LinuxHost::new().unwrap();
-            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            con.wait_ready(BOOT).await.unwrap();
-            let mut live = Live::new(&xml, &vm);
+            let (host, vm, _con, mut live) = boot_live(&env, &dom, tmp.path()).await;
             let qmp = vm.qmp();
             let pid = vm.pid();
-            let before = Snapshot::take(&[tmp.path()]);
-            assert!(
-                before.fds.len() > 3,
-                "our fds are compared: {:?}",
-                before.fds
-            );
-            let qemu_fds = fd_count(pid);
+            let (before, qemu_fds) = baseline(tmp.path(), pid);
             // 1. Injected at each step of a bridge NIC whose link is down (every step kind
             //    but chardev-add, done below with a vhost-user NIC).
             let down = "<interface type='bridge'><mac address='52:54:00:00:22:01'/>\
                 <source bridge='br0'/><model type='virtio'/><link state='down'/></interface>";
             let ap = plan_attach(&live.domain, &iface(down), &env.caps).unwrap();
-            let vu = format!(
-                "<interface type='vhostuser'><mac address='52:54:00:00:22:02'/>\
-                 <source type='unix' path='{}' mode='server'/><model type='virtio'/>\
-                 </interface>",
-                tmp.path().join("vu.sock").display()
-            );
+            let vu = vhostuser_nic("52:54:00:00:22:02", &tmp.path().join("vu.sock"), "server");
             // QEMU listens on this socket: undoing chardev-add must remove it again.
             let vu_plan = plan_attach(&live.domain, &iface(&vu), &env.caps).unwrap();
             let injected = ap.step_ids().into_iter().map(|s| (ap.clone(), s)).chain([
@@ -230,12 +185,8 @@ fn every_attach_failure_leaves_nothing_behind() {
             assert_eq!(e.failed_attach_step(), Some(AttachStepId::Host(0)), "{e}");
             assert!(e.to_string().contains("tapbusy"), "{e}");
             // A vhost-user socket nobody listens on (QEMU is the client): chardev-add fails.
-            let nobody = format!(
-                "<interface type='vhostuser'><mac address='52:54:00:00:22:07'/>\
-                 <source type='unix' path='{}' mode='client'/><model type='virtio'/>\
-                 </interface>",
-                tmp.path().join("nobody.sock").display()
-            );
+            let nobody_sock = tmp.path().join("nobody.sock");
+            let nobody = vhostuser_nic("52:54:00:00:22:07", &nobody_sock, "client");
             let p3 = plan_attach(&live.domain, &iface(&nobody), &env.caps).unwrap();
             let e = exec::attach(&p3, &host, qmp, &opts()).await.unwrap_err();
             assert_eq!(
@@ -302,37 +253,17 @@ async fn check(
     assert!(leaks.is_empty(), "{what}: left behind:\n{leaks}");
 }
 
-/// Links, our fds and files added since `before` (QEMU, a child, runs throughout: its state
-/// letter changes, so children are not compared).
-fn leaks_since(before: &Snapshot) -> String {
-    let mut b = before.clone();
-    let mut now = before.again();
-    b.children.clear();
-    now.children.clear();
-    b.leaks_in(&now)
-}
-
 #[test]
 fn detach_from_a_paused_guest_stays_pending_then_completes() {
     let Some(env) = env() else { return };
     with_netns(move || {
-        ip("link add br0 type bridge");
-        ip("link set br0 up");
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
+        add_bridge("br0", None);
+        let (tmp, serial) = scratch();
         let mac = "52:54:00:00:23:01";
-        let mut dom = TestDomain::new("hotplug3", &serial);
-        dom.ips.push((mac.into(), "10.0.23.2/24".into()));
-        let xml = dom.xml(env.guest);
-        let plan = env.plan(&xml, &tmp.path().join("run"));
+        let dom = TestDomain::new("hotplug3", &serial).ip(mac, "10.0.23.2/24");
         runtime().block_on(async {
-            let host = LinuxHost::new().unwrap();
-            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            con.wait_ready(BOOT).await.unwrap();
+            let (host, vm, mut con, mut live) = boot_live(&env, &dom, tmp.path()).await;
             let qmp = vm.qmp();
-            let mut live = Live::new(&xml, &vm);
             let ap = plan_attach(&live.domain, &iface(&bridge_nic(mac, "br0")), &env.caps).unwrap();
             let nic = exec::attach(&ap, &host, qmp, &opts()).await.unwrap();
             let up = con.wait_nic_up(mac, BOOT).await.unwrap();
@@ -389,26 +320,13 @@ fn direct_and_link_down_user_nics_hotplug_and_are_released_at_stop() {
     let Some(env) = env() else { return };
     with_netns(move || {
         // The macvtap sits on veth0; its frames leave through veth0 and arrive at veth1.
-        ip("link add veth0 type veth peer name veth1");
-        ip("addr add 10.0.27.1/24 dev veth1");
-        ip("link set veth0 up");
-        ip("link set veth1 up");
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
+        add_veth_pair("veth0", "veth1", Some("10.0.27.1/24"));
+        let (tmp, serial) = scratch();
         let (mac1, mac2) = ("52:54:00:00:27:02", "52:54:00:00:27:03");
-        let mut dom = TestDomain::new("hotplug4", &serial);
-        dom.ips.push((mac1.into(), "10.0.27.2/24".into()));
-        let xml = dom.xml(env.guest);
-        let plan = env.plan(&xml, &tmp.path().join("run"));
+        let dom = TestDomain::new("hotplug4", &serial).ip(mac1, "10.0.27.2/24");
         runtime().block_on(async {
             let before = Snapshot::take(&[tmp.path()]);
-            let host = LinuxHost::new().unwrap();
-            let (mut vm, mut con) =
-                start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
-            con.wait_ready(BOOT).await.unwrap();
-            let mut live = Live::new(&xml, &vm);
+            let (host, mut vm, mut con, mut live) = boot_live(&env, &dom, tmp.path()).await;
             let direct = format!(
                 "<interface type='direct'><mac address='{mac1}'/>\
                  <source dev='veth0' mode='bridge'/><model type='virtio'/></interface>"
@@ -422,13 +340,8 @@ fn direct_and_link_down_user_nics_hotplug_and_are_released_at_stop() {
             let mv = nic.host.nics[0].name.clone();
             assert_eq!(nic.host.nics[0].kind, "macvtap");
             let up = con.wait_nic_up(mac1, BOOT).await.unwrap();
-            let (out, rc) = con
-                .run(
-                    &format!("ping -c 3 -W 2 -I {} 10.0.27.1", guest_ifname(&up)),
-                    CMD,
-                )
-                .await
-                .unwrap();
+            let ping = "ping -c 3 -W 2 -I {dev} 10.0.27.1";
+            let (out, rc) = run_on_nic(&mut con, &up, ping, CMD).await;
             assert_eq!(rc, 0, "guest ping through the hot-plugged macvtap:\n{out}");
 
             // A SLIRP NIC whose link is configured down: set_link after device_add.
@@ -442,13 +355,8 @@ fn direct_and_link_down_user_nics_hotplug_and_are_released_at_stop() {
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             let up2 = con.wait_nic_up(mac2, BOOT).await.unwrap();
-            let (out, rc) = con
-                .run(
-                    &format!("cat /sys/class/net/{}/carrier", guest_ifname(&up2)),
-                    CMD,
-                )
-                .await
-                .unwrap();
+            let carrier = "cat /sys/class/net/{dev}/carrier";
+            let (out, rc) = run_on_nic(&mut con, &up2, carrier, CMD).await;
             assert_eq!((out.trim(), rc), ("0", 0), "the guest sees no carrier");
 
             // Stopping the VM releases the hot-plugged macvtap (it outlives QEMU otherwise).

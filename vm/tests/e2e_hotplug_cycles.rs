@@ -4,19 +4,17 @@
 //! netdev_del) for the floor. Prints the median wall times of both.
 
 mod common;
-#[path = "e2e_hotplug_util.rs"]
-mod util;
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use common::{env, start_with_console, BOOT};
+use common::hotplug::{baseline, boot_live, iface, leaks_since, median_ms, settle_fd_count};
+use common::{env, scratch, BOOT};
 use serde_json::json;
-use util::{fd_count, iface, median_ms, settle_fd_count, Live};
 use virtnet_host::{BridgePortOpts, HostNet, LinuxHost, MacAddr, TapSpec};
-use virtnet_testkit::{bridge_nic, ip, links, runtime, with_netns_exclusive, Snapshot, TestDomain};
+use virtnet_testkit::{add_bridge, bridge_nic, links, runtime, with_netns_exclusive, TestDomain};
 use virtnet_vm::exec::{self, DetachOutcome, HotplugOptions, PendingDetaches};
-use virtnet_vm::{plan_attach, plan_detach, ExecOptions, StopMode};
+use virtnet_vm::{plan_attach, plan_detach, StopMode};
 
 const CYCLES: usize = 100;
 /// One bare-QMP floor cycle after every this many of ours (interleaved, so both see the same
@@ -27,33 +25,16 @@ const FLOOR_EVERY: usize = 5;
 fn hundred_attach_detach_cycles_leak_nothing() {
     let Some(env) = env() else { return };
     with_netns_exclusive(move || {
-        ip("link add br0 type bridge");
-        ip("addr add 10.0.24.1/24 dev br0");
-        ip("link set br0 up");
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
+        add_bridge("br0", Some("10.0.24.1/24"));
+        let (tmp, serial) = scratch();
         let mac = "52:54:00:00:24:02";
-        let mut dom = TestDomain::new("cycles", &serial);
-        dom.ips.push((mac.into(), "10.0.24.2/24".into()));
-        let xml = dom.xml(env.guest);
-        let plan = env.plan(&xml, &tmp.path().join("run"));
+        let dom = TestDomain::new("cycles", &serial).ip(mac, "10.0.24.2/24");
         runtime().block_on(async {
-            let host = LinuxHost::new().unwrap();
-            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            con.wait_ready(BOOT).await.unwrap();
+            let (host, vm, mut con, mut live) = boot_live(&env, &dom, tmp.path()).await;
             let qmp = vm.qmp();
             let pid = vm.pid();
-            let mut live = Live::new(&xml, &vm);
             let links_before = links();
-            let before = Snapshot::take(&[tmp.path()]);
-            assert!(
-                before.fds.len() > 3,
-                "our fds are compared: {:?}",
-                before.fds
-            );
-            let qemu_fds = fd_count(pid);
+            let (before, qemu_fds) = baseline(tmp.path(), pid);
             let opts = HotplugOptions {
                 unplug_timeout: Duration::from_secs(30),
                 ..HotplugOptions::default()
@@ -108,11 +89,7 @@ fn hundred_attach_detach_cycles_leak_nothing() {
             let n = settle_fd_count(pid, qemu_fds, Duration::from_secs(5)).await;
             assert_eq!(n, qemu_fds, "QEMU's open fds after {CYCLES} cycles");
             assert_eq!(links(), links_before, "links after {CYCLES} cycles");
-            let mut b = before.clone();
-            let mut now = before.again();
-            b.children.clear();
-            now.children.clear();
-            let leaks = b.leaks_in(&now);
+            let leaks = leaks_since(&before);
             assert!(leaks.is_empty(), "after {CYCLES} cycles:\n{leaks}");
 
             eprintln!(

@@ -6,46 +6,51 @@
 //! queued, and once a back end shows up QEMU runs it: nothing is left.
 
 mod common;
-#[path = "e2e_hotplug_util.rs"]
-mod util;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{env, start_with_console, BOOT, CMD};
-use util::{assert_nothing_left, chardevs, exists, guest_ifname, iface, Live, NicTrace};
-use virtnet_host::LinuxHost;
+use common::hotplug::{
+    assert_nothing_left, boot_live, chardevs, detach_done, exists, iface, run_on_nic, NicTrace,
+};
+use common::{env, scratch, Env, BOOT, CMD};
+use tempfile::TempDir;
 use virtnet_testkit::{runtime, testpmd, vhostuser_nic, with_netns, TestDomain, TestPmd};
-use virtnet_vm::exec::{self, DetachOutcome, HotplugOptions, PendingDetaches};
-use virtnet_vm::{plan_attach, plan_detach, AttachStepId, ExecOptions, StopMode, VmError};
+use virtnet_vm::exec::{self, HotplugOptions};
+use virtnet_vm::{plan_attach, plan_detach, AttachStepId, StopMode, VmError};
 
 /// One testpmd at a time: its forwarder busy-polls one of the machine's two cores.
 static ONE_TESTPMD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// What both tests need: QEMU and testpmd (`None`, after printing why, when one is missing).
+fn qemu_and_testpmd() -> Option<(Env, &'static str)> {
+    let env = env()?;
+    Some((env, testpmd::binary()?))
+}
+
+/// A scratch dir, the path of the vhost-user socket in it, and the test domain `name` with
+/// its console there and its memory shared (vhost-user needs it).
+fn vhost_user_domain(name: &str) -> (TempDir, PathBuf, TestDomain) {
+    let (tmp, serial) = scratch();
+    let socket = tmp.path().join("vu.sock");
+    let mut dom = TestDomain::new(name, &serial);
+    dom.shared_memory = true;
+    (tmp, socket, dom)
+}
+
 #[test]
 fn hotplugged_vhost_user_nic_reaches_the_back_end() {
-    let Some(env) = env() else { return };
-    let Some(pmd_bin) = testpmd::binary() else {
+    let Some((env, pmd_bin)) = qemu_and_testpmd() else {
         return;
     };
     with_netns(move || {
         let _one = ONE_TESTPMD.lock().unwrap_or_else(|p| p.into_inner());
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
-        let socket = tmp.path().join("vu.sock");
         let mac = "52:54:00:00:25:02";
-        let mut dom = TestDomain::new("hotplug-vu", &serial);
-        dom.shared_memory = true;
-        dom.ips.push((mac.into(), "10.0.25.2/24".into()));
-        let xml = dom.xml(env.guest);
-        let plan = env.plan(&xml, &tmp.path().join("run"));
+        let (tmp, socket, dom) = vhost_user_domain("hotplug-vu");
+        let dom = dom.ip(mac, "10.0.25.2/24");
         runtime().block_on(async {
-            let host = LinuxHost::new().unwrap();
-            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            con.wait_ready(BOOT).await.unwrap();
+            let (host, vm, mut con, mut live) = boot_live(&env, &dom, tmp.path()).await;
             let qmp = vm.qmp();
-            let mut live = Live::new(&xml, &vm);
             let ap = plan_attach(
                 &live.domain,
                 &iface(&vhostuser_nic(mac, &socket, "server")),
@@ -74,25 +79,13 @@ fn hotplugged_vhost_user_nic_reaches_the_back_end() {
             let up = con.wait_nic_up(mac, BOOT).await.unwrap();
             assert!(up.ends_with("10.0.25.2/24"), "{up}");
             // Nobody answers: the guest's ARP requests land in testpmd.
-            let (_, rc) = con
-                .run(
-                    &format!("ping -c 2 -W 1 -I {} 10.0.25.1", guest_ifname(&up)),
-                    CMD,
-                )
-                .await
-                .unwrap();
+            let ping = "ping -c 2 -W 1 -I {dev} 10.0.25.1";
+            let (_, rc) = run_on_nic(&mut con, &up, ping, CMD).await;
             assert_ne!(rc, 0, "nothing can answer behind this back end");
 
             let li = live.add(&nic);
             let dp = plan_detach(&live.domain, &li, &live.held).unwrap();
-            let mut pending = PendingDetaches::default();
-            let out = exec::detach(&dp, &host, qmp, &mut pending, &opts)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let DetachOutcome::Done(report) = out else {
-                panic!("{out:?}")
-            };
-            assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+            detach_done(&dp, &host, qmp, &opts).await;
             let list = chardevs(qmp).await;
             assert!(!list.contains(&"charnet0".to_string()), "{list:?}");
             assert!(
@@ -130,27 +123,15 @@ async fn info_qtree_has_vectors0(qmp: &virtnet_qemu::QmpClient) -> bool {
 
 #[test]
 fn a_netdev_add_stalled_by_a_missing_back_end_is_undone_when_qemu_answers() {
-    let Some(env) = env() else { return };
-    let Some(pmd_bin) = testpmd::binary() else {
+    let Some((env, pmd_bin)) = qemu_and_testpmd() else {
         return;
     };
     with_netns(move || {
         let _one = ONE_TESTPMD.lock().unwrap_or_else(|p| p.into_inner());
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
-        let socket = tmp.path().join("vu.sock");
-        let mut dom = TestDomain::new("hotplug-stall", &serial);
-        dom.shared_memory = true;
-        let xml = dom.xml(env.guest);
-        let plan = env.plan(&xml, &tmp.path().join("run"));
+        let (tmp, socket, dom) = vhost_user_domain("hotplug-stall");
         runtime().block_on(async {
-            let host = LinuxHost::new().unwrap();
-            let (vm, mut con) = start_with_console(&plan, &host, &ExecOptions::default(), &serial)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            con.wait_ready(BOOT).await.unwrap();
+            let (host, vm, _con, live) = boot_live(&env, &dom, tmp.path()).await;
             let qmp = vm.qmp();
-            let live = Live::new(&xml, &vm);
             let nic = vhostuser_nic("52:54:00:00:26:02", &socket, "server");
             let ap = plan_attach(&live.domain, &iface(&nic), &env.caps).unwrap();
             let opts = HotplugOptions {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{env, start_with_console, BOOT, CMD};
+use common::{env, scratch, start_with_console, BOOT, CMD};
 use virtnet_host::LinuxHost;
 use virtnet_testkit::leak::process_argv;
 use virtnet_testkit::{runtime, testpmd, vhostuser_nic, with_netns, Snapshot, TestDomain, TestPmd};
@@ -20,8 +20,7 @@ fn guest_frames_reach_the_vhost_user_back_end() {
         return;
     };
     with_netns(move || {
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial.sock");
+        let (tmp, serial) = scratch();
         let socket = tmp.path().join("vhost-net.sock");
         let mac = "52:54:00:00:06:02";
         let nic = vhostuser_nic(mac, &socket, "server");

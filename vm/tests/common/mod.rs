@@ -1,14 +1,18 @@
 //! Shared helpers of the end-to-end tests (real QEMU under TCG, root, own namespaces).
 #![allow(dead_code)]
 
+pub mod hotplug;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use virtnet_host::HostNet;
+use tempfile::TempDir;
+use virtnet_host::{HostNet, LinuxHost};
 use virtnet_qemu::QemuCaps;
-use virtnet_testkit::{GuestArtifacts, SerialConsole};
+use virtnet_testkit::leak::process_argv;
+use virtnet_testkit::{runtime, GuestArtifacts, SerialConsole, Snapshot, TestDomain};
 use virtnet_vm::exec::{self, ExecOptions};
-use virtnet_vm::{plan_start, PlanContext, RunningVm, StartPlan, VmError};
+use virtnet_vm::{plan_start, PlanContext, RunningVm, StartPlan, StopMode, VmError};
 
 /// Generous: guests boot in ~3 s alone, slower when several share the 2 cores.
 pub const BOOT: Duration = Duration::from_secs(90);
@@ -38,6 +42,42 @@ impl Env {
         plan_start(&d, &PlanContext::new(&self.qemu, self.caps, run_dir))
             .unwrap_or_else(|e| panic!("plan: {e}"))
     }
+
+    /// `dom`'s XML (booting the test guest) and its plan, with its run dir at `dir/run`.
+    pub fn plan_in(&self, dom: &TestDomain, dir: &Path) -> (String, StartPlan) {
+        let xml = dom.xml(self.guest);
+        let plan = self.plan(&xml, &dir.join("run"));
+        (xml, plan)
+    }
+}
+
+/// A fresh temporary dir for one test VM, and the path of its serial console socket in it.
+pub fn scratch() -> (TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let serial = tmp.path().join("serial.sock");
+    (tmp, serial)
+}
+
+/// [`start_with_console`] with the default options; panics if the start fails.
+pub async fn start(
+    plan: &StartPlan,
+    host: &dyn HostNet,
+    serial: &Path,
+) -> (RunningVm, SerialConsole) {
+    start_with_console(plan, host, &ExecOptions::default(), serial)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`start`], then waits until the guest is ready for commands.
+pub async fn boot(
+    plan: &StartPlan,
+    host: &dyn HostNet,
+    serial: &Path,
+) -> (RunningVm, SerialConsole) {
+    let (vm, mut con) = start(plan, host, serial).await;
+    con.wait_ready(BOOT).await.unwrap();
+    (vm, con)
 }
 
 /// Starts the VM and connects to its serial console while its CPUs are still paused, so the
@@ -64,4 +104,62 @@ pub fn netdevs(argv: &[String]) -> Vec<String> {
         .filter(|(o, _)| *o == "-netdev")
         .map(|(_, v)| v.clone())
         .collect()
+}
+
+/// A VM with one NIC over which its guest pings the host side ([`ping_over_one_nic`]).
+pub struct OneNic<'a> {
+    /// The domain's name.
+    pub name: &'a str,
+    /// The `<interface>` XML.
+    pub nic: &'a str,
+    /// Its MAC.
+    pub mac: &'a str,
+    /// The guest's address on it (`10.0.1.2/24`).
+    pub addr: &'a str,
+    /// The host-side address the guest pings.
+    pub peer: &'a str,
+    /// The failure message of the guest's ping (its output follows).
+    pub ping_failed: &'a str,
+    /// What stopping the VM is, for the leak check.
+    pub stopping: &'a str,
+}
+
+/// Starts `t`'s VM in a fresh scratch dir and checks what every NIC type must do: QEMU got the
+/// NIC by fd, never by name; the guest brings it up with its address and pings the peer over
+/// it; stopping the VM leaves nothing behind. `check` looks at the running VM; what it returns
+/// goes to `after_stop`, called once the VM is stopped.
+pub fn ping_over_one_nic<T>(
+    env: &Env,
+    t: &OneNic,
+    check: impl FnOnce(&RunningVm) -> T,
+    after_stop: impl FnOnce(T),
+) {
+    let (tmp, serial) = scratch();
+    let dom = TestDomain::new(t.name, &serial).nic(t.nic, t.mac, Some(t.addr));
+    let (_, plan) = env.plan_in(&dom, tmp.path());
+    runtime().block_on(async {
+        let before = Snapshot::take(&[tmp.path()]);
+        let host = LinuxHost::new().unwrap();
+        let (vm, mut con) = start(&plan, &host, &serial).await;
+        let argv = process_argv(vm.pid());
+        let nd = netdevs(&argv);
+        assert_eq!(nd.len(), 1, "{argv:?}");
+        assert!(
+            nd[0].contains(r#""fd":"#) && !nd[0].contains("ifname"),
+            "{}",
+            nd[0]
+        );
+        let seen = check(&vm);
+
+        let up = con.wait_nic_up(t.mac, BOOT).await.unwrap();
+        assert!(up.ends_with(t.addr), "{up}");
+        let ping = format!("ping -c 3 -W 2 {}", t.peer);
+        let (out, rc) = con.run(&ping, CMD).await.unwrap();
+        assert_eq!(rc, 0, "{}:\n{out}", t.ping_failed);
+        assert!(out.contains(&format!("bytes from {}", t.peer)), "{out}");
+
+        vm.stop(&host, StopMode::Destroy).await.unwrap();
+        after_stop(seen);
+        before.assert_no_leaks(t.stopping);
+    });
 }

@@ -1,7 +1,5 @@
-//! Shared by the hot-plug end-to-end tests (included with `#[path]`; on its own it has no
-//! tests): the live definition of a started test VM, QEMU's view of a NIC's leftovers, fd
-//! counts.
-#![allow(dead_code)]
+//! Shared by the hot-plug end-to-end tests: a test VM booted with its live definition, QEMU's
+//! view of a NIC's leftovers, fd counts, detaching and leak checks.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,9 +8,82 @@ use serde_json::{json, Value};
 use virtnet_conf::interface::{Leaf, Spanned, Target};
 use virtnet_conf::xml::{parse_document, Limits};
 use virtnet_conf::{Domain, Interface};
+use virtnet_host::{HostNet, LinuxHost};
 use virtnet_qemu::QmpClient;
-use virtnet_vm::exec::AttachedNic;
-use virtnet_vm::{HostResources, RunningVm};
+use virtnet_testkit::{SerialConsole, Snapshot, TestDomain};
+use virtnet_vm::exec::PendingDetaches;
+use virtnet_vm::exec::{self, AttachedNic, DetachOutcome, DetachReport, HotplugOptions};
+use virtnet_vm::{DetachPlan, HostResources, RunningVm};
+
+use super::{boot, Env};
+
+/// Starts `dom` (its run dir under `dir`) on a new [`LinuxHost`], waits until the guest is
+/// ready, and returns the host, the VM, its console and its live state.
+pub async fn boot_live(
+    env: &Env,
+    dom: &TestDomain,
+    dir: &Path,
+) -> (LinuxHost, RunningVm, SerialConsole, Live) {
+    let (xml, plan) = env.plan_in(dom, dir);
+    let host = LinuxHost::new().unwrap();
+    let (vm, con) = boot(&plan, &host, &dom.serial).await;
+    let live = Live::new(&xml, &vm);
+    (host, vm, con, live)
+}
+
+/// Detaches by `dp` and expects it done at once, with nothing left behind; prints how long it
+/// took.
+pub async fn detach_done(
+    dp: &DetachPlan,
+    host: &dyn HostNet,
+    qmp: &QmpClient,
+    opts: &HotplugOptions,
+) -> DetachReport {
+    let mut pending = PendingDetaches::default();
+    let t = Instant::now();
+    let out = exec::detach(dp, host, qmp, &mut pending, opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("detach took {:?}", t.elapsed());
+    let DetachOutcome::Done(report) = out else {
+        panic!("{out:?}")
+    };
+    assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+    report
+}
+
+/// Runs `cmd` in the guest with `{dev}` replaced by the interface of the `nic up` line `up`.
+pub async fn run_on_nic(
+    con: &mut SerialConsole,
+    up: &str,
+    cmd: &str,
+    timeout: Duration,
+) -> (String, i32) {
+    let cmd = cmd.replace("{dev}", &guest_ifname(up));
+    con.run(&cmd, timeout).await.unwrap()
+}
+
+/// What a hot-plug must not leak, taken while the VM runs: a snapshot (links, our fds, files
+/// under `dir`; asserting we have fds to compare) and QEMU's (`pid`) open fd count.
+pub fn baseline(dir: &Path, pid: u32) -> (Snapshot, usize) {
+    let before = Snapshot::take(&[dir]);
+    assert!(
+        before.fds.len() > 3,
+        "our fds are compared: {:?}",
+        before.fds
+    );
+    (before, fd_count(pid))
+}
+
+/// Links, our fds and files added since `before` (QEMU, a child, runs throughout: its state
+/// letter changes, so children are not compared).
+pub fn leaks_since(before: &Snapshot) -> String {
+    let mut b = before.clone();
+    let mut now = before.again();
+    b.children.clear();
+    now.children.clear();
+    b.leaks_in(&now)
+}
 
 /// The live definition of a VM just started from `xml`, as the daemon keeps it: every
 /// interface with its QEMU id as alias and the tap it got as `<target dev>`.
