@@ -16,16 +16,39 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::e2e::{
-    fd_count, getfd_name_exists, post_json, qemu_objects, qmp, start, wait_until, BOOT, CMD,
+    destroy_leaving_nothing, fd_count, getfd_name_exists, post_json, qemu_objects, qmp,
+    ready_console, start, wait_until, CMD,
 };
 use common::TestDaemon;
 use serde_json::{json, Value};
 use virtnet_testkit::{
-    bridge_nic, ip, links, ping, runtime, with_netns, SerialConsole, TestDomain,
+    add_bridge, bridge_nic, ip, links, ping, runtime, with_netns, SerialConsole, TestDomain,
 };
+
+/// Runs `f` in a private network namespace holding bridge `br0` (with the address `br0_addr`
+/// when given) and a virtnetd using the e2e QEMU, its state in a temporary dir (passed to
+/// `f`); stops the daemon afterwards. Returns at once (the test is skipped) when there is no
+/// QEMU or no root.
+fn with_daemon(
+    br0_addr: Option<&'static str>,
+    f: impl FnOnce(&mut TestDaemon, &Path) + Send + 'static,
+) {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let _ = virtnet_testkit::guest();
+    with_netns(move || {
+        add_bridge("br0", br0_addr);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+        f(&mut d, tmp.path());
+        d.stop();
+    });
+}
 
 fn attach(d: &TestDaemon, vm: &str, xml: &str) -> (u16, Value) {
     post_json(
@@ -57,14 +80,21 @@ fn row_of(d: &TestDaemon, vm: &str, mac: &str) -> Option<Value> {
     iface_rows(d, vm).into_iter().find(|r| r["mac"] == mac)
 }
 
-/// A domain for the test guest whose cmdline gives `mac` the address `addr`, without NICs.
-fn guest_domain(name: &str, serial: &std::path::Path, ips: &[(&str, &str)]) -> String {
-    let mut dom = TestDomain::new(name, serial);
-    dom.ips = ips
-        .iter()
-        .map(|(m, a)| (m.to_string(), a.to_string()))
-        .collect();
-    dom.xml(virtnet_testkit::guest())
+/// A domain for the test guest whose cmdline gives each MAC of `ips` its address, without NICs.
+fn guest_domain(name: &str, serial: &Path, ips: &[(&str, &str)]) -> String {
+    ips.iter()
+        .fold(TestDomain::new(name, serial), |dom, (m, a)| dom.ip(m, a))
+        .xml(virtnet_testkit::guest())
+}
+
+/// Waits until the guest reports the NIC with `mac` gone.
+async fn wait_nic_down(con: &mut SerialConsole, mac: &str) {
+    con.wait_line(
+        |l| l.starts_with("virtnet-guest: nic down ") && l.contains(mac),
+        CMD,
+    )
+    .await
+    .unwrap();
 }
 
 fn wait_ping(addr: &str) {
@@ -89,17 +119,8 @@ fn leftovers(
 
 #[test]
 fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    let _ = virtnet_testkit::guest();
-    with_netns(move || {
-        ip("link add br0 type bridge");
-        ip("addr add 10.0.4.1/24 dev br0");
-        ip("link set br0 up");
-        let tmp = tempfile::tempdir().unwrap();
-        let mut d = TestDaemon::start_with(tmp.path(), Some(&qemu));
-        let serial = tmp.path().join("serial.sock");
+    with_daemon(Some("10.0.4.1/24"), |d, base| {
+        let serial = base.join("serial.sock");
         let (mac, mac2) = ("52:54:00:00:04:02", "52:54:00:00:04:03");
         let xml = guest_domain(
             "hp",
@@ -107,12 +128,9 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             &[(mac, "10.0.4.2/24"), (mac2, "10.0.4.3/24")],
         );
         assert_eq!(d.define(&xml).0, 201);
-        let pid = start(&d, "hp");
+        let pid = start(d, "hp");
         runtime().block_on(async {
-            let mut con = SerialConsole::connect(&serial, Duration::from_secs(10))
-                .await
-                .unwrap();
-            con.wait_ready(BOOT).await.unwrap();
+            let mut con = ready_console(&serial).await;
 
             // Plug: the guest sees the NIC and answers ping over it.
             let (s, v) = attach(&d, "hp", &bridge_nic(mac, "br0"));
@@ -149,7 +167,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
 
             // Bad input on the running VM: refused before anything changes.
             let (_, live_before) = d.get("/v1/domains/hp/xml");
-            let status_before = std::fs::read(tmp.path().join("run/hp.json")).unwrap();
+            let status_before = std::fs::read(base.join("run/hp.json")).unwrap();
             let objects_before = leftovers(&d, "hp", pid);
             for (xml, status, kind) in [
                 ("<interface type='bridge'", 400, "invalid_xml"),
@@ -171,7 +189,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             let (s, v) = d.call("POST", "/v1/domains/hp/devices", Some("application/json"), "{\"xml\": ");
             assert_eq!(s, 400, "{v}");
             assert_eq!(d.get("/v1/domains/hp/xml").1, live_before);
-            assert_eq!(std::fs::read(tmp.path().join("run/hp.json")).unwrap(), status_before);
+            assert_eq!(std::fs::read(base.join("run/hp.json")).unwrap(), status_before);
             assert_eq!(leftovers(&d, "hp", pid), objects_before);
 
             // Failures at plug steps leave nothing behind.
@@ -240,12 +258,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             let (s, v) = detach(&d, "hp", mac, 20);
             assert_eq!(s, 200, "{v}\n{}", d.log());
             assert_eq!(v["pending"], false);
-            con.wait_line(
-                |l| l.starts_with("virtnet-guest: nic down ") && l.contains(mac),
-                CMD,
-            )
-            .await
-            .unwrap();
+            wait_nic_down(&mut con, mac).await;
             assert!(!links().contains(&tap), "tap {tap} left behind");
             assert!(row_of(&d, "hp", mac).is_none());
             assert!(!ping("10.0.4.2", 1).0);
@@ -262,7 +275,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             assert!(v["message"].as_str().unwrap().contains("pending"), "{v}");
             assert_eq!(row_of(&d, "hp", mac2).unwrap()["removal_pending"], true);
             let status: Value = serde_json::from_str(
-                &std::fs::read_to_string(tmp.path().join("run/hp.json")).unwrap(),
+                &std::fs::read_to_string(base.join("run/hp.json")).unwrap(),
             )
             .unwrap();
             assert_eq!(
@@ -278,34 +291,18 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
                 row_of(&d, "hp", mac2).is_none()
             });
             assert!(!links().contains(&tap2), "tap {tap2} left behind");
-            let (s, v) = d.post("/v1/domains/hp/destroy");
-            assert_eq!(s, 200, "{v}");
-            assert_eq!(v["leftovers"], json!([]));
+            destroy_leaving_nothing(d, "hp");
         });
-        d.stop();
     });
 }
 
 #[test]
 fn hundred_attach_detach_cycles_keep_fd_counts() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    let _ = virtnet_testkit::guest();
-    with_netns(move || {
-        ip("link add br0 type bridge");
-        ip("link set br0 up");
-        let tmp = tempfile::tempdir().unwrap();
-        let mut d = TestDaemon::start_with(tmp.path(), Some(&qemu));
-        let serial = tmp.path().join("serial.sock");
+    with_daemon(None, |d, base| {
+        let serial = base.join("serial.sock");
         assert_eq!(d.define(&guest_domain("cyc", &serial, &[])).0, 201);
-        let pid = start(&d, "cyc");
-        runtime().block_on(async {
-            let mut con = SerialConsole::connect(&serial, Duration::from_secs(10))
-                .await
-                .unwrap();
-            con.wait_ready(BOOT).await.unwrap();
-        });
+        let pid = start(d, "cyc");
+        runtime().block_on(ready_console(&serial));
         let mac = "52:54:00:00:05:02";
         let cycle = |n: usize| {
             let (s, v) = attach(&d, "cyc", &bridge_nic(mac, "br0"));
@@ -324,37 +321,21 @@ fn hundred_attach_detach_cycles_keep_fd_counts() {
         assert_eq!(fd_count(pid), q0, "QEMU's fds");
         assert_eq!(fd_count(u64::from(d.pid())), d0, "the daemon's fds");
         assert_eq!(d.post("/v1/domains/cyc/destroy").0, 200);
-        d.stop();
     });
 }
 
 #[test]
 fn daemon_killed_with_a_hotplugged_nic_recovers_and_detaches() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    let _ = virtnet_testkit::guest();
-    with_netns(move || {
-        ip("link add br0 type bridge");
-        ip("addr add 10.0.7.1/24 dev br0");
-        ip("link set br0 up");
-        let tmp = tempfile::tempdir().unwrap();
-        let mut d = TestDaemon::start_with(tmp.path(), Some(&qemu));
-        let serial = tmp.path().join("serial.sock");
+    with_daemon(Some("10.0.7.1/24"), |d, base| {
+        let serial = base.join("serial.sock");
         let (boot_mac, mac) = ("52:54:00:00:07:02", "52:54:00:00:07:03");
-        let mut dom = TestDomain::new("rec", &serial).nic(
-            &bridge_nic(boot_mac, "br0"),
-            boot_mac,
-            Some("10.0.7.2/24"),
-        );
-        dom.ips.push((mac.into(), "10.0.7.3/24".into()));
+        let dom = TestDomain::new("rec", &serial)
+            .nic(&bridge_nic(boot_mac, "br0"), boot_mac, Some("10.0.7.2/24"))
+            .ip(mac, "10.0.7.3/24");
         assert_eq!(d.define(&dom.xml(virtnet_testkit::guest())).0, 201);
-        let pid = start(&d, "rec");
+        let pid = start(d, "rec");
         runtime().block_on(async {
-            let mut con = SerialConsole::connect(&serial, Duration::from_secs(10))
-                .await
-                .unwrap();
-            con.wait_ready(BOOT).await.unwrap();
+            let mut con = ready_console(&serial).await;
             let (s, v) = attach(&d, "rec", &bridge_nic(mac, "br0"));
             assert_eq!(s, 200, "{v}");
             let tap = v["interface"]["interface"].as_str().unwrap().to_string();
@@ -375,19 +356,11 @@ fn daemon_killed_with_a_hotplugged_nic_recovers_and_detaches() {
 
             let (s, v) = detach(&d, "rec", mac, 20);
             assert_eq!(s, 200, "{v}\n{}", d.log());
-            con.wait_line(
-                |l| l.starts_with("virtnet-guest: nic down ") && l.contains(mac),
-                CMD,
-            )
-            .await
-            .unwrap();
+            wait_nic_down(&mut con, mac).await;
             assert!(!links().contains(&tap), "tap {tap} left behind");
             wait_ping("10.0.7.2");
-            let (s, v) = d.post("/v1/domains/rec/destroy");
-            assert_eq!(s, 200, "{v}");
-            assert_eq!(v["leftovers"], json!([]), "{v}");
+            destroy_leaving_nothing(d, "rec");
             assert_eq!(links(), vec!["br0".to_string(), "lo".to_string()]);
         });
-        d.stop();
     });
 }

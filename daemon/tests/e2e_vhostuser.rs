@@ -8,43 +8,17 @@
 mod common;
 
 use std::sync::{Arc, Barrier};
-use std::time::Duration;
 
-use common::e2e::{post_json, qmp, start, BOOT, CMD};
+use common::e2e::{
+    chardevs, destroy_leaving_nothing, net_info, post_json, ready_console, start, CMD,
+};
 use common::TestDaemon;
 use serde_json::{json, Value};
-use virtnet_testkit::{
-    runtime, testpmd, vhostuser_nic, with_netns, SerialConsole, TestDomain, TestPmd,
-};
+use virtnet_testkit::{runtime, testpmd, vhostuser_nic, with_netns, TestDomain, TestPmd};
 
 /// A vhost-user NIC on `path`; the back end (testpmd) listens there.
 fn vhost_nic(mac: &str, path: &std::path::Path) -> String {
     vhostuser_nic(mac, path, "client")
-}
-
-fn chardevs(d: &TestDaemon, vm: &str) -> Vec<String> {
-    let mut v: Vec<String> = qmp(d, vm, "query-chardev", json!({}))
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["label"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-fn net_info(d: &TestDaemon, vm: &str) -> String {
-    qmp(
-        d,
-        vm,
-        "human-monitor-command",
-        json!({"command-line": "info network"}),
-    )
-    .unwrap()
-    .as_str()
-    .unwrap()
-    .to_string()
 }
 
 fn live_iface(d: &TestDaemon, vm: &str, mac: &str) -> String {
@@ -155,10 +129,7 @@ fn vhost_user_socket_has_one_owner_live_and_replug_moves_it() {
         }
 
         runtime().block_on(async {
-            let mut con = SerialConsole::connect(&serials[wi], Duration::from_secs(10))
-                .await
-                .unwrap();
-            con.wait_ready(BOOT).await.unwrap();
+            let mut con = ready_console(&serials[wi]).await;
             con.wait_nic_up(&mac, CMD).await.unwrap();
             let before = live_iface(&d, winner, &mac);
             let upd = |replug: bool| {
@@ -202,9 +173,7 @@ fn vhost_user_socket_has_one_owner_live_and_replug_moves_it() {
         ));
         assert_eq!(s, 409);
         for vm in ["va", "vb"] {
-            let (s, v) = d.post(&format!("/v1/domains/{vm}/destroy"));
-            assert_eq!(s, 200, "{v}");
-            assert_eq!(v["leftovers"], json!([]), "{v}");
+            destroy_leaving_nothing(&d, vm);
         }
         // Stopped VMs hold nothing: both sockets are free.
         let (s, v) = d.define(&common::domain_xml(

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use virtnet_testkit::SerialConsole;
 
 use super::TestDaemon;
 
@@ -76,19 +77,38 @@ pub fn start(d: &TestDaemon, name: &str) -> u64 {
     v["pid"].as_u64().unwrap()
 }
 
-/// What QEMU holds that a NIC could leave behind: fd sets, chardevs, netdevs (`info network`),
-/// peripheral devices.
-pub fn qemu_objects(d: &TestDaemon, vm: &str) -> (Value, Vec<String>, String, Vec<String>) {
-    let fdsets = qmp(d, vm, "query-fdsets", json!({})).unwrap();
-    let mut chardevs: Vec<String> = qmp(d, vm, "query-chardev", json!({}))
+/// Destroys `name` and asserts the daemon reports nothing left behind.
+pub fn destroy_leaving_nothing(d: &TestDaemon, name: &str) {
+    let (s, v) = d.post(&format!("/v1/domains/{name}/destroy"));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["leftovers"], json!([]), "{v}");
+}
+
+/// Connects to the guest's serial console at `serial` and waits until the guest is ready.
+pub async fn ready_console(serial: &Path) -> SerialConsole {
+    let mut con = SerialConsole::connect(serial, Duration::from_secs(10))
+        .await
+        .unwrap();
+    con.wait_ready(BOOT).await.unwrap();
+    con
+}
+
+/// The labels of QEMU's chardevs, sorted.
+pub fn chardevs(d: &TestDaemon, vm: &str) -> Vec<String> {
+    let mut v: Vec<String> = qmp(d, vm, "query-chardev", json!({}))
         .unwrap()
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["label"].as_str().unwrap().to_string())
         .collect();
-    chardevs.sort();
-    let net = qmp(
+    v.sort();
+    v
+}
+
+/// QEMU's `info network` (human monitor).
+pub fn net_info(d: &TestDaemon, vm: &str) -> String {
+    qmp(
         d,
         vm,
         "human-monitor-command",
@@ -97,7 +117,15 @@ pub fn qemu_objects(d: &TestDaemon, vm: &str) -> (Value, Vec<String>, String, Ve
     .unwrap()
     .as_str()
     .unwrap()
-    .to_string();
+    .to_string()
+}
+
+/// What QEMU holds that a NIC could leave behind: fd sets, chardevs, netdevs (`info network`),
+/// peripheral devices.
+pub fn qemu_objects(d: &TestDaemon, vm: &str) -> (Value, Vec<String>, String, Vec<String>) {
+    let fdsets = qmp(d, vm, "query-fdsets", json!({})).unwrap();
+    let chardevs = chardevs(d, vm);
+    let net = net_info(d, vm);
     let mut devs: Vec<String> = qmp(d, vm, "qom-list", json!({"path": "/machine/peripheral"}))
         .unwrap()
         .as_array()
