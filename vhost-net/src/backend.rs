@@ -24,7 +24,7 @@ use vmm_sys_util::event::{
     new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
 };
 
-use crate::chain::{walk, Segment};
+use crate::chain::{single, walk, Segment};
 use crate::config::PortConfig;
 use crate::core::{FwdScratch, SwitchCore};
 use crate::counters::{DropReason, PortCounters};
@@ -185,13 +185,20 @@ impl NetBackend {
                     break;
                 };
                 let start = w.segs.len();
-                let res = walk(&mem, table, qsize, head, false, &mut w.tmp);
-                if res.is_ok() {
-                    w.segs.extend_from_slice(&w.tmp);
-                    if let Some(first) = w.tmp.first() {
-                        prefetch(&mem, first.addr);
+                let res = if let Some(s) = single(&mem, table, qsize, head, false) {
+                    w.segs.push(s);
+                    prefetch(&mem, s.addr);
+                    Ok(u64::from(s.len))
+                } else {
+                    let res = walk(&mem, table, qsize, head, false, &mut w.tmp);
+                    if res.is_ok() {
+                        w.segs.extend_from_slice(&w.tmp);
+                        if let Some(first) = w.tmp.first() {
+                            prefetch(&mem, first.addr);
+                        }
                     }
-                }
+                    res
+                };
                 w.chains.push((head, start, w.segs.len(), res));
             }
             // Phase 2: copy them out.

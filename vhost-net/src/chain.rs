@@ -26,10 +26,33 @@ pub struct Segment {
     pub len: u32,
 }
 
+/// The buffer of the chain at `head` when that chain is a single direct descriptor of
+/// direction `writable` and non-zero length (the usual case, checked in a few steps);
+/// `None` means "not that simple" (or unreadable): use [`walk`], which says why.
+#[inline]
+pub fn single(
+    mem: &GuestView<'_>,
+    desc_table: GuestAddress,
+    queue_size: u16,
+    head: u16,
+    writable: bool,
+) -> Option<Segment> {
+    if head >= queue_size {
+        return None;
+    }
+    let d: Descriptor = mem.read_obj(desc_table.checked_add(u64::from(head) * 16)?)?;
+    (!d.refers_to_indirect_table() && !d.has_next() && d.is_write_only() == writable && d.len() > 0)
+        .then(|| Segment {
+            addr: d.addr(),
+            len: d.len(),
+        })
+}
+
 /// Collects the buffers of the chain starting at `head` into `segs`, checking that every
 /// descriptor has the expected direction (`writable`), that the chain neither loops nor
 /// exceeds the queue size (nor [`MAX_CHAIN_DESCRIPTORS`]), that indirect tables are
 /// well-formed and not nested. Returns the chain's total length.
+#[inline]
 pub fn walk(
     mem: &GuestView<'_>,
     desc_table: GuestAddress,

@@ -45,6 +45,7 @@ impl AvailCursor {
     }
 
     /// The next chain head, re-reading the avail index only when the snapshot is used up.
+    #[inline]
     pub fn pop(&mut self, mem: &GuestView<'_>) -> Option<u16> {
         if self.next == self.end {
             self.refresh(mem);
@@ -92,6 +93,7 @@ pub struct UsedBatch {
 
 impl UsedBatch {
     /// Queues one used chain.
+    #[inline]
     pub fn push(&mut self, head: u16, len: u32) {
         self.items.push((head, len));
     }

@@ -4,7 +4,7 @@ use vm_memory::{Address, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap};
 
 use virtio_queue::{Queue, QueueT};
 
-use crate::chain::{walk, Segment};
+use crate::chain::{single, walk, Segment};
 use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::guestmem::GuestView;
@@ -55,6 +55,21 @@ pub fn write_frame(
     let need = (hdr_len + frame.len) as u64;
     let table = GuestAddress(q.desc_table());
     let qsize = q.size();
+    // Fast path, the usual case: the next chain is one direct writable descriptor that
+    // holds the whole frame. Same checks and outcome as the general path below.
+    if let Some(head) = avail.pop(mem) {
+        match single(mem, table, qsize, head, true) {
+            Some(s) if u64::from(s.len) >= need => {
+                if !mem.write_slice(frame.with_header(hdr_len, 1), s.addr) {
+                    used.push(head, 0);
+                    return Err(DropReason::BadAddress);
+                }
+                used.push(head, need as u32);
+                return Ok(());
+            }
+            _ => avail.unpop(),
+        }
+    }
     sc.segs.clear();
     sc.chains.clear();
     let mut cap = 0u64;
