@@ -5,9 +5,7 @@ mod common;
 
 use common::{env, ping_over_one_nic, start, OneNic, BOOT, CMD};
 use virtnet_host::LinuxHost;
-use virtnet_testkit::{
-    add_bridge, bridge_nic, link_details, links, runtime, with_netns, Snapshot, TestDomain,
-};
+use virtnet_testkit::{add_bridge, bridge_nic, links, runtime, with_netns, Snapshot, TestDomain};
 use virtnet_vm::StopMode;
 
 #[test]
@@ -22,21 +20,12 @@ fn guest_on_a_bridge_pings_it() {
             mac,
             addr: "10.0.1.2/24",
             peer: "10.0.1.1",
+            link_has: &["master br0", " tun "],
+            link_stays: false,
             ping_failed: "guest ping failed",
             stopping: "stopping a bridge VM",
         };
-        ping_over_one_nic(
-            &env,
-            &t,
-            |vm| {
-                let tap = vm.resources().nics[0].name.clone();
-                let details = link_details(&tap).expect("the tap exists");
-                assert!(details.contains("master br0"), "{details}");
-                assert!(details.contains(" tun "), "{details}");
-                tap
-            },
-            |tap| assert!(!links().contains(&tap), "managed tap {tap} left behind"),
-        );
+        ping_over_one_nic(&env, &t, |_| {});
     });
 }
 

@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use virtnet_host::{HostNet, LinuxHost};
 use virtnet_qemu::QemuCaps;
 use virtnet_testkit::leak::process_argv;
-use virtnet_testkit::{runtime, GuestArtifacts, SerialConsole, Snapshot, TestDomain};
+use virtnet_testkit::{link_details, runtime, GuestArtifacts, SerialConsole, Snapshot, TestDomain};
 use virtnet_vm::exec::{self, ExecOptions};
 use virtnet_vm::{plan_start, PlanContext, RunningVm, StartPlan, StopMode, VmError};
 
@@ -118,6 +118,10 @@ pub struct OneNic<'a> {
     pub addr: &'a str,
     /// The host-side address the guest pings.
     pub peer: &'a str,
+    /// What `ip -d link show` of the NIC's host link must contain while the VM runs.
+    pub link_has: &'a [&'a str],
+    /// Whether the host link stays after the stop (it is not ours) rather than going away.
+    pub link_stays: bool,
     /// The failure message of the guest's ping (its output follows).
     pub ping_failed: &'a str,
     /// What stopping the VM is, for the leak check.
@@ -125,15 +129,10 @@ pub struct OneNic<'a> {
 }
 
 /// Starts `t`'s VM in a fresh scratch dir and checks what every NIC type must do: QEMU got the
-/// NIC by fd, never by name; the guest brings it up with its address and pings the peer over
-/// it; stopping the VM leaves nothing behind. `check` looks at the running VM; what it returns
-/// goes to `after_stop`, called once the VM is stopped.
-pub fn ping_over_one_nic<T>(
-    env: &Env,
-    t: &OneNic,
-    check: impl FnOnce(&RunningVm) -> T,
-    after_stop: impl FnOnce(T),
-) {
+/// NIC by fd, never by name; its host link is as `t` says; the guest brings it up with its
+/// address and pings the peer over it; stopping the VM removes the link (or leaves it, when it
+/// is not ours) and leaves nothing else behind. `check` looks at the running VM.
+pub fn ping_over_one_nic(env: &Env, t: &OneNic, check: impl FnOnce(&RunningVm)) {
     let (tmp, serial) = scratch();
     let dom = TestDomain::new(t.name, &serial).nic(t.nic, t.mac, Some(t.addr));
     let (_, plan) = env.plan_in(&dom, tmp.path());
@@ -149,7 +148,12 @@ pub fn ping_over_one_nic<T>(
             "{}",
             nd[0]
         );
-        let seen = check(&vm);
+        let link = vm.resources().nics[0].name.clone();
+        let details = link_details(&link).unwrap_or_else(|| panic!("no host link {link}"));
+        for want in t.link_has {
+            assert!(details.contains(want), "{details}");
+        }
+        check(&vm);
 
         let up = con.wait_nic_up(t.mac, BOOT).await.unwrap();
         assert!(up.ends_with(t.addr), "{up}");
@@ -159,7 +163,13 @@ pub fn ping_over_one_nic<T>(
         assert!(out.contains(&format!("bytes from {}", t.peer)), "{out}");
 
         vm.stop(&host, StopMode::Destroy).await.unwrap();
-        after_stop(seen);
+        let after = link_details(&link);
+        if t.link_stays {
+            let after = after.unwrap_or_else(|| panic!("{link} is not ours but went away"));
+            assert!(t.link_has.iter().all(|w| after.contains(w)), "{after}");
+        } else {
+            assert!(after.is_none(), "{link} left behind");
+        }
         before.assert_no_leaks(t.stopping);
     });
 }
