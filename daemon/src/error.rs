@@ -159,6 +159,18 @@ pub enum DaemonError {
         hint: String,
     },
 
+    /// The operation does not fit the network's state (start an active network, destroy one
+    /// VMs use, ...).
+    #[error("network '{name}' is {state}: {hint}")]
+    NetworkState {
+        /// The network.
+        name: String,
+        /// Its state, in words.
+        state: String,
+        /// What to do instead.
+        hint: String,
+    },
+
     /// The stored definition of a VM could not be loaded; only `define` (to replace it) and
     /// `undefine` (to remove it) work until it is fixed.
     #[error("VM '{name}' cannot be used: {problem}; fix it with `virtnet define FILE` or remove it with `virtnet undefine {name}`")]
@@ -217,7 +229,7 @@ impl DaemonError {
             DaemonError::NotHotpluggable(_) => "not_hotpluggable",
             DaemonError::HotplugFailed(_) => "hotplug_failed",
             DaemonError::InUse { .. } | DaemonError::InUseByNetwork { .. } => "resource_in_use",
-            DaemonError::InvalidState { .. } => "invalid_state",
+            DaemonError::InvalidState { .. } | DaemonError::NetworkState { .. } => "invalid_state",
             DaemonError::Broken { .. } => "broken_definition",
             DaemonError::Conflict(_) => "conflict",
             DaemonError::Store { .. } => "store",
@@ -246,6 +258,7 @@ impl DaemonError {
             | DaemonError::RemovalPending { .. }
             | DaemonError::AmbiguousInterface { .. }
             | DaemonError::InvalidState { .. }
+            | DaemonError::NetworkState { .. }
             | DaemonError::Broken { .. }
             | DaemonError::Conflict(_) => 409,
             DaemonError::Store { .. }

@@ -183,6 +183,28 @@ fn uplink_tap_is_owned_by_its_network() {
         assert_eq!(s, 409, "{v}");
         assert_in_use_by(&v, "network 'sw1'");
 
+        // Redefined while running with another uplink: the switch keeps (and owns) the old
+        // one, also when it crashes and is restarted; the new one applies at the next start.
+        define_net(&d, "sw0", Some("sw0-new"));
+        let pid = net(&d, "sw0")["pid"].as_i64().unwrap();
+        // SAFETY: kill(2) on the switch's pid.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        common::e2e::wait_until(
+            "the switch restarted",
+            std::time::Duration::from_secs(20),
+            || net(&d, "sw0")["restarts"] == 1,
+        );
+        let i = net(&d, "sw0");
+        assert_eq!(i["uplink"], "sw0-up", "{i}");
+        assert!(links().contains(&"sw0-up".to_string()), "{:?}", links());
+        assert!(!links().contains(&"sw0-new".to_string()), "{:?}", links());
+        let (s, v) = d.define(&common::domain_xml(
+            "a",
+            &tap_nic("52:54:00:30:00:01", "sw0-up"),
+        ));
+        assert_eq!(s, 409, "{v}");
+        assert_in_use_by(&v, "network 'sw0'");
+
         // net-destroy frees the tap.
         for n in ["sw0", "sw1"] {
             let (s, v) = d.post(&format!("/v1/networks/{n}/destroy"));
@@ -193,6 +215,14 @@ fn uplink_tap_is_owned_by_its_network() {
             &tap_nic("52:54:00:30:00:01", "sw0-up"),
         ));
         assert_eq!(s, 201, "{v}");
+        assert!(!links().contains(&"sw0-up".to_string()), "{:?}", links());
+        // The next start takes the new definition's uplink.
+        let (s, v) = d.post("/v1/networks/sw0/start");
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["uplink"], "sw0-new", "{v}");
+        assert!(links().contains(&"sw0-new".to_string()), "{:?}", links());
+        let (s, v) = d.post("/v1/networks/sw0/destroy");
+        assert_eq!(s, 200, "{v}");
         d.stop();
     });
 }

@@ -283,8 +283,8 @@ impl Networks {
         let mut table = self.table.lock().await;
         let net = table.get(name).ok_or_else(|| no_such(name))?;
         if net.run.is_some() {
-            return Err(DaemonError::InvalidState {
-                name: format!("network {name}"),
+            return Err(DaemonError::NetworkState {
+                name: name.to_string(),
                 state: "active".into(),
                 hint: format!("stop it first with `virtnet net-destroy {name}`"),
             });
@@ -305,8 +305,8 @@ impl Networks {
         let mut table = self.table.lock().await;
         let net = table.get_mut(name).ok_or_else(|| no_such(name))?;
         if net.run.is_some() {
-            return Err(DaemonError::InvalidState {
-                name: format!("network {name}"),
+            return Err(DaemonError::NetworkState {
+                name: name.to_string(),
                 state: "active".into(),
                 hint: "it runs already".into(),
             });
@@ -438,17 +438,23 @@ impl Networks {
         let mut table = self.table.lock().await;
         let net = table.get_mut(name).ok_or_else(|| no_such(name))?;
         let Some(st) = net.run.as_ref() else {
-            return Err(DaemonError::InvalidState {
-                name: format!("network {name}"),
+            return Err(DaemonError::NetworkState {
+                name: name.to_string(),
                 state: "inactive".into(),
                 hint: "it is not running".into(),
             });
         };
         if !st.ports.is_empty() {
-            let mut vms: Vec<&str> = st.ports.values().map(|p| p.vm.as_str()).collect();
-            vms.dedup();
-            return Err(DaemonError::InvalidState {
-                name: format!("network {name}"),
+            // Each VM once (ports are ordered by port name, which need not group a VM's).
+            let vms: Vec<&str> = st
+                .ports
+                .values()
+                .map(|p| p.vm.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            return Err(DaemonError::NetworkState {
+                name: name.to_string(),
                 state: format!("in use by VM(s) {}", vms.join(", ")),
                 hint: "stop those VMs or detach their interfaces on this network first".into(),
             });

@@ -70,8 +70,8 @@ impl Networks {
         let table = self.table.lock().await;
         let entry = table.get(&net).ok_or_else(|| no_such(&net))?;
         if entry.run.is_none() {
-            return Err(DaemonError::InvalidState {
-                name: format!("network {net}"),
+            return Err(DaemonError::NetworkState {
+                name: net.to_string(),
                 state: "inactive".into(),
                 hint: format!("start it with `virtnet net-start {net}` first"),
             });
@@ -116,8 +116,8 @@ impl Networks {
         let net = table
             .get_mut(&p.network)
             .ok_or_else(|| no_such(&p.network))?;
-        let st = net.run.as_mut().ok_or_else(|| DaemonError::InvalidState {
-            name: format!("network {}", p.network),
+        let st = net.run.as_mut().ok_or_else(|| DaemonError::NetworkState {
+            name: p.network.clone(),
             state: "inactive".into(),
             hint: format!("start it with `virtnet net-start {}` first", p.network),
         })?;

@@ -149,3 +149,44 @@ async fn driver_queues_reach_the_switch_port_also_after_a_restart() {
     assert!(!switch::alive(pid, start), "switch {pid} still runs");
     assert!(!control.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_refusal_names_each_vm_once() {
+    vswitch_built();
+    let tmp = tempfile::tempdir().unwrap();
+    let nets = Networks::open(
+        &tmp.path().join("state"),
+        &tmp.path().join("run"),
+        Arc::new(Registry::new()),
+    )
+    .await
+    .unwrap();
+    nets.define("<network><name>d</name><virtualport type='virtnet-vswitch'/></network>")
+        .await
+        .unwrap();
+    nets.start("d").await.unwrap();
+    // Port names sort as a-aa.., a-b-.., a-c0..: VM 'a' is not contiguous.
+    for (vm, mac) in [
+        ("a", "aa:54:00:00:00:01"),
+        ("a-b", "52:54:00:00:00:02"),
+        ("a", "c0:54:00:00:00:03"),
+    ] {
+        let nic = iface(&format!(
+            "<interface type='network'><mac address='{mac}'/><source network='d'/>\
+             <model type='virtio'/></interface>"
+        ));
+        let p = nets.resolve_interface(vm, &nic).await.unwrap().1.unwrap();
+        nets.add_ports(vm, &[p]).await.unwrap();
+    }
+    let e = nets.destroy("d").await.unwrap_err().to_string();
+    assert!(
+        e.starts_with("network 'd' is in use by VM(s) a, a-b: stop those VMs"),
+        "{e}"
+    );
+    let e = nets.start("d").await.unwrap_err();
+    assert_eq!(e.kind(), "invalid_state");
+    assert_eq!(e.to_string(), "network 'd' is active: it runs already");
+    nets.release_vm("a").await;
+    nets.release_vm("a-b").await;
+    nets.destroy("d").await.unwrap();
+}
