@@ -133,7 +133,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             let mut con = ready_console(&serial).await;
 
             // Plug: the guest sees the NIC and answers ping over it.
-            let (s, v) = attach(&d, "hp", &bridge_nic(mac, "br0"));
+            let (s, v) = attach(d, "hp", &bridge_nic(mac, "br0"));
             assert_eq!(s, 200, "{v}\n{}", d.log());
             let tap = v["interface"]["interface"].as_str().unwrap().to_string();
             let alias = v["interface"]["alias"].as_str().unwrap().to_string();
@@ -141,7 +141,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             let up = con.wait_nic_up(mac, CMD).await.unwrap();
             assert!(up.ends_with("10.0.4.2/24"), "{up}");
             wait_ping("10.0.4.2");
-            assert_eq!(row_of(&d, "hp", mac).unwrap()["alias"], alias.as_str());
+            assert_eq!(row_of(d, "hp", mac).unwrap()["alias"], alias.as_str());
             let (_, x) = d.get("/v1/domains/hp/xml");
             assert!(x["xml"].as_str().unwrap().contains(&format!("<alias name='{alias}'/>")));
             let (_, x) = d.get("/v1/domains/hp/xml?inactive=true");
@@ -153,7 +153,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             // update-device: link down, then up.
             let upd = |state: &str| {
                 post_json(
-                    &d,
+                    d,
                     "/v1/domains/hp/devices/update",
                     &json!({"xml": format!("<interface type='bridge'><mac address='{mac}'/><source bridge='br0'/><link state='{state}'/></interface>"), "live": true}),
                 )
@@ -161,14 +161,14 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             let (s, v) = upd("down");
             assert_eq!(s, 200, "{v}");
             assert!(!ping("10.0.4.2", 2).0, "answers with its link down");
-            assert_eq!(row_of(&d, "hp", mac).unwrap()["link"], "down");
+            assert_eq!(row_of(d, "hp", mac).unwrap()["link"], "down");
             assert_eq!(upd("up").0, 200);
             wait_ping("10.0.4.2");
 
             // Bad input on the running VM: refused before anything changes.
             let (_, live_before) = d.get("/v1/domains/hp/xml");
             let status_before = std::fs::read(base.join("run/hp.json")).unwrap();
-            let objects_before = leftovers(&d, "hp", pid);
+            let objects_before = leftovers(d, "hp", pid);
             for (xml, status, kind) in [
                 ("<interface type='bridge'", 400, "invalid_xml"),
                 (
@@ -178,31 +178,31 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
                 ),
                 ("<disk type='file' device='disk'/>", 400, "not_hotpluggable"),
             ] {
-                let (s, v) = attach(&d, "hp", xml);
+                let (s, v) = attach(d, "hp", xml);
                 assert_eq!((s, v["error"]["kind"].as_str()), (status, Some(kind)), "{xml}: {v}");
             }
-            let (s, v) = detach(&d, "hp", "52:54:00:00:04:99", 5);
+            let (s, v) = detach(d, "hp", "52:54:00:00:04:99", 5);
             assert_eq!(s, 404, "{v}");
             assert_eq!(v["error"]["kind"], "no_such_interface");
-            let (s, v) = attach(&d, "nope", &bridge_nic("52:54:00:00:04:09", "br0"));
+            let (s, v) = attach(d, "nope", &bridge_nic("52:54:00:00:04:09", "br0"));
             assert_eq!((s, v["error"]["kind"].as_str()), (404, Some("no_such_vm")), "{v}");
             let (s, v) = d.call("POST", "/v1/domains/hp/devices", Some("application/json"), "{\"xml\": ");
             assert_eq!(s, 400, "{v}");
             assert_eq!(d.get("/v1/domains/hp/xml").1, live_before);
             assert_eq!(std::fs::read(base.join("run/hp.json")).unwrap(), status_before);
-            assert_eq!(leftovers(&d, "hp", pid), objects_before);
+            assert_eq!(leftovers(d, "hp", pid), objects_before);
 
             // Failures at plug steps leave nothing behind.
             let check = |what: &str, xml: &str, expect_in_message: &str| {
-                let before = leftovers(&d, "hp", pid);
-                let (s, v) = attach(&d, "hp", xml);
+                let before = leftovers(d, "hp", pid);
+                let (s, v) = attach(d, "hp", xml);
                 assert_eq!(s, 500, "{what}: {v}");
                 assert_eq!(v["error"]["kind"], "hotplug_failed", "{what}: {v}");
                 let m = v["error"]["message"].as_str().unwrap();
                 assert!(m.contains(expect_in_message), "{what}: {m}");
                 eprintln!("{what}: {m}");
-                assert_eq!(leftovers(&d, "hp", pid), before, "{what} left something");
-                assert!(row_of(&d, "hp", "52:54:00:00:04:09").is_none());
+                assert_eq!(leftovers(d, "hp", pid), before, "{what} left something");
+                assert!(row_of(d, "hp", "52:54:00:00:04:09").is_none());
                 m.to_string()
             };
             check(
@@ -220,60 +220,60 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             );
             assert_eq!(links(), busy_links, "the existing tap stays");
             ip("link del busy0");
-            let before = leftovers(&d, "hp", pid);
-            qmp(&d, "hp", "netdev_add", json!({"type": "user", "id": "hostua-dup"})).unwrap();
-            let with_blocker = leftovers(&d, "hp", pid);
+            let before = leftovers(d, "hp", pid);
+            qmp(d, "hp", "netdev_add", json!({"type": "user", "id": "hostua-dup"})).unwrap();
+            let with_blocker = leftovers(d, "hp", pid);
             let (s, v) = attach(
-                &d,
+                d,
                 "hp",
                 "<interface type='bridge'><mac address='52:54:00:00:04:09'/><source bridge='br0'/>\
                  <model type='virtio'/><alias name='ua-dup'/></interface>",
             );
             assert_eq!(s, 500, "netdev_add fails: {v}");
             assert!(v["error"]["message"].as_str().unwrap().contains("netdev_add"), "{v}");
-            assert_eq!(leftovers(&d, "hp", pid), with_blocker, "a failed netdev_add left something");
-            assert!(!getfd_name_exists(&d, "hp", "tapfd-ua-dup"));
-            qmp(&d, "hp", "netdev_del", json!({"id": "hostua-dup"})).unwrap();
-            assert_eq!(leftovers(&d, "hp", pid), before);
+            assert_eq!(leftovers(d, "hp", pid), with_blocker, "a failed netdev_add left something");
+            assert!(!getfd_name_exists(d, "hp", "tapfd-ua-dup"));
+            qmp(d, "hp", "netdev_del", json!({"id": "hostua-dup"})).unwrap();
+            assert_eq!(leftovers(d, "hp", pid), before);
             qmp(
-                &d,
+                d,
                 "hp",
                 "device_add",
                 json!({"driver": "virtio-serial-pci", "id": "blocker", "addr": "0x1e"}),
             )
             .unwrap();
-            let with_blocker = leftovers(&d, "hp", pid);
+            let with_blocker = leftovers(d, "hp", pid);
             let (s, v) = attach(
-                &d,
+                d,
                 "hp",
                 "<interface type='bridge'><mac address='52:54:00:00:04:09'/><source bridge='br0'/>\
                  <model type='virtio'/><address type='pci' domain='0x0000' bus='0x00' slot='0x1e' function='0x0'/></interface>",
             );
             assert_eq!(s, 500, "device_add fails: {v}");
             assert!(v["error"]["message"].as_str().unwrap().contains("device_add"), "{v}");
-            assert_eq!(leftovers(&d, "hp", pid), with_blocker, "a failed device_add left something");
-            assert!(!getfd_name_exists(&d, "hp", "tapfd-net1"));
+            assert_eq!(leftovers(d, "hp", pid), with_blocker, "a failed device_add left something");
+            assert!(!getfd_name_exists(d, "hp", "tapfd-net1"));
 
             // Unplug: the guest reports the removal, the tap goes.
-            let (s, v) = detach(&d, "hp", mac, 20);
+            let (s, v) = detach(d, "hp", mac, 20);
             assert_eq!(s, 200, "{v}\n{}", d.log());
             assert_eq!(v["pending"], false);
             wait_nic_down(&mut con, mac).await;
             assert!(!links().contains(&tap), "tap {tap} left behind");
-            assert!(row_of(&d, "hp", mac).is_none());
+            assert!(row_of(d, "hp", mac).is_none());
             assert!(!ping("10.0.4.2", 1).0);
 
             // A guest that does not let go (vCPUs paused): the removal stays pending.
-            let (s, v) = attach(&d, "hp", &bridge_nic(mac2, "br0"));
+            let (s, v) = attach(d, "hp", &bridge_nic(mac2, "br0"));
             assert_eq!(s, 200, "{v}");
             let tap2 = v["interface"]["interface"].as_str().unwrap().to_string();
             con.wait_nic_up(mac2, CMD).await.unwrap();
-            qmp(&d, "hp", "stop", json!({})).unwrap();
-            let (s, v) = detach(&d, "hp", mac2, 1);
+            qmp(d, "hp", "stop", json!({})).unwrap();
+            let (s, v) = detach(d, "hp", mac2, 1);
             assert_eq!(s, 202, "{v}");
             assert_eq!(v["pending"], true);
             assert!(v["message"].as_str().unwrap().contains("pending"), "{v}");
-            assert_eq!(row_of(&d, "hp", mac2).unwrap()["removal_pending"], true);
+            assert_eq!(row_of(d, "hp", mac2).unwrap()["removal_pending"], true);
             let status: Value = serde_json::from_str(
                 &std::fs::read_to_string(base.join("run/hp.json")).unwrap(),
             )
@@ -282,13 +282,13 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
                 status["pending_detaches"]["pending"][0]["plan"]["mac"], mac2,
                 "the live status records the pending detach: {status}"
             );
-            let (s, v) = detach(&d, "hp", mac2, 1);
+            let (s, v) = detach(d, "hp", mac2, 1);
             assert_eq!(s, 409, "{v}");
             assert_eq!(v["error"]["kind"], "removal_pending", "{v}");
             assert!(links().contains(&tap2), "the tap stays while QEMU has the NIC");
-            qmp(&d, "hp", "cont", json!({})).unwrap();
+            qmp(d, "hp", "cont", json!({})).unwrap();
             wait_until("the pending removal to complete", Duration::from_secs(30), || {
-                row_of(&d, "hp", mac2).is_none()
+                row_of(d, "hp", mac2).is_none()
             });
             assert!(!links().contains(&tap2), "tap {tap2} left behind");
             destroy_leaving_nothing(d, "hp");
@@ -305,9 +305,9 @@ fn hundred_attach_detach_cycles_keep_fd_counts() {
         runtime().block_on(ready_console(&serial));
         let mac = "52:54:00:00:05:02";
         let cycle = |n: usize| {
-            let (s, v) = attach(&d, "cyc", &bridge_nic(mac, "br0"));
+            let (s, v) = attach(d, "cyc", &bridge_nic(mac, "br0"));
             assert_eq!(s, 200, "cycle {n}: {v}");
-            let (s, v) = detach(&d, "cyc", mac, 30);
+            let (s, v) = detach(d, "cyc", mac, 30);
             assert_eq!(s, 200, "cycle {n}: {v}");
         };
         // One cycle first: what is opened once (and kept) is not a leak.
@@ -336,7 +336,7 @@ fn daemon_killed_with_a_hotplugged_nic_recovers_and_detaches() {
         let pid = start(d, "rec");
         runtime().block_on(async {
             let mut con = ready_console(&serial).await;
-            let (s, v) = attach(&d, "rec", &bridge_nic(mac, "br0"));
+            let (s, v) = attach(d, "rec", &bridge_nic(mac, "br0"));
             assert_eq!(s, 200, "{v}");
             let tap = v["interface"]["interface"].as_str().unwrap().to_string();
             con.wait_nic_up(mac, CMD).await.unwrap();
@@ -348,13 +348,13 @@ fn daemon_killed_with_a_hotplugged_nic_recovers_and_detaches() {
             assert_eq!(info["state"], "running", "{info}\n{}", d.log());
             let (_, list) = d.get("/v1/domains");
             assert_eq!(list["domains"][0]["state"], "running");
-            let rows = iface_rows(&d, "rec");
+            let rows = iface_rows(d, "rec");
             assert_eq!(rows.len(), 2, "{rows:?}");
             assert_eq!(rows[1]["mac"], mac);
             assert_eq!(rows[1]["interface"], tap.as_str());
             wait_ping("10.0.7.3");
 
-            let (s, v) = detach(&d, "rec", mac, 20);
+            let (s, v) = detach(d, "rec", mac, 20);
             assert_eq!(s, 200, "{v}\n{}", d.log());
             wait_nic_down(&mut con, mac).await;
             assert!(!links().contains(&tap), "tap {tap} left behind");
