@@ -32,7 +32,7 @@ use crate::frame::{read_tx_frame, Frame};
 use crate::guestmem::GuestView;
 use crate::mac_table::PortId;
 use crate::ring::{AvailCursor, UsedBatch};
-use crate::rx::{Gm, Vring};
+use crate::rx::{Gm, Mem, Vring};
 use crate::vhost_port::ConnState;
 
 /// Frames taken from a transmit queue before they are forwarded.
@@ -83,6 +83,14 @@ pub(crate) fn prefetch(mem: &GuestView<'_>, addr: GuestAddress) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (mem, addr);
+}
+
+/// A polling thread's snapshot of one connection's guest memory, reloaded only when the
+/// connection's memory generation moves (saves an `ArcSwap` load and release per poll).
+#[derive(Default)]
+pub struct MemCache {
+    gen: u64,
+    mem: Option<Arc<Mem>>,
 }
 
 /// Reused buffers of one polling thread.
@@ -158,14 +166,23 @@ impl NetBackend {
     /// Takes one batch (up to [`TX_BATCH`] frames) from transmit queue `vring` of queue
     /// pair `qp` and forwards it. Returns whether any descriptor was consumed; with
     /// nothing to do it leaves guest notifications as they are.
-    pub fn tx_batch(&self, qp: usize, vring: &Vring, w: &mut Worker) -> bool {
+    pub fn tx_batch(&self, qp: usize, vring: &Vring, w: &mut Worker, mc: &mut MemCache) -> bool {
         if self.conn.exit.load(Ordering::Acquire) {
             return false;
         }
         let hdr_len = self.conn.hdr_len();
         let mtu = self.config.mtu as usize;
-        let guard = self.conn.mem.memory();
-        let mem = GuestView::new(&guard);
+        // A memory update bumps the generation after replacing the map: a changed
+        // generation always finds the new map.
+        let gen = self.conn.mem_gen.load(Ordering::Acquire);
+        let snapshot = match &mc.mem {
+            Some(m) if mc.gen == gen => m,
+            _ => {
+                mc.gen = gen;
+                mc.mem.insert(self.conn.mem.memory().into_inner())
+            }
+        };
+        let mem = GuestView::new(snapshot);
         let (mut n, mut popped) = (0usize, 0usize);
         let mut bytes = 0u64;
         {
@@ -288,7 +305,9 @@ impl VhostUserBackend for NetBackend {
     }
 
     fn update_memory(&self, _mem: Gm) -> io::Result<()> {
-        // `conn.mem` is the same GuestMemoryAtomic the handler just updated.
+        // `conn.mem` is the same GuestMemoryAtomic the handler just updated; polling
+        // threads reload their snapshot when they see the generation move.
+        self.conn.mem_gen.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 

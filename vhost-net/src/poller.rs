@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::backend::{NetBackend, Worker};
+use crate::backend::{MemCache, NetBackend, Worker};
 use crate::rx::Vring;
 
 /// While idle, the clock is read once per this many empty rounds.
@@ -106,6 +106,8 @@ impl Drop for Poller {
 fn run(s: Arc<Shared>, me: usize) {
     let mut w = Worker::default();
     let mut list: Vec<Arc<TxSource>> = Vec::new();
+    // This thread's memory snapshot of each source, dropped with the list.
+    let mut caches: Vec<MemCache> = Vec::new();
     let mut seen = u64::MAX;
     let mut idle_since: Option<Instant> = None;
     // Empty rounds since the clock was last read (reading it costs more than a round).
@@ -118,17 +120,19 @@ fn run(s: Arc<Shared>, me: usize) {
             let mut src = s.sources[me].lock().unwrap_or_else(|e| e.into_inner());
             src.retain(|t| !t.backend.gone());
             list = src.clone();
+            caches = list.iter().map(|_| MemCache::default()).collect();
             seen = v;
             kicks_on = true;
         }
         let mut work = false;
         let mut gone = false;
-        for t in &list {
+        for (t, mc) in list.iter().zip(caches.iter_mut()) {
             if t.backend.gone() {
                 gone = true;
+                *mc = MemCache::default();
                 continue;
             }
-            work |= t.backend.tx_batch(t.qp, &t.vring, &mut w);
+            work |= t.backend.tx_batch(t.qp, &t.vring, &mut w, mc);
         }
         if gone {
             s.version.fetch_add(1, Ordering::Release);

@@ -44,6 +44,9 @@ use crate::vnet_hdr::{
 pub struct ConnState {
     /// The guest's memory (swapped by SET_MEM_TABLE / ADD_MEM_REG / REM_MEM_REG).
     pub mem: Gm,
+    /// Bumped after every change of `mem` (the back end's `update_memory`), so polling
+    /// threads can keep a snapshot and reload it only when this moves.
+    pub mem_gen: AtomicU64,
     /// Virtio features the driver acknowledged.
     pub features: AtomicU64,
     /// Receive vring of each queue pair, once the driver started it.
@@ -56,6 +59,7 @@ impl ConnState {
     fn new(queue_pairs: usize) -> Self {
         ConnState {
             mem: GuestMemoryAtomic::new(GuestMemoryMmap::new()),
+            mem_gen: AtomicU64::new(0),
             features: AtomicU64::new(0),
             rx: (0..queue_pairs).map(|_| RwLock::new(None)).collect(),
             exit: AtomicBool::new(false),
