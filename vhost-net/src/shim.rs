@@ -8,8 +8,15 @@
 //! ends the connection: QEMU reconnects and the same happens again, forever. The relay
 //! answers such early requests itself (an ack when one is asked for), remembers the
 //! last state asked for each vring, and replays it to the back end right after
-//! `SET_FEATURES` (QEMU does not send it again when it starts the device). Everything
-//! else is forwarded unchanged, file descriptors included.
+//! `SET_FEATURES` (QEMU does not send it again when it starts the device).
+//!
+//! A second difference: with more than one queue pair QEMU 7.2 runs one vhost device per
+//! pair over the one connection, and each sends `ADD_MEM_REG` for every guest region (only
+//! `SET_MEM_TABLE` is sent once). vhost-user-backend refuses a region that overlaps one
+//! already mapped, which would end the connection. The relay counts identical regions:
+//! a repeat `ADD_MEM_REG` is answered here, and `REM_MEM_REG` reaches the back end only when
+//! the last device that added the region removes it. Everything else is forwarded
+//! unchanged, file descriptors included.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -24,6 +31,12 @@ const REQ_SET_FEATURES: u32 = 2;
 const REQ_RESET_OWNER: u32 = 4;
 const REQ_RESET_DEVICE: u32 = 34;
 const REQ_SET_VRING_ENABLE: u32 = 18;
+const REQ_SET_MEM_TABLE: u32 = 5;
+const REQ_ADD_MEM_REG: u32 = 37;
+const REQ_REM_MEM_REG: u32 = 38;
+/// ADD/REM_MEM_REG payload: 8 bytes of padding, then guest address, size, user address and
+/// mmap offset (u64 each).
+const MEM_REG_PAYLOAD: usize = 40;
 const FLAG_VERSION: u32 = 0x1;
 const FLAG_REPLY: u32 = 0x4;
 const FLAG_NEED_REPLY: u32 = 0x8;
@@ -151,6 +164,85 @@ fn send_msg(s: &UnixStream, m: &Msg) -> io::Result<()> {
     Ok(())
 }
 
+/// The positive `REPLY_ACK` answer to request `m`.
+fn ack_for(m: &Msg) -> Msg {
+    let mut hdr = m.hdr;
+    hdr[4..8].copy_from_slice(&(FLAG_VERSION | FLAG_REPLY).to_le_bytes());
+    hdr[8..12].copy_from_slice(&8u32.to_le_bytes());
+    Msg {
+        hdr,
+        payload: vec![0u8; 8],
+        fds: Vec::new(),
+    }
+}
+
+/// Guest memory regions added with `ADD_MEM_REG`, with how many devices added each.
+#[derive(Default)]
+struct RegionCounts {
+    regions: Vec<([u8; 32], u32)>,
+}
+
+/// What to do with a memory-region request.
+#[derive(Debug, PartialEq, Eq)]
+enum RegionAction {
+    /// Send it on to the back end.
+    Forward,
+    /// Another device holds the same region: answer here, do not forward.
+    AnswerHere,
+}
+
+impl RegionCounts {
+    fn key(payload: &[u8]) -> Option<[u8; 32]> {
+        (payload.len() >= MEM_REG_PAYLOAD)
+            .then(|| payload[8..MEM_REG_PAYLOAD].try_into().ok())
+            .flatten()
+    }
+
+    /// Accounts for request `m` (ADD/REM_MEM_REG, SET_MEM_TABLE, resets).
+    fn on_request(&mut self, request: u32, payload: &[u8]) -> RegionAction {
+        match request {
+            REQ_SET_MEM_TABLE | REQ_RESET_OWNER | REQ_RESET_DEVICE => {
+                self.regions.clear();
+                RegionAction::Forward
+            }
+            REQ_ADD_MEM_REG => {
+                let Some(key) = Self::key(payload) else {
+                    return RegionAction::Forward;
+                };
+                match self.regions.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        RegionAction::AnswerHere
+                    }
+                    None => {
+                        self.regions.push((key, 1));
+                        RegionAction::Forward
+                    }
+                }
+            }
+            REQ_REM_MEM_REG => {
+                // QEMU names the region by guest address and size (user address too).
+                let Some(key) = Self::key(payload) else {
+                    return RegionAction::Forward;
+                };
+                let same = |k: &[u8; 32]| k[..24] == key[..24];
+                match self.regions.iter().position(|(k, _)| same(k)) {
+                    Some(i) if self.regions[i].1 > 1 => {
+                        self.regions[i].1 -= 1;
+                        RegionAction::AnswerHere
+                    }
+                    Some(i) => {
+                        self.regions.remove(i);
+                        RegionAction::Forward
+                    }
+                    None => RegionAction::Forward,
+                }
+            }
+            _ => RegionAction::Forward,
+        }
+    }
+}
+
 /// A running relay; it ends (shutting both sockets) when either side closes.
 pub struct Relay {
     threads: Vec<JoinHandle<()>>,
@@ -172,6 +264,7 @@ impl Relay {
                 let mut features_set = false;
                 // Early enables by vring index: replayed right after SET_FEATURES.
                 let mut early: Vec<(u32, [u8; 8])> = Vec::new();
+                let mut regions = RegionCounts::default();
                 while let Ok(m) = recv_msg(&q_in) {
                     log::debug!(
                         "vhost-user request {} flags {:#x} size {} fds {} {:?}",
@@ -181,6 +274,15 @@ impl Relay {
                         m.fds.len(),
                         &m.payload[..m.payload.len().min(8)]
                     );
+                    if regions.on_request(m.request(), &m.payload) == RegionAction::AnswerHere {
+                        if m.flags() & FLAG_NEED_REPLY != 0 {
+                            let q = tq.lock().unwrap_or_else(|e| e.into_inner());
+                            if send_msg(&q, &ack_for(&m)).is_err() {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
                     match m.request() {
                         // After a reset the features must be set again first.
                         REQ_RESET_OWNER | REQ_RESET_DEVICE => features_set = false,
@@ -213,17 +315,8 @@ impl Relay {
                                 early.push((index, state));
                             }
                             if m.flags() & FLAG_NEED_REPLY != 0 {
-                                let mut hdr = m.hdr;
-                                hdr[4..8]
-                                    .copy_from_slice(&(FLAG_VERSION | FLAG_REPLY).to_le_bytes());
-                                hdr[8..12].copy_from_slice(&8u32.to_le_bytes());
-                                let ack = Msg {
-                                    hdr,
-                                    payload: vec![0u8; 8],
-                                    fds: Vec::new(),
-                                };
                                 let q = tq.lock().unwrap_or_else(|e| e.into_inner());
-                                if send_msg(&q, &ack).is_err() {
+                                if send_msg(&q, &ack_for(&m)).is_err() {
                                     break;
                                 }
                             }
@@ -269,5 +362,119 @@ impl Relay {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request(req: u32, flags: u32, payload: Vec<u8>, fds: Vec<OwnedFd>) -> Msg {
+        let mut hdr = [0u8; HDR];
+        hdr[0..4].copy_from_slice(&req.to_le_bytes());
+        hdr[4..8].copy_from_slice(&(FLAG_VERSION | flags).to_le_bytes());
+        hdr[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        Msg { hdr, payload, fds }
+    }
+
+    fn region(gpa: u64, size: u64, uaddr: u64) -> Vec<u8> {
+        let mut p = vec![0u8; MEM_REG_PAYLOAD];
+        p[8..16].copy_from_slice(&gpa.to_le_bytes());
+        p[16..24].copy_from_slice(&size.to_le_bytes());
+        p[24..32].copy_from_slice(&uaddr.to_le_bytes());
+        p
+    }
+
+    fn memfd() -> OwnedFd {
+        let f = tempfile::tempfile().unwrap();
+        OwnedFd::from(f)
+    }
+
+    /// No message waiting on `s` for a short while.
+    fn quiet(s: &UnixStream) -> bool {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let r = recv_msg(s).is_err();
+        s.set_read_timeout(None).unwrap();
+        r
+    }
+
+    #[test]
+    fn repeated_regions_of_a_second_queue_pair_are_answered_by_the_relay() {
+        let (qemu, relay_q) = UnixStream::pair().unwrap();
+        let (relay_b, backend) = UnixStream::pair().unwrap();
+        let relay = Relay::start(relay_q, relay_b).unwrap();
+        let r0 = region(0, 1 << 20, 0x7f00_0000_0000);
+        let r1 = region(1 << 32, 1 << 20, 0x7f10_0000_0000);
+
+        // Queue pair 0 adds both regions: forwarded, with their fds.
+        for r in [&r0, &r1] {
+            send_msg(
+                &qemu,
+                &request(REQ_ADD_MEM_REG, 0, r.clone(), vec![memfd()]),
+            )
+            .unwrap();
+            let got = recv_msg(&backend).unwrap();
+            assert_eq!(got.request(), REQ_ADD_MEM_REG);
+            assert_eq!(&got.payload, r);
+            assert_eq!(got.fds.len(), 1);
+        }
+        // Queue pair 1 adds the same regions: answered here (ack asked for), not forwarded.
+        for r in [&r0, &r1] {
+            let m = request(REQ_ADD_MEM_REG, FLAG_NEED_REPLY, r.clone(), vec![memfd()]);
+            send_msg(&qemu, &m).unwrap();
+            let ack = recv_msg(&qemu).unwrap();
+            assert_eq!(ack.request(), REQ_ADD_MEM_REG);
+            assert_eq!(ack.flags(), FLAG_VERSION | FLAG_REPLY);
+            assert_eq!(ack.payload, vec![0u8; 8]);
+        }
+        assert!(quiet(&backend), "a repeated region reached the back end");
+
+        // A region at the same guest address but another user address is not the same
+        // region: the back end decides (and refuses it).
+        let clash = region(0, 1 << 20, 0x7f20_0000_0000);
+        send_msg(&qemu, &request(REQ_ADD_MEM_REG, 0, clash, vec![memfd()])).unwrap();
+        assert_eq!(recv_msg(&backend).unwrap().request(), REQ_ADD_MEM_REG);
+
+        // Removal: the first of two holders is answered here, the last is forwarded.
+        send_msg(
+            &qemu,
+            &request(REQ_REM_MEM_REG, FLAG_NEED_REPLY, r0.clone(), vec![]),
+        )
+        .unwrap();
+        assert_eq!(recv_msg(&qemu).unwrap().flags(), FLAG_VERSION | FLAG_REPLY);
+        assert!(quiet(&backend));
+        send_msg(&qemu, &request(REQ_REM_MEM_REG, 0, r0.clone(), vec![])).unwrap();
+        let got = recv_msg(&backend).unwrap();
+        assert_eq!((got.request(), &got.payload), (REQ_REM_MEM_REG, &r0));
+
+        // After SET_MEM_TABLE the count starts again: the next ADD of r1 is forwarded.
+        send_msg(&qemu, &request(REQ_SET_MEM_TABLE, 0, vec![0u8; 8], vec![])).unwrap();
+        assert_eq!(recv_msg(&backend).unwrap().request(), REQ_SET_MEM_TABLE);
+        send_msg(
+            &qemu,
+            &request(REQ_ADD_MEM_REG, 0, r1.clone(), vec![memfd()]),
+        )
+        .unwrap();
+        assert_eq!(recv_msg(&backend).unwrap().request(), REQ_ADD_MEM_REG);
+        relay.stop();
+    }
+
+    #[test]
+    fn region_counts_ignore_short_payloads() {
+        let mut c = RegionCounts::default();
+        assert_eq!(
+            c.on_request(REQ_ADD_MEM_REG, &[0u8; 8]),
+            RegionAction::Forward
+        );
+        assert_eq!(
+            c.on_request(REQ_ADD_MEM_REG, &[0u8; 8]),
+            RegionAction::Forward
+        );
+        assert_eq!(
+            c.on_request(REQ_REM_MEM_REG, &[0u8; 8]),
+            RegionAction::Forward
+        );
     }
 }
