@@ -64,7 +64,7 @@ pub fn resolve_network_interface(
                  socket are named after it)"
             ),
         })?;
-    let port = format!("{vm}-{}", mac.replace(':', ""));
+    let port = port_name(vm, &mac);
     let socket = net.socket_dir.join(format!("{port}.sock"));
     if socket.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(VmError::InvalidContext(format!(
@@ -91,6 +91,27 @@ pub fn resolve_network_interface(
             socket,
         }),
     ))
+}
+
+/// The longest switch port name `virtnet-vswitch` accepts.
+const MAX_PORT_NAME: usize = 64;
+
+/// The switch port (and socket file) name for the NIC with `mac` of VM `vm`: `VM-MAC` with
+/// the MAC's colons dropped. The switch takes 1 to 64 characters without spaces, VM names may
+/// have spaces and be longer, so whitespace becomes '_' and the VM part is cut to fit (the
+/// MAC, unique among NICs, stays whole).
+pub fn port_name(vm: &str, mac: &str) -> String {
+    let mac = mac.replace(':', "");
+    let room = MAX_PORT_NAME.saturating_sub(mac.len() + 1);
+    let mut vm_part = String::new();
+    for c in vm.chars() {
+        let c = if c.is_whitespace() { '_' } else { c };
+        if vm_part.len() + c.len_utf8() > room {
+            break;
+        }
+        vm_part.push(c);
+    }
+    format!("{vm_part}-{mac}")
 }
 
 /// Every interface of `domain` resolved with [`resolve_network_interface`]; the ports in
@@ -142,6 +163,26 @@ mod tests {
                 socket_dir: "/run/virtnet/networks/sw0".into(),
             },
         )])
+    }
+
+    #[test]
+    fn port_names_fit_the_switch_rules() {
+        assert_eq!(port_name("vm1", "52:54:00:00:00:01"), "vm1-525400000001");
+        assert_eq!(
+            port_name("web 01\tb", "52:54:00:00:00:01"),
+            "web_01_b-525400000001"
+        );
+        let long = "ü".repeat(40);
+        let p = port_name(&long, "52:54:00:00:00:01");
+        assert!(p.len() <= MAX_PORT_NAME, "{p}");
+        assert!(p.ends_with("-525400000001") && p.starts_with("üü"), "{p}");
+        // The switch's rule (vhost-net/src/config.rs): 1 to 64 characters, no whitespace.
+        for name in [p, port_name(&"x y".repeat(70), "52:54:00:00:00:01")] {
+            assert!(
+                name.len() <= 64 && !name.contains(char::is_whitespace),
+                "{name}"
+            );
+        }
     }
 
     #[test]
