@@ -238,6 +238,7 @@ impl Networks {
                         tracing::error!(network = %name, error = %e, "cannot restart the switch");
                         self.registry.release_network(&name);
                         let _ = remove_durable(&path);
+                        let _ = std::fs::remove_dir_all(self.net_dir(&name));
                     }
                 }
             }
