@@ -192,6 +192,15 @@ impl Drop for TestDaemon {
                     }));
                 }
             }
+            // Switches outlive virtnetd by design (it adopts them at restart): stop them.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let (_, v) = self.get("/v1/networks");
+                for n in v.as_array().into_iter().flatten() {
+                    if let Some(n) = n["name"].as_str() {
+                        self.post(&format!("/v1/networks/{n}/destroy"));
+                    }
+                }
+            }));
         }
         self.stop();
     }
