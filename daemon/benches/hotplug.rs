@@ -25,7 +25,9 @@
 //! Knobs for finding where time goes: `BENCH_PARTS=hotplug|boot`, `BENCH_DIAG=1` (prints
 //! CLI vs in-process medians for a trivial request and for hot-plug), `BENCH_STRACE=DIR`
 //! (one attach and one detach under `strace -f -tt -T`, virtnetd traced meanwhile),
-//! `BENCH_HOLD=SECS` (keeps the daemon and the VM up for measuring by hand).
+//! `VIRTNETD_BIN=PATH` (another virtnetd build, for A/B runs), `BENCH_HOLD=SECS` (keeps the daemon and the VM up for measuring by hand), `BENCH_RUNS=N`
+//! (hot-plug rounds instead of 40), `BENCH_LOG=FILTER` (virtnetd's log filter, default
+//! `warn`; its log is `virtnetd.log` in the work dir).
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -39,6 +41,13 @@ use virtnet_qemu::QmpClient;
 
 /// Hot-plug rounds per side (attach + detach each).
 const HOTPLUG_RUNS: usize = 40;
+/// `BENCH_RUNS` (for trying changes) or [`HOTPLUG_RUNS`].
+fn hotplug_runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(HOTPLUG_RUNS)
+}
 /// Pause before each timed hot-plug operation (see [`settle`]).
 const SETTLE: Duration = Duration::from_millis(100);
 /// Untimed attach + detach rounds after each virtnetd start.
@@ -69,7 +78,9 @@ fn bins() -> Bins {
     };
     let b = Bins {
         virtnet: pick("VIRTNET_BIN", "virtnet"),
-        virtnetd: PathBuf::from(env!("CARGO_BIN_EXE_virtnetd")),
+        virtnetd: std::env::var_os("VIRTNETD_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_virtnetd"))),
         qemu: virtnet_testkit::qemu_binary().expect("qemu-system-x86_64"),
     };
     assert!(
@@ -106,7 +117,10 @@ impl Env {
             .arg(&self.run)
             .arg("--qemu")
             .arg(&self.bins.qemu)
-            .env("VIRTNETD_LOG", "warn")
+            .env(
+                "VIRTNETD_LOG",
+                std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -132,6 +146,7 @@ impl Env {
     fn virtnet(&self, args: &[&str]) -> Duration {
         let t = Instant::now();
         let out = Command::new(&self.bins.virtnet)
+            .env_remove("LD_LIBRARY_PATH")
             .arg("--connect")
             .arg(&self.socket)
             .args(args)
@@ -390,6 +405,7 @@ fn floor_process(qmp_socket: &Path, op: &str) -> Duration {
     let exe = std::env::current_exe().expect("current_exe");
     let t = Instant::now();
     let out = Command::new(exe)
+        .env_remove("LD_LIBRARY_PATH")
         .env(FLOOR_CHILD, op)
         .env("VIRTNET_BENCH_QMP", qmp_socket)
         .stdin(Stdio::null())
@@ -566,16 +582,20 @@ fn run() {
             paired: None,
         });
     }
+    let mut notes = Vec::new();
     if parts.contains("hotplug") {
-        rows.splice(0..0, hotplug(&mut env));
+        let (hp, note) = hotplug(&mut env);
+        rows.splice(0..0, hp);
+        notes.push(note);
     }
     env.stop_daemon();
-    report(&rows);
+    report(&rows, &notes);
 }
 
-/// The hot-plug rows.
-fn hotplug(env: &mut Env) -> Vec<Row> {
-    eprintln!("hot-plug, {HOTPLUG_RUNS} runs per side...");
+/// The hot-plug rows, and a note on virtnetd's scheduling during an attach.
+fn hotplug(env: &mut Env) -> (Vec<Row>, String) {
+    let runs = hotplug_runs();
+    eprintln!("hot-plug, {runs} runs per side...");
     let serial = env.work.join("hp-serial.sock");
     let file = env.work.join("hp.xml");
     std::fs::write(&file, domain_xml("hp", &serial)).unwrap();
@@ -613,15 +633,20 @@ fn hotplug(env: &mut Env) -> Vec<Row> {
     warm_start(env, &body);
     let (mut att, mut det, mut fatt, mut fdet) = (vec![], vec![], vec![], vec![]);
     let (mut aatt, mut adet, mut patt, mut pdet) = (vec![], vec![], vec![], vec![]);
+    // virtnetd's own scheduling during each API attach (all its threads).
+    let mut sched = Vec::new();
     // One round = ours (CLI, then API request) then the floor (process, then in-process):
     // A B A B, so a change of the machine's load hits both sides alike.
-    for _ in 0..HOTPLUG_RUNS {
+    for _ in 0..runs {
         settle();
         att.push(env.virtnet(&["attach-device", "hp", &nic, "--live"]));
         settle();
         det.push(env.virtnet(&["detach-device", "hp", &nic, "--live"]));
         settle();
+        let pid = env.daemon.as_ref().unwrap().id();
+        let before = Sched::of(pid);
         aatt.push(api_post(&env.socket, "/v1/domains/hp/devices", &body));
+        sched.push(Sched::of(pid).since(&before));
         settle();
         adet.push(api_post(
             &env.socket,
@@ -654,7 +679,21 @@ fn hotplug(env: &mut Env) -> Vec<Row> {
             .collect();
         eprintln!("{what} (ms, sorted): {}", ms.join(" "));
     }
-    vec![
+    let mid = |f: fn(&Sched) -> u64| {
+        let mut v: Vec<u64> = sched.iter().map(f).collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let note = format!(
+        "virtnetd per API attach (medians, from /proc/PID/task/*/schedstat): on a CPU {} µs, \
+         runnable but waiting for a CPU {} µs, scheduled in {} times, {} thread(s) ran.",
+        mid(|s| s.run_ns) / 1000,
+        mid(|s| s.wait_ns) / 1000,
+        mid(|s| s.slices),
+        mid(|s| s.threads),
+    );
+    eprintln!("{note}");
+    let rows = vec![
         Row {
             what: "attach-device --live (bridge NIC), CLI vs client process",
             ours: median(&att),
@@ -697,7 +736,67 @@ fn hotplug(env: &mut Env) -> Vec<Row> {
             runs: adet.len(),
             paired: paired(&adet, &fdet),
         },
-    ]
+    ];
+    (rows, note)
+}
+
+/// Scheduler counters summed over a process's threads (`/proc/PID/task/*/schedstat`).
+#[derive(Default)]
+struct Sched {
+    run_ns: u64,
+    wait_ns: u64,
+    slices: u64,
+    /// Threads that ran (in a difference: that were scheduled in at least once).
+    threads: u64,
+    per_thread: Vec<(String, u64)>,
+}
+
+impl Sched {
+    fn of(pid: u32) -> Sched {
+        let mut s = Sched::default();
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return s;
+        };
+        for t in dir.flatten() {
+            let Ok(text) = std::fs::read_to_string(t.path().join("schedstat")) else {
+                continue;
+            };
+            let f: Vec<u64> = text
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if f.len() == 3 {
+                s.run_ns += f[0];
+                s.wait_ns += f[1];
+                s.slices += f[2];
+                s.threads += 1;
+                s.per_thread
+                    .push((t.file_name().to_string_lossy().into_owned(), f[2]));
+            }
+        }
+        s
+    }
+
+    fn since(&self, before: &Sched) -> Sched {
+        let ran = self
+            .per_thread
+            .iter()
+            .filter(|(tid, n)| {
+                before
+                    .per_thread
+                    .iter()
+                    .find(|(b, _)| b == tid)
+                    .is_none_or(|(_, m)| m != n)
+            })
+            .count() as u64;
+        Sched {
+            run_ns: self.run_ns.saturating_sub(before.run_ns),
+            wait_ns: self.wait_ns.saturating_sub(before.wait_ns),
+            slices: self.slices.saturating_sub(before.slices),
+            threads: ran,
+            per_thread: Vec::new(),
+        }
+    }
 }
 
 /// Lets the guest finish handling the last hot-plug event (it probes or ejects the NIC under
@@ -806,7 +905,7 @@ fn strace_one(env: &Env, dir: &Path, nic: &str) {
 }
 
 /// Prints the table and writes the markdown and the SVG.
-fn report(rows: &[Row]) {
+fn report(rows: &[Row], notes: &[String]) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let md = format!(
         "# Benchmark: virtnetd vs bare QEMU\n\n\
@@ -815,7 +914,9 @@ fn report(rows: &[Row]) {
          - virtnet: the `virtnet` CLI process end to end (spawn to exit), talking to a warm \
            virtnetd (release builds; state dir on disk, run dir on tmpfs as /run is). \
            \"API request\": the same operation as one HTTP request from an in-process client, \
-           i.e. without starting a process.\n\
+           i.e. without starting a process. Both processes (CLI, bare client) run \
+           without the `LD_LIBRARY_PATH` cargo sets (as a user runs them: no library search \
+           through cargo's directories).\n\
          - Floor, hot-plug, \"client process\": a bare QMP client as its own process, timed \
            spawn to exit like the CLI (virtnetd stopped meanwhile): connect to QEMU's QMP \
            socket (greeting + `qmp_capabilities`), create tap + make it a bridge port + \
@@ -829,7 +930,7 @@ fn report(rows: &[Row]) {
            restarted around each floor round and warmed by two untimed attach + detach rounds \
            (its first attach after a start probes the QEMU binary, ~20 ms once).\n\
          - Floor, boot: the argv virtnetd started QEMU with, launched by hand without `-S`.\n\
-         - Detach is bound by the guest (ACPI eject under TCG); attach by QEMU's `device_add`.\n",
+         - Detach is bound by the guest (ACPI eject under TCG); attach by QEMU's `device_add`.\n{}",
         chrono_free_date(),
         qemu_version(),
         num_cores(),
@@ -837,7 +938,8 @@ fn report(rows: &[Row]) {
             .take(3)
             .collect::<Vec<_>>()
             .join(" "),
-        table(rows)
+        table(rows),
+        notes.iter().map(|n| format!("- {n}\n")).collect::<String>()
     );
     println!("{}", table(rows));
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
