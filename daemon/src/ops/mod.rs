@@ -45,8 +45,17 @@ impl Daemon {
             .await
     }
 
-    /// Stores a live status.
+    /// Stores a live status (atomically: temp file, fsync, rename, fsync the directory).
+    ///
+    /// On tmpfs (the run directory normally is: `/run`) the write is done right here: it is a
+    /// memory copy and fsync is a no-op, so it cannot stall the runtime, and skipping the hop
+    /// to a blocking thread and back takes two thread wake-ups off every live change (NIC
+    /// hot-plug in particular). The guarantee is the same either way: the status is replaced
+    /// by rename before the caller replies. Elsewhere the write goes to a blocking thread.
     pub(crate) async fn save_status(&self, status: &LiveStatus) -> Result<(), DaemonError> {
+        if self.store.run_in_memory() {
+            return self.store.save_status(status);
+        }
         let status = status.clone();
         self.with_store(move |s| s.save_status(&status)).await
     }

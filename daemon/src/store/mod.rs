@@ -20,6 +20,23 @@ pub use status::{LiveStatus, STATUS_FORMAT};
 
 use crate::error::{DaemonError, Result};
 
+/// Whether `dir` is on tmpfs or ramfs (`statfs`); false when that cannot be told.
+fn in_memory(dir: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct we own; `c` is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let t = st.f_type as i64;
+    t == TMPFS_MAGIC || t == RAMFS_MAGIC
+}
+
 /// Permission bits of the files we write: they may name host devices and sockets.
 const FILE_MODE: u32 = 0o600;
 /// Permission bits of the directories we create.
@@ -30,6 +47,8 @@ const DIR_MODE: u32 = 0o700;
 pub struct Store {
     state_dir: PathBuf,
     run_dir: PathBuf,
+    /// Whether `run_dir` is on tmpfs (as `/run` is): writing there never waits for a disk.
+    run_in_memory: bool,
 }
 
 /// One file found at load time.
@@ -58,9 +77,10 @@ pub struct Loaded {
 impl Store {
     /// Opens (and creates, mode 0700) `<state_dir>/domains` and `<run_dir>`.
     pub fn open(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Result<Store> {
-        let store = Store {
+        let mut store = Store {
             state_dir: state_dir.into(),
             run_dir: run_dir.into(),
+            run_in_memory: false,
         };
         for dir in [
             store.domains_dir(),
@@ -73,7 +93,14 @@ impl Store {
                 .create(&dir)
                 .map_err(|e| DaemonError::store("create directory", &dir, e))?;
         }
+        store.run_in_memory = in_memory(&store.run_dir);
         Ok(store)
+    }
+
+    /// Whether the run directory is on tmpfs (or ramfs), as `/run` is: a status write there
+    /// is a memory copy (fsync is a no-op), cheap enough to do on the request's own thread.
+    pub fn run_in_memory(&self) -> bool {
+        self.run_in_memory
     }
 
     /// `<state_dir>`.

@@ -106,3 +106,28 @@ fn other_files_are_ignored() {
     let l = s.load().unwrap();
     assert!(l.definitions.is_empty() && l.statuses.is_empty());
 }
+
+/// The run directory's file system is told apart: tmpfs (as `/run`, where `Daemon::save_status`
+/// writes on the request's own thread) or not (`/proc`'s file system stands in for a disk).
+#[test]
+fn run_dir_on_tmpfs_is_recognised() {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("SKIP: no /dev/shm on this machine");
+        return;
+    }
+    let mem = tempfile::tempdir_in(shm).unwrap();
+    let disk = tempfile::tempdir().unwrap();
+    let s = Store::open(disk.path().join("state"), mem.path().join("run")).unwrap();
+    assert!(s.run_in_memory(), "/dev/shm is tmpfs");
+    s.save_status(&status("a")).unwrap();
+    assert_eq!(
+        s.load().unwrap().statuses[0].content.as_ref().unwrap(),
+        &status("a")
+    );
+    assert!(!in_memory(Path::new("/proc")), "/proc is not tmpfs");
+    assert!(
+        !in_memory(Path::new("/no/such/dir")),
+        "unknown: not in memory"
+    );
+}
