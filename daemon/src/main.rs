@@ -42,7 +42,13 @@ fn main() -> ExitCode {
         run_dir: args.run_dir,
         qemu: args.qemu,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread runs every task: the daemon's work is waiting on sockets (API clients, QMP,
+    // switches) and short bursts of CPU, and its replies wait on QEMU, which needs the cores.
+    // A work-stealing pool wakes idle workers as tasks become ready (several thread wake-ups
+    // per QMP command) and they compete with QEMU's threads on small machines; measured on
+    // NIC hot-plug (daemon/bench-results/hotplug.md). Blocking store I/O on disk still goes
+    // to tokio's blocking threads (`Daemon::with_store`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
