@@ -44,6 +44,7 @@ fn check_fits(d: &Domain, iface: &Interface) -> Result<()> {
 impl Daemon {
     /// Attaches the `<interface>` in `req.xml` to VM `name` (see the module docs).
     pub async fn attach_device(&self, name: &str, req: &AttachRequest) -> Result<AttachResponse> {
+        tracing::debug!(vm = %name, "attach request");
         let parsed = parse_interface(&req.xml)?;
         let entry = self.entry(name)?;
         let mut slot = entry.slot.lock().await;
