@@ -5,43 +5,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::TestDaemon;
 use serde_json::Value;
 
-fn vswitch_ready() {
-    let daemon = Path::new(env!("CARGO_BIN_EXE_virtnetd"));
-    let p = daemon.with_file_name("virtnet-vswitch");
-    if !p.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "virtnet-vhost-net",
-            "--bin",
-            "virtnet-vswitch",
-        ]);
-        if daemon.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "cannot build virtnet-vswitch"
-        );
-    }
-}
-
 fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
+    common::e2e::alive(pid as u64)
 }
 
 fn info(d: &TestDaemon) -> Value {
@@ -52,7 +22,7 @@ fn info(d: &TestDaemon) -> Value {
 
 #[test]
 fn network_lifecycle_adoption_and_recovery() {
-    vswitch_ready();
+    common::vswitch();
     let tmp = tempfile::tempdir().unwrap();
     let mut d = TestDaemon::start(tmp.path());
     let xml = "<network>\n<name>n1</name>\n<virtualport type='virtnet-vswitch'/>\n</network>";

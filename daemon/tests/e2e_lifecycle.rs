@@ -15,17 +15,6 @@ use virtnet_testkit::{bridge_nic, ip, links, ping, with_netns, TestDomain};
 
 const BOOT: Duration = Duration::from_secs(120);
 
-fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s
-                .rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next());
-            !matches!(state, Some(Some('Z' | 'X')))
-        })
-        .unwrap_or(false)
-}
-
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
@@ -74,7 +63,9 @@ fn start(d: &TestDaemon, name: &str) -> (u64, String) {
 
 /// Nothing of a stopped VM remains.
 fn assert_clean(d: &TestDaemon, name: &str, pid: u64, tap: &str, serial: &Path) {
-    wait_until("QEMU to be gone", Duration::from_secs(15), || !alive(pid));
+    wait_until("QEMU to be gone", Duration::from_secs(15), || {
+        !common::e2e::alive(pid)
+    });
     assert!(!links().contains(&tap.to_string()), "tap {tap} left behind");
     assert!(
         !d.base.join(format!("run/{name}.json")).exists(),
@@ -299,7 +290,7 @@ fn lifecycle_with_real_qemu() {
         // cleans up.
         let (pid, tap) = start(&d, "life");
         d.kill9();
-        assert!(alive(pid), "QEMU survives its daemon");
+        assert!(common::e2e::alive(pid), "QEMU survives its daemon");
         d.restart();
         let (s, info) = d.get("/v1/domains/life");
         assert_eq!(s, 200);
@@ -331,7 +322,9 @@ fn lifecycle_with_real_qemu() {
         d.kill9();
         // SAFETY: as above.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        wait_until("QEMU to die", Duration::from_secs(15), || !alive(pid));
+        wait_until("QEMU to die", Duration::from_secs(15), || {
+            !common::e2e::alive(pid)
+        });
         d.restart();
         assert_clean(&d, "life", pid, &tap, &serial);
 

@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,33 +29,6 @@ fn net_nic(mac: &str) -> String {
         "<interface type='network'><mac address='{mac}'/><source network='sw0'/>\
          <model type='virtio'/></interface>"
     )
-}
-
-/// `target/<profile>/virtnet-vswitch`, next to virtnetd (built here if `cargo test -p
-/// virtnetd` did not build it).
-fn vswitch() -> PathBuf {
-    let daemon = Path::new(env!("CARGO_BIN_EXE_virtnetd"));
-    let p = daemon.with_file_name("virtnet-vswitch");
-    if !p.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "virtnet-vhost-net",
-            "--bin",
-            "virtnet-vswitch",
-        ]);
-        if daemon.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "cannot build virtnet-vswitch"
-        );
-    }
-    assert!(p.is_file(), "{} missing", p.display());
-    p
 }
 
 fn net_info(d: &TestDaemon) -> Value {
@@ -103,7 +75,7 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         return;
     };
-    let vswitch = vswitch();
+    let vswitch = common::vswitch();
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         virtnet_testkit::ip("link set lo up");

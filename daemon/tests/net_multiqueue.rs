@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,31 +28,6 @@ fn nic(mac: &str, queues: u32) -> String {
         "<interface type='network'><mac address='{mac}'/><source network='mq0'/>\
          <model type='virtio'/><driver queues='{queues}'/></interface>"
     )
-}
-
-fn vswitch() -> PathBuf {
-    let daemon = Path::new(env!("CARGO_BIN_EXE_virtnetd"));
-    let p = daemon.with_file_name("virtnet-vswitch");
-    if !p.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "virtnet-vhost-net",
-            "--bin",
-            "virtnet-vswitch",
-        ]);
-        if daemon.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "cannot build virtnet-vswitch"
-        );
-    }
-    assert!(p.is_file(), "{} missing", p.display());
-    p
 }
 
 /// The switch's port whose name starts with `prefix` (its own view, control socket).
@@ -101,7 +75,7 @@ fn multiqueue_network_nics_at_start_and_hotplug() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         return;
     };
-    let vswitch = vswitch();
+    let vswitch = common::vswitch();
     let guest = virtnet_testkit::guest();
     // Not root: with_netns prints why and skips.
     let _ = with_netns(move || {

@@ -12,43 +12,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::TestDaemon;
 use serde_json::{json, Value};
 use virtnet_testkit::{links, with_netns};
 
-fn vswitch_ready() {
-    let daemon = Path::new(env!("CARGO_BIN_EXE_virtnetd"));
-    let p = daemon.with_file_name("virtnet-vswitch");
-    if !p.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "virtnet-vhost-net",
-            "--bin",
-            "virtnet-vswitch",
-        ]);
-        if daemon.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "cannot build virtnet-vswitch"
-        );
-    }
-}
-
 fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
+    common::e2e::alive(pid as u64)
 }
 
 /// Kills the switches recorded under `run` when dropped (a failed test leaves none behind;
@@ -115,7 +86,7 @@ fn assert_in_use_by(v: &Value, holder: &str) {
 
 #[test]
 fn uplink_tap_is_owned_by_its_network() {
-    vswitch_ready();
+    common::vswitch();
     // Not root: with_netns prints why and skips.
     let _ = with_netns(|| {
         let tmp = tempfile::tempdir().unwrap();
@@ -229,7 +200,7 @@ fn uplink_tap_is_owned_by_its_network() {
 
 #[test]
 fn net_autostart_persists_and_starts_networks_with_the_daemon() {
-    vswitch_ready();
+    common::vswitch();
     // Not root: with_netns prints why and skips.
     let _ = with_netns(|| {
         let tmp = tempfile::tempdir().unwrap();
