@@ -3,7 +3,7 @@
 //! net-dumpxml, net-destroy, net-undefine.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
 
@@ -12,21 +12,7 @@ use common::Daemon;
 /// The daemon (in this process) finds `virtnet-vswitch` in `target/<profile>/`.
 fn vswitch_built() {
     let cli = Path::new(env!("CARGO_BIN_EXE_virtnet"));
-    if !cli.with_file_name("virtnet-vswitch").is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "virtnet-vhost-net",
-            "--bin",
-            "virtnet-vswitch",
-        ]);
-        if cli.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success());
-    }
+    virtnet_testkit::vswitch_binary(cli.parent().unwrap());
 }
 
 fn text(o: &Output) -> String {

@@ -7,6 +7,7 @@
 //! - [`leak`]: before/after snapshots of links, fds, child processes, files ([`Snapshot`]).
 //! - [`domain`]: domain XML for the test guest ([`TestDomain`]).
 //! - [`testpmd`]: DPDK's testpmd as a vhost-user-net back end ([`TestPmd`]).
+//! - [`vswitch`]: the `virtnet-vswitch` binary, built when missing ([`vswitch_binary`]).
 //! - [`runtime`]: a current-thread tokio runtime ready for process spawning.
 
 pub mod domain;
@@ -16,6 +17,7 @@ pub mod leak;
 pub mod netns;
 pub mod serial;
 pub mod testpmd;
+pub mod vswitch;
 
 pub use domain::{bridge_nic, vhostuser_nic, TestDomain};
 pub use guest::{e2e_qemu, guest, qemu_binary, repo_root, GuestArtifacts};
@@ -26,6 +28,7 @@ pub use netns::{
 };
 pub use serial::SerialConsole;
 pub use testpmd::TestPmd;
+pub use vswitch::vswitch_binary;
 
 /// A current-thread tokio runtime for a test thread (run it on the namespace thread so the
 /// processes it starts are in that namespace). It has already started (and reaped) one child

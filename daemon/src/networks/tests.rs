@@ -9,31 +9,11 @@ use serde_json::{json, Value};
 
 use super::*;
 
-/// Builds `target/<profile>/virtnet-vswitch` next to the test binary's parent if missing, and
-/// points the daemon at it.
+/// Builds `target/<profile>/virtnet-vswitch` (the test binary lives in `target/<profile>/deps`)
+/// if missing, where the daemon looks for it.
 fn vswitch_built() {
     let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(Path::parent).unwrap();
-    let bin = profile.join("virtnet-vswitch");
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "virtnet-vhost-net",
-            "--bin",
-            "virtnet-vswitch",
-        ]);
-        if profile.file_name() == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "cannot build virtnet-vswitch"
-        );
-    }
-    assert!(bin.is_file(), "{} missing", bin.display());
+    virtnet_testkit::vswitch_binary(exe.parent().and_then(Path::parent).unwrap());
 }
 
 fn iface(xml: &str) -> virtnet_conf::Interface {

@@ -262,29 +262,8 @@ pub fn vhostuser_nic(mac: &str, path: &str) -> String {
     virtnet_testkit::vhostuser_nic(mac, Path::new(path), "client")
 }
 
-/// `target/<profile>/virtnet-vswitch`, next to virtnetd (built here if `cargo test -p
-/// virtnetd` did not build it).
+/// `target/<profile>/virtnet-vswitch`, next to virtnetd (built if missing).
 pub fn vswitch() -> PathBuf {
     let daemon = Path::new(env!("CARGO_BIN_EXE_virtnetd"));
-    let p = daemon.with_file_name("virtnet-vswitch");
-    if !p.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "virtnet-vhost-net",
-            "--bin",
-            "virtnet-vswitch",
-        ]);
-        if daemon.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "cannot build virtnet-vswitch"
-        );
-    }
-    assert!(p.is_file(), "{} missing", p.display());
-    p
+    virtnet_testkit::vswitch_binary(daemon.parent().unwrap())
 }
