@@ -118,26 +118,14 @@ async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Fu
         Route::Define => {
             let xml = read_define_body(req).await?;
             let r = daemon.define(&xml).await?;
-            let status = if r.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            json(status, &r)
+            defined(r.created, &r)
         }
         Route::Info(name) => json(StatusCode::OK, &daemon.info(&name)?),
         Route::Undefine(name) => json(StatusCode::OK, &daemon.undefine(&name).await?),
         Route::Xml(name) => {
             let inactive = query_flag(query, "inactive")?;
             let r = daemon.xml(&name, inactive)?;
-            if wants_xml(&req) {
-                let mut resp = Response::new(Full::new(Bytes::from(r.xml)));
-                resp.headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-                Ok(resp)
-            } else {
-                json(StatusCode::OK, &r)
-            }
+            xml_or_json(&req, &r.xml, &r)
         }
         Route::Interfaces(name) => {
             let inactive = query_flag(query, "inactive")?;
@@ -259,6 +247,31 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Full<Byt
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// The answer to a define: 201 when `created`, 200 when it replaced a definition.
+fn defined<T: Serialize>(created: bool, value: &T) -> Result<Response<Full<Bytes>>> {
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    json(status, value)
+}
+
+/// `xml` as `application/xml` when the client asks for XML (`Accept`), else `value` as JSON.
+fn xml_or_json<T: Serialize>(
+    req: &Request<Incoming>,
+    xml: &str,
+    value: &T,
+) -> Result<Response<Full<Bytes>>> {
+    if !wants_xml(req) {
+        return json(StatusCode::OK, value);
+    }
+    let mut resp = Response::new(Full::new(Bytes::copy_from_slice(xml.as_bytes())));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     Ok(resp)
 }
 

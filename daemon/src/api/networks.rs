@@ -4,12 +4,11 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
-use super::body::{read_define_body, read_json_or_empty, wants_xml};
-use super::json;
+use super::body::{read_define_body, read_json_or_empty};
 use super::router::{query_flag, Route};
+use super::{defined, json, xml_or_json};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::networks::model::NetAutostartRequest;
@@ -27,25 +26,13 @@ pub async fn dispatch(
         Route::NetDefine => {
             let xml = read_define_body(req).await?;
             let r = nets.define(&xml).await?;
-            let status = if r.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            json(status, &r)
+            defined(r.created, &r)
         }
         Route::NetInfo(name) => json(StatusCode::OK, &nets.info(&name).await?),
         Route::NetUndefine(name) => json(StatusCode::OK, &nets.undefine(&name).await?),
         Route::NetXml(name) => {
             let r = nets.xml(&name).await?;
-            if wants_xml(&req) {
-                let mut resp = Response::new(Full::new(Bytes::from(r.xml)));
-                resp.headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-                Ok(resp)
-            } else {
-                json(StatusCode::OK, &r)
-            }
+            xml_or_json(&req, &r.xml, &r)
         }
         Route::NetStart(name) => json(StatusCode::OK, &nets.start(&name).await?),
         Route::NetDestroy(name) => json(StatusCode::OK, &nets.destroy(&name).await?),
