@@ -25,6 +25,15 @@ pub struct ClientError {
     pub message: String,
 }
 
+impl From<crate::input::InputError> for ClientError {
+    fn from(e: crate::input::InputError) -> Self {
+        ClientError {
+            kind: "input".into(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -10,10 +10,7 @@ use crate::input::read_input;
 
 /// Reads a device XML file (`-`: standard input) as a client error when it cannot be read.
 pub fn read_device(file: &str) -> Result<String, ClientError> {
-    read_input(file).map(|i| i.text).map_err(|e| ClientError {
-        kind: "input".into(),
-        message: e.to_string(),
-    })
+    Ok(read_input(file)?.text)
 }
 
 /// Sends an attach request with the device XML `xml`.

@@ -1,25 +1,34 @@
 //! `virtnet define FILE`: store a VM's persistent definition in virtnetd.
 
 use hyper::Method;
+use serde::de::DeserializeOwned;
 use virtnetd::model::DefineResponse;
 
 use super::remote::print_json;
 use crate::client::{Body, Client, ClientError};
-use crate::input::read_input;
+use crate::input::{read_input, Input};
 
-/// Runs the command.
-pub async fn run(client: &Client, json: bool, file: &str) -> Result<(), ClientError> {
-    let input = read_input(file).map_err(|e| ClientError {
-        kind: "input".into(),
-        message: e.to_string(),
-    })?;
-    let r: DefineResponse = client
-        .call(Method::POST, "/v1/domains", Body::Xml(&input.text))
+/// Reads the XML in `file` (`-`: standard input) and POSTs it to `path`; a refusal names the
+/// file. Returns the answer and the input (for its name).
+pub async fn post_definition<R: DeserializeOwned>(
+    client: &Client,
+    path: &str,
+    file: &str,
+) -> Result<(R, Input), ClientError> {
+    let input = read_input(file)?;
+    let r = client
+        .call(Method::POST, path, Body::Xml(&input.text))
         .await
         .map_err(|e| ClientError {
             message: format!("{}: {}", input.name, e.message),
             kind: e.kind,
         })?;
+    Ok((r, input))
+}
+
+/// Runs the command.
+pub async fn run(client: &Client, json: bool, file: &str) -> Result<(), ClientError> {
+    let (r, input): (DefineResponse, _) = post_definition(client, "/v1/domains", file).await?;
     if json {
         print_json(&r);
     } else {

@@ -6,9 +6,9 @@ use clap::Subcommand;
 use hyper::Method;
 use virtnetd::networks::model::{NetAutostartRequest, NetDefineResponse, NetXml, NetworkInfo};
 
+use super::define::post_definition;
 use super::remote::{dash, print_json, print_table};
 use crate::client::{encode, Body, Client, ClientError};
-use crate::input::read_input;
 
 /// The network commands.
 // The variant names are the command names (clap derives `net-define` from `NetDefine`).
@@ -93,17 +93,8 @@ fn path(name: &str, action: &str) -> String {
 pub async fn run(client: &Client, json: bool, cmd: NetCommand) -> Result<(), ClientError> {
     match cmd {
         NetCommand::NetDefine { file } => {
-            let input = read_input(&file).map_err(|e| ClientError {
-                kind: "input".into(),
-                message: e.to_string(),
-            })?;
-            let r: NetDefineResponse = client
-                .call(Method::POST, "/v1/networks", Body::Xml(&input.text))
-                .await
-                .map_err(|e| ClientError {
-                    message: format!("{}: {}", input.name, e.message),
-                    kind: e.kind,
-                })?;
+            let (r, input): (NetDefineResponse, _) =
+                post_definition(client, "/v1/networks", &file).await?;
             if json {
                 print_json(&r);
             } else {
