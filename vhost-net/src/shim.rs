@@ -193,9 +193,7 @@ enum RegionAction {
 
 impl RegionCounts {
     fn key(payload: &[u8]) -> Option<[u8; 32]> {
-        (payload.len() >= MEM_REG_PAYLOAD)
-            .then(|| payload[8..MEM_REG_PAYLOAD].try_into().ok())
-            .flatten()
+        payload.get(8..MEM_REG_PAYLOAD)?.try_into().ok()
     }
 
     /// Accounts for request `m` (ADD/REM_MEM_REG, SET_MEM_TABLE, resets).
