@@ -13,7 +13,7 @@ use virtnet_qemu::{QemuCaps, QemuVersion};
 
 use super::fake_qmp::{self, Reply};
 use super::*;
-use crate::plan::{plan_attach, plan_detach, AttachPlan};
+use crate::plan::{plan_attach, plan_detach, AttachPlan, DetachPlan};
 
 const CAPS: QemuCaps = QemuCaps {
     version: QemuVersion::new(7, 2, 22),
@@ -29,6 +29,14 @@ fn live() -> Domain {
          <model type='virtio'/></interface></devices></domain>",
     )
     .unwrap()
+}
+
+/// The detach plan for `nic` as it runs in [`live`] beside the domain's own NIC.
+fn detach_plan_for(nic: &AttachedNic) -> DetachPlan {
+    let iface = nic.interface().unwrap();
+    let mut d = live();
+    d.devices.interfaces.push(iface.clone());
+    plan_detach(&d, &iface, &nic.host).unwrap()
 }
 
 fn iface(xml: &str) -> Interface {
@@ -109,9 +117,7 @@ fn attach_then_detach_in_libvirts_order() {
             serde_json::from_str(&serde_json::to_string(&nic).unwrap()).unwrap();
         assert_eq!(stored, nic);
 
-        let mut d = live();
-        d.devices.interfaces.push(live_iface.clone());
-        let dp = plan_detach(&d, &live_iface, &nic.host).unwrap();
+        let dp = detach_plan_for(&nic);
         let mut pending = PendingDetaches::default();
         let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
         let DetachOutcome::Done(report) = out else {
@@ -277,10 +283,7 @@ fn hostdev_managed_reaches_the_host_and_the_stored_undo() {
             };
             assert_eq!(*m, managed, "{attr}");
 
-            let live_iface = nic.interface().unwrap();
-            let mut d = live();
-            d.devices.interfaces.push(live_iface.clone());
-            let dp = plan_detach(&d, &live_iface, &nic.host).unwrap();
+            let dp = detach_plan_for(&nic);
             let mut pending = PendingDetaches::default();
             let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
             assert!(matches!(out, DetachOutcome::Done(_)), "{out:?}");
@@ -377,10 +380,7 @@ fn detach_timeout_is_pending_then_completes() {
         .await;
         let p = plan(BRIDGE_DOWN);
         let nic = attach(&p, &h, &qmp, &fast()).await.unwrap();
-        let live_iface = nic.interface().unwrap();
-        let mut d = live();
-        d.devices.interfaces.push(live_iface.clone());
-        let dp = plan_detach(&d, &live_iface, &nic.host).unwrap();
+        let dp = detach_plan_for(&nic);
         let mut pending = PendingDetaches::default();
         let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
         assert!(matches!(out, DetachOutcome::Pending(_)), "{out:?}");
@@ -434,10 +434,7 @@ fn completing_after_the_event_needs_no_second_request() {
         .await;
         let p = plan(BRIDGE_DOWN);
         let nic = attach(&p, &h, &qmp, &fast()).await.unwrap();
-        let live_iface = nic.interface().unwrap();
-        let mut d = live();
-        d.devices.interfaces.push(live_iface.clone());
-        let dp = plan_detach(&d, &live_iface, &nic.host).unwrap();
+        let dp = detach_plan_for(&nic);
         let mut pending = PendingDetaches::default();
         let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
         assert!(matches!(out, DetachOutcome::Pending(_)));
