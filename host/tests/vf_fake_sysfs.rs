@@ -18,6 +18,32 @@ fn spec(addr: &str) -> VfSpec {
     s
 }
 
+/// VF 1 as the fake PF starts it (and as every restore must leave it).
+fn vf1_as_found() -> VfState {
+    VfState {
+        mac: mac("02:00:00:00:00:12"),
+        vlan: 7,
+        qos: 3,
+    }
+}
+
+/// VF 1 after [`spec`]'s MAC and VLAN 42 were set.
+fn vf1_as_configured() -> VfState {
+    VfState {
+        mac: mac("52:54:00:01:02:03"),
+        vlan: 42,
+        qos: 0,
+    }
+}
+
+/// The PF requests that put VF 1 back: its MAC, then VLAN 7 with QoS 3.
+fn vf1_restore_requests() -> Vec<VfInfo> {
+    vec![
+        VfInfo::Mac(VfInfoMac::new(1, &[2, 0, 0, 0, 0, 0x12])),
+        VfInfo::Vlan(VfInfoVlan::new(1, 7, 3)),
+    ]
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -78,35 +104,15 @@ fn prepare_sets_mac_and_vlan_via_the_pf_and_binds_vfio_then_restore_puts_it_all_
     assert!(contains(&reqs[1].bytes, &vf_mac), "{:?}", reqs[1].bytes);
     let vf_vlan = [16, 0, 2, 0, 1, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0];
     assert!(contains(&reqs[2].bytes, &vf_vlan), "{:?}", reqs[2].bytes);
-    assert_eq!(
-        f.vf(1),
-        VfState {
-            mac: mac("52:54:00:01:02:03"),
-            vlan: 42,
-            qos: 0
-        }
-    );
+    assert_eq!(f.vf(1), vf1_as_configured());
     assert_eq!(f.vf(0).mac, mac("02:00:00:00:00:10"), "VF0 untouched");
 
     // Restore through the undo step: MAC, VLAN+QoS, then the original driver.
     f.writes.lock().unwrap().clear();
     f.nl.clear();
     prepared.undo.apply(&f.host).unwrap();
-    assert_eq!(
-        f.vf(1),
-        VfState {
-            mac: mac("02:00:00:00:00:12"),
-            vlan: 7,
-            qos: 3
-        }
-    );
-    assert_eq!(
-        f.set_requests(),
-        vec![
-            VfInfo::Mac(VfInfoMac::new(1, &[2, 0, 0, 0, 0, 0x12])),
-            VfInfo::Vlan(VfInfoVlan::new(1, 7, 3)),
-        ]
-    );
+    assert_eq!(f.vf(1), vf1_as_found());
+    assert_eq!(f.set_requests(), vf1_restore_requests());
     assert_eq!(
         f.writes(),
         vec![
@@ -158,14 +164,7 @@ fn vlan_failure_halfway_undoes_mac_and_driver() {
             VfInfo::Mac(VfInfoMac::new(1, &[2, 0, 0, 0, 0, 0x12])),
         ]
     );
-    assert_eq!(
-        f.vf(1),
-        VfState {
-            mac: mac("02:00:00:00:00:12"),
-            vlan: 7,
-            qos: 3
-        }
-    );
+    assert_eq!(f.vf(1), vf1_as_found());
     assert_eq!(driver_of(&f.root, VF1).as_deref(), Some("ixgbevf"));
     assert_eq!(override_of(&f.root, VF1), "(null)");
 }
@@ -289,35 +288,15 @@ fn unmanaged_vf_on_vfio_gets_mac_and_vlan_but_no_driver_write_ever() {
             VfInfo::Vlan(VfInfoVlan::new(1, 42, 0)),
         ]
     );
-    assert_eq!(
-        f.vf(1),
-        VfState {
-            mac: mac("52:54:00:01:02:03"),
-            vlan: 42,
-            qos: 0
-        }
-    );
+    assert_eq!(f.vf(1), vf1_as_configured());
 
     // Release: MAC and VLAN back, the VF stays on vfio-pci with the user's override.
     f.nl.clear();
     let mut stack = UndoStack::new();
     stack.push(prepared.undo.clone());
     assert!(stack.rollback(&f.host).is_empty());
-    assert_eq!(
-        f.vf(1),
-        VfState {
-            mac: mac("02:00:00:00:00:12"),
-            vlan: 7,
-            qos: 3
-        }
-    );
-    assert_eq!(
-        f.set_requests(),
-        vec![
-            VfInfo::Mac(VfInfoMac::new(1, &[2, 0, 0, 0, 0, 0x12])),
-            VfInfo::Vlan(VfInfoVlan::new(1, 7, 3)),
-        ]
-    );
+    assert_eq!(f.vf(1), vf1_as_found());
+    assert_eq!(f.set_requests(), vf1_restore_requests());
     assert!(f.writes().is_empty(), "driver writes: {:?}", f.writes());
     assert_eq!(driver_of(&f.root, VF1).as_deref(), Some("vfio-pci"));
     assert_eq!(override_of(&f.root, VF1), "vfio-pci");
@@ -357,14 +336,7 @@ fn unmanaged_vf_not_on_vfio_is_refused_and_nothing_changes() {
     assert_eq!(driver_of(&f.root, VF1).as_deref(), Some("ixgbevf"));
     assert_eq!(driver_of(&f.root, VF0), None);
     assert_eq!(override_of(&f.root, VF1), "(null)");
-    assert_eq!(
-        f.vf(1),
-        VfState {
-            mac: mac("02:00:00:00:00:12"),
-            vlan: 7,
-            qos: 3
-        }
-    );
+    assert_eq!(f.vf(1), vf1_as_found());
 }
 
 #[test]
