@@ -170,9 +170,8 @@ impl Registry {
     /// whole change, naming the VM and device holding the resource, and changes nothing.
     pub fn replace(&self, vm: &str, scope: Scope, claims: &[Claim]) -> Result<Vec<Clash>> {
         let mut inner = self.lock();
-        check_networks(&inner, claims)?;
+        let warnings = check(&inner, vm, scope, claims)?;
         let map = &mut inner.vms;
-        let warnings = check(map, vm, scope, claims)?;
         release_in(map, vm, scope, |_| true);
         insert(map, vm, scope, claims);
         Ok(warnings)
@@ -182,10 +181,8 @@ impl Registry {
     /// hot-plug: one more NIC). Errors and warnings as for [`Registry::replace`].
     pub fn claim(&self, vm: &str, scope: Scope, claims: &[Claim]) -> Result<Vec<Clash>> {
         let mut inner = self.lock();
-        check_networks(&inner, claims)?;
-        let map = &mut inner.vms;
-        let warnings = check(map, vm, scope, claims)?;
-        insert(map, vm, scope, claims);
+        let warnings = check(&inner, vm, scope, claims)?;
+        insert(&mut inner.vms, vm, scope, claims);
         Ok(warnings)
     }
 
@@ -201,9 +198,8 @@ impl Registry {
         claims: &[Claim],
     ) -> Result<(Taken, Vec<Clash>)> {
         let mut inner = self.lock();
-        check_networks(&inner, claims)?;
+        let warnings = check_device(&inner, vm, scopes, claims)?;
         let map = &mut inner.vms;
-        let warnings = check_device(map, vm, scopes, claims)?;
         let mut taken = Taken::default();
         for &scope in scopes {
             for c in claims {
@@ -224,9 +220,7 @@ impl Registry {
     /// What [`Registry::claim_device`] would refuse, without taking anything (to refuse a
     /// device before other checks, with the owner named).
     pub fn check_device(&self, vm: &str, scopes: &[Scope], claims: &[Claim]) -> Result<()> {
-        let inner = self.lock();
-        check_networks(&inner, claims)?;
-        check_device(&inner.vms, vm, scopes, claims).map(drop)
+        check_device(&self.lock(), vm, scopes, claims).map(drop)
     }
 
     /// Gives back what [`Registry::claim_device`] took.
@@ -320,16 +314,13 @@ impl Registry {
     }
 }
 
-/// The hard clash, if any (as an error), else the soft ones.
-fn check(
-    map: &HashMap<Resource, Vec<Holder>>,
-    vm: &str,
-    scope: Scope,
-    claims: &[Claim],
-) -> Result<Vec<Clash>> {
+/// The hard clash, if any (as an error: a resource a network holds, or one another VM holds
+/// exclusively), else the soft ones.
+fn check(inner: &Inner, vm: &str, scope: Scope, claims: &[Claim]) -> Result<Vec<Clash>> {
+    check_networks(inner, claims)?;
     let mut warnings = Vec::new();
     for c in claims {
-        for h in map.get(&c.resource).into_iter().flatten() {
+        for h in inner.vms.get(&c.resource).into_iter().flatten() {
             if h.vm == vm {
                 continue;
             }
@@ -350,16 +341,12 @@ fn check(
 }
 
 /// [`check`] for each scope, plus: `vm` itself holds an exclusive resource in that scope.
-fn check_device(
-    map: &HashMap<Resource, Vec<Holder>>,
-    vm: &str,
-    scopes: &[Scope],
-    claims: &[Claim],
-) -> Result<Vec<Clash>> {
+fn check_device(inner: &Inner, vm: &str, scopes: &[Scope], claims: &[Claim]) -> Result<Vec<Clash>> {
     let mut warnings = Vec::new();
     for &scope in scopes {
         for c in claims {
-            let own = map
+            let own = inner
+                .vms
                 .get(&c.resource)
                 .into_iter()
                 .flatten()
@@ -373,7 +360,7 @@ fn check_device(
                 .into_error());
             }
         }
-        for w in check(map, vm, scope, claims)? {
+        for w in check(inner, vm, scope, claims)? {
             if !warnings.contains(&w) {
                 warnings.push(w);
             }
