@@ -63,16 +63,6 @@ fn row_of(d: &TestDaemon, vm: &str, mac: &str) -> Option<Value> {
         .cloned()
 }
 
-fn wait_ping(addr: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !ping(addr, 1).0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{addr} does not answer"
-        );
-    }
-}
-
 /// The MAC of link `name` (`ip -o link show`).
 fn mac_of(name: &str) -> String {
     let out = ip(&format!("-o link show dev {name}"));
@@ -214,7 +204,7 @@ fn direct_nic_plugged_pings_faults_leave_nothing_and_unplug_removes_the_macvtap(
             assert!(details.contains(mac), "{details}");
             let up = con.wait_nic_up(mac, CMD).await.unwrap();
             assert!(up.ends_with("10.0.8.2/24"), "{up}");
-            wait_ping("10.0.8.2");
+            common::e2e::wait_ping("10.0.8.2", CMD);
             let (out, rc) = con.run("ping -c 3 -W 2 10.0.8.1", CMD).await.unwrap();
             assert_eq!(rc, 0, "guest ping through the macvtap failed:\n{out}");
             assert_eq!(row_of(&d, "dir", mac).unwrap()["alias"], alias.as_str());
@@ -252,7 +242,7 @@ fn direct_nic_plugged_pings_faults_leave_nothing_and_unplug_removes_the_macvtap(
             assert!(details.contains("macvtap mode passthru"), "{details}");
             let up = con.wait_nic_up(mac2, CMD).await.unwrap();
             assert!(up.ends_with("10.0.8.3/24"), "{up}");
-            wait_ping("10.0.8.3");
+            common::e2e::wait_ping("10.0.8.3", CMD);
             let (s, v) = detach(&d, "dir", mac2);
             assert_eq!(s, 200, "{v}\n{}", d.log());
             assert_eq!(v["pending"], false, "{v}");

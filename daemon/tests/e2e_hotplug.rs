@@ -97,16 +97,6 @@ async fn wait_nic_down(con: &mut SerialConsole, mac: &str) {
     .unwrap();
 }
 
-fn wait_ping(addr: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !ping(addr, 1).0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{addr} does not answer"
-        );
-    }
-}
-
 /// Everything a failed plug could leave, to compare before and after.
 fn leftovers(
     d: &TestDaemon,
@@ -140,7 +130,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             assert!(ip(&format!("-d link show {tap}")).contains("master br0"));
             let up = con.wait_nic_up(mac, CMD).await.unwrap();
             assert!(up.ends_with("10.0.4.2/24"), "{up}");
-            wait_ping("10.0.4.2");
+            common::e2e::wait_ping("10.0.4.2", CMD);
             assert_eq!(row_of(d, "hp", mac).unwrap()["alias"], alias.as_str());
             let (_, x) = d.get("/v1/domains/hp/xml");
             assert!(x["xml"].as_str().unwrap().contains(&format!("<alias name='{alias}'/>")));
@@ -163,7 +153,7 @@ fn bridge_nic_plugged_pings_faults_leave_nothing_and_unplug_cleans_up() {
             assert!(!ping("10.0.4.2", 2).0, "answers with its link down");
             assert_eq!(row_of(d, "hp", mac).unwrap()["link"], "down");
             assert_eq!(upd("up").0, 200);
-            wait_ping("10.0.4.2");
+            common::e2e::wait_ping("10.0.4.2", CMD);
 
             // Bad input on the running VM: refused before anything changes.
             let (_, live_before) = d.get("/v1/domains/hp/xml");
@@ -352,13 +342,13 @@ fn daemon_killed_with_a_hotplugged_nic_recovers_and_detaches() {
             assert_eq!(rows.len(), 2, "{rows:?}");
             assert_eq!(rows[1]["mac"], mac);
             assert_eq!(rows[1]["interface"], tap.as_str());
-            wait_ping("10.0.7.3");
+            common::e2e::wait_ping("10.0.7.3", CMD);
 
             let (s, v) = detach(d, "rec", mac, 20);
             assert_eq!(s, 200, "{v}\n{}", d.log());
             wait_nic_down(&mut con, mac).await;
             assert!(!links().contains(&tap), "tap {tap} left behind");
-            wait_ping("10.0.7.2");
+            common::e2e::wait_ping("10.0.7.2", CMD);
             destroy_leaving_nothing(d, "rec");
             assert_eq!(links(), vec!["br0".to_string(), "lo".to_string()]);
         });

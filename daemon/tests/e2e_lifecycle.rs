@@ -23,21 +23,6 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn wait_ping(addr: &str) {
-    let deadline = Instant::now() + BOOT;
-    loop {
-        let (ok, out) = ping(addr, 1);
-        if ok {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "guest at {addr} never answered:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 fn state(d: &TestDaemon, name: &str) -> String {
     let (s, v) = d.get(&format!("/v1/domains/{name}"));
     assert_eq!(s, 200, "{v}");
@@ -187,7 +172,7 @@ fn lifecycle_with_real_qemu() {
         assert_eq!(s, 409, "{v}");
         // Undefining a running VM is refused.
         assert_eq!(d.call("DELETE", "/v1/domains/life", None, "").0, 409);
-        wait_ping("10.0.3.2");
+        common::e2e::wait_ping("10.0.3.2", BOOT);
 
         // One QMP command passed through.
         let (s, v) = d.call(
@@ -245,7 +230,7 @@ fn lifecycle_with_real_qemu() {
         );
         let (s, v) = set("{\"state\": \"up\", \"live\": true}");
         assert_eq!(s, 200, "{v}");
-        wait_ping("10.0.3.2");
+        common::e2e::wait_ping("10.0.3.2", BOOT);
         // --config on a running VM changes the definition only.
         let (s, v) = set("{\"state\": \"down\", \"config\": true}");
         assert_eq!(s, 200, "{v}");

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use virtnet_testkit::SerialConsole;
+use virtnet_testkit::{ping, SerialConsole};
 
 use super::TestDaemon;
 
@@ -155,4 +155,17 @@ pub fn with_second_serial(xml: &str, backend: &str) -> String {
 /// The size of `p` (0 when missing).
 pub fn size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Waits until `addr` answers one ping, for at most `within`; panics with ping's output.
+pub fn wait_ping(addr: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (ok, out) = ping(addr, 1);
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{addr} never answered:\n{out}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
