@@ -2,7 +2,7 @@
 
 use crate::bridge::BridgePortOpts;
 use crate::error::Result;
-use crate::mac::MacAddr;
+use virtnet_conf::interface::MacAddr;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::netlink::LinkStatus;
 use crate::tap::{TapHandle, TapSpec};

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::api::HostNet;
 use crate::bridge::BridgePortOpts;
 use crate::error::{HostError, Result};
-use crate::mac::MacAddr;
+use virtnet_conf::interface::MacAddr;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::validate_ifname;
 use crate::netlink::LinkStatus;
@@ -229,7 +229,7 @@ impl HostNet for FakeHost {
             &mut s,
             &name,
             "tun",
-            spec.guest_mac.tap_host_side(),
+            spec.guest_mac.tap_mac(),
             spec.mtu.unwrap_or(1500),
         );
         Ok(TapHandle {

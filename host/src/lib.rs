@@ -20,7 +20,6 @@ mod devnode;
 mod error;
 mod fake;
 mod linux;
-mod mac;
 pub mod macvtap;
 mod name;
 pub mod netlink;
@@ -34,7 +33,8 @@ pub use bridge::BridgePortOpts;
 pub use error::{HostError, Result};
 pub use fake::{FakeCall, FakeHost};
 pub use linux::LinuxHost;
-pub use mac::{MacAddr, MacParseError};
+/// The one MAC address type, conf's (its parser checks every group is hex).
+pub use virtnet_conf::interface::{MacAddr, MacParseError};
 pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
 pub use netlink::LinkStatus;

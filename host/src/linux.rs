@@ -7,7 +7,7 @@ use netlink_packet_route::link::LinkAttribute;
 use crate::api::HostNet;
 use crate::bridge::BridgePortOpts;
 use crate::error::{HostError, Result};
-use crate::mac::MacAddr;
+use virtnet_conf::interface::MacAddr;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::NameCounter;
 use crate::netlink::{self, LinkRef, LinkStatus, NetlinkTransport, SocketTransport};

@@ -13,7 +13,7 @@ use netlink_packet_route::link::{
 use crate::devnode;
 use crate::error::{HostError, Result};
 use crate::linux::LinuxHost;
-use crate::mac::MacAddr;
+use virtnet_conf::interface::MacAddr;
 use crate::name::{validate_ifname, NAME_TRIES};
 use crate::netlink::{self, LinkRef, LinkStatus};
 use crate::tap::MAX_QUEUES;

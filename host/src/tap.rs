@@ -21,7 +21,7 @@ use netlink_packet_route::link::{InfoData, LinkAttribute, LinkInfo, LinkMessage}
 
 use crate::error::{HostError, Result};
 use crate::linux::LinuxHost;
-use crate::mac::MacAddr;
+use virtnet_conf::interface::MacAddr;
 use crate::name::{validate_ifname, NAME_TRIES};
 use crate::netlink::{self, link_kind, LinkRef};
 use crate::tun::{
@@ -129,7 +129,7 @@ impl LinuxHost {
         }
         let ifindex = self.ifindex(&name)?;
         let mut attrs = vec![LinkAttribute::Address(
-            spec.guest_mac.tap_host_side().0.to_vec(),
+            spec.guest_mac.tap_mac().0.to_vec(),
         )];
         if let Some(mtu) = spec.mtu {
             attrs.push(LinkAttribute::Mtu(mtu));

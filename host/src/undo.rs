@@ -1,14 +1,18 @@
 //! Undo steps: a record of what was created, and how to revert it.
 
+use serde::{Deserialize, Serialize};
+use virtnet_conf::interface::MacAddr;
+
 use crate::api::HostNet;
 use crate::error::{HostError, Result};
-use crate::mac::MacAddr;
 use crate::vf::SavedVf;
 
-/// One step that reverts one host change. Plain data: it can be stored (e.g. in the
-/// daemon's state file) and applied later, after a restart. Applying is idempotent: a step
-/// whose object is already gone succeeds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One step that reverts one host change. Plain data: it is stored as JSON (the VM's
+/// `host_resources.undo` in the daemon's status file, `{"undo":"delete_link",...}`) and
+/// applied later, after a restart. Applying is idempotent: a step whose object is already
+/// gone succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "snake_case")]
 pub enum HostUndo {
     /// Delete a link we created (tap, macvtap). `ifindex` guards against deleting another
     /// device that reused the name.
@@ -106,5 +110,63 @@ impl UndoStack {
 impl From<Vec<HostUndo>> for UndoStack {
     fn from(steps: Vec<HostUndo>) -> Self {
         UndoStack { steps }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vf::PciAddr;
+
+    /// The stored form is the one status files written by earlier versions hold (as the VM
+    /// executor's former `UndoRecord`), and it reads back to the same steps.
+    #[test]
+    fn stored_form_round_trips() {
+        let steps = vec![
+            HostUndo::DeleteLink {
+                name: "vnet0".into(),
+                ifindex: Some(7),
+            },
+            HostUndo::DetachFromBridge {
+                port: "vnet0".into(),
+                bridge: "br0".into(),
+            },
+            HostUndo::SetMac {
+                name: "eth0".into(),
+                mac: "52:54:00:aa:bb:cc".parse().unwrap(),
+            },
+            HostUndo::RestoreVf(SavedVf {
+                addr: "0000:03:10.2".parse::<PciAddr>().unwrap(),
+                pf: "eth1".into(),
+                index: 2,
+                mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                vlan: 10,
+                qos: 0,
+                driver: Some("ixgbevf".into()),
+                managed: false,
+            }),
+        ];
+        let json = serde_json::to_string(&steps).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"undo":"delete_link","name":"vnet0","ifindex":7},{"undo":"detach_from_bridge","port":"vnet0","bridge":"br0"},{"undo":"set_mac","name":"eth0","mac":"52:54:00:aa:bb:cc"},{"undo":"restore_vf","pci":"0000:03:10.2","pf":"eth1","index":2,"mac":"02:00:00:00:00:01","vlan":10,"qos":0,"driver":"ixgbevf","managed":false}]"#
+        );
+        assert_eq!(serde_json::from_str::<Vec<HostUndo>>(&json).unwrap(), steps);
+    }
+
+    /// A damaged state file is refused when read, not when the step is applied.
+    #[test]
+    fn damaged_values_are_refused() {
+        for bad in [
+            r#"{"undo":"set_mac","name":"eth0","mac":"+a:+b:+c:+d:+e:+f"}"#,
+            r#"{"undo":"restore_vf","pci":"0000:03:10.+2","pf":"eth1","index":2,"mac":"02:00:00:00:00:01","vlan":0,"qos":0,"driver":null}"#,
+        ] {
+            assert!(serde_json::from_str::<HostUndo>(bad).is_err(), "{bad}");
+        }
+        let old = r#"{"undo":"restore_vf","pci":"0000:03:10.2","pf":"eth1","index":2,"mac":"02:00:00:00:00:01","vlan":0,"qos":0,"driver":null}"#;
+        let HostUndo::RestoreVf(saved) = serde_json::from_str(old).unwrap() else {
+            panic!("not a VF restore")
+        };
+        assert!(saved.managed, "records without `managed` were managed");
     }
 }

@@ -49,7 +49,7 @@ fn full_plan_records_calls_and_rollback_leaves_nothing() {
     );
     assert_eq!(
         host.link("vnet0").unwrap().unwrap().mac,
-        Some(mac(1).tap_host_side())
+        Some(mac(1).tap_mac())
     );
     assert_eq!(host.prepared_vfs(), vec!["0000:03:10.2"]);
     let calls = host.calls();

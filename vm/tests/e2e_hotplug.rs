@@ -69,13 +69,13 @@ fn hotplugged_bridge_nic_comes_up_pings_and_goes_away() {
 
             let live_iface = live.add(&nic);
             let at_start = vm.resources().clone();
-            vm.add_resources(&nic.host).unwrap();
+            vm.add_resources(&nic.host);
             assert_eq!(vm.resources(), &live.held);
             let dp = plan_detach(&live.domain, &live_iface, &live.held).unwrap();
             assert_eq!(dp.host, nic.host);
             let report = detach_done(&dp, &host, vm.qmp(), &opts()).await;
             live.remove(&report.device_id, &report.released);
-            vm.remove_resources(&report.released).unwrap();
+            vm.remove_resources(&report.released);
             assert_eq!(vm.resources(), &at_start);
             assert_eq!(&live.held, vm.resources());
             let down = format!("virtnet-guest: nic down {dev} {mac1}");
@@ -336,7 +336,7 @@ fn direct_and_link_down_user_nics_hotplug_and_are_released_at_stop() {
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             live.add(&nic);
-            vm.add_resources(&nic.host).unwrap();
+            vm.add_resources(&nic.host);
             let mv = nic.host.nics[0].name.clone();
             assert_eq!(nic.host.nics[0].kind, "macvtap");
             let up = con.wait_nic_up(mac1, BOOT).await.unwrap();

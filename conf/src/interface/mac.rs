@@ -52,6 +52,13 @@ impl MacAddr {
         MacAddr::with_prefix(QEMU_MAC_PREFIX, low)
     }
 
+    /// Builds a MAC from the first 6 bytes of a hardware address (e.g. a netlink
+    /// `IFLA_ADDRESS`), if it has that many.
+    pub fn from_slice(bytes: &[u8]) -> Option<MacAddr> {
+        let b: [u8; 6] = bytes.get(..6)?.try_into().ok()?;
+        Some(MacAddr(b))
+    }
+
     /// The six bytes.
     pub fn octets(&self) -> [u8; 6] {
         self.0
@@ -111,6 +118,23 @@ impl fmt::Display for MacAddr {
     }
 }
 
+/// Serialised as its text form (`"52:54:00:12:34:56"`), parsed back with [`MacAddr::from_str`]
+/// (so a stored address is checked like one in XML).
+#[cfg(feature = "serde")]
+impl serde::Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,11 +154,65 @@ mod tests {
             "520:54:00:aa:bb:cc",
             "52:54:00:aa::cc",
             "+5:54:00:aa:bb:cc",
+            // u8::from_str_radix takes a leading '+': the parser must not.
+            "+a:+b:+c:+d:+e:+f",
+            "52:54:00:aa:bb:+c",
+            "-1:54:00:aa:bb:cc",
+            " 52:54:00:aa:bb:cc",
+            "52:54:00:aa:bb:cc ",
+            "52:54:00:aa:bb:cc:",
+            ":52:54:00:aa:bb:cc",
+            "0x5:54:00:aa:bb:cc",
+            "５2:54:00:aa:bb:cc",
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
         let e = "zz".parse::<MacAddr>().unwrap_err();
         assert!(e.to_string().contains("unable to parse mac address 'zz'"));
+    }
+
+    #[test]
+    fn from_slice_needs_six_bytes() {
+        assert_eq!(MacAddr::from_slice(&[1, 2, 3, 4, 5]), None);
+        assert_eq!(
+            MacAddr::from_slice(&[1, 2, 3, 4, 5, 6, 7]),
+            Some(MacAddr([1, 2, 3, 4, 5, 6]))
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever parses is six groups of one or two hex digits, and prints back as the
+        /// same bytes; so no sign, space or other character sneaks through.
+        #[test]
+        fn parse_accepts_only_hex_groups(s in "[0-9a-fA-F+: x-]{0,20}") {
+            if let Ok(m) = s.parse::<MacAddr>() {
+                let groups: Vec<&str> = s.split(':').collect();
+                proptest::prop_assert_eq!(groups.len(), 6);
+                for g in &groups {
+                    proptest::prop_assert!((1..=2).contains(&g.len()));
+                    proptest::prop_assert!(g.bytes().all(|c| c.is_ascii_hexdigit()), "{}", s);
+                }
+                proptest::prop_assert_eq!(m.to_string().parse::<MacAddr>().unwrap(), m);
+            }
+        }
+
+        /// Every address prints in a form that parses back to itself.
+        #[test]
+        fn display_round_trips(b in proptest::array::uniform6(proptest::num::u8::ANY)) {
+            let m = MacAddr(b);
+            proptest::prop_assert_eq!(m.to_string().parse::<MacAddr>().unwrap(), m);
+        }
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_is_the_text_form() {
+        let m: MacAddr = "52:54:00:aa:bb:cc".parse().unwrap();
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(j, "\"52:54:00:aa:bb:cc\"");
+        assert_eq!(serde_json::from_str::<MacAddr>(&j).unwrap(), m);
+        let e = serde_json::from_str::<MacAddr>("\"+a:+b:+c:+d:+e:+f\"").unwrap_err();
+        assert!(e.to_string().contains("unable to parse mac address"), "{e}");
     }
 
     #[test]

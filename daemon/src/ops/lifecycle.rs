@@ -225,11 +225,8 @@ impl Daemon {
                             StopMethod::Sigkill
                         }
                     };
-                    match added.undo_stack() {
-                        Ok(mut u) => leftovers
-                            .extend(u.rollback(host.as_ref()).iter().map(|e| e.to_string())),
-                        Err(e) => leftovers.push(e.to_string()),
-                    }
+                    let mut u = added.undo_stack();
+                    leftovers.extend(u.rollback(host.as_ref()).iter().map(|e| e.to_string()));
                     leftovers.extend(remove_sockets(&live.status.sockets_to_remove));
                     method
                 }
@@ -288,12 +285,12 @@ impl Daemon {
     pub(crate) async fn release_host(&self, status: &LiveStatus) -> Vec<String> {
         let mut left = Vec::new();
         if !status.host_resources.undo.is_empty() {
-            match (self.host(), status.host_resources.undo_stack()) {
-                (Ok(host), Ok(mut undo)) => {
+            match self.host() {
+                Ok(host) => {
+                    let mut undo = status.host_resources.undo_stack();
                     left.extend(undo.rollback(host.as_ref()).iter().map(|e| e.to_string()))
                 }
-                (Err(e), _) => left.push(e.to_string()),
-                (_, Err(e)) => left.push(e.to_string()),
+                Err(e) => left.push(e.to_string()),
             }
         }
         left.extend(remove_sockets(&status.sockets_to_remove));

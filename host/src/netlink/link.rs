@@ -9,7 +9,7 @@ use netlink_packet_route::link::{
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::NetlinkTransport;
-use crate::mac::MacAddr;
+use virtnet_conf::interface::MacAddr;
 
 /// How a request names a link.
 #[derive(Debug, Clone, Copy)]

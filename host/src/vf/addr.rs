@@ -43,10 +43,12 @@ impl FromStr for PciAddr {
             [b, s] => ("0", *b, *s),
             _ => return Err(err()),
         };
+        // Digits only: u32::from_str_radix would also take a leading '+'.
         let hex = |t: &str, max: u32| {
-            u32::from_str_radix(t, 16)
-                .ok()
-                .filter(|v| *v <= max && !t.is_empty() && t.len() <= 4)
+            Some(t)
+                .filter(|t| (1..=4).contains(&t.len()) && t.bytes().all(|c| c.is_ascii_hexdigit()))
+                .and_then(|t| u32::from_str_radix(t, 16).ok())
+                .filter(|v| *v <= max)
                 .ok_or_else(err)
         };
         Ok(PciAddr {
@@ -55,6 +57,20 @@ impl FromStr for PciAddr {
             slot: hex(slot, 0x1f)? as u8,
             function: hex(function, 7)? as u8,
         })
+    }
+}
+
+/// Serialised as its text form (`"0000:03:10.2"`), as sysfs names it.
+impl serde::Serialize for PciAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PciAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -77,6 +93,8 @@ mod tests {
             "0000:03:10.8",
             "x:03:10.0",
             "1:2:3:4.0",
+            "+0:+3:+1.+2",
+            "0000:03:10.+2",
         ] {
             assert!(bad.parse::<PciAddr>().is_err(), "{bad}");
         }

@@ -10,7 +10,7 @@ pub use addr::PciAddr;
 pub(crate) use prepare::{prepare, restore};
 pub use sysfs::{Sysfs, WriteHook};
 
-use crate::mac::MacAddr;
+use virtnet_conf::interface::MacAddr;
 use crate::undo::HostUndo;
 
 /// The driver a VF is given to for device assignment.
@@ -47,10 +47,12 @@ impl VfSpec {
     }
 }
 
-/// What a VF looked like before we changed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a VF looked like before we changed it. Stored (inside [`HostUndo::RestoreVf`]) with
+/// the address under the key `pci`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavedVf {
     /// The VF's PCI address.
+    #[serde(rename = "pci")]
     pub addr: PciAddr,
     /// The PF's network device name.
     pub pf: String,
@@ -65,7 +67,13 @@ pub struct SavedVf {
     /// The driver it was bound to before (`None` = unbound).
     pub driver: Option<String>,
     /// Whether virtnet manages the driver binding: restoring rebinds `driver` only if so.
+    /// Records stored before this field existed were all managed.
+    #[serde(default = "managed_default")]
     pub managed: bool,
+}
+
+fn managed_default() -> bool {
+    true
 }
 
 /// A VF ready for the guest.

@@ -3,7 +3,7 @@
 use netlink_packet_route::link::{LinkAttribute, LinkVfInfo, VfInfo, VfInfoMac, VfInfoVlan};
 
 use crate::error::{HostError, Result};
-use crate::mac::MacAddr;
+use virtnet_conf::interface::MacAddr;
 use crate::netlink::{self, LinkRef, NetlinkTransport};
 
 /// A VF's MAC and VLAN as its PF reports them.

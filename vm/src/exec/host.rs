@@ -7,7 +7,7 @@ use virtnet_host::{
     BridgePortOpts, HostNet, MacAddr, MacvtapMode, MacvtapSpec, PciAddr, TapSpec, UndoStack, VfSpec,
 };
 
-use super::resources::{HostResources, NicResource, UndoRecord};
+use super::resources::{HostResources, NicResource};
 use crate::error::VmError;
 use crate::plan::{FdSink, HostStep};
 
@@ -215,7 +215,7 @@ pub(crate) fn open_step(
 
 fn record(undo: &mut UndoStack, res: &mut HostResources, steps: &[virtnet_host::HostUndo]) {
     for s in steps {
-        res.undo.push(UndoRecord::from(s));
+        res.undo.push(s.clone());
         undo.push(s.clone());
     }
 }

@@ -27,7 +27,7 @@ pub use hotplug::{
     attach, complete_detach, detach, AttachedNic, DetachOutcome, DetachReport, HotplugOptions,
     PendingDetach, PendingDetaches,
 };
-pub use resources::{HostResources, NicResource, UndoRecord};
+pub use resources::{HostResources, NicResource};
 pub use running::{RunningVm, StopMode, StopReport};
 
 use crate::error::VmError;

@@ -92,22 +92,15 @@ impl RunningVm {
 
     /// Takes over the host objects of a hot-plugged NIC ([`super::AttachedNic::host`]), so
     /// [`RunningVm::stop`] releases them too (a macvtap or VF outlives QEMU).
-    pub fn add_resources(&mut self, part: &HostResources) -> Result<(), VmError> {
-        let steps = part
-            .undo
-            .iter()
-            .map(super::UndoRecord::to_host_undo)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.undo.extend(steps);
+    pub fn add_resources(&mut self, part: &HostResources) {
+        self.undo.extend(part.undo.iter().cloned());
         self.resources.add(part);
-        Ok(())
     }
 
     /// Forgets host objects released by a detach ([`super::DetachReport::released`]).
-    pub fn remove_resources(&mut self, part: &HostResources) -> Result<(), VmError> {
+    pub fn remove_resources(&mut self, part: &HostResources) {
         self.resources.remove_part(part);
-        self.undo = self.resources.undo_stack()?;
-        Ok(())
+        self.undo = self.resources.undo_stack();
     }
 
     /// The run dir.

@@ -209,11 +209,9 @@ async fn finish(
                 command("chardev-remove", serde_json::json!({ "id": id }))
             }
             DetachStep::Host { undo } => {
-                let r = undo.to_host_undo().and_then(|u| {
-                    u.apply(host).map_err(|source| VmError::Host {
-                        what: describe_undo(undo),
-                        source,
-                    })
+                let r = undo.apply(host).map_err(|source| VmError::Host {
+                    what: describe_undo(undo),
+                    source,
                 });
                 if let Err(e) = r {
                     left.push(e.to_string());

@@ -252,8 +252,7 @@ fn a_vf_is_restored_when_device_add_fails() {
 
 #[test]
 fn hostdev_managed_reaches_the_host_and_the_stored_undo() {
-    use crate::exec::UndoRecord;
-    use virtnet_host::FakeCall;
+    use virtnet_host::{FakeCall, HostUndo};
     // managed='no' (also when the attribute is absent, as in libvirt): the VF's driver is the
     // user's business; the host is told so at prepare and again at restore.
     for (attr, managed) in [
@@ -278,10 +277,10 @@ fn hostdev_managed_reaches_the_host_and_the_stored_undo() {
             assert_eq!(prepared.len(), 1, "{attr}");
             assert_eq!(prepared[0].managed, managed, "{attr}");
             assert_eq!(nic.host.nics[0].managed, managed, "{attr}");
-            let [UndoRecord::RestoreVf { managed: m, .. }] = nic.host.undo.as_slice() else {
+            let [HostUndo::RestoreVf(saved)] = nic.host.undo.as_slice() else {
                 panic!("{:?}", nic.host.undo)
             };
-            assert_eq!(*m, managed, "{attr}");
+            assert_eq!(saved.managed, managed, "{attr}");
 
             let dp = detach_plan_for(&nic);
             let mut pending = PendingDetaches::default();
@@ -304,11 +303,10 @@ fn hostdev_managed_reaches_the_host_and_the_stored_undo() {
 
 #[test]
 fn a_vf_undo_stored_before_managed_existed_reads_as_managed() {
-    use crate::exec::UndoRecord;
     let old = r#"{"undo":"restore_vf","pci":"0000:03:10.1","pf":"eth0","index":3,
         "mac":"00:00:00:00:00:00","vlan":0,"qos":0,"driver":"iavf"}"#;
-    let r: UndoRecord = serde_json::from_str(old).unwrap();
-    let virtnet_host::HostUndo::RestoreVf(saved) = r.to_host_undo().unwrap() else {
+    let r: virtnet_host::HostUndo = serde_json::from_str(old).unwrap();
+    let virtnet_host::HostUndo::RestoreVf(saved) = r else {
         panic!("{r:?}")
     };
     assert!(

@@ -3,8 +3,9 @@
 
 use virtnet_conf::interface::InterfaceKind;
 use virtnet_conf::Interface;
+use virtnet_host::HostUndo;
 
-use crate::exec::{HostResources, UndoRecord};
+use crate::exec::HostResources;
 
 /// The part of `held` that belongs to `iface` (index `index` of the live domain): its links
 /// by `<target dev>` (which the live definition records), its VF by address, else the objects
@@ -50,10 +51,10 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
         .undo
         .iter()
         .filter(|u| match u {
-            UndoRecord::DeleteLink { name, .. } => links.contains(&name.as_str()),
-            UndoRecord::DetachFromBridge { port, .. } => links.contains(&port.as_str()),
-            UndoRecord::SetMac { name, .. } => !links.is_empty() && lower == Some(name.as_str()),
-            UndoRecord::RestoreVf { pci, .. } => vfs.contains(&pci.as_str()),
+            HostUndo::DeleteLink { name, .. } => links.contains(&name.as_str()),
+            HostUndo::DetachFromBridge { port, .. } => links.contains(&port.as_str()),
+            HostUndo::SetMac { name, .. } => !links.is_empty() && lower == Some(name.as_str()),
+            HostUndo::RestoreVf(saved) => vfs.contains(&saved.addr.to_string().as_str()),
         })
         .cloned()
         .collect();

@@ -6,7 +6,8 @@ use virtnet_conf::{Domain, Interface};
 use virtnet_qemu::{QemuCaps, QemuVersion};
 
 use super::*;
-use crate::exec::{HostResources, NicResource, UndoRecord};
+use crate::exec::{HostResources, NicResource};
+use virtnet_host::{HostUndo, SavedVf};
 
 const QEMU_7_2: QemuCaps = QemuCaps {
     version: QemuVersion::new(7, 2, 22),
@@ -277,11 +278,11 @@ fn boot_resources() -> HostResources {
             bridge: Some("br0".into()),
         }],
         undo: vec![
-            UndoRecord::DeleteLink {
+            HostUndo::DeleteLink {
                 name: "vnet0".into(),
                 ifindex: Some(7),
             },
-            UndoRecord::DetachFromBridge {
+            HostUndo::DetachFromBridge {
                 port: "vnet0".into(),
                 bridge: "br0".into(),
             },
@@ -311,16 +312,16 @@ fn detach_plans() {
             managed: true,
             bridge: None,
         }],
-        undo: vec![UndoRecord::RestoreVf {
-            pci: "0000:03:10.1".into(),
+        undo: vec![HostUndo::RestoreVf(SavedVf {
+            addr: "0000:03:10.1".parse().unwrap(),
             pf: "eth0".into(),
             index: 3,
-            mac: "00:00:00:00:00:00".into(),
+            mac: virtnet_host::MacAddr::default(),
             vlan: 0,
             qos: 0,
             driver: Some("iavf".into()),
             managed: true,
-        }],
+        })],
     };
     held.add(&vf);
     let list = &d.devices.interfaces;

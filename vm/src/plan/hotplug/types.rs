@@ -6,7 +6,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use virtnet_conf::Interface;
 
-use crate::exec::{HostResources, UndoRecord};
+use virtnet_host::HostUndo;
+
+use crate::exec::HostResources;
 use crate::plan::{HostStep, PlannedBackend, QmpCommand};
 
 /// Which step of an attach: for messages and for fault injection
@@ -222,8 +224,8 @@ pub enum DetachStep {
     },
     /// Release a host object (newest first): delete a tap or macvtap, restore a VF.
     Host {
-        /// The undo record applied.
-        undo: UndoRecord,
+        /// The undo step applied.
+        undo: HostUndo,
     },
 }
 
@@ -241,14 +243,14 @@ impl DetachStep {
 }
 
 /// A one-line description of a host undo record.
-pub fn describe_undo(u: &UndoRecord) -> String {
+pub fn describe_undo(u: &HostUndo) -> String {
     match u {
-        UndoRecord::DeleteLink { name, .. } => format!("delete link '{name}'"),
-        UndoRecord::DetachFromBridge { port, bridge } => {
+        HostUndo::DeleteLink { name, .. } => format!("delete link '{name}'"),
+        HostUndo::DetachFromBridge { port, bridge } => {
             format!("take '{port}' off bridge '{bridge}'")
         }
-        UndoRecord::SetMac { name, mac } => format!("give '{name}' back MAC {mac}"),
-        UndoRecord::RestoreVf { pci, .. } => format!("restore VF {pci}"),
+        HostUndo::SetMac { name, mac } => format!("give '{name}' back MAC {mac}"),
+        HostUndo::RestoreVf(saved) => format!("restore VF {}", saved.addr),
     }
 }
 
