@@ -4,6 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use virtnet_vm::VmError;
+
 /// Shorthand for `Result<T, DaemonError>`.
 pub type Result<T> = std::result::Result<T, DaemonError>;
 
@@ -122,6 +124,41 @@ pub enum DaemonError {
     #[error("{0}")]
     HotplugFailed(String),
 
+    /// A hot-plug or unplug failed in virtnetd, QEMU or the host (not because of the request).
+    #[error("{source}")]
+    PlugFailed {
+        /// The vm crate's error.
+        #[source]
+        source: VmError,
+    },
+
+    /// Starting, hot-plugging or unplugging failed because of the definition or a host object
+    /// it names (a bridge that does not exist, a tap another process holds, a MAC already on
+    /// the lower device, an interface type this virtnet cannot run), and nothing was left
+    /// behind: fix the XML or the host, then retry. [`VmError::is_user_error`] decides.
+    #[error("{source}")]
+    VmRefused {
+        /// The vm crate's error.
+        #[source]
+        source: VmError,
+    },
+
+    /// A QMP command on a running VM's QEMU failed.
+    #[error("{source}")]
+    Qmp {
+        /// The qemu crate's error.
+        #[source]
+        source: virtnet_qemu::QemuError,
+    },
+
+    /// Starting or stopping a VM failed in virtnetd, QEMU or the host.
+    #[error("{source}")]
+    VmFailed {
+        /// The vm crate's error.
+        #[source]
+        source: VmError,
+    },
+
     /// A host resource (vhost-user socket, tap name, host PCI device, MAC) already belongs to
     /// another VM.
     #[error("{resource} is already used by {holder_iface} of VM '{holder_vm}'; one {what} can have only one user: detach it there first or pick another")]
@@ -227,19 +264,22 @@ impl DaemonError {
             DaemonError::NoSuchDevice { .. } => "no_such_device",
             DaemonError::RemovalPending { .. } => "removal_pending",
             DaemonError::NotHotpluggable(_) => "not_hotpluggable",
-            DaemonError::HotplugFailed(_) => "hotplug_failed",
+            DaemonError::HotplugFailed(_) | DaemonError::PlugFailed { .. } => "hotplug_failed",
+            DaemonError::VmRefused { .. } => "refused",
             DaemonError::InUse { .. } | DaemonError::InUseByNetwork { .. } => "resource_in_use",
             DaemonError::InvalidState { .. } | DaemonError::NetworkState { .. } => "invalid_state",
             DaemonError::Broken { .. } => "broken_definition",
             DaemonError::Conflict(_) => "conflict",
             DaemonError::Store { .. } => "store",
             DaemonError::Startup(_) => "startup",
-            DaemonError::Vm(_) => "vm",
+            DaemonError::Vm(_) | DaemonError::VmFailed { .. } | DaemonError::Qmp { .. } => "vm",
             DaemonError::Internal(_) => "internal",
         }
     }
 
-    /// The HTTP status the API answers with.
+    /// The HTTP status the API answers with: 4xx when the request, the definition or a host
+    /// object the user named is at fault (the user can fix it), 5xx when virtnetd, QEMU or the
+    /// host failed.
     pub fn http_status(&self) -> u16 {
         match self {
             DaemonError::NoSuchVm { .. }
@@ -260,12 +300,41 @@ impl DaemonError {
             | DaemonError::InvalidState { .. }
             | DaemonError::NetworkState { .. }
             | DaemonError::Broken { .. }
-            | DaemonError::Conflict(_) => 409,
+            | DaemonError::Conflict(_)
+            | DaemonError::VmRefused { .. } => 409,
             DaemonError::Store { .. }
             | DaemonError::Startup(_)
             | DaemonError::Vm(_)
+            | DaemonError::VmFailed { .. }
+            | DaemonError::Qmp { .. }
             | DaemonError::HotplugFailed(_)
+            | DaemonError::PlugFailed { .. }
             | DaemonError::Internal(_) => 500,
+        }
+    }
+
+    /// Whether the user can fix it (a 4xx answer); else it is a fault (5xx).
+    pub fn is_user_error(&self) -> bool {
+        (400..500).contains(&self.http_status())
+    }
+
+    /// A failed start or stop: [`DaemonError::VmRefused`] when it is the user's
+    /// ([`VmError::is_user_error`]), else [`DaemonError::VmFailed`].
+    pub fn vm(source: VmError) -> Self {
+        if source.is_user_error() {
+            DaemonError::VmRefused { source }
+        } else {
+            DaemonError::VmFailed { source }
+        }
+    }
+
+    /// A failed hot-plug or unplug: [`DaemonError::VmRefused`] when it is the user's, else
+    /// [`DaemonError::PlugFailed`].
+    pub fn hotplug(source: VmError) -> Self {
+        if source.is_user_error() {
+            DaemonError::VmRefused { source }
+        } else {
+            DaemonError::PlugFailed { source }
         }
     }
 
@@ -276,5 +345,133 @@ impl DaemonError {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use virtnet_host::HostError;
+    use virtnet_qemu::QemuError;
+
+    fn host(source: HostError) -> VmError {
+        VmError::Host {
+            what: "host step 1 (attach tap to bridge 'nobr0')".into(),
+            source,
+        }
+    }
+
+    /// Every variant's status and kind: 4xx for what the user can fix, 5xx for faults.
+    #[test]
+    fn status_and_kind_of_every_variant() {
+        let s = |x: &str| x.to_string();
+        let io = || io::Error::from(io::ErrorKind::PermissionDenied);
+        let table: Vec<(DaemonError, u16, &str)> = vec![
+            (DaemonError::NoSuchVm { name: s("a") }, 404, "no_such_vm"),
+            (DaemonError::NoSuchNetwork { name: s("n") }, 404, "no_such_network"),
+            (DaemonError::InvalidXml { problems: vec![s("1:1: x")] }, 400, "invalid_xml"),
+            (DaemonError::BadRequest(s("x")), 400, "bad_request"),
+            (
+                DaemonError::UnsupportedMediaType { found: s(""), expected: s("json") },
+                415,
+                "unsupported_media_type",
+            ),
+            (DaemonError::PayloadTooLarge { limit: 1 }, 413, "payload_too_large"),
+            (DaemonError::NoRoute { method: s("GET"), path: s("/x") }, 404, "no_route"),
+            (
+                DaemonError::MethodNotAllowed { method: s("PUT"), path: s("/x"), allowed: s("GET") },
+                405,
+                "method_not_allowed",
+            ),
+            (DaemonError::NoSuchInterface { vm: s("a"), key: s("k") }, 404, "no_such_interface"),
+            (
+                DaemonError::AmbiguousInterface { vm: s("a"), key: s("k"), count: 2 },
+                409,
+                "ambiguous_interface",
+            ),
+            (DaemonError::NoSuchDevice { vm: s("a"), what: s("x") }, 404, "no_such_device"),
+            (DaemonError::RemovalPending { vm: s("a"), device: s("d") }, 409, "removal_pending"),
+            (DaemonError::NotHotpluggable(s("x")), 400, "not_hotpluggable"),
+            (DaemonError::HotplugFailed(s("x")), 500, "hotplug_failed"),
+            (
+                DaemonError::InUse {
+                    resource: s("tap t0"),
+                    what: "tap",
+                    holder_vm: s("b"),
+                    holder_iface: s("net0"),
+                },
+                409,
+                "resource_in_use",
+            ),
+            (
+                DaemonError::InUseByNetwork { resource: s("tap t0"), what: "tap", network: s("n") },
+                409,
+                "resource_in_use",
+            ),
+            (
+                DaemonError::InvalidState { name: s("a"), state: s("running"), hint: s("h") },
+                409,
+                "invalid_state",
+            ),
+            (
+                DaemonError::NetworkState { name: s("n"), state: s("active"), hint: s("h") },
+                409,
+                "invalid_state",
+            ),
+            (DaemonError::Broken { name: s("a"), problem: s("p") }, 409, "broken_definition"),
+            (DaemonError::Conflict(s("x")), 409, "conflict"),
+            (DaemonError::store("write", "/x", io()), 500, "store"),
+            (DaemonError::Startup(s("x")), 500, "startup"),
+            (DaemonError::Vm(s("x")), 500, "vm"),
+            (DaemonError::Internal(s("x")), 500, "internal"),
+            (DaemonError::Qmp { source: QemuError::Protocol(s("x")) }, 500, "vm"),
+            // The vm crate's errors, classified where they were made.
+            (
+                DaemonError::vm(host(HostError::BridgeNotFound { bridge: s("nobr0") })),
+                409,
+                "refused",
+            ),
+            (
+                DaemonError::vm(host(HostError::TunUnavailable { source: io() })),
+                500,
+                "vm",
+            ),
+            (
+                DaemonError::hotplug(host(HostError::TapBusy { name: s("t0") })),
+                409,
+                "refused",
+            ),
+            (
+                DaemonError::hotplug(host(HostError::Injected { call: 0, what: s("tap") })),
+                500,
+                "hotplug_failed",
+            ),
+            (
+                DaemonError::vm(VmError::UnsupportedInterface { nic: s("nic"), reason: s("r") }),
+                409,
+                "refused",
+            ),
+            (
+                DaemonError::vm(VmError::StopCleanup { vm: s("a"), errors: vec![s("tap")] }),
+                500,
+                "vm",
+            ),
+        ];
+        for (e, status, kind) in &table {
+            assert_eq!((e.http_status(), e.kind()), (*status, *kind), "{e:?}");
+            assert_eq!(e.is_user_error(), *status < 500, "{e:?}");
+        }
+    }
+
+    /// Wrapping keeps the message and the chain of sources.
+    #[test]
+    fn vm_errors_keep_message_and_source() {
+        let v = host(HostError::BridgeNotFound { bridge: "nobr0".into() });
+        let msg = v.to_string();
+        let e = DaemonError::vm(v);
+        assert_eq!(e.to_string(), msg);
+        let src = std::error::Error::source(&e).expect("the VmError");
+        let host = src.source().expect("the HostError");
+        assert!(host.to_string().contains("ip link add nobr0 type bridge"), "{host}");
     }
 }

@@ -627,3 +627,35 @@ fn openapi_lists_every_endpoint() {
         );
     }
 }
+
+/// Starting a VM whose bridge does not exist is the user's error (409 `refused`, saying which
+/// bridge and how to create it), not a daemon fault; nothing is left behind.
+#[test]
+fn start_without_its_bridge_is_the_users_error() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        eprintln!("skipped: needs root and QEMU");
+        return;
+    };
+    virtnet_testkit::with_netns(move || {
+        let dir = tmp();
+        let d = TestDaemon::start_with(dir.path(), Some(&qemu));
+        let nic = virtnet_testkit::bridge_nic("52:54:00:00:0b:01", "nobr0");
+        assert_eq!(d.define(&domain_xml("nobr", &nic)).0, 201);
+        let links = virtnet_testkit::links();
+        let (s, v) = d.post("/v1/domains/nobr/start");
+        assert_eq!(s, 409, "{v}\n{}", d.log());
+        assert_eq!(v["error"]["kind"], "refused", "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        for part in [
+            "bridge 'nobr0' does not exist",
+            "ip link add nobr0 type bridge",
+            "<source bridge='nobr0'/>",
+            "everything it had set up was undone",
+        ] {
+            assert!(m.contains(part), "{part}: {m}");
+        }
+        assert_eq!(virtnet_testkit::links(), links, "a tap was left behind");
+        let (_, info) = d.get("/v1/domains/nobr");
+        assert_eq!(info["state"], "shut_off", "{info}");
+    });
+}

@@ -299,6 +299,7 @@ pub enum HostError {
     #[error("{error}; undoing the earlier steps also failed: {}", undo_errors.join("; "))]
     UndoFailed {
         /// The original failure.
+        #[source]
         error: Box<HostError>,
         /// What went wrong while undoing.
         undo_errors: Vec<String>,
@@ -306,6 +307,50 @@ pub enum HostError {
 }
 
 impl HostError {
+    /// Whether the error is the user's to fix: something the domain XML names is wrong,
+    /// missing or taken on this host (a bridge that does not exist, a busy or ill-flagged
+    /// tap, a name already in use, a PCI address that is no VF, a MAC used twice on one
+    /// lower device). False for faults of the host or of virtnet (no /dev/net/tun, netlink
+    /// or sysfs I/O failures, a driver that will not bind, a failed undo).
+    ///
+    /// The variant is chosen where the error is made, from what the request named: e.g.
+    /// a bridge named in `<source bridge>` that the kernel does not know is
+    /// [`HostError::BridgeNotFound`] (the user's), while a device virtnet created and then
+    /// lost is [`HostError::LinkNotFound`] (a fault).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            HostError::InvalidName { .. }
+            | HostError::InvalidSpec { .. }
+            | HostError::NameInUse { .. }
+            | HostError::TapNotFound { .. }
+            | HostError::NotATap { .. }
+            | HostError::TapBusy { .. }
+            | HostError::TapFlagsMismatch { .. }
+            | HostError::BridgeNotFound { .. }
+            | HostError::NotABridge { .. }
+            | HostError::AlreadyAttached { .. }
+            | HostError::LowerDeviceNotFound { .. }
+            | HostError::MacInUse { .. }
+            | HostError::PciDeviceNotFound { .. }
+            | HostError::NotAVf { .. }
+            | HostError::VfNotBound { .. } => true,
+            HostError::TunUnavailable { .. }
+            | HostError::NoFreeName { .. }
+            | HostError::LinkNotFound { .. }
+            | HostError::Netlink { .. }
+            | HostError::Device { .. }
+            | HostError::Sysfs { .. }
+            | HostError::PfWithoutNetdev { .. }
+            | HostError::VfIndexNotFound { .. }
+            | HostError::VfInfoMissing { .. }
+            | HostError::DriverMissing { .. }
+            | HostError::BindFailed { .. }
+            | HostError::Injected { .. }
+            // Something is left behind: whatever the first cause, that is a fault.
+            | HostError::UndoFailed { .. } => false,
+        }
+    }
+
     /// Wraps a netlink I/O error with what we were doing.
     pub(crate) fn netlink(op: impl Into<String>, source: io::Error) -> Self {
         HostError::Netlink {
@@ -332,5 +377,41 @@ impl HostError {
                 undo_errors: undo_errors.iter().map(|e| e.to_string()).collect(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which errors are the user's: what the XML names; the rest are faults.
+    #[test]
+    fn user_errors_and_faults() {
+        let io = || io::Error::from_raw_os_error(libc::ENODEV);
+        let user = [
+            HostError::BridgeNotFound { bridge: "br0".into() },
+            HostError::TapBusy { name: "t0".into() },
+            HostError::NameInUse { name: "t0".into() },
+            HostError::LowerDeviceNotFound { name: "eth9".into() },
+            HostError::NotAVf { addr: "0000:03:00.0".into() },
+        ];
+        let faults = [
+            HostError::TunUnavailable { source: io() },
+            HostError::netlink("add link 'vnet0'", io()),
+            HostError::LinkNotFound { name: "vnet0".into() },
+            HostError::Injected { call: 0, what: "tap".into() },
+            HostError::BridgeNotFound { bridge: "br0".into() }
+                .with_undo_errors(vec![HostError::LinkNotFound { name: "vnet0".into() }]),
+        ];
+        for e in &user {
+            assert!(e.is_user_error(), "{e}");
+        }
+        for e in &faults {
+            assert!(!e.is_user_error(), "{e}");
+        }
+        // The wrapped cause stays reachable.
+        let e = HostError::netlink("add link 'vnet0'", io());
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(std::error::Error::source(&faults[4]).is_some());
     }
 }

@@ -205,11 +205,82 @@ impl VmError {
         VmError::Argv(Box::new(e))
     }
 
+    /// Whether the error is the user's to fix (the definition, or a host object it names, is
+    /// wrong, missing or taken), as opposed to a fault of virtnet, QEMU or the host. A failed
+    /// start, plug or unplug is the user's only if its cause is and nothing was left behind.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            VmError::NetworkUnsupported { .. }
+            | VmError::UnsupportedInterface { .. }
+            | VmError::NotHotpluggable { .. }
+            | VmError::InvalidHotplug { .. }
+            | VmError::DetachPending { .. }
+            | VmError::NoPendingDetach { .. } => true,
+            VmError::Argv(e) => matches!(
+                **e,
+                QemuError::UnsupportedInterface { .. } | QemuError::UnsupportedDevice { .. }
+            ),
+            VmError::Host { source, .. } => source.is_user_error(),
+            VmError::StartFailed { cause, cleanup, .. }
+            | VmError::AttachFailed { cause, cleanup, .. } => {
+                cleanup.is_empty() && cause.is_user_error()
+            }
+            VmError::DetachFailed { cause, .. } => cause.is_user_error(),
+            VmError::InvalidContext(_)
+            | VmError::Qemu { .. }
+            | VmError::Io { .. }
+            | VmError::Injected(_)
+            | VmError::InjectedHotplug(_)
+            | VmError::StopCleanup { .. } => false,
+        }
+    }
+
     /// For [`VmError::StartFailed`], the step that failed.
     pub fn failed_step(&self) -> Option<StepId> {
         match self {
             VmError::StartFailed { step_id, .. } => Some(*step_id),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start_failed(cause: VmError, cleanup: Vec<String>) -> VmError {
+        VmError::StartFailed {
+            vm: "vm1".into(),
+            step: "host step 1 (attach tap to bridge 'br9')".into(),
+            step_id: StepId::Host(1),
+            cause: Box::new(cause),
+            cleanup,
+        }
+    }
+
+    /// A start that failed on a bridge the XML names is the user's; a host fault or a start
+    /// that left something behind is not.
+    #[test]
+    fn user_errors_follow_the_cause() {
+        let bridge = || VmError::Host {
+            what: "attach tap to bridge 'br9'".into(),
+            source: HostError::BridgeNotFound {
+                bridge: "br9".into(),
+            },
+        };
+        assert!(start_failed(bridge(), vec![]).is_user_error());
+        assert!(!start_failed(bridge(), vec!["tap vnet0".into()]).is_user_error());
+        let fault = VmError::Host {
+            what: "create tap".into(),
+            source: HostError::TunUnavailable {
+                source: std::io::ErrorKind::NotFound.into(),
+            },
+        };
+        assert!(!start_failed(fault, vec![]).is_user_error());
+        assert!(!VmError::Injected(StepId::Spawn).is_user_error());
+        // The chain of sources reaches the host's error.
+        let e = start_failed(bridge(), vec![]);
+        let host = std::error::Error::source(&e).and_then(std::error::Error::source);
+        assert!(host.is_some_and(|h| h.to_string().starts_with("bridge 'br9' does not exist")));
     }
 }

@@ -63,7 +63,7 @@ fn vm_error(e: VmError) -> DaemonError {
         }
         VmError::InvalidHotplug { problems, .. } => DaemonError::InvalidXml { problems },
         VmError::DetachPending { vm, device, .. } => DaemonError::RemovalPending { vm, device },
-        other => DaemonError::HotplugFailed(other.to_string()),
+        other => DaemonError::hotplug(other),
     }
 }
 

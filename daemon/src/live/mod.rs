@@ -77,7 +77,7 @@ impl Live {
             .await?
             .execute(command, args)
             .await
-            .map_err(|e| DaemonError::Vm(e.to_string()))
+            .map_err(|source| DaemonError::Qmp { source })
     }
 
     /// Stops the background tasks (exit watcher, event listener).

@@ -83,7 +83,7 @@ impl Networks {
             },
         )]);
         let (r, port) = resolve_network_interface(vm, iface, &networks)
-            .map_err(|e| DaemonError::Vm(e.to_string()))?;
+            .map_err(DaemonError::vm)?;
         Ok((
             r,
             port.map(|p| NetPort {

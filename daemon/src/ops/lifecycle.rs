@@ -109,10 +109,10 @@ impl Daemon {
                 .map_err(|e| DaemonError::store("remove stale run directory", &run_dir, e))?;
         }
         let ctx = PlanContext::new(&qemu, caps, &run_dir);
-        let plan = plan_start(domain, &ctx).map_err(|e| DaemonError::Vm(e.to_string()))?;
+        let plan = plan_start(domain, &ctx).map_err(DaemonError::vm)?;
         let vm = exec::start(&plan, host.as_ref(), &ExecOptions::default())
             .await
-            .map_err(|e| DaemonError::Vm(e.to_string()))?;
+            .map_err(DaemonError::vm)?;
         let id = self.next_id();
         let live_dom = live_domain(domain, id, vm.plan(), vm.resources());
         let status = status_of(&live_dom, id, &vm);
