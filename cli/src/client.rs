@@ -10,7 +10,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
-use virtnetd::model::ErrorBody;
+use virtnet_api::ErrorBody;
 
 /// The socket used when neither `--connect` nor `VIRTNET_CONNECT` is given.
 pub const DEFAULT_SOCKET: &str = "/run/virtnet/virtnetd.sock";

@@ -368,30 +368,87 @@ mod tests {
         let io = || io::Error::from(io::ErrorKind::PermissionDenied);
         let table: Vec<(DaemonError, u16, &str)> = vec![
             (DaemonError::NoSuchVm { name: s("a") }, 404, "no_such_vm"),
-            (DaemonError::NoSuchNetwork { name: s("n") }, 404, "no_such_network"),
-            (DaemonError::InvalidXml { problems: vec![s("1:1: x")] }, 400, "invalid_xml"),
+            (
+                DaemonError::NoSuchNetwork { name: s("n") },
+                404,
+                "no_such_network",
+            ),
+            (
+                DaemonError::InvalidXml {
+                    problems: vec![s("1:1: x")],
+                },
+                400,
+                "invalid_xml",
+            ),
             (DaemonError::BadRequest(s("x")), 400, "bad_request"),
             (
-                DaemonError::UnsupportedMediaType { found: s(""), expected: s("json") },
+                DaemonError::UnsupportedMediaType {
+                    found: s(""),
+                    expected: s("json"),
+                },
                 415,
                 "unsupported_media_type",
             ),
-            (DaemonError::PayloadTooLarge { limit: 1 }, 413, "payload_too_large"),
-            (DaemonError::NoRoute { method: s("GET"), path: s("/x") }, 404, "no_route"),
             (
-                DaemonError::MethodNotAllowed { method: s("PUT"), path: s("/x"), allowed: s("GET") },
+                DaemonError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                DaemonError::NoRoute {
+                    method: s("GET"),
+                    path: s("/x"),
+                },
+                404,
+                "no_route",
+            ),
+            (
+                DaemonError::MethodNotAllowed {
+                    method: s("PUT"),
+                    path: s("/x"),
+                    allowed: s("GET"),
+                },
                 405,
                 "method_not_allowed",
             ),
-            (DaemonError::NoSuchInterface { vm: s("a"), key: s("k") }, 404, "no_such_interface"),
             (
-                DaemonError::AmbiguousInterface { vm: s("a"), key: s("k"), count: 2 },
+                DaemonError::NoSuchInterface {
+                    vm: s("a"),
+                    key: s("k"),
+                },
+                404,
+                "no_such_interface",
+            ),
+            (
+                DaemonError::AmbiguousInterface {
+                    vm: s("a"),
+                    key: s("k"),
+                    count: 2,
+                },
                 409,
                 "ambiguous_interface",
             ),
-            (DaemonError::NoSuchDevice { vm: s("a"), what: s("x") }, 404, "no_such_device"),
-            (DaemonError::RemovalPending { vm: s("a"), device: s("d") }, 409, "removal_pending"),
-            (DaemonError::NotHotpluggable(s("x")), 400, "not_hotpluggable"),
+            (
+                DaemonError::NoSuchDevice {
+                    vm: s("a"),
+                    what: s("x"),
+                },
+                404,
+                "no_such_device",
+            ),
+            (
+                DaemonError::RemovalPending {
+                    vm: s("a"),
+                    device: s("d"),
+                },
+                409,
+                "removal_pending",
+            ),
+            (
+                DaemonError::NotHotpluggable(s("x")),
+                400,
+                "not_hotpluggable",
+            ),
             (DaemonError::HotplugFailed(s("x")), 500, "hotplug_failed"),
             (
                 DaemonError::InUse {
@@ -404,27 +461,52 @@ mod tests {
                 "resource_in_use",
             ),
             (
-                DaemonError::InUseByNetwork { resource: s("tap t0"), what: "tap", network: s("n") },
+                DaemonError::InUseByNetwork {
+                    resource: s("tap t0"),
+                    what: "tap",
+                    network: s("n"),
+                },
                 409,
                 "resource_in_use",
             ),
             (
-                DaemonError::InvalidState { name: s("a"), state: s("running"), hint: s("h") },
+                DaemonError::InvalidState {
+                    name: s("a"),
+                    state: s("running"),
+                    hint: s("h"),
+                },
                 409,
                 "invalid_state",
             ),
             (
-                DaemonError::NetworkState { name: s("n"), state: s("active"), hint: s("h") },
+                DaemonError::NetworkState {
+                    name: s("n"),
+                    state: s("active"),
+                    hint: s("h"),
+                },
                 409,
                 "invalid_state",
             ),
-            (DaemonError::Broken { name: s("a"), problem: s("p") }, 409, "broken_definition"),
+            (
+                DaemonError::Broken {
+                    name: s("a"),
+                    problem: s("p"),
+                },
+                409,
+                "broken_definition",
+            ),
             (DaemonError::Conflict(s("x")), 409, "conflict"),
             (DaemonError::store("write", "/x", io()), 500, "store"),
             (DaemonError::Startup(s("x")), 500, "startup"),
             (DaemonError::Vm(s("x")), 500, "vm"),
             (DaemonError::Internal(s("x")), 500, "internal"),
-            (DaemonError::Qmp { source: QemuError::Protocol(s("x")) }, 500, "vm"),
+            (
+                DaemonError::Qmp {
+                    source: QemuError::Protocol(s("x")),
+                },
+                500,
+                "vm",
+            ),
             // The vm crate's errors, classified where they were made.
             (
                 DaemonError::vm(host(HostError::BridgeNotFound { bridge: s("nobr0") })),
@@ -442,17 +524,26 @@ mod tests {
                 "refused",
             ),
             (
-                DaemonError::hotplug(host(HostError::Injected { call: 0, what: s("tap") })),
+                DaemonError::hotplug(host(HostError::Injected {
+                    call: 0,
+                    what: s("tap"),
+                })),
                 500,
                 "hotplug_failed",
             ),
             (
-                DaemonError::vm(VmError::UnsupportedInterface { nic: s("nic"), reason: s("r") }),
+                DaemonError::vm(VmError::UnsupportedInterface {
+                    nic: s("nic"),
+                    reason: s("r"),
+                }),
                 409,
                 "refused",
             ),
             (
-                DaemonError::vm(VmError::StopCleanup { vm: s("a"), errors: vec![s("tap")] }),
+                DaemonError::vm(VmError::StopCleanup {
+                    vm: s("a"),
+                    errors: vec![s("tap")],
+                }),
                 500,
                 "vm",
             ),
@@ -466,12 +557,17 @@ mod tests {
     /// Wrapping keeps the message and the chain of sources.
     #[test]
     fn vm_errors_keep_message_and_source() {
-        let v = host(HostError::BridgeNotFound { bridge: "nobr0".into() });
+        let v = host(HostError::BridgeNotFound {
+            bridge: "nobr0".into(),
+        });
         let msg = v.to_string();
         let e = DaemonError::vm(v);
         assert_eq!(e.to_string(), msg);
         let src = std::error::Error::source(&e).expect("the VmError");
         let host = src.source().expect("the HostError");
-        assert!(host.to_string().contains("ip link add nobr0 type bridge"), "{host}");
+        assert!(
+            host.to_string().contains("ip link add nobr0 type bridge"),
+            "{host}"
+        );
     }
 }

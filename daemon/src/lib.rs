@@ -3,7 +3,8 @@
 //! It owns the VMs of a host: their persistent definitions ([`store`]), who uses which host
 //! resource ([`registry`]), the running QEMUs ([`live`]), and serves JSON over HTTP/1.1 on a
 //! unix socket ([`api`]; see `daemon/PROTOCOL.md` and `daemon/openapi.yaml`). The `virtnet`
-//! CLI talks to it with the types in [`model`].
+//! CLI talks to it with the same types ([`model`], from the `virtnet-api` crate), and
+//! virtnetd talks to its switches with theirs (`virtnet-vswitch-control`).
 //!
 //! Operations on one VM are serialised (each holds the VM's lock, [`vms`]); operations on
 //! different VMs run concurrently; queries never wait for an operation.

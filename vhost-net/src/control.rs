@@ -9,69 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+pub use virtnet_vswitch_control::{Request, Response};
 
-use crate::config::PortConfig;
 use crate::error::{Error, Result};
-use crate::mac_table::MacEntry;
-use crate::switch::{PortInfo, Switch};
-
-/// A control request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "cmd", rename_all = "kebab-case")]
-pub enum Request {
-    /// Add a vhost-user port.
-    AddPort(PortConfig),
-    /// Add the uplink tap as port `name`.
-    AddUplink {
-        /// Port name.
-        name: String,
-        /// Tap interface name.
-        tap: String,
-    },
-    /// Remove a port.
-    DelPort {
-        /// Port name.
-        name: String,
-    },
-    /// List ports with counters.
-    ListPorts,
-    /// Dump the MAC table.
-    MacTable,
-}
-
-/// A control reply. `ok` is false exactly when `error` is present.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Response {
-    /// Whether the request succeeded.
-    pub ok: bool,
-    /// What went wrong, for a person to read.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error: Option<String>,
-    /// `list-ports` result.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub ports: Option<Vec<PortInfo>>,
-    /// `mac-table` result.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub macs: Option<Vec<MacEntry>>,
-}
-
-impl Response {
-    fn ok() -> Self {
-        Response {
-            ok: true,
-            ..Default::default()
-        }
-    }
-
-    fn err(e: impl std::fmt::Display) -> Self {
-        Response {
-            ok: false,
-            error: Some(e.to_string()),
-            ..Default::default()
-        }
-    }
-}
+use crate::switch::Switch;
 
 /// Runs one request against the switch.
 pub fn execute(switch: &Switch, req: Request) -> Response {
@@ -96,11 +37,9 @@ pub fn execute(switch: &Switch, req: Request) -> Response {
 
 /// Parses and runs one request line.
 pub fn execute_line(switch: &Switch, line: &str) -> Response {
-    match serde_json::from_str::<Request>(line) {
+    match Request::from_line(line) {
         Ok(req) => execute(switch, req),
-        Err(e) => Response::err(format!(
-            "bad request ({e}): send one JSON object per line, e.g. {{\"cmd\":\"list-ports\"}}"
-        )),
+        Err(refusal) => refusal,
     }
 }
 
@@ -203,9 +142,7 @@ fn serve_client(switch: &Switch, stream: UnixStream, stop: &AtomicBool) {
                 if line.ends_with('\n') {
                     let resp = execute_line(switch, line.trim());
                     line.clear();
-                    let mut s = serde_json::to_string(&resp).unwrap_or_default();
-                    s.push('\n');
-                    if out.write_all(s.as_bytes()).is_err() {
+                    if out.write_all(resp.to_line().as_bytes()).is_err() {
                         return;
                     }
                 }
@@ -243,11 +180,9 @@ impl ControlClient {
 
     /// Sends one request and waits (up to 10 s) for its reply.
     pub fn request(&mut self, req: &Request) -> std::io::Result<Response> {
-        let mut s = serde_json::to_string(req).map_err(std::io::Error::other)?;
-        s.push('\n');
-        self.writer.write_all(s.as_bytes())?;
+        self.writer.write_all(req.to_line().as_bytes())?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
-        serde_json::from_str(&line).map_err(std::io::Error::other)
+        Response::from_line(&line).map_err(std::io::Error::other)
     }
 }

@@ -2,74 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
-
-/// Why a frame was dropped. Every drop is counted under exactly one reason, on the
-/// port the bad frame came from (guest-caused errors) or went to (no room there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DropReason {
-    /// Shorter than the virtio-net header plus a 14-byte Ethernet header.
-    ShortFrame,
-    /// Longer than 65535 + Ethernet header, or longer than the port MTU without GSO.
-    OversizedFrame,
-    /// A descriptor (or the table it lives in) points outside the guest's memory.
-    BadAddress,
-    /// The descriptor chain loops (more descriptors than its table has).
-    DescriptorLoop,
-    /// The chain has more descriptors than the queue size (or the hard cap).
-    ChainTooLong,
-    /// Malformed descriptor: index out of range, wrong direction, bad indirect table.
-    BadDescriptor,
-    /// Inconsistent virtio-net header (GSO or checksum fields out of range).
-    BadHeader,
-    /// The destination had no free receive buffer.
-    RxNoBuffer,
-    /// The destination's receive buffer is too small for the frame (no MRG_RXBUF).
-    RxBufferTooSmall,
-    /// A GSO frame to a port that did not negotiate that offload and could not be segmented.
-    OffloadUnsupported,
-    /// The destination queue is not running (guest driver not up, or reconnecting).
-    QueueNotReady,
-    /// Reading from or writing to the uplink tap failed.
-    TapError,
-}
-
-impl DropReason {
-    /// All reasons, in counter order.
-    pub const ALL: [DropReason; 12] = [
-        DropReason::ShortFrame,
-        DropReason::OversizedFrame,
-        DropReason::BadAddress,
-        DropReason::DescriptorLoop,
-        DropReason::ChainTooLong,
-        DropReason::BadDescriptor,
-        DropReason::BadHeader,
-        DropReason::RxNoBuffer,
-        DropReason::RxBufferTooSmall,
-        DropReason::OffloadUnsupported,
-        DropReason::QueueNotReady,
-        DropReason::TapError,
-    ];
-
-    /// The snake_case name used in the control protocol.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::ShortFrame => "short_frame",
-            DropReason::OversizedFrame => "oversized_frame",
-            DropReason::BadAddress => "bad_address",
-            DropReason::DescriptorLoop => "descriptor_loop",
-            DropReason::ChainTooLong => "chain_too_long",
-            DropReason::BadDescriptor => "bad_descriptor",
-            DropReason::BadHeader => "bad_header",
-            DropReason::RxNoBuffer => "rx_no_buffer",
-            DropReason::RxBufferTooSmall => "rx_buffer_too_small",
-            DropReason::OffloadUnsupported => "offload_unsupported",
-            DropReason::QueueNotReady => "queue_not_ready",
-            DropReason::TapError => "tap_error",
-        }
-    }
-}
+pub use virtnet_vswitch_control::{CounterSnapshot, DropReason};
 
 /// Live counters of one port. "rx" is what the switch received from the port (the
 /// guest transmitted it), "tx" what the switch delivered to the port.
@@ -125,34 +58,5 @@ impl PortCounters {
             drops,
             connections: self.reconnects.load(Relaxed),
         }
-    }
-}
-
-/// A copy of a port's counters, as reported by `list-ports`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct CounterSnapshot {
-    /// Frames received from the port (sent by the guest).
-    pub rx_packets: u64,
-    /// Bytes of those frames (Ethernet frame, without virtio-net header).
-    pub rx_bytes: u64,
-    /// Frames delivered to the port.
-    pub tx_packets: u64,
-    /// Bytes of those frames.
-    pub tx_bytes: u64,
-    /// Drops by reason (every reason present, zero or not).
-    pub drops: std::collections::BTreeMap<String, u64>,
-    /// How many times the vhost-user connection was established.
-    pub connections: u64,
-}
-
-impl CounterSnapshot {
-    /// Drops for a reason name (0 if unknown).
-    pub fn drop_count(&self, reason: DropReason) -> u64 {
-        self.drops.get(reason.name()).copied().unwrap_or(0)
-    }
-
-    /// Sum of all drops.
-    pub fn total_drops(&self) -> u64 {
-        self.drops.values().sum()
     }
 }

@@ -73,3 +73,9 @@ pub enum Error {
 
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<virtnet_vswitch_control::InvalidPort> for Error {
+    fn from(e: virtnet_vswitch_control::InvalidPort) -> Self {
+        Error::InvalidOption(e.0)
+    }
+}

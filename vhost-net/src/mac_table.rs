@@ -5,8 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 /// Identifies a port for the lifetime of the switch (never reused).
 pub type PortId = u32;
 
@@ -19,16 +17,7 @@ struct Entry {
     last_seen: AtomicU64,
 }
 
-/// One learned address, as reported by the control interface.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct MacEntry {
-    /// The address, `aa:bb:cc:dd:ee:ff`.
-    pub mac: String,
-    /// Port name it was learned on.
-    pub port: String,
-    /// Seconds since a frame from it was last seen.
-    pub age_secs: u64,
-}
+pub use virtnet_vswitch_control::MacEntry;
 
 /// MAC learning table shared by all forwarding threads.
 pub struct MacTable {

@@ -3,9 +3,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::{PortConfig, SocketMode, SwitchConfig};
+use crate::config::{PortConfig, SwitchConfig};
 use crate::core::{PortEntry, PortKind, SwitchCore};
 use crate::counters::{CounterSnapshot, PortCounters};
 use crate::error::{Error, Result};
@@ -13,30 +11,7 @@ use crate::mac_table::{format_mac, MacEntry};
 use crate::tap::TapPort;
 use crate::vhost_port::VhostPort;
 
-/// One port as reported by `list-ports`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PortInfo {
-    /// Port name.
-    pub name: String,
-    /// `vhost-user` or `tap`.
-    pub kind: String,
-    /// Socket path (vhost-user) or interface name (tap).
-    pub path: String,
-    /// `client` or `server` (vhost-user ports).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub mode: Option<SocketMode>,
-    /// Queue pairs offered.
-    pub queues: u16,
-    /// Whether a frontend is connected (always true for a tap).
-    pub connected: bool,
-    /// Receive queues the guest driver has started (a port forwards to it once > 0).
-    pub ready_queues: u16,
-    /// Virtio features the driver acknowledged (hex), if connected.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub features: Option<String>,
-    /// Counters.
-    pub counters: CounterSnapshot,
-}
+pub use virtnet_vswitch_control::PortInfo;
 
 /// A running switch. Dropping it (or calling [`Switch::shutdown`]) disconnects every
 /// port and joins every thread.

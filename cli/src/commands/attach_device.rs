@@ -1,7 +1,7 @@
 //! `virtnet attach-device NAME FILE [--live] [--config] [--persistent]`.
 
 use hyper::Method;
-use virtnetd::model::AttachResponse;
+use virtnet_api::AttachResponse;
 
 use super::device_scope::{applied, DeviceScope};
 use super::remote::print_json;

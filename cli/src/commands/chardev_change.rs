@@ -3,7 +3,7 @@
 //! channel's host side while the guest runs.
 
 use hyper::Method;
-use virtnetd::model::{ChardevChangeResponse, ChardevType};
+use virtnet_api::{ChardevChangeResponse, ChardevType};
 
 use super::device_scope::{applied, DeviceScope};
 use super::remote::print_json;

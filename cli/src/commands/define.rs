@@ -2,7 +2,7 @@
 
 use hyper::Method;
 use serde::de::DeserializeOwned;
-use virtnetd::model::DefineResponse;
+use virtnet_api::DefineResponse;
 
 use super::remote::print_json;
 use crate::client::{Body, Client, ClientError};

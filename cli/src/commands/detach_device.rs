@@ -2,7 +2,7 @@
 
 use hyper::Method;
 use serde_json::Value;
-use virtnetd::model::DetachResponse;
+use virtnet_api::DetachResponse;
 
 use super::attach_device::read_device;
 use super::device_scope::{applied, DeviceScope};

@@ -1,7 +1,7 @@
 //! `virtnet domif-setlink NAME INTERFACE up|down [--live] [--config] [--persistent]`.
 
 use hyper::Method;
-use virtnetd::model::{DomainInfo, Link, SetLinkResponse, VmState};
+use virtnet_api::{DomainInfo, Link, SetLinkResponse, VmState};
 
 use super::remote::print_json;
 use crate::client::{encode, Body, Client, ClientError};

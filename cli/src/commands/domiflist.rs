@@ -1,7 +1,7 @@
 //! `virtnet domiflist NAME [--inactive]`.
 
 use hyper::Method;
-use virtnetd::model::InterfaceList;
+use virtnet_api::InterfaceList;
 
 use super::remote::{dash, print_json, print_table};
 use crate::client::{encode, Body, Client, ClientError};

@@ -1,7 +1,7 @@
 //! `virtnet dominfo NAME`.
 
 use hyper::Method;
-use virtnetd::model::DomainInfo;
+use virtnet_api::DomainInfo;
 
 use super::remote::{dash, print_json};
 use crate::client::{encode, Body, Client, ClientError};

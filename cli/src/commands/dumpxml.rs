@@ -1,7 +1,7 @@
 //! `virtnet dumpxml NAME [--inactive]`.
 
 use hyper::Method;
-use virtnetd::model::XmlResponse;
+use virtnet_api::XmlResponse;
 
 use super::remote::print_json;
 use crate::client::{encode, Body, Client, ClientError};

@@ -1,7 +1,7 @@
 //! `virtnet list [--all|--inactive] [--name]`.
 
 use hyper::Method;
-use virtnetd::model::{DomainList, VmState};
+use virtnet_api::{DomainList, VmState};
 
 use super::remote::{dash, print_json, print_table};
 use crate::client::{Body, Client, ClientError};

@@ -4,7 +4,7 @@
 
 use clap::Subcommand;
 use hyper::Method;
-use virtnetd::networks::model::{NetAutostartRequest, NetDefineResponse, NetXml, NetworkInfo};
+use virtnet_api::networks::{NetAutostartRequest, NetDefineResponse, NetXml, NetworkInfo};
 
 use super::define::post_definition;
 use super::remote::{dash, print_json, print_table};

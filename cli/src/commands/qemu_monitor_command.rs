@@ -2,7 +2,7 @@
 //! for experts; prints QEMU's answer as `{"return": ...}`.
 
 use hyper::Method;
-use virtnetd::model::QmpResponse;
+use virtnet_api::QmpResponse;
 
 use crate::client::{encode, Body, Client, ClientError};
 

@@ -1,7 +1,7 @@
 //! `virtnet shutdown NAME` (graceful, with a timeout) and `virtnet destroy NAME` (at once).
 
 use hyper::Method;
-use virtnetd::model::StopResponse;
+use virtnet_api::StopResponse;
 
 use super::remote::print_json;
 use crate::client::{encode, Body, Client, ClientError};

@@ -1,7 +1,7 @@
 //! `virtnet start NAME`: start a defined VM.
 
 use hyper::Method;
-use virtnetd::model::DomainInfo;
+use virtnet_api::DomainInfo;
 
 use super::remote::print_json;
 use crate::client::{encode, Body, Client, ClientError};

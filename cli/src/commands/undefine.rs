@@ -1,7 +1,7 @@
 //! `virtnet undefine NAME`: remove a VM's persistent definition.
 
 use hyper::Method;
-use virtnetd::model::UndefineResponse;
+use virtnet_api::UndefineResponse;
 
 use super::remote::print_json;
 use crate::client::{encode, Body, Client, ClientError};

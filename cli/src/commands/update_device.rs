@@ -1,7 +1,7 @@
 //! `virtnet update-device NAME FILE [--live] [--config] [--persistent] [--replug]`.
 
 use hyper::Method;
-use virtnetd::model::UpdateResponse;
+use virtnet_api::UpdateResponse;
 
 use super::attach_device::read_device;
 use super::device_scope::{applied, DeviceScope};

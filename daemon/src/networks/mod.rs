@@ -31,8 +31,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use virtnet_conf::network::{parse_network, valid_name, Network};
+use virtnet_vswitch_control::{PortConfig, Request};
 
 use crate::error::{DaemonError, Result};
 use crate::registry::{Registry, Resource};
@@ -222,7 +222,7 @@ impl Networks {
                 tracing::error!(network = %name, error = %e, "cannot claim the uplink of a running network");
             }
             if switch::alive(st.pid, st.start_time)
-                && switch::request(&st.control, json!({"cmd": "list-ports"}))
+                && switch::request(&st.control, &Request::ListPorts)
                     .await
                     .is_ok()
             {
@@ -358,7 +358,7 @@ impl Networks {
                 switch::configure_uplink(&u.dev, u.ip)?;
             }
             for (port, p) in &st.ports {
-                switch::request(&st.control, add_port(port, p)).await?;
+                switch::request(&st.control, &add_port(port, p)).await?;
             }
             st.pid = pid;
             st.start_time = start_time;
@@ -541,13 +541,11 @@ impl Networks {
 }
 
 /// The switch's `add-port` for `port` (client mode: QEMU listens), with its queue pairs.
-fn add_port(name: &str, port: &Port) -> serde_json::Value {
-    json!({
-        "cmd": "add-port",
-        "name": name,
-        "socket": port.socket,
-        "mode": "client",
-        "queues": port.queues,
+fn add_port(name: &str, port: &Port) -> Request {
+    Request::AddPort(PortConfig {
+        // More than the switch takes (16) is refused by it, with the range to use.
+        queues: u16::try_from(port.queues).unwrap_or(u16::MAX),
+        ..PortConfig::new(name, &port.socket)
     })
 }
 

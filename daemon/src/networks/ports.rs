@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use virtnet_conf::interface::InterfaceKind;
 use virtnet_conf::{Domain, Interface};
 use virtnet_vm::plan::{resolve_network_interface, ResolvedNetwork};
+use virtnet_vswitch_control::Request;
 
 use super::{add_port, no_such, switch, Networks, Port};
 use crate::error::{DaemonError, Result};
@@ -82,8 +83,7 @@ impl Networks {
                 socket_dir: self.net_dir(&net),
             },
         )]);
-        let (r, port) = resolve_network_interface(vm, iface, &networks)
-            .map_err(DaemonError::vm)?;
+        let (r, port) = resolve_network_interface(vm, iface, &networks).map_err(DaemonError::vm)?;
         Ok((
             r,
             port.map(|p| NetPort {
@@ -132,7 +132,7 @@ impl Networks {
             socket: p.socket.clone(),
             queues: p.queues,
         };
-        switch::request(&st.control, add_port(&p.port, &port)).await?;
+        switch::request(&st.control, &add_port(&p.port, &port)).await?;
         st.ports.insert(p.port.clone(), port);
         if let Err(e) = self.save_status(st) {
             tracing::error!(network = %p.network, error = %e, "cannot save the network status");
@@ -151,7 +151,9 @@ impl Networks {
         };
         if let Err(e) = switch::request(
             &st.control,
-            serde_json::json!({"cmd": "del-port", "name": port}),
+            &Request::DelPort {
+                name: port.to_string(),
+            },
         )
         .await
         {

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+use virtnet_vswitch_control::{Request, Response};
 
 use crate::error::{DaemonError, Result};
 
@@ -72,7 +72,7 @@ pub async fn spawn(
                 log.display()
             )));
         }
-        if request(control, json!({"cmd": "list-ports"})).await.is_ok() {
+        if request(control, &Request::ListPorts).await.is_ok() {
             return Ok(child);
         }
         if Instant::now() > deadline {
@@ -88,36 +88,31 @@ pub async fn spawn(
     }
 }
 
-/// One request on the control socket; the reply when it says `ok`, else its error.
-pub async fn request(control: &Path, req: Value) -> Result<Value> {
+/// One request on the control socket (the switch's own types, `virtnet-vswitch-control`); the
+/// reply when it says `ok`, else its error.
+pub async fn request(control: &Path, req: &Request) -> Result<Response> {
     let io = |e: std::io::Error| {
         DaemonError::Vm(format!("switch control socket {}: {e}", control.display()))
     };
     let fut = async {
         let stream = UnixStream::connect(control).await.map_err(io)?;
         let (r, mut w) = stream.into_split();
-        let mut line = serde_json::to_string(&req)
-            .map_err(|e| DaemonError::Internal(format!("switch request: {e}")))?;
-        line.push('\n');
-        w.write_all(line.as_bytes()).await.map_err(io)?;
+        w.write_all(req.to_line().as_bytes()).await.map_err(io)?;
         let mut reply = String::new();
         BufReader::new(r).read_line(&mut reply).await.map_err(io)?;
-        let v: Value = serde_json::from_str(&reply).map_err(|e| {
+        let v = Response::from_line(&reply).map_err(|e| {
             DaemonError::Vm(format!(
-                "switch {} answered '{reply}': {e}",
-                control.display()
+                "switch {} answered '{}': {e}",
+                control.display(),
+                reply.trim_end()
             ))
         })?;
-        if v.get("ok").and_then(Value::as_bool) == Some(true) {
-            Ok(v)
-        } else {
-            Err(DaemonError::Vm(format!(
-                "the switch refused {req}: {}",
-                v.get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no reason given")
-            )))
-        }
+        v.into_result().map_err(|why| {
+            DaemonError::Vm(format!(
+                "the switch refused {}: {why}",
+                req.to_line().trim_end()
+            ))
+        })
     };
     tokio::time::timeout(Duration::from_secs(10), fut)
         .await

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use virtnet_vswitch_control::PortInfo as SwitchPort;
 
 use super::*;
 
@@ -27,11 +27,9 @@ fn iface(xml: &str) -> virtnet_conf::Interface {
 }
 
 /// The switch's own list of ports.
-async fn switch_ports(control: &Path) -> Vec<Value> {
-    let v = switch::request(control, json!({"cmd": "list-ports"}))
-        .await
-        .unwrap();
-    v["ports"].as_array().unwrap().clone()
+async fn switch_ports(control: &Path) -> Vec<SwitchPort> {
+    let v = switch::request(control, &Request::ListPorts).await.unwrap();
+    v.ports.expect("list-ports reports ports")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,16 +70,16 @@ async fn driver_queues_reach_the_switch_port_also_after_a_restart() {
         .await
         .unwrap();
 
-    let queues_of = |ports: &[Value], name: &str| {
+    let queues_of = |ports: &[SwitchPort], name: &str| {
         ports
             .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no port {name} in {ports:?}"))["queues"]
-            .as_u64()
+            .find(|p| p.name == name)
+            .map(|p| p.queues)
+            .unwrap_or_else(|| panic!("no port {name} in {ports:?}"))
     };
     let ports = switch_ports(&control).await;
-    assert_eq!(queues_of(&ports, &p4.port), Some(4), "{ports:?}");
-    assert_eq!(queues_of(&ports, &p1.port), Some(1), "{ports:?}");
+    assert_eq!(queues_of(&ports, &p4.port), 4, "{ports:?}");
+    assert_eq!(queues_of(&ports, &p1.port), 1, "{ports:?}");
     let info = nets.info("q").await.unwrap();
     let shown: Vec<(String, u32)> = info
         .ports
@@ -104,7 +102,7 @@ async fn driver_queues_reach_the_switch_port_also_after_a_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let ports = switch_ports(&control).await;
-    assert_eq!(queues_of(&ports, &p4.port), Some(4), "{ports:?}");
+    assert_eq!(queues_of(&ports, &p4.port), 4, "{ports:?}");
 
     // More than the switch offers: refused with the switch's reason, nothing recorded.
     let many = iface(

@@ -1,0 +1,9 @@
+//! virtnet-api: the JSON documents of virtnetd's HTTP API (see `daemon/PROTOCOL.md` and
+//! `daemon/openapi.yaml`): requests, responses and the error body. Shared by virtnetd (which
+//! serves them) and the `virtnet` CLI (which sends and reads them), so the CLI does not link
+//! the daemon. Plain serde types, no I/O.
+
+pub mod domains;
+pub mod networks;
+
+pub use domains::*;

@@ -1,0 +1,12 @@
+//! virtnet-vswitch-control: the types of `virtnet-vswitch`'s control protocol (one JSON
+//! object per line on a unix socket; see `vhost-net/CONTROL.md`): [`Request`], [`Response`]
+//! and what they carry. The switch serves them; virtnetd sends them, without linking the
+//! switch (and its rust-vmm crates). Plain serde types and the line framing, no I/O.
+
+mod message;
+mod port;
+mod report;
+
+pub use message::{Request, Response};
+pub use port::{InvalidPort, PortConfig, SocketMode, MAX_QUEUE_PAIRS};
+pub use report::{CounterSnapshot, DropReason, MacEntry, PortInfo};

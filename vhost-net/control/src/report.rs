@@ -1,0 +1,138 @@
+//! What the switch reports: ports with their counters (`list-ports`), learned addresses
+//! (`mac-table`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::port::SocketMode;
+
+/// One port as reported by `list-ports`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortInfo {
+    /// Port name.
+    pub name: String,
+    /// `vhost-user` or `tap`.
+    pub kind: String,
+    /// Socket path (vhost-user) or interface name (tap).
+    pub path: String,
+    /// `client` or `server` (vhost-user ports).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mode: Option<SocketMode>,
+    /// Queue pairs offered.
+    pub queues: u16,
+    /// Whether a frontend is connected (always true for a tap).
+    pub connected: bool,
+    /// Receive queues the guest driver has started (a port forwards to it once > 0).
+    pub ready_queues: u16,
+    /// Virtio features the driver acknowledged (hex), if connected.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub features: Option<String>,
+    /// Counters.
+    pub counters: CounterSnapshot,
+}
+
+/// A copy of a port's counters, as reported by `list-ports`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// Frames received from the port (sent by the guest).
+    pub rx_packets: u64,
+    /// Bytes of those frames (Ethernet frame, without virtio-net header).
+    pub rx_bytes: u64,
+    /// Frames delivered to the port.
+    pub tx_packets: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Drops by reason (every reason present, zero or not).
+    pub drops: std::collections::BTreeMap<String, u64>,
+    /// How many times the vhost-user connection was established.
+    pub connections: u64,
+}
+
+impl CounterSnapshot {
+    /// Drops for a reason name (0 if unknown).
+    pub fn drop_count(&self, reason: DropReason) -> u64 {
+        self.drops.get(reason.name()).copied().unwrap_or(0)
+    }
+
+    /// Sum of all drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.values().sum()
+    }
+}
+
+/// Why a frame was dropped. Every drop is counted under exactly one reason, on the
+/// port the bad frame came from (guest-caused errors) or went to (no room there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// Shorter than the virtio-net header plus a 14-byte Ethernet header.
+    ShortFrame,
+    /// Longer than 65535 + Ethernet header, or longer than the port MTU without GSO.
+    OversizedFrame,
+    /// A descriptor (or the table it lives in) points outside the guest's memory.
+    BadAddress,
+    /// The descriptor chain loops (more descriptors than its table has).
+    DescriptorLoop,
+    /// The chain has more descriptors than the queue size (or the hard cap).
+    ChainTooLong,
+    /// Malformed descriptor: index out of range, wrong direction, bad indirect table.
+    BadDescriptor,
+    /// Inconsistent virtio-net header (GSO or checksum fields out of range).
+    BadHeader,
+    /// The destination had no free receive buffer.
+    RxNoBuffer,
+    /// The destination's receive buffer is too small for the frame (no MRG_RXBUF).
+    RxBufferTooSmall,
+    /// A GSO frame to a port that did not negotiate that offload and could not be segmented.
+    OffloadUnsupported,
+    /// The destination queue is not running (guest driver not up, or reconnecting).
+    QueueNotReady,
+    /// Reading from or writing to the uplink tap failed.
+    TapError,
+}
+
+impl DropReason {
+    /// All reasons, in counter order.
+    pub const ALL: [DropReason; 12] = [
+        DropReason::ShortFrame,
+        DropReason::OversizedFrame,
+        DropReason::BadAddress,
+        DropReason::DescriptorLoop,
+        DropReason::ChainTooLong,
+        DropReason::BadDescriptor,
+        DropReason::BadHeader,
+        DropReason::RxNoBuffer,
+        DropReason::RxBufferTooSmall,
+        DropReason::OffloadUnsupported,
+        DropReason::QueueNotReady,
+        DropReason::TapError,
+    ];
+
+    /// The snake_case name used in the control protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::ShortFrame => "short_frame",
+            DropReason::OversizedFrame => "oversized_frame",
+            DropReason::BadAddress => "bad_address",
+            DropReason::DescriptorLoop => "descriptor_loop",
+            DropReason::ChainTooLong => "chain_too_long",
+            DropReason::BadDescriptor => "bad_descriptor",
+            DropReason::BadHeader => "bad_header",
+            DropReason::RxNoBuffer => "rx_no_buffer",
+            DropReason::RxBufferTooSmall => "rx_buffer_too_small",
+            DropReason::OffloadUnsupported => "offload_unsupported",
+            DropReason::QueueNotReady => "queue_not_ready",
+            DropReason::TapError => "tap_error",
+        }
+    }
+}
+
+/// One learned address, as reported by the control interface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MacEntry {
+    /// The address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Port name it was learned on.
+    pub port: String,
+    /// Seconds since a frame from it was last seen.
+    pub age_secs: u64,
+}
