@@ -2,12 +2,12 @@
 
 use crate::bridge::BridgePortOpts;
 use crate::error::Result;
-use virtnet_conf::interface::MacAddr;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::netlink::LinkStatus;
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{PreparedVf, SavedVf, VfSpec};
+use virtnet_conf::interface::MacAddr;
 
 /// Host network plumbing for VM NICs.
 ///

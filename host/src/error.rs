@@ -389,19 +389,34 @@ mod tests {
     fn user_errors_and_faults() {
         let io = || io::Error::from_raw_os_error(libc::ENODEV);
         let user = [
-            HostError::BridgeNotFound { bridge: "br0".into() },
+            HostError::BridgeNotFound {
+                bridge: "br0".into(),
+            },
             HostError::TapBusy { name: "t0".into() },
             HostError::NameInUse { name: "t0".into() },
-            HostError::LowerDeviceNotFound { name: "eth9".into() },
-            HostError::NotAVf { addr: "0000:03:00.0".into() },
+            HostError::LowerDeviceNotFound {
+                name: "eth9".into(),
+            },
+            HostError::NotAVf {
+                addr: "0000:03:00.0".into(),
+            },
         ];
         let faults = [
             HostError::TunUnavailable { source: io() },
             HostError::netlink("add link 'vnet0'", io()),
-            HostError::LinkNotFound { name: "vnet0".into() },
-            HostError::Injected { call: 0, what: "tap".into() },
-            HostError::BridgeNotFound { bridge: "br0".into() }
-                .with_undo_errors(vec![HostError::LinkNotFound { name: "vnet0".into() }]),
+            HostError::LinkNotFound {
+                name: "vnet0".into(),
+            },
+            HostError::Injected {
+                call: 0,
+                what: "tap".into(),
+            },
+            HostError::BridgeNotFound {
+                bridge: "br0".into(),
+            }
+            .with_undo_errors(vec![HostError::LinkNotFound {
+                name: "vnet0".into(),
+            }]),
         ];
         for e in &user {
             assert!(e.is_user_error(), "{e}");

@@ -13,13 +13,13 @@ use std::sync::{Mutex, MutexGuard};
 use crate::api::HostNet;
 use crate::bridge::BridgePortOpts;
 use crate::error::{HostError, Result};
-use virtnet_conf::interface::MacAddr;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::validate_ifname;
 use crate::netlink::LinkStatus;
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{PreparedVf, SavedVf, VfSpec};
+use virtnet_conf::interface::MacAddr;
 
 /// One recorded call to a [`FakeHost`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,8 +33,6 @@ pub use bridge::BridgePortOpts;
 pub use error::{HostError, Result};
 pub use fake::{FakeCall, FakeHost};
 pub use linux::LinuxHost;
-/// The one MAC address type, conf's (its parser checks every group is hex).
-pub use virtnet_conf::interface::{MacAddr, MacParseError};
 pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
 pub use netlink::LinkStatus;
@@ -42,3 +40,5 @@ pub use tap::{TapHandle, TapSpec};
 pub use tun::tun_fd_info;
 pub use undo::{HostUndo, UndoStack};
 pub use vf::{PciAddr, PreparedVf, SavedVf, Sysfs, VfSpec};
+/// The one MAC address type, conf's (its parser checks every group is hex).
+pub use virtnet_conf::interface::{MacAddr, MacParseError};

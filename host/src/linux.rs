@@ -7,13 +7,13 @@ use netlink_packet_route::link::LinkAttribute;
 use crate::api::HostNet;
 use crate::bridge::BridgePortOpts;
 use crate::error::{HostError, Result};
-use virtnet_conf::interface::MacAddr;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::NameCounter;
 use crate::netlink::{self, LinkRef, LinkStatus, NetlinkTransport, SocketTransport};
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{self, PreparedVf, SavedVf, Sysfs, VfSpec};
+use virtnet_conf::interface::MacAddr;
 
 /// Linux host networking: `/dev/net/tun`, rtnetlink, sysfs, `/dev/tapN`.
 ///

@@ -13,12 +13,12 @@ use netlink_packet_route::link::{
 use crate::devnode;
 use crate::error::{HostError, Result};
 use crate::linux::LinuxHost;
-use virtnet_conf::interface::MacAddr;
 use crate::name::{validate_ifname, NAME_TRIES};
 use crate::netlink::{self, LinkRef, LinkStatus};
 use crate::tap::MAX_QUEUES;
 use crate::tun::{open_rw, set_iff, IFF_NO_PI, IFF_TAP, IFF_VNET_HDR};
 use crate::undo::{HostUndo, UndoStack};
+use virtnet_conf::interface::MacAddr;
 
 /// macvtap mode (`<source dev='eth0' mode='...'/>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

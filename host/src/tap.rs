@@ -21,13 +21,13 @@ use netlink_packet_route::link::{InfoData, LinkAttribute, LinkInfo, LinkMessage}
 
 use crate::error::{HostError, Result};
 use crate::linux::LinuxHost;
-use virtnet_conf::interface::MacAddr;
 use crate::name::{validate_ifname, NAME_TRIES};
 use crate::netlink::{self, link_kind, LinkRef};
 use crate::tun::{
     open_tun, TunError, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TAP, IFF_TUN_EXCL, IFF_VNET_HDR,
 };
 use crate::undo::HostUndo;
+use virtnet_conf::interface::MacAddr;
 
 /// Most queues a tap can have (the kernel's MAX_TAP_QUEUES).
 pub const MAX_QUEUES: u16 = 256;
@@ -128,9 +128,7 @@ impl LinuxHost {
             fds.push(fd);
         }
         let ifindex = self.ifindex(&name)?;
-        let mut attrs = vec![LinkAttribute::Address(
-            spec.guest_mac.tap_mac().0.to_vec(),
-        )];
+        let mut attrs = vec![LinkAttribute::Address(spec.guest_mac.tap_mac().0.to_vec())];
         if let Some(mtu) = spec.mtu {
             attrs.push(LinkAttribute::Mtu(mtu));
         }

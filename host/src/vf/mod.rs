@@ -10,8 +10,8 @@ pub use addr::PciAddr;
 pub(crate) use prepare::{prepare, restore};
 pub use sysfs::{Sysfs, WriteHook};
 
-use virtnet_conf::interface::MacAddr;
 use crate::undo::HostUndo;
+use virtnet_conf::interface::MacAddr;
 
 /// The driver a VF is given to for device assignment.
 pub const VFIO_PCI: &str = "vfio-pci";

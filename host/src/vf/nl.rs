@@ -3,8 +3,8 @@
 use netlink_packet_route::link::{LinkAttribute, LinkVfInfo, VfInfo, VfInfoMac, VfInfoVlan};
 
 use crate::error::{HostError, Result};
-use virtnet_conf::interface::MacAddr;
 use crate::netlink::{self, LinkRef, NetlinkTransport};
+use virtnet_conf::interface::MacAddr;
 
 /// A VF's MAC and VLAN as its PF reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
