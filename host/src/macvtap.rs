@@ -20,8 +20,9 @@ use crate::tun::{open_rw, set_iff, IFF_NO_PI, IFF_TAP, IFF_VNET_HDR};
 use crate::undo::{HostUndo, UndoStack};
 use virtnet_conf::interface::MacAddr;
 
-/// macvtap mode (`<source dev='eth0' mode='...'/>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// macvtap mode (`<source dev='eth0' mode='...'/>`); serialised by its XML name (`bridge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MacvtapMode {
     /// Guests on the same lower device talk directly.
     Bridge,

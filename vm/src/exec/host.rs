@@ -3,9 +3,7 @@
 use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
 
-use virtnet_host::{
-    BridgePortOpts, HostNet, MacAddr, MacvtapMode, MacvtapSpec, PciAddr, TapSpec, UndoStack, VfSpec,
-};
+use virtnet_host::{BridgePortOpts, HostNet, MacvtapSpec, TapSpec, UndoStack, VfSpec};
 
 use super::resources::{HostResources, NicResource};
 use crate::error::VmError;
@@ -13,11 +11,6 @@ use crate::plan::{FdSink, HostStep};
 
 /// The fds one step opened, with the numbers QEMU must see them at.
 pub(crate) type PlacedFds = Vec<(OwnedFd, i32)>;
-
-fn mac(s: &str) -> Result<MacAddr, VmError> {
-    s.parse()
-        .map_err(|_| VmError::InvalidContext(format!("the plan has an invalid MAC '{s}': re-plan")))
-}
 
 fn host_err(what: String) -> impl FnOnce(virtnet_host::HostError) -> VmError {
     move |source| VmError::Host { what, source }
@@ -69,7 +62,7 @@ pub(crate) fn open_step(
         HostStep::CreateTap {
             nic,
             name,
-            mac: m,
+            mac,
             mtu,
             queues,
             vnet_hdr,
@@ -79,7 +72,7 @@ pub(crate) fn open_step(
         } => {
             let spec = TapSpec {
                 name: name.clone(),
-                guest_mac: mac(m)?,
+                guest_mac: *mac,
                 mtu: *mtu,
                 queues: *queues,
                 vnet_hdr: *vnet_hdr,
@@ -134,18 +127,17 @@ pub(crate) fn open_step(
             name,
             lower,
             mode,
-            mac: m,
+            mac,
             mtu,
             queues,
             vnet_hdr,
             ..
         } => {
-            let mode: MacvtapMode = mode.parse().map_err(VmError::InvalidContext)?;
             let spec = MacvtapSpec {
                 name: name.clone(),
                 lower: lower.clone(),
-                mode,
-                mac: mac(m)?,
+                mode: *mode,
+                mac: *mac,
                 mtu: *mtu,
                 queues: *queues,
                 vnet_hdr: *vnet_hdr,
@@ -186,15 +178,12 @@ pub(crate) fn open_step(
         HostStep::PrepareVf {
             nic,
             pci,
-            mac: m,
+            mac,
             vlan,
             managed,
         } => {
-            let addr: PciAddr = pci.parse().map_err(|_| {
-                VmError::InvalidContext(format!("the plan has an invalid PCI address '{pci}'"))
-            })?;
-            let mut spec = VfSpec::new(addr);
-            spec.mac = m.as_deref().map(mac).transpose()?;
+            let mut spec = VfSpec::new(*pci);
+            spec.mac = *mac;
             spec.vlan = *vlan;
             // managed='no': the VF must already be on vfio-pci; its driver is never touched.
             spec.managed = *managed;
@@ -203,7 +192,7 @@ pub(crate) fn open_step(
             res.nics.push(NicResource {
                 nic: *nic,
                 kind: "vf".into(),
-                name: pci.clone(),
+                name: pci.to_string(),
                 ifindex: None,
                 managed: *managed,
                 bridge: None,

@@ -2,9 +2,12 @@
 //! Start ([`super::plan_start`]) and hot-plug both use [`nic_plan`]; they differ only in the
 //! [`FdNaming`] they pass (inherited fd numbers vs `getfd` names).
 
+use virtnet_conf::address::PciAddress;
 use virtnet_conf::domain::DomainType;
+use virtnet_conf::interface::MacAddr;
 use virtnet_conf::interface::{HostdevSource, InterfaceKind, InterfaceType};
 use virtnet_conf::{Domain, Interface};
+use virtnet_host::{MacvtapMode, PciAddr};
 use virtnet_qemu::{tap_fds_needed, NicSpec, QemuCaps, TapFds};
 
 use super::types::{FdNaming, HostStep, NicPlan, PlannedBackend};
@@ -55,15 +58,16 @@ pub fn nic_plan(
              plans are deterministic and do not invent one)",
         ));
     }
-    let mac = plan.mac.clone().unwrap_or_default();
+    // Checked just above for every type that uses it (a VF keeps its own without one).
+    let mac = iface.mac().unwrap_or_default();
     match &iface.kind {
         InterfaceKind::Bridge { bridge } => {
             let b = Some(bridge.value.clone());
-            bridge_plan(&spec, &caps, &mac, b, fds, &mut plan)?
+            bridge_plan(&spec, &caps, mac, b, fds, &mut plan)?
         }
-        InterfaceKind::Ethernet => ethernet_plan(&spec, &caps, &mac, fds, &mut plan)?,
+        InterfaceKind::Ethernet => ethernet_plan(&spec, &caps, mac, fds, &mut plan)?,
         InterfaceKind::Direct { dev, mode } => {
-            direct_plan(&spec, &caps, &mac, &dev.value, mode, fds, &mut plan)?
+            direct_plan(&spec, &caps, mac, &dev.value, mode, fds, &mut plan)?
         }
         InterfaceKind::Hostdev { managed, source } => {
             hostdev_plan(&spec, *managed, source, &mut plan)?
@@ -163,7 +167,7 @@ fn vhost_step(spec: &NicSpec<'_>, need: TapFds, fds: &mut FdNaming) -> Option<Ho
 fn bridge_plan(
     spec: &NicSpec<'_>,
     caps: &QemuCaps,
-    mac: &str,
+    mac: MacAddr,
     bridge: Option<String>,
     fds: &mut FdNaming,
     plan: &mut NicPlan,
@@ -180,7 +184,7 @@ fn bridge_plan(
     plan.steps.push(HostStep::CreateTap {
         nic: spec.index,
         name: iface.target_dev().map(str::to_string),
-        mac: mac.to_string(),
+        mac,
         mtu: iface.mtu(),
         queues,
         vnet_hdr: iface.is_virtio(),
@@ -197,7 +201,7 @@ fn bridge_plan(
 fn ethernet_plan(
     spec: &NicSpec<'_>,
     caps: &QemuCaps,
-    mac: &str,
+    mac: MacAddr,
     fds: &mut FdNaming,
     plan: &mut NicPlan,
 ) -> Result<(), VmError> {
@@ -236,20 +240,23 @@ fn ethernet_plan(
 fn direct_plan(
     spec: &NicSpec<'_>,
     caps: &QemuCaps,
-    mac: &str,
+    mac: MacAddr,
     lower: &str,
     mode: &str,
     fds: &mut FdNaming,
     plan: &mut NicPlan,
 ) -> Result<(), VmError> {
     let iface: &Interface = spec.iface;
+    let mode: MacvtapMode = mode
+        .parse()
+        .map_err(|why: String| unsupported(spec, &why))?;
     let (queues, need) = queue_counts(spec, caps)?;
     plan.steps.push(HostStep::CreateMacvtap {
         nic: spec.index,
         name: iface.target_dev().map(str::to_string),
         lower: lower.to_string(),
-        mode: mode.to_string(),
-        mac: mac.to_string(),
+        mode,
+        mac,
         mtu: iface.mtu(),
         queues,
         vnet_hdr: iface.is_virtio(),
@@ -283,11 +290,30 @@ fn hostdev_plan(
     }
     plan.steps.push(HostStep::PrepareVf {
         nic: spec.index,
-        pci: addr.value.to_string(),
-        mac: plan.mac.clone(),
+        pci: host_pci(spec, &addr.value)?,
+        mac: spec.iface.mac(),
         vlan: tags.first().copied(),
         managed,
     });
     plan.backend = PlannedBackend::Vfio;
     Ok(())
+}
+
+/// The host's PCI address of a `<source><address>`; a domain beyond 16 bits is refused.
+fn host_pci(spec: &NicSpec<'_>, a: &PciAddress) -> Result<PciAddr, VmError> {
+    let domain = u16::try_from(a.domain).map_err(|_| {
+        unsupported(
+            spec,
+            &format!(
+                "PCI domain {:#x} of {a} is beyond 0xffff, which Linux does not use",
+                a.domain
+            ),
+        )
+    })?;
+    Ok(PciAddr {
+        domain,
+        bus: a.bus,
+        slot: a.slot,
+        function: a.function,
+    })
 }

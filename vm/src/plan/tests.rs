@@ -162,6 +162,29 @@ fn snapshot_all_types() {
     insta::assert_yaml_snapshot!("all_types", plan("qemu", SHARED_MEMFD, &nics));
 }
 
+/// Host steps carry typed values (MAC, macvtap mode, PCI address) that serialise as the same
+/// strings as before and read back checked: a damaged MAC is refused, not passed on.
+#[test]
+fn host_steps_round_trip_typed() {
+    let nics = [BRIDGE, DIRECT, HOSTDEV].join("\n    ");
+    let p = plan("qemu", "", &nics);
+    let steps: Vec<&HostStep> = p.nics.iter().flat_map(|n| &n.steps).collect();
+    let json = serde_json::to_value(&steps).unwrap();
+    let back: Vec<HostStep> = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back.iter().collect::<Vec<_>>(), steps);
+    let text = json.to_string();
+    for part in [
+        r#""mac":"52:54:00:00:00:01""#,
+        r#""mode":"#,
+        r#""pci":"0000:"#,
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    let mut bad = json[0].clone();
+    bad["mac"] = "+a:+b:+c:+d:+e:+f".into();
+    assert!(serde_json::from_value::<HostStep>(bad).is_err());
+}
+
 /// The fd numbers QEMU is told about are exactly the ones the host steps place, in order,
 /// from `first_fd` up, each once.
 #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use virtnet_host::{MacAddr, MacvtapMode, PciAddr};
 use virtnet_qemu::{FdRef, NicBackend};
 
 /// Where the fds a host step opens go.
@@ -84,7 +85,7 @@ pub enum HostStep {
         /// `<target dev>`; `None` = the first free `vnetN`, chosen at run time.
         name: Option<String>,
         /// The guest MAC (the tap gets it with the first byte set to 0xfe).
-        mac: String,
+        mac: MacAddr,
         /// `<mtu size>`.
         mtu: Option<u32>,
         /// Queues (fds).
@@ -121,9 +122,9 @@ pub enum HostStep {
         /// The host device (`<source dev>`).
         lower: String,
         /// `bridge`, `vepa`, `private` or `passthrough`.
-        mode: String,
+        mode: MacvtapMode,
         /// The guest MAC (the macvtap carries it).
-        mac: String,
+        mac: MacAddr,
         /// `<mtu size>`.
         mtu: Option<u32>,
         /// Queues (fds).
@@ -145,9 +146,9 @@ pub enum HostStep {
         /// Interface index.
         nic: usize,
         /// The VF's host PCI address (`0000:03:10.1`).
-        pci: String,
+        pci: PciAddr,
         /// The MAC to give it.
-        mac: Option<String>,
+        mac: Option<MacAddr>,
         /// The VLAN tag to give it.
         vlan: Option<u16>,
         /// `managed='yes'`: virtnet binds it to vfio-pci (with `no` it must be bound already).
