@@ -121,9 +121,13 @@ impl Daemon {
         if let Some(c) = cache.get(qemu) {
             return Ok(*c);
         }
-        let caps = virtnet_vm::probe_caps(qemu)
-            .await
-            .map_err(|e| DaemonError::Vm(format!("cannot use QEMU {}: {e}", qemu.display())))?;
+        let caps =
+            virtnet_vm::probe_caps(qemu)
+                .await
+                .map_err(|source| DaemonError::QemuBinary {
+                    qemu: qemu.to_path_buf(),
+                    source,
+                })?;
         cache.insert(qemu.to_path_buf(), caps);
         Ok(caps)
     }

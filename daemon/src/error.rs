@@ -143,6 +143,16 @@ pub enum DaemonError {
         source: VmError,
     },
 
+    /// The QEMU binary could not be probed (missing, not runnable, unknown version).
+    #[error("cannot use QEMU {}: {source}", qemu.display())]
+    QemuBinary {
+        /// The binary (`<emulator>` or virtnetd's default).
+        qemu: PathBuf,
+        /// Why.
+        #[source]
+        source: VmError,
+    },
+
     /// A QMP command on a running VM's QEMU failed.
     #[error("{source}")]
     Qmp {
@@ -272,7 +282,10 @@ impl DaemonError {
             DaemonError::Conflict(_) => "conflict",
             DaemonError::Store { .. } => "store",
             DaemonError::Startup(_) => "startup",
-            DaemonError::Vm(_) | DaemonError::VmFailed { .. } | DaemonError::Qmp { .. } => "vm",
+            DaemonError::Vm(_)
+            | DaemonError::VmFailed { .. }
+            | DaemonError::Qmp { .. }
+            | DaemonError::QemuBinary { .. } => "vm",
             DaemonError::Internal(_) => "internal",
         }
     }
@@ -307,6 +320,7 @@ impl DaemonError {
             | DaemonError::Vm(_)
             | DaemonError::VmFailed { .. }
             | DaemonError::Qmp { .. }
+            | DaemonError::QemuBinary { .. }
             | DaemonError::HotplugFailed(_)
             | DaemonError::PlugFailed { .. }
             | DaemonError::Internal(_) => 500,
@@ -503,6 +517,14 @@ mod tests {
             (
                 DaemonError::Qmp {
                     source: QemuError::Protocol(s("x")),
+                },
+                500,
+                "vm",
+            ),
+            (
+                DaemonError::QemuBinary {
+                    qemu: PathBuf::from("/nope/qemu"),
+                    source: VmError::InvalidContext(s("x")),
                 },
                 500,
                 "vm",
