@@ -121,13 +121,12 @@ impl Daemon {
         if let Some(c) = cache.get(qemu) {
             return Ok(*c);
         }
-        let caps =
-            virtnet_vm::probe_caps(qemu)
-                .await
-                .map_err(|source| DaemonError::QemuBinary {
-                    qemu: qemu.to_path_buf(),
-                    source,
-                })?;
+        let caps = virtnet_vm::probe_caps(qemu)
+            .await
+            .map_err(|e| DaemonError::QemuBinary {
+                qemu: qemu.to_path_buf(),
+                source: Box::new(e),
+            })?;
         cache.insert(qemu.to_path_buf(), caps);
         Ok(caps)
     }

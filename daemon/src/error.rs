@@ -129,7 +129,7 @@ pub enum DaemonError {
     PlugFailed {
         /// The vm crate's error.
         #[source]
-        source: VmError,
+        source: Box<VmError>,
     },
 
     /// Starting, hot-plugging or unplugging failed because of the definition or a host object
@@ -140,7 +140,7 @@ pub enum DaemonError {
     VmRefused {
         /// The vm crate's error.
         #[source]
-        source: VmError,
+        source: Box<VmError>,
     },
 
     /// The QEMU binary could not be probed (missing, not runnable, unknown version).
@@ -150,7 +150,7 @@ pub enum DaemonError {
         qemu: PathBuf,
         /// Why.
         #[source]
-        source: VmError,
+        source: Box<VmError>,
     },
 
     /// A QMP command on a running VM's QEMU failed.
@@ -158,7 +158,7 @@ pub enum DaemonError {
     Qmp {
         /// The qemu crate's error.
         #[source]
-        source: virtnet_qemu::QemuError,
+        source: Box<virtnet_qemu::QemuError>,
     },
 
     /// Starting or stopping a VM failed in virtnetd, QEMU or the host.
@@ -166,7 +166,7 @@ pub enum DaemonError {
     VmFailed {
         /// The vm crate's error.
         #[source]
-        source: VmError,
+        source: Box<VmError>,
     },
 
     /// A host resource (vhost-user socket, tap name, host PCI device, MAC) already belongs to
@@ -336,9 +336,13 @@ impl DaemonError {
     /// ([`VmError::is_user_error`]), else [`DaemonError::VmFailed`].
     pub fn vm(source: VmError) -> Self {
         if source.is_user_error() {
-            DaemonError::VmRefused { source }
+            DaemonError::VmRefused {
+                source: Box::new(source),
+            }
         } else {
-            DaemonError::VmFailed { source }
+            DaemonError::VmFailed {
+                source: Box::new(source),
+            }
         }
     }
 
@@ -346,9 +350,13 @@ impl DaemonError {
     /// [`DaemonError::PlugFailed`].
     pub fn hotplug(source: VmError) -> Self {
         if source.is_user_error() {
-            DaemonError::VmRefused { source }
+            DaemonError::VmRefused {
+                source: Box::new(source),
+            }
         } else {
-            DaemonError::PlugFailed { source }
+            DaemonError::PlugFailed {
+                source: Box::new(source),
+            }
         }
     }
 
@@ -516,7 +524,7 @@ mod tests {
             (DaemonError::Internal(s("x")), 500, "internal"),
             (
                 DaemonError::Qmp {
-                    source: QemuError::Protocol(s("x")),
+                    source: Box::new(QemuError::Protocol(s("x"))),
                 },
                 500,
                 "vm",
@@ -524,7 +532,7 @@ mod tests {
             (
                 DaemonError::QemuBinary {
                     qemu: PathBuf::from("/nope/qemu"),
-                    source: VmError::InvalidContext(s("x")),
+                    source: Box::new(VmError::InvalidContext(s("x"))),
                 },
                 500,
                 "vm",

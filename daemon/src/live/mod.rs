@@ -77,7 +77,9 @@ impl Live {
             .await?
             .execute(command, args)
             .await
-            .map_err(|source| DaemonError::Qmp { source })
+            .map_err(|e| DaemonError::Qmp {
+                source: Box::new(e),
+            })
     }
 
     /// Stops the background tasks (exit watcher, event listener).
