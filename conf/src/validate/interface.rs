@@ -3,7 +3,7 @@
 use super::names::{alias_problem, bad_ifname, ifname_problem, socket_path_problem};
 use crate::error::ConfError;
 use crate::interface::{
-    HostdevSource, Interface, InterfaceKind, InterfaceType, Spanned, TeamingKind,
+    Interface, InterfaceKind, InterfaceType, Spanned, TeamingKind,
 };
 use crate::xml::Pos;
 
@@ -127,17 +127,8 @@ pub fn validate_interface(iface: &Interface) -> Vec<ConfError> {
             ));
         }
     }
-    if let Some(HostdevSource::Usb { pos, .. }) = match &iface.kind {
-        InterfaceKind::Hostdev { source, .. } => Some(source),
-        _ => None,
-    } {
-        errs.push(ConfError::unsupported(
-            at(*pos),
-            "interface type='hostdev' needs the host PCI address of an SR-IOV VF (<source><address \
-             type='pci' .../></source>); pass USB devices with <hostdev mode='subsystem' \
-             type='usb'> instead",
-        ));
-    }
+    // A USB <source> on type='hostdev' is kept (libvirt parses and formats it "for
+    // completeness and consistency"); virtnet_qemu::validate refuses starting or attaching it.
 
     // Driver settings (libvirt applies them to virtio models only).
     if let Some(d) = iface

@@ -39,7 +39,7 @@ const GUEST_OFFLOAD_PROPS: &[(&str, &str)] = &[
 ///
 /// Under TCG a vhost-user NIC gets `"vectors":0` (see [`vhost_user_tcg_vectors`]).
 pub fn nic_device_json(spec: &NicSpec<'_>, guest: &GuestCtx) -> Result<Value, QemuError> {
-    check_supported(spec)?;
+    check_supported(spec, &guest.caps)?;
     if !id_is_safe(&spec.ids.device) {
         return Err(QemuError::UnsupportedInterface {
             interface: spec.describe(),
