@@ -118,6 +118,14 @@ pub enum DaemonError {
     #[error("{0}")]
     NotHotpluggable(String),
 
+    /// The configuration cannot run here (virtnet_qemu's validation layer refused it at start
+    /// or attach). Each problem is `LINE:COL: unsupported configuration: ...`.
+    #[error("{}", problems.join("; "))]
+    Unsupported {
+        /// Every refusal, located.
+        problems: Vec<String>,
+    },
+
     /// A hot-plug, unplug or update failed at one step; what was done before it was undone.
     #[error("{0}")]
     HotplugFailed(String),
@@ -227,6 +235,7 @@ impl DaemonError {
             DaemonError::NoSuchDevice { .. } => "no_such_device",
             DaemonError::RemovalPending { .. } => "removal_pending",
             DaemonError::NotHotpluggable(_) => "not_hotpluggable",
+            DaemonError::Unsupported { .. } => "unsupported_configuration",
             DaemonError::HotplugFailed(_) => "hotplug_failed",
             DaemonError::InUse { .. } | DaemonError::InUseByNetwork { .. } => "resource_in_use",
             DaemonError::InvalidState { .. } | DaemonError::NetworkState { .. } => "invalid_state",
@@ -249,7 +258,8 @@ impl DaemonError {
             | DaemonError::NoSuchDevice { .. } => 404,
             DaemonError::InvalidXml { .. }
             | DaemonError::BadRequest(_)
-            | DaemonError::NotHotpluggable(_) => 400,
+            | DaemonError::NotHotpluggable(_)
+            | DaemonError::Unsupported { .. } => 400,
             DaemonError::UnsupportedMediaType { .. } => 415,
             DaemonError::PayloadTooLarge { .. } => 413,
             DaemonError::MethodNotAllowed { .. } => 405,
