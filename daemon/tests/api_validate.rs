@@ -74,12 +74,18 @@ fn define_refuses_what_cannot_run_with_its_position() {
     let nic = "<interface type='user'><mac address='52:54:00:00:0c:01'/>\n      \
                <backend type='passt'/></interface>";
     let (s, v) = d.define(&domain_xml("p", nic));
-    assert_eq!((s, v["error"]["kind"].as_str()), (400, Some("invalid_xml")), "{v}");
+    assert_eq!(
+        (s, v["error"]["kind"].as_str()),
+        (400, Some("invalid_xml")),
+        "{v}"
+    );
     // Line 8 of the document, column 16: <backend>'s type attribute.
     let m = v["error"]["message"].as_str().unwrap();
     assert!(
-        m.starts_with("invalid domain XML: 8:16: unsupported configuration: interface \
-                       52:54:00:00:0c:01 (type='user'): the passt back end"),
+        m.starts_with(
+            "invalid domain XML: 8:16: unsupported configuration: interface \
+                       52:54:00:00:0c:01 (type='user'): the passt back end"
+        ),
         "{m}"
     );
     assert!(d.names().is_empty(), "nothing defined");
@@ -96,7 +102,11 @@ fn usb_hostdev_nic_live_attach_is_refused_before_qemu_sees_it() {
         let user = "<interface type='user'><mac address='52:54:00:00:0b:09'/></interface>";
         assert_eq!(d.define(&domain_xml("l", user)).0, 201);
         start(&d, "l");
-        let before = (qemu_objects(&d, "l"), d.store_files(), d.get("/v1/domains/l/xml"));
+        let before = (
+            qemu_objects(&d, "l"),
+            d.store_files(),
+            d.get("/v1/domains/l/xml"),
+        );
         for nic in [USB_NIC, USB_BY_ADDRESS] {
             let (s, v) = post_json(
                 &d,
@@ -105,8 +115,15 @@ fn usb_hostdev_nic_live_attach_is_refused_before_qemu_sees_it() {
             );
             assert_unsupported_usb(s, &v);
         }
-        let after = (qemu_objects(&d, "l"), d.store_files(), d.get("/v1/domains/l/xml"));
-        assert_eq!(after, before, "nothing changed in QEMU, the store or the live XML");
+        let after = (
+            qemu_objects(&d, "l"),
+            d.store_files(),
+            d.get("/v1/domains/l/xml"),
+        );
+        assert_eq!(
+            after, before,
+            "nothing changed in QEMU, the store or the live XML"
+        );
         destroy_leaving_nothing(&d, "l");
         println!("live attach refused with QEMU running");
     });

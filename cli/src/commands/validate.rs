@@ -13,8 +13,11 @@ use crate::input::read_input;
 /// A definition as `virtnet define` reads it: parsed, defaults filled, validated by conf and
 /// by the validation layer for define. The problems with their positions otherwise.
 pub(crate) fn load_for_define(text: &str) -> Result<Domain, Vec<(Pos, String)>> {
-    let domain = load_domain(text)
-        .map_err(|errs| errs.iter().map(|e| (e.pos(), e.to_string())).collect::<Vec<_>>())?;
+    let domain = load_domain(text).map_err(|errs| {
+        errs.iter()
+            .map(|e| (e.pos(), e.to_string()))
+            .collect::<Vec<_>>()
+    })?;
     match validate_domain(Operation::Define, &domain, None) {
         Ok(()) => Ok(domain),
         Err(r) => Err(r.0.iter().map(|r| (r.pos, r.to_string())).collect()),

@@ -65,6 +65,9 @@ pub enum Rule {
     VfVlanTrunk,
     /// No MAC at start or attach (define assigns one).
     MacRequired,
+    /// A PCI NIC hot-plugged into an i440fx VM running without ACPI (`acpi=off`): PCI
+    /// hot-plug on i440fx goes through ACPI, the guest would never see it.
+    HotplugNeedsAcpi,
     /// update-device changes something other than the link state or a vhost-user socket.
     UpdateNotChangeable,
     /// A live vhost-user socket change without `replug`.
@@ -93,6 +96,7 @@ impl Rule {
         Rule::VhostNetOnTcg,
         Rule::VhostNetUnavailable,
         Rule::SocketBackendNotHotpluggable,
+        Rule::HotplugNeedsAcpi,
     ];
 
     /// The operations the rule applies to.
@@ -114,7 +118,7 @@ impl Rule {
             | Rule::NetworkNotResolved
             | Rule::VhostNetUnavailable
             | Rule::MacRequired => RUN,
-            Rule::SocketBackendNotHotpluggable => ATTACH,
+            Rule::SocketBackendNotHotpluggable | Rule::HotplugNeedsAcpi => ATTACH,
             Rule::UpdateNotChangeable
             | Rule::SocketChangeNeedsReplug
             | Rule::HostdevLinkNotChangeable => UPDATE,
@@ -125,6 +129,7 @@ impl Rule {
     pub fn class(self) -> Class {
         match self {
             Rule::SocketBackendNotHotpluggable
+            | Rule::HotplugNeedsAcpi
             | Rule::UpdateNotChangeable
             | Rule::SocketChangeNeedsReplug
             | Rule::HostdevLinkNotChangeable => Class::Operation,
@@ -150,6 +155,8 @@ impl Rule {
 /// What a rule looks at.
 struct Ctx<'a> {
     domain_type: DomainType,
+    /// An i440fx machine without ACPI (no PCI hot-plug).
+    i440fx_without_acpi: bool,
     iface: &'a Interface,
     caps: Option<&'a QemuCaps>,
 }
@@ -179,10 +186,12 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 .filter(|_| ty.uses_tap())?;
             Some((
                 pos,
-                msg("<script>/<downscript> are not supported: virtnet creates the tap device \
+                msg(
+                    "<script>/<downscript> are not supported: virtnet creates the tap device \
                      itself and hands QEMU its fd, so no script runs; remove them (and set the \
                      tap up from outside with <target dev='NAME' managed='no'/> on \
-                     type='ethernet' if it needs special configuration)"),
+                     type='ethernet' if it needs special configuration)",
+                ),
             ))
         }
         Rule::PasstNotSupported => {
@@ -191,18 +200,22 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             matches!(ty, InterfaceType::User | InterfaceType::VhostUser).then(|| {
                 (
                     pos,
-                    msg("the passt back end (<backend type='passt'/>) is not supported yet: use \
+                    msg(
+                        "the passt back end (<backend type='passt'/>) is not supported yet: use \
                          type='user' without <backend> (SLIRP), or give the socket of a \
                          vhost-user back end with <source type='unix' path='...' \
-                         mode='client|server'/>"),
+                         mode='client|server'/>",
+                    ),
                 )
             })
         }
         Rule::VhostUserNeedsSocket => match &i.kind {
             InterfaceKind::VhostUser { socket: None } if !i.is_passt() => Some((
                 i.pos,
-                msg("a vhost-user interface needs <source type='unix' path='...' \
-                     mode='client|server'/>"),
+                msg(
+                    "a vhost-user interface needs <source type='unix' path='...' \
+                     mode='client|server'/>",
+                ),
             )),
             _ => None,
         },
@@ -212,9 +225,11 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             {
                 Some((
                     s.path.pos,
-                    msg("<reconnect> only applies when QEMU is the client (mode='client'): QEMU \
+                    msg(
+                        "<reconnect> only applies when QEMU is the client (mode='client'): QEMU \
                          cannot reconnect a socket it listens on; remove <reconnect> or use \
-                         mode='client'"),
+                         mode='client'",
+                    ),
                 ))
             }
             _ => None,
@@ -234,8 +249,10 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         Rule::VdpaNotSupported => matches!(i.kind, InterfaceKind::Vdpa { .. }).then(|| {
             (
                 i.source_pos_or_own(),
-                msg("type='vdpa' is not supported yet (it needs a vhost-vdpa fd in a QEMU fd \
-                     set): use type='vhostuser' or a hostdev VF"),
+                msg(
+                    "type='vdpa' is not supported yet (it needs a vhost-vdpa fd in a QEMU fd \
+                     set): use type='vhostuser' or a hostdev VF",
+                ),
             )
         }),
         Rule::UsbHostdevNic => match &i.kind {
@@ -244,9 +261,11 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 ..
             } => Some((
                 *pos,
-                msg("a USB network device cannot be assigned as <interface type='hostdev'> \
+                msg(
+                    "a USB network device cannot be assigned as <interface type='hostdev'> \
                      (libvirt keeps such definitions but cannot assign them either): assign it \
-                     with <hostdev mode='subsystem' type='usb'> with the same <source> instead"),
+                     with <hostdev mode='subsystem' type='usb'> with the same <source> instead",
+                ),
             )),
             _ => None,
         },
@@ -284,8 +303,10 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             let pos = explicit_vhost(i).filter(|_| c.domain_type == DomainType::Qemu)?;
             Some((
                 pos,
-                msg("<driver name='vhost'/> asks for vhost-net, which a TCG guest (<domain \
-                     type='qemu'>) cannot use: remove name='vhost' or use <domain type='kvm'>"),
+                msg(
+                    "<driver name='vhost'/> asks for vhost-net, which a TCG guest (<domain \
+                     type='qemu'>) cannot use: remove name='vhost' or use <domain type='kvm'>",
+                ),
             ))
         }
         Rule::VhostNetUnavailable => {
@@ -294,9 +315,11 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 .filter(|_| c.domain_type == DomainType::Kvm && i.is_virtio() && !caps.vhost_net)?;
             Some((
                 pos,
-                msg("<driver name='vhost'/> asks for vhost-net, but /dev/vhost-net cannot be \
+                msg(
+                    "<driver name='vhost'/> asks for vhost-net, but /dev/vhost-net cannot be \
                      used on this host: load the vhost_net module (modprobe vhost_net) or \
-                     remove name='vhost' to let QEMU move the packets itself"),
+                     remove name='vhost' to let QEMU move the packets itself",
+                ),
             ))
         }
         Rule::UnmanagedTargetNotEthernet => {
@@ -317,8 +340,10 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             (ty == InterfaceType::Ethernet && t.dev.is_none()).then(|| {
                 (
                     t.pos,
-                    msg("<target managed='no'/> needs the existing tap's name: <target \
-                         dev='tap0' managed='no'/>"),
+                    msg(
+                        "<target managed='no'/> needs the existing tap's name: <target \
+                         dev='tap0' managed='no'/>",
+                    ),
                 )
             })
         }
@@ -327,9 +352,11 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             (ty == InterfaceType::Ethernet && has).then(|| {
                 (
                     i.source_pos_or_own(),
-                    msg("host-side <ip>/<route> inside <source> are not supported yet: \
+                    msg(
+                        "host-side <ip>/<route> inside <source> are not supported yet: \
                          configure the tap yourself (<target dev='NAME' managed='no'/>) and \
-                         remove them"),
+                         remove them",
+                    ),
                 )
             })
         }
@@ -350,19 +377,36 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             (ty == InterfaceType::Hostdev).then(|| {
                 (
                     v.pos,
-                    msg("an SR-IOV VF takes one VLAN tag; trunks (several <tag>) are not \
-                         possible"),
+                    msg(
+                        "an SR-IOV VF takes one VLAN tag; trunks (several <tag>) are not \
+                         possible",
+                    ),
                 )
             })
         }
         Rule::MacRequired => (i.mac().is_none() && !i.is_hostdev()).then(|| {
             (
                 i.pos,
-                msg("it has no MAC address: give one with <mac address='52:54:00:xx:xx:xx'/> \
-                     (define assigns one; the plans are deterministic and do not invent one)"),
+                msg(
+                    "it has no MAC address: give one with <mac address='52:54:00:xx:xx:xx'/> \
+                     (define assigns one; the plans are deterministic and do not invent one)",
+                ),
             )
         }),
-        Rule::UpdateNotChangeable | Rule::SocketChangeNeedsReplug | Rule::HostdevLinkNotChangeable => {
+        Rule::HotplugNeedsAcpi => (c.i440fx_without_acpi && i.wants_pci_address()).then(|| {
+            (
+                i.pos,
+                msg(
+                    "PCI hot-plug on an i440fx machine goes through ACPI, and this VM runs \
+                     without it (no <features><acpi/></features>: QEMU has acpi=off), so the \
+                     guest would never see the NIC: add <acpi/> to <features> and restart the \
+                     VM, or attach the NIC with --config",
+                ),
+            )
+        }),
+        Rule::UpdateNotChangeable
+        | Rule::SocketChangeNeedsReplug
+        | Rule::HostdevLinkNotChangeable => {
             None // checked by super::update
         }
     }
@@ -370,11 +414,22 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
 
 /// `interface 52:54:00:00:00:01 (type='bridge')`.
 pub(super) fn what(i: &Interface) -> String {
-    format!("{} (type='{}')", i.describe(), i.type_())
+    let d = i.describe();
+    if d.contains("type=") {
+        d
+    } else {
+        format!("{d} (type='{}')", i.type_())
+    }
 }
 
 /// A refusal of `rule` found at `pos`.
-pub(super) fn refusal(rule: Rule, op: Operation, i: &Interface, pos: Pos, message: String) -> Refusal {
+pub(super) fn refusal(
+    rule: Rule,
+    op: Operation,
+    i: &Interface,
+    pos: Pos,
+    message: String,
+) -> Refusal {
     Refusal {
         rule,
         op,
@@ -391,8 +446,10 @@ pub(super) fn check(
     iface: &Interface,
     caps: Option<&QemuCaps>,
 ) -> Vec<Refusal> {
+    let acpi = domain.features.as_ref().is_some_and(|f| f.is_on("acpi"));
     let c = Ctx {
         domain_type: domain.domain_type(),
+        i440fx_without_acpi: domain.machine_is_i440fx() && !acpi,
         iface,
         caps,
     };
@@ -407,6 +464,7 @@ pub(super) fn check(
 pub(super) fn argv_refusal(iface: &Interface, caps: &QemuCaps) -> Option<Refusal> {
     let c = Ctx {
         domain_type: DomainType::Kvm,
+        i440fx_without_acpi: false,
         iface,
         caps: Some(caps),
     };

@@ -118,7 +118,10 @@ fn every_type_and_operation() {
                 _ => false,
             };
             if !ok {
-                wrong.push(format!("{name} × {}: want {want:?}, got {got:?}", op.as_str()));
+                wrong.push(format!(
+                    "{name} × {}: want {want:?}, got {got:?}",
+                    op.as_str()
+                ));
             }
         }
     }
@@ -126,7 +129,10 @@ fn every_type_and_operation() {
     // Every type of libvirt's is in the table.
     for t in virtnet_conf::interface::InterfaceType::ALL {
         let tag = format!("type='{t}'");
-        assert!(TABLE.iter().any(|(_, x, _)| x.contains(&tag)), "{t} missing");
+        assert!(
+            TABLE.iter().any(|(_, x, _)| x.contains(&tag)),
+            "{t} missing"
+        );
     }
 }
 
@@ -149,7 +155,11 @@ fn refusals_are_located_and_classed() {
         ),
         "{one}"
     );
-    assert!(one.located().starts_with("4:1: unsupported configuration"), "{}", one.located());
+    assert!(
+        one.located().starts_with("4:1: unsupported configuration"),
+        "{}",
+        one.located()
+    );
     // Define keeps it.
     assert!(validate_domain(Operation::Define, &d, None).is_ok());
 
@@ -161,6 +171,49 @@ fn refusals_are_located_and_classed() {
     )
     .unwrap_err();
     assert!(e.contains("operation not supported"), "{e}");
+}
+
+/// PCI hot-plug on i440fx needs ACPI; q35 (native PCIe hot-plug) and USB NICs do not.
+#[test]
+fn hotplug_on_i440fx_needs_acpi() {
+    let no_acpi = |machine: &str| {
+        let mut d = Domain::parse(&format!(
+            "<domain type='kvm'><name>t</name><memory unit='MiB'>64</memory>\
+             <os><type arch='x86_64' machine='{machine}'>hvm</type></os><devices/></domain>"
+        ))
+        .unwrap();
+        d.fill_defaults().unwrap();
+        d
+    };
+    let caps = QemuCaps::latest();
+    let nic = |model: &str| {
+        let mut i = iface(&format!(
+            "<interface type='user'><mac address='52:54:00:00:00:01'/>\
+             <model type='{model}'/></interface>"
+        ));
+        i.fill_defaults();
+        i
+    };
+    let e = validate_interface(
+        Operation::Attach,
+        &no_acpi("pc"),
+        &nic("virtio"),
+        Some(&caps),
+    )
+    .unwrap_err();
+    assert_eq!(e.first_rule(), Some(Rule::HotplugNeedsAcpi));
+    assert!(e.to_string().contains("<acpi/>"), "{e}");
+    let ok = |d: &Domain, i: &Interface| validate_interface(Operation::Attach, d, i, Some(&caps));
+    assert!(ok(&no_acpi("q35"), &nic("virtio")).is_ok());
+    assert!(ok(&no_acpi("pc"), &nic("usb-net")).is_ok());
+    assert!(
+        ok(&domain("kvm", ""), &nic("virtio")).is_ok(),
+        "with <acpi/>"
+    );
+    // Start and define do not care.
+    let mut d = no_acpi("pc");
+    d.devices.interfaces.push(nic("virtio"));
+    assert!(validate_domain(Operation::Start, &d, Some(&caps)).is_ok());
 }
 
 /// The rules that depend on the accelerator and the host's vhost-net.
@@ -179,7 +232,10 @@ fn vhost_net_rules_follow_tcg_and_caps() {
     // KVM without /dev/vhost-net: a host fact, refused at start only.
     let kvm = domain("kvm", nic);
     assert!(validate_domain(Operation::Define, &kvm, None).is_ok());
-    assert!(validate_domain(Operation::Start, &kvm, None).is_ok(), "no caps: not decided");
+    assert!(
+        validate_domain(Operation::Start, &kvm, None).is_ok(),
+        "no caps: not decided"
+    );
     let e = validate_domain(Operation::Start, &kvm, Some(&no_vhost)).unwrap_err();
     assert_eq!(e.first_rule(), Some(Rule::VhostNetUnavailable));
     assert!(e.to_string().contains("modprobe vhost_net"), "{e}");

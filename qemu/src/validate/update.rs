@@ -83,9 +83,8 @@ pub fn validate_update(
         }
         _ => false,
     };
-    let refuse = |rule, message: String| {
-        Err(refusal(rule, Operation::Update, old, given.pos, message))
-    };
+    let refuse =
+        |rule, message: String| Err(refusal(rule, Operation::Update, old, given.pos, message));
     if render(&applied) != render(&want) {
         let (a, b) = (applied.to_element(), want.to_element());
         let mut differ: Vec<String> = Vec::new();
