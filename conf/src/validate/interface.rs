@@ -2,9 +2,7 @@
 
 use super::names::{alias_problem, bad_ifname, ifname_problem, socket_path_problem};
 use crate::error::ConfError;
-use crate::interface::{
-    Interface, InterfaceKind, InterfaceType, Spanned, TeamingKind,
-};
+use crate::interface::{Interface, InterfaceKind, InterfaceType, Spanned, TeamingKind};
 use crate::xml::Pos;
 
 /// QEMU's virtio-net limit on queue pairs (`VIRTIO_QUEUE_MAX / 2 - 1`).

@@ -71,7 +71,8 @@ impl Daemon {
         };
         // What the definition alone says cannot run is refused before anything is claimed or
         // created (the plan checks again with the QEMU binary's capabilities).
-        validate_domain(Operation::Start, &domain, None).map_err(|r| refused(Operation::Start, r))?;
+        validate_domain(Operation::Start, &domain, None)
+            .map_err(|r| refused(Operation::Start, r))?;
         self.registry
             .replace(name, Scope::Live, &claims_of(&domain))?;
         if let Err(e) = self.networks.add_ports(name, &net_ports).await {

@@ -79,9 +79,7 @@ pub fn nic_plan(
         | InterfaceKind::Client(_)
         | InterfaceKind::Mcast(_)
         | InterfaceKind::Udp { .. } => plan.backend = PlannedBackend::Socket,
-        InterfaceKind::Network { .. } => {
-            return Err(unvalidated(&spec, Rule::NetworkNotResolved))
-        }
+        InterfaceKind::Network { .. } => return Err(unvalidated(&spec, Rule::NetworkNotResolved)),
         InterfaceKind::Vdpa { .. } => return Err(unvalidated(&spec, Rule::VdpaNotSupported)),
     }
     Ok(plan)

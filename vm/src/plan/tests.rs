@@ -2,8 +2,8 @@
 //! snapshot fails the test, in CI as locally), and the rules around them.
 
 use virtnet_conf::Domain;
-use virtnet_qemu::{FdRef, NicBackend, QemuCaps, QemuVersion};
 use virtnet_qemu::validate::Rule;
+use virtnet_qemu::{FdRef, NicBackend, QemuCaps, QemuVersion};
 
 use super::*;
 use crate::error::VmError;

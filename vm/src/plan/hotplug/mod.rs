@@ -16,10 +16,10 @@ mod tests;
 
 use serde_json::json;
 use virtnet_conf::interface::{InterfaceKind, Spanned, Target};
-use virtnet_qemu::validate::{validate_interface, Operation};
 use virtnet_conf::validate::validate_new_interface;
 use virtnet_conf::xml::{parse_document, write_document, Limits};
 use virtnet_conf::{Domain, Interface};
+use virtnet_qemu::validate::{validate_interface, Operation};
 use virtnet_qemu::{
     netdev_json, nic_device_json, vhostuser_chardev, GuestCtx, NicIds, NicSpec, QemuCaps,
 };

@@ -238,7 +238,10 @@ fn refusals_are_clear() {
         "<interface type='network'><mac address='52:54:00:00:00:0d'/>\
          <source network='default'/></interface>",
     );
-    assert!(e.contains("net-start") && e.contains("type='bridge'"), "{e}");
+    assert!(
+        e.contains("net-start") && e.contains("type='bridge'"),
+        "{e}"
+    );
     let e = refuse(
         "<interface type='vdpa'><mac address='52:54:00:00:00:0d'/>\
          <source dev='/dev/vhost-vdpa-0'/></interface>",
