@@ -128,3 +128,70 @@ fn usb_hostdev_nic_live_attach_is_refused_before_qemu_sees_it() {
         println!("live attach refused with QEMU running");
     });
 }
+
+/// domif-setlink and update-device go through the same update rules: a hostdev NIC has no
+/// link virtnet can set (and a definition holding it down is refused at define).
+#[test]
+fn hostdev_link_is_not_changeable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path());
+    let vf = "<interface type='hostdev' managed='yes'><mac address='52:54:00:00:0d:01'/>\
+              <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' \
+              function='0x1'/></source>{LINK}</interface>";
+    let (s, v) = d.define(&domain_xml(
+        "h",
+        &vf.replace("{LINK}", "<link state='down'/>"),
+    ));
+    assert_eq!(
+        (s, v["error"]["kind"].as_str()),
+        (400, Some("invalid_xml")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("hostdev NIC"),
+        "{v}"
+    );
+    assert_eq!(d.define(&domain_xml("h", &vf.replace("{LINK}", ""))).0, 201);
+    let before = d.store_files();
+    let (s, v) = d.call(
+        "POST",
+        "/v1/domains/h/interfaces/52:54:00:00:0d:01/link",
+        Some("application/json"),
+        "{\"state\": \"down\"}",
+    );
+    assert_eq!(
+        (s, v["error"]["kind"].as_str()),
+        (400, Some("not_hotpluggable")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("link state of a hostdev NIC"),
+        "{v}"
+    );
+    let (s, v) = post_json(
+        &d,
+        "/v1/domains/h/devices/update",
+        &json!({ "xml": "<interface type='hostdev' managed='yes'><mac address='52:54:00:00:0d:01'/>\
+                         <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' \
+                         function='0x1'/></source><link state='down'/></interface>" }),
+    );
+    assert_eq!(
+        (s, v["error"]["kind"].as_str()),
+        (400, Some("not_hotpluggable")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("link state of a hostdev NIC"),
+        "{v}"
+    );
+    assert_eq!(d.store_files(), before, "nothing changed");
+}

@@ -15,7 +15,7 @@ mod undefine;
 mod update;
 
 use virtnet_conf::{ConfError, Domain};
-use virtnet_qemu::validate::{Operation, Refusals};
+use virtnet_qemu::validate::{Operation, Refusal, Refusals};
 
 pub(crate) use chardev::name_chardevs;
 
@@ -76,6 +76,11 @@ pub(crate) fn refused(op: Operation, r: Refusals) -> DaemonError {
             problems: r.located(),
         },
     }
+}
+
+/// The refusal of a change to a NIC of VM `vm` (update-device, domif-setlink).
+pub(crate) fn update_refused(vm: &str, r: Refusal) -> DaemonError {
+    DaemonError::NotHotpluggable(format!("VM '{vm}': {r}"))
 }
 
 /// [`DaemonError::InvalidXml`] from conf's problems, each as `LINE:COL: message`.

@@ -11,21 +11,16 @@ use std::sync::Arc;
 use serde_json::json;
 use virtnet_conf::interface::{Leaf, LinkState};
 use virtnet_conf::{Domain, Interface};
-use virtnet_qemu::validate::{validate_update, NicUpdate, Refusal};
+use virtnet_qemu::validate::{validate_update, NicUpdate};
 
 use super::detach::detach_timeout;
 use super::devices::{parse_interface, Matcher};
-use super::resolve_scope;
+use super::{resolve_scope, update_refused};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::live::{hotplug, Live};
 use crate::model::{UpdateRequest, UpdateResponse};
 use crate::registry::{claims_of_interface, Claim, Resource, Scope};
-
-/// The update-device refusal for `vm`.
-fn update_refused(vm: &str, r: Refusal) -> DaemonError {
-    DaemonError::NotHotpluggable(format!("VM '{vm}': {r}"))
-}
 
 /// `d` with interface `index` replaced by `iface`.
 fn replaced(d: &Domain, index: usize, iface: &Interface) -> Domain {

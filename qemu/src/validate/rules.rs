@@ -2,7 +2,7 @@
 //! message.
 
 use virtnet_conf::domain::DomainType;
-use virtnet_conf::interface::{HostdevSource, InterfaceKind, InterfaceType, SocketMode};
+use virtnet_conf::interface::{HostdevSource, InterfaceKind, InterfaceType, LinkState, SocketMode};
 use virtnet_conf::xml::Pos;
 use virtnet_conf::{Domain, Interface};
 
@@ -61,6 +61,14 @@ pub enum Rule {
     EthernetHostIp,
     /// More tap queues than a tap has.
     TapQueuesAbove256,
+    /// `<link state='down'/>` on a hostdev NIC: a VF has no QEMU link to hold down.
+    HostdevLinkDown,
+    /// `<driver name>` other than `vfio` on a hostdev NIC.
+    HostdevDriverNotVfio,
+    /// A virtio NIC with a guest address that is not PCI (x86 has no ccw/mmio NICs).
+    VirtioNeedsPciAddress,
+    /// `<rom>` tuning on a NIC that is not a PCI device.
+    RomNeedsPci,
     /// Several VLAN tags on an SR-IOV VF.
     VfVlanTrunk,
     /// No MAC at start or attach (define assigns one).
@@ -93,6 +101,10 @@ impl Rule {
         Rule::EthernetHostIp,
         Rule::TapQueuesAbove256,
         Rule::VfVlanTrunk,
+        Rule::HostdevLinkDown,
+        Rule::HostdevDriverNotVfio,
+        Rule::VirtioNeedsPciAddress,
+        Rule::RomNeedsPci,
         Rule::VhostNetOnTcg,
         Rule::VhostNetUnavailable,
         Rule::SocketBackendNotHotpluggable,
@@ -113,7 +125,11 @@ impl Rule {
             | Rule::UnmanagedTapNeedsName
             | Rule::EthernetHostIp
             | Rule::TapQueuesAbove256
-            | Rule::VfVlanTrunk => CREATE,
+            | Rule::VfVlanTrunk
+            | Rule::HostdevLinkDown
+            | Rule::HostdevDriverNotVfio
+            | Rule::VirtioNeedsPciAddress
+            | Rule::RomNeedsPci => CREATE,
             Rule::UsbHostdevNic
             | Rule::NetworkNotResolved
             | Rule::VhostNetUnavailable
@@ -148,6 +164,9 @@ impl Rule {
                 | Rule::ReconnectNeedsClient
                 | Rule::BackendVhostWithoutTap
                 | Rule::VhostNetUnavailable
+                | Rule::HostdevDriverNotVfio
+                | Rule::VirtioNeedsPciAddress
+                | Rule::RomNeedsPci
         )
     }
 }
@@ -380,6 +399,57 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                     msg(
                         "an SR-IOV VF takes one VLAN tag; trunks (several <tag>) are not \
                          possible",
+                    ),
+                )
+            })
+        }
+        Rule::HostdevLinkDown => {
+            let l = i.link.as_ref().filter(|l| l.value == LinkState::Down)?;
+            (ty == InterfaceType::Hostdev).then(|| {
+                (
+                    l.pos,
+                    msg(
+                        "<link state='down'/> cannot be applied to a hostdev NIC: the VF is a \
+                         vfio-pci device without a QEMU link; remove it (and set the VF's link \
+                         on the host: ip link set PF vf N state disable)",
+                    ),
+                )
+            })
+        }
+        Rule::HostdevDriverNotVfio => {
+            let n = i.driver.as_ref()?.name.as_ref()?;
+            (ty == InterfaceType::Hostdev && n.value != "vfio").then(|| {
+                (
+                    n.pos,
+                    format!(
+                        "<driver name='{}'/> is not supported: QEMU passes PCI devices through \
+                         with vfio only; use <driver name='vfio'/> or remove <driver>",
+                        n.value
+                    ),
+                )
+            })
+        }
+        Rule::VirtioNeedsPciAddress => {
+            let non_pci = i.address.as_ref().is_some_and(|a| a.pci().is_none());
+            (ty != InterfaceType::Hostdev && i.is_virtio() && non_pci).then(|| {
+                (
+                    i.pos,
+                    msg(
+                        "a virtio NIC needs a PCI address (<address type='pci' .../>) or none \
+                         on x86: remove the other <address>",
+                    ),
+                )
+            })
+        }
+        Rule::RomNeedsPci => {
+            let r = i.rom.as_ref()?;
+            let tuned = r.enabled.is_some() || r.bar.is_some() || r.file.is_some();
+            (tuned && !i.wants_pci_address()).then(|| {
+                (
+                    i.pos,
+                    msg(
+                        "ROM tuning (<rom>) is only supported for PCI devices: remove <rom> or \
+                         give the NIC a PCI address",
                     ),
                 )
             })

@@ -43,9 +43,8 @@ fn render(i: &Interface) -> String {
 
 /// Compares `old` with the device XML's `given` (what it leaves out stays as it is) and says
 /// what changes, or refuses: anything but the link state and a vhost-user socket
-/// ([`Rule::UpdateNotChangeable`]); when `live`, a socket change without `replug`
-/// ([`Rule::SocketChangeNeedsReplug`]) and a hostdev NIC's link
-/// ([`Rule::HostdevLinkNotChangeable`]).
+/// ([`Rule::UpdateNotChangeable`]), a hostdev NIC's link ([`Rule::HostdevLinkNotChangeable`]),
+/// and when `live` a socket change without `replug` ([`Rule::SocketChangeNeedsReplug`]).
 pub fn validate_update(
     old: &Interface,
     given: &Interface,
@@ -114,12 +113,12 @@ pub fn validate_update(
             ),
         );
     }
-    if live && link.is_some() && old.is_hostdev() {
+    if link.is_some() && old.is_hostdev() {
         return refuse(
             Rule::HostdevLinkNotChangeable,
-            "the link state of a hostdev NIC cannot be changed while it runs: the VF is a \
-             vfio-pci device without a QEMU link; set the VF's link through its PF on the host \
-             (ip link set PF vf N state disable), or change <link> with --config"
+            "the link state of a hostdev NIC cannot be changed: the VF is a vfio-pci device \
+             without a QEMU link; set the VF's link through its PF on the host (ip link set PF \
+             vf N state disable)"
                 .into(),
         );
     }
