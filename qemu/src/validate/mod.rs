@@ -14,6 +14,7 @@
 //! Each rule is one [`Rule`] with one message; the argv builder and the plans do not decide
 //! again (they may refuse, as an internal error, what they were handed unvalidated).
 
+mod interface;
 mod rules;
 mod update;
 
@@ -147,7 +148,7 @@ pub fn validate_domain(
         .devices
         .interfaces
         .iter()
-        .flat_map(|i| rules::check(op, domain, i, caps))
+        .flat_map(|i| interface::check(op, domain, i, caps))
         .collect();
     result(v)
 }
@@ -160,13 +161,13 @@ pub fn validate_interface(
     iface: &Interface,
     caps: Option<&QemuCaps>,
 ) -> Result<(), Refusals> {
-    result(rules::check(op, domain, iface, caps))
+    result(interface::check(op, domain, iface, caps))
 }
 
 /// The argv builder's guard: the rules about what it cannot express ([`Rule::argv_guard`]),
 /// for a domain or interface that should have been validated for start or attach.
 pub(crate) fn argv_guard(iface: &Interface, caps: &QemuCaps) -> Result<(), crate::QemuError> {
-    match rules::argv_refusal(iface, caps) {
+    match interface::argv_refusal(iface, caps) {
         None => Ok(()),
         Some(r) => Err(crate::QemuError::Refused(Box::new(r))),
     }

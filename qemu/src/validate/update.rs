@@ -7,7 +7,7 @@ use virtnet_conf::interface::{InterfaceKind, Leaf, LinkState};
 use virtnet_conf::xml::write_document;
 use virtnet_conf::Interface;
 
-use super::rules::refusal;
+use super::interface::refusal;
 use super::{Operation, Refusal, Rule};
 
 /// What an update changes.
