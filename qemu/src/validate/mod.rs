@@ -9,10 +9,20 @@
 //!   start (the daemon before claiming anything, the VM start plan);
 //! - [`validate_interface`]: one interface joining a domain: attach (the daemon before
 //!   claiming anything, the hot-plug plan) or define (`attach --config`);
-//! - [`validate_update`]: update-device (what may change, and what needs a replug live).
+//! - [`validate_update`]: update-device and domif-setlink (what may change, and what needs a
+//!   replug live).
 //!
-//! Each rule is one [`Rule`] with one message; the argv builder and the plans do not decide
-//! again (they may refuse, as an internal error, what they were handed unvalidated).
+//! Each rule is one [`Rule`] with one message ([`Rule::ops`] says for which operations);
+//! the plans do not decide again (handed something validation refuses, they return an
+//! internal error naming the rule), and the argv builder checks the rules about what it cannot
+//! express by asking this module ([`Rule::argv_guard`]), so a caller that skipped validation
+//! gets the same message.
+//!
+//! Define refuses, with the element's line:col, what the XML alone decides; start refuses
+//! what a definition may hold but cannot run (a USB hostdev NIC, an unresolved network) and
+//! what depends on the host (`/dev/vhost-net`, given the QEMU capabilities); what only the
+//! host can tell at start (an unmanaged VF not bound to vfio-pci, a network not running, a
+//! resource another VM holds) stays with the host code and the daemon's owner registry.
 
 mod interface;
 mod rules;
