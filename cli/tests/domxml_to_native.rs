@@ -96,7 +96,10 @@ fn wrong_format_and_unbuildable_domain_are_refused_clearly() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("<script>") && err.contains("#0"), "{err}");
+    assert!(
+        err.contains("<script>") && err.contains("script.xml:1:") && err.contains("remove them"),
+        "{err}"
+    );
 }
 
 fn tempdir() -> PathBuf {

@@ -149,3 +149,48 @@ fn missing_file_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("/nonexistent/dom.xml:1:1: cannot open"));
 }
+
+/// USB hostdev NICs are kept (validate accepts them, format writes them back with their
+/// `<source>`); only starting or hot-plugging them is refused (by the daemon).
+#[test]
+fn usb_hostdev_nics_validate_and_format() {
+    let f = examples().join("hostdev-usb-nic.xml");
+    let out = virtnet(&["validate", f.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = virtnet(&["format", f.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let xml = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "<vendor id='0x0b95'/>",
+        "<product id='0x1790'/>",
+        "<address type='usb' bus='1' device='4'/>",
+    ] {
+        assert!(xml.contains(want), "{want}: {xml}");
+    }
+    // No guest PCI address is made up for them.
+    for nic in xml.split("<interface").skip(1) {
+        let nic = nic.split("</interface>").next().unwrap();
+        assert!(!nic.contains("type='pci'"), "{nic}");
+    }
+    let again = virtnet(&["format", "-"], Some(xml.as_bytes()));
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), xml);
+}
+
+/// `virtnet validate` refuses what `virtnet define` refuses beyond conf's rules (the
+/// validation layer for define), with FILE:LINE:COL; `format` too.
+#[test]
+fn what_virtnet_cannot_run_is_refused_offline_with_its_position() {
+    let f = examples().join("invalid/passt-backend.xml");
+    let name = f.to_str().unwrap();
+    for cmd in ["validate", "format"] {
+        let out = virtnet(&[cmd, name], None);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("{name}:11:")) && err.contains("passt"),
+            "{cmd}: {err}"
+        );
+        assert!(err.contains("unsupported configuration"), "{err}");
+        assert!(out.stdout.is_empty(), "{cmd}");
+    }
+}

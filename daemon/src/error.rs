@@ -120,6 +120,14 @@ pub enum DaemonError {
     #[error("{0}")]
     NotHotpluggable(String),
 
+    /// The configuration cannot run here (virtnet_qemu's validation layer refused it at start
+    /// or attach). Each problem is `LINE:COL: unsupported configuration: ...`.
+    #[error("{}", problems.join("; "))]
+    Unsupported {
+        /// Every refusal, located.
+        problems: Vec<String>,
+    },
+
     /// A hot-plug, unplug or update failed at one step; what was done before it was undone.
     #[error("{0}")]
     HotplugFailed(String),
@@ -274,6 +282,7 @@ impl DaemonError {
             DaemonError::NoSuchDevice { .. } => "no_such_device",
             DaemonError::RemovalPending { .. } => "removal_pending",
             DaemonError::NotHotpluggable(_) => "not_hotpluggable",
+            DaemonError::Unsupported { .. } => "unsupported_configuration",
             DaemonError::HotplugFailed(_) | DaemonError::PlugFailed { .. } => "hotplug_failed",
             DaemonError::VmRefused { .. } => "refused",
             DaemonError::InUse { .. } | DaemonError::InUseByNetwork { .. } => "resource_in_use",
@@ -302,7 +311,8 @@ impl DaemonError {
             | DaemonError::NoSuchDevice { .. } => 404,
             DaemonError::InvalidXml { .. }
             | DaemonError::BadRequest(_)
-            | DaemonError::NotHotpluggable(_) => 400,
+            | DaemonError::NotHotpluggable(_)
+            | DaemonError::Unsupported { .. } => 400,
             DaemonError::UnsupportedMediaType { .. } => 415,
             DaemonError::PayloadTooLarge { .. } => 413,
             DaemonError::MethodNotAllowed { .. } => 405,

@@ -158,6 +158,11 @@ pub enum QemuError {
         message: String,
     },
 
+    /// An interface the validation layer refuses ([`crate::validate`]), met by the argv
+    /// builder: the caller did not validate it for start or attach first.
+    #[error("{0}")]
+    Refused(Box<crate::validate::Refusal>),
+
     /// A device or domain setting (other than an interface) the command line builder cannot
     /// express.
     #[error("cannot build the QEMU command line for {device}: {message}")]

@@ -15,6 +15,7 @@ pub mod argv;
 pub mod error;
 pub mod process;
 pub mod qmp;
+pub mod validate;
 pub mod version;
 
 pub use argv::{

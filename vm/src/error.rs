@@ -11,18 +11,10 @@ use crate::exec::StepId;
 /// wrong, where, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    /// `type='network'` needs the network driver, which does not exist yet.
-    #[error(
-        "{nic}: <interface type='network'> (network '{network}') cannot be started yet: \
-         virtnet has no virtual network driver. Use <interface type='bridge'> with \
-         <source bridge='...'/> naming the host bridge the network would use"
-    )]
-    NetworkUnsupported {
-        /// The interface (`interface 52:54:00:.. (#0, type='network')`).
-        nic: String,
-        /// The network name.
-        network: String,
-    },
+    /// The validation layer refuses the configuration for start or attach
+    /// ([`virtnet_qemu::validate`]): every refusal, each with its rule, element and position.
+    #[error("{0}")]
+    Refused(#[source] virtnet_qemu::validate::Refusals),
 
     /// An interface type or setting the VM start does not handle.
     #[error("{nic}: {reason}")]
@@ -94,15 +86,6 @@ pub enum VmError {
         cause: Box<VmError>,
         /// Undo steps that failed too (empty = clean rollback: nothing left behind).
         cleanup: Vec<String>,
-    },
-
-    /// An interface that cannot be hot-plugged (or unplugged) in this version.
-    #[error("{nic} cannot be hot-plugged: {reason}")]
-    NotHotpluggable {
-        /// The interface.
-        nic: String,
-        /// Why, and what to use instead.
-        reason: String,
     },
 
     /// The interface to hot-plug conflicts with the running VM or is invalid.
@@ -210,15 +193,16 @@ impl VmError {
     /// start, plug or unplug is the user's only if its cause is and nothing was left behind.
     pub fn is_user_error(&self) -> bool {
         match self {
-            VmError::NetworkUnsupported { .. }
+            VmError::Refused(_)
             | VmError::UnsupportedInterface { .. }
-            | VmError::NotHotpluggable { .. }
             | VmError::InvalidHotplug { .. }
             | VmError::DetachPending { .. }
             | VmError::NoPendingDetach { .. } => true,
             VmError::Argv(e) => matches!(
                 **e,
-                QemuError::UnsupportedInterface { .. } | QemuError::UnsupportedDevice { .. }
+                QemuError::UnsupportedInterface { .. }
+                    | QemuError::UnsupportedDevice { .. }
+                    | QemuError::Refused(_)
             ),
             VmError::Host { source, .. } => source.is_user_error(),
             VmError::StartFailed { cause, cleanup, .. }

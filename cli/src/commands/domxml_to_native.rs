@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use virtnet_conf::load_domain;
 use virtnet_qemu::argv::{build_argv, format_argv, NicBackend, QemuCaps, RuntimePaths};
-use virtnet_qemu::QemuVersion;
+use virtnet_qemu::{QemuError, QemuVersion};
 
 use crate::input::read_input;
 
@@ -82,6 +82,12 @@ pub fn run(format: &str, file: &str, qemu_version: &str, no_vhost_net: bool) -> 
             // A closed pipe (e.g. `| head`) is not an error worth a message.
             let _ = out.write_all(format_argv(emulator, &args).as_bytes());
             ExitCode::SUCCESS
+        }
+        // Refused by the validation layer's rule (the builder checks those it cannot
+        // express): FILE:LINE:COL like `virtnet validate`.
+        Err(QemuError::Refused(r)) if r.pos.is_known() => {
+            eprintln!("{}:{}:{}: {r}", input.name, r.pos.line, r.pos.col);
+            ExitCode::FAILURE
         }
         Err(e) => {
             eprintln!("{}: {e}", input.name);

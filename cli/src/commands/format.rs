@@ -1,11 +1,11 @@
 //! `virtnet format FILE`: print the canonical XML (defaults filled, guest addresses assigned),
-//! as the daemon's `dumpxml` will.
+//! as the daemon's `dumpxml` will; what `virtnet define` refuses is refused
+//! ([`super::validate::load_for_define`]).
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use virtnet_conf::load_domain;
-
+use super::validate::load_for_define;
 use crate::input::read_input;
 
 /// Runs the command.
@@ -17,7 +17,7 @@ pub fn run(file: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match load_domain(&input.text) {
+    match load_for_define(&input.text) {
         Ok(domain) => {
             let mut out = std::io::stdout().lock();
             // A closed pipe (e.g. `| head`) is not an error worth a message.
@@ -25,8 +25,7 @@ pub fn run(file: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(problems) => {
-            for p in problems {
-                let pos = p.pos();
+            for (pos, p) in problems {
                 eprintln!("{}:{}:{}: {}", input.name, pos.line, pos.col, p);
             }
             ExitCode::FAILURE

@@ -327,3 +327,32 @@ fn usb_hostdev_ids_take_only_an_id() {
         assert!(e.pos().is_known());
     }
 }
+
+/// USB hostdev NICs (by vendor/product or by `<address type='usb'>`) parse, format back the
+/// same, keep the `<source>` position, and pass conf validation (virtnet_qemu::validate refuses
+/// starting or attaching them).
+#[test]
+fn usb_hostdev_nics_round_trip_and_validate() {
+    for xml in [
+        "<interface type='hostdev' managed='yes'>\n  <mac address='52:54:00:00:00:09'/>\n  \
+         <source>\n    <vendor id='0x0b95'/>\n    <product id='0x1790'/>\n  </source>\n\
+         </interface>",
+        "<interface type='hostdev'>\n  <mac address='52:54:00:00:00:09'/>\n  <source>\n    \
+         <address type='usb' bus='1' device='4'/>\n  </source>\n</interface>",
+    ] {
+        let i = parse(xml).unwrap();
+        let InterfaceKind::Hostdev {
+            source: HostdevSource::Usb { pos, .. },
+            ..
+        } = &i.kind
+        else {
+            panic!("not a USB hostdev: {i:?}");
+        };
+        assert_eq!((pos.line, pos.col), (3, 3), "the <source> position");
+        assert_eq!(round(&round(xml)), round(xml));
+        assert!(round(xml).contains("<source>"), "{}", round(xml));
+        assert!(!i.wants_pci_address());
+        let errs = crate::validate::validate_interface(&i);
+        assert!(errs.is_empty(), "{errs:?}");
+    }
+}

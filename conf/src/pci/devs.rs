@@ -213,11 +213,12 @@ pub(crate) fn flags(d: &Domain, r: Dev, pcie_root: bool) -> Flags {
         }
         Dev::Iface(i) => {
             let iface = &v.interfaces[i];
-            if iface.is_hostdev() {
-                return if pcie_root { pcie } else { pci };
-            }
+            // USB NICs (usb-net, USB hostdev) and non-PCI addresses take no PCI slot.
             if !iface.wants_pci_address() {
                 return Flags::NONE;
+            }
+            if iface.is_hostdev() {
+                return if pcie_root { pcie } else { pci };
             }
             match iface.model().map(NicModel::as_str) {
                 Some("usb-net") => Flags::NONE,

@@ -2,9 +2,7 @@
 
 use super::names::{alias_problem, bad_ifname, ifname_problem, socket_path_problem};
 use crate::error::ConfError;
-use crate::interface::{
-    HostdevSource, Interface, InterfaceKind, InterfaceType, Spanned, TeamingKind,
-};
+use crate::interface::{Interface, InterfaceKind, InterfaceType, Spanned, TeamingKind};
 use crate::xml::Pos;
 
 /// QEMU's virtio-net limit on queue pairs (`VIRTIO_QUEUE_MAX / 2 - 1`).
@@ -127,17 +125,8 @@ pub fn validate_interface(iface: &Interface) -> Vec<ConfError> {
             ));
         }
     }
-    if let Some(HostdevSource::Usb { pos, .. }) = match &iface.kind {
-        InterfaceKind::Hostdev { source, .. } => Some(source),
-        _ => None,
-    } {
-        errs.push(ConfError::unsupported(
-            at(*pos),
-            "interface type='hostdev' needs the host PCI address of an SR-IOV VF (<source><address \
-             type='pci' .../></source>); pass USB devices with <hostdev mode='subsystem' \
-             type='usb'> instead",
-        ));
-    }
+    // A USB <source> on type='hostdev' is kept (libvirt parses and formats it "for
+    // completeness and consistency"); virtnet_qemu::validate refuses starting or attaching it.
 
     // Driver settings (libvirt applies them to virtio models only).
     if let Some(d) = iface

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use virtnet_conf::Interface;
 use virtnet_host::HostNet;
+use virtnet_qemu::validate::Operation;
 use virtnet_qemu::QemuCaps;
 use virtnet_vm::exec::{self, DetachOutcome, PendingDetach};
 use virtnet_vm::{plan_attach, plan_detach, AttachedNic, HotplugOptions, VmError};
@@ -58,9 +59,7 @@ pub enum Unplug {
 /// The daemon's error for a hot-plug error of the vm crate.
 fn vm_error(e: VmError) -> DaemonError {
     match e {
-        VmError::NotHotpluggable { .. } | VmError::NetworkUnsupported { .. } => {
-            DaemonError::NotHotpluggable(e.to_string())
-        }
+        VmError::Refused(r) => crate::ops::refused(Operation::Attach, r),
         VmError::InvalidHotplug { problems, .. } => DaemonError::InvalidXml { problems },
         VmError::DetachPending { vm, device, .. } => DaemonError::RemovalPending { vm, device },
         other => DaemonError::hotplug(other),

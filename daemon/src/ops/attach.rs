@@ -13,23 +13,16 @@ use std::sync::Arc;
 
 use virtnet_conf::validate::validate_new_interface;
 use virtnet_conf::{Domain, Interface};
+use virtnet_qemu::validate::{validate_interface, Operation};
 
-use super::devices::{check_hotpluggable, complete_for, parse_interface, with_interface};
+use super::devices::{complete_for, parse_interface, with_interface};
 use super::query::interface_row;
-use super::{invalid_xml, resolve_scope};
+use super::{invalid_xml, refused, resolve_scope};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::live::{hotplug, Live};
 use crate::model::{AttachRequest, AttachResponse};
 use crate::registry::{claims_of_interface, Claim, Resource, Scope};
-
-/// Whether `iface` is `type='network'`.
-fn is_network(iface: &Interface) -> bool {
-    matches!(
-        iface.kind,
-        virtnet_conf::interface::InterfaceKind::Network { .. }
-    )
-}
 
 /// Refuses `iface` when `d` would not be valid with it.
 fn check_fits(d: &Domain, iface: &Interface) -> Result<()> {
@@ -52,10 +45,6 @@ impl Daemon {
             return Err(DaemonError::NoSuchVm { name: name.into() });
         }
         let (live, config) = resolve_scope(name, &slot, req.scope())?;
-        // A NIC on a switch network is checked once resolved (below).
-        if live && !is_network(&parsed) {
-            check_hotpluggable(&parsed)?;
-        }
         let mut iface = parsed;
         if iface.mac().is_none() && !iface.is_hostdev() {
             let taken: Vec<_> = [
@@ -75,6 +64,16 @@ impl Daemon {
         } else {
             (iface.clone(), None)
         };
+
+        // What cannot run (live) or be defined (config) is refused before anything else.
+        if let Some(l) = slot.live.as_ref().filter(|_| live) {
+            validate_interface(Operation::Attach, &l.domain, &live_src, None)
+                .map_err(|r| refused(Operation::Attach, r))?;
+        }
+        if let Some(p) = slot.persistent.as_ref().filter(|_| config) {
+            validate_interface(Operation::Define, p, &iface, None)
+                .map_err(|r| refused(Operation::Define, r))?;
+        }
 
         // The owner registry first, so a socket, tap or VF in use is refused naming its owner
         // (also when that is another NIC of this VM).

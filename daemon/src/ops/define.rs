@@ -5,6 +5,7 @@ use std::sync::Arc;
 use virtnet_conf::domain::Uuid;
 use virtnet_conf::interface::{MacAddr, QEMU_MAC_PREFIX};
 use virtnet_conf::{validate, Domain};
+use virtnet_qemu::validate::{validate_domain, Operation};
 
 use super::invalid_xml;
 use crate::daemon::Daemon;
@@ -72,9 +73,13 @@ impl Daemon {
         }
         self.assign_macs(&mut domain);
         domain.fill_defaults().map_err(|e| invalid_xml(&[e]))?;
-        let problems = validate(&domain);
+        // conf's rules, then whether virtnet can run it (the same as `virtnet validate`).
+        let mut problems: Vec<String> = validate(&domain).iter().map(|e| e.located()).collect();
+        if let Err(r) = validate_domain(Operation::Define, &domain, None) {
+            problems.extend(r.located());
+        }
         if !problems.is_empty() {
-            return Err(invalid_xml(&problems));
+            return Err(DaemonError::InvalidXml { problems });
         }
         let uuid = domain.uuid.expect("fill_defaults sets a UUID");
         self.check_uuid_unique(&name, uuid)?;

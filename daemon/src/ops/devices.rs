@@ -1,9 +1,9 @@
 //! What the device operations share: reading a device XML, finding the interface it names,
-//! completing a new interface (MAC, model, guest PCI address), and which types can be plugged
-//! into a running VM.
+//! completing a new interface (MAC, model, guest PCI address). Which interfaces can be
+//! plugged into a running VM is `virtnet_qemu::validate`'s to say.
 
 use virtnet_conf::address::DeviceAddress;
-use virtnet_conf::interface::{InterfaceKind, InterfaceType, MacAddr};
+use virtnet_conf::interface::{InterfaceType, MacAddr};
 use virtnet_conf::xml::{parse_document, Limits};
 use virtnet_conf::{Domain, Interface};
 
@@ -109,34 +109,6 @@ impl Matcher {
             }),
         }
     }
-}
-
-/// Refuses interface types that cannot be plugged into a running VM, saying what to use.
-pub(crate) fn check_hotpluggable(iface: &Interface) -> Result<()> {
-    let why = match iface.kind() {
-        InterfaceKind::Bridge { .. }
-        | InterfaceKind::Ethernet
-        | InterfaceKind::Direct { .. }
-        | InterfaceKind::VhostUser { .. }
-        | InterfaceKind::User
-        | InterfaceKind::Hostdev { .. } => return Ok(()),
-        InterfaceKind::Network { .. } => {
-            "virtnet has no virtual network driver: use type='bridge' with the host bridge"
-        }
-        InterfaceKind::Vdpa { .. } => "vDPA is not supported: use type='vhostuser' or a VF",
-        InterfaceKind::Server(_)
-        | InterfaceKind::Client(_)
-        | InterfaceKind::Mcast(_)
-        | InterfaceKind::Udp { .. } => {
-            "socket back ends cannot be hot-plugged (libvirt refuses them too): define them and \
-             start the VM, or use type='bridge'"
-        }
-    };
-    Err(DaemonError::NotHotpluggable(format!(
-        "{} (type='{}') cannot be plugged into a running VM: {why}",
-        iface.describe(),
-        iface.type_()
-    )))
 }
 
 /// Fills what a new interface lacks: the model's default and a guest PCI address (the one
@@ -261,13 +233,5 @@ mod tests {
         let used = d.devices.interfaces[0].address.clone().unwrap();
         let c2 = complete_for(&d, &i, Some(&used)).unwrap();
         assert_ne!(c2.address, Some(used));
-        assert!(check_hotpluggable(&c).is_ok());
-        let net =
-            parse_interface("<interface type='network'><source network='default'/></interface>")
-                .unwrap();
-        assert_eq!(
-            check_hotpluggable(&net).unwrap_err().kind(),
-            "not_hotpluggable"
-        );
     }
 }

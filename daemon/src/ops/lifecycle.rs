@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use virtnet_qemu::validate::{validate_domain, Operation};
 use virtnet_qemu::StopMethod;
 use virtnet_vm::{exec, plan_start, ExecOptions, PlanContext, StopMode};
 
+use super::refused;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::live::{live_domain, spawn_event_listener, status_of, Handle, Live, QmpLink};
@@ -67,6 +69,10 @@ impl Daemon {
         } else {
             Arc::new(resolved)
         };
+        // What the definition alone says cannot run is refused before anything is claimed or
+        // created (the plan checks again with the QEMU binary's capabilities).
+        validate_domain(Operation::Start, &domain, None)
+            .map_err(|r| refused(Operation::Start, r))?;
         self.registry
             .replace(name, Scope::Live, &claims_of(&domain))?;
         if let Err(e) = self.networks.add_ports(name, &net_ports).await {
@@ -109,7 +115,10 @@ impl Daemon {
                 .map_err(|e| DaemonError::store("remove stale run directory", &run_dir, e))?;
         }
         let ctx = PlanContext::new(&qemu, caps, &run_dir);
-        let plan = plan_start(domain, &ctx).map_err(DaemonError::vm)?;
+        let plan = plan_start(domain, &ctx).map_err(|e| match e {
+            virtnet_vm::VmError::Refused(r) => refused(Operation::Start, r),
+            e => DaemonError::vm(e),
+        })?;
         let vm = exec::start(&plan, host.as_ref(), &ExecOptions::default())
             .await
             .map_err(DaemonError::vm)?;

@@ -15,6 +15,7 @@ mod undefine;
 mod update;
 
 use virtnet_conf::{ConfError, Domain};
+use virtnet_qemu::validate::{Operation, Refusal, Refusals};
 
 pub(crate) use chardev::name_chardevs;
 
@@ -59,6 +60,27 @@ impl Daemon {
         let status = status.clone();
         self.with_store(move |s| s.save_status(&status)).await
     }
+}
+
+/// The daemon's error for what the validation layer refuses for `op`: at define, problems of
+/// the XML ([`DaemonError::InvalidXml`], as conf's); at start, and at attach for a
+/// configuration that cannot run, [`DaemonError::Unsupported`]; what only the operation
+/// cannot do (hot-plug a socket back end, an update), [`DaemonError::NotHotpluggable`].
+pub(crate) fn refused(op: Operation, r: Refusals) -> DaemonError {
+    match op {
+        Operation::Define => DaemonError::InvalidXml {
+            problems: r.located(),
+        },
+        _ if r.all_operation() => DaemonError::NotHotpluggable(r.to_string()),
+        _ => DaemonError::Unsupported {
+            problems: r.located(),
+        },
+    }
+}
+
+/// The refusal of a change to a NIC of VM `vm` (update-device, domif-setlink).
+pub(crate) fn update_refused(vm: &str, r: Refusal) -> DaemonError {
+    DaemonError::NotHotpluggable(format!("VM '{vm}': {r}"))
 }
 
 /// [`DaemonError::InvalidXml`] from conf's problems, each as `LINE:COL: message`.

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use serde_json::json;
 use virtnet_conf::interface::{Leaf, LinkState};
 use virtnet_conf::Domain;
+use virtnet_qemu::validate::validate_update;
 
-use super::find_interface;
+use super::{find_interface, update_refused};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::model::{Link, SetLinkResponse};
@@ -82,6 +83,18 @@ impl Daemon {
             Some(p) => Some(find_interface(name, p, key)?),
             None => None,
         };
+        // The update rules (a hostdev NIC has no link to set), before anything changes.
+        let live_dom = slot.live.as_ref().map(|l| l.domain.clone());
+        for (idx, d, is_live) in [
+            (live_idx, live_dom.as_deref(), true),
+            (cfg_idx, persistent.as_deref(), false),
+        ] {
+            if let (Some(i), Some(d)) = (idx, d) {
+                let old = &d.devices.interfaces[i];
+                let new = &with_link(d, i, up).devices.interfaces[i];
+                validate_update(old, new, is_live, false).map_err(|r| update_refused(name, r))?;
+            }
+        }
         let mut mac = String::new();
 
         // The definition first (a file write, undone by writing the old one back), then the

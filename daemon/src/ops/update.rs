@@ -3,125 +3,24 @@
 //! vhost-user NIC's chardev (`chardev-change`: "Chardev user does not support chardev
 //! hotswap"), so a live socket change is an explicit replug (`replug: true`): the NIC is
 //! unplugged and plugged again on the new socket with the same MAC, alias and PCI address; the
-//! guest sees its link go down and up. Without the flag it is refused, saying so.
+//! guest sees its link go down and up. Without the flag it is refused, saying so. What may
+//! change is `virtnet_qemu::validate::validate_update`'s to say.
 
 use std::sync::Arc;
 
 use serde_json::json;
-use virtnet_conf::interface::{InterfaceKind, Leaf, LinkState};
-use virtnet_conf::xml::write_document;
+use virtnet_conf::interface::{Leaf, LinkState};
 use virtnet_conf::{Domain, Interface};
+use virtnet_qemu::validate::{validate_update, NicUpdate};
 
 use super::detach::detach_timeout;
 use super::devices::{parse_interface, Matcher};
-use super::resolve_scope;
+use super::{resolve_scope, update_refused};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::live::{hotplug, Live};
 use crate::model::{UpdateRequest, UpdateResponse};
 use crate::registry::{claims_of_interface, Claim, Resource, Scope};
-
-/// What an update changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Changes {
-    /// The new interface (the old one with the changes applied).
-    new: Interface,
-    /// The new link state, when it changes.
-    link: Option<bool>,
-    /// Whether the vhost-user socket changes.
-    socket: bool,
-}
-
-impl Changes {
-    fn words(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        if self.socket {
-            if let Some((p, m)) = self.new.vhostuser_socket() {
-                v.push(format!("vhost-user socket {p} (mode {})", m.as_str()));
-            }
-        }
-        if let Some(up) = self.link {
-            v.push(format!("link {}", if up { "up" } else { "down" }));
-        }
-        v
-    }
-}
-
-fn render(i: &Interface) -> String {
-    write_document(&i.to_element())
-}
-
-/// Compares `old` with the device XML's `given` (what it leaves out stays as it is) and says
-/// what changes, or refuses changes update-device cannot make.
-fn diff(vm: &str, old: &Interface, given: &Interface) -> Result<Changes> {
-    let mut want = given.clone();
-    if want.mac.is_none() {
-        want.mac.clone_from(&old.mac);
-    }
-    if want.alias.is_none() {
-        want.alias.clone_from(&old.alias);
-    }
-    if want.target.is_none() {
-        want.target.clone_from(&old.target);
-    }
-    if want.address.is_none() {
-        want.address.clone_from(&old.address);
-    }
-    if want.model.is_none() {
-        want.model.clone_from(&old.model);
-    }
-    let mut applied = old.clone();
-    let link = (want.link_up() != old.link_up()).then(|| want.link_up());
-    if let Some(up) = link {
-        applied.link = Some(Leaf::new(if up { LinkState::Up } else { LinkState::Down }));
-    }
-    want.link.clone_from(&applied.link);
-    let socket = match (&old.kind, &want.kind) {
-        (InterfaceKind::VhostUser { socket: a }, InterfaceKind::VhostUser { socket: b })
-            if a != b =>
-        {
-            applied.kind = want.kind.clone();
-            true
-        }
-        _ => false,
-    };
-    if render(&applied) != render(&want) {
-        let (a, b) = (applied.to_element(), want.to_element());
-        let mut differ: Vec<String> = Vec::new();
-        if a.attrs != b.attrs {
-            differ.push("the interface type".into());
-        }
-        for c in a.children.iter().chain(&b.children) {
-            let name = format!("<{}>", c.name);
-            let same = a
-                .children
-                .iter()
-                .filter(|x| x.name == c.name)
-                .map(write_document)
-                .collect::<Vec<_>>()
-                == b.children
-                    .iter()
-                    .filter(|x| x.name == c.name)
-                    .map(write_document)
-                    .collect::<Vec<_>>();
-            if !same && !differ.contains(&name) {
-                differ.push(name);
-            }
-        }
-        return Err(DaemonError::NotHotpluggable(format!(
-            "update-device cannot change {} of {} of VM '{vm}': it changes a NIC's <link \
-             state> and a vhost-user NIC's <source> socket; for anything else detach the NIC \
-             and attach it again",
-            differ.join(", "),
-            old.describe()
-        )));
-    }
-    Ok(Changes {
-        new: applied,
-        link,
-        socket,
-    })
-}
 
 /// `d` with interface `index` replaced by `iface`.
 fn replaced(d: &Domain, index: usize, iface: &Interface) -> Domain {
@@ -153,23 +52,14 @@ impl Daemon {
             (true, Some(l)) => {
                 let i = matcher.find(name, &l.domain)?;
                 let old = &l.domain.devices.interfaces[i];
-                let ch = diff(name, old, &given)?;
+                let ch = validate_update(old, &given, true, req.replug)
+                    .map_err(|r| update_refused(name, r))?;
                 let alias = old.alias().unwrap_or_default();
                 if hotplug::is_pending(&l.status, alias) {
                     return Err(DaemonError::RemovalPending {
                         vm: name.into(),
                         device: format!("{} ({alias})", old.describe()),
                     });
-                }
-                if ch.socket && !req.replug {
-                    return Err(DaemonError::NotHotpluggable(format!(
-                        "QEMU cannot move {} of running VM '{name}' to another vhost-user \
-                         socket in place (its chardev cannot be swapped: \"Chardev user does not \
-                         support chardev hotswap\"). Add --replug (API: \"replug\": true) to unplug \
-                         it and plug it again on the new socket, keeping its MAC, alias and PCI \
-                         address; the guest sees its link go down and up",
-                        old.describe()
-                    )));
                 }
                 Some((i, ch))
             }
@@ -183,7 +73,9 @@ impl Daemon {
         let cfg_plan = match &persistent {
             Some(p) => {
                 let i = matcher.find(name, p)?;
-                Some((i, diff(name, &p.devices.interfaces[i], &given)?))
+                let ch = validate_update(&p.devices.interfaces[i], &given, false, false)
+                    .map_err(|r| update_refused(name, r))?;
+                Some((i, ch))
             }
             None => None,
         };
@@ -255,8 +147,8 @@ impl Daemon {
         &self,
         name: &str,
         slot: &mut crate::vms::VmSlot,
-        live_plan: Option<(usize, Changes)>,
-        cfg_plan: Option<(usize, Changes)>,
+        live_plan: Option<(usize, NicUpdate)>,
+        cfg_plan: Option<(usize, NicUpdate)>,
         persistent: Option<&Domain>,
         timeout: std::time::Duration,
     ) -> Result<bool> {
@@ -379,59 +271,5 @@ impl Daemon {
                 )))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn nic(x: &str) -> Interface {
-        parse_interface(x).unwrap()
-    }
-
-    const OLD: &str = "<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
-        <source type='unix' path='/run/a.sock' mode='client'/><model type='virtio'/>\
-        <alias name='net1'/></interface>";
-
-    #[test]
-    fn link_and_socket_changes_are_seen() {
-        let old = nic(OLD);
-        let ch = diff(
-            "v",
-            &old,
-            &nic("<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
-                  <source type='unix' path='/run/b.sock' mode='client'/><link state='down'/></interface>"),
-        )
-        .unwrap();
-        assert!(ch.socket);
-        assert_eq!(ch.link, Some(false));
-        assert_eq!(ch.new.vhostuser_socket().unwrap().0, "/run/b.sock");
-        assert_eq!(ch.new.alias(), Some("net1"));
-        assert_eq!(ch.words().len(), 2);
-        let same = diff("v", &old, &old).unwrap();
-        assert!(!same.socket && same.link.is_none());
-    }
-
-    #[test]
-    fn other_changes_are_refused_naming_them() {
-        let old = nic(OLD);
-        let e = diff(
-            "v",
-            &old,
-            &nic("<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
-                  <source type='unix' path='/run/a.sock' mode='client'/><model type='e1000'/><mtu size='9000'/></interface>"),
-        )
-        .unwrap_err();
-        let m = e.to_string();
-        assert_eq!(e.kind(), "not_hotpluggable");
-        assert!(m.contains("<model>") && m.contains("<mtu>"), "{m}");
-        let e = diff(
-            "v",
-            &old,
-            &nic("<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/></interface>"),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("type"), "{e}");
     }
 }

@@ -148,15 +148,7 @@ pub fn tap_fds_needed(spec: &NicSpec<'_>, caps: &QemuCaps) -> Result<Option<TapF
         .and_then(|d| d.name.as_ref())
         .map(|n| n.value.as_str());
     let wants_vhost = iface.is_virtio() && driver_name != Some("qemu");
-    if wants_vhost && driver_name == Some("vhost") && !caps.vhost_net {
-        return Err(QemuError::UnsupportedInterface {
-            interface: spec.describe(),
-            message: "<driver name='vhost'/> asks for vhost-net, but /dev/vhost-net cannot be \
-                      used on this host: load the vhost_net module (modprobe vhost_net) or \
-                      remove name='vhost' to let QEMU move the packets itself"
-                .into(),
-        });
-    }
+    crate::validate::argv_guard(iface, caps)?;
     let vhost = if wants_vhost && caps.vhost_net {
         taps
     } else {
@@ -225,7 +217,7 @@ mod tests {
             Some(TapFds { taps: 4, vhost: 0 })
         );
         let e = need(4, &no_vhost).unwrap_err().to_string();
-        assert!(e.contains("vhost_net") && e.contains("#4"), "{e}");
+        assert!(e.contains("vhost_net") && e.contains("name='vhost'"), "{e}");
     }
 
     #[test]

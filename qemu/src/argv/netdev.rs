@@ -15,15 +15,15 @@ use crate::error::QemuError;
 /// The `-netdev` JSON (also the arguments of QMP `netdev_add`) of one interface.
 ///
 /// Errors: the back end does not fit the type ([`QemuError::BackendMismatch`]); a type or
-/// setting virtnet does not build ([`QemuError::UnsupportedInterface`]): `hostdev` (it has no
-/// netdev, only a vfio-pci device), `<script>` on ethernet, the passt back end.
+/// setting virtnet does not build: `hostdev` ([`QemuError::UnsupportedInterface`]: it has no
+/// netdev, only a vfio-pci device), what validation refuses ([`QemuError::Refused`]).
 pub fn netdev_json(
     spec: &NicSpec<'_>,
     backend: &NicBackend,
     caps: &QemuCaps,
 ) -> Result<Value, QemuError> {
     let iface = spec.iface;
-    check_supported(spec)?;
+    check_supported(spec, caps)?;
     let mismatch = |expected: &str| QemuError::BackendMismatch {
         interface: spec.describe(),
         message: format!(
@@ -116,40 +116,10 @@ pub fn netdev_json(
     Ok(p.into_value())
 }
 
-/// Refuses what virtnet does not build, whatever the back end.
-pub(crate) fn check_supported(spec: &NicSpec<'_>) -> Result<(), QemuError> {
-    let iface = spec.iface;
-    let refuse = |message: &str| {
-        Err(QemuError::UnsupportedInterface {
-            interface: spec.describe(),
-            message: message.to_string(),
-        })
-    };
-    if iface.script.is_some() || iface.downscript.is_some() {
-        return refuse(
-            "<script>/<downscript> are not supported: virtnet creates the tap device itself and \
-             hands QEMU its fd, so no script runs; remove them (and set the tap up from outside \
-             with <target dev='NAME' managed='no'/> if it needs special configuration)",
-        );
-    }
-    let custom_tap = iface
-        .backend
-        .as_ref()
-        .is_some_and(|b| b.tap.is_some() || b.vhost.is_some());
-    if custom_tap && !is_tap_type(iface.type_()) {
-        return refuse(&format!(
-            "<backend tap=.../vhost=...> names host devices for a tap, but type='{}' has no \
-             tap: remove the <backend> element",
-            iface.type_()
-        ));
-    }
-    if iface.is_passt() {
-        return refuse(
-            "the passt back end (<backend type='passt'/>) is not supported yet: use \
-             type='user' without <backend> (SLIRP), or a bridge/vhost-user interface",
-        );
-    }
-    Ok(())
+/// Refuses what the builder cannot express, whatever the back end: the validation layer's
+/// argv rules ([`crate::validate::Rule::argv_guard`]), for callers that did not validate.
+pub(crate) fn check_supported(spec: &NicSpec<'_>, caps: &QemuCaps) -> Result<(), QemuError> {
+    crate::validate::argv_guard(spec.iface, caps)
 }
 
 fn tap_props(
@@ -333,7 +303,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(e, QemuError::UnsupportedInterface { .. }));
+        assert!(matches!(e, QemuError::Refused(_)), "{e:?}");
         assert!(e.to_string().contains("<script>"), "{e}");
         let e = netdev(
             "<interface type='user'><backend type='passt'/></interface>",
@@ -341,10 +311,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("not supported yet"), "{e}");
-        // conf validation refuses this too; the builder does not rely on it.
+        // Validation refuses this (conf refuses <backend tap>); the builder does not rely on it.
         let e = netdev(
             "<interface type='vhostuser'><source type='unix' path='/s' mode='client'/>\
-             <backend tap='/dev/net/tun'/></interface>",
+             <backend vhost='/dev/vhost-net'/></interface>",
             NicBackend::VhostUser,
         )
         .unwrap_err();

@@ -39,7 +39,7 @@ const GUEST_OFFLOAD_PROPS: &[(&str, &str)] = &[
 ///
 /// Under TCG a vhost-user NIC gets `"vectors":0` (see [`vhost_user_tcg_vectors`]).
 pub fn nic_device_json(spec: &NicSpec<'_>, guest: &GuestCtx) -> Result<Value, QemuError> {
-    check_supported(spec)?;
+    check_supported(spec, &guest.caps)?;
     if !id_is_safe(&spec.ids.device) {
         return Err(QemuError::UnsupportedInterface {
             interface: spec.describe(),
@@ -96,17 +96,7 @@ fn virtio_props(
     p: &mut Props,
 ) -> Result<(), QemuError> {
     let iface = spec.iface;
-    match &iface.address {
-        None | Some(DeviceAddress::Pci { .. }) => {}
-        Some(_) => {
-            return Err(QemuError::UnsupportedInterface {
-                interface: spec.describe(),
-                message: "a virtio NIC needs a PCI address (<address type='pci' .../>) or none \
-                          on x86: remove the other <address>"
-                    .into(),
-            })
-        }
-    }
+    // A non-PCI address: refused by the argv guard (validate::Rule::VirtioNeedsPciAddress).
     let driver = match model.as_str() {
         "virtio-transitional" => "virtio-net-pci-transitional",
         "virtio-non-transitional" => "virtio-net-pci-non-transitional",
@@ -177,18 +167,8 @@ fn vfio_device(spec: &NicSpec<'_>, guest: &GuestCtx) -> Result<Value, QemuError>
             ))
         }
     };
-    if let Some(n) = iface
-        .driver
-        .as_ref()
-        .and_then(|d| d.name.as_ref())
-        .filter(|n| n.value != "vfio")
-    {
-        return Err(refuse(format!(
-            "<driver name='{}'/> is not supported: QEMU passes PCI devices through with vfio \
-             only; use <driver name='vfio'/> or remove <driver>",
-            n.value
-        )));
-    }
+    // <driver name> other than vfio: refused by the argv guard
+    // (validate::Rule::HostdevDriverNotVfio).
     let failover_pair = iface
         .teaming
         .as_ref()
@@ -229,10 +209,14 @@ fn rom_props(spec: &NicSpec<'_>, p: &mut Props) -> Result<(), QemuError> {
     if rom.enabled.is_none() && rom.bar.is_none() && rom.file.is_none() {
         return Ok(());
     }
+    // Not a PCI device: refused by the argv guard (validate::Rule::RomNeedsPci); a PCI NIC
+    // without an address was not completed (fill_defaults assigns one).
     if !matches!(spec.iface.address, Some(DeviceAddress::Pci { .. })) {
         return Err(QemuError::UnsupportedInterface {
             interface: spec.describe(),
-            message: "ROM tuning (<rom>) is only supported for PCI devices".into(),
+            message: "<rom> on a NIC without a guest PCI address: complete the domain \
+                      (fill_defaults) before building"
+                .into(),
         });
     }
     if rom.enabled == Some(false) {

@@ -38,16 +38,10 @@ pub fn vhostuser_chardev(
         interface: spec.describe(),
         message: message.to_string(),
     };
-    if spec.iface.is_passt() {
-        return Err(refuse(
-            "the passt back end (<backend type='passt'/>) is not supported yet: give the \
-             socket of a vhost-user back end with <source type='unix' path='...' mode='client'/>",
-        ));
-    }
+    crate::validate::argv_guard(spec.iface, caps)?;
     let Some(sock) = socket else {
-        return Err(refuse(
-            "a vhost-user interface needs <source type='unix' path='...' mode='client|server'/>",
-        ));
+        // The argv guard refuses this with the rule's message; not reached.
+        return Err(refuse("it has no <source> socket"));
     };
     let id = spec.ids.chardev.clone();
     if !id_is_safe(&id) {
@@ -60,16 +54,12 @@ pub fn vhostuser_chardev(
         return Err(refuse("the socket path is empty or has a NUL byte"));
     }
     let server = sock.mode == SocketMode::Server;
-    let reconnect =
-        match &sock.reconnect {
-            None => None,
-            Some(_) if server => return Err(refuse(
-                "<reconnect> only applies when QEMU is the client (mode='client'): QEMU cannot \
-                 reconnect a socket it listens on; remove <reconnect> or use mode='client'",
-            )),
-            Some(r) if r.enabled => Some(u64::from(r.timeout.unwrap_or(0))),
-            Some(_) => Some(0),
-        };
+    // The argv guard refused <reconnect> on a server socket.
+    let reconnect = match &sock.reconnect {
+        None => None,
+        Some(r) if r.enabled => Some(u64::from(r.timeout.unwrap_or(0))),
+        Some(_) => Some(0),
+    };
     // Seconds → (key, value) by QEMU version.
     let reconnect = reconnect.map(|secs| {
         if caps.has_reconnect_ms() {
@@ -182,6 +172,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert!(matches!(e, QemuError::Refused(_)), "{e:?}");
         let e = chardev(
             "<interface type='vhostuser'><source type='unix' path='/s' mode='server'>\
              <reconnect enabled='yes' timeout='1'/></source></interface>",

@@ -17,6 +17,7 @@ use serde_json::json;
 use virtnet_conf::devices::ChrSource;
 use virtnet_conf::Domain;
 use virtnet_qemu::argv::{build_argv, RuntimePaths};
+use virtnet_qemu::validate::{validate_domain, Operation};
 use virtnet_qemu::{post_start_qmp, QemuCaps};
 
 pub use hotplug::{
@@ -70,8 +71,9 @@ impl PlanContext {
 /// Plans the start of `domain` (from [`virtnet_conf::load_domain`]: defaults filled,
 /// validated; every non-hostdev interface needs a MAC).
 ///
-/// Errors: an interface type that cannot be started ([`VmError::NetworkUnsupported`],
-/// [`VmError::UnsupportedInterface`]), a command line that cannot be built
+/// Errors: a configuration the validation layer refuses for start ([`VmError::Refused`]:
+/// [`virtnet_qemu::validate::validate_domain`], also with `ctx.caps`), a command line that
+/// cannot be built
 /// ([`VmError::Argv`]), an unusable context ([`VmError::InvalidContext`]).
 pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmError> {
     if ctx.first_fd < 3 {
@@ -88,6 +90,7 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
             qmp_socket.display()
         )));
     }
+    validate_domain(Operation::Start, domain, Some(&ctx.caps)).map_err(VmError::Refused)?;
     let caps = effective_caps(domain, &ctx.caps);
     let mut fds = FdNaming::Inherit { next: ctx.first_fd };
     let nics = (0..domain.devices.interfaces.len())

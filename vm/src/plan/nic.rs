@@ -8,6 +8,7 @@ use virtnet_conf::interface::MacAddr;
 use virtnet_conf::interface::{HostdevSource, InterfaceKind, InterfaceType};
 use virtnet_conf::{Domain, Interface};
 use virtnet_host::{MacvtapMode, PciAddr};
+use virtnet_qemu::validate::Rule;
 use virtnet_qemu::{tap_fds_needed, NicSpec, QemuCaps, TapFds};
 
 use super::types::{FdNaming, HostStep, NicPlan, PlannedBackend};
@@ -25,8 +26,9 @@ pub fn effective_caps(domain: &Domain, caps: &QemuCaps) -> QemuCaps {
 /// Plans interface `index` of `domain`: its host steps (fd targets from `fds`) and back end.
 ///
 /// `caps` are the QEMU binary's; the TCG rule of [`effective_caps`] is applied here.
-/// Refuses `type='network'` (no network driver yet), `vdpa`, USB hostdev, and interfaces
-/// without a MAC (give one, or assign one when the domain is defined).
+/// `domain` must have been validated for start or attach ([`virtnet_qemu::validate`]); what
+/// validation refuses (`network` unresolved, `vdpa`, USB hostdev, no MAC, ...) comes back as
+/// [`VmError::InvalidContext`] naming the rule the caller skipped.
 pub fn nic_plan(
     domain: &Domain,
     index: usize,
@@ -40,7 +42,6 @@ pub fn nic_plan(
         ))
     })?;
     let caps = effective_caps(domain, caps);
-    check_vhost_driver(domain, &spec)?;
     let iface = spec.iface;
     let mut plan = NicPlan {
         index,
@@ -52,11 +53,7 @@ pub fn nic_plan(
         backend: PlannedBackend::User,
     };
     if plan.mac.is_none() && !iface.is_hostdev() {
-        return Err(unsupported(
-            &spec,
-            "it has no MAC address: give one with <mac address='52:54:00:xx:xx:xx'/> (virtnet \
-             plans are deterministic and do not invent one)",
-        ));
+        return Err(unvalidated(&spec, Rule::MacRequired));
     }
     // Checked just above for every type that uses it (a VF keeps its own without one).
     let mac = iface.mac().unwrap_or_default();
@@ -74,11 +71,7 @@ pub fn nic_plan(
         }
         InterfaceKind::VhostUser { socket } => {
             let Some(sock) = socket else {
-                return Err(unsupported(
-                    &spec,
-                    "a vhost-user interface needs <source type='unix' path='...' \
-                     mode='client|server'/> (the passt back end is not supported yet)",
-                ));
+                return Err(unvalidated(&spec, Rule::VhostUserNeedsSocket));
             };
             plan.backend = PlannedBackend::VhostUser {
                 socket: sock.path.value.clone(),
@@ -90,22 +83,13 @@ pub fn nic_plan(
         | InterfaceKind::Client(_)
         | InterfaceKind::Mcast(_)
         | InterfaceKind::Udp { .. } => plan.backend = PlannedBackend::Socket,
-        InterfaceKind::Network { network, .. } => {
-            return Err(VmError::NetworkUnsupported {
-                nic: spec.describe(),
-                network: network.value.clone(),
-            })
-        }
-        InterfaceKind::Vdpa { .. } => {
-            return Err(unsupported(
-                &spec,
-                "type='vdpa' is not supported yet: use type='vhostuser' or a hostdev VF",
-            ))
-        }
+        InterfaceKind::Network { .. } => return Err(unvalidated(&spec, Rule::NetworkNotResolved)),
+        InterfaceKind::Vdpa { .. } => return Err(unvalidated(&spec, Rule::VdpaNotSupported)),
     }
     Ok(plan)
 }
 
+/// A NIC the plan cannot build for a reason only known here (not a validation rule).
 fn unsupported(spec: &NicSpec<'_>, reason: &str) -> VmError {
     VmError::UnsupportedInterface {
         nic: spec.describe(),
@@ -113,35 +97,13 @@ fn unsupported(spec: &NicSpec<'_>, reason: &str) -> VmError {
     }
 }
 
-/// libvirt refuses `<driver name='vhost'/>` on a TCG guest rather than silently not using it.
-fn check_vhost_driver(domain: &Domain, spec: &NicSpec<'_>) -> Result<(), VmError> {
-    let explicit_vhost = spec
-        .iface
-        .driver
-        .as_ref()
-        .and_then(|d| d.name.as_ref())
-        .is_some_and(|n| n.value == "vhost");
-    if explicit_vhost
-        && domain.domain_type() == DomainType::Qemu
-        && spec.iface.type_().uses_tap_or_macvtap()
-    {
-        return Err(unsupported(
-            spec,
-            "<driver name='vhost'/> asks for vhost-net, which a TCG guest (<domain \
-             type='qemu'>) cannot use: remove name='vhost' or use <domain type='kvm'>",
-        ));
-    }
-    Ok(())
-}
-
-trait UsesTap {
-    fn uses_tap_or_macvtap(&self) -> bool;
-}
-
-impl UsesTap for InterfaceType {
-    fn uses_tap_or_macvtap(&self) -> bool {
-        self.uses_tap() || *self == InterfaceType::Direct
-    }
+/// What a plan says when handed what validation refuses: a caller bug, not a user error.
+fn unvalidated(spec: &NicSpec<'_>, rule: Rule) -> VmError {
+    VmError::InvalidContext(format!(
+        "{} was not validated for start or attach: virtnet_qemu::validate refuses it \
+         (rule {rule:?})",
+        spec.describe()
+    ))
 }
 
 fn queue_counts(spec: &NicSpec<'_>, caps: &QemuCaps) -> Result<(u16, TapFds), VmError> {
@@ -151,7 +113,7 @@ fn queue_counts(spec: &NicSpec<'_>, caps: &QemuCaps) -> Result<(u16, TapFds), Vm
     let queues = u16::try_from(need.taps)
         .ok()
         .filter(|q| *q <= 256)
-        .ok_or_else(|| unsupported(spec, "<driver queues> is above 256, the most a tap has"))?;
+        .ok_or_else(|| unvalidated(spec, Rule::TapQueuesAbove256))?;
     Ok((queues, need))
 }
 
@@ -173,12 +135,8 @@ fn bridge_plan(
     plan: &mut NicPlan,
 ) -> Result<(), VmError> {
     let iface = spec.iface;
-    if !iface.target_managed() {
-        return Err(unsupported(
-            spec,
-            "<target managed='no'/> is only for type='ethernet': a bridge interface's tap is \
-             created by virtnet; use type='ethernet' to pass an existing tap",
-        ));
+    if !iface.target_managed() && iface.type_() != InterfaceType::Ethernet {
+        return Err(unvalidated(spec, Rule::UnmanagedTargetNotEthernet));
     }
     let (queues, need) = queue_counts(spec, caps)?;
     plan.steps.push(HostStep::CreateTap {
@@ -207,21 +165,13 @@ fn ethernet_plan(
 ) -> Result<(), VmError> {
     let iface = spec.iface;
     if !iface.host_ip.ips.is_empty() || !iface.host_ip.routes.is_empty() {
-        return Err(unsupported(
-            spec,
-            "host-side <ip>/<route> inside <source> are not supported yet: configure the tap \
-             yourself (<target dev='NAME' managed='no'/>) and remove them",
-        ));
+        return Err(unvalidated(spec, Rule::EthernetHostIp));
     }
     if iface.target_managed() {
         return bridge_plan(spec, caps, mac, None, fds, plan);
     }
     let Some(name) = iface.target_dev() else {
-        return Err(unsupported(
-            spec,
-            "<target managed='no'/> needs the existing tap's name: <target dev='tap0' \
-             managed='no'/>",
-        ));
+        return Err(unvalidated(spec, Rule::UnmanagedTapNeedsName));
     };
     let (queues, need) = queue_counts(spec, caps)?;
     plan.steps.push(HostStep::OpenTap {
@@ -275,18 +225,11 @@ fn hostdev_plan(
     plan: &mut NicPlan,
 ) -> Result<(), VmError> {
     let HostdevSource::Pci { addr, .. } = source else {
-        return Err(unsupported(
-            spec,
-            "a USB network device cannot be an <interface type='hostdev'>: only SR-IOV PCI \
-             VFs are supported",
-        ));
+        return Err(unvalidated(spec, Rule::UsbHostdevNic));
     };
     let tags = spec.iface.vlan_tags();
     if tags.len() > 1 {
-        return Err(unsupported(
-            spec,
-            "an SR-IOV VF takes one VLAN tag; trunks (several <tag>) are not possible",
-        ));
+        return Err(unvalidated(spec, Rule::VfVlanTrunk));
     }
     plan.steps.push(HostStep::PrepareVf {
         nic: spec.index,

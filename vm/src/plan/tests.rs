@@ -2,6 +2,7 @@
 //! snapshot fails the test, in CI as locally), and the rules around them.
 
 use virtnet_conf::Domain;
+use virtnet_qemu::validate::Rule;
 use virtnet_qemu::{FdRef, NicBackend, QemuCaps, QemuVersion};
 
 use super::*;
@@ -255,10 +256,13 @@ fn network_type_is_refused_with_a_way_out() {
          <source network='default'/></interface>",
     ));
     let e = plan_start(&d, &ctx()).unwrap_err();
-    assert!(matches!(e, VmError::NetworkUnsupported { .. }), "{e:?}");
+    assert!(
+        matches!(&e, VmError::Refused(r) if r.first_rule() == Some(Rule::NetworkNotResolved)),
+        "{e:?}"
+    );
     let msg = e.to_string();
     assert!(
-        msg.contains("'default'") && msg.contains("type='bridge'"),
+        msg.contains("'default'") && msg.contains("net-start") && msg.contains("type='bridge'"),
         "{msg}"
     );
 }

@@ -19,6 +19,7 @@ use virtnet_conf::interface::{InterfaceKind, Spanned, Target};
 use virtnet_conf::validate::validate_new_interface;
 use virtnet_conf::xml::{parse_document, write_document, Limits};
 use virtnet_conf::{Domain, Interface};
+use virtnet_qemu::validate::{validate_interface, Operation};
 use virtnet_qemu::{
     netdev_json, nic_device_json, vhostuser_chardev, GuestCtx, NicIds, NicSpec, QemuCaps,
 };
@@ -45,33 +46,6 @@ fn describe(iface: &Interface) -> String {
     format!("{} (type='{}')", iface.describe(), iface.type_())
 }
 
-/// Refuses the types QEMU cannot hot-plug here, with what to use instead.
-fn check_hotpluggable(iface: &Interface) -> Result<(), VmError> {
-    let refuse = |reason: &str| {
-        Err(VmError::NotHotpluggable {
-            nic: describe(iface),
-            reason: reason.to_string(),
-        })
-    };
-    match &iface.kind {
-        InterfaceKind::Network { network, .. } => refuse(&format!(
-            "type='network' (network '{}') needs the virtual network driver, which virtnet \
-             does not have yet: attach <interface type='bridge'> with <source bridge='...'/> \
-             naming the host bridge the network would use",
-            network.value
-        )),
-        InterfaceKind::Vdpa { .. } => refuse(
-            "type='vdpa' is not supported yet (it needs a vhost-vdpa fd in a QEMU fd set): \
-             use type='vhostuser' or a hostdev VF",
-        ),
-        InterfaceKind::VhostUser { .. } if iface.is_passt() => refuse(
-            "the passt back end is not supported yet: give the socket of a vhost-user back \
-             end with <source type='unix' path='...' mode='client|server'/>",
-        ),
-        _ => Ok(()),
-    }
-}
-
 /// Plans hot-plugging `iface` into the running VM whose live definition is `live`.
 ///
 /// `live` must hold every interface QEMU has (including ones whose detach is pending) with
@@ -85,7 +59,9 @@ fn check_hotpluggable(iface: &Interface) -> Result<(), VmError> {
 /// tap name, PCI address, vhost-user socket, ...). `caps` are the QEMU binary's (under TCG no
 /// vhost-net, and vhost-user NICs get `vectors=0`).
 ///
-/// Errors: [`VmError::NotHotpluggable`] (`network`, `vdpa`, passt), [`VmError::InvalidHotplug`]
+/// Errors: [`VmError::Refused`] (what [`virtnet_qemu::validate`] refuses for
+/// [`Operation::Attach`]: unresolved `network`, `vdpa`, passt, socket back ends, USB hostdev,
+/// ...), [`VmError::InvalidHotplug`]
 /// (conflicts, no free slot, alias taken), and the per-interface planning errors of
 /// [`nic_plan`].
 pub fn plan_attach(
@@ -96,7 +72,7 @@ pub fn plan_attach(
     let mut new = iface.clone();
     new.fill_defaults();
     let nic = describe(&new);
-    check_hotpluggable(&new)?;
+    validate_interface(Operation::Attach, live, &new, Some(caps)).map_err(VmError::Refused)?;
     ids::assign_alias(live, &mut new, &nic)?;
     let pci_address = ids::assign_pci_slot(live, &mut new, &nic)?;
     let problems: Vec<String> = validate_new_interface(live, &new)

@@ -240,15 +240,26 @@ fn refusals_are_clear() {
          <source network='default'/></interface>",
     );
     assert!(
-        e.contains("cannot be hot-plugged") && e.contains("type='bridge'"),
+        e.contains("net-start") && e.contains("type='bridge'"),
         "{e}"
     );
     let e = refuse(
         "<interface type='vdpa'><mac address='52:54:00:00:00:0d'/>\
          <source dev='/dev/vhost-vdpa-0'/></interface>",
     );
+    assert!(e.contains("not supported yet") && e.contains("vdpa"), "{e}");
+    // Socket back ends (the daemon refused them, this plan let them through before).
+    let e = refuse(
+        "<interface type='mcast'><mac address='52:54:00:00:00:0d'/>\
+         <source address='230.0.0.1' port='5558'/></interface>",
+    );
+    assert!(e.contains("cannot be plugged into a running VM"), "{e}");
+    let e = refuse(
+        "<interface type='hostdev'><mac address='52:54:00:00:00:0d'/>\
+         <source><vendor id='0x0b95'/><product id='0x1790'/></source></interface>",
+    );
     assert!(
-        e.contains("cannot be hot-plugged") && e.contains("vdpa"),
+        e.contains("unsupported configuration: ") && e.contains("<hostdev"),
         "{e}"
     );
     // The MAC of the running NIC.

@@ -1,0 +1,163 @@
+//! The rules: which operations each applies to and how it is classed. What each looks at
+//! and its message are in [`super::interface`] (and [`super::update`]).
+
+use super::{Class, Operation};
+
+use Operation::{Attach, Define, Start, Update};
+
+/// Define, start and attach: what the XML alone decides virtnet cannot run.
+const CREATE: &[Operation] = &[Define, Start, Attach];
+/// Start and attach only: what is accepted in a definition but cannot run.
+const RUN: &[Operation] = &[Start, Attach];
+/// Hot-plug only.
+const ATTACH: &[Operation] = &[Attach];
+/// update-device only.
+const UPDATE: &[Operation] = &[Update];
+
+/// One rule of the validation layer. Each has one message and applies to the operations
+/// [`Rule::ops`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rule {
+    /// `<script>`/`<downscript>` on a tap interface: virtnet creates the tap itself and runs no
+    /// script (on other types conf refuses them). Remove this rule when scripts are run.
+    ScriptNotSupported,
+    /// `<backend type='passt'/>`: virtnet does not run passt.
+    PasstNotSupported,
+    /// `type='vhostuser'` without `<source type='unix'>` (and without passt).
+    VhostUserNeedsSocket,
+    /// `<reconnect>` on a vhost-user socket QEMU listens on.
+    ReconnectNeedsClient,
+    /// `<backend vhost='...'/>` on a type without a tap.
+    BackendVhostWithoutTap,
+    /// `type='vdpa'`: no vhost-vdpa fd plumbing in virtnet.
+    VdpaNotSupported,
+    /// `type='hostdev'` with a USB `<source>`: parsed, formatted and stored (as libvirt does),
+    /// never assigned; `<hostdev mode='subsystem' type='usb'>` is the way.
+    UsbHostdevNic,
+    /// `type='network'` handed to start or attach without being resolved onto a running
+    /// virtnet-vswitch network (virtnetd resolves them first).
+    NetworkNotResolved,
+    /// `server`/`client`/`mcast`/`udp` cannot be hot-plugged (libvirt refuses them too).
+    SocketBackendNotHotpluggable,
+    /// `<driver name='vhost'/>` on a TCG guest, which never uses vhost-net.
+    VhostNetOnTcg,
+    /// `<driver name='vhost'/>` on a host where `/dev/vhost-net` cannot be used.
+    VhostNetUnavailable,
+    /// `<target managed='no'/>` on a type other than `ethernet`.
+    UnmanagedTargetNotEthernet,
+    /// `type='ethernet'` with `<target managed='no'/>` but no `dev`.
+    UnmanagedTapNeedsName,
+    /// Host-side `<ip>`/`<route>` on `type='ethernet'`.
+    EthernetHostIp,
+    /// More tap queues than a tap has.
+    TapQueuesAbove256,
+    /// `<link state='down'/>` on a hostdev NIC: a VF has no QEMU link to hold down.
+    HostdevLinkDown,
+    /// `<driver name>` other than `vfio` on a hostdev NIC.
+    HostdevDriverNotVfio,
+    /// A virtio NIC with a guest address that is not PCI (x86 has no ccw/mmio NICs).
+    VirtioNeedsPciAddress,
+    /// `<rom>` tuning on a NIC that is not a PCI device.
+    RomNeedsPci,
+    /// Several VLAN tags on an SR-IOV VF.
+    VfVlanTrunk,
+    /// No MAC at start or attach (define assigns one).
+    MacRequired,
+    /// A PCI NIC hot-plugged into an i440fx VM running without ACPI (`acpi=off`): PCI
+    /// hot-plug on i440fx goes through ACPI, the guest would never see it.
+    HotplugNeedsAcpi,
+    /// update-device changes something other than the link state or a vhost-user socket.
+    UpdateNotChangeable,
+    /// A live vhost-user socket change without `replug`.
+    SocketChangeNeedsReplug,
+    /// A live link-state change of a hostdev NIC (a VF has no QEMU link).
+    HostdevLinkNotChangeable,
+}
+
+impl Rule {
+    /// Every interface rule, in the order they are checked.
+    pub const INTERFACE: &'static [Rule] = &[
+        Rule::MacRequired,
+        Rule::NetworkNotResolved,
+        Rule::VdpaNotSupported,
+        Rule::UsbHostdevNic,
+        Rule::PasstNotSupported,
+        Rule::VhostUserNeedsSocket,
+        Rule::ReconnectNeedsClient,
+        Rule::ScriptNotSupported,
+        Rule::BackendVhostWithoutTap,
+        Rule::UnmanagedTargetNotEthernet,
+        Rule::UnmanagedTapNeedsName,
+        Rule::EthernetHostIp,
+        Rule::TapQueuesAbove256,
+        Rule::VfVlanTrunk,
+        Rule::HostdevLinkDown,
+        Rule::HostdevDriverNotVfio,
+        Rule::VirtioNeedsPciAddress,
+        Rule::RomNeedsPci,
+        Rule::VhostNetOnTcg,
+        Rule::VhostNetUnavailable,
+        Rule::SocketBackendNotHotpluggable,
+        Rule::HotplugNeedsAcpi,
+    ];
+
+    /// The operations the rule applies to.
+    pub fn ops(self) -> &'static [Operation] {
+        match self {
+            Rule::ScriptNotSupported
+            | Rule::PasstNotSupported
+            | Rule::VhostUserNeedsSocket
+            | Rule::ReconnectNeedsClient
+            | Rule::BackendVhostWithoutTap
+            | Rule::VdpaNotSupported
+            | Rule::VhostNetOnTcg
+            | Rule::UnmanagedTargetNotEthernet
+            | Rule::UnmanagedTapNeedsName
+            | Rule::EthernetHostIp
+            | Rule::TapQueuesAbove256
+            | Rule::VfVlanTrunk
+            | Rule::HostdevLinkDown
+            | Rule::HostdevDriverNotVfio
+            | Rule::VirtioNeedsPciAddress
+            | Rule::RomNeedsPci => CREATE,
+            Rule::UsbHostdevNic
+            | Rule::NetworkNotResolved
+            | Rule::VhostNetUnavailable
+            | Rule::MacRequired => RUN,
+            Rule::SocketBackendNotHotpluggable | Rule::HotplugNeedsAcpi => ATTACH,
+            Rule::UpdateNotChangeable
+            | Rule::SocketChangeNeedsReplug
+            | Rule::HostdevLinkNotChangeable => UPDATE,
+        }
+    }
+
+    /// Whether the configuration cannot work, or only the operation cannot be done.
+    pub fn class(self) -> Class {
+        match self {
+            Rule::SocketBackendNotHotpluggable
+            | Rule::HotplugNeedsAcpi
+            | Rule::UpdateNotChangeable
+            | Rule::SocketChangeNeedsReplug
+            | Rule::HostdevLinkNotChangeable => Class::Operation,
+            _ => Class::Unsupported,
+        }
+    }
+
+    /// Whether the argv builder checks this rule itself (as an internal error: it cannot
+    /// express the setting, and was handed it unvalidated).
+    pub fn argv_guard(self) -> bool {
+        matches!(
+            self,
+            Rule::ScriptNotSupported
+                | Rule::PasstNotSupported
+                | Rule::VhostUserNeedsSocket
+                | Rule::ReconnectNeedsClient
+                | Rule::BackendVhostWithoutTap
+                | Rule::VhostNetUnavailable
+                | Rule::HostdevDriverNotVfio
+                | Rule::VirtioNeedsPciAddress
+                | Rule::RomNeedsPci
+        )
+    }
+}

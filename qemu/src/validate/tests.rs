@@ -1,0 +1,321 @@
+//! Each interface type (and notable variant) × operation → accepted, or refused with a message
+//! containing the given text.
+
+use virtnet_conf::domain::Domain;
+use virtnet_conf::interface::{Leaf, LinkState};
+use virtnet_conf::xml::{parse_document, Limits};
+use virtnet_conf::Interface;
+
+use super::*;
+use crate::version::QemuVersion;
+
+/// What an operation must do.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// Accepted.
+    A,
+    /// Refused with a message containing this.
+    R(&'static str),
+}
+use Want::{A, R};
+
+const PASST: Want = R("passt back end");
+const SOCKET_PLUG: Want = R("cannot be plugged into a running VM");
+const NET: Want = R("virtnet net-start");
+const USB: Want = R("<hostdev mode='subsystem' type='usb'>");
+const HOSTDEV_LINK: Want = R("link state of a hostdev NIC");
+const M: &str = "<mac address='52:54:00:00:00:01'/>";
+
+/// (variant, `<interface>` XML, [define, start, attach, update (live link down)]).
+#[rustfmt::skip]
+const TABLE: &[(&str, &str, [Want; 4])] = &[
+    ("user",                  "<interface type='user'>{M}</interface>", [A, A, A, A]),
+    ("user passt",            "<interface type='user'>{M}<backend type='passt'/></interface>", [PASST, PASST, PASST, A]),
+    ("ethernet",              "<interface type='ethernet'>{M}</interface>", [A, A, A, A]),
+    ("ethernet managed=no",   "<interface type='ethernet'>{M}<target dev='tap9' managed='no'/></interface>", [A, A, A, A]),
+    ("ethernet no=no dev",    "<interface type='ethernet'>{M}<target managed='no'/></interface>", [R("existing tap's name"), R("existing tap's name"), R("existing tap's name"), A]),
+    ("ethernet script",       "<interface type='ethernet'>{M}<script path='/etc/qemu-ifup'/></interface>", [R("<script>"), R("<script>"), R("<script>"), A]),
+    ("ethernet host ip",      "<interface type='ethernet'>{M}<source><ip address='10.0.0.1' family='ipv4' prefix='24'/></source></interface>", [R("host-side <ip>"), R("host-side <ip>"), R("host-side <ip>"), A]),
+    ("vhostuser server",      "<interface type='vhostuser'>{M}<source type='unix' path='/run/v0.sock' mode='server'/><model type='virtio'/></interface>", [A, A, A, A]),
+    ("vhostuser client",      "<interface type='vhostuser'>{M}<source type='unix' path='/run/v0.sock' mode='client'/><model type='virtio'/></interface>", [A, A, A, A]),
+    ("vhostuser srv+reconn",  "<interface type='vhostuser'>{M}<source type='unix' path='/run/v0.sock' mode='server'><reconnect enabled='yes' timeout='5'/></source><model type='virtio'/></interface>", [R("<reconnect>"), R("<reconnect>"), R("<reconnect>"), A]),
+    ("vhostuser passt",       "<interface type='vhostuser'>{M}<backend type='passt'/><model type='virtio'/></interface>", [PASST, PASST, PASST, A]),
+    ("server",                "<interface type='server'>{M}<source address='127.0.0.1' port='5558'/></interface>", [A, A, SOCKET_PLUG, A]),
+    ("client",                "<interface type='client'>{M}<source address='127.0.0.1' port='5558'/></interface>", [A, A, SOCKET_PLUG, A]),
+    ("mcast",                 "<interface type='mcast'>{M}<source address='230.0.0.1' port='5558'/></interface>", [A, A, SOCKET_PLUG, A]),
+    ("udp",                   "<interface type='udp'>{M}<source address='127.0.0.1' port='5558'><local address='127.0.0.1' port='5559'/></source></interface>", [A, A, SOCKET_PLUG, A]),
+    ("network",               "<interface type='network'>{M}<source network='sw0'/></interface>", [A, NET, NET, A]),
+    ("bridge",                "<interface type='bridge'>{M}<source bridge='br0'/><model type='virtio'/><driver name='vhost' queues='4'/></interface>", [A, A, A, A]),
+    ("bridge managed=no",     "<interface type='bridge'>{M}<source bridge='br0'/><target dev='tap9' managed='no'/></interface>", [R("only for type='ethernet'"), R("only for type='ethernet'"), R("only for type='ethernet'"), A]),
+    ("bridge 300 queues",     "<interface type='bridge'>{M}<source bridge='br0'/><model type='virtio'/><driver queues='300'/></interface>", [R("the most a tap has"), R("the most a tap has"), R("the most a tap has"), A]),
+    ("bridge virtio usb addr","<interface type='bridge'>{M}<source bridge='br0'/><model type='virtio'/><address type='usb' bus='0' port='1'/></interface>", [R("needs a PCI address"), R("needs a PCI address"), R("needs a PCI address"), A]),
+    ("user usb-net + rom",    "<interface type='user'>{M}<model type='usb-net'/><rom bar='off'/></interface>", [R("ROM tuning"), R("ROM tuning"), R("ROM tuning"), A]),
+    ("direct",                "<interface type='direct'>{M}<source dev='eth0' mode='bridge'/></interface>", [A, A, A, A]),
+    ("hostdev pci managed",   "<interface type='hostdev' managed='yes'>{M}<source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source></interface>", [A, A, A, HOSTDEV_LINK]),
+    ("hostdev pci unmanaged", "<interface type='hostdev'>{M}<source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source></interface>", [A, A, A, HOSTDEV_LINK]),
+    ("hostdev pci trunk",     "<interface type='hostdev' managed='yes'>{M}<source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source><vlan><tag id='4'/><tag id='5'/></vlan></interface>", [R("one VLAN tag"), R("one VLAN tag"), R("one VLAN tag"), HOSTDEV_LINK]),
+    ("hostdev link down",     "<interface type='hostdev' managed='yes'>{M}<source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source><link state='down'/></interface>", [R("hostdev NIC: the VF"), R("hostdev NIC: the VF"), R("hostdev NIC: the VF"), A]),
+    ("hostdev driver kvm",    "<interface type='hostdev' managed='yes'>{M}<driver name='kvm'/><source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source></interface>", [R("vfio only"), R("vfio only"), R("vfio only"), HOSTDEV_LINK]),
+    ("hostdev usb ids",       "<interface type='hostdev' managed='yes'>{M}<source><vendor id='0x0b95'/><product id='0x1790'/></source></interface>", [A, USB, USB, HOSTDEV_LINK]),
+    ("hostdev usb address",   "<interface type='hostdev'>{M}<source><address type='usb' bus='1' device='4'/></source></interface>", [A, USB, USB, HOSTDEV_LINK]),
+    ("vdpa",                  "<interface type='vdpa'>{M}<source dev='/dev/vhost-vdpa-0'/></interface>", [R("type='vdpa'"), R("type='vdpa'"), R("type='vdpa'"), A]),
+];
+
+fn domain(domain_type: &str, interfaces: &str) -> Domain {
+    let xml = format!(
+        "<domain type='{domain_type}'><name>t</name><memory unit='MiB'>64</memory>\
+         <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>\
+         <devices>{interfaces}</devices></domain>"
+    );
+    let mut d = Domain::parse(&xml).unwrap();
+    d.fill_defaults().unwrap();
+    let conf = virtnet_conf::validate(&d);
+    assert!(conf.is_empty(), "conf must accept {interfaces}: {conf:?}");
+    d
+}
+
+fn iface(xml: &str) -> Interface {
+    Interface::from_element(parse_document(xml, Limits::default()).unwrap()).unwrap()
+}
+
+/// What `op` says about `xml`: Ok, or the refusals' text.
+fn run(op: Operation, xml: &str, caps: &QemuCaps) -> Result<(), String> {
+    let text = |r: Refusals| r.to_string();
+    match op {
+        Operation::Define | Operation::Start => {
+            validate_domain(op, &domain("kvm", xml), Some(caps)).map_err(text)
+        }
+        Operation::Attach => {
+            let mut i = iface(xml);
+            i.fill_defaults();
+            validate_interface(op, &domain("kvm", ""), &i, Some(caps)).map_err(text)
+        }
+        Operation::Update => {
+            let old = iface(xml);
+            let mut down = old.clone();
+            down.link = Some(Leaf::new(LinkState::Down));
+            validate_update(&old, &down, true, false)
+                .map(drop)
+                .map_err(|r| r.to_string())
+        }
+    }
+}
+
+#[test]
+fn every_type_and_operation() {
+    let caps = QemuCaps::latest();
+    let ops = [
+        Operation::Define,
+        Operation::Start,
+        Operation::Attach,
+        Operation::Update,
+    ];
+    let mut wrong = Vec::new();
+    for (name, xml, wants) in TABLE {
+        let xml = xml.replace("{M}", M);
+        for (op, want) in ops.iter().zip(wants) {
+            let got = run(*op, &xml, &caps);
+            let ok = match (want, &got) {
+                (A, Ok(())) => true,
+                (R(s), Err(e)) => e.contains(s),
+                _ => false,
+            };
+            if !ok {
+                wrong.push(format!(
+                    "{name} × {}: want {want:?}, got {got:?}",
+                    op.as_str()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    // Every type of libvirt's is in the table.
+    for t in virtnet_conf::interface::InterfaceType::ALL {
+        let tag = format!("type='{t}'");
+        assert!(
+            TABLE.iter().any(|(_, x, _)| x.contains(&tag)),
+            "{t} missing"
+        );
+    }
+}
+
+#[test]
+fn refusals_are_located_and_classed() {
+    let d = domain(
+        "kvm",
+        "\n<interface type='hostdev'>\n<mac address='52:54:00:00:00:01'/>\n\
+         <source><vendor id='0x0b95'/></source></interface>",
+    );
+    let r = validate_domain(Operation::Start, &d, None).unwrap_err();
+    let [one] = r.0.as_slice() else {
+        panic!("{r:?}")
+    };
+    assert_eq!(one.rule, Rule::UsbHostdevNic);
+    assert_eq!((one.pos.line, one.pos.col), (4, 1), "at <source>");
+    assert!(
+        one.to_string().starts_with(
+            "unsupported configuration: interface 52:54:00:00:00:01 (type='hostdev'): "
+        ),
+        "{one}"
+    );
+    assert!(
+        one.located().starts_with("4:1: unsupported configuration"),
+        "{}",
+        one.located()
+    );
+    // Define keeps it.
+    assert!(validate_domain(Operation::Define, &d, None).is_ok());
+
+    let e = run(
+        Operation::Attach,
+        "<interface type='udp'><mac address='52:54:00:00:00:01'/><source address='127.0.0.1' \
+         port='1'><local address='127.0.0.1' port='2'/></source></interface>",
+        &QemuCaps::latest(),
+    )
+    .unwrap_err();
+    assert!(e.contains("operation not supported"), "{e}");
+}
+
+/// PCI hot-plug on i440fx needs ACPI; q35 (native PCIe hot-plug) and USB NICs do not.
+#[test]
+fn hotplug_on_i440fx_needs_acpi() {
+    let no_acpi = |machine: &str| {
+        let mut d = Domain::parse(&format!(
+            "<domain type='kvm'><name>t</name><memory unit='MiB'>64</memory>\
+             <os><type arch='x86_64' machine='{machine}'>hvm</type></os><devices/></domain>"
+        ))
+        .unwrap();
+        d.fill_defaults().unwrap();
+        d
+    };
+    let caps = QemuCaps::latest();
+    let nic = |model: &str| {
+        let mut i = iface(&format!(
+            "<interface type='user'><mac address='52:54:00:00:00:01'/>\
+             <model type='{model}'/></interface>"
+        ));
+        i.fill_defaults();
+        i
+    };
+    let e = validate_interface(
+        Operation::Attach,
+        &no_acpi("pc"),
+        &nic("virtio"),
+        Some(&caps),
+    )
+    .unwrap_err();
+    assert_eq!(e.first_rule(), Some(Rule::HotplugNeedsAcpi));
+    assert!(e.to_string().contains("<acpi/>"), "{e}");
+    let ok = |d: &Domain, i: &Interface| validate_interface(Operation::Attach, d, i, Some(&caps));
+    assert!(ok(&no_acpi("q35"), &nic("virtio")).is_ok());
+    assert!(ok(&no_acpi("pc"), &nic("usb-net")).is_ok());
+    assert!(
+        ok(&domain("kvm", ""), &nic("virtio")).is_ok(),
+        "with <acpi/>"
+    );
+    // Start and define do not care.
+    let mut d = no_acpi("pc");
+    d.devices.interfaces.push(nic("virtio"));
+    assert!(validate_domain(Operation::Start, &d, Some(&caps)).is_ok());
+}
+
+/// The rules that depend on the accelerator and the host's vhost-net.
+#[test]
+fn vhost_net_rules_follow_tcg_and_caps() {
+    let nic = "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
+               <source bridge='br0'/><model type='virtio'/><driver name='vhost'/></interface>";
+    let no_vhost = QemuCaps {
+        version: QemuVersion::new(7, 2, 0),
+        vhost_net: false,
+    };
+    // TCG: decided by the XML, refused at define already.
+    let tcg = domain("qemu", nic);
+    let e = validate_domain(Operation::Define, &tcg, None).unwrap_err();
+    assert_eq!(e.first_rule(), Some(Rule::VhostNetOnTcg));
+    // KVM without /dev/vhost-net: a host fact, refused at start only.
+    let kvm = domain("kvm", nic);
+    assert!(validate_domain(Operation::Define, &kvm, None).is_ok());
+    assert!(
+        validate_domain(Operation::Start, &kvm, None).is_ok(),
+        "no caps: not decided"
+    );
+    let e = validate_domain(Operation::Start, &kvm, Some(&no_vhost)).unwrap_err();
+    assert_eq!(e.first_rule(), Some(Rule::VhostNetUnavailable));
+    assert!(e.to_string().contains("modprobe vhost_net"), "{e}");
+    // name='qemu' asks for nothing.
+    let plain = domain("kvm", &nic.replace("name='vhost'", "name='qemu'"));
+    assert!(validate_domain(Operation::Start, &plain, Some(&no_vhost)).is_ok());
+}
+
+/// The argv builder checks its rules itself (a caller that skipped validation gets the rule's
+/// message, not a command line that drops the setting).
+#[test]
+fn argv_guard_uses_the_same_rules() {
+    let caps = QemuCaps::latest();
+    let i = iface("<interface type='ethernet'><script path='/x'/></interface>");
+    let e = argv_guard(&i, &caps).unwrap_err();
+    assert!(
+        matches!(&e, crate::QemuError::Refused(r) if r.rule == Rule::ScriptNotSupported),
+        "{e:?}"
+    );
+    // Rules about running, not about the command line, are not the builder's.
+    let vdpa = iface("<interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/></interface>");
+    assert!(argv_guard(&vdpa, &caps).is_ok());
+}
+
+const OLD: &str = "<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
+    <source type='unix' path='/run/a.sock' mode='client'/><model type='virtio'/>\
+    <alias name='net1'/></interface>";
+
+#[test]
+fn update_sees_link_and_socket_changes() {
+    let old = iface(OLD);
+    let new = iface(
+        "<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
+         <source type='unix' path='/run/b.sock' mode='client'/><link state='down'/></interface>",
+    );
+    let ch = validate_update(&old, &new, false, false).unwrap();
+    assert!(ch.socket);
+    assert_eq!(ch.link, Some(false));
+    assert_eq!(ch.new.vhostuser_socket().unwrap().0, "/run/b.sock");
+    assert_eq!(ch.new.alias(), Some("net1"));
+    assert_eq!(ch.words().len(), 2);
+    let same = validate_update(&old, &old, true, false).unwrap();
+    assert!(!same.socket && same.link.is_none());
+    // Live, the socket moves only with a replug.
+    let e = validate_update(&old, &new, true, false).unwrap_err();
+    assert_eq!(e.rule, Rule::SocketChangeNeedsReplug);
+    assert!(e.to_string().contains("--replug") && e.to_string().contains("hotswap"));
+    assert!(validate_update(&old, &new, true, true).is_ok());
+}
+
+#[test]
+fn update_refuses_other_changes_naming_them() {
+    let old = iface(OLD);
+    let e = validate_update(
+        &old,
+        &iface(
+            "<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
+             <source type='unix' path='/run/a.sock' mode='client'/><model type='e1000'/>\
+             <mtu size='9000'/></interface>",
+        ),
+        false,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.rule, Rule::UpdateNotChangeable);
+    let m = e.to_string();
+    assert!(m.contains("<model>") && m.contains("<mtu>"), "{m}");
+    let e = validate_update(
+        &old,
+        &iface(
+            "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
+             <source bridge='br0'/></interface>",
+        ),
+        false,
+        false,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("type"), "{e}");
+}

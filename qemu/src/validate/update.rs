@@ -1,0 +1,140 @@
+//! update-device: what a device XML may change on an existing NIC. The link state (QMP
+//! `set_link`) and a vhost-user NIC's socket (`<source path mode>`). QEMU cannot swap a
+//! vhost-user NIC's chardev ("Chardev user does not support chardev hotswap"), so a live socket
+//! change needs an explicit replug.
+
+use virtnet_conf::interface::{InterfaceKind, Leaf, LinkState};
+use virtnet_conf::xml::write_document;
+use virtnet_conf::Interface;
+
+use super::interface::refusal;
+use super::{Operation, Refusal, Rule};
+
+/// What an update changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicUpdate {
+    /// The new interface (the old one with the changes applied).
+    pub new: Interface,
+    /// The new link state, when it changes.
+    pub link: Option<bool>,
+    /// Whether the vhost-user socket changes.
+    pub socket: bool,
+}
+
+impl NicUpdate {
+    /// The changes in words (`vhost-user socket /s (mode client)`, `link down`).
+    pub fn words(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.socket {
+            if let Some((p, m)) = self.new.vhostuser_socket() {
+                v.push(format!("vhost-user socket {p} (mode {})", m.as_str()));
+            }
+        }
+        if let Some(up) = self.link {
+            v.push(format!("link {}", if up { "up" } else { "down" }));
+        }
+        v
+    }
+}
+
+fn render(i: &Interface) -> String {
+    write_document(&i.to_element())
+}
+
+/// Compares `old` with the device XML's `given` (what it leaves out stays as it is) and says
+/// what changes, or refuses: anything but the link state and a vhost-user socket
+/// ([`Rule::UpdateNotChangeable`]), a hostdev NIC's link ([`Rule::HostdevLinkNotChangeable`]),
+/// and when `live` a socket change without `replug` ([`Rule::SocketChangeNeedsReplug`]).
+pub fn validate_update(
+    old: &Interface,
+    given: &Interface,
+    live: bool,
+    replug: bool,
+) -> Result<NicUpdate, Refusal> {
+    let mut want = given.clone();
+    if want.mac.is_none() {
+        want.mac.clone_from(&old.mac);
+    }
+    if want.alias.is_none() {
+        want.alias.clone_from(&old.alias);
+    }
+    if want.target.is_none() {
+        want.target.clone_from(&old.target);
+    }
+    if want.address.is_none() {
+        want.address.clone_from(&old.address);
+    }
+    if want.model.is_none() {
+        want.model.clone_from(&old.model);
+    }
+    let mut applied = old.clone();
+    let link = (want.link_up() != old.link_up()).then(|| want.link_up());
+    if let Some(up) = link {
+        applied.link = Some(Leaf::new(if up { LinkState::Up } else { LinkState::Down }));
+    }
+    want.link.clone_from(&applied.link);
+    let socket = match (&old.kind, &want.kind) {
+        (InterfaceKind::VhostUser { socket: a }, InterfaceKind::VhostUser { socket: b })
+            if a != b =>
+        {
+            applied.kind = want.kind.clone();
+            true
+        }
+        _ => false,
+    };
+    let refuse =
+        |rule, message: String| Err(refusal(rule, Operation::Update, old, given.pos, message));
+    if render(&applied) != render(&want) {
+        let (a, b) = (applied.to_element(), want.to_element());
+        let mut differ: Vec<String> = Vec::new();
+        if a.attrs != b.attrs {
+            differ.push("the interface type".into());
+        }
+        for c in a.children.iter().chain(&b.children) {
+            let name = format!("<{}>", c.name);
+            let of = |e: &virtnet_conf::xml::Element| {
+                e.children
+                    .iter()
+                    .filter(|x| x.name == c.name)
+                    .map(write_document)
+                    .collect::<Vec<_>>()
+            };
+            if of(&a) != of(&b) && !differ.contains(&name) {
+                differ.push(name);
+            }
+        }
+        return refuse(
+            Rule::UpdateNotChangeable,
+            format!(
+                "update-device cannot change {}: it changes a NIC's <link state> and a \
+                 vhost-user NIC's <source> socket; for anything else detach the NIC and attach \
+                 it again",
+                differ.join(", ")
+            ),
+        );
+    }
+    if link.is_some() && old.is_hostdev() {
+        return refuse(
+            Rule::HostdevLinkNotChangeable,
+            "the link state of a hostdev NIC cannot be changed: the VF is a vfio-pci device \
+             without a QEMU link; set the VF's link through its PF on the host (ip link set PF \
+             vf N state disable)"
+                .into(),
+        );
+    }
+    if live && socket && !replug {
+        return refuse(
+            Rule::SocketChangeNeedsReplug,
+            "QEMU cannot move a running NIC to another vhost-user socket in place (its chardev \
+             cannot be swapped: \"Chardev user does not support chardev hotswap\"). Add \
+             --replug (API: \"replug\": true) to unplug it and plug it again on the new socket, \
+             keeping its MAC, alias and PCI address; the guest sees its link go down and up"
+                .into(),
+        );
+    }
+    Ok(NicUpdate {
+        new: applied,
+        link,
+        socket,
+    })
+}
