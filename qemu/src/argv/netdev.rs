@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use serde_json::Value;
-use virtnet_conf::interface::{InterfaceKind, SocketAddr};
+use virtnet_conf::interface::{InterfaceKind, InterfaceType, SocketAddr};
 
 use super::backend::{is_tap_type, FdRef, NicBackend};
 use super::caps::QemuCaps;
@@ -125,12 +125,16 @@ pub(crate) fn check_supported(spec: &NicSpec<'_>) -> Result<(), QemuError> {
             message: message.to_string(),
         })
     };
-    if iface.script.is_some() || iface.downscript.is_some() {
-        return refuse(
-            "<script>/<downscript> are not supported: virtnet creates the tap device itself and \
-             hands QEMU its fd, so no script runs; remove them (and set the tap up from outside \
-             with <target dev='NAME' managed='no'/> if it needs special configuration)",
-        );
+    // As libvirt's QEMU driver: scripts only on type='ethernet' (virtnet runs them itself
+    // around the tap it creates; QEMU never sees them, its -netdev stays fd-based).
+    if (iface.script.is_some() || iface.downscript.is_some())
+        && iface.type_() != InterfaceType::Ethernet
+    {
+        return refuse(&format!(
+            "scripts are not supported on interfaces of type '{}': <script>/<downscript> run \
+             only for type='ethernet' taps; use type='ethernet' or remove them",
+            iface.type_()
+        ));
     }
     let custom_tap = iface
         .backend
@@ -325,16 +329,29 @@ mod tests {
 
     #[test]
     fn refusals() {
+        // Scripts: run by virtnet around the tap for type='ethernet' (the netdev stays
+        // fd-based), refused on other types as libvirt's QEMU driver does.
+        let tap = || NicBackend::Tap {
+            fds: fds(&[3]),
+            vhost_fds: vec![],
+        };
+        assert_eq!(
+            netdev(
+                "<interface type='ethernet'><script path='/etc/qemu-ifup'/>\
+                 <downscript path='/etc/qemu-ifdown'/></interface>",
+                tap()
+            )
+            .unwrap(),
+            r#"{"type":"tap","fd":"3","id":"hostnet0"}"#
+        );
         let e = netdev(
-            "<interface type='ethernet'><script path='/etc/qemu-ifup'/></interface>",
-            NicBackend::Tap {
-                fds: fds(&[3]),
-                vhost_fds: vec![],
-            },
+            "<interface type='bridge'><source bridge='br0'/><script path='/etc/qemu-ifup'/>\
+             </interface>",
+            tap(),
         )
         .unwrap_err();
         assert!(matches!(e, QemuError::UnsupportedInterface { .. }));
-        assert!(e.to_string().contains("<script>"), "{e}");
+        assert!(e.to_string().contains("type 'bridge'"), "{e}");
         let e = netdev(
             "<interface type='user'><backend type='passt'/></interface>",
             NicBackend::User,
