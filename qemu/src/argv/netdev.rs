@@ -16,7 +16,9 @@ use crate::error::QemuError;
 ///
 /// Errors: the back end does not fit the type ([`QemuError::BackendMismatch`]); a type or
 /// setting virtnet does not build ([`QemuError::UnsupportedInterface`]): `hostdev` (it has no
-/// netdev, only a vfio-pci device), `<script>` on ethernet, the passt back end.
+/// netdev, only a vfio-pci device), `<script>`/`<downscript>` on types other than ethernet (on
+/// ethernet virtnet runs them around the tap; the netdev is the same fd-based one), the passt
+/// back end.
 pub fn netdev_json(
     spec: &NicSpec<'_>,
     backend: &NicBackend,
