@@ -98,8 +98,9 @@ fn lifecycle_with_real_qemu() {
             .xml(guest);
         assert_eq!(d.define(&bad).0, 201);
         let (s, v) = d.post("/v1/domains/nobridge/start");
-        assert_eq!(s, 500, "{v}");
-        assert_eq!(v["error"]["kind"], "vm", "{v}");
+        // A bridge the definition names but the host lacks is the user's to fix: 4xx.
+        assert_eq!(s, 409, "{v}");
+        assert_eq!(v["error"]["kind"], "refused", "{v}");
         assert!(
             v["error"]["message"].as_str().unwrap().contains("nobr0"),
             "{v}"

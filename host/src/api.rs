@@ -4,6 +4,7 @@ use crate::bridge::BridgePortOpts;
 use crate::error::Result;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::netlink::LinkStatus;
+use crate::script::{ScriptRun, ScriptWait};
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{PreparedVf, SavedVf, VfSpec};
@@ -55,4 +56,17 @@ pub trait HostNet: Send + Sync {
 
     /// Looks up a link by name; `Ok(None)` if there is none.
     fn link(&self, name: &str) -> Result<Option<LinkStatus>>;
+
+    /// Starts an interface's `<script>` or `<downscript>` with the tap's name, in the calling
+    /// thread's network namespace (see [`crate::script`]: deadline, process group, output to
+    /// the VM's log); [`ScriptWait::wait`] waits for it, on any thread. A method here, not a
+    /// separate runner, so the executor's undo stack runs downscripts like any other undo
+    /// step and [`crate::FakeHost`] records runs and injects failures in plan tests.
+    fn start_script(&self, run: &ScriptRun) -> Result<ScriptWait>;
+
+    /// Runs a script and waits for it ([`HostNet::start_script`], then
+    /// [`ScriptWait::wait`]): blocks up to its timeout.
+    fn run_script(&self, run: &ScriptRun) -> Result<()> {
+        self.start_script(run)?.wait()
+    }
 }

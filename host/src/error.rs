@@ -286,6 +286,27 @@ pub enum HostError {
         found: String,
     },
 
+    /// An interface's script ran but did not succeed (boxed: it carries the details).
+    #[error("{0}")]
+    ScriptFailed(Box<crate::script::ScriptFailure>),
+
+    /// An interface's script could not be started.
+    #[error(
+        "{nic}: cannot run {kind} '{}': {source}: it must be an existing executable file \
+         (absolute path, with a #! line if it is a script)",
+        script.display()
+    )]
+    ScriptSpawn {
+        /// Up or down.
+        kind: crate::script::ScriptKind,
+        /// The script.
+        script: PathBuf,
+        /// The NIC (`net0`).
+        nic: String,
+        /// Why.
+        source: io::Error,
+    },
+
     /// A failure injected by [`crate::FakeHost`].
     #[error("injected failure at call #{call} ({what})")]
     Injected {
@@ -333,7 +354,10 @@ impl HostError {
             | HostError::MacInUse { .. }
             | HostError::PciDeviceNotFound { .. }
             | HostError::NotAVf { .. }
-            | HostError::VfNotBound { .. } => true,
+            | HostError::VfNotBound { .. }
+            // The user's own script failed, timed out, or is not an executable file.
+            | HostError::ScriptFailed(_)
+            | HostError::ScriptSpawn { .. } => true,
             HostError::TunUnavailable { .. }
             | HostError::NoFreeName { .. }
             | HostError::LinkNotFound { .. }

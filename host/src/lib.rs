@@ -7,7 +7,9 @@
 //!   name for `managed='no'`;
 //! - Linux bridge ports over rtnetlink (IFLA_MASTER, optional port isolation);
 //! - macvtap devices on a host NIC, used through `/dev/tapN`;
-//! - SR-IOV VFs: MAC/VLAN through the PF, rebinding to vfio-pci, restore on release.
+//! - SR-IOV VFs: MAC/VLAN through the PF, rebinding to vfio-pci, restore on release;
+//! - an interface's `<script>`/`<downscript>`, run with the tap's name and a deadline
+//!   ([`script`]).
 //!
 //! [`LinuxHost`] is the real implementation; [`FakeHost`] records calls and injects failures
 //! for plan tests. Every change comes with a [`HostUndo`] step; [`UndoStack`] rolls back.
@@ -23,6 +25,7 @@ mod linux;
 pub mod macvtap;
 mod name;
 pub mod netlink;
+pub mod script;
 pub mod tap;
 mod tun;
 mod undo;
@@ -36,6 +39,9 @@ pub use linux::LinuxHost;
 pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
 pub use netlink::LinkStatus;
+pub use script::{
+    ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,
+};
 pub use tap::{TapHandle, TapSpec};
 pub use tun::tun_fd_info;
 pub use undo::{HostUndo, UndoStack};

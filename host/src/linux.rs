@@ -10,6 +10,7 @@ use crate::error::{HostError, Result};
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::NameCounter;
 use crate::netlink::{self, LinkRef, LinkStatus, NetlinkTransport, SocketTransport};
+use crate::script::{ScriptRun, ScriptWait};
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{self, PreparedVf, SavedVf, Sysfs, VfSpec};
@@ -148,5 +149,9 @@ impl HostNet for LinuxHost {
             status.master = mm.as_ref().and_then(netlink::link_name).map(str::to_string);
         }
         Ok(Some(status))
+    }
+
+    fn start_script(&self, run: &ScriptRun) -> Result<ScriptWait> {
+        crate::script::spawn_script(run)
     }
 }

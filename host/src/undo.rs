@@ -5,6 +5,7 @@ use virtnet_conf::interface::MacAddr;
 
 use crate::api::HostNet;
 use crate::error::{HostError, Result};
+use crate::script::ScriptRun;
 use crate::vf::SavedVf;
 
 /// One step that reverts one host change. Plain data: it is stored as JSON (the VM's
@@ -38,6 +39,9 @@ pub enum HostUndo {
     },
     /// Give a VF back its saved MAC, VLAN and driver.
     RestoreVf(SavedVf),
+    /// Run an interface's `<downscript>` (recorded once its `<script>`, if any, succeeded).
+    /// Not idempotent: the script decides what running it twice does.
+    RunScript(ScriptRun),
 }
 
 impl HostUndo {
@@ -48,6 +52,7 @@ impl HostUndo {
             HostUndo::DetachFromBridge { port, bridge } => host.detach_from_bridge(port, bridge),
             HostUndo::SetMac { name, mac } => host.set_mac(name, *mac),
             HostUndo::RestoreVf(saved) => host.restore_vf(saved),
+            HostUndo::RunScript(run) => host.run_script(run),
         }
     }
 }
@@ -152,6 +157,25 @@ mod tests {
             r#"[{"undo":"delete_link","name":"vnet0","ifindex":7},{"undo":"detach_from_bridge","port":"vnet0","bridge":"br0"},{"undo":"set_mac","name":"eth0","mac":"52:54:00:aa:bb:cc"},{"undo":"restore_vf","pci":"0000:03:10.2","pf":"eth1","index":2,"mac":"02:00:00:00:00:01","vlan":10,"qos":0,"driver":"ixgbevf","managed":false}]"#
         );
         assert_eq!(serde_json::from_str::<Vec<HostUndo>>(&json).unwrap(), steps);
+    }
+
+    /// A downscript is stored with everything needed to run it after a restart.
+    #[test]
+    fn downscript_stored_form() {
+        let step = HostUndo::RunScript(ScriptRun {
+            kind: crate::script::ScriptKind::Down,
+            path: "/etc/virtnet/ifdown".into(),
+            ifname: "vnet3".into(),
+            nic: "net1".into(),
+            log: Some("/run/virtnet/vms/vm1/qemu.log".into()),
+            timeout: std::time::Duration::from_secs(10),
+        });
+        let json = serde_json::to_string(&step).unwrap();
+        assert_eq!(
+            json,
+            r#"{"undo":"run_script","kind":"down","path":"/etc/virtnet/ifdown","ifname":"vnet3","nic":"net1","log":"/run/virtnet/vms/vm1/qemu.log","timeout_ms":10000}"#
+        );
+        assert_eq!(serde_json::from_str::<HostUndo>(&json).unwrap(), step);
     }
 
     /// A damaged state file is refused when read, not when the step is applied.

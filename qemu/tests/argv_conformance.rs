@@ -30,6 +30,7 @@ use virtnet_qemu::QemuError;
 /// the cases that must match; this union only grows.
 const MUST_PASS_NETWORK_ONLY: &[&str] = &[
     "disk-vhostuser",
+    "downscript",
     "net-bandwidth",
     "net-bandwidth2",
     "net-isolated-port",
@@ -41,6 +42,10 @@ const MUST_PASS_NETWORK_ONLY: &[&str] = &[
 const MUST_BE_WHOLE_SAME: &[&str] = &[
     "net-client",
     "net-coalesce",
+    "net-eth",
+    "net-eth-hostip",
+    "net-eth-ifname",
+    "net-eth-names",
     "net-eth-unmanaged-tap",
     "net-hostdev",
     "net-hostdev-bootorder",

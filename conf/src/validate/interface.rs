@@ -231,6 +231,22 @@ pub fn validate_interface(iface: &Interface) -> Vec<ConfError> {
         }
     }
 
+    // Scripts run as virtnetd's user with the tap's name: an absolute path, never looked up
+    // in $PATH. Whether it exists and is executable is checked when it runs (start,
+    // hot-plug), as libvirt does: it may be installed after the domain is defined.
+    for (what, leaf) in [("script", &iface.script), ("downscript", &iface.downscript)] {
+        if let Some(l) = leaf.as_ref().filter(|l| !l.value.starts_with('/')) {
+            errs.push(ConfError::unsupported(
+                at(l.pos),
+                format!(
+                    "<{what} path='{}'> must be an absolute path to an executable (it runs \
+                     with the tap's name as its argument): give the full path",
+                    l.value
+                ),
+            ));
+        }
+    }
+
     // Host-side settings that only a tap device has.
     if !ty.uses_tap() {
         let tap_only = [

@@ -242,6 +242,13 @@ fn model_and_type_rules() {
     );
     let e = one_error("<interface type='user'><script path='/bin/up'/></interface>");
     assert!(e.contains("<script>"), "{e}");
+    let e = one_error("<interface type='ethernet'><script path='qemu-ifup'/></interface>");
+    assert!(e.contains("must be an absolute path"), "{e}");
+    let e = one_error("<interface type='ethernet'><downscript path=''/></interface>");
+    assert!(
+        e.contains("<downscript path=''> must be an absolute path"),
+        "{e}"
+    );
     let e = one_error("<interface type='bridge'><source bridge='br0'/><bandwidth><inbound floor='5'/></bandwidth></interface>");
     assert!(e.contains("floor"), "{e}");
     let e =

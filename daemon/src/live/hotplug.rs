@@ -66,9 +66,11 @@ fn vm_error(e: VmError) -> DaemonError {
     }
 }
 
-fn options(unplug_timeout: Duration) -> HotplugOptions {
+/// `l`'s scripts write to its log.
+fn options(l: &Live, unplug_timeout: Duration) -> HotplugOptions {
     HotplugOptions {
         unplug_timeout,
+        vm_log: l.status.log_path.clone(),
         ..HotplugOptions::default()
     }
 }
@@ -83,7 +85,7 @@ pub async fn plug(
 ) -> Result<Plugged> {
     let plan = plan_attach(&l.domain, iface, caps).map_err(vm_error)?;
     let qmp = l.qmp_client().await?;
-    let nic = exec::attach(&plan, host, &qmp, &options(UNDO_WAIT))
+    let nic = exec::attach(&plan, host, &qmp, &options(l, UNDO_WAIT))
         .await
         .map_err(vm_error)?;
     let iface = nic.interface().map_err(vm_error)?;
@@ -104,7 +106,7 @@ pub async fn unplug_now(l: &Live, host: &dyn HostNet, p: &Plugged) -> Vec<String
         Err(e) => return vec![e.to_string()],
     };
     let mut pending = exec::PendingDetaches::default();
-    match exec::detach(&plan, host, &qmp, &mut pending, &options(UNDO_WAIT)).await {
+    match exec::detach(&plan, host, &qmp, &mut pending, &options(l, UNDO_WAIT)).await {
         Ok(DetachOutcome::Done(r)) => r.left_behind,
         Ok(DetachOutcome::Pending(_)) => vec![format!(
             "the guest did not release {} within {UNDO_WAIT:?}",
@@ -132,7 +134,7 @@ pub async fn unplug(
         host,
         &qmp,
         &mut status.pending_detaches,
-        &options(timeout),
+        &options(l, timeout),
     )
     .await
     .map_err(vm_error)?;
@@ -174,7 +176,7 @@ pub async fn finish(
         host,
         &qmp,
         &mut status.pending_detaches,
-        &options(UNDO_WAIT),
+        &options(l, UNDO_WAIT),
     )
     .await
     {

@@ -235,7 +235,7 @@ impl Daemon {
                         }
                     };
                     let mut u = added.undo_stack();
-                    leftovers.extend(u.rollback(host.as_ref()).iter().map(|e| e.to_string()));
+                    leftovers.extend(exec::rollback_host(&mut u, host.as_ref()).await);
                     leftovers.extend(remove_sockets(&live.status.sockets_to_remove));
                     method
                 }
@@ -297,7 +297,7 @@ impl Daemon {
             match self.host() {
                 Ok(host) => {
                     let mut undo = status.host_resources.undo_stack();
-                    left.extend(undo.rollback(host.as_ref()).iter().map(|e| e.to_string()))
+                    left.extend(exec::rollback_host(&mut undo, host.as_ref()).await)
                 }
                 Err(e) => left.push(e.to_string()),
             }

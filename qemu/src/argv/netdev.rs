@@ -295,16 +295,29 @@ mod tests {
 
     #[test]
     fn refusals() {
+        // Scripts: run by virtnet around the tap for type='ethernet' (the netdev stays
+        // fd-based), refused on other types as libvirt's QEMU driver does.
+        let tap = || NicBackend::Tap {
+            fds: fds(&[3]),
+            vhost_fds: vec![],
+        };
+        assert_eq!(
+            netdev(
+                "<interface type='ethernet'><script path='/etc/qemu-ifup'/>\
+                 <downscript path='/etc/qemu-ifdown'/></interface>",
+                tap()
+            )
+            .unwrap(),
+            r#"{"type":"tap","fd":"3","id":"hostnet0"}"#
+        );
         let e = netdev(
-            "<interface type='ethernet'><script path='/etc/qemu-ifup'/></interface>",
-            NicBackend::Tap {
-                fds: fds(&[3]),
-                vhost_fds: vec![],
-            },
+            "<interface type='bridge'><source bridge='br0'/><script path='/etc/qemu-ifup'/>\
+             </interface>",
+            tap(),
         )
         .unwrap_err();
         assert!(matches!(e, QemuError::Refused(_)), "{e:?}");
-        assert!(e.to_string().contains("<script>"), "{e}");
+        assert!(e.to_string().contains("type 'bridge'"), "{e}");
         let e = netdev(
             "<interface type='user'><backend type='passt'/></interface>",
             NicBackend::User,

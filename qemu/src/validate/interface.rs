@@ -37,20 +37,19 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
     let ty = i.type_();
     let msg = |s: &str| s.to_string();
     match rule {
-        Rule::ScriptNotSupported => {
+        Rule::ScriptNeedsEthernet => {
             let pos = i
                 .script
                 .as_ref()
                 .map(|s| s.pos)
                 .or(i.downscript.as_ref().map(|s| s.pos))
-                .filter(|_| ty.uses_tap())?;
+                .filter(|_| ty.uses_tap() && ty != InterfaceType::Ethernet)?;
             Some((
                 pos,
-                msg(
-                    "<script>/<downscript> are not supported: virtnet creates the tap device \
-                     itself and hands QEMU its fd, so no script runs; remove them (and set the \
-                     tap up from outside with <target dev='NAME' managed='no'/> on \
-                     type='ethernet' if it needs special configuration)",
+                format!(
+                    "scripts are not supported on interfaces of type '{ty}': <script>/<downscript> \
+                     run only for type='ethernet' taps (virtnet runs them around the tap it \
+                     creates); use type='ethernet' or remove them"
                 ),
             ))
         }

@@ -19,9 +19,10 @@ const UPDATE: &[Operation] = &[Update];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Rule {
-    /// `<script>`/`<downscript>` on a tap interface: virtnet creates the tap itself and runs no
-    /// script (on other types conf refuses them). Remove this rule when scripts are run.
-    ScriptNotSupported,
+    /// `<script>`/`<downscript>` on a tap type other than `ethernet` (a bridge NIC): as
+    /// libvirt's QEMU driver, scripts run only for `type='ethernet'` taps (virtnet runs them
+    /// itself around the tap it creates); on types without a tap conf refuses them.
+    ScriptNeedsEthernet,
     /// `<backend type='passt'/>`: virtnet does not run passt.
     PasstNotSupported,
     /// `type='vhostuser'` without `<source type='unix'>` (and without passt).
@@ -85,7 +86,7 @@ impl Rule {
         Rule::PasstNotSupported,
         Rule::VhostUserNeedsSocket,
         Rule::ReconnectNeedsClient,
-        Rule::ScriptNotSupported,
+        Rule::ScriptNeedsEthernet,
         Rule::BackendVhostWithoutTap,
         Rule::UnmanagedTargetNotEthernet,
         Rule::UnmanagedTapNeedsName,
@@ -105,7 +106,7 @@ impl Rule {
     /// The operations the rule applies to.
     pub fn ops(self) -> &'static [Operation] {
         match self {
-            Rule::ScriptNotSupported
+            Rule::ScriptNeedsEthernet
             | Rule::PasstNotSupported
             | Rule::VhostUserNeedsSocket
             | Rule::ReconnectNeedsClient
@@ -149,7 +150,7 @@ impl Rule {
     pub fn argv_guard(self) -> bool {
         matches!(
             self,
-            Rule::ScriptNotSupported
+            Rule::ScriptNeedsEthernet
                 | Rule::PasstNotSupported
                 | Rule::VhostUserNeedsSocket
                 | Rule::ReconnectNeedsClient

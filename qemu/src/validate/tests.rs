@@ -34,7 +34,8 @@ const TABLE: &[(&str, &str, [Want; 4])] = &[
     ("ethernet",              "<interface type='ethernet'>{M}</interface>", [A, A, A, A]),
     ("ethernet managed=no",   "<interface type='ethernet'>{M}<target dev='tap9' managed='no'/></interface>", [A, A, A, A]),
     ("ethernet no=no dev",    "<interface type='ethernet'>{M}<target managed='no'/></interface>", [R("existing tap's name"), R("existing tap's name"), R("existing tap's name"), A]),
-    ("ethernet script",       "<interface type='ethernet'>{M}<script path='/etc/qemu-ifup'/></interface>", [R("<script>"), R("<script>"), R("<script>"), A]),
+    ("ethernet script",       "<interface type='ethernet'>{M}<script path='/etc/qemu-ifup'/></interface>", [A, A, A, A]),
+    ("bridge script",         "<interface type='bridge'>{M}<source bridge='br0'/><script path='/etc/qemu-ifup'/></interface>", [R("type 'bridge'"), R("type 'bridge'"), R("type 'bridge'"), A]),
     ("ethernet host ip",      "<interface type='ethernet'>{M}<source><ip address='10.0.0.1' family='ipv4' prefix='24'/></source></interface>", [R("host-side <ip>"), R("host-side <ip>"), R("host-side <ip>"), A]),
     ("vhostuser server",      "<interface type='vhostuser'>{M}<source type='unix' path='/run/v0.sock' mode='server'/><model type='virtio'/></interface>", [A, A, A, A]),
     ("vhostuser client",      "<interface type='vhostuser'>{M}<source type='unix' path='/run/v0.sock' mode='client'/><model type='virtio'/></interface>", [A, A, A, A]),
@@ -253,10 +254,10 @@ fn vhost_net_rules_follow_tcg_and_caps() {
 #[test]
 fn argv_guard_uses_the_same_rules() {
     let caps = QemuCaps::latest();
-    let i = iface("<interface type='ethernet'><script path='/x'/></interface>");
+    let i = iface("<interface type='bridge'><source bridge='br0'/><script path='/x'/></interface>");
     let e = argv_guard(&i, &caps).unwrap_err();
     assert!(
-        matches!(&e, crate::QemuError::Refused(r) if r.rule == Rule::ScriptNotSupported),
+        matches!(&e, crate::QemuError::Refused(r) if r.rule == Rule::ScriptNeedsEthernet),
         "{e:?}"
     );
     // Rules about running, not about the command line, are not the builder's.

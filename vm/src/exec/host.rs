@@ -2,8 +2,13 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use virtnet_host::{BridgePortOpts, HostNet, MacvtapSpec, TapSpec, UndoStack, VfSpec};
+use virtnet_host::{
+    BridgePortOpts, HostNet, HostUndo, MacvtapSpec, ScriptKind, ScriptRun, TapSpec, UndoStack,
+    VfSpec,
+};
 
 use super::resources::{HostResources, NicResource};
 use crate::error::VmError;
@@ -11,6 +16,15 @@ use crate::plan::{FdSink, HostStep};
 
 /// The fds one step opened, with the numbers QEMU must see them at.
 pub(crate) type PlacedFds = Vec<(OwnedFd, i32)>;
+
+/// How interface scripts run: where their output goes and how long they may take.
+#[derive(Debug, Clone)]
+pub(crate) struct ScriptEnv {
+    /// The VM's log.
+    pub log: Option<PathBuf>,
+    /// Deadline of each script.
+    pub timeout: Duration,
+}
 
 fn host_err(what: String) -> impl FnOnce(virtnet_host::HostError) -> VmError {
     move |source| VmError::Host { what, source }
@@ -37,13 +51,14 @@ fn place(fds: Vec<OwnedFd>, sink: &FdSink) -> Result<PlacedFds, VmError> {
 
 /// Runs `step`, recording its undo steps (before anything later can fail) and resources;
 /// returns its fds with the numbers QEMU inherits them at (a start plan).
-pub(crate) fn run_step(
+pub(crate) async fn run_step(
     host: &dyn HostNet,
     step: &HostStep,
+    env: &ScriptEnv,
     undo: &mut UndoStack,
     res: &mut HostResources,
 ) -> Result<PlacedFds, VmError> {
-    let fds = open_step(host, step, undo, res)?;
+    let fds = open_step(host, step, env, undo, res).await?;
     match step.fds() {
         Some(sink) => place(fds, sink),
         None => Ok(Vec::new()),
@@ -52,13 +67,47 @@ pub(crate) fn run_step(
 
 /// Runs `step` like [`run_step`] and returns the fds it opened, in order, whatever the plan
 /// does with them (hot-plug sends them with `getfd`).
-pub(crate) fn open_step(
+pub(crate) async fn open_step(
     host: &dyn HostNet,
     step: &HostStep,
+    env: &ScriptEnv,
     undo: &mut UndoStack,
     res: &mut HostResources,
 ) -> Result<Vec<OwnedFd>, VmError> {
     match step {
+        HostStep::RunScripts {
+            nic,
+            device,
+            script,
+            downscript,
+        } => {
+            let Some(tap) = res
+                .nics
+                .iter()
+                .rev()
+                .find(|r| r.nic == *nic && r.kind == "tap")
+            else {
+                return Err(VmError::InvalidContext(format!(
+                    "the plan runs the scripts of interface #{nic} before it has a tap: re-plan"
+                )));
+            };
+            let run = |kind, path: &String| ScriptRun {
+                kind,
+                path: path.into(),
+                ifname: tap.name.clone(),
+                nic: device.clone(),
+                log: env.log.clone(),
+                timeout: env.timeout,
+            };
+            if let Some(s) = script {
+                run_script(host, &run(ScriptKind::Up, s), step.describe()).await?;
+            }
+            if let Some(d) = downscript {
+                let u = HostUndo::RunScript(run(ScriptKind::Down, d));
+                record(undo, res, std::slice::from_ref(&u));
+            }
+            Ok(Vec::new())
+        }
         HostStep::CreateTap {
             nic,
             name,
@@ -207,4 +256,45 @@ fn record(undo: &mut UndoStack, res: &mut HostResources, steps: &[virtnet_host::
         res.undo.push(s.clone());
         undo.push(s.clone());
     }
+}
+
+/// Starts `run` in the calling thread's network namespace and waits for it on a blocking
+/// thread: the async runtime (virtnetd has one thread) goes on meanwhile.
+pub(crate) async fn run_script(
+    host: &dyn HostNet,
+    run: &ScriptRun,
+    what: String,
+) -> Result<(), VmError> {
+    let w = host.start_script(run).map_err(host_err(what.clone()))?;
+    let r = if w.is_done() {
+        w.wait()
+    } else {
+        tokio::task::spawn_blocking(move || w.wait())
+            .await
+            .map_err(|e| VmError::Io {
+                what: format!("{what}: wait for the script"),
+                path: run.path.clone(),
+                source: std::io::Error::other(e),
+            })?
+    };
+    r.map_err(host_err(what))
+}
+
+/// Applies `undo`'s steps newest first, like [`UndoStack::rollback`], but waits for
+/// downscripts without blocking the async runtime; empties it and returns what failed.
+/// Scripts start in the calling thread's network namespace.
+pub async fn rollback_host(undo: &mut UndoStack, host: &dyn HostNet) -> Vec<String> {
+    let mut left = Vec::new();
+    for step in undo.take().into_iter().rev() {
+        let r = match &step {
+            HostUndo::RunScript(run) => run_script(host, run, format!("run {}", run.describe()))
+                .await
+                .map_err(|e| e.to_string()),
+            other => other.apply(host).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = r {
+            left.push(e);
+        }
+    }
+    left
 }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use virtnet_host::{HostNet, UndoStack};
 use virtnet_qemu::{QemuError, QemuProcess, QemuSpawn, QmpOptions};
 
+pub use host::rollback_host;
 pub use hotplug::{
     attach, complete_detach, detach, AttachedNic, DetachOutcome, DetachReport, HotplugOptions,
     PendingDetach, PendingDetaches,
@@ -85,6 +86,9 @@ pub struct ExecOptions {
     pub start_timeout: Duration,
     /// QMP settings (command deadline). Default: 30 s per command.
     pub qmp: QmpOptions,
+    /// Deadline of each `<script>`/`<downscript>` (then its process group is killed).
+    /// Default [`virtnet_host::DEFAULT_SCRIPT_TIMEOUT`] (10 s).
+    pub script_timeout: Duration,
 }
 
 impl Default for ExecOptions {
@@ -93,6 +97,7 @@ impl Default for ExecOptions {
             fail_at: None,
             start_timeout: Duration::from_secs(10),
             qmp: QmpOptions::default(),
+            script_timeout: virtnet_host::DEFAULT_SCRIPT_TIMEOUT,
         }
     }
 }
@@ -183,11 +188,17 @@ async fn run(
         })?;
     p.run_dir_created = true;
 
+    // Scripts write to the VM's log (QEMU appends to it later).
+    let env = host::ScriptEnv {
+        log: Some(plan.log_path.clone()),
+        timeout: opts.script_timeout,
+    };
     let mut fds = Vec::new();
     for (n, step) in plan.host_steps.iter().enumerate() {
         inject(opts, StepId::Host(n))?;
         tracing::debug!(vm = %plan.name, step = n, what = %step.describe(), "host step");
-        let placed = host::run_step(host, step, &mut p.undo, &mut p.res)
+        let placed = host::run_step(host, step, &env, &mut p.undo, &mut p.res)
+            .await
             .map_err(|e| (StepId::Host(n), e))?;
         fds.extend(placed);
     }
@@ -252,12 +263,7 @@ async fn rollback(plan: &StartPlan, host: &dyn HostNet, p: &mut Progress) -> Vec
         q.kill().await;
         release(q).await;
     }
-    let mut left: Vec<String> = p
-        .undo
-        .rollback(host)
-        .into_iter()
-        .map(|e| e.to_string())
-        .collect();
+    let mut left = rollback_host(&mut p.undo, host).await;
     left.extend(remove_files(plan, p.run_dir_created));
     left
 }

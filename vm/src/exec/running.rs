@@ -148,11 +148,7 @@ impl RunningVm {
         let outcome = qemu.stop(opts).await;
         tracing::info!(vm = %plan.name, method = ?outcome.method, status = %outcome.status, "QEMU stopped");
         super::release(qemu).await;
-        let mut errors: Vec<String> = undo
-            .rollback(host)
-            .into_iter()
-            .map(|e| e.to_string())
-            .collect();
+        let mut errors = super::rollback_host(&mut undo, host).await;
         errors.extend(super::remove_files(&plan, run_dir_created));
         if !errors.is_empty() {
             return Err(VmError::StopCleanup {

@@ -168,7 +168,9 @@ fn ethernet_plan(
         return Err(unvalidated(spec, Rule::EthernetHostIp));
     }
     if iface.target_managed() {
-        return bridge_plan(spec, caps, mac, None, fds, plan);
+        bridge_plan(spec, caps, mac, None, fds, plan)?;
+        add_scripts(spec, plan);
+        return Ok(());
     }
     let Some(name) = iface.target_dev() else {
         return Err(unvalidated(spec, Rule::UnmanagedTapNeedsName));
@@ -183,7 +185,30 @@ fn ethernet_plan(
     });
     plan.steps.extend(vhost_step(spec, need, fds));
     plan.backend = PlannedBackend::Tap;
+    add_scripts(spec, plan);
     Ok(())
+}
+
+/// `<script>`/`<downscript>` of an ethernet NIC: a step right after the tap's (as libvirt runs
+/// the script right after creating or opening the tap, before anything else on it). Scripts
+/// on other types are refused by the argv builder, as libvirt's QEMU driver does.
+fn add_scripts(spec: &NicSpec<'_>, plan: &mut NicPlan) {
+    let iface = spec.iface;
+    let path =
+        |l: &Option<virtnet_conf::interface::Leaf<String>>| l.as_ref().map(|l| l.value.clone());
+    let (script, downscript) = (path(&iface.script), path(&iface.downscript));
+    if script.is_none() && downscript.is_none() {
+        return;
+    }
+    plan.steps.insert(
+        1,
+        HostStep::RunScripts {
+            nic: spec.index,
+            device: spec.ids.device.clone(),
+            script,
+            downscript,
+        },
+    );
 }
 
 /// `type='direct'`: a macvtap on the host device.

@@ -128,6 +128,43 @@ fn snapshot_ethernet_unmanaged() {
     insta::assert_yaml_snapshot!("ethernet_unmanaged", plan("qemu", "", ETHERNET_UNMANAGED));
 }
 
+const ETHERNET_SCRIPTS: &str = "<interface type='ethernet'>
+      <mac address='52:54:00:00:00:07'/>
+      <script path='/etc/virtnet/ifup'/>
+      <downscript path='/etc/virtnet/ifdown'/>
+      <model type='virtio'/>
+    </interface>
+    <interface type='ethernet'>
+      <mac address='52:54:00:00:00:08'/>
+      <target dev='tap-ext' managed='no'/>
+      <script path='/etc/virtnet/ifup-ext'/>
+      <model type='virtio'/>
+    </interface>";
+
+#[test]
+fn snapshot_ethernet_scripts() {
+    // KVM: the vhost-net step comes after the script's, which follows its tap's at once.
+    insta::assert_yaml_snapshot!("ethernet_scripts", plan("kvm", "", ETHERNET_SCRIPTS));
+}
+
+#[test]
+fn scripts_come_right_after_their_tap_and_open_no_fd() {
+    let p = plan("kvm", "", ETHERNET_SCRIPTS);
+    let kinds: Vec<String> = p.nics[0].steps.iter().map(|s| s.describe()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "create tap vnetN",
+            "run script /etc/virtnet/ifup with the tap's name; run downscript \
+             /etc/virtnet/ifdown at teardown",
+            "open /dev/vhost-net (1 fds)"
+        ]
+    );
+    // The netdev stays fd-based: tap fd 3, vhost fd 4 (the script step opens none).
+    assert_eq!(p.inherited_fds(), vec![3, 4, 5, 6]);
+    assert!(p.argv.iter().all(|a| !a.contains("script")), "{:?}", p.argv);
+}
+
 #[test]
 fn snapshot_direct() {
     insta::assert_yaml_snapshot!("direct", plan("qemu", "", DIRECT));
@@ -284,6 +321,11 @@ fn refusals() {
             "<interface type='vdpa'><mac address='52:54:00:00:00:01'/><source \
              dev='/dev/vhost-vdpa-0'/></interface>",
             "not supported yet",
+        ),
+        (
+            "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source \
+             bridge='br0'/><script path='/etc/qemu-ifup'/></interface>",
+            "scripts are not supported on interfaces of type 'bridge'",
         ),
     ];
     let mut planned = 0;

@@ -141,6 +141,21 @@ pub enum HostStep {
         /// Where the vhost-net fds go.
         fds: FdSink,
     },
+    /// Run the interface's `<script>` with the name of the tap the step before created or
+    /// opened (`type='ethernet'`; libvirt's order: right after the tap), and record its
+    /// `<downscript>` to run at teardown. If the script fails, the NIC is undone and the
+    /// downscript does not run; the downscript's undo is recorded only once the script (if
+    /// any) succeeded.
+    RunScripts {
+        /// Interface index.
+        nic: usize,
+        /// QEMU device id, naming the NIC in the log and errors.
+        device: String,
+        /// `<script path>`, run now.
+        script: Option<String>,
+        /// `<downscript path>`, run at VM stop or NIC unplug.
+        downscript: Option<String>,
+    },
     /// Save an SR-IOV VF's state, set its MAC/VLAN through the PF, bind it to vfio-pci.
     PrepareVf {
         /// Interface index.
@@ -164,6 +179,7 @@ impl HostStep {
             | HostStep::OpenTap { nic, .. }
             | HostStep::CreateMacvtap { nic, .. }
             | HostStep::OpenVhostNet { nic, .. }
+            | HostStep::RunScripts { nic, .. }
             | HostStep::PrepareVf { nic, .. } => *nic,
         }
     }
@@ -175,7 +191,7 @@ impl HostStep {
             | HostStep::OpenTap { fds, .. }
             | HostStep::CreateMacvtap { fds, .. }
             | HostStep::OpenVhostNet { fds, .. } => Some(fds),
-            HostStep::PrepareVf { .. } => None,
+            HostStep::PrepareVf { .. } | HostStep::RunScripts { .. } => None,
         }
     }
 
@@ -210,6 +226,18 @@ impl HostStep {
             ),
             HostStep::OpenVhostNet { fds, .. } => {
                 format!("open /dev/vhost-net ({} fds)", fds.len())
+            }
+            HostStep::RunScripts {
+                script, downscript, ..
+            } => {
+                let mut v = Vec::new();
+                if let Some(s) = script {
+                    v.push(format!("run script {s} with the tap's name"));
+                }
+                if let Some(d) = downscript {
+                    v.push(format!("run downscript {d} at teardown"));
+                }
+                v.join("; ")
             }
             HostStep::PrepareVf {
                 pci, managed: true, ..

@@ -9,7 +9,7 @@ use virtnet_qemu::QmpClient;
 use super::qmp::{self, is_not_found, is_timeout};
 use super::{AttachedNic, HotplugOptions};
 use crate::error::VmError;
-use crate::exec::host::open_step;
+use crate::exec::host::{open_step, ScriptEnv};
 use crate::exec::HostResources;
 use crate::plan::hotplug::{interface_xml, with_target_dev};
 use crate::plan::{AttachAction, AttachPlan, AttachStep, AttachStepId, AttachUndo, QmpCommand};
@@ -103,6 +103,10 @@ async fn run(
     opts: &HotplugOptions,
     p: &mut Progress,
 ) -> StepResult {
+    let env = ScriptEnv {
+        log: opts.vm_log.clone(),
+        timeout: opts.script_timeout,
+    };
     for step in &plan.steps {
         if opts.fail_at == Some(step.id) {
             return Err((step.id, VmError::InjectedHotplug(step.id.to_string())));
@@ -110,8 +114,9 @@ async fn run(
         tracing::debug!(vm = %plan.vm, step = %step.id, what = %step.describe(), "attach step");
         match &step.action {
             AttachAction::Host(h) => {
-                let fds =
-                    open_step(host, h, &mut p.host_undo, &mut p.res).map_err(|e| (step.id, e))?;
+                let fds = open_step(host, h, &env, &mut p.host_undo, &mut p.res)
+                    .await
+                    .map_err(|e| (step.id, e))?;
                 p.fds.push(fds.into_iter().map(Some).collect());
             }
             AttachAction::Qmp { command, fd } => {
@@ -232,11 +237,6 @@ async fn undo(
     }
     // Our copies of the fds go before the links: a tap vanishes with its last fd.
     p.fds.clear();
-    left.extend(
-        p.host_undo
-            .rollback(host)
-            .into_iter()
-            .map(|e| e.to_string()),
-    );
+    left.extend(crate::exec::rollback_host(&mut p.host_undo, host).await);
     left
 }

@@ -209,10 +209,15 @@ async fn finish(
                 command("chardev-remove", serde_json::json!({ "id": id }))
             }
             DetachStep::Host { undo } => {
-                let r = undo.apply(host).map_err(|source| VmError::Host {
-                    what: describe_undo(undo),
-                    source,
-                });
+                let what = describe_undo(undo);
+                let r = match undo {
+                    virtnet_host::HostUndo::RunScript(run) => {
+                        crate::exec::host::run_script(host, run, what).await
+                    }
+                    u => u
+                        .apply(host)
+                        .map_err(|source| VmError::Host { what, source }),
+                };
                 if let Err(e) = r {
                     left.push(e.to_string());
                 }

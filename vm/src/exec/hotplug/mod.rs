@@ -20,6 +20,7 @@ mod fake_qmp;
 #[cfg(test)]
 mod tests;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,11 @@ pub struct HotplugOptions {
     /// Deadline of each undo command once a command has timed out (QEMU's monitor is then
     /// likely stalled; the undo commands are sent and run when it answers again). Default 1 s.
     pub stalled_undo_timeout: Duration,
+    /// Deadline of each `<script>`/`<downscript>`. Default
+    /// [`virtnet_host::DEFAULT_SCRIPT_TIMEOUT`] (10 s).
+    pub script_timeout: Duration,
+    /// The VM's log, where scripts' output goes ([`crate::exec::RunningVm::log_path`]).
+    pub vm_log: Option<PathBuf>,
 }
 
 impl Default for HotplugOptions {
@@ -57,6 +63,8 @@ impl Default for HotplugOptions {
             command_timeout: Duration::from_secs(10),
             unplug_timeout: Duration::from_secs(10),
             stalled_undo_timeout: Duration::from_secs(1),
+            script_timeout: virtnet_host::DEFAULT_SCRIPT_TIMEOUT,
+            vm_log: None,
         }
     }
 }

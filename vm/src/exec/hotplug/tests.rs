@@ -444,3 +444,110 @@ fn completing_after_the_event_needs_no_second_request() {
         assert_eq!(h.links(), ["br0", "lo"]);
     });
 }
+
+const ETHERNET_SCRIPTS: &str = "<interface type='ethernet'><mac address='52:54:00:00:00:09'/>\
+    <script path='/etc/x/up'/><downscript path='/etc/x/down'/><model type='virtio'/>\
+    </interface>";
+
+fn script_calls(h: &FakeHost) -> Vec<(virtnet_host::ScriptKind, String)> {
+    h.calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            virtnet_host::FakeCall::RunScript(r) => Some((r.kind, r.ifname)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn scripts_at_attach_and_detach() {
+    use virtnet_host::ScriptKind::{Down, Up};
+    rt().block_on(async {
+        let h = host();
+        let (qmp, log) = fake_qmp::start(cooperative).await;
+        let p = plan(ETHERNET_SCRIPTS);
+        let opts = HotplugOptions {
+            vm_log: Some("/run/vm1/qemu.log".into()),
+            ..fast()
+        };
+        let nic = attach(&p, &h, &qmp, &opts).await.unwrap();
+        let tap = nic.host.nics[0].name.clone();
+        assert_eq!(script_calls(&h), [(Up, tap.clone())]);
+        let calls = h.calls();
+        let Some(virtnet_host::FakeCall::RunScript(run)) = calls.last() else {
+            panic!("{calls:?}")
+        };
+        assert_eq!(run.nic, "net1");
+        assert_eq!(
+            run.log.as_deref(),
+            Some(std::path::Path::new("/run/vm1/qemu.log"))
+        );
+        assert!(
+            matches!(
+                nic.host.undo.last(),
+                Some(virtnet_host::HostUndo::RunScript(r)) if r.kind == virtnet_host::ScriptKind::Down
+            ),
+            "{:?}",
+            nic.host.undo
+        );
+        assert_eq!(log.commands(), ["getfd", "netdev_add", "device_add"]);
+
+        let dp = detach_plan_for(&nic);
+        let mut pending = PendingDetaches::default();
+        let out = detach(&dp, &h, &qmp, &mut pending, &opts).await.unwrap();
+        let DetachOutcome::Done(report) = out else {
+            panic!("{out:?}")
+        };
+        assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+        assert_eq!(script_calls(&h), [(Up, tap.clone()), (Down, tap)]);
+        assert_eq!(h.links(), ["br0", "lo"]);
+    });
+}
+
+#[test]
+fn a_failing_script_undoes_the_tap_before_qemu_sees_anything() {
+    rt().block_on(async {
+        let h = host();
+        h.fail_at(1); // create_tap, then the script
+        let (qmp, log) = fake_qmp::start(cooperative).await;
+        let p = plan(ETHERNET_SCRIPTS);
+        let e = attach(&p, &h, &qmp, &fast()).await.unwrap_err();
+        assert_eq!(e.failed_attach_step(), Some(AttachStepId::Host(1)), "{e}");
+        assert!(e.to_string().contains("run script /etc/x/up"), "{e}");
+        assert!(log.commands().is_empty(), "{:?}", log.commands());
+        assert_eq!(h.links(), ["br0", "lo"]);
+        assert_eq!(
+            script_calls(&h).len(),
+            1,
+            "no downscript after a failed script"
+        );
+    });
+}
+
+#[test]
+fn a_later_failure_runs_the_downscript_of_a_script_that_succeeded() {
+    let p = plan(ETHERNET_SCRIPTS);
+    for step in [
+        AttachStepId::GetFd(0),
+        AttachStepId::NetdevAdd,
+        AttachStepId::DeviceAdd,
+    ] {
+        rt().block_on(async {
+            let h = host();
+            let (qmp, _log) = fake_qmp::start(cooperative).await;
+            let opts = HotplugOptions {
+                fail_at: Some(step),
+                ..fast()
+            };
+            let e = attach(&p, &h, &qmp, &opts).await.unwrap_err();
+            assert_eq!(e.failed_attach_step(), Some(step), "{e}");
+            let kinds: Vec<_> = script_calls(&h).into_iter().map(|(k, _)| k).collect();
+            assert_eq!(
+                kinds,
+                [virtnet_host::ScriptKind::Up, virtnet_host::ScriptKind::Down],
+                "{step}"
+            );
+            assert_eq!(h.links(), ["br0", "lo"], "{step}");
+        });
+    }
+}

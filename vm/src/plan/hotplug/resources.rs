@@ -55,6 +55,7 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
             HostUndo::DetachFromBridge { port, .. } => links.contains(&port.as_str()),
             HostUndo::SetMac { name, .. } => !links.is_empty() && lower == Some(name.as_str()),
             HostUndo::RestoreVf(saved) => vfs.contains(&saved.addr.to_string().as_str()),
+            HostUndo::RunScript(run) => links.contains(&run.ifname.as_str()),
         })
         .cloned()
         .collect();

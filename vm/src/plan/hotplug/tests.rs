@@ -400,3 +400,68 @@ fn q35_puts_the_nic_on_a_free_root_port() {
         .to_string();
     assert!(e.contains("no free hot-pluggable PCI slot"), "{e}");
 }
+
+const ETHERNET_SCRIPTS: &str = "<interface type='ethernet'><mac address='52:54:00:00:00:09'/>\
+    <script path='/etc/virtnet/ifup'/><downscript path='/etc/virtnet/ifdown'/>\
+    <model type='virtio'/></interface>";
+
+#[test]
+fn snapshot_ethernet_scripts() {
+    let p = attach(ETHERNET_SCRIPTS);
+    // The script runs right after the tap is made, before any fd goes to QEMU; its undo is the
+    // host undo (the downscript, recorded once the script succeeded).
+    assert_eq!(
+        p.step_ids()[..3],
+        [
+            AttachStepId::Host(0),
+            AttachStepId::Host(1),
+            AttachStepId::GetFd(0)
+        ]
+    );
+    insta::assert_yaml_snapshot!("ethernet_scripts", p);
+}
+
+#[test]
+fn detach_runs_the_downscript_of_that_nic_only() {
+    let d = live(
+        "qemu",
+        "<interface type='ethernet'><mac address='52:54:00:00:00:09'/>\
+         <target dev='vnet5'/><script path='/etc/virtnet/ifup'/>\
+         <downscript path='/etc/virtnet/ifdown'/><model type='virtio'/>\
+         <alias name='net1'/></interface>",
+    );
+    let mut held = boot_resources();
+    let eth = HostResources {
+        nics: vec![NicResource {
+            nic: 1,
+            kind: "tap".into(),
+            name: "vnet5".into(),
+            ifindex: Some(9),
+            managed: true,
+            bridge: None,
+        }],
+        undo: vec![
+            HostUndo::DeleteLink {
+                name: "vnet5".into(),
+                ifindex: Some(9),
+            },
+            HostUndo::RunScript(virtnet_host::ScriptRun {
+                kind: virtnet_host::ScriptKind::Down,
+                path: "/etc/virtnet/ifdown".into(),
+                ifname: "vnet5".into(),
+                nic: "net1".into(),
+                log: Some("/run/virtnet/vm1/qemu.log".into()),
+                timeout: std::time::Duration::from_secs(10),
+            }),
+        ],
+    };
+    held.add(&eth);
+    let list = &d.devices.interfaces;
+    let p = plan_detach(&d, &list[1], &held).unwrap();
+    assert_eq!(p.host, eth);
+    assert_eq!(
+        plan_detach(&d, &list[0], &held).unwrap().host,
+        boot_resources()
+    );
+    insta::assert_yaml_snapshot!("detach_ethernet_scripts", p);
+}
