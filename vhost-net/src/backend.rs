@@ -17,7 +17,7 @@ use virtio_bindings::bindings::virtio_net::{
 use virtio_bindings::bindings::virtio_ring::{
     VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
-use virtio_queue::QueueT;
+use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestAddressSpace};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
@@ -98,7 +98,7 @@ pub struct Worker {
     chains: Vec<(u16, usize, usize, Result<u64, DropReason>)>,
     tmp: Vec<Segment>,
     used: UsedBatch,
-    frames: Vec<Frame>,
+    pub(crate) frames: Vec<Frame>,
     segs: Vec<Segment>,
     fwd: FwdScratch,
 }
@@ -113,6 +113,89 @@ impl Default for Worker {
             segs: Vec::with_capacity(64),
             fwd: FwdScratch::default(),
         }
+    }
+}
+
+/// What one pass over a transmit queue did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxPass {
+    /// Chains taken from the avail ring (each returned in the used ring, length 0).
+    pub popped: usize,
+    /// Good frames, now in `Worker::frames[..frames]`.
+    pub frames: usize,
+    /// Their total length (Ethernet frames, without virtio-net header).
+    pub bytes: u64,
+    /// Whether the driver asked to be notified of the used entries.
+    pub notify: bool,
+}
+
+/// Takes up to [`TX_BATCH`] chains from transmit queue `q` of the guest memory `mem`
+/// (the caller holds the vring's lock), copies their frames (each with its
+/// `hdr_len`-byte virtio-net header, non-GSO frames at most `mtu` bytes plus an
+/// Ethernet header) into `w`'s frames, counts every bad one under its reason, and
+/// returns every chain in the used ring.
+pub(crate) fn tx_pass(
+    mem: &GuestView<'_>,
+    q: &mut Queue,
+    hdr_len: usize,
+    mtu: usize,
+    w: &mut Worker,
+    counters: &PortCounters,
+) -> TxPass {
+    let (mut n, mut popped) = (0usize, 0usize);
+    let mut bytes = 0u64;
+    let mut notify = false;
+    let table = GuestAddress(q.desc_table());
+    let qsize = q.size();
+    let mut avail = AvailCursor::new(q);
+    // Phase 1: take the chains and start fetching their first bytes.
+    w.chains.clear();
+    w.segs.clear();
+    while w.chains.len() < TX_BATCH {
+        let Some(head) = avail.pop(mem) else {
+            break;
+        };
+        let start = w.segs.len();
+        let res = if let Some(s) = single(mem, table, qsize, head, false) {
+            w.segs.push(s);
+            prefetch(mem, s.addr);
+            Ok(u64::from(s.len))
+        } else {
+            let res = walk(mem, table, qsize, head, false, &mut w.tmp);
+            if res.is_ok() {
+                w.segs.extend_from_slice(&w.tmp);
+                if let Some(first) = w.tmp.first() {
+                    prefetch(mem, first.addr);
+                }
+            }
+            res
+        };
+        w.chains.push((head, start, w.segs.len(), res));
+    }
+    // Phase 2: copy them out.
+    for &(head, s0, s1, res) in w.chains.iter() {
+        let res = res.and_then(|total| {
+            read_tx_frame(mem, &w.segs[s0..s1], total, hdr_len, mtu, &mut w.frames[n])
+        });
+        w.used.push(head, 0);
+        popped += 1;
+        match res {
+            Ok(()) => {
+                bytes += w.frames[n].len as u64;
+                n += 1;
+            }
+            Err(reason) => counters.drop_frame(reason),
+        }
+    }
+    if popped > 0 {
+        avail.commit(q);
+        notify = w.used.flush(mem, q);
+    }
+    TxPass {
+        popped,
+        frames: n,
+        bytes,
+        notify,
     }
 }
 
@@ -183,69 +266,24 @@ impl NetBackend {
             }
         };
         let mem = GuestView::new(snapshot);
-        let (mut n, mut popped) = (0usize, 0usize);
-        let mut bytes = 0u64;
-        {
+        let pass = {
             let mut st = vring.get_mut();
             if !st.get_queue().ready() || !st.is_enabled() {
                 return false;
             }
-            let q = st.get_queue_mut();
-            let table = GuestAddress(q.desc_table());
-            let qsize = q.size();
-            let mut avail = AvailCursor::new(q);
-            // Phase 1: take the chains and start fetching their first bytes.
-            w.chains.clear();
-            w.segs.clear();
-            while w.chains.len() < TX_BATCH {
-                let Some(head) = avail.pop(&mem) else {
-                    break;
-                };
-                let start = w.segs.len();
-                let res = if let Some(s) = single(&mem, table, qsize, head, false) {
-                    w.segs.push(s);
-                    prefetch(&mem, s.addr);
-                    Ok(u64::from(s.len))
-                } else {
-                    let res = walk(&mem, table, qsize, head, false, &mut w.tmp);
-                    if res.is_ok() {
-                        w.segs.extend_from_slice(&w.tmp);
-                        if let Some(first) = w.tmp.first() {
-                            prefetch(&mem, first.addr);
-                        }
-                    }
-                    res
-                };
-                w.chains.push((head, start, w.segs.len(), res));
+            let pass = tx_pass(&mem, st.get_queue_mut(), hdr_len, mtu, w, &self.counters);
+            if pass.notify {
+                let _ = st.signal_used_queue();
             }
-            // Phase 2: copy them out.
-            for &(head, s0, s1, res) in w.chains.iter() {
-                let res = res.and_then(|total| {
-                    read_tx_frame(&mem, &w.segs[s0..s1], total, hdr_len, mtu, &mut w.frames[n])
-                });
-                w.used.push(head, 0);
-                popped += 1;
-                match res {
-                    Ok(()) => {
-                        bytes += w.frames[n].len as u64;
-                        n += 1;
-                    }
-                    Err(reason) => self.counters.drop_frame(reason),
-                }
-            }
-            if popped > 0 {
-                avail.commit(q);
-                if w.used.flush(&mem, q) {
-                    let _ = st.signal_used_queue();
-                }
-            }
-        }
+            pass
+        };
+        let (n, bytes) = (pass.frames, pass.bytes);
         if n > 0 {
             self.counters.add_rx(n as u64, bytes);
             self.core
                 .forward(self.id, qp, &mut w.frames[..n], &mut w.fwd);
         }
-        popped > 0
+        pass.popped > 0
     }
 
     /// Turns guest kicks for transmit queue `vring` on (`true`) or off. When turning them

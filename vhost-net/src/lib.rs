@@ -23,8 +23,12 @@ pub mod config;
 pub mod control;
 mod core;
 pub mod counters;
+mod deliver;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod gso;
 pub mod guestmem;
 pub mod mac_table;

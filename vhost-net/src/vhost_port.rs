@@ -15,30 +15,22 @@ use vhost::vhost_user::Listener;
 
 use vhost_user_backend::{ShutdownHandle, VhostUserDaemon, VringT};
 use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
-use virtio_bindings::bindings::virtio_net::{
-    VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_TSO4,
-    VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_MRG_RXBUF,
-};
-use virtio_queue::desc::split::Descriptor;
+use virtio_bindings::bindings::virtio_net::VIRTIO_NET_F_MRG_RXBUF;
 use virtio_queue::QueueT;
-use vm_memory::{Address, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
+use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 
-use crate::backend::{prefetch, NetBackend};
+use crate::backend::NetBackend;
 use crate::config::{PortConfig, SocketMode};
 use crate::core::SwitchCore;
 use crate::counters::{DropReason, PortCounters};
+use crate::deliver::deliver_pass;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::gso::segment_tcp;
 use crate::guestmem::GuestView;
 use crate::mac_table::PortId;
-use crate::ring::AvailCursor;
-use crate::rx::{write_frame, Gm, RxScratch, Vring};
+use crate::rx::{Gm, RxScratch, Vring};
 use crate::shim::Relay;
-use crate::vnet_hdr::{
-    complete_checksum, F_DATA_VALID, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6,
-    HDR_LEN_LEGACY, HDR_LEN_MRG,
-};
+use crate::vnet_hdr::{HDR_LEN_LEGACY, HDR_LEN_MRG};
 
 /// State of one vhost-user connection; replaced at every reconnect.
 pub struct ConnState {
@@ -75,10 +67,6 @@ impl ConnState {
             HDR_LEN_LEGACY
         }
     }
-}
-
-fn has(features: u64, bit: u32) -> bool {
-    features & (1u64 << bit) != 0
 }
 
 /// A vhost-user port and its supervisor thread.
@@ -370,88 +358,22 @@ impl VhostPort {
         };
         let f = conn.features.load(Ordering::Relaxed);
         let hdr_len = conn.hdr_len();
-        let mrg = has(f, VIRTIO_NET_F_MRG_RXBUF);
-        let csum = has(f, VIRTIO_NET_F_GUEST_CSUM);
         let guard = conn.mem.memory();
         let mem = GuestView::new(&guard);
         let mut st = vring.get_mut();
         if !st.get_queue().ready() || !st.is_enabled() {
             return drop_all(DropReason::QueueNotReady);
         }
-        let (mut packets, mut bytes) = (0u64, 0u64);
-        let mut avail = AvailCursor::new(st.get_queue());
-        let mut used = std::mem::take(&mut sc.used);
-        // Start fetching the receive buffers this batch will most likely fill.
-        let table = GuestAddress(st.get_queue().desc_table());
-        for k in 0..idx.len().min(64) as u16 {
-            let Some(head) = avail.peek(&mem, k) else {
-                break;
-            };
-            if head < st.get_queue().size() {
-                let at = table.unchecked_add(u64::from(head) * 16);
-                if let Some(d) = mem.read_obj::<Descriptor>(at) {
-                    prefetch(&mem, d.addr());
-                }
-            }
-        }
-        for &i in idx {
-            let frame = &mut frames[i];
-            let kind = frame.hdr.gso_kind();
-            if kind != GSO_NONE {
-                let ok = match kind {
-                    GSO_TCPV4 => has(f, VIRTIO_NET_F_GUEST_TSO4),
-                    GSO_TCPV6 => has(f, VIRTIO_NET_F_GUEST_TSO6),
-                    _ => false,
-                } && (frame.hdr.gso_type & GSO_ECN == 0 || has(f, VIRTIO_NET_F_GUEST_ECN));
-                if !ok {
-                    if kind != GSO_TCPV4 && kind != GSO_TCPV6 {
-                        counters.drop_frame(DropReason::OffloadUnsupported);
-                        continue;
-                    }
-                    // Cut it into MSS-sized segments in software.
-                    let mut seg = sc.seg.take().unwrap_or_else(|| Box::new(Frame::full()));
-                    let q = st.get_queue();
-                    let res = segment_tcp(frame, &mut seg, csum, |s| {
-                        match write_frame(&mem, q, &mut avail, &mut used, s, hdr_len, mrg, sc) {
-                            Ok(()) => {
-                                packets += 1;
-                                bytes += s.len as u64;
-                            }
-                            Err(r) => counters.drop_frame(r),
-                        }
-                    });
-                    sc.seg = Some(seg);
-                    if let Err(r) = res {
-                        counters.drop_frame(r);
-                    }
-                    continue;
-                }
-            }
-            if !csum {
-                if frame.hdr.flags & F_NEEDS_CSUM != 0 {
-                    let mut h = frame.hdr;
-                    if !complete_checksum(&mut h, frame.bytes_mut()) {
-                        counters.drop_frame(DropReason::BadHeader);
-                        continue;
-                    }
-                    frame.hdr = h;
-                }
-                frame.hdr.flags &= !(F_NEEDS_CSUM | F_DATA_VALID);
-            }
-            let q = st.get_queue();
-            match write_frame(&mem, q, &mut avail, &mut used, frame, hdr_len, mrg, sc) {
-                Ok(()) => {
-                    packets += 1;
-                    bytes += frame.len as u64;
-                }
-                Err(r) => counters.drop_frame(r),
-            }
-        }
-        counters.add_tx(packets, bytes);
-        let q = st.get_queue_mut();
-        avail.commit(q);
-        let notify = used.flush(&mem, q);
-        sc.used = used;
+        let notify = deliver_pass(
+            &mem,
+            st.get_queue_mut(),
+            f,
+            hdr_len,
+            counters,
+            frames,
+            idx,
+            sc,
+        );
         if notify {
             let _ = st.signal_used_queue();
         }
