@@ -9,6 +9,30 @@
 //! two regions, a memory map with more regions than the view caches, a misaligned
 //! atomic) goes to vm-memory's own checked accessor, so the answer is always the same
 //! as vm-memory's: a guest can never make the switch touch memory outside its map.
+//!
+//! # Guest memory may change under our feet
+//!
+//! The guest (another process, or a vCPU) can write its memory while the switch reads
+//! it. The rules here are vm-memory's own (`VolatileSlice`'s `copy_slice`, which every
+//! `Bytes::read_slice`/`read_obj` of vm-memory 0.18 ends in):
+//!
+//! - No Rust reference (`&[u8]`, `&T`, `&mut`) into guest memory is ever made: a reference
+//!   promises the compiler that the bytes do not change while it lives, which the guest
+//!   can break at any time (undefined behaviour). Only raw pointers are used, and only
+//!   inside this module (plus `&AtomicU16` for ring indices, which is a type made for
+//!   memory that changes concurrently).
+//! - Every value the switch *interprets* (descriptors, ring entries, anything up to
+//!   [`VOLATILE_MAX`] bytes) is copied with volatile loads/stores at the widest
+//!   alignment both ends share ([`copy_volatile`]): each guest byte is read exactly once
+//!   into a local, which is then checked and used. The compiler cannot re-read guest
+//!   memory after the check (no double fetch), nor merge, split or elide the access.
+//! - Bulk copies (frame data, more than [`VOLATILE_MAX`] bytes) go with
+//!   `ptr::copy_nonoverlapping` into or out of the switch's own buffers, exactly as
+//!   vm-memory copies anything longer than a word. A memcpy touches each destination
+//!   byte once and the switch looks only at its own copy afterwards (the virtio-net
+//!   header is parsed from the copy, not from the guest), so a concurrent guest write
+//!   can at worst give the switch a torn frame — bytes the guest could have sent anyway.
+//!   Any bit pattern is a valid `u8`, so no invalid value can arise.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -21,6 +45,67 @@ use crate::rx::Mem;
 
 /// Regions cached per view; guests with more fall back to vm-memory for the rest.
 const MAX_REGIONS: usize = 8;
+
+/// Objects up to this size are copied from and to guest memory with volatile accesses;
+/// longer copies are bulk data (see the module documentation).
+pub const VOLATILE_MAX: usize = 16;
+
+/// The largest power of two (at most 8) that divides `addr`.
+#[inline]
+fn alignment(addr: usize) -> usize {
+    (addr & addr.wrapping_neg()).clamp(1, 8)
+}
+
+/// Copies `len` bytes from `src` to `dst` with volatile loads and stores, each as wide as
+/// the common alignment of both pointers allows (as vm-memory's `copy_slice_volatile`).
+///
+/// # Safety
+/// `src` must be valid for `len` bytes of reads, `dst` for `len` bytes of writes, and the
+/// ranges must not overlap.
+#[inline(always)]
+unsafe fn copy_volatile(mut dst: *mut u8, mut src: *const u8, len: usize) {
+    use std::ptr::{read_volatile as rv, write_volatile as wv};
+    let align = alignment(src as usize).min(alignment(dst as usize));
+    let mut left = len;
+    for width in [8usize, 4, 2, 1] {
+        if width > align {
+            continue;
+        }
+        while left >= width {
+            // SAFETY: both pointers are aligned to `width` (it divides `align`, and every
+            // step so far advanced them by a multiple of `width`), and `width <= left`
+            // bytes remain valid at each (caller's contract).
+            unsafe {
+                match width {
+                    8 => wv(dst as *mut u64, rv(src as *const u64)),
+                    4 => wv(dst as *mut u32, rv(src as *const u32)),
+                    2 => wv(dst as *mut u16, rv(src as *const u16)),
+                    _ => wv(dst, rv(src)),
+                }
+                src = src.add(width);
+                dst = dst.add(width);
+            }
+            left -= width;
+        }
+    }
+}
+
+/// Copies `len` bytes between guest memory and the switch's own buffer: volatile for
+/// small objects, memcpy for bulk data (module documentation).
+///
+/// # Safety
+/// As [`copy_volatile`].
+#[inline(always)]
+unsafe fn copy_guest(dst: *mut u8, src: *const u8, len: usize) {
+    if len <= VOLATILE_MAX {
+        // SAFETY: the caller's contract.
+        unsafe { copy_volatile(dst, src, len) }
+    } else {
+        // SAFETY: the caller's contract; see the module documentation on why a plain
+        // copy is sound for bulk data.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
+    }
+}
 
 #[derive(Clone, Copy)]
 struct HostRegion {
@@ -112,7 +197,7 @@ impl<'a> GuestView<'a> {
             Some(p) => {
                 // SAFETY: the range is inside a live mapping (checked by `host`); the
                 // destination is our own buffer, distinct from guest memory.
-                unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+                unsafe { copy_guest(dst.as_mut_ptr(), p, dst.len()) };
                 true
             }
             None => self.mem.read_slice(dst, addr).is_ok(),
@@ -125,19 +210,26 @@ impl<'a> GuestView<'a> {
         match self.host(addr, src.len()) {
             Some(p) => {
                 // SAFETY: as in `read_slice`, in the other direction.
-                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+                unsafe { copy_guest(p, src.as_ptr(), src.len()) };
                 true
             }
             None => self.mem.write_slice(src, addr).is_ok(),
         }
     }
 
-    /// Reads a `T` (any byte pattern is a valid `T`) from guest address `addr`.
+    /// Reads a `T` (any byte pattern is a valid `T`) from guest address `addr`, each
+    /// guest byte exactly once (volatile for objects up to [`VOLATILE_MAX`] bytes).
     #[inline]
     pub fn read_obj<T: ByteValued>(&self, addr: GuestAddress) -> Option<T> {
-        match self.host(addr, std::mem::size_of::<T>()) {
-            // SAFETY: in bounds (checked), unaligned read, and T accepts any bytes.
-            Some(p) => Some(unsafe { std::ptr::read_unaligned(p as *const T) }),
+        let size = std::mem::size_of::<T>();
+        match self.host(addr, size) {
+            Some(p) => {
+                let mut val = T::zeroed();
+                // SAFETY: in bounds (checked); the destination is a local `T`, and any
+                // bytes make a valid `T` (`ByteValued`).
+                unsafe { copy_guest(val.as_mut_slice().as_mut_ptr(), p, size) };
+                Some(val)
+            }
             None => self.mem.read_obj(addr).ok(),
         }
     }
@@ -147,8 +239,8 @@ impl<'a> GuestView<'a> {
     pub fn write_obj<T: ByteValued>(&self, val: T, addr: GuestAddress) -> bool {
         match self.host(addr, std::mem::size_of::<T>()) {
             Some(p) => {
-                // SAFETY: in bounds (checked), unaligned write of plain bytes.
-                unsafe { std::ptr::write_unaligned(p as *mut T, val) };
+                // SAFETY: in bounds (checked); the source is the local `val`.
+                unsafe { copy_guest(p, val.as_slice().as_ptr(), std::mem::size_of::<T>()) };
                 true
             }
             None => self.mem.write_obj(val, addr).is_ok(),
