@@ -55,7 +55,10 @@ pub(crate) fn deliver_pass(
             break;
         };
         if head < q.size() {
-            let at = table.unchecked_add(u64::from(head) * 16);
+            // Checked: the guest places the table, possibly at the top of the space.
+            let Some(at) = table.checked_add(u64::from(head) * 16) else {
+                continue;
+            };
             if let Some(d) = mem.read_obj::<Descriptor>(at) {
                 prefetch(mem, d.addr());
             }
@@ -117,4 +120,147 @@ pub(crate) fn deliver_pass(
     let notify = used.flush(mem, q);
     sc.used = used;
     notify
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::HEADROOM;
+    use crate::testutil::{
+        desc, mem, publish, queue, queue_at, used, AVAIL, BUF, DESC, NEXT, USED, WRITE,
+    };
+    use crate::vnet_hdr::{VnetHdr, GSO_UDP_L4};
+    use vm_memory::Bytes;
+
+    const MRG: u64 = 1 << VIRTIO_NET_F_MRG_RXBUF;
+
+    fn frame(len: usize, hdr: VnetHdr) -> Frame {
+        let mut f = Frame::full();
+        for (i, b) in f.data[HEADROOM..HEADROOM + len].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f.data[HEADROOM..HEADROOM + 12]
+            .copy_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2]);
+        f.len = len;
+        f.hdr = hdr;
+        f
+    }
+
+    /// Delivers `frames` into queue `q` of `m`; returns the counters.
+    fn deliver(
+        m: &crate::rx::Mem,
+        q: &mut Queue,
+        f: u64,
+        hdr_len: usize,
+        frames: &mut [Frame],
+    ) -> PortCounters {
+        let v = GuestView::new(m);
+        let c = PortCounters::default();
+        let idx: Vec<usize> = (0..frames.len()).collect();
+        deliver_pass(
+            &v,
+            q,
+            f,
+            hdr_len,
+            &c,
+            frames,
+            &idx,
+            &mut RxScratch::default(),
+        );
+        c
+    }
+
+    /// Regression (fuzz target `vswitch_rx`, crash-ef053dfb): a receive queue whose
+    /// descriptor table the guest put at the top of the address space made the
+    /// prefetch of the next buffers overflow the table address (a panic with overflow
+    /// checks); now the chain is returned unused and the frame counted as bad_address.
+    #[test]
+    fn a_descriptor_table_at_the_top_of_the_address_space_is_a_bad_address_not_a_panic() {
+        let m = mem(0x10000);
+        let mut q = queue_at(4, u64::MAX - 15, AVAIL, USED);
+        publish(&m, &q, &[1]);
+        let c = deliver(&m, &mut q, 0, 10, &mut [frame(60, VnetHdr::default())]);
+        assert_eq!(c.drops(DropReason::BadAddress), 1);
+        assert_eq!(used(&m, &q, 0), (vec![(1, 0)], 1));
+    }
+
+    #[test]
+    fn a_mergeable_frame_spans_chains_and_says_how_many() {
+        let m = mem(0x20000);
+        let mut q = queue(8);
+        for i in 0..4u16 {
+            desc(&m, DESC, i, BUF + 0x1000 * u64::from(i), 1024, WRITE, 0);
+        }
+        publish(&m, &q, &[0, 1, 2, 3]);
+        let mut fr = [frame(2500, VnetHdr::default())];
+        let c = deliver(&m, &mut q, MRG, 12, &mut fr);
+        assert_eq!(c.snapshot().tx_packets, 1);
+        assert_eq!(used(&m, &q, 0), (vec![(0, 1024), (1, 1024), (2, 464)], 3));
+        assert_eq!(q.next_avail(), 3, "the fourth chain stays available");
+        let mut got = vec![0u8; 2512];
+        for i in 0..3u64 {
+            let n = if i < 2 { 1024 } else { 464 };
+            let at = (1024 * i) as usize;
+            m.read_slice(&mut got[at..at + n], GuestAddress(BUF + 0x1000 * i))
+                .unwrap();
+        }
+        assert_eq!(u16::from_le_bytes([got[10], got[11]]), 3, "num_buffers");
+        assert_eq!(&got[12..], fr[0].bytes());
+    }
+
+    #[test]
+    fn without_mergeable_buffers_a_too_small_chain_is_given_back_untouched() {
+        let m = mem(0x20000);
+        let mut q = queue(8);
+        desc(&m, DESC, 0, BUF, 100, WRITE | NEXT, 1);
+        desc(&m, DESC, 1, BUF + 0x1000, 100, WRITE, 0);
+        publish(&m, &q, &[0]);
+        let c = deliver(&m, &mut q, 0, 10, &mut [frame(300, VnetHdr::default())]);
+        assert_eq!(c.drops(DropReason::RxBufferTooSmall), 1);
+        assert_eq!(q.next_avail(), 0);
+        assert_eq!(used(&m, &q, 0).0, vec![]);
+        // A frame that fits goes into both buffers of the chain.
+        let c = deliver(&m, &mut q, 0, 10, &mut [frame(150, VnetHdr::default())]);
+        assert_eq!(c.snapshot().tx_packets, 1);
+        assert_eq!(used(&m, &q, 0).0, vec![(0, 160)]);
+    }
+
+    #[test]
+    fn a_partial_checksum_is_completed_for_a_guest_without_guest_csum() {
+        let m = mem(0x20000);
+        let mut q = queue(8);
+        desc(&m, DESC, 0, BUF, 2048, WRITE, 0);
+        publish(&m, &q, &[0]);
+        let hdr = VnetHdr {
+            flags: crate::vnet_hdr::F_NEEDS_CSUM,
+            csum_start: 20,
+            csum_offset: 6,
+            ..VnetHdr::default()
+        };
+        let f = frame(64, hdr);
+        let mut expect = f.bytes().to_vec();
+        let mut h = hdr;
+        assert!(complete_checksum(&mut h, &mut expect));
+        deliver(&m, &mut q, 0, 10, &mut [f]);
+        let mut got = vec![0u8; 74];
+        m.read_slice(&mut got, GuestAddress(BUF)).unwrap();
+        assert_eq!(got[0], 0, "no NEEDS_CSUM, no DATA_VALID for this guest");
+        assert_eq!(&got[10..], &expect[..]);
+    }
+
+    #[test]
+    fn udp_gso_to_a_guest_without_it_is_dropped_as_unsupported() {
+        let m = mem(0x20000);
+        let mut q = queue(8);
+        desc(&m, DESC, 0, BUF, 2048, WRITE, 0);
+        publish(&m, &q, &[0]);
+        let hdr = VnetHdr {
+            gso_type: GSO_UDP_L4,
+            gso_size: 1000,
+            ..VnetHdr::default()
+        };
+        let c = deliver(&m, &mut q, 0, 10, &mut [frame(1500, hdr)]);
+        assert_eq!(c.drops(DropReason::OffloadUnsupported), 1);
+        assert_eq!(q.next_avail(), 0, "no buffer taken");
+    }
 }

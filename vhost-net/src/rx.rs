@@ -121,8 +121,8 @@ pub fn write_frame(
                     continue;
                 }
                 let n = ((s.len - seg_off) as usize).min(src.len() - off);
-                let addr = s.addr.unchecked_add(u64::from(seg_off));
-                if !failed && !mem.write_slice(&src[off..off + n], addr) {
+                let addr = s.addr.checked_add(u64::from(seg_off));
+                if !failed && !addr.is_some_and(|a| mem.write_slice(&src[off..off + n], a)) {
                     failed = true;
                 }
                 off += n;
