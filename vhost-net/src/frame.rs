@@ -145,3 +145,162 @@ pub fn read_tx_frame(
     frame.hdr = VnetHdr::parse(&frame.data[base..HEADROOM]);
     frame.validate(mtu)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::mem;
+    use crate::vnet_hdr::{F_NEEDS_CSUM, GSO_TCPV4};
+    use vm_memory::{Bytes, GuestAddress};
+
+    fn seg(addr: u64, len: u32) -> Segment {
+        Segment {
+            addr: GuestAddress(addr),
+            len,
+        }
+    }
+
+    /// Reads the chain `segs` from a guest holding `bytes` at 0x4000.
+    fn read(
+        bytes: &[u8],
+        segs: &[Segment],
+        hdr_len: usize,
+        mtu: usize,
+    ) -> (Result<(), DropReason>, Frame) {
+        let m = mem(0x30000);
+        m.write_slice(bytes, GuestAddress(0x4000)).unwrap();
+        let v = GuestView::new(&m);
+        let total = segs.iter().map(|s| u64::from(s.len)).sum();
+        let mut f = Frame::default();
+        let r = read_tx_frame(&v, segs, total, hdr_len, mtu, &mut f);
+        (r, f)
+    }
+
+    fn packet(hdr: &VnetHdr, hdr_len: usize, frame_len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; hdr_len + frame_len];
+        hdr.write(&mut b[..hdr_len], 0);
+        for (i, x) in b[hdr_len..].iter_mut().enumerate() {
+            *x = i as u8;
+        }
+        b
+    }
+
+    #[test]
+    fn header_and_frame_are_gathered_from_any_split_of_the_chain() {
+        let hdr = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset: 16,
+            ..VnetHdr::default()
+        };
+        let p = packet(&hdr, 12, 100);
+        // Header split over two buffers, the frame over three, out of address order.
+        let segs = [
+            seg(0x4000, 5),
+            seg(0x4005, 10),
+            seg(0x4050, 62),
+            seg(0x400f, 35),
+        ];
+        let m = mem(0x10000);
+        m.write_slice(&p[..5], GuestAddress(0x4000)).unwrap();
+        m.write_slice(&p[5..15], GuestAddress(0x4005)).unwrap();
+        m.write_slice(&p[15..77], GuestAddress(0x4050)).unwrap();
+        m.write_slice(&p[77..], GuestAddress(0x400f)).unwrap();
+        let v = GuestView::new(&m);
+        let mut f = Frame::default();
+        assert_eq!(read_tx_frame(&v, &segs, 112, 12, 1500, &mut f), Ok(()));
+        assert_eq!(f.hdr, hdr);
+        assert_eq!(f.bytes(), &p[12..]);
+        assert_eq!(
+            f.with_header(12, 3)[10..12],
+            [3, 0],
+            "num_buffers written on the way out"
+        );
+    }
+
+    #[test]
+    fn frames_shorter_than_header_plus_ethernet_header_are_short() {
+        let p = packet(&VnetHdr::default(), 10, 13);
+        assert_eq!(
+            read(&p, &[seg(0x4000, 23)], 10, 1500).0,
+            Err(DropReason::ShortFrame)
+        );
+        let p = packet(&VnetHdr::default(), 10, 14);
+        assert_eq!(read(&p, &[seg(0x4000, 24)], 10, 1500).0, Ok(()));
+    }
+
+    #[test]
+    fn frames_over_the_mtu_without_gso_or_over_64k_with_it_are_oversized() {
+        let p = packet(&VnetHdr::default(), 12, 1518);
+        assert_eq!(
+            read(&p, &[seg(0x4000, 12 + 1518)], 12, 1500).0,
+            Ok(()),
+            "MTU + tagged header"
+        );
+        let p = packet(&VnetHdr::default(), 12, 1519);
+        assert_eq!(
+            read(&p, &[seg(0x4000, 12 + 1519)], 12, 1500).0,
+            Err(DropReason::OversizedFrame)
+        );
+        let gso = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 1448,
+            ..VnetHdr::default()
+        };
+        let p = packet(&gso, 12, MAX_FRAME_LEN);
+        let (r, f) = read(&p, &[seg(0x4000, (12 + MAX_FRAME_LEN) as u32)], 12, 1500);
+        assert_eq!(r, Ok(()), "the largest GSO frame");
+        assert_eq!(
+            f.data.len(),
+            HEADROOM + MAX_FRAME_LEN,
+            "the buffer grew to fit it"
+        );
+        let p = packet(&gso, 12, MAX_FRAME_LEN + 1);
+        let segs = [seg(0x4000, (12 + MAX_FRAME_LEN + 1) as u32)];
+        assert_eq!(read(&p, &segs, 12, 1500).0, Err(DropReason::OversizedFrame));
+        // A chain whose lengths add up past 4 GiB.
+        let segs = [seg(0x4000, u32::MAX), seg(0x4000, u32::MAX)];
+        assert_eq!(read(&p, &segs, 12, 1500).0, Err(DropReason::OversizedFrame));
+    }
+
+    #[test]
+    fn inconsistent_headers_are_bad_headers() {
+        let bad = [
+            // The checksum field lies past the frame's end.
+            VnetHdr {
+                flags: F_NEEDS_CSUM,
+                csum_start: 90,
+                csum_offset: 9,
+                ..VnetHdr::default()
+            },
+            // GSO without a segment size.
+            VnetHdr {
+                gso_type: GSO_TCPV4,
+                ..VnetHdr::default()
+            },
+            // An unknown GSO type.
+            VnetHdr {
+                gso_type: 2,
+                gso_size: 100,
+                ..VnetHdr::default()
+            },
+        ];
+        for h in bad {
+            let p = packet(&h, 12, 100);
+            assert_eq!(
+                read(&p, &[seg(0x4000, 112)], 12, 1500).0,
+                Err(DropReason::BadHeader),
+                "{h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_buffer_outside_memory_or_straddling_its_end_is_a_bad_address() {
+        let p = packet(&VnetHdr::default(), 12, 100);
+        let segs = [seg(0x4000, 12), seg(0x2fff0, 100)];
+        assert_eq!(read(&p, &segs, 12, 1500).0, Err(DropReason::BadAddress));
+        let segs = [seg(0x4000, 12), seg(u64::MAX - 10, 100)];
+        assert_eq!(read(&p, &segs, 12, 1500).0, Err(DropReason::BadAddress));
+    }
+}

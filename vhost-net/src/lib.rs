@@ -38,6 +38,8 @@ pub mod rx;
 mod shim;
 pub mod switch;
 pub mod tap;
+#[cfg(test)]
+mod testutil;
 pub mod vhost_port;
 pub mod vnet_hdr;
 

@@ -147,3 +147,102 @@ impl UsedBatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{mem, publish, queue, used, AVAIL, USED};
+    use vm_memory::Bytes;
+
+    #[test]
+    fn the_avail_cursor_pops_published_heads_across_the_index_wrap_and_commits() {
+        let m = mem(0x10000);
+        let mut q = queue(4);
+        q.set_next_avail(u16::MAX - 1);
+        publish(&m, &q, &[3, 1, 2]);
+        let v = GuestView::new(&m);
+        let mut c = AvailCursor::new(&q);
+        assert_eq!(c.peek(&v, 2), Some(2), "peek looks ahead");
+        assert_eq!(c.peek(&v, 3), None, "not published");
+        assert_eq!((c.pop(&v), c.pop(&v)), (Some(3), Some(1)));
+        c.unpop();
+        assert_eq!((c.pop(&v), c.pop(&v), c.pop(&v)), (Some(1), Some(2), None));
+        c.commit(&mut q);
+        assert_eq!(q.next_avail(), 1, "wrapped past u16::MAX");
+    }
+
+    #[test]
+    fn an_avail_index_claiming_more_entries_than_the_ring_holds_is_ignored() {
+        let m = mem(0x10000);
+        let q = queue(4);
+        m.write_obj(5u16.to_le(), GuestAddress(AVAIL + 2)).unwrap();
+        let v = GuestView::new(&m);
+        let mut c = AvailCursor::new(&q);
+        assert_eq!(c.pop(&v), None);
+        assert_eq!(c.peek(&v, 0), None);
+    }
+
+    #[test]
+    fn an_avail_ring_outside_memory_gives_nothing() {
+        let m = mem(0x10000);
+        let q = crate::testutil::queue_at(4, 0x1000, u64::MAX - 1, USED);
+        let v = GuestView::new(&m);
+        assert_eq!(AvailCursor::new(&q).pop(&v), None);
+        let q = crate::testutil::queue_at(4, 0x1000, 0xfffc, USED);
+        m.write_obj(2u16.to_le(), GuestAddress(0xfffe)).unwrap();
+        assert_eq!(
+            AvailCursor::new(&q).pop(&v),
+            None,
+            "index readable, entries not"
+        );
+    }
+
+    #[test]
+    fn the_used_batch_publishes_once_and_leaves_out_heads_past_the_queue() {
+        let m = mem(0x10000);
+        let mut q = queue(4);
+        q.set_next_used(u16::MAX);
+        let v = GuestView::new(&m);
+        let mut b = UsedBatch::default();
+        b.push(1, 60);
+        b.push(9, 0); // not a head of this queue: cannot be returned
+        b.push(3, 0);
+        assert!(b.flush(&v, &mut q), "no EVENT_IDX, no NO_INTERRUPT: notify");
+        assert_eq!(q.next_used(), 1);
+        assert_eq!(used(&m, &q, u16::MAX), (vec![(1, 60), (3, 0)], 1));
+        assert!(!b.flush(&v, &mut q), "nothing queued: nothing to say");
+    }
+
+    #[test]
+    fn notifications_follow_no_interrupt_and_used_event() {
+        let m = mem(0x10000);
+        let v = GuestView::new(&m);
+        let mut q = queue(4);
+        let mut b = UsedBatch::default();
+        m.write_obj(1u16.to_le(), GuestAddress(AVAIL)).unwrap(); // NO_INTERRUPT
+        b.push(0, 0);
+        assert!(!b.flush(&v, &mut q));
+        q.set_event_idx(true);
+        // used_event = 2: notify when the used index passes 2 (from 1 to 3), not before.
+        m.write_obj(2u16.to_le(), GuestAddress(AVAIL + 4 + 2 * 4))
+            .unwrap();
+        b.push(0, 0);
+        assert!(!b.flush(&v, &mut q), "1 -> 2 does not pass used_event 2");
+        b.push(0, 0);
+        assert!(b.flush(&v, &mut q), "2 -> 3 passes it");
+    }
+
+    #[test]
+    fn a_used_ring_outside_memory_publishes_nothing() {
+        let m = mem(0x10000);
+        let v = GuestView::new(&m);
+        let mut q = crate::testutil::queue_at(4, 0x1000, AVAIL, 0x20000);
+        let mut b = UsedBatch::default();
+        b.push(0, 10);
+        assert!(!b.flush(&v, &mut q));
+        assert_eq!(q.next_used(), 0);
+        let mut q = crate::testutil::queue_at(4, 0x1000, AVAIL, u64::MAX - 3);
+        b.push(0, 10);
+        assert!(!b.flush(&v, &mut q), "at the top of the space: no overflow");
+    }
+}
