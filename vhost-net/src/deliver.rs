@@ -263,4 +263,27 @@ mod tests {
         assert_eq!(c.drops(DropReason::OffloadUnsupported), 1);
         assert_eq!(q.next_avail(), 0, "no buffer taken");
     }
+
+    /// Regression (unit test written for the `vswitch_rx` checks, which assert that a
+    /// mergeable packet's header is in its first used buffer): an empty chain at the
+    /// front used to become the packet's first buffer (length 0) with the header and
+    /// num_buffers = 2 in the next one, which the driver misreads.
+    #[test]
+    fn an_empty_receive_chain_is_returned_on_its_own_not_as_part_of_a_mergeable_frame() {
+        let m = mem(0x20000);
+        let mut q = queue(8);
+        desc(&m, DESC, 0, BUF, 0, WRITE, 0); // no room at all
+        desc(&m, DESC, 1, BUF + 0x1000, 2048, WRITE, 0);
+        publish(&m, &q, &[0, 1]);
+        let mut fr = [frame(100, VnetHdr::default())];
+        let c = deliver(&m, &mut q, MRG, 12, &mut fr);
+        assert_eq!(c.snapshot().tx_packets, 1);
+        // The driver reads a packet's header from its first buffer: the empty chain
+        // must not be that buffer (nor be counted in num_buffers).
+        assert_eq!(used(&m, &q, 0), (vec![(0, 0), (1, 112)], 2));
+        let mut got = vec![0u8; 112];
+        m.read_slice(&mut got, GuestAddress(BUF + 0x1000)).unwrap();
+        assert_eq!(u16::from_le_bytes([got[10], got[11]]), 1, "num_buffers");
+        assert_eq!(&got[12..], fr[0].bytes());
+    }
 }

@@ -79,6 +79,15 @@ pub fn write_frame(
             return Err(DropReason::RxNoBuffer);
         };
         match walk(mem, table, qsize, head, true, &mut sc.tmp) {
+            Ok(len) if mrg && sc.chains.is_empty() && len < hdr_len as u64 => {
+                // The driver reads a packet's header (with num_buffers) from its first
+                // buffer, and each mergeable buffer must hold at least a header (virtio
+                // 1.2, 5.1.6.3.1): a chain too small for one cannot start a packet. It
+                // is returned empty on its own (before any chain of this frame, so
+                // giving chains back below stays in ring order).
+                used.push(head, 0);
+                continue;
+            }
             Ok(len) => {
                 let start = sc.segs.len();
                 sc.segs.extend_from_slice(&sc.tmp);
