@@ -15,8 +15,8 @@ use virtnet_fuzz::FrameSpec;
 use virtnet_vhost_net::frame::{Frame, MAX_FRAME_LEN};
 use virtnet_vhost_net::gso::segment_tcp;
 use virtnet_vhost_net::vnet_hdr::{
-    checksum, complete_checksum, fold, sum16, VnetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE,
-    GSO_TCPV4, GSO_TCPV6,
+    checksum, complete_checksum, fold, sum16, VnetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4,
+    GSO_TCPV6,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -71,7 +71,20 @@ fn build(t: &Tcp, f: &mut Frame) {
     let doff = 20 + 4 * usize::from(t.tcp_opt_words % 11);
     b.extend([0x30, 0x39, 0x00, 0x50]);
     b.extend(t.seq.to_be_bytes());
-    b.extend([0, 0, 0, 0, (doff / 4 << 4) as u8, t.flags, 0xff, 0xff, 0, 0, 0, 0]);
+    b.extend([
+        0,
+        0,
+        0,
+        0,
+        ((doff / 4) << 4) as u8,
+        t.flags,
+        0xff,
+        0xff,
+        0,
+        0,
+        0,
+        0,
+    ]);
     b.extend(std::iter::repeat_n(1u8, doff - 20));
     let hlen = b.len();
     let plen = usize::from(t.payload_len).min(MAX_FRAME_LEN - hlen);
@@ -160,7 +173,9 @@ fn parse(f: &Frame) -> Option<(usize, usize, usize, bool)> {
 fn check_segments(f: &Frame, partial: bool) {
     let mut seg = Frame::full();
     let mut out: Vec<(VnetHdr, Vec<u8>)> = Vec::new();
-    let res = segment_tcp(f, &mut seg, partial, |s| out.push((s.hdr, s.bytes().to_vec())));
+    let res = segment_tcp(f, &mut seg, partial, |s| {
+        out.push((s.hdr, s.bytes().to_vec()))
+    });
     let Some((l2, l3, doff, v4)) = parse(f) else {
         assert!(res.is_err(), "segmented a frame whose headers do not parse");
         return;
@@ -176,21 +191,41 @@ fn check_segments(f: &Frame, partial: bool) {
     }
     res.expect("a well-formed TCP GSO frame is segmented");
     let payload = &b[hlen..];
-    assert_eq!(out.len(), payload.len().div_ceil(mss).max(1), "segment count");
+    assert_eq!(
+        out.len(),
+        payload.len().div_ceil(mss).max(1),
+        "segment count"
+    );
     let seq0 = u32::from_be_bytes(b[l4 + 4..l4 + 8].try_into().unwrap());
     let mut joined = Vec::new();
     for (i, (h, s)) in out.iter().enumerate() {
-        assert!(s.len() >= hlen && s.len() <= hlen + mss, "segment length {}", s.len());
+        assert!(
+            s.len() >= hlen && s.len() <= hlen + mss,
+            "segment length {}",
+            s.len()
+        );
         assert_eq!(h.gso_type, GSO_NONE);
         assert_eq!(&s[..l2], &b[..l2], "Ethernet header");
         joined.extend_from_slice(&s[hlen..]);
         let tcp_len = (s.len() - l4) as u16;
         if v4 {
-            assert_eq!(usize::from(be16(s, l2 + 2)), s.len() - l2, "IPv4 total length");
+            assert_eq!(
+                usize::from(be16(s, l2 + 2)),
+                s.len() - l2,
+                "IPv4 total length"
+            );
             assert_eq!(checksum(0, &s[l2..l4]), 0, "IPv4 header checksum");
-            assert_eq!(be16(s, l2 + 4), be16(b, l2 + 4).wrapping_add(i as u16), "IP ID");
+            assert_eq!(
+                be16(s, l2 + 4),
+                be16(b, l2 + 4).wrapping_add(i as u16),
+                "IP ID"
+            );
         } else {
-            assert_eq!(usize::from(be16(s, l2 + 4)), s.len() - l4, "IPv6 payload length");
+            assert_eq!(
+                usize::from(be16(s, l2 + 4)),
+                s.len() - l4,
+                "IPv6 payload length"
+            );
         }
         let seq = u32::from_be_bytes(s[l4 + 4..l4 + 8].try_into().unwrap());
         assert_eq!(seq, seq0.wrapping_add((i * mss) as u32), "sequence number");
@@ -205,7 +240,11 @@ fn check_segments(f: &Frame, partial: bool) {
             let mut h2 = *h;
             let mut s2 = s.clone();
             assert!(complete_checksum(&mut h2, &mut s2));
-            assert_eq!(fold(sum16(pseudo, &s2[l4..])), 0xffff, "completed TCP checksum");
+            assert_eq!(
+                fold(sum16(pseudo, &s2[l4..])),
+                0xffff,
+                "completed TCP checksum"
+            );
         } else {
             assert_eq!(fold(sum16(pseudo, &s[l4..])), 0xffff, "TCP checksum");
         }
@@ -218,9 +257,16 @@ fn check_completion(f: &Frame) {
     let mut b = f.bytes().to_vec();
     let ok = complete_checksum(&mut h, &mut b);
     let at = usize::from(f.hdr.csum_start) + usize::from(f.hdr.csum_offset);
-    assert_eq!(ok, at + 2 <= b.len(), "completion refused only when out of the frame");
+    assert_eq!(
+        ok,
+        at + 2 <= b.len(),
+        "completion refused only when out of the frame"
+    );
     for (i, (x, y)) in b.iter().zip(f.bytes()).enumerate() {
-        assert!(x == y || (ok && i >= at && i < at + 2), "completion changed byte {i}");
+        assert!(
+            x == y || (ok && i >= at && i < at + 2),
+            "completion changed byte {i}"
+        );
     }
 }
 

@@ -12,13 +12,12 @@ use std::cell::RefCell;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use virtnet_fuzz::check::{check_rx_ring, originals};
+use virtnet_fuzz::check::{check_rx_ring, originals, RxBefore, RxLayout};
 use virtnet_fuzz::guest::GuestSpec;
 use virtnet_fuzz::{feature, FrameSpec, RxFeatures};
 use virtnet_vhost_net::counters::PortCounters;
 use virtnet_vhost_net::frame::Frame;
 use virtnet_vhost_net::fuzz_api;
-use virtnet_vhost_net::fuzz_api::virtio_queue::QueueT;
 use virtnet_vhost_net::guestmem::GuestView;
 use virtnet_vhost_net::rx::RxScratch;
 
@@ -66,25 +65,30 @@ fuzz_target!(|input: Input| {
             v.dedup();
             v
         };
-        let sent: Vec<_> = idx.iter().map(|&i| originals(&frames[i..=i])[0].clone()).collect();
+        let sent: Vec<_> = idx
+            .iter()
+            .map(|&i| originals(&frames[i..=i])[0].clone())
+            .collect();
         let f = input.features.word();
         let hdr_len = input.features.hdr_len();
-        let before = rx.snapshot();
-        let (avail0, used0) = (rx.queue.next_avail(), rx.queue.next_used());
+        let before = RxBefore::of(&rx);
         let counters = PortCounters::default();
         let view = GuestView::new(&rx.mem);
-        fuzz_api::deliver_pass(&view, &mut rx.queue, f, hdr_len, &counters, frames, &idx, sc);
-        check_rx_ring(
-            &rx,
-            &rx.queue,
-            &before,
-            avail0,
-            used0,
+        fuzz_api::deliver_pass(
+            &view,
+            &mut rx.queue,
+            f,
             hdr_len,
-            f & feature::MRG_RXBUF != 0,
             &counters,
-            &sent,
-            f & feature::ALL_OFFLOADS == feature::ALL_OFFLOADS,
+            frames,
+            &idx,
+            sc,
         );
+        let layout = RxLayout {
+            hdr_len,
+            mrg: f & feature::MRG_RXBUF != 0,
+            exact: f & feature::ALL_OFFLOADS == feature::ALL_OFFLOADS,
+        };
+        check_rx_ring(&rx, &before, layout, &counters, &sent);
     });
 });

@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use virtnet_fuzz::check::{
-    avail_heads, check_rx_ring, check_tx_ring, drops_total, originals, ref_tx,
+    avail_heads, check_rx_ring, check_tx_ring, drops_total, originals, ref_tx, RxBefore, RxLayout,
 };
 use virtnet_fuzz::guest::GuestSpec;
 use virtnet_fuzz::{feature, RxFeatures};
@@ -56,14 +56,23 @@ fuzz_target!(|input: Input| {
         let pass = fuzz_api::tx_pass(&view, &mut tx.queue, hdr_len, mtu, w, &counters);
         // The chains taken, and what became of each.
         assert_eq!(pass.popped, heads.len(), "chains taken");
-        assert_eq!(tx.queue.next_avail(), avail0.wrapping_add(heads.len() as u16));
+        assert_eq!(
+            tx.queue.next_avail(),
+            avail0.wrapping_add(heads.len() as u16)
+        );
         let good: Vec<&Vec<u8>> = expect.iter().filter_map(|e| e.as_ref().ok()).collect();
         assert_eq!(pass.frames, good.len(), "good frames: {expect:?}");
         for r in DropReason::ALL {
-            let n = expect.iter().filter(|e| e.as_ref().err() == Some(&r)).count();
+            let n = expect
+                .iter()
+                .filter(|e| e.as_ref().err() == Some(&r))
+                .count();
             assert_eq!(counters.drops(r), n as u64, "drops for {r:?}");
         }
-        assert_eq!(drops_total(&counters) + pass.frames as u64, pass.popped as u64);
+        assert_eq!(
+            drops_total(&counters) + pass.frames as u64,
+            pass.popped as u64
+        );
         let frames = &mut fuzz_api::frames(w)[..pass.frames];
         let mut bytes = 0u64;
         for (f, e) in frames.iter().zip(good.iter()) {
@@ -83,23 +92,16 @@ fuzz_target!(|input: Input| {
         let f = input.rx_features.word();
         let rx_hdr = input.rx_features.hdr_len();
         let sent = originals(frames);
-        let before = rx.snapshot();
-        let (avail0, used0) = (rx.queue.next_avail(), rx.queue.next_used());
+        let before = RxBefore::of(&rx);
         let rc = PortCounters::default();
         let idx: Vec<usize> = (0..frames.len()).collect();
         let view = GuestView::new(&rx.mem);
         fuzz_api::deliver_pass(&view, &mut rx.queue, f, rx_hdr, &rc, frames, &idx, sc);
-        check_rx_ring(
-            &rx,
-            &rx.queue,
-            &before,
-            avail0,
-            used0,
-            rx_hdr,
-            f & feature::MRG_RXBUF != 0,
-            &rc,
-            &sent,
-            f & feature::ALL_OFFLOADS == feature::ALL_OFFLOADS,
-        );
+        let layout = RxLayout {
+            hdr_len: rx_hdr,
+            mrg: f & feature::MRG_RXBUF != 0,
+            exact: f & feature::ALL_OFFLOADS == feature::ALL_OFFLOADS,
+        };
+        check_rx_ring(&rx, &before, layout, &rc, &sent);
     });
 });

@@ -11,12 +11,14 @@ use virtnet_vhost_net::fuzz_api::virtio_queue::{Queue, QueueT};
 use virtnet_vhost_net::fuzz_api::vm_memory::{Bytes, GuestAddress};
 use virtnet_vhost_net::vnet_hdr::{VnetHdr, GSO_NONE};
 
+use virtnet_vhost_net::rx::Mem;
+
 use crate::guest::{Guest, F_INDIRECT, F_NEXT, F_WRITE};
 
 /// Reference walk of the chain at `head`: its (addr, len) buffers (zero-length ones
 /// left out) or why it is refused.
 pub fn ref_walk(
-    g: &Guest,
+    mem: &Mem,
     table: u64,
     qsize: u16,
     head: u16,
@@ -35,8 +37,7 @@ pub fn ref_walk(
             .checked_add(16 * i as u64)
             .ok_or(DropReason::BadAddress)?;
         let mut d = [0u8; 16];
-        g.mem
-            .read_slice(&mut d, GuestAddress(at))
+        mem.read_slice(&mut d, GuestAddress(at))
             .map_err(|_| DropReason::BadAddress)?;
         let addr = u64::from_le_bytes(d[0..8].try_into().unwrap());
         let len = u32::from_le_bytes(d[8..12].try_into().unwrap());
@@ -44,8 +45,7 @@ pub fn ref_walk(
         let next = u16::from_le_bytes([d[14], d[15]]);
         if flags & F_INDIRECT != 0 {
             // Only one level, never combined with NEXT, a whole number of entries.
-            if indirect || flags & F_NEXT != 0 || len == 0 || len % 16 != 0 || len / 16 > 65535
-            {
+            if indirect || flags & F_NEXT != 0 || len == 0 || len % 16 != 0 || len / 16 > 65535 {
                 return Err(DropReason::BadDescriptor);
             }
             (table, n, i, in_table, indirect) = (addr, len as usize / 16, 0, 0, true);
@@ -81,7 +81,7 @@ pub fn ref_tx(
     hdr_len: usize,
     mtu: usize,
 ) -> Result<Vec<u8>, DropReason> {
-    let segs = ref_walk(g, q.desc_table(), q.size(), head, false)?;
+    let segs = ref_walk(&g.mem, q.desc_table(), q.size(), head, false)?;
     let total: u64 = segs.iter().map(|s| u64::from(s.1)).sum();
     if total < (hdr_len + ETH_HLEN) as u64 {
         return Err(DropReason::ShortFrame);
@@ -155,6 +155,11 @@ pub fn used_entries(g: &Guest, q: &Queue, from: u16) -> Vec<(u32, u32)> {
     out
 }
 
+/// Whether two (start, len) ranges share a byte.
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
+}
+
 /// Whether `a` lies in the used ring's idx or entries.
 fn in_used_ring(q: &Queue, a: u64) -> bool {
     let off = a.wrapping_sub(q.used_ring());
@@ -195,21 +200,53 @@ pub fn drops_total(c: &PortCounters) -> u64 {
     DropReason::ALL.iter().map(|r| c.drops(*r)).sum()
 }
 
+/// A receive guest's state before a delivery pass.
+pub struct RxBefore {
+    mem: Vec<Vec<u8>>,
+    /// A copy of the memory, to walk chains as they were before the pass.
+    copy: Mem,
+    avail: u16,
+    used: u16,
+}
+
+impl RxBefore {
+    /// Records `g`'s memory and queue positions.
+    pub fn of(g: &Guest) -> RxBefore {
+        RxBefore {
+            mem: g.snapshot(),
+            copy: g.copy_mem(),
+            avail: g.queue.next_avail(),
+            used: g.queue.next_used(),
+        }
+    }
+}
+
+/// How the receiving guest reads its queue.
+#[derive(Clone, Copy)]
+pub struct RxLayout {
+    /// Its virtio-net header length.
+    pub hdr_len: usize,
+    /// Mergeable receive buffers.
+    pub mrg: bool,
+    /// It negotiated every offload, so frames must arrive unchanged.
+    pub exact: bool,
+}
+
 /// Checks a receive queue after a delivery pass. `sent`: the (header, frame) pairs
-/// handed to the pass, before it adapted them; `exact`: the guest negotiated every
-/// offload, so frames must arrive unchanged. Returns the packets found in the ring.
+/// handed to the pass, before it adapted them.
 pub fn check_rx_ring(
     g: &Guest,
-    q: &Queue,
-    before: &[Vec<u8>],
-    avail_from: u16,
-    used_from: u16,
-    hdr_len: usize,
-    mrg: bool,
+    before: &RxBefore,
+    layout: RxLayout,
     counters: &PortCounters,
     sent: &[(VnetHdr, Vec<u8>)],
-    exact: bool,
 ) {
+    let RxLayout {
+        hdr_len,
+        mrg,
+        exact,
+    } = layout;
+    let (q, avail_from, used_from) = (&g.queue, before.avail, before.used);
     let size = q.size();
     let used = used_entries(g, q, used_from);
     let consumed = q.next_avail().wrapping_sub(avail_from);
@@ -223,32 +260,60 @@ pub fn check_rx_ring(
     // written part of it).
     let mut allowed: Vec<(u64, u64)> = Vec::new();
     let mut chains = Vec::new();
+    // A guest may point receive buffers at its own rings, tables or other buffers:
+    // then the pass changes what it walks while it walks it. Chains are walked as they
+    // were before the pass and as they are after it; the packets are reassembled only
+    // when no returned buffer overlaps another or the guest's queue structures.
+    let mut tangled = false;
     for &(id, len) in &used {
-        assert!(id < u32::from(size), "used id {id} out of range (size {size})");
-        let segs = ref_walk(g, q.desc_table(), size, id as u16, true);
-        let segs = match segs {
-            Ok(s) => s,
-            Err(_) => {
-                assert_eq!(len, 0, "a malformed chain came back with data");
-                chains.push((len, Vec::new()));
-                continue;
-            }
+        assert!(
+            id < u32::from(size),
+            "used id {id} out of range (size {size})"
+        );
+        let pre = ref_walk(&before.copy, q.desc_table(), size, id as u16, true);
+        let post = ref_walk(&g.mem, q.desc_table(), size, id as u16, true);
+        let walks: Vec<Vec<(u64, u32)>> = if pre == post {
+            pre.into_iter().collect()
+        } else {
+            tangled = true;
+            [pre, post].into_iter().flatten().collect()
         };
-        let cap: u64 = segs.iter().map(|s| u64::from(s.1)).sum();
-        assert!(u64::from(len) <= cap, "used len {len} > chain capacity {cap}");
-        let mut left = if len == 0 { cap } else { u64::from(len) };
-        for &(addr, l) in &segs {
-            let n = left.min(u64::from(l));
-            allowed.push((addr, n));
-            left -= n;
+        if walks.is_empty() {
+            assert_eq!(len, 0, "a malformed chain came back with data");
+            chains.push((len, Vec::new()));
+            continue;
         }
-        chains.push((len, segs));
+        for segs in &walks {
+            let cap: u64 = segs.iter().map(|s| u64::from(s.1)).sum();
+            if walks.len() == 1 || !tangled {
+                assert!(
+                    u64::from(len) <= cap,
+                    "used len {len} > chain capacity {cap}"
+                );
+            }
+            let mut left = if len == 0 { cap } else { u64::from(len) };
+            for &(addr, l) in segs {
+                let k = left.min(u64::from(l));
+                if k > 0 {
+                    allowed.push((addr, k));
+                    tangled |= g.meta.iter().any(|&m| overlaps(m, (addr, k)));
+                    tangled |= allowed[..allowed.len() - 1]
+                        .iter()
+                        .any(|&r| overlaps(r, (addr, k)));
+                }
+                left -= k;
+            }
+        }
+        chains.push((len, walks[0].clone()));
     }
-    for a in g.changed(before) {
+    for a in g.changed(&before.mem) {
         assert!(
             in_used_ring(q, a) || allowed.iter().any(|&(s, l)| a >= s && a - s < l),
             "delivery wrote guest byte {a:#x} outside the used ring and the buffers returned"
         );
+    }
+    if tangled {
+        return;
     }
     // Reassemble what arrived.
     let read = |segs: &[(u64, u32)], len: u32| {
@@ -275,7 +340,10 @@ pub fn check_rx_ring(
             continue; // a failed or refused chain
         }
         let mut p = read(segs, *len);
-        assert!(p.len() >= hdr_len, "a packet's first buffer shorter than its header");
+        assert!(
+            p.len() >= hdr_len,
+            "a packet's first buffer shorter than its header"
+        );
         if mrg {
             let nb = u16::from_le_bytes([p[10], p[11]]) as usize;
             assert!(nb >= 1, "num_buffers 0");
@@ -288,7 +356,11 @@ pub fn check_rx_ring(
         packets.push(p);
     }
     let snap = counters.snapshot();
-    assert_eq!(snap.tx_packets, packets.len() as u64, "tx_packets vs packets in the ring");
+    assert_eq!(
+        snap.tx_packets,
+        packets.len() as u64,
+        "tx_packets vs packets in the ring"
+    );
     let bytes: u64 = packets.iter().map(|p| (p.len() - hdr_len) as u64).sum();
     assert_eq!(snap.tx_bytes, bytes, "tx_bytes vs bytes in the ring");
     for p in &packets {
@@ -301,9 +373,7 @@ pub fn check_rx_ring(
             let found = sent[j..].iter().position(|(h, f)| {
                 let mut hb = [0u8; 12];
                 h.write(&mut hb[..hdr_len], 0);
-                p.len() == hdr_len + f.len()
-                    && p[..10] == hb[..10]
-                    && p[hdr_len..] == f[..]
+                p.len() == hdr_len + f.len() && p[..10] == hb[..10] && p[hdr_len..] == f[..]
             });
             let found = found.expect("a delivered packet that was never sent (or out of order)");
             j += found + 1;

@@ -107,6 +107,8 @@ pub struct Guest {
     pub queue: Queue,
     /// (start, len) of each region.
     pub regions: Vec<(u64, u64)>,
+    /// (start, len) of the descriptor tables, the avail ring and the used ring.
+    pub meta: Vec<(u64, u64)>,
 }
 
 struct Layout {
@@ -203,7 +205,9 @@ impl GuestSpec {
         let blobs: Vec<_> = self.blobs.iter().take(16).collect();
         for b in &blobs {
             let at = layout.resolve(b.at);
-            layout.blobs.push((at, (b.data.len() + b.extra as usize) as u64));
+            layout
+                .blobs
+                .push((at, (b.data.len() + b.extra as usize) as u64));
         }
         let tables: Vec<_> = self.tables.iter().take(4).collect();
         for (i, t) in tables.iter().enumerate() {
@@ -254,6 +258,9 @@ impl GuestSpec {
             self.used_event.to_le(),
             GuestAddress(avail.wrapping_add(4 + 2 * u64::from(size))),
         );
+        let mut meta = layout.tables.clone();
+        meta.push((avail, 6 + 2 * u64::from(size)));
+        meta.push((used, 6 + 8 * u64::from(size)));
         let mut queue = Queue::new(1024).ok()?;
         queue.set_size(size);
         queue.set_desc_table_address(Some(desc as u32), Some((desc >> 32) as u32));
@@ -267,6 +274,7 @@ impl GuestSpec {
             mem,
             queue,
             regions: layout.regions,
+            meta,
         })
     }
 }
@@ -284,6 +292,21 @@ impl Guest {
                 v
             })
             .collect()
+    }
+
+    /// A second memory map with the same regions and contents.
+    pub fn copy_mem(&self) -> Mem {
+        let ranges: Vec<_> = self
+            .regions
+            .iter()
+            .map(|&(s, l)| (GuestAddress(s), l as usize))
+            .collect();
+        let copy = Mem::from_ranges(&ranges).expect("the same ranges map again");
+        for (&(s, _), bytes) in self.regions.iter().zip(self.snapshot()) {
+            copy.write_slice(&bytes, GuestAddress(s))
+                .expect("same layout");
+        }
+        copy
     }
 
     /// Guest addresses whose bytes differ from `before`.
@@ -316,9 +339,6 @@ impl Guest {
 
     /// Whether `[addr, addr + len)` is all guest memory.
     pub fn readable(&self, addr: u64, len: u64) -> bool {
-        addr.checked_add(len).is_some()
-            && self
-                .mem
-                .check_range(GuestAddress(addr), len as usize)
+        addr.checked_add(len).is_some() && self.mem.check_range(GuestAddress(addr), len as usize)
     }
 }
