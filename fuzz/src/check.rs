@@ -306,10 +306,37 @@ pub fn check_rx_ring(
         }
         chains.push((len, walks[0].clone()));
     }
+    if used.len() < usize::from(consumed) {
+        // Some chains taken could not be returned (a used ring outside memory, or ids
+        // out of range): the switch may have written any of the chains it took.
+        tangled = true;
+        for k in 0..consumed {
+            let at = q
+                .avail_ring()
+                .wrapping_add(4 + 2 * u64::from(avail_from.wrapping_add(k) % size));
+            for m in [&before.copy, &g.mem] {
+                let Ok(head) = m.read_obj::<u16>(GuestAddress(at)) else {
+                    continue;
+                };
+                for w in [&before.copy, &g.mem] {
+                    if let Ok(segs) = ref_walk(w, q.desc_table(), size, u16::from_le(head), true) {
+                        allowed.extend(segs.iter().map(|&(a, l)| (a, u64::from(l))));
+                    }
+                }
+            }
+        }
+    }
     for a in g.changed(&before.mem) {
         assert!(
             in_used_ring(q, a) || allowed.iter().any(|&(s, l)| a >= s && a - s < l),
-            "delivery wrote guest byte {a:#x} outside the used ring and the buffers returned"
+            "delivery wrote guest byte {a:#x} outside the used ring and the buffers returned \
+             (used entries {used:?}, buffers {allowed:x?}, desc {:#x} avail {:#x} used {:#x} \
+             size {size}, avail {avail_from}->{}, used {used_from}->{})",
+            q.desc_table(),
+            q.avail_ring(),
+            q.used_ring(),
+            q.next_avail(),
+            q.next_used()
         );
     }
     if tangled {
