@@ -23,7 +23,7 @@
 //!   memory that changes concurrently).
 //! - Every value the switch *interprets* (descriptors, ring entries, anything up to
 //!   [`VOLATILE_MAX`] bytes) is copied with volatile loads/stores at the widest
-//!   alignment both ends share ([`copy_volatile`]): each guest byte is read exactly once
+//!   alignment both ends share (`copy_volatile`): each guest byte is read exactly once
 //!   into a local, which is then checked and used. The compiler cannot re-read guest
 //!   memory after the check (no double fetch), nor merge, split or elide the access.
 //! - Bulk copies (frame data, more than [`VOLATILE_MAX`] bytes) go with
