@@ -133,21 +133,12 @@ pub fn qemu_nics(c: &Ctx, vm: &Vm) -> Vec<Violation> {
         Ok(i) => i.as_str().unwrap_or_default().to_string(),
         Err(e) => return vec![v(format!("VM {n}: QMP does not answer"), e)],
     };
-    let mut have = BTreeSet::new();
-    for line in info.lines() {
-        if line.starts_with(' ') || line.trim().is_empty() {
-            continue;
-        }
-        if line.contains("type=nic") {
-            if let Some(m) = line.split("macaddr=").nth(1) {
-                have.insert(m.trim().to_lowercase());
-            }
-        } else {
-            out.push(v(
-                format!("VM {n}: QEMU holds a netdev without a NIC"),
-                info.clone(),
-            ));
-        }
+    let (have, dangling) = parse_info_network(&info);
+    if !dangling.is_empty() {
+        out.push(v(
+            format!("VM {n}: QEMU holds a netdev without a NIC"),
+            info.clone(),
+        ));
     }
     let extra: Vec<_> = have
         .iter()
@@ -259,6 +250,27 @@ pub fn qemu_nics(c: &Ctx, vm: &Vm) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// QEMU's `info network`: the NICs' MACs (lower case), and the netdevs with no NIC. A NIC is a
+/// line `ID: index=..,type=nic,model=..,macaddr=MAC` with its netdev indented below it
+/// (` \ hostnetN: ...`); a netdev on a line of its own has no NIC (an unplug left it behind).
+pub fn parse_info_network(info: &str) -> (BTreeSet<String>, Vec<String>) {
+    let mut macs = BTreeSet::new();
+    let mut dangling = Vec::new();
+    for line in info.lines() {
+        if line.starts_with(' ') || line.trim().is_empty() {
+            continue;
+        }
+        if line.contains("type=nic") {
+            if let Some(m) = line.split("macaddr=").nth(1) {
+                macs.insert(m.trim().to_lowercase());
+            }
+        } else {
+            dangling.push(line.split(':').next().unwrap_or(line).to_string());
+        }
+    }
+    (macs, dangling)
 }
 
 /// `ip -o link`: (name, master).
@@ -657,4 +669,22 @@ pub fn serial_sockets(c: &Ctx, view: &View) -> Vec<Violation> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_network_nics_and_netdevs_left_behind() {
+        let info = "net0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:5A:00:01\r\n \\ hostnet0: index=0,type=tap,fd=21\r\nhostnet3: index=0,type=tap,fd=30\r\nnet1: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:5a:00:02\r\n \\ hostnet1: index=0,type=vhost-user,vhost-user to charnet1\r\n";
+        let (macs, dangling) = parse_info_network(info);
+        assert_eq!(
+            macs.into_iter().collect::<Vec<_>>(),
+            ["52:54:00:5a:00:01", "52:54:00:5a:00:02"]
+        );
+        assert_eq!(dangling, ["hostnet3"]);
+        let (macs, dangling) = parse_info_network("");
+        assert!(macs.is_empty() && dangling.is_empty());
+    }
 }

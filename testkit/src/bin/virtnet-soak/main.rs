@@ -277,7 +277,7 @@ impl Soak {
                     if self.stats.broke(self.stats.steps, &k, &detail) {
                         println!("[soak] step {}: BROKEN {k}: {d}", self.stats.steps);
                     }
-                    self.note(format!("  BROKEN {k}: {d}"));
+                    let _ = writeln!(self.log, "  BROKEN {k}: {d}");
                 }
                 return false;
             }
@@ -372,7 +372,7 @@ impl Soak {
             if self.stats.broke(self.stats.steps, &k, &detail) {
                 println!("[soak] step {}: BROKEN {k}: {d}", self.stats.steps);
             }
-            self.note(format!("  BROKEN {k}: {d}"));
+            let _ = writeln!(self.log, "  BROKEN {k}: {d}");
         }
     }
 
