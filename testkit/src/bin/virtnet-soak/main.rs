@@ -352,7 +352,7 @@ impl Soak {
                 self.stats.op(d.kind, step, &d.what, &d.outcome);
                 self.check();
             }
-            if step % PROBE_EVERY == 0 {
+            if step.is_multiple_of(PROBE_EVERY) {
                 self.probe();
             }
             if last_progress.elapsed() > Duration::from_secs(20) {
