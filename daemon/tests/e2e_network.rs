@@ -256,3 +256,53 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
         drop(d);
     });
 }
+
+/// Found by the soak test: `attach --persistent` of a network NIC claimed the socket the
+/// daemon picked for the running VM in the definition's scope too (where the NIC has no
+/// socket: it is `type='network'`), so after the VM stopped the path stayed held by a
+/// definition that does not name it (until undefine or a daemon restart).
+#[test]
+fn persistent_network_attach_leaves_no_socket_claim_after_stop() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let vswitch = common::vswitch();
+    let guest = virtnet_testkit::guest();
+    with_netns(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(vswitch.is_file());
+        let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+        let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), NET_XML);
+        assert_eq!(s, 201, "{v}");
+        let (s, v) = d.post("/v1/networks/sw0/start");
+        assert_eq!(s, 200, "{v}\n{}", d.log());
+        let mut dom = TestDomain::new("va", tmp.path().join("va.sock"));
+        dom.shared_memory = true;
+        assert_eq!(d.define(&dom.xml(guest)).0, 201);
+        start(&d, "va");
+        let mac = "52:54:00:20:01:01";
+        let (s, v) = post_json(
+            &d,
+            "/v1/domains/va/devices",
+            &json!({ "xml": net_nic(mac), "persistent": true }),
+        );
+        assert_eq!(s, 200, "{v}\n{}", d.log());
+        let socket = net_info(&d)["ports"][0]["socket"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // While va runs its NIC holds the socket...
+        let vx = common::domain_xml("vx", &common::vhostuser_nic("52:54:00:20:01:99", &socket));
+        let (s, v) = d.define(&vx);
+        assert_eq!(s, 409, "{v}");
+        // ...and once it stops, nothing does: its definition's NIC is type='network'.
+        let (s, v) = d.post("/v1/domains/va/destroy");
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = d.define(&vx);
+        assert_eq!(
+            s, 201,
+            "the stopped VM's definition still holds {socket}: {v}"
+        );
+        drop(d);
+    });
+}

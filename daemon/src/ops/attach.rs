@@ -22,7 +22,7 @@ use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::live::{hotplug, Live};
 use crate::model::{AttachRequest, AttachResponse};
-use crate::registry::{claims_of_interface, Claim, Resource, Scope};
+use crate::registry::{claims_of_interface, Claim, Resource, Scope, Taken};
 
 /// Refuses `iface` when `d` would not be valid with it.
 fn check_fits(d: &Domain, iface: &Interface) -> Result<()> {
@@ -77,15 +77,19 @@ impl Daemon {
 
         // The owner registry first, so a socket, tap or VF in use is refused naming its owner
         // (also when that is another NIC of this VM).
-        let mut scopes = Vec::new();
+        // Each scope claims what it holds: the running VM the resolved NIC (on a network: the
+        // socket the daemon picked), the definition the NIC as stored (on a network: no
+        // socket), so stop, restart and detach --config release exactly what was taken.
+        let mut scoped = Vec::new();
         if live {
-            scopes.push(Scope::Live);
+            scoped.push((Scope::Live, claims_of_interface(&live_src)));
         }
         if config {
-            scopes.push(Scope::Persistent);
+            scoped.push((Scope::Persistent, claims_of_interface(&iface)));
         }
-        let claims = claims_of_interface(if live { &live_src } else { &iface });
-        self.registry.check_device(name, &scopes, &claims)?;
+        for (scope, claims) in &scoped {
+            self.registry.check_device(name, &[*scope], claims)?;
+        }
 
         // Complete and check against each side before anything changes.
         let live_iface = match slot.live.as_ref().filter(|_| live) {
@@ -111,7 +115,20 @@ impl Daemon {
             None => None,
         };
 
-        let (taken, clashes) = self.registry.claim_device(name, &scopes, &claims)?;
+        let mut taken = Taken::default();
+        let mut clashes = Vec::new();
+        for (scope, claims) in &scoped {
+            match self.registry.claim_device(name, &[*scope], claims) {
+                Ok((t, c)) => {
+                    taken.0.extend(t.0);
+                    clashes.extend(c);
+                }
+                Err(e) => {
+                    self.registry.release_taken(name, &taken);
+                    return Err(e);
+                }
+            }
+        }
         if let Some(p) = &net_port {
             if let Err(e) = self.networks.add_ports(name, std::slice::from_ref(p)).await {
                 self.registry.release_taken(name, &taken);

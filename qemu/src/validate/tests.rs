@@ -291,6 +291,21 @@ fn update_sees_link_and_socket_changes() {
     assert!(validate_update(&old, &new, true, true).is_ok());
 }
 
+/// Found by the soak test: the live XML's own `<interface>` with only the link changed was
+/// taken for a socket change (the socket's path compared with its position in the document),
+/// so update-device refused it without --replug.
+#[test]
+fn update_same_socket_read_at_another_position_is_no_socket_change() {
+    let old = iface(OLD);
+    let given = iface(
+        "<interface type='vhostuser'>\n  <mac address='52:54:00:00:00:01'/>\n  \
+         <source type='unix' path='/run/a.sock' mode='client'/><link state='down'/></interface>",
+    );
+    let ch = validate_update(&old, &given, true, false).unwrap();
+    assert!(!ch.socket, "{:?}", ch.words());
+    assert_eq!(ch.link, Some(false));
+}
+
 #[test]
 fn update_refuses_other_changes_naming_them() {
     let old = iface(OLD);

@@ -3,7 +3,7 @@
 //! vhost-user NIC's chardev ("Chardev user does not support chardev hotswap"), so a live socket
 //! change needs an explicit replug.
 
-use virtnet_conf::interface::{InterfaceKind, Leaf, LinkState};
+use virtnet_conf::interface::{InterfaceKind, Leaf, LinkState, VhostUserSocket};
 use virtnet_conf::xml::write_document;
 use virtnet_conf::Interface;
 
@@ -35,6 +35,20 @@ impl NicUpdate {
         }
         v
     }
+}
+
+/// What identifies a vhost-user socket: path, mode and reconnect policy, without the positions
+/// they were read at (the given device XML and the stored domain are different documents).
+type SocketKey<'a> = (&'a str, &'static str, Option<(bool, Option<u32>)>);
+
+fn socket_key(s: &Option<VhostUserSocket>) -> Option<SocketKey<'_>> {
+    s.as_ref().map(|s| {
+        (
+            s.path.value.as_str(),
+            s.mode.as_str(),
+            s.reconnect.as_ref().map(|r| (r.enabled, r.timeout)),
+        )
+    })
 }
 
 fn render(i: &Interface) -> String {
@@ -75,7 +89,7 @@ pub fn validate_update(
     want.link.clone_from(&applied.link);
     let socket = match (&old.kind, &want.kind) {
         (InterfaceKind::VhostUser { socket: a }, InterfaceKind::VhostUser { socket: b })
-            if a != b =>
+            if socket_key(a) != socket_key(b) =>
         {
             applied.kind = want.kind.clone();
             true

@@ -8,8 +8,9 @@ use virtnet_host::HostUndo;
 use crate::exec::HostResources;
 
 /// The part of `held` that belongs to `iface` (index `index` of the live domain): its links
-/// by `<target dev>` (which the live definition records), its VF by address, else the objects
-/// recorded for `index`; with the undo records that release them.
+/// by `<target dev>` (which the live definition records), its VF by address, else (a NIC with a
+/// host link but no recorded name) the objects recorded for `index`; with the undo records
+/// that release them.
 pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize) -> HostResources {
     let link = iface.target_dev();
     let vf = iface.hostdev_source().map(|a| a.to_string());
@@ -25,7 +26,18 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
         })
         .cloned()
         .collect();
-    if nics.is_empty() {
+    // The index is only a fallback for a NIC with a host link whose name was not recorded:
+    // indices shift as NICs are unplugged, so a NIC without host objects (vhost-user, user)
+    // must never pick up what was recorded for another NIC at its index (the soak test found
+    // an unplugged vhost-user NIC taking a bridge NIC's tap with it).
+    let host_link = matches!(
+        iface.kind,
+        InterfaceKind::Bridge { .. }
+            | InterfaceKind::Ethernet
+            | InterfaceKind::Network { .. }
+            | InterfaceKind::Direct { .. }
+    );
+    if nics.is_empty() && link.is_none() && host_link {
         nics = held
             .nics
             .iter()

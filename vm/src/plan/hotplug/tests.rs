@@ -301,6 +301,24 @@ fn boot_resources() -> HostResources {
     }
 }
 
+/// Found by the soak test: NICs A, B, C (bridge, tap `vnet0` recorded at index 2), D
+/// (vhost-user); B unplugged, so D is at index 2 now: unplugging D must not take C's tap.
+#[test]
+fn a_nic_without_host_objects_takes_none_recorded_at_its_index() {
+    let mut held = boot_resources();
+    held.nics[0].nic = 2;
+    let d = iface(
+        "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
+         <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/>\
+         <model type='virtio'/><alias name='net3'/></interface>",
+    );
+    let part = resources::of_interface(&held, &d, 2);
+    assert!(part.nics.is_empty() && part.undo.is_empty(), "{part:?}");
+    // A bridge NIC whose tap name was not recorded still finds its objects by index.
+    let b = iface("<interface type='bridge'><mac address='52:54:00:00:00:07'/><source bridge='br0'/></interface>");
+    assert_eq!(resources::of_interface(&held, &b, 2).nics.len(), 1);
+}
+
 #[test]
 fn detach_plans() {
     let mut held = boot_resources();
