@@ -120,6 +120,22 @@ pub enum VmError {
         cleanup: Vec<String>,
     },
 
+    /// No vhost-user back end connected to a socket QEMU listens on (`mode='server'`) within
+    /// the deadline: QEMU 7.2 would block (its monitor too) until one did, so virtnet gives up.
+    #[error(
+        "no back end connected to the vhost-user socket {socket} ({nic}, mode='server': QEMU \
+         listens there) within {waited:?}: start the vhost-user back end so that it connects \
+         to {socket} as a client, then try again (or use mode='client' if the back end listens)"
+    )]
+    NoBackEnd {
+        /// The interface.
+        nic: String,
+        /// The socket path.
+        socket: String,
+        /// How long virtnet waited.
+        waited: std::time::Duration,
+    },
+
     /// A detach of this device was started before and has not completed yet: the guest has
     /// not released the device. It stays pending (QEMU removes it when the guest acknowledges).
     #[error(
