@@ -124,7 +124,7 @@ pub enum VmError {
     /// the deadline: QEMU 7.2 would block (its monitor too) until one did, so virtnet gives up.
     #[error(
         "no back end connected to the vhost-user socket {socket} ({nic}, mode='server': QEMU \
-         listens there) within {waited:?}: start the vhost-user back end so that it connects \
+         listens there) within {waited:.1?}: start the vhost-user back end so that it connects \
          to {socket} as a client, then try again (or use mode='client' if the back end listens)"
     )]
     NoBackEnd {
