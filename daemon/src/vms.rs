@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use virtnet_conf::Domain;
 
 use crate::live::Live;
-use crate::model::VmState;
+use crate::model::{Stalled, VmState};
 
 /// Everything about one VM that operations change. Guarded by [`VmEntry::slot`].
 #[derive(Default)]
@@ -71,6 +71,8 @@ pub struct VmView {
     pub problem: Option<String>,
     /// Aliases of the interfaces whose removal waits for the guest.
     pub pending_removals: Vec<String>,
+    /// Set while QEMU's monitor does not answer.
+    pub stalled: Option<Stalled>,
 }
 
 impl VmView {
@@ -110,6 +112,7 @@ impl VmEntry {
                 log_path: None,
                 problem: None,
                 pending_removals: Vec::new(),
+                stalled: None,
             })),
         }
     }
@@ -143,6 +146,7 @@ impl VmEntry {
             pending_removals: live
                 .map(|l| crate::live::hotplug::pending_devices(&l.status))
                 .unwrap_or_default(),
+            stalled: live.and_then(|l| l.stall.as_ref().map(|s| s.info.clone())),
         };
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
     }

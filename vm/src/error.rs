@@ -213,7 +213,9 @@ impl VmError {
             | VmError::UnsupportedInterface { .. }
             | VmError::InvalidHotplug { .. }
             | VmError::DetachPending { .. }
-            | VmError::NoPendingDetach { .. } => true,
+            | VmError::NoPendingDetach { .. }
+            // The definition's back end is not there (nothing connected to its socket).
+            | VmError::NoBackEnd { .. } => true,
             VmError::Argv(e) => matches!(
                 **e,
                 QemuError::UnsupportedInterface { .. }

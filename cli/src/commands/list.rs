@@ -31,6 +31,9 @@ pub async fn run(
             .iter()
             .map(|d| {
                 let mut state = d.state.as_words().to_string();
+                if d.stalled.is_some() {
+                    state.push_str(" (stalled)");
+                }
                 if let Some(p) = &d.problem {
                     state.push_str(&format!(" ({p})"));
                 }

@@ -14,9 +14,10 @@ use virtnet_host::HostNet;
 use virtnet_qemu::validate::Operation;
 use virtnet_qemu::QemuCaps;
 use virtnet_vm::exec::{self, DetachOutcome, PendingDetach};
-use virtnet_vm::{plan_attach, plan_detach, AttachedNic, HotplugOptions, VmError};
+use virtnet_vm::plan::PlannedBackend;
+use virtnet_vm::{plan_attach, plan_detach, AttachPlan, AttachedNic, HotplugOptions, VmError};
 
-use super::Live;
+use super::{LateObjects, Live, Stall};
 use crate::error::{DaemonError, Result};
 use crate::store::LiveStatus;
 
@@ -75,21 +76,73 @@ fn options(l: &Live, unplug_timeout: Duration) -> HotplugOptions {
     }
 }
 
+/// A plug that failed, with the stall it ran into (QEMU's monitor stopped answering), if any.
+#[derive(Debug)]
+pub struct PlugFailed {
+    /// The error for the caller.
+    pub error: DaemonError,
+    /// Set when a QMP command got no reply in time: mark the VM stalled.
+    pub stall: Option<Stall>,
+}
+
+impl From<DaemonError> for PlugFailed {
+    fn from(error: DaemonError) -> Self {
+        PlugFailed { error, stall: None }
+    }
+}
+
 /// Plugs `iface` (MAC assigned, validated) into the running VM: planned against the live
-/// definition, every step undone if a later one fails.
+/// definition, every step undone if a later one fails. `backend_timeout` bounds the wait for
+/// a vhost-user back end to connect to a socket QEMU listens on.
 pub async fn plug(
     l: &Live,
     host: &dyn HostNet,
     caps: &QemuCaps,
     iface: &Interface,
-) -> Result<Plugged> {
+    backend_timeout: Duration,
+) -> std::result::Result<Plugged, PlugFailed> {
     let plan = plan_attach(&l.domain, iface, caps).map_err(vm_error)?;
     let qmp = l.qmp_client().await?;
-    let nic = exec::attach(&plan, host, &qmp, &options(l, UNDO_WAIT))
-        .await
-        .map_err(vm_error)?;
+    let opts = HotplugOptions {
+        backend_timeout,
+        ..options(l, UNDO_WAIT)
+    };
+    let nic = match exec::attach(&plan, host, &qmp, &opts).await {
+        Ok(nic) => nic,
+        Err(e) => {
+            let stall = e.qemu_stalled().then(|| stall_of(&plan, &e));
+            return Err(PlugFailed {
+                error: vm_error(e),
+                stall,
+            });
+        }
+    };
     let iface = nic.interface().map_err(vm_error)?;
     Ok(Plugged { iface, nic })
+}
+
+/// The stall an attach ran into: which step got no reply, and what QEMU may still create.
+fn stall_of(plan: &AttachPlan, e: &VmError) -> Stall {
+    let step = e
+        .failed_attach_step()
+        .map_or_else(|| "a command".to_string(), |s| format!("`{s}`"));
+    let mut reason = format!("{step} of the attach of {} got no reply", plan.nic);
+    let mut sockets = Vec::new();
+    if let PlannedBackend::VhostUser { socket, mode } = &plan.backend {
+        reason.push_str(&format!(
+            "; QEMU waits for the vhost-user back end on {socket} to answer its handshake \
+             (stop or fix that back end)"
+        ));
+        if mode == "server" {
+            sockets.push(socket.into());
+        }
+    }
+    let late = LateObjects {
+        device: Some(plan.device_id.clone()),
+        netdev: plan.netdev_id.clone(),
+        chardev: plan.chardev_id.clone(),
+    };
+    Stall::new("attach-device", reason, late, sockets)
 }
 
 /// Undoes a plug that cannot be kept (its status could not be written); returns what could

@@ -6,6 +6,7 @@ mod events;
 pub mod hotplug;
 mod proc;
 mod qmp;
+mod stall;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use adopted::Adopted;
 pub(crate) use events::spawn_event_listener;
 pub use proc::start_ticks;
 pub use qmp::QmpLink;
+pub use stall::{LateObjects, Stall};
 
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
@@ -51,20 +53,45 @@ pub struct Live {
     pub watcher: Option<AbortHandle>,
     /// The task that follows QEMU's events (completes pending removals).
     pub events: Option<AbortHandle>,
+    /// Set while QEMU's monitor does not answer (see [`Stall`]).
+    pub stall: Option<Stall>,
 }
 
 impl Live {
-    /// The VM's QMP connection.
+    /// The VM's QMP connection. Refused at once while the VM is stalled
+    /// ([`DaemonError::InvalidState`] with the reason): every live operation goes through here.
     pub async fn qmp_client(&self) -> Result<virtnet_qemu::QmpClient, DaemonError> {
         if matches!(self.handle, Handle::Gone) {
             return Err(DaemonError::Internal("QMP on a VM being stopped".into()));
         }
+        self.refuse_if_stalled()?;
         self.qmp.client().await.map_err(|e| {
             DaemonError::Vm(format!(
                 "cannot reach QEMU's monitor {}: {e}",
                 self.qmp.socket().display()
             ))
         })
+    }
+
+    /// Refuses a live operation while the VM is stalled ([`DaemonError::InvalidState`] with
+    /// the reason): called first by every live operation, and by [`Live::qmp_client`].
+    pub fn refuse_if_stalled(&self) -> Result<(), DaemonError> {
+        if let Some(s) = &self.stall {
+            return Err(DaemonError::InvalidState {
+                name: self.status.name.clone(),
+                state: "stalled".into(),
+                hint: format!(
+                    "QEMU has not answered its monitor for {} (since {} found: {}); live \
+                     operations are refused until it answers again, which clears this by \
+                     itself; `virtnet destroy {}` stops it now",
+                    s.age(),
+                    s.info.operation,
+                    s.info.reason,
+                    self.status.name
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Runs a QMP command on the VM's QEMU.
@@ -82,9 +109,10 @@ impl Live {
             })
     }
 
-    /// Stops the background tasks (exit watcher, event listener).
+    /// Stops the background tasks (exit watcher, event listener, stall watcher).
     pub fn stop_tasks(&mut self) {
-        for t in [self.watcher.take(), self.events.take()]
+        let stall_watch = self.stall.as_mut().and_then(|s| s.watch.take());
+        for t in [self.watcher.take(), self.events.take(), stall_watch]
             .into_iter()
             .flatten()
         {
@@ -215,6 +243,7 @@ pub(crate) async fn recover(daemon: &Daemon, name: &str, slot: &mut VmSlot, stat
                 qmp,
                 watcher,
                 events,
+                stall: None,
             });
         }
         None => {

@@ -1,7 +1,10 @@
 //! `qemu-monitor-command`: one QMP command passed through, for experts.
 
 use crate::daemon::Daemon;
+use virtnet_qemu::QemuError;
+
 use crate::error::{DaemonError, Result};
+use crate::live::Stall;
 use crate::model::QmpResponse;
 
 impl Daemon {
@@ -30,11 +33,11 @@ impl Daemon {
             )));
         }
         let entry = self.entry(name)?;
-        let slot = entry.slot.lock().await;
+        let mut slot = entry.slot.lock().await;
         if slot.gone {
             return Err(DaemonError::NoSuchVm { name: name.into() });
         }
-        let Some(live) = slot.live.as_ref() else {
+        let Some(live) = slot.live.as_mut() else {
             return Err(DaemonError::InvalidState {
                 name: name.into(),
                 state: "shut off".into(),
@@ -42,7 +45,19 @@ impl Daemon {
             });
         };
         tracing::warn!(vm = %name, command = %execute, "qemu-monitor-command: virtnetd does not track what this changes");
-        let r = live.qmp(execute, args).await?;
-        Ok(QmpResponse { return_: r })
+        let client = live.qmp_client().await?;
+        match client.execute(execute, args).await {
+            Ok(r) => Ok(QmpResponse { return_: r }),
+            Err(e @ QemuError::CommandTimeout { .. }) => {
+                let reason = format!("`{execute}` (qemu-monitor-command) got no reply: {e}");
+                let stall = Stall::new("qemu-monitor-command", reason, Default::default(), vec![]);
+                self.mark_stalled(name, live, stall);
+                entry.publish(&slot, None);
+                Err(DaemonError::Vm(format!(
+                    "{e}. VM '{name}' is marked stalled until QEMU answers again"
+                )))
+            }
+            Err(e) => Err(DaemonError::Vm(e.to_string())),
+        }
     }
 }

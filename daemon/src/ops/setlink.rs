@@ -63,6 +63,9 @@ impl Daemon {
                 hint: "a live change needs a running VM; use --config for the definition".into(),
             });
         }
+        if let Some(l) = slot.live.as_ref().filter(|_| live) {
+            l.refuse_if_stalled()?;
+        }
         let persistent = match (config, &slot.persistent) {
             (false, _) => None,
             (true, Some(p)) => Some(p.clone()),

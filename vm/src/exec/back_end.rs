@@ -1,5 +1,8 @@
 //! Telling "QEMU waited for a vhost-user back end" apart from other start timeouts.
 
+use std::path::Path;
+use std::time::Duration;
+
 use virtnet_qemu::QemuError;
 
 use crate::error::VmError;
@@ -12,11 +15,24 @@ use crate::plan::{PlannedBackend, StartPlan};
 /// `netdev vhost-user` waits too), so no QMP step can watch it: the deadline is
 /// [`super::ExecOptions::start_timeout`], and QEMU's log line `QEMU waiting for connection on:
 /// disconnected:unix:PATH,server=on` tells which socket it was waiting on.
-pub(super) fn waiting_for_back_end(plan: &StartPlan, e: &QemuError) -> Option<VmError> {
-    let QemuError::StartTimeout { tail, timeout, .. } = e else {
-        return None;
+pub(super) fn waiting_for_back_end(
+    plan: &StartPlan,
+    e: &QemuError,
+    deadline: Duration,
+) -> Option<VmError> {
+    // QMP not up in time: QEMU's monitor socket not there yet (`StartTimeout`, with the log's
+    // tail), or there but no greeting (`Protocol`: the monitor is created before the NICs'
+    // chardevs, the greeting comes from the main loop).
+    let log = match e {
+        QemuError::StartTimeout { tail, .. } => tail.clone(),
+        QemuError::Protocol(_) | QemuError::QmpConnect { .. } => log_tail(&plan.log_path),
+        _ => return None,
     };
-    let waiting = tail
+    let waited = match e {
+        QemuError::StartTimeout { timeout, .. } => *timeout,
+        _ => deadline,
+    };
+    let waiting = log
         .lines()
         .rev()
         .find_map(|l| l.split_once("QEMU waiting for connection on: disconnected:unix:"))?
@@ -33,11 +49,20 @@ pub(super) fn waiting_for_back_end(plan: &StartPlan, e: &QemuError) -> Option<Vm
                     nic.type_
                 ),
                 socket: socket.clone(),
-                waited: *timeout,
+                waited,
             })
         }
         _ => None,
     })
+}
+
+/// The last 8 KiB of QEMU's log (empty when unreadable).
+fn log_tail(path: &Path) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
+    let from = bytes.len().saturating_sub(8192);
+    String::from_utf8_lossy(&bytes[from..]).into_owned()
 }
 
 #[cfg(test)]
@@ -89,7 +114,8 @@ mod tests {
 
     #[test]
     fn a_start_timeout_waiting_on_a_server_socket_names_it() {
-        let e = waiting_for_back_end(&plan("server"), &timeout(WAITING)).unwrap();
+        let e = waiting_for_back_end(&plan("server"), &timeout(WAITING), Duration::from_secs(3))
+            .unwrap();
         let VmError::NoBackEnd {
             socket,
             nic,
@@ -104,15 +130,31 @@ mod tests {
         assert!(e.to_string().contains("no back end connected"), "{e}");
     }
 
+    const D: Duration = Duration::from_secs(3);
+
+    #[test]
+    fn no_greeting_reads_the_log_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = plan("server");
+        p.log_path = dir.path().join("qemu.log");
+        std::fs::write(&p.log_path, format!("{WAITING}\n")).unwrap();
+        let e = QemuError::Protocol("no QMP greeting within 3s".into());
+        let found = waiting_for_back_end(&p, &e, Duration::from_secs(4)).unwrap();
+        assert!(
+            matches!(found, VmError::NoBackEnd { waited, .. } if waited == Duration::from_secs(4)),
+            "{found:?}"
+        );
+    }
+
     #[test]
     fn other_start_timeouts_stay_what_they_are() {
-        assert!(waiting_for_back_end(&plan("server"), &timeout("something else")).is_none());
-        assert!(waiting_for_back_end(&plan("client"), &timeout(WAITING)).is_none());
+        assert!(waiting_for_back_end(&plan("server"), &timeout("something else"), D).is_none());
+        assert!(waiting_for_back_end(&plan("client"), &timeout(WAITING), D).is_none());
         let other = QemuError::EarlyExit {
             status: "exit 1".into(),
             log: PathBuf::from("/x"),
             tail: WAITING.into(),
         };
-        assert!(waiting_for_back_end(&plan("server"), &other).is_none());
+        assert!(waiting_for_back_end(&plan("server"), &other, D).is_none());
     }
 }

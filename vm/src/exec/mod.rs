@@ -222,7 +222,7 @@ async fn run(
             QemuError::StartTimeout { .. } | QemuError::QmpConnect { .. } => StepId::QmpConnect,
             _ => StepId::Spawn,
         };
-        if let Some(no_back_end) = back_end::waiting_for_back_end(plan, &e) {
+        if let Some(no_back_end) = back_end::waiting_for_back_end(plan, &e, opts.start_timeout) {
             return (step, no_back_end);
         }
         (

@@ -124,6 +124,23 @@ impl VmError {
     }
 }
 
+impl VmError {
+    /// Whether QEMU's monitor stopped answering: a QMP command of the operation (directly, or
+    /// as the cause of a failed attach or detach) got no reply within its deadline. The
+    /// command, and the undo sent after it, may still run once QEMU answers again.
+    pub fn qemu_stalled(&self) -> bool {
+        match self {
+            VmError::AttachFailed { cause, .. } | VmError::DetachFailed { cause, .. } => {
+                cause.qemu_stalled()
+            }
+            VmError::Qemu { source, .. } => {
+                matches!(**source, virtnet_qemu::QemuError::CommandTimeout { .. })
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Milliseconds since the epoch.
 fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()
