@@ -19,6 +19,14 @@ pub async fn run(client: &Client, json: bool, name: &str) -> Result<(), ClientEr
         print_json(&d);
         return Ok(());
     }
+    for (k, v) in lines(&d) {
+        println!("{:<16}{v}", format!("{k}:"));
+    }
+    Ok(())
+}
+
+/// The `Key: value` lines of `dominfo`.
+fn lines(d: &DomainInfo) -> Vec<(&'static str, String)> {
     let mut state = d.state.as_words().to_string();
     if d.stalled.is_some() {
         state.push_str(" (stalled)");
@@ -57,8 +65,46 @@ pub async fn run(client: &Client, json: bool, name: &str) -> Result<(), ClientEr
             ),
         ));
     }
-    for (k, v) in lines {
-        println!("{:<16}{v}", format!("{k}:"));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use virtnet_api::{Stalled, VmState};
+
+    use super::*;
+
+    #[test]
+    fn a_stalled_vm_has_a_state_and_a_stalled_line() {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            - 5_000;
+        let d = DomainInfo {
+            name: "vm1".into(),
+            uuid: None,
+            id: Some(1),
+            state: VmState::Running,
+            persistent: true,
+            memory_kib: None,
+            vcpus: None,
+            interfaces: 1,
+            pid: Some(42),
+            qmp_socket: None,
+            log_path: None,
+            problem: None,
+            stalled: Some(Stalled {
+                reason: "`netdev_add` of the attach got no reply".into(),
+                operation: "attach-device".into(),
+                since_unix_ms: since,
+            }),
+        };
+        let l = lines(&d);
+        let get = |k: &str| l.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone());
+        assert_eq!(get("State").as_deref(), Some("running (stalled)"));
+        let s = get("Stalled").unwrap();
+        assert!(s.starts_with("since 5."), "{s}");
+        assert!(s.contains("(found by attach-device): `netdev_add`"), "{s}");
     }
-    Ok(())
 }
