@@ -11,6 +11,9 @@
 //!   nothing of the NIC is left and a bridge NIC hot-plug works;
 //! - destroy of a VM stalled by a silent client of a `mode='server'` socket: QEMU killed,
 //!   nothing left (its socket removed too);
+//! - a late `netdev_add` that succeeds (the silent client goes, QEMU waits for the next one,
+//!   DPDK's testpmd connects and completes the handshake): the mark clears and the NIC's
+//!   netdev and chardev are gone again;
 //! - start with a `mode='server'` NIC and no back end fails at `--start-timeout` naming the
 //!   socket, with no QEMU, socket or run dir left.
 
@@ -23,7 +26,9 @@ use std::time::{Duration, Instant};
 use common::e2e::{alive, post_json, qemu_objects, qmp, start, wait_until};
 use common::TestDaemon;
 use serde_json::{json, Value};
-use virtnet_testkit::{add_bridge, bridge_nic, links, vhostuser_nic, with_netns, TestDomain};
+use virtnet_testkit::{
+    add_bridge, bridge_nic, links, testpmd, vhostuser_nic, with_netns, TestDomain, TestPmd,
+};
 
 /// The daemon's deadlines in these tests (seconds).
 const BACKEND_TIMEOUT: &str = "2";
@@ -202,6 +207,61 @@ fn a_silent_back_end_marks_the_vm_stalled_until_qemu_answers() {
     });
 }
 
+/// A client of QEMU's listening `socket` that connects (once QEMU listens) and never speaks.
+fn silent_client(socket: &Path) -> std::thread::JoinHandle<UnixStream> {
+    let socket = socket.to_path_buf();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = UnixStream::connect(&socket) {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "QEMU never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}
+
+#[test]
+fn a_late_netdev_add_that_succeeds_is_undone() {
+    let Some(pmd_bin) = testpmd::binary() else {
+        eprintln!("skipped: no dpdk-testpmd");
+        return;
+    };
+    with_daemon(move |d, dir| {
+        boot(d, dir, "late");
+        let before = qemu_objects(d, "late");
+        let socket = dir.join("late-vu.sock");
+        let client = silent_client(&socket);
+        let nic = vhostuser_nic("52:54:00:00:35:01", &socket, "server");
+        let (s, v, _) = attach(d, "late", &nic);
+        assert_eq!(s, 500, "{v}");
+        assert!(message(&v).contains("marked stalled"), "{v}");
+        // The silent client goes: QEMU 7.2 fails the handshake and waits for the next one.
+        drop(client.join().unwrap());
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(
+            stalled(d, "late").is_some(),
+            "still waiting inside netdev_add"
+        );
+        // A real back end connects: netdev_add succeeds late; the undo queued behind it runs.
+        let pmd = TestPmd::connect(pmd_bin, &socket);
+        let t = Instant::now();
+        wait_until("the stalled mark to clear", Duration::from_secs(60), || {
+            stalled(d, "late").is_none()
+        });
+        eprintln!("stalled cleared {:?} after testpmd started", t.elapsed());
+        assert_eq!(
+            qemu_objects(d, "late"),
+            before,
+            "nothing of the NIC is left"
+        );
+        assert!(!socket.exists(), "QEMU's listening socket is gone");
+        common::e2e::destroy_leaving_nothing(d, "late");
+        pmd.stop();
+    });
+}
+
 #[test]
 fn destroy_while_stalled_leaves_nothing() {
     with_daemon(|d, dir| {
@@ -211,19 +271,7 @@ fn destroy_while_stalled_leaves_nothing() {
         let nic = vhostuser_nic("52:54:00:00:33:01", &socket, "server");
         // A back end that connects to QEMU's socket and never answers: the wait for a peer
         // passes, netdev_add blocks.
-        let client = std::thread::spawn({
-            let socket = socket.clone();
-            move || {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                loop {
-                    if let Ok(c) = UnixStream::connect(&socket) {
-                        return c;
-                    }
-                    assert!(Instant::now() < deadline, "QEMU never listened");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        });
+        let client = silent_client(&socket);
         let (s, v, _) = attach(d, "wedged", &nic);
         assert_eq!(s, 500, "{v}");
         assert!(message(&v).contains("marked stalled"), "{v}");
