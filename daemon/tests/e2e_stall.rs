@@ -6,8 +6,8 @@
 //!   and QEMU answers at once;
 //! - a back end that accepts QEMU's connection and never answers (`mode='client'`, a bare unix
 //!   listener here): `netdev_add` blocks QEMU, the attach fails at its deadline and the VM is
-//!   marked stalled (API `stalled`, reason and since); other live operations are refused at once
-//!   with that reason; once the back end is gone QEMU answers, the mark clears by itself,
+//!   marked stalled (API `stalled`, reason and since); other live operations (attach, detach,
+//!   qemu-monitor-command, shutdown) are refused at once with that reason; once the back end is gone QEMU answers, the mark clears by itself,
 //!   nothing of the NIC is left and a bridge NIC hot-plug works;
 //! - destroy of a VM stalled by a silent client of a `mode='server'` socket: QEMU killed,
 //!   nothing left (its socket removed too);
@@ -85,7 +85,16 @@ fn message(v: &Value) -> String {
         .to_string()
 }
 
-/// The VM's `stalled` in dominfo and in the list (they must agree).
+/// The VM's `stalled` in dominfo.
+fn stalled_info(d: &TestDaemon, vm: &str) -> Option<Value> {
+    let (s, info) = d.get(&format!("/v1/domains/{vm}"));
+    assert_eq!(s, 200, "{info}");
+    assert_eq!(info["state"], "running", "{info}");
+    info.get("stalled").cloned()
+}
+
+/// The VM's `stalled` in dominfo and in the list (they must agree: call it while the state
+/// does not change).
 fn stalled(d: &TestDaemon, vm: &str) -> Option<Value> {
     let (s, info) = d.get(&format!("/v1/domains/{vm}"));
     assert_eq!(s, 200, "{info}");
@@ -182,14 +191,19 @@ fn a_silent_back_end_marks_the_vm_stalled_until_qemu_answers() {
             &json!({"execute": "query-status"}),
         );
         refused("qemu-monitor-command", (s, v, t.elapsed()));
+        // A stalled QEMU cannot power down: shutdown is refused too (destroy works).
+        let t = Instant::now();
+        let (s, v) = d.post("/v1/domains/silent/shutdown");
+        refused("shutdown", (s, v, t.elapsed()));
 
         // The back end goes away: QEMU's handshake fails, netdev_add returns, the queued undo
         // runs; the mark clears by itself.
         drop(listener);
         let t = Instant::now();
         wait_until("the stalled mark to clear", Duration::from_secs(10), || {
-            stalled(d, "silent").is_none()
+            stalled_info(d, "silent").is_none()
         });
+        assert_eq!(stalled(d, "silent"), None);
         eprintln!(
             "stalled cleared {:?} after the back end went away",
             t.elapsed()
@@ -248,8 +262,9 @@ fn a_late_netdev_add_that_succeeds_is_undone() {
         let pmd = TestPmd::connect(pmd_bin, &socket);
         let t = Instant::now();
         wait_until("the stalled mark to clear", Duration::from_secs(60), || {
-            stalled(d, "late").is_none()
+            stalled_info(d, "late").is_none()
         });
+        assert_eq!(stalled(d, "late"), None);
         eprintln!("stalled cleared {:?} after testpmd started", t.elapsed());
         assert_eq!(
             qemu_objects(d, "late"),

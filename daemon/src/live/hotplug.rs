@@ -190,7 +190,14 @@ pub async fn unplug(
         &options(l, timeout),
     )
     .await
-    .map_err(vm_error)?;
+    .map_err(|e| {
+        if e.qemu_stalled() {
+            let reason = format!("the detach of {} got no reply: {e}", plan.nic);
+            let stall = Stall::new("detach-device", reason, LateObjects::default(), vec![]);
+            l.qmp.mark_stalled(stall);
+        }
+        vm_error(e)
+    })?;
     Ok(match outcome {
         DetachOutcome::Done(r) => {
             released(&l.status.name, status, &r);
@@ -264,7 +271,11 @@ pub fn pending_devices(status: &LiveStatus) -> Vec<String> {
 /// Whether QEMU still has device `alias` (`qom-list /machine/peripheral`).
 pub async fn device_present(l: &Live, alias: &str) -> Result<bool> {
     let list = l
-        .qmp("qom-list", json!({"path": "/machine/peripheral"}))
+        .qmp(
+            "detach-device",
+            "qom-list",
+            json!({"path": "/machine/peripheral"}),
+        )
         .await?;
     Ok(list
         .as_array()

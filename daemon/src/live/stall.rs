@@ -47,8 +47,6 @@ pub struct Stall {
     /// Sockets QEMU listens on for the stalled NIC (vhost-user `mode='server'`): `destroy`
     /// removes them, as QEMU killed leaves them.
     pub sockets: Vec<PathBuf>,
-    /// The task waiting for QEMU to answer.
-    pub watch: Option<AbortHandle>,
 }
 
 impl Stall {
@@ -62,8 +60,16 @@ impl Stall {
             },
             late,
             sockets,
-            watch: None,
         }
+    }
+
+    /// Takes in a later stall's objects and sockets (the reason and time stay the first's).
+    pub fn absorb(&mut self, later: Stall) {
+        let l = &mut self.late;
+        l.device = l.device.take().or(later.late.device);
+        l.netdev = l.netdev.take().or(later.late.netdev);
+        l.chardev = l.chardev.take().or(later.late.chardev);
+        self.sockets.extend(later.sockets);
     }
 
     /// How long ago it started, for messages (`12.3s`).
@@ -79,8 +85,9 @@ fn now_unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Spawns the watcher of VM `name` (instance `id`): one probe at a time until QEMU answers,
-/// then [`Daemon::on_qemu_answers`]. Stops when aborted (destroy) or when QEMU is gone.
+/// Spawns the stall watcher of VM `name` (instance `id`), for as long as the VM runs: each
+/// time a stall is marked on `qmp`, it sends one probe at a time until QEMU answers, then calls
+/// [`Daemon::on_qemu_answers`]. Stops when aborted (the VM stops) or the daemon is gone.
 pub(crate) fn spawn_stall_watch(
     daemon: &Daemon,
     name: &str,
@@ -91,49 +98,43 @@ pub(crate) fn spawn_stall_watch(
     let name = name.to_string();
     tokio::spawn(async move {
         loop {
-            let Ok(client) = qmp.client().await else {
-                return; // QEMU is gone: its exit watcher cleans up.
-            };
-            // QEMU runs commands in order: this answer comes after the stalled command's and
-            // after the undo queued behind it.
-            match client
-                .execute_with_timeout("query-status", json!({}), PROBE_WAIT)
-                .await
-            {
-                Ok(_) => break,
-                Err(_) if client.is_closed() => return,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            qmp.stall_marked().await;
+            loop {
+                let Ok(client) = qmp.client().await else {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                };
+                // QEMU runs commands in order: this answer comes after the stalled command's
+                // and after the undo queued behind it.
+                match client
+                    .execute_with_timeout("query-status", json!({}), PROBE_WAIT)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
             }
-        }
-        if let Some(d) = me.upgrade() {
-            d.on_qemu_answers(&name, id).await;
+            match me.upgrade() {
+                Some(d) => d.on_qemu_answers(&name, id).await,
+                None => return,
+            }
         }
     })
     .abort_handle()
 }
 
 impl Daemon {
-    /// Marks the running VM `name` stalled and starts waiting for QEMU to answer again. The
-    /// caller publishes the VM's view.
-    pub(crate) fn mark_stalled(&self, name: &str, l: &mut super::Live, mut stall: Stall) {
-        tracing::warn!(vm = %name, operation = %stall.info.operation, reason = %stall.info.reason,
-            "QEMU's monitor does not answer: VM marked stalled");
-        if let Some(old) = l.stall.take().and_then(|s| s.watch) {
-            old.abort();
-        }
-        stall.watch = Some(spawn_stall_watch(self, name, l.status.id, l.qmp.clone()));
-        l.stall = Some(stall);
-    }
-
     /// QEMU of VM `name` (instance `id`) answers again: the stalled mark is cleared, what the
     /// late reply created is removed, and the view is published.
     pub(crate) async fn on_qemu_answers(&self, name: &str, id: u32) {
         let Ok(entry) = self.entry(name) else { return };
-        let mut slot = entry.slot.lock().await;
-        let Some(l) = slot.live.as_mut().filter(|l| l.status.id == id) else {
+        let slot = entry.slot.lock().await;
+        let Some(l) = slot.live.as_ref().filter(|l| l.status.id == id) else {
             return;
         };
-        let Some(stall) = l.stall.take() else { return };
+        let Some(stall) = l.qmp.take_stall() else {
+            return;
+        };
         let left = match l.qmp.client().await {
             Ok(c) => remove_late(&c, &stall.late).await,
             Err(e) => vec![e.to_string()],

@@ -214,7 +214,7 @@ impl Daemon {
                     let Some(stall) = f.stall else {
                         return Err(f.error);
                     };
-                    self.mark_stalled(name, l, stall);
+                    l.qmp.mark_stalled(stall);
                     return Err(match f.error {
                         DaemonError::HotplugFailed(m) => DaemonError::HotplugFailed(format!(
                             "{m}. VM '{name}' is marked stalled until QEMU answers again (then \

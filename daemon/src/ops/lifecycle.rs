@@ -12,7 +12,9 @@ use virtnet_vm::{exec, plan_start, ExecOptions, PlanContext, StopMode};
 use super::refused;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
-use crate::live::{live_domain, spawn_event_listener, status_of, Handle, Live, QmpLink};
+use crate::live::{
+    live_domain, spawn_event_listener, spawn_stall_watch, status_of, Handle, Live, QmpLink,
+};
 use crate::model::{DomainInfo, StopResponse, VmState};
 use crate::registry::{claims_of, Scope};
 use crate::store::LiveStatus;
@@ -145,6 +147,7 @@ impl Daemon {
         });
         let qmp = Arc::new(QmpLink::connected(&status.qmp_socket, vm.qmp().clone()));
         let events = spawn_event_listener(self, name, id, qmp.clone());
+        let stall_watch = spawn_stall_watch(self, name, id, qmp.clone());
         tracing::info!(vm = %name, id, pid = status.pid, "running");
         Ok(Live {
             domain: Arc::new(live_dom),
@@ -153,7 +156,7 @@ impl Daemon {
             qmp,
             watcher: Some(watcher),
             events: Some(events),
-            stall: None,
+            stall_watch: Some(stall_watch),
         })
     }
 
@@ -180,7 +183,7 @@ impl Daemon {
         // A stalled QEMU cannot power down, and its blocked main loop does not act on
         // SIGTERM: shutdown is refused with the reason, destroy kills it at once.
         let mut mode = mode;
-        if let Some(l) = slot.live.as_ref().filter(|l| l.stall.is_some()) {
+        if let Some(l) = slot.live.as_ref().filter(|l| l.qmp.stalled().is_some()) {
             if mode == StopMode::Destroy {
                 mode = StopMode::Kill;
             } else {
@@ -236,7 +239,7 @@ impl Daemon {
         live.stop_tasks();
         let mut leftovers = Vec::new();
         // QEMU killed while stalled in a hot-plug leaves the socket it listened on for it.
-        let stall_sockets = live.stall.take().map(|s| s.sockets).unwrap_or_default();
+        let stall_sockets = live.qmp.take_stall().map(|s| s.sockets).unwrap_or_default();
         let method = match std::mem::replace(&mut live.handle, Handle::Gone) {
             Handle::Started(vm) => match self.host() {
                 Ok(host) => {

@@ -1,10 +1,7 @@
 //! `qemu-monitor-command`: one QMP command passed through, for experts.
 
 use crate::daemon::Daemon;
-use virtnet_qemu::QemuError;
-
 use crate::error::{DaemonError, Result};
-use crate::live::Stall;
 use crate::model::QmpResponse;
 
 impl Daemon {
@@ -33,11 +30,11 @@ impl Daemon {
             )));
         }
         let entry = self.entry(name)?;
-        let mut slot = entry.slot.lock().await;
+        let slot = entry.slot.lock().await;
         if slot.gone {
             return Err(DaemonError::NoSuchVm { name: name.into() });
         }
-        let Some(live) = slot.live.as_mut() else {
+        let Some(live) = slot.live.as_ref() else {
             return Err(DaemonError::InvalidState {
                 name: name.into(),
                 state: "shut off".into(),
@@ -45,19 +42,7 @@ impl Daemon {
             });
         };
         tracing::warn!(vm = %name, command = %execute, "qemu-monitor-command: virtnetd does not track what this changes");
-        let client = live.qmp_client().await?;
-        match client.execute(execute, args).await {
-            Ok(r) => Ok(QmpResponse { return_: r }),
-            Err(e @ QemuError::CommandTimeout { .. }) => {
-                let reason = format!("`{execute}` (qemu-monitor-command) got no reply: {e}");
-                let stall = Stall::new("qemu-monitor-command", reason, Default::default(), vec![]);
-                self.mark_stalled(name, live, stall);
-                entry.publish(&slot, None);
-                Err(DaemonError::Vm(format!(
-                    "{e}. VM '{name}' is marked stalled until QEMU answers again"
-                )))
-            }
-            Err(e) => Err(DaemonError::Vm(e.to_string())),
-        }
+        let r = live.qmp("qemu-monitor-command", execute, args).await?;
+        Ok(QmpResponse { return_: r })
     }
 }

@@ -27,7 +27,7 @@ impl Daemon {
                 state: v.state,
                 persistent: v.persistent.is_some(),
                 problem: v.problem.clone(),
-                stalled: v.stalled.clone(),
+                stalled: v.stalled(),
             })
             .collect();
         DomainList { domains }
@@ -58,7 +58,7 @@ impl Daemon {
             qmp_socket: v.qmp_socket.clone(),
             log_path: v.log_path.clone(),
             problem: v.problem.clone(),
-            stalled: v.stalled.clone(),
+            stalled: v.stalled(),
         })
     }
 

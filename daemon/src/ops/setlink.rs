@@ -114,7 +114,14 @@ impl Daemon {
             let iface = &l.domain.devices.interfaces[i];
             let was_up = iface.link_up();
             let device = iface.alias().unwrap_or_default().to_string();
-            if let Err(e) = l.qmp("set_link", json!({ "name": device, "up": up })).await {
+            if let Err(e) = l
+                .qmp(
+                    "domif-setlink",
+                    "set_link",
+                    json!({ "name": device, "up": up }),
+                )
+                .await
+            {
                 if new_def.is_some() {
                     self.restore_definition(name, persistent.as_deref()).await;
                 }
@@ -129,7 +136,11 @@ impl Daemon {
             };
             if let Err(e) = saved {
                 let _ = l
-                    .qmp("set_link", json!({ "name": device, "up": was_up }))
+                    .qmp(
+                        "domif-setlink",
+                        "set_link",
+                        json!({ "name": device, "up": was_up }),
+                    )
                     .await;
                 if new_def.is_some() {
                     self.restore_definition(name, persistent.as_deref()).await;
