@@ -76,31 +76,17 @@ fn options(l: &Live, unplug_timeout: Duration) -> HotplugOptions {
     }
 }
 
-/// A plug that failed, with the stall it ran into (QEMU's monitor stopped answering), if any.
-#[derive(Debug)]
-pub struct PlugFailed {
-    /// The error for the caller.
-    pub error: DaemonError,
-    /// Set when a QMP command got no reply in time: mark the VM stalled.
-    pub stall: Option<Stall>,
-}
-
-impl From<DaemonError> for PlugFailed {
-    fn from(error: DaemonError) -> Self {
-        PlugFailed { error, stall: None }
-    }
-}
-
 /// Plugs `iface` (MAC assigned, validated) into the running VM: planned against the live
 /// definition, every step undone if a later one fails. `backend_timeout` bounds the wait for
-/// a vhost-user back end to connect to a socket QEMU listens on.
+/// a vhost-user back end to connect to a socket QEMU listens on. A QMP command that gets no
+/// reply in time marks the VM stalled (see [`Stall`]), with what the late reply may create.
 pub async fn plug(
     l: &Live,
     host: &dyn HostNet,
     caps: &QemuCaps,
     iface: &Interface,
     backend_timeout: Duration,
-) -> std::result::Result<Plugged, PlugFailed> {
+) -> Result<Plugged> {
     let plan = plan_attach(&l.domain, iface, caps).map_err(vm_error)?;
     let qmp = l.qmp_client().await?;
     let opts = HotplugOptions {
@@ -109,13 +95,16 @@ pub async fn plug(
     };
     let nic = match exec::attach(&plan, host, &qmp, &opts).await {
         Ok(nic) => nic,
-        Err(e) => {
-            let stall = e.qemu_stalled().then(|| stall_of(&plan, &e));
-            return Err(PlugFailed {
-                error: vm_error(e),
-                stall,
-            });
+        Err(e) if e.qemu_stalled() => {
+            l.qmp.mark_stalled(stall_of(&plan, &e));
+            let vm = &l.status.name;
+            return Err(DaemonError::HotplugFailed(format!(
+                "{e}. VM '{vm}' is marked stalled until QEMU answers again (then what the late \
+                 reply created is undone); live operations on it are refused meanwhile; \
+                 `virtnet destroy {vm}` stops it now"
+            )));
         }
+        Err(e) => return Err(vm_error(e)),
     };
     let iface = nic.interface().map_err(vm_error)?;
     Ok(Plugged { iface, nic })

@@ -206,25 +206,8 @@ impl Daemon {
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| self.config.qemu.clone());
         let caps = self.caps(&qemu).await?;
-        let plugged =
-            match hotplug::plug(l, host.as_ref(), &caps, &iface, self.config.backend_timeout).await
-            {
-                Ok(p) => p,
-                Err(f) => {
-                    let Some(stall) = f.stall else {
-                        return Err(f.error);
-                    };
-                    l.qmp.mark_stalled(stall);
-                    return Err(match f.error {
-                        DaemonError::HotplugFailed(m) => DaemonError::HotplugFailed(format!(
-                            "{m}. VM '{name}' is marked stalled until QEMU answers again (then \
-                         what the late reply created is undone); live operations on it are \
-                         refused meanwhile; `virtnet destroy {name}` stops it now"
-                        )),
-                        other => other,
-                    });
-                }
-            };
+        let backend_timeout = self.config.backend_timeout;
+        let plugged = hotplug::plug(l, host.as_ref(), &caps, &iface, backend_timeout).await?;
         let new_live = with_interface(&l.domain, plugged.iface.clone());
         let mut status = l.status.clone();
         status.live_xml = new_live.to_xml();

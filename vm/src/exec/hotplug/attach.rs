@@ -244,7 +244,7 @@ async fn wait_back_end(qmp: &QmpClient, id: &str, opts: &HotplugOptions) -> Resu
 }
 
 /// How often [`wait_back_end`] asks QEMU.
-const BACK_END_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+const BACK_END_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn push_undo(step: &AttachStep, p: &mut Progress) {
     let u = match &step.undo {
