@@ -7,7 +7,8 @@
 //! - a back end that accepts QEMU's connection and never answers (`mode='client'`, a bare unix
 //!   listener here): `netdev_add` blocks QEMU, the attach fails at its deadline and the VM is
 //!   marked stalled (API `stalled`, reason and since); other live operations (attach, detach,
-//!   qemu-monitor-command, shutdown) are refused at once with that reason; once the back end is gone QEMU answers, the mark clears by itself,
+//!   update, setlink, chardev change, qemu-monitor-command, shutdown) are refused at once with
+//!   that reason; once the back end is gone QEMU answers, the mark clears by itself,
 //!   nothing of the NIC is left and a bridge NIC hot-plug works;
 //! - destroy of a VM stalled by a silent client of a `mode='server'` socket: QEMU killed,
 //!   nothing left (its socket removed too);
@@ -191,6 +192,26 @@ fn a_silent_back_end_marks_the_vm_stalled_until_qemu_answers() {
             &json!({"execute": "query-status"}),
         );
         refused("qemu-monitor-command", (s, v, t.elapsed()));
+        let mut call = |what: &str, path: &str, body: Value| {
+            let t = Instant::now();
+            let (s, v) = post_json(d, path, &body);
+            refused(what, (s, v, t.elapsed()));
+        };
+        call(
+            "update",
+            "/v1/domains/silent/devices/update",
+            json!({"xml": bridge_nic("52:54:00:00:32:04", "br0"), "live": true}),
+        );
+        call(
+            "setlink",
+            "/v1/domains/silent/interfaces/52:54:00:00:32:04/link",
+            json!({"state": "down", "live": true}),
+        );
+        call(
+            "chardev-change",
+            "/v1/domains/silent/chardevs/serial0",
+            json!({"type": "null", "live": true}),
+        );
         // A stalled QEMU cannot power down: shutdown is refused too (destroy works).
         let t = Instant::now();
         let (s, v) = d.post("/v1/domains/silent/shutdown");
