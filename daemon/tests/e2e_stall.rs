@@ -192,7 +192,7 @@ fn a_silent_back_end_marks_the_vm_stalled_until_qemu_answers() {
             &json!({"execute": "query-status"}),
         );
         refused("qemu-monitor-command", (s, v, t.elapsed()));
-        let mut call = |what: &str, path: &str, body: Value| {
+        let call = |what: &str, path: &str, body: Value| {
             let t = Instant::now();
             let (s, v) = post_json(d, path, &body);
             refused(what, (s, v, t.elapsed()));
