@@ -98,7 +98,7 @@ impl QmpLink {
     pub(crate) fn stall_message(&self) -> Option<String> {
         self.stall_slot().as_ref().map(|s| {
             format!(
-                "QEMU has not answered its monitor for {} (since {} found: {})",
+                "QEMU has not answered its monitor for {} (found by {}: {})",
                 s.age(),
                 s.info.operation,
                 s.info.reason
@@ -119,5 +119,53 @@ impl QmpLink {
     /// Drops the connection (the VM stopped): QEMU sees the monitor close.
     pub async fn close(&self) {
         self.client.lock().await.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::LateObjects;
+
+    fn stall(op: &str, netdev: Option<&str>, socket: Option<&str>) -> Stall {
+        let late = LateObjects {
+            netdev: netdev.map(String::from),
+            ..LateObjects::default()
+        };
+        let sockets = socket.into_iter().map(PathBuf::from).collect();
+        Stall::new(op, format!("{op} got no reply"), late, sockets)
+    }
+
+    #[test]
+    fn a_stall_is_shown_refused_with_and_cleared() {
+        let link = QmpLink::lazy("/run/virtnet/vm1/qmp.sock");
+        assert_eq!(link.stalled(), None);
+        assert_eq!(link.stall_message(), None);
+        link.mark_stalled(stall(
+            "attach-device",
+            Some("hostnet1"),
+            Some("/run/vu.sock"),
+        ));
+        let shown = link.stalled().unwrap();
+        assert_eq!(shown.operation, "attach-device");
+        assert!(shown.since_unix_ms > 0);
+        let why = link.stall_message().unwrap();
+        assert!(
+            why.contains("found by attach-device: attach-device got no reply"),
+            "{why}"
+        );
+        // A second stall keeps the first's reason and time, and adds what it may leave.
+        link.mark_stalled(stall("domif-setlink", None, Some("/run/vu2.sock")));
+        assert_eq!(link.stalled().unwrap(), shown);
+        let taken = link.take_stall().unwrap();
+        assert_eq!(taken.late.netdev.as_deref(), Some("hostnet1"));
+        assert_eq!(
+            taken.sockets,
+            [
+                PathBuf::from("/run/vu.sock"),
+                PathBuf::from("/run/vu2.sock")
+            ]
+        );
+        assert_eq!(link.stalled(), None);
     }
 }
