@@ -15,7 +15,9 @@ use virtnet_qemu::validate::Operation;
 use virtnet_qemu::QemuCaps;
 use virtnet_vm::exec::{self, DetachOutcome, PendingDetach};
 use virtnet_vm::plan::PlannedBackend;
-use virtnet_vm::{plan_attach, plan_detach, AttachPlan, AttachedNic, HotplugOptions, VmError};
+use virtnet_vm::{
+    plan_attach, plan_detach, AttachPlan, AttachStepId, AttachedNic, HotplugOptions, VmError,
+};
 
 use super::{LateObjects, Live, Stall};
 use crate::error::{DaemonError, Result};
@@ -97,6 +99,9 @@ pub async fn plug(
         Ok(nic) => nic,
         Err(e) if e.qemu_stalled() => {
             l.qmp.mark_stalled(stall_of(&plan, &e));
+            if let Some(socket) = waits_for_a_connection(&plan, &e) {
+                super::rescue::spawn_rescue(&l.status.name, socket);
+            }
             let vm = &l.status.name;
             return Err(DaemonError::HotplugFailed(format!(
                 "{e}. VM '{vm}' is marked stalled until QEMU answers again (then what the late \
@@ -108,6 +113,19 @@ pub async fn plug(
     };
     let iface = nic.interface().map_err(vm_error)?;
     Ok(Plugged { iface, nic })
+}
+
+/// The socket QEMU listens on when it stalled inside `netdev_add` of a `mode='server'`
+/// vhost-user NIC: there it waits for a back end to complete the handshake (see `rescue`).
+fn waits_for_a_connection(plan: &AttachPlan, e: &VmError) -> Option<std::path::PathBuf> {
+    match &plan.backend {
+        PlannedBackend::VhostUser { socket, mode }
+            if mode == "server" && e.failed_attach_step() == Some(AttachStepId::NetdevAdd) =>
+        {
+            Some(socket.into())
+        }
+        _ => None,
+    }
 }
 
 /// The stall an attach ran into: which step got no reply, and what QEMU may still create.

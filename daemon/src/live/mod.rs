@@ -6,6 +6,7 @@ mod events;
 pub mod hotplug;
 mod proc;
 mod qmp;
+mod rescue;
 mod stall;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,9 @@
 //! a watcher ([`spawn_stall_watch`]) sends one probe that QEMU answers only after the stalled
 //! command and the undo queued behind it. Then the mark is cleared and whatever the late reply
 //! created (device, netdev, chardev) and is still there is removed, so the VM is as it was
-//! before the operation.
+//! before the operation. A stall inside `netdev_add` on a socket QEMU listens on also gets a
+//! stand-in back end (`rescue`), as QEMU 7.2 waits there for a new connection once the silent
+//! one goes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
