@@ -124,8 +124,10 @@ pub enum VmError {
     /// the deadline: QEMU 7.2 would block (its monitor too) until one did, so virtnet gives up.
     #[error(
         "no back end connected to the vhost-user socket {socket} ({nic}, mode='server': QEMU \
-         listens there) within {waited:.1?}: start the vhost-user back end so that it connects \
-         to {socket} as a client, then try again (or use mode='client' if the back end listens)"
+         listens there) within {waited:.1?}{}: start the vhost-user back end so that it \
+         connects to {socket} as a client, then try again (or use mode='client' if the back \
+         end listens)",
+        if *at_start { " (or one connected but did not answer QEMU's handshake)" } else { "" }
     )]
     NoBackEnd {
         /// The interface.
@@ -134,6 +136,8 @@ pub enum VmError {
         socket: String,
         /// How long virtnet waited.
         waited: std::time::Duration,
+        /// At start, where QEMU's log cannot tell a silent back end from none at all.
+        at_start: bool,
     },
 
     /// A detach of this device was started before and has not completed yet: the guest has

@@ -12,7 +12,8 @@ use crate::plan::{PlannedBackend, StartPlan};
 /// to connect to the socket of a vhost-user NIC it listens on (`mode='server'`).
 ///
 /// QEMU 7.2 waits for that before its monitor answers (the chardev's default `wait=on`, and
-/// `netdev vhost-user` waits too), so no QMP step can watch it: the deadline is
+/// `netdev vhost-user` waits too, for the handshake as well: a back end that connects and stays
+/// silent logs nothing more), so no QMP step can watch it: the deadline is
 /// [`super::ExecOptions::start_timeout`], and QEMU's log line `QEMU waiting for connection on:
 /// disconnected:unix:PATH,server=on` tells which socket it was waiting on.
 pub(super) fn waiting_for_back_end(
@@ -50,6 +51,7 @@ pub(super) fn waiting_for_back_end(
                 ),
                 socket: socket.clone(),
                 waited,
+                at_start: true,
             })
         }
         _ => None,
@@ -120,6 +122,7 @@ mod tests {
             socket,
             nic,
             waited,
+            at_start,
         } = &e
         else {
             panic!("{e:?}")
@@ -127,7 +130,12 @@ mod tests {
         assert_eq!(socket, "/run/vhost/a.sock");
         assert!(nic.contains("52:54:00:00:00:06"), "{nic}");
         assert_eq!(*waited, Duration::from_secs(3));
+        assert!(*at_start);
         assert!(e.to_string().contains("no back end connected"), "{e}");
+        assert!(
+            e.to_string().contains("did not answer QEMU's handshake"),
+            "{e}"
+        );
     }
 
     const D: Duration = Duration::from_secs(3);

@@ -132,6 +132,7 @@ async fn run(
                             nic: plan.nic.clone(),
                             socket: socket.clone(),
                             waited,
+                            at_start: false,
                         },
                         WaitError::Qmp(cmd, e) => {
                             if is_timeout(&e) {
