@@ -119,7 +119,9 @@ fn attach_with_no_back_end_fails_at_the_deadline_and_leaves_nothing() {
         let socket = dir.join("nobe-vu.sock");
         let nic = vhostuser_nic("52:54:00:00:31:01", &socket, "server");
         let (s, v, took) = attach(d, "nobe", &nic);
-        assert_eq!(s, 500, "{v}");
+        // The user's to fix (start the back end), and nothing was left: 409 refused.
+        assert_eq!(s, 409, "{v}");
+        assert_eq!(v["error"]["kind"], "refused", "{v}");
         let m = message(&v);
         assert!(m.contains("no back end connected"), "{m}");
         assert!(m.contains(&socket.display().to_string()), "{m}");
@@ -346,7 +348,8 @@ fn start_with_no_back_end_fails_at_the_deadline_and_leaves_nothing() {
         let t = Instant::now();
         let (s, v) = d.post("/v1/domains/nostart/start");
         let took = t.elapsed();
-        assert_eq!(s, 500, "{v}");
+        assert_eq!(s, 409, "{v}");
+        assert_eq!(v["error"]["kind"], "refused", "{v}");
         let m = message(&v);
         assert!(m.contains("no back end connected"), "{m}");
         assert!(m.contains(&socket.display().to_string()), "{m}");

@@ -131,6 +131,7 @@ mod tests {
         assert!(nic.contains("52:54:00:00:00:06"), "{nic}");
         assert_eq!(*waited, Duration::from_secs(3));
         assert!(*at_start);
+        assert!(e.is_user_error(), "the back end is the user's to start");
         assert!(e.to_string().contains("no back end connected"), "{e}");
         assert!(
             e.to_string().contains("did not answer QEMU's handshake"),
