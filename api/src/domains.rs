@@ -36,6 +36,21 @@ impl VmState {
     }
 }
 
+/// A running VM whose QEMU stopped answering its monitor: a QMP command of an operation got no
+/// reply within its deadline (QEMU 7.2 blocks inside `netdev_add` while a vhost-user back end
+/// does not answer). Live operations on it are refused with this reason until QEMU answers
+/// again (then it clears by itself and what the late reply created is undone); `destroy`
+/// works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stalled {
+    /// Why: the command that got no reply and what QEMU is likely waiting for.
+    pub reason: String,
+    /// The operation that found it (`attach-device`, `qemu-monitor-command`, ...).
+    pub operation: String,
+    /// Since when, in milliseconds since the epoch.
+    pub since_unix_ms: u64,
+}
+
 /// One line of `GET /v1/domains`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DomainSummary {
@@ -51,6 +66,9 @@ pub struct DomainSummary {
     pub persistent: bool,
     /// What is wrong with the stored files, if anything.
     pub problem: Option<String>,
+    /// Set while QEMU's monitor does not answer (state stays `running`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<Stalled>,
 }
 
 /// `GET /v1/domains`.
@@ -87,6 +105,9 @@ pub struct DomainInfo {
     pub log_path: Option<String>,
     /// What is wrong with the stored files, if anything.
     pub problem: Option<String>,
+    /// Set while QEMU's monitor does not answer (state stays `running`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<Stalled>,
 }
 
 /// `POST /v1/domains` with `Content-Type: application/json` (with `application/xml` the body

@@ -1,6 +1,7 @@
 //! Where the daemon keeps its socket and files.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default directory of persistent state (definitions).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/virtnet";
@@ -20,7 +21,16 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// The QEMU binary for domains without `<emulator>`.
     pub qemu: PathBuf,
+    /// How long a hot-plug waits for a vhost-user back end to connect to a socket QEMU listens
+    /// on (`mode='server'`) before `netdev_add` (QEMU 7.2 would block until one did).
+    pub backend_timeout: Duration,
+    /// How long QEMU may take to bring up its monitor at start; QEMU 7.2 waits for the back
+    /// ends of `mode='server'` vhost-user NICs first, so this is their deadline at start.
+    pub start_timeout: Duration,
 }
+
+/// Default of [`Config::backend_timeout`] and [`Config::start_timeout`].
+pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The QEMU binary used when a domain names no `<emulator>`.
 pub const DEFAULT_QEMU: &str = "/usr/bin/qemu-system-x86_64";
@@ -36,6 +46,8 @@ impl Config {
             state_dir: base.join("state"),
             run_dir,
             qemu: DEFAULT_QEMU.into(),
+            backend_timeout: DEFAULT_BACKEND_TIMEOUT,
+            start_timeout: DEFAULT_BACKEND_TIMEOUT,
         }
     }
 
@@ -46,6 +58,8 @@ impl Config {
             state_dir: DEFAULT_STATE_DIR.into(),
             run_dir: DEFAULT_RUN_DIR.into(),
             qemu: DEFAULT_QEMU.into(),
+            backend_timeout: DEFAULT_BACKEND_TIMEOUT,
+            start_timeout: DEFAULT_BACKEND_TIMEOUT,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -25,6 +26,32 @@ struct Args {
     /// QEMU binary for domains without <emulator>.
     #[arg(long, env = "VIRTNETD_QEMU", value_name = "PATH", default_value = DEFAULT_QEMU)]
     qemu: PathBuf,
+    /// Seconds a NIC hot-plug waits for a vhost-user back end to connect to a socket QEMU
+    /// listens on (mode='server') before giving up.
+    #[arg(
+        long,
+        env = "VIRTNETD_BACKEND_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10.0
+    )]
+    backend_timeout: f64,
+    /// Seconds QEMU may take to bring up its monitor at start (it waits for the back ends of
+    /// mode='server' vhost-user NICs first).
+    #[arg(
+        long,
+        env = "VIRTNETD_START_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10.0
+    )]
+    start_timeout: f64,
+}
+
+/// `secs` as a duration, refusing what is not a positive number of seconds.
+fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("--{what} must be a positive number of seconds, not {secs}"))
 }
 
 fn main() -> ExitCode {
@@ -34,6 +61,16 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let (backend_timeout, start_timeout) = match (
+        seconds("backend-timeout", args.backend_timeout),
+        seconds("start-timeout", args.start_timeout),
+    ) {
+        (Ok(b), Ok(s)) => (b, s),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("virtnetd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = Config {
         socket: args
             .socket
@@ -41,6 +78,8 @@ fn main() -> ExitCode {
         state_dir: args.state_dir,
         run_dir: args.run_dir,
         qemu: args.qemu,
+        backend_timeout,
+        start_timeout,
     };
     // One thread runs every task: the daemon's work is waiting on sockets (API clients, QMP,
     // switches) and short bursts of CPU, and its replies wait on QEMU, which needs the cores.

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use virtnet_conf::Domain;
 
-use crate::live::Live;
-use crate::model::VmState;
+use crate::live::{Live, QmpLink};
+use crate::model::{Stalled, VmState};
 
 /// Everything about one VM that operations change. Guarded by [`VmEntry::slot`].
 #[derive(Default)]
@@ -71,12 +71,19 @@ pub struct VmView {
     pub problem: Option<String>,
     /// Aliases of the interfaces whose removal waits for the guest.
     pub pending_removals: Vec<String>,
+    /// The running VM's QMP link: whether QEMU answers is read from it at query time.
+    pub qmp: Option<Arc<QmpLink>>,
 }
 
 impl VmView {
     /// Whether the view shows nothing (an entry being created).
     pub fn is_empty(&self) -> bool {
         self.persistent.is_none() && self.live.is_none() && self.problem.is_none()
+    }
+
+    /// Set while the running VM's QEMU does not answer its monitor.
+    pub fn stalled(&self) -> Option<Stalled> {
+        self.qmp.as_ref().and_then(|q| q.stalled())
     }
 
     /// The live definition when running, else the persistent one.
@@ -110,6 +117,7 @@ impl VmEntry {
                 log_path: None,
                 problem: None,
                 pending_removals: Vec::new(),
+                qmp: None,
             })),
         }
     }
@@ -143,6 +151,7 @@ impl VmEntry {
             pending_removals: live
                 .map(|l| crate::live::hotplug::pending_devices(&l.status))
                 .unwrap_or_default(),
+            qmp: live.map(|l| l.qmp.clone()),
         };
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
     }

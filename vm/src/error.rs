@@ -120,6 +120,26 @@ pub enum VmError {
         cleanup: Vec<String>,
     },
 
+    /// No vhost-user back end connected to a socket QEMU listens on (`mode='server'`) within
+    /// the deadline: QEMU 7.2 would block (its monitor too) until one did, so virtnet gives up.
+    #[error(
+        "no back end connected to the vhost-user socket {socket} ({nic}, mode='server': QEMU \
+         listens there) within {waited:.1?}{}: start the vhost-user back end so that it \
+         connects to {socket} as a client, then try again (or use mode='client' if the back \
+         end listens)",
+        if *at_start { " (or one connected but did not answer QEMU's handshake)" } else { "" }
+    )]
+    NoBackEnd {
+        /// The interface.
+        nic: String,
+        /// The socket path.
+        socket: String,
+        /// How long virtnet waited.
+        waited: std::time::Duration,
+        /// At start, where QEMU's log cannot tell a silent back end from none at all.
+        at_start: bool,
+    },
+
     /// A detach of this device was started before and has not completed yet: the guest has
     /// not released the device. It stays pending (QEMU removes it when the guest acknowledges).
     #[error(
@@ -197,7 +217,9 @@ impl VmError {
             | VmError::UnsupportedInterface { .. }
             | VmError::InvalidHotplug { .. }
             | VmError::DetachPending { .. }
-            | VmError::NoPendingDetach { .. } => true,
+            | VmError::NoPendingDetach { .. }
+            // The definition's back end is not there (nothing connected to its socket).
+            | VmError::NoBackEnd { .. } => true,
             VmError::Argv(e) => matches!(
                 **e,
                 QemuError::UnsupportedInterface { .. }

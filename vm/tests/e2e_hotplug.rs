@@ -119,7 +119,7 @@ fn every_attach_failure_leaves_nothing_behind() {
             let vu_plan = plan_attach(&live.domain, &iface(&vu), &env.caps).unwrap();
             let injected = ap.step_ids().into_iter().map(|s| (ap.clone(), s)).chain([
                 (vu_plan.clone(), AttachStepId::ChardevAdd),
-                (vu_plan.clone(), AttachStepId::NetdevAdd),
+                (vu_plan.clone(), AttachStepId::WaitBackEnd),
             ]);
             for (p, step) in injected {
                 let o = HotplugOptions {

@@ -374,3 +374,11 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 pub fn dash(v: Option<impl ToString>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
+
+/// How long ago a time in milliseconds since the epoch was: `12.3 s ago`.
+pub(crate) fn ago(unix_ms: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    format!("{:.1} s ago", now.saturating_sub(unix_ms) as f64 / 1000.0)
+}

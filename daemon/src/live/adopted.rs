@@ -116,7 +116,9 @@ impl Adopted {
                 }
             }
         }
-        if self.signal(libc::SIGTERM).is_err() || self.wait_exit(SIGTERM_GRACE).await {
+        if mode != StopMode::Kill
+            && (self.signal(libc::SIGTERM).is_err() || self.wait_exit(SIGTERM_GRACE).await)
+        {
             return StopMethod::Sigterm;
         }
         let _ = self.signal(libc::SIGKILL);

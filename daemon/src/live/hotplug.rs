@@ -14,9 +14,12 @@ use virtnet_host::HostNet;
 use virtnet_qemu::validate::Operation;
 use virtnet_qemu::QemuCaps;
 use virtnet_vm::exec::{self, DetachOutcome, PendingDetach};
-use virtnet_vm::{plan_attach, plan_detach, AttachedNic, HotplugOptions, VmError};
+use virtnet_vm::plan::PlannedBackend;
+use virtnet_vm::{
+    plan_attach, plan_detach, AttachPlan, AttachStepId, AttachedNic, HotplugOptions, VmError,
+};
 
-use super::Live;
+use super::{LateObjects, Live, Stall};
 use crate::error::{DaemonError, Result};
 use crate::store::LiveStatus;
 
@@ -76,20 +79,77 @@ fn options(l: &Live, unplug_timeout: Duration) -> HotplugOptions {
 }
 
 /// Plugs `iface` (MAC assigned, validated) into the running VM: planned against the live
-/// definition, every step undone if a later one fails.
+/// definition, every step undone if a later one fails. `backend_timeout` bounds the wait for
+/// a vhost-user back end to connect to a socket QEMU listens on. A QMP command that gets no
+/// reply in time marks the VM stalled (see [`Stall`]), with what the late reply may create.
 pub async fn plug(
     l: &Live,
     host: &dyn HostNet,
     caps: &QemuCaps,
     iface: &Interface,
+    backend_timeout: Duration,
 ) -> Result<Plugged> {
     let plan = plan_attach(&l.domain, iface, caps).map_err(vm_error)?;
     let qmp = l.qmp_client().await?;
-    let nic = exec::attach(&plan, host, &qmp, &options(l, UNDO_WAIT))
-        .await
-        .map_err(vm_error)?;
+    let opts = HotplugOptions {
+        backend_timeout,
+        ..options(l, UNDO_WAIT)
+    };
+    let nic = match exec::attach(&plan, host, &qmp, &opts).await {
+        Ok(nic) => nic,
+        Err(e) if e.qemu_stalled() => {
+            l.qmp.mark_stalled(stall_of(&plan, &e));
+            if let Some(socket) = waits_for_a_connection(&plan, &e) {
+                super::rescue::spawn_rescue(&l.status.name, socket);
+            }
+            let vm = &l.status.name;
+            return Err(DaemonError::HotplugFailed(format!(
+                "{e}. VM '{vm}' is marked stalled until QEMU answers again (then what the late \
+                 reply created is undone); live operations on it are refused meanwhile; \
+                 `virtnet destroy {vm}` stops it now"
+            )));
+        }
+        Err(e) => return Err(vm_error(e)),
+    };
     let iface = nic.interface().map_err(vm_error)?;
     Ok(Plugged { iface, nic })
+}
+
+/// The socket QEMU listens on when it stalled inside `netdev_add` of a `mode='server'`
+/// vhost-user NIC: there it waits for a back end to complete the handshake (see `rescue`).
+fn waits_for_a_connection(plan: &AttachPlan, e: &VmError) -> Option<std::path::PathBuf> {
+    match &plan.backend {
+        PlannedBackend::VhostUser { socket, mode }
+            if mode == "server" && e.failed_attach_step() == Some(AttachStepId::NetdevAdd) =>
+        {
+            Some(socket.into())
+        }
+        _ => None,
+    }
+}
+
+/// The stall an attach ran into: which step got no reply, and what QEMU may still create.
+fn stall_of(plan: &AttachPlan, e: &VmError) -> Stall {
+    let step = e
+        .failed_attach_step()
+        .map_or_else(|| "a command".to_string(), |s| format!("`{s}`"));
+    let mut reason = format!("{step} of the attach of {} got no reply", plan.nic);
+    let mut sockets = Vec::new();
+    if let PlannedBackend::VhostUser { socket, mode } = &plan.backend {
+        reason.push_str(&format!(
+            "; QEMU waits for the vhost-user back end on {socket} to answer its handshake \
+             (stop or fix that back end)"
+        ));
+        if mode == "server" {
+            sockets.push(socket.into());
+        }
+    }
+    let late = LateObjects {
+        device: Some(plan.device_id.clone()),
+        netdev: plan.netdev_id.clone(),
+        chardev: plan.chardev_id.clone(),
+    };
+    Stall::new("attach-device", reason, late, sockets)
 }
 
 /// Undoes a plug that cannot be kept (its status could not be written); returns what could
@@ -137,7 +197,14 @@ pub async fn unplug(
         &options(l, timeout),
     )
     .await
-    .map_err(vm_error)?;
+    .map_err(|e| {
+        if e.qemu_stalled() {
+            let reason = format!("the detach of {} got no reply: {e}", plan.nic);
+            let stall = Stall::new("detach-device", reason, LateObjects::default(), vec![]);
+            l.qmp.mark_stalled(stall);
+        }
+        vm_error(e)
+    })?;
     Ok(match outcome {
         DetachOutcome::Done(r) => {
             released(&l.status.name, status, &r);
@@ -211,7 +278,11 @@ pub fn pending_devices(status: &LiveStatus) -> Vec<String> {
 /// Whether QEMU still has device `alias` (`qom-list /machine/peripheral`).
 pub async fn device_present(l: &Live, alias: &str) -> Result<bool> {
     let list = l
-        .qmp("qom-list", json!({"path": "/machine/peripheral"}))
+        .qmp(
+            "detach-device",
+            "qom-list",
+            json!({"path": "/machine/peripheral"}),
+        )
         .await?;
     Ok(list
         .as_array()

@@ -6,6 +6,8 @@ mod events;
 pub mod hotplug;
 mod proc;
 mod qmp;
+mod rescue;
+mod stall;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ pub use adopted::Adopted;
 pub(crate) use events::spawn_event_listener;
 pub use proc::start_ticks;
 pub use qmp::QmpLink;
+pub(crate) use stall::spawn_stall_watch;
+pub use stall::{LateObjects, Stall};
 
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
@@ -51,14 +55,18 @@ pub struct Live {
     pub watcher: Option<AbortHandle>,
     /// The task that follows QEMU's events (completes pending removals).
     pub events: Option<AbortHandle>,
+    /// The task that clears a stall once QEMU answers again ([`spawn_stall_watch`]).
+    pub stall_watch: Option<AbortHandle>,
 }
 
 impl Live {
-    /// The VM's QMP connection.
+    /// The VM's QMP connection. Refused at once while the VM is stalled
+    /// ([`DaemonError::InvalidState`] with the reason): every live operation goes through here.
     pub async fn qmp_client(&self) -> Result<virtnet_qemu::QmpClient, DaemonError> {
         if matches!(self.handle, Handle::Gone) {
             return Err(DaemonError::Internal("QMP on a VM being stopped".into()));
         }
+        self.refuse_if_stalled()?;
         self.qmp.client().await.map_err(|e| {
             DaemonError::Vm(format!(
                 "cannot reach QEMU's monitor {}: {e}",
@@ -67,26 +75,57 @@ impl Live {
         })
     }
 
-    /// Runs a QMP command on the VM's QEMU.
+    /// Refuses a live operation while the VM is stalled ([`DaemonError::InvalidState`] with
+    /// the reason): called first by every live operation, and by [`Live::qmp_client`].
+    pub fn refuse_if_stalled(&self) -> Result<(), DaemonError> {
+        if let Some(why) = self.qmp.stall_message() {
+            return Err(DaemonError::InvalidState {
+                name: self.status.name.clone(),
+                state: "stalled".into(),
+                hint: format!(
+                    "{why}; live operations are refused until it answers again, which clears \
+                     this by itself; `virtnet destroy {}` stops it now",
+                    self.status.name
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs a QMP command on the VM's QEMU for `operation` (`domif-setlink`, ...). A command
+    /// that gets no reply in time marks the VM stalled.
     pub async fn qmp(
         &self,
+        operation: &str,
         command: &str,
         args: serde_json::Value,
     ) -> Result<serde_json::Value, DaemonError> {
-        self.qmp_client()
-            .await?
-            .execute(command, args)
-            .await
-            .map_err(|e| DaemonError::Qmp {
+        match self.qmp_client().await?.execute(command, args).await {
+            Ok(v) => Ok(v),
+            Err(e @ virtnet_qemu::QemuError::CommandTimeout { .. }) => {
+                let reason = format!("`{command}` ({operation}) got no reply: {e}");
+                let stall = Stall::new(operation, reason, LateObjects::default(), vec![]);
+                self.qmp.mark_stalled(stall);
+                Err(DaemonError::Vm(format!(
+                    "{e}. VM '{}' is marked stalled until QEMU answers again",
+                    self.status.name
+                )))
+            }
+            Err(e) => Err(DaemonError::Qmp {
                 source: Box::new(e),
-            })
+            }),
+        }
     }
 
-    /// Stops the background tasks (exit watcher, event listener).
+    /// Stops the background tasks (exit watcher, event listener, stall watcher).
     pub fn stop_tasks(&mut self) {
-        for t in [self.watcher.take(), self.events.take()]
-            .into_iter()
-            .flatten()
+        for t in [
+            self.watcher.take(),
+            self.events.take(),
+            self.stall_watch.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             t.abort();
         }
@@ -208,6 +247,7 @@ pub(crate) async fn recover(daemon: &Daemon, name: &str, slot: &mut VmSlot, stat
                 .map(|f| daemon.spawn_exit_watch(name, id, f));
             let qmp = Arc::new(QmpLink::lazy(&status.qmp_socket));
             let events = Some(spawn_event_listener(daemon, name, id, qmp.clone()));
+            let stall_watch = Some(spawn_stall_watch(daemon, name, id, qmp.clone()));
             slot.live = Some(Live {
                 domain: Arc::new(domain),
                 status,
@@ -215,6 +255,7 @@ pub(crate) async fn recover(daemon: &Daemon, name: &str, slot: &mut VmSlot, stat
                 qmp,
                 watcher,
                 events,
+                stall_watch,
             });
         }
         None => {

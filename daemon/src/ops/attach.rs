@@ -223,7 +223,8 @@ impl Daemon {
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| self.config.qemu.clone());
         let caps = self.caps(&qemu).await?;
-        let plugged = hotplug::plug(l, host.as_ref(), &caps, &iface).await?;
+        let backend_timeout = self.config.backend_timeout;
+        let plugged = hotplug::plug(l, host.as_ref(), &caps, &iface, backend_timeout).await?;
         let new_live = with_interface(&l.domain, plugged.iface.clone());
         let mut status = l.status.clone();
         status.live_xml = new_live.to_xml();

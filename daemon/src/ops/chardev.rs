@@ -323,7 +323,7 @@ impl Daemon {
         if let (Some(r), Some(l)) = (&live_ref, slot.live.as_mut()) {
             let old_source = r.get(&l.domain).map(|c| c.source.clone());
             let args = json!({"id": r.chardev_id(), "backend": backend_json(&source)});
-            let ret = match l.qmp("chardev-change", args).await {
+            let ret = match l.qmp("chardev-change", "chardev-change", args).await {
                 Ok(v) => v,
                 Err(e) => {
                     if new_def.is_some() {
@@ -358,7 +358,7 @@ impl Daemon {
             if let Err(e) = self.save_status(&status).await {
                 if let Some(old) = old_source {
                     let back = json!({"id": r.chardev_id(), "backend": backend_json(&old)});
-                    if let Err(e2) = l.qmp("chardev-change", back).await {
+                    if let Err(e2) = l.qmp("chardev-change", "chardev-change", back).await {
                         tracing::error!(vm = %name, error = %e2, "cannot switch the chardev back");
                     }
                 }

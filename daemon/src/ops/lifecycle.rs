@@ -12,7 +12,9 @@ use virtnet_vm::{exec, plan_start, ExecOptions, PlanContext, StopMode};
 use super::refused;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
-use crate::live::{live_domain, spawn_event_listener, status_of, Handle, Live, QmpLink};
+use crate::live::{
+    live_domain, spawn_event_listener, spawn_stall_watch, status_of, Handle, Live, QmpLink,
+};
 use crate::model::{DomainInfo, StopResponse, VmState};
 use crate::registry::{claims_of, Scope};
 use crate::store::LiveStatus;
@@ -119,7 +121,11 @@ impl Daemon {
             virtnet_vm::VmError::Refused(r) => refused(Operation::Start, r),
             e => DaemonError::vm(e),
         })?;
-        let vm = exec::start(&plan, host.as_ref(), &ExecOptions::default())
+        let opts = ExecOptions {
+            start_timeout: self.config.start_timeout,
+            ..ExecOptions::default()
+        };
+        let vm = exec::start(&plan, host.as_ref(), &opts)
             .await
             .map_err(DaemonError::vm)?;
         let id = self.next_id();
@@ -141,6 +147,7 @@ impl Daemon {
         });
         let qmp = Arc::new(QmpLink::connected(&status.qmp_socket, vm.qmp().clone()));
         let events = spawn_event_listener(self, name, id, qmp.clone());
+        let stall_watch = spawn_stall_watch(self, name, id, qmp.clone());
         tracing::info!(vm = %name, id, pid = status.pid, "running");
         Ok(Live {
             domain: Arc::new(live_dom),
@@ -149,6 +156,7 @@ impl Daemon {
             qmp,
             watcher: Some(watcher),
             events: Some(events),
+            stall_watch: Some(stall_watch),
         })
     }
 
@@ -171,6 +179,16 @@ impl Daemon {
         let mut slot = entry.slot.lock().await;
         if slot.gone {
             return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        // A stalled QEMU cannot power down, and its blocked main loop does not act on
+        // SIGTERM: shutdown is refused with the reason, destroy kills it at once.
+        let mut mode = mode;
+        if let Some(l) = slot.live.as_ref().filter(|l| l.qmp.stalled().is_some()) {
+            if mode == StopMode::Destroy {
+                mode = StopMode::Kill;
+            } else {
+                l.refuse_if_stalled()?;
+            }
         }
         let Some(live) = slot.live.take() else {
             if slot.status_problem.is_some() && mode == StopMode::Destroy {
@@ -220,6 +238,8 @@ impl Daemon {
     ) -> (StopMethod, Vec<String>) {
         live.stop_tasks();
         let mut leftovers = Vec::new();
+        // QEMU killed while stalled in a hot-plug leaves the socket it listened on for it.
+        let stall_sockets = live.qmp.take_stall().map(|s| s.sockets).unwrap_or_default();
         let method = match std::mem::replace(&mut live.handle, Handle::Gone) {
             Handle::Started(vm) => match self.host() {
                 Ok(host) => {
@@ -251,6 +271,7 @@ impl Daemon {
             }
             Handle::Gone => StopMethod::AlreadyExited,
         };
+        leftovers.extend(remove_sockets(&stall_sockets));
         live.qmp.close().await;
         self.registry.release(name, Scope::Live);
         self.networks.release_vm(name).await;

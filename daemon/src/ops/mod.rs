@@ -154,6 +154,9 @@ pub(crate) fn resolve_scope(
             hint: "a live change needs a running VM; use --config to change the definition".into(),
         });
     }
+    if let Some(l) = slot.live.as_ref().filter(|_| live) {
+        l.refuse_if_stalled()?;
+    }
     if config && slot.persistent.is_none() {
         return Err(DaemonError::InvalidState {
             name: name.into(),

@@ -42,7 +42,7 @@ impl Daemon {
             });
         };
         tracing::warn!(vm = %name, command = %execute, "qemu-monitor-command: virtnetd does not track what this changes");
-        let r = live.qmp(execute, args).await?;
+        let r = live.qmp("qemu-monitor-command", execute, args).await?;
         Ok(QmpResponse { return_: r })
     }
 }

@@ -27,6 +27,7 @@ impl Daemon {
                 state: v.state,
                 persistent: v.persistent.is_some(),
                 problem: v.problem.clone(),
+                stalled: v.stalled(),
             })
             .collect();
         DomainList { domains }
@@ -57,6 +58,7 @@ impl Daemon {
             qmp_socket: v.qmp_socket.clone(),
             log_path: v.log_path.clone(),
             problem: v.problem.clone(),
+            stalled: v.stalled(),
         })
     }
 

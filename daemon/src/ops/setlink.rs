@@ -63,6 +63,9 @@ impl Daemon {
                 hint: "a live change needs a running VM; use --config for the definition".into(),
             });
         }
+        if let Some(l) = slot.live.as_ref().filter(|_| live) {
+            l.refuse_if_stalled()?;
+        }
         let persistent = match (config, &slot.persistent) {
             (false, _) => None,
             (true, Some(p)) => Some(p.clone()),
@@ -111,7 +114,14 @@ impl Daemon {
             let iface = &l.domain.devices.interfaces[i];
             let was_up = iface.link_up();
             let device = iface.alias().unwrap_or_default().to_string();
-            if let Err(e) = l.qmp("set_link", json!({ "name": device, "up": up })).await {
+            if let Err(e) = l
+                .qmp(
+                    "domif-setlink",
+                    "set_link",
+                    json!({ "name": device, "up": up }),
+                )
+                .await
+            {
                 if new_def.is_some() {
                     self.restore_definition(name, persistent.as_deref()).await;
                 }
@@ -126,7 +136,11 @@ impl Daemon {
             };
             if let Err(e) = saved {
                 let _ = l
-                    .qmp("set_link", json!({ "name": device, "up": was_up }))
+                    .qmp(
+                        "domif-setlink",
+                        "set_link",
+                        json!({ "name": device, "up": was_up }),
+                    )
                     .await;
                 if new_def.is_some() {
                     self.restore_definition(name, persistent.as_deref()).await;

@@ -186,8 +186,12 @@ impl Daemon {
     async fn set_link_live(&self, name: &str, l: &mut Live, i: usize, up: bool) -> Result<()> {
         let iface = &l.domain.devices.interfaces[i];
         let device = iface.alias().unwrap_or_default().to_string();
-        l.qmp("set_link", json!({ "name": device, "up": up }))
-            .await?;
+        l.qmp(
+            "update-device",
+            "set_link",
+            json!({ "name": device, "up": up }),
+        )
+        .await?;
         let mut new = iface.clone();
         new.link = Some(Leaf::new(if up { LinkState::Up } else { LinkState::Down }));
         let new_live = replaced(&l.domain, i, &new);
@@ -195,7 +199,11 @@ impl Daemon {
         status.live_xml = new_live.to_xml();
         if let Err(e) = self.save_status(&status).await {
             let _ = l
-                .qmp("set_link", json!({ "name": device, "up": !up }))
+                .qmp(
+                    "update-device",
+                    "set_link",
+                    json!({ "name": device, "up": !up }),
+                )
                 .await;
             return Err(e);
         }

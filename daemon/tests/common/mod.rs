@@ -22,6 +22,7 @@ pub struct TestDaemon {
     pub socket: PathBuf,
     child: Option<Child>,
     qemu: Option<PathBuf>,
+    args: Vec<String>,
 }
 
 impl TestDaemon {
@@ -33,11 +34,17 @@ impl TestDaemon {
 
     /// Same, with the QEMU binary to use.
     pub fn start_with(base: &Path, qemu: Option<&Path>) -> TestDaemon {
+        Self::start_with_args(base, qemu, &[])
+    }
+
+    /// Same, with more command line arguments (`--backend-timeout 2`).
+    pub fn start_with_args(base: &Path, qemu: Option<&Path>, args: &[&str]) -> TestDaemon {
         let mut d = TestDaemon {
             base: base.to_path_buf(),
             socket: base.join("run/virtnetd.sock"),
             child: None,
             qemu: qemu.map(Path::to_path_buf),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         d.restart();
         d
@@ -63,6 +70,7 @@ impl TestDaemon {
         if let Some(q) = &self.qemu {
             cmd.arg("--qemu").arg(q);
         }
+        cmd.args(&self.args);
         let mut child = cmd.spawn().expect("spawn virtnetd");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

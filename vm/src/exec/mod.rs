@@ -8,6 +8,7 @@
 //! Host calls are synchronous and quick (netlink, ioctls); they run on the calling task, so
 //! the thread's network namespace is the one taps are made in and QEMU is started in.
 
+mod back_end;
 mod host;
 pub mod hotplug;
 mod resources;
@@ -221,6 +222,9 @@ async fn run(
             QemuError::StartTimeout { .. } | QemuError::QmpConnect { .. } => StepId::QmpConnect,
             _ => StepId::Spawn,
         };
+        if let Some(no_back_end) = back_end::waiting_for_back_end(plan, &e, opts.start_timeout) {
+            return (step, no_back_end);
+        }
         (
             step,
             VmError::Qemu {

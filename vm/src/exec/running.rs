@@ -20,6 +20,9 @@ pub enum StopMode {
     Graceful(Duration),
     /// SIGTERM at once (QEMU exits cleanly), SIGKILL after 10 s (`virsh destroy`).
     Destroy,
+    /// SIGKILL at once: for a QEMU whose main loop is blocked (a stalled monitor, e.g. inside
+    /// a vhost-user `netdev_add`), which would not act on SIGTERM before the 10 s passed.
+    Kill,
 }
 
 /// How a stop went.
@@ -137,6 +140,10 @@ impl RunningVm {
         let opts = match mode {
             StopMode::Graceful(t) => StopOptions::graceful(t),
             StopMode::Destroy => StopOptions::destroy(),
+            StopMode::Kill => StopOptions {
+                powerdown: None,
+                term_timeout: Duration::ZERO,
+            },
         };
         let RunningVm {
             plan,

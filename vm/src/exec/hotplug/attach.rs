@@ -124,6 +124,29 @@ async fn run(
                     .await
                     .map_err(|e| (step.id, e))?;
             }
+            AttachAction::WaitBackEnd { chardev, socket } => {
+                wait_back_end(qmp, chardev, opts)
+                    .await
+                    .map_err(|e| match e {
+                        WaitError::Deadline(waited) => VmError::NoBackEnd {
+                            nic: plan.nic.clone(),
+                            socket: socket.clone(),
+                            waited,
+                            at_start: false,
+                        },
+                        WaitError::Qmp(cmd, e) => {
+                            if is_timeout(&e) {
+                                p.stalled = true;
+                            }
+                            qmp::error(&cmd, e)
+                        }
+                        WaitError::Gone => VmError::InvalidContext(format!(
+                            "chardev '{chardev}' vanished from QEMU while waiting for its back \
+                             end"
+                        )),
+                    })
+                    .map_err(|e| (step.id, e))?;
+            }
         }
     }
     Ok(())
@@ -183,6 +206,46 @@ async fn run_qmp_step(
         }
     }
 }
+
+/// Why [`wait_back_end`] stopped waiting.
+enum WaitError {
+    /// No back end connected within this long.
+    Deadline(std::time::Duration),
+    /// `query-chardev` failed.
+    Qmp(QmpCommand, virtnet_qemu::QemuError),
+    /// QEMU has no such chardev.
+    Gone,
+}
+
+/// Polls `query-chardev` until chardev `id` has a peer: its filename loses the
+/// `disconnected:` prefix (QEMU 7.2 has no event for a socket chardev's connection).
+async fn wait_back_end(qmp: &QmpClient, id: &str, opts: &HotplugOptions) -> Result<(), WaitError> {
+    let cmd = qmp::command("query-chardev", serde_json::json!({}));
+    let start = tokio::time::Instant::now();
+    loop {
+        let list = qmp::run(qmp, &cmd, None, opts.command_timeout)
+            .await
+            .map_err(|e| WaitError::Qmp(cmd.clone(), e))?;
+        let filename = list.as_array().and_then(|l| {
+            l.iter()
+                .find(|c| c["label"] == id)
+                .map(|c| c["filename"].as_str().unwrap_or_default().to_string())
+        });
+        match filename {
+            None => return Err(WaitError::Gone),
+            Some(f) if !f.starts_with("disconnected:") => return Ok(()),
+            Some(_) => {}
+        }
+        let waited = start.elapsed();
+        if waited >= opts.backend_timeout {
+            return Err(WaitError::Deadline(waited));
+        }
+        tokio::time::sleep(BACK_END_POLL.min(opts.backend_timeout - waited)).await;
+    }
+}
+
+/// How often [`wait_back_end`] asks QEMU.
+const BACK_END_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn push_undo(step: &AttachStep, p: &mut Progress) {
     let u = match &step.undo {

@@ -2,9 +2,11 @@
 //! any failure, [`detach`] with a removal that stays pending when the guest does not release
 //! the device in time, and [`complete_detach`] to finish such a removal later.
 //!
+//! A vhost-user NIC whose socket QEMU listens on (`mode='server'`) gets `netdev_add` only once
+//! a back end has connected ([`HotplugOptions::backend_timeout`], [`VmError::NoBackEnd`]).
 //! Every QMP command has its own deadline ([`HotplugOptions::command_timeout`]): QEMU 7.2 can
-//! stall inside `netdev_add` (a vhost-user back end that fails the handshake, or none
-//! connecting to a `mode='server'` socket). When a deadline passes, the command may still take
+//! still stall inside `netdev_add` (a back end that connects but does not answer, or fails
+//! the handshake). When a deadline passes, the command may still take
 //! effect later, so its undo is sent too: QEMU runs the queued undo commands in order once its
 //! monitor answers again. The error then says which undo commands were only sent.
 //!
@@ -46,6 +48,10 @@ pub struct HotplugOptions {
     /// How long to wait for `DEVICE_DELETED` after `device_del`: in [`detach`] (then the
     /// removal stays pending) and when undoing a `device_add`. Default 10 s.
     pub unplug_timeout: Duration,
+    /// How long to wait for a vhost-user back end to connect to a socket QEMU listens on
+    /// (`mode='server'`) before `netdev_add` ([`crate::plan::AttachAction::WaitBackEnd`]);
+    /// then the attach fails with [`VmError::NoBackEnd`]. Default 10 s.
+    pub backend_timeout: Duration,
     /// Deadline of each undo command once a command has timed out (QEMU's monitor is then
     /// likely stalled; the undo commands are sent and run when it answers again). Default 1 s.
     pub stalled_undo_timeout: Duration,
@@ -62,6 +68,7 @@ impl Default for HotplugOptions {
             fail_at: None,
             command_timeout: Duration::from_secs(10),
             unplug_timeout: Duration::from_secs(10),
+            backend_timeout: Duration::from_secs(10),
             stalled_undo_timeout: Duration::from_secs(1),
             script_timeout: virtnet_host::DEFAULT_SCRIPT_TIMEOUT,
             vm_log: None,
@@ -113,6 +120,23 @@ impl VmError {
         match self {
             VmError::AttachFailed { step_id, .. } => Some(*step_id),
             _ => None,
+        }
+    }
+}
+
+impl VmError {
+    /// Whether QEMU's monitor stopped answering: a QMP command of the operation (directly, or
+    /// as the cause of a failed attach or detach) got no reply within its deadline. The
+    /// command, and the undo sent after it, may still run once QEMU answers again.
+    pub fn qemu_stalled(&self) -> bool {
+        match self {
+            VmError::AttachFailed { cause, .. } | VmError::DetachFailed { cause, .. } => {
+                cause.qemu_stalled()
+            }
+            VmError::Qemu { source, .. } => {
+                matches!(**source, virtnet_qemu::QemuError::CommandTimeout { .. })
+            }
+            _ => false,
         }
     }
 }

@@ -52,6 +52,9 @@ const BRIDGE_DOWN: &str = "<interface type='bridge'><mac address='52:54:00:00:00
 const VHOSTUSER: &str = "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
     <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/><model type='virtio'/>\
     </interface>";
+const VHOSTUSER_SERVER: &str = "<interface type='vhostuser'><mac address='52:54:00:00:00:07'/>\
+    <source type='unix' path='/run/vhost/vm1-b.sock' mode='server'/><model type='virtio'/>\
+    </interface>";
 const HOSTDEV: &str = "<interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:08'/>\
     <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/>\
     </source></interface>";
@@ -77,8 +80,20 @@ fn cooperative(cmd: &str, args: &Value) -> Reply {
             Reply::Ok(json!({}), vec![Reply::deleted(id)])
         }
         "qom-list" => Reply::Err("DeviceNotFound", "Device not found".into()),
+        "query-chardev" => chardevs("unix:/run/vhost/vm1-b.sock,server=on"),
         _ => Reply::ok(),
     }
+}
+
+/// `query-chardev` with the serial console and `charnet1` named `filename`.
+fn chardevs(filename: &str) -> Reply {
+    Reply::Ok(
+        json!([
+            {"label": "charserial0", "filename": "pty:/dev/pts/3", "frontend-open": true},
+            {"label": "charnet1", "filename": filename, "frontend-open": false},
+        ]),
+        Vec::new(),
+    )
 }
 
 fn fast() -> HotplugOptions {
@@ -139,7 +154,10 @@ fn attach_then_detach_in_libvirts_order() {
 /// For a failure at each step: which QEMU-side undo commands follow, in order.
 fn expected_undo(step: AttachStepId) -> Vec<&'static str> {
     match step {
-        AttachStepId::Host(_) | AttachStepId::GetFd(_) | AttachStepId::ChardevAdd => vec![],
+        AttachStepId::Host(_)
+        | AttachStepId::GetFd(_)
+        | AttachStepId::ChardevAdd
+        | AttachStepId::WaitBackEnd => vec![],
         AttachStepId::NetdevAdd => vec!["closefd"],
         AttachStepId::DeviceAdd => vec!["netdev_del"],
         AttachStepId::SetLink => vec!["device_del", "netdev_del"],
@@ -148,7 +166,7 @@ fn expected_undo(step: AttachStepId) -> Vec<&'static str> {
 
 #[test]
 fn a_failure_at_every_step_undoes_the_earlier_ones() {
-    for xml in [BRIDGE_DOWN, VHOSTUSER] {
+    for xml in [BRIDGE_DOWN, VHOSTUSER, VHOSTUSER_SERVER] {
         let p = plan(xml);
         for step in p.step_ids() {
             rt().block_on(async {
@@ -171,15 +189,19 @@ fn a_failure_at_every_step_undoes_the_earlier_ones() {
                         crate::plan::AttachAction::Qmp { ref command, .. } => {
                             Some(command.execute.clone())
                         }
-                        _ => None,
+                        crate::plan::AttachAction::WaitBackEnd { .. } => {
+                            Some("query-chardev".to_string())
+                        }
+                        crate::plan::AttachAction::Host(_) => None,
                     })
                     .collect();
                 let mut want = done.clone();
                 let mut undo = expected_undo(step);
-                if xml == VHOSTUSER && step != AttachStepId::ChardevAdd {
+                let vhost_user = xml == VHOSTUSER || xml == VHOSTUSER_SERVER;
+                if vhost_user && step != AttachStepId::ChardevAdd {
                     undo.push("chardev-remove");
                 }
-                if xml == VHOSTUSER {
+                if vhost_user {
                     undo.retain(|c| *c != "closefd");
                 }
                 want.extend(undo.iter().map(|s| s.to_string()));
@@ -353,6 +375,80 @@ fn a_stalled_monitor_gets_the_undo_queued() {
         assert_eq!(cleanup.len(), 2, "{cleanup:?}");
         assert!(cleanup[0].contains("monitor is stalled"), "{cleanup:?}");
         assert!(took < Duration::from_millis(1500), "{took:?}");
+    });
+}
+
+#[test]
+fn no_back_end_on_a_server_socket_fails_before_netdev_add() {
+    rt().block_on(async {
+        let h = host();
+        let (qmp, log) = fake_qmp::start(|cmd, args| match cmd {
+            "query-chardev" => chardevs("disconnected:unix:/run/vhost/vm1-b.sock,server=on"),
+            _ => cooperative(cmd, args),
+        })
+        .await;
+        let p = plan(VHOSTUSER_SERVER);
+        let opts = HotplugOptions {
+            backend_timeout: Duration::from_millis(300),
+            ..fast()
+        };
+        let t = Instant::now();
+        let e = attach(&p, &h, &qmp, &opts).await.unwrap_err();
+        let took = t.elapsed();
+        assert_eq!(e.failed_attach_step(), Some(AttachStepId::WaitBackEnd));
+        let VmError::AttachFailed { cause, cleanup, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            matches!(**cause, VmError::NoBackEnd { ref socket, .. } if socket == "/run/vhost/vm1-b.sock"),
+            "{cause:?}"
+        );
+        assert!(cleanup.is_empty(), "{cleanup:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("no back end connected to the vhost-user socket /run/vhost/vm1-b.sock"),
+            "{msg}"
+        );
+        // Polled until the deadline, never netdev_add; the chardev is removed.
+        let cmds = log.commands();
+        assert_eq!(cmds.first().map(String::as_str), Some("chardev-add"));
+        assert_eq!(cmds.last().map(String::as_str), Some("chardev-remove"));
+        let polls = cmds.iter().filter(|c| *c == "query-chardev").count();
+        assert!(polls >= 3, "{cmds:?}");
+        assert!(!cmds.iter().any(|c| c == "netdev_add"), "{cmds:?}");
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+    });
+}
+
+#[test]
+fn netdev_add_waits_until_a_back_end_has_connected() {
+    rt().block_on(async {
+        let h = host();
+        let mut polls = 0;
+        let (qmp, log) = fake_qmp::start(move |cmd, args| match cmd {
+            "query-chardev" => {
+                polls += 1;
+                let state = if polls < 4 { "disconnected:" } else { "" };
+                chardevs(&format!("{state}unix:/run/vhost/vm1-b.sock,server=on"))
+            }
+            _ => cooperative(cmd, args),
+        })
+        .await;
+        let p = plan(VHOSTUSER_SERVER);
+        attach(&p, &h, &qmp, &fast()).await.unwrap();
+        assert_eq!(
+            log.commands(),
+            [
+                "chardev-add",
+                "query-chardev",
+                "query-chardev",
+                "query-chardev",
+                "query-chardev",
+                "netdev_add",
+                "device_add"
+            ]
+        );
     });
 }
 

@@ -2,7 +2,9 @@
 //!
 //! [`plan_attach`] gives a new interface its QEMU ids and a free guest PCI slot, then lays
 //! out, in libvirt's order (`qemuDomainAttachNetDevice`), the host steps (fds go to `getfd`
-//! names), `getfd` for each fd, `chardev-add` (vhost-user), `netdev_add`, `device_add` (only
+//! names), `getfd` for each fd, `chardev-add` (vhost-user), for a vhost-user socket QEMU
+//! listens on a wait until a back end has connected to it (QEMU 7.2's `netdev_add` would
+//! otherwise block QEMU until one does), `netdev_add`, `device_add` (only
 //! this, after the VF step, for hostdev) and `set_link` when the link is configured down. Each
 //! step carries its undo. [`plan_detach`] lays out `device_del`, the wait for
 //! `DEVICE_DELETED`, `netdev_del`, `chardev-remove` and the host cleanup.
@@ -15,7 +17,7 @@ mod types;
 mod tests;
 
 use serde_json::json;
-use virtnet_conf::interface::{InterfaceKind, Spanned, Target};
+use virtnet_conf::interface::{InterfaceKind, SocketMode, Spanned, Target};
 use virtnet_conf::validate::validate_new_interface;
 use virtnet_conf::xml::{parse_document, write_document, Limits};
 use virtnet_conf::{Domain, Interface};
@@ -139,6 +141,16 @@ pub fn plan_attach(
             },
             undo: AttachUndo::Qmp(qmp("chardev-remove", json!({ "id": c.id }))),
         });
+        if let Some(socket) = server_socket(&new) {
+            steps.push(AttachStep {
+                id: AttachStepId::WaitBackEnd,
+                action: AttachAction::WaitBackEnd {
+                    chardev: c.id.clone(),
+                    socket,
+                },
+                undo: AttachUndo::Nothing,
+            });
+        }
     }
     if let Some(netdev) = &planned.netdev_id {
         let args = netdev_json(&spec, &planned.qemu_backend(), &caps).map_err(VmError::argv)?;
@@ -193,6 +205,16 @@ pub fn plan_attach(
         interface_xml: interface_xml(&new),
         interface: new,
     })
+}
+
+/// The socket of a vhost-user interface on which QEMU listens (`mode='server'`).
+fn server_socket(iface: &Interface) -> Option<String> {
+    match &iface.kind {
+        InterfaceKind::VhostUser { socket: Some(s) } if s.mode == SocketMode::Server => {
+            Some(s.path.value.clone())
+        }
+        _ => None,
+    }
 }
 
 /// The canonical XML of one interface.

@@ -95,6 +95,17 @@ fn snapshot_vhostuser() {
          <model type='virtio'/></interface>",
     );
     insta::assert_yaml_snapshot!("vhostuser_client", client);
+    assert_eq!(
+        server.step_ids(),
+        [
+            AttachStepId::ChardevAdd,
+            AttachStepId::WaitBackEnd,
+            AttachStepId::NetdevAdd,
+            AttachStepId::DeviceAdd
+        ],
+        "no netdev_add before a back end has connected to the socket QEMU listens on"
+    );
+    assert!(client.step(AttachStepId::WaitBackEnd).is_none());
     insta::assert_yaml_snapshot!("vhostuser_server", server);
 }
 

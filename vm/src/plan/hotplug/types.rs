@@ -22,6 +22,9 @@ pub enum AttachStepId {
     GetFd(usize),
     /// `chardev-add` (vhost-user).
     ChardevAdd,
+    /// Wait until a back end has connected to the chardev QEMU listens on (vhost-user
+    /// `mode='server'`).
+    WaitBackEnd,
     /// `netdev_add`.
     NetdevAdd,
     /// `device_add`.
@@ -36,6 +39,7 @@ impl fmt::Display for AttachStepId {
             AttachStepId::Host(n) => write!(f, "host step {n}"),
             AttachStepId::GetFd(n) => write!(f, "getfd {n}"),
             AttachStepId::ChardevAdd => f.write_str("chardev-add"),
+            AttachStepId::WaitBackEnd => f.write_str("wait for the back end"),
             AttachStepId::NetdevAdd => f.write_str("netdev_add"),
             AttachStepId::DeviceAdd => f.write_str("device_add"),
             AttachStepId::SetLink => f.write_str("set_link"),
@@ -65,6 +69,19 @@ pub enum AttachAction {
         /// The fd to pass with it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fd: Option<FdFrom>,
+    },
+    /// Wait until a back end has connected to the listening socket of chardev `chardev`
+    /// (`query-chardev` shows its filename without the `disconnected:` prefix), within
+    /// [`crate::exec::HotplugOptions::backend_timeout`].
+    ///
+    /// Why: QEMU 7.2's `netdev_add` of a vhost-user netdev blocks QEMU (monitor included)
+    /// until a back end connects to the chardev and completes the handshake; so no
+    /// `netdev_add` is sent before one has connected.
+    WaitBackEnd {
+        /// The chardev id (`charnet1`).
+        chardev: String,
+        /// The socket QEMU listens on (for messages).
+        socket: String,
     },
 }
 
@@ -106,6 +123,9 @@ impl AttachStep {
             AttachAction::Host(h) => h.describe(),
             AttachAction::Qmp { command, .. } => {
                 format!("{} {}", command.execute, command.arguments)
+            }
+            AttachAction::WaitBackEnd { chardev, socket } => {
+                format!("wait until a back end has connected to {socket} (chardev {chardev})")
             }
         }
     }
@@ -158,7 +178,7 @@ impl AttachPlan {
     pub fn host_steps(&self) -> impl Iterator<Item = &HostStep> {
         self.steps.iter().filter_map(|s| match &s.action {
             AttachAction::Host(h) => Some(h),
-            AttachAction::Qmp { .. } => None,
+            AttachAction::Qmp { .. } | AttachAction::WaitBackEnd { .. } => None,
         })
     }
 
@@ -174,7 +194,7 @@ impl AttachPlan {
             .find(|s| s.id == id)
             .and_then(|s| match &mut s.action {
                 AttachAction::Qmp { command, .. } => Some(command),
-                AttachAction::Host(_) => None,
+                AttachAction::Host(_) | AttachAction::WaitBackEnd { .. } => None,
             })
     }
 
