@@ -217,4 +217,122 @@ impl QemuError {
     pub fn is_closed(&self) -> bool {
         matches!(self, QemuError::Closed { .. })
     }
+
+    /// Whether the error is the user's to fix (the definition or the device XML asks for
+    /// something QEMU cannot do), as opposed to a fault of virtnet, QEMU or the host. Decided by
+    /// the variant: the builder's refusals of a configuration are the user's; a QMP error reply
+    /// is the user's when QEMU refused, with `GenericError`, a command whose arguments come
+    /// from the user's XML ([`USER_INPUT_COMMANDS`]: a bad property, an address in use, a
+    /// chardev path QEMU cannot open); I/O, protocol errors, timeouts and QEMU's death are
+    /// faults, and so is any other error class (`CommandNotFound`, `DeviceNotFound`: virtnet
+    /// asked for something that is not there).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            QemuError::UnsupportedInterface { .. }
+            | QemuError::UnsupportedDevice { .. }
+            | QemuError::Refused(_) => true,
+            QemuError::CommandFailed { command, class, .. } => {
+                class == "GenericError" && USER_INPUT_COMMANDS.contains(&command.as_str())
+            }
+            QemuError::QmpConnect { .. }
+            | QemuError::Protocol(_)
+            | QemuError::CommandTimeout { .. }
+            | QemuError::Closed { .. }
+            | QemuError::Send { .. }
+            | QemuError::DeviceDeleteTimeout { .. }
+            | QemuError::VersionParse { .. }
+            | QemuError::Exec { .. }
+            | QemuError::VersionCommand { .. }
+            | QemuError::LogFile { .. }
+            | QemuError::FdMapping(_)
+            | QemuError::EarlyExit { .. }
+            | QemuError::StartTimeout { .. }
+            | QemuError::BackendMismatch { .. }
+            | QemuError::Signal { .. } => false,
+        }
+    }
+}
+
+/// The QMP commands virtnet sends whose arguments carry the user's configuration (device
+/// properties, addresses, backend paths): QEMU's `GenericError` on one of them means it
+/// refused that configuration ([`QemuError::is_user_error`]).
+pub const USER_INPUT_COMMANDS: &[&str] = &[
+    "device_add",
+    "netdev_add",
+    "chardev-add",
+    "chardev-change",
+    "object-add",
+    "set_link",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(command: &str, class: &str) -> QemuError {
+        QemuError::CommandFailed {
+            command: command.into(),
+            class: class.into(),
+            desc: "x".into(),
+        }
+    }
+
+    /// QMP refusals of the user's configuration are the user's; everything else QEMU or the
+    /// connection does wrong is a fault.
+    #[test]
+    fn user_errors_by_variant_class_and_command() {
+        let user = [
+            failed("device_add", "GenericError"),
+            failed("netdev_add", "GenericError"),
+            failed("chardev-change", "GenericError"),
+            QemuError::UnsupportedInterface {
+                interface: "interface".into(),
+                message: "m".into(),
+            },
+            QemuError::UnsupportedDevice {
+                device: "<sound>".into(),
+                message: "m".into(),
+            },
+        ];
+        for e in &user {
+            assert!(e.is_user_error(), "{e:?}");
+        }
+        let io = || io::Error::from(io::ErrorKind::ConnectionReset);
+        let faults = [
+            // virtnet's own commands QEMU does not know or whose target is not there.
+            failed("device_add", "CommandNotFound"),
+            failed("device_del", "DeviceNotFound"),
+            // A GenericError from a command that carries nothing of the user's.
+            failed("query-status", "GenericError"),
+            failed("getfd", "GenericError"),
+            QemuError::Protocol("bad greeting".into()),
+            QemuError::CommandTimeout {
+                command: "netdev_add".into(),
+                timeout: Duration::from_secs(1),
+            },
+            QemuError::Closed {
+                waiting_for: "a reply".into(),
+            },
+            QemuError::Send {
+                command: "device_add".into(),
+                source: io(),
+            },
+            QemuError::QmpConnect {
+                path: "/run/q.sock".into(),
+                source: io(),
+            },
+            QemuError::EarlyExit {
+                status: "exit status 1".into(),
+                log: "/x.log".into(),
+                tail: "t".into(),
+            },
+            QemuError::BackendMismatch {
+                interface: "i".into(),
+                message: "m".into(),
+            },
+        ];
+        for e in &faults {
+            assert!(!e.is_user_error(), "{e:?}");
+        }
+    }
 }

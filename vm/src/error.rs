@@ -220,12 +220,8 @@ impl VmError {
             | VmError::NoPendingDetach { .. }
             // The definition's back end is not there (nothing connected to its socket).
             | VmError::NoBackEnd { .. } => true,
-            VmError::Argv(e) => matches!(
-                **e,
-                QemuError::UnsupportedInterface { .. }
-                    | QemuError::UnsupportedDevice { .. }
-                    | QemuError::Refused(_)
-            ),
+            VmError::Argv(e) => e.is_user_error(),
+            VmError::Qemu { source, .. } => source.is_user_error(),
             VmError::Host { source, .. } => source.is_user_error(),
             VmError::StartFailed { cause, cleanup, .. }
             | VmError::AttachFailed { cause, cleanup, .. } => {
@@ -233,7 +229,6 @@ impl VmError {
             }
             VmError::DetachFailed { cause, .. } => cause.is_user_error(),
             VmError::InvalidContext(_)
-            | VmError::Qemu { .. }
             | VmError::Io { .. }
             | VmError::Injected(_)
             | VmError::InjectedHotplug(_)
@@ -284,6 +279,24 @@ mod tests {
         };
         assert!(!start_failed(fault, vec![]).is_user_error());
         assert!(!VmError::Injected(StepId::Spawn).is_user_error());
+        // QEMU refusing the user's device is the user's; QEMU dying is not.
+        let qemu = |source: QemuError| VmError::Qemu {
+            what: "step device_add".into(),
+            source: Box::new(source),
+        };
+        let refused = || {
+            qemu(QemuError::CommandFailed {
+                command: "device_add".into(),
+                class: "GenericError".into(),
+                desc: "Property 'virtio-net-pci.x' not found".into(),
+            })
+        };
+        assert!(refused().is_user_error());
+        assert!(start_failed(refused(), vec![]).is_user_error());
+        assert!(!qemu(QemuError::Closed {
+            waiting_for: "a reply".into()
+        })
+        .is_user_error());
         // The chain of sources reaches the host's error.
         let e = start_failed(bridge(), vec![]);
         let host = std::error::Error::source(&e).and_then(std::error::Error::source);
