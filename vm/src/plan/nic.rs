@@ -48,7 +48,7 @@ pub fn nic_plan(
         type_: iface.type_().as_str().to_string(),
         device_id: spec.ids.device.clone(),
         netdev_id: (!iface.is_hostdev()).then(|| spec.ids.netdev.clone()),
-        mac: iface.mac().map(|m| m.to_string()),
+        mac: iface.mac(),
         steps: Vec::new(),
         backend: PlannedBackend::User,
     };

@@ -1,5 +1,5 @@
-//! The plan's value types. All serialisable, with MACs, PCI addresses and modes as plain
-//! strings, so a plan can be shown, snapshot-tested and stored.
+//! The plan's value types. All serialisable (MACs, PCI addresses and modes as typed values
+//! serialised in their text form), so a plan can be shown, snapshot-tested and stored.
 
 use std::path::PathBuf;
 
@@ -283,7 +283,7 @@ pub struct NicPlan {
     /// QEMU netdev id (`hostnet0`); none for hostdev.
     pub netdev_id: Option<String>,
     /// The guest MAC.
-    pub mac: Option<String>,
+    pub mac: Option<MacAddr>,
     /// Host steps, in order.
     pub steps: Vec<HostStep>,
     /// QEMU's side.
@@ -386,7 +386,7 @@ impl StartPlan {
                 n.index,
                 n.device_id,
                 n.type_,
-                n.mac.as_deref().unwrap_or("-")
+                n.mac.map_or_else(|| "-".to_string(), |m| m.to_string())
             ));
             for st in &n.steps {
                 let fds = match st.fds() {

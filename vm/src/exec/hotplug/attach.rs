@@ -65,7 +65,7 @@ pub async fn attach(
                 vm: plan.vm.clone(),
                 index: plan.index,
                 type_: plan.type_.clone(),
-                mac: plan.mac.clone(),
+                mac: plan.mac,
                 device_id: plan.device_id.clone(),
                 netdev_id: plan.netdev_id.clone(),
                 chardev_id: plan.chardev_id.clone(),

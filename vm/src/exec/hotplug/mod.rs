@@ -88,7 +88,7 @@ pub struct AttachedNic {
     #[serde(rename = "type")]
     pub type_: String,
     /// The guest MAC.
-    pub mac: Option<String>,
+    pub mac: Option<virtnet_host::MacAddr>,
     /// QEMU device id.
     pub device_id: String,
     /// QEMU netdev id.

@@ -295,7 +295,7 @@ pub fn plan_detach(
         index,
         nic: spec.describe(),
         type_: iface.type_().as_str().to_string(),
-        mac: iface.mac().map(|m| m.to_string()),
+        mac: iface.mac(),
         device_id: ids.device,
         netdev_id,
         chardev_id,

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use virtnet_conf::Interface;
 
-use virtnet_host::HostUndo;
+use virtnet_host::{HostUndo, MacAddr};
 
 use crate::exec::HostResources;
 use crate::plan::{HostStep, PlannedBackend, QmpCommand};
@@ -151,7 +151,7 @@ pub struct AttachPlan {
     /// The vhost-user chardev id (`charnet2`).
     pub chardev_id: Option<String>,
     /// The guest MAC.
-    pub mac: Option<String>,
+    pub mac: Option<MacAddr>,
     /// The guest PCI address given to the device (`0000:00:05.0`), if it is a PCI device.
     pub pci_address: Option<String>,
     /// QEMU's side.
@@ -289,7 +289,7 @@ pub struct DetachPlan {
     #[serde(rename = "type")]
     pub type_: String,
     /// The guest MAC.
-    pub mac: Option<String>,
+    pub mac: Option<MacAddr>,
     /// QEMU device id.
     pub device_id: String,
     /// QEMU netdev id (none for hostdev).
