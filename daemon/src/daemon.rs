@@ -34,7 +34,7 @@ pub struct Daemon {
     /// Ourselves, for tasks that outlive a request (exit watchers).
     me: Weak<Daemon>,
     /// The host network plumbing, or why it could not be opened.
-    host: std::result::Result<Arc<dyn HostNet>, String>,
+    host: std::result::Result<Arc<dyn HostNet>, Arc<virtnet_host::HostError>>,
     /// Capabilities probed per QEMU binary.
     caps: tokio::sync::Mutex<HashMap<PathBuf, QemuCaps>>,
     /// Held (flock) for the daemon's life: one daemon per state directory.
@@ -54,7 +54,7 @@ impl Daemon {
                 .await?;
         let host = LinuxHost::new()
             .map(|h| Arc::new(h) as Arc<dyn HostNet>)
-            .map_err(|e| e.to_string());
+            .map_err(Arc::new);
         if let Err(e) = &host {
             tracing::warn!(error = %e, "host networking unavailable: VMs with host NICs cannot start");
         }
@@ -108,11 +108,9 @@ impl Daemon {
 
     /// The host network plumbing.
     pub(crate) fn host(&self) -> Result<&Arc<dyn HostNet>> {
-        self.host.as_ref().map_err(|e| {
-            DaemonError::Vm(format!(
-                "host networking is unavailable ({e}); virtnetd must run as root with CAP_NET_ADMIN"
-            ))
-        })
+        self.host
+            .as_ref()
+            .map_err(|e| DaemonError::HostUnavailable { source: e.clone() })
     }
 
     /// The capabilities of `qemu` (probed once per binary).
@@ -250,11 +248,11 @@ fn lock_state_dir(state_dir: &Path) -> Result<File> {
     let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if r != 0 {
         let e = std::io::Error::last_os_error();
-        return Err(DaemonError::Startup(format!(
-            "another virtnetd uses the state directory {} (lock {}: {e}); stop it or pick another --state-dir",
-            state_dir.display(),
-            path.display()
-        )));
+        return Err(DaemonError::StateDirLocked {
+            state_dir: state_dir.to_path_buf(),
+            lock: path,
+            source: e,
+        });
     }
     Ok(file)
 }

@@ -3,7 +3,12 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
 
+use virtnet_host::HostError;
+use virtnet_qemu::QemuError;
 use virtnet_vm::VmError;
 
 /// Shorthand for `Result<T, DaemonError>`.
@@ -128,9 +133,39 @@ pub enum DaemonError {
         problems: Vec<String>,
     },
 
-    /// A hot-plug, unplug or update failed at one step; what was done before it was undone.
-    #[error("{0}")]
-    HotplugFailed(String),
+    /// A replug (`update-device --replug`) unplugged the NIC, but the guest did not release it
+    /// in time: its removal is pending and the new socket was not plugged.
+    #[error("replug of {nic} of VM '{vm}': the guest did not release the NIC within {} s. \
+             Its removal is pending (it goes when the guest releases it) and the new \
+             socket was not plugged: attach the NIC again with the new socket once \
+             `virtnet domiflist {vm}` no longer lists it", timeout.as_secs())]
+    ReplugPending {
+        /// The VM.
+        vm: String,
+        /// The interface (`interface 52:54:00:.. (#1, type='vhostuser')`).
+        nic: String,
+        /// How long the guest was given.
+        timeout: Duration,
+    },
+
+    /// A replug unplugged the NIC, but plugging it on the new socket failed; `back` says
+    /// whether it was plugged back on its old socket (`None`) or why not.
+    #[error("replug of {nic} of VM '{vm}': plugging it on the new socket failed: {source}; {}",
+        match back {
+            None => "it was plugged back on its old socket (the guest saw a link flap)".to_string(),
+            Some(e2) => format!("plugging it back on its old socket failed too ({e2}): the NIC is gone from the running VM"),
+        })]
+    ReplugFailed {
+        /// The VM.
+        vm: String,
+        /// The interface.
+        nic: String,
+        /// Why the plug on the new socket failed.
+        #[source]
+        source: Box<DaemonError>,
+        /// Why plugging it back failed; `None` = it is back as before.
+        back: Option<Box<DaemonError>>,
+    },
 
     /// A hot-plug or unplug failed in virtnetd, QEMU or the host (not because of the request).
     #[error("{source}")]
@@ -161,12 +196,174 @@ pub enum DaemonError {
         source: Box<VmError>,
     },
 
-    /// A QMP command on a running VM's QEMU failed.
+    /// A QMP command on a running VM's QEMU failed. 409 `refused` when QEMU refused the
+    /// user's configuration ([`QemuError::is_user_error`]), else a fault.
     #[error("{source}")]
     Qmp {
         /// The qemu crate's error.
         #[source]
-        source: Box<virtnet_qemu::QemuError>,
+        source: Box<QemuError>,
+    },
+
+    /// QEMU answered a command the user sent (`qemu-monitor-command`) with an error: the
+    /// message carries QEMU's error class and description.
+    #[error("{source}")]
+    QmpRefused {
+        /// The qemu crate's error ([`QemuError::CommandFailed`]).
+        #[source]
+        source: Box<QemuError>,
+    },
+
+    /// A QMP command got no reply in time: the VM is marked stalled.
+    #[error("{source}. VM '{vm}' is marked stalled until QEMU answers again")]
+    QmpStalled {
+        /// The VM.
+        vm: String,
+        /// The timeout ([`QemuError::CommandTimeout`]).
+        #[source]
+        source: Box<QemuError>,
+    },
+
+    /// A hot-plug step got no reply in time: the VM is marked stalled, and what the late reply
+    /// creates is undone when QEMU answers again.
+    #[error(
+        "{source}. VM '{vm}' is marked stalled until QEMU answers again (then what the late \
+             reply created is undone); live operations on it are refused meanwhile; \
+             `virtnet destroy {vm}` stops it now"
+    )]
+    PlugStalled {
+        /// The VM.
+        vm: String,
+        /// The vm crate's error (an attach whose QMP step timed out).
+        #[source]
+        source: Box<VmError>,
+    },
+
+    /// The running VM's QMP monitor cannot be reached.
+    #[error("cannot reach QEMU's monitor {}: {source}", socket.display())]
+    QmpUnreachable {
+        /// The QMP socket.
+        socket: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<QemuError>,
+    },
+
+    /// QEMU refused `chardev-change` (switching a serial/console back end of a running VM);
+    /// nothing changed. The user's when QEMU refused the new back end (a path it cannot open).
+    #[error("QEMU refused to switch {alias} of VM '{vm}' to {to}: {source}")]
+    ChardevChange {
+        /// The VM.
+        vm: String,
+        /// The device's alias (`serial0`).
+        alias: String,
+        /// The new back end's type (`file`, `pty`, ...).
+        to: String,
+        /// QEMU's error.
+        #[source]
+        source: Box<QemuError>,
+    },
+
+    /// The host network plumbing could not be opened when virtnetd started (e.g. no netlink
+    /// socket without CAP_NET_ADMIN), so nothing that needs it can run.
+    #[error(
+        "host networking is unavailable ({source}); virtnetd must run as root with CAP_NET_ADMIN"
+    )]
+    HostUnavailable {
+        /// Why it could not be opened (shared: one error for every request that needs it).
+        #[source]
+        source: Arc<HostError>,
+    },
+
+    /// A network's switch (`virtnet-vswitch`) could not be run.
+    #[error("cannot run the switch {}: {source}; install virtnet-vswitch next to virtnetd or set VIRTNETD_VSWITCH", binary.display())]
+    SwitchSpawn {
+        /// The switch binary.
+        binary: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A network's switch exited while starting.
+    #[error("the switch {} exited at start ({status}); see {}", binary.display(), log.display())]
+    SwitchExited {
+        /// The switch binary.
+        binary: PathBuf,
+        /// How it exited.
+        status: ExitStatus,
+        /// Its log.
+        log: PathBuf,
+    },
+
+    /// A network's switch did not answer on its control socket after starting; it was killed.
+    #[error("the switch did not answer on {} within {} s; see {}", control.display(), timeout.as_secs(), log.display())]
+    SwitchStartTimeout {
+        /// The control socket.
+        control: PathBuf,
+        /// How long it was given.
+        timeout: Duration,
+        /// Its log.
+        log: PathBuf,
+    },
+
+    /// Talking to a switch's control socket failed.
+    #[error("switch control socket {}: {source}", control.display())]
+    SwitchIo {
+        /// The control socket.
+        control: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A switch answered something that is not a control-protocol reply.
+    #[error("switch {} answered '{reply}': {source}", control.display())]
+    SwitchReply {
+        /// The control socket.
+        control: PathBuf,
+        /// What it answered.
+        reply: String,
+        /// Why it is not a reply.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A switch refused a control request (its own reason, as it sent it).
+    #[error("the switch refused {request}: {reason}")]
+    SwitchRefused {
+        /// The request line sent.
+        request: String,
+        /// The switch's error text.
+        reason: String,
+    },
+
+    /// A switch did not answer a control request in time.
+    #[error("switch {} did not answer in {} s", control.display(), timeout.as_secs())]
+    SwitchTimeout {
+        /// The control socket.
+        control: PathBuf,
+        /// How long it was given.
+        timeout: Duration,
+    },
+
+    /// A helper program (`ip`) could not be run.
+    #[error("cannot run `{command}`: {source}")]
+    CommandSpawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A helper program (`ip`) failed.
+    #[error("`{command}` failed: {stderr}")]
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// What it wrote to stderr.
+        stderr: String,
     },
 
     /// Starting or stopping a VM failed in virtnetd, QEMU or the host.
@@ -252,13 +449,52 @@ pub enum DaemonError {
         source: io::Error,
     },
 
-    /// The daemon cannot start (socket in use, directory not writable, another daemon running).
-    #[error("virtnetd cannot start: {0}")]
-    Startup(String),
+    /// The daemon cannot start: a file or directory it needs cannot be used.
+    #[error("virtnetd cannot start: cannot {action} {}: {source}", path.display())]
+    StartupIo {
+        /// What we tried to do ("bind", "create the directory of", ...).
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
 
-    /// Starting, stopping or talking to a VM failed.
-    #[error("{0}")]
-    Vm(String),
+    /// The daemon cannot start: another virtnetd holds the state directory's lock.
+    #[error("virtnetd cannot start: another virtnetd uses the state directory {} (lock {}: {source}); stop it or pick another --state-dir", state_dir.display(), lock.display())]
+    StateDirLocked {
+        /// The state directory.
+        state_dir: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// flock's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The daemon cannot start: another virtnetd listens on the API socket.
+    #[error("virtnetd cannot start: another virtnetd listens on {}; stop it or pick another --socket", path.display())]
+    SocketInUse {
+        /// The socket.
+        path: PathBuf,
+    },
+
+    /// The daemon cannot start: the API socket's path is taken by something else.
+    #[error("virtnetd cannot start: {} exists and is not a socket; remove it or pick another --socket", path.display())]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// The daemon cannot start: the API socket's path is too long for a unix socket.
+    #[error("virtnetd cannot start: socket path {} is longer than {max} bytes; pick a shorter --socket", path.display())]
+    SocketPathTooLong {
+        /// The path.
+        path: PathBuf,
+        /// The limit.
+        max: usize,
+    },
 
     /// A bug or an unexpected condition; the message says where.
     #[error("internal error: {0}")]
@@ -283,17 +519,43 @@ impl DaemonError {
             DaemonError::RemovalPending { .. } => "removal_pending",
             DaemonError::NotHotpluggable(_) => "not_hotpluggable",
             DaemonError::Unsupported { .. } => "unsupported_configuration",
-            DaemonError::HotplugFailed(_) | DaemonError::PlugFailed { .. } => "hotplug_failed",
+            DaemonError::ReplugPending { .. } => "removal_pending",
+            DaemonError::ReplugFailed { .. } if self.is_user_error() => "refused",
+            DaemonError::ReplugFailed { .. }
+            | DaemonError::PlugFailed { .. }
+            | DaemonError::PlugStalled { .. } => "hotplug_failed",
             DaemonError::VmRefused { .. } => "refused",
+            DaemonError::Qmp { source } | DaemonError::ChardevChange { source, .. }
+                if source.is_user_error() =>
+            {
+                "refused"
+            }
+            DaemonError::QmpRefused { .. } => "qmp_error",
             DaemonError::InUse { .. } | DaemonError::InUseByNetwork { .. } => "resource_in_use",
             DaemonError::InvalidState { .. } | DaemonError::NetworkState { .. } => "invalid_state",
             DaemonError::Broken { .. } => "broken_definition",
             DaemonError::Conflict(_) => "conflict",
             DaemonError::Store { .. } => "store",
-            DaemonError::Startup(_) => "startup",
-            DaemonError::Vm(_)
-            | DaemonError::VmFailed { .. }
+            DaemonError::StartupIo { .. }
+            | DaemonError::StateDirLocked { .. }
+            | DaemonError::SocketInUse { .. }
+            | DaemonError::NotASocket { .. }
+            | DaemonError::SocketPathTooLong { .. } => "startup",
+            DaemonError::VmFailed { .. }
             | DaemonError::Qmp { .. }
+            | DaemonError::QmpUnreachable { .. }
+            | DaemonError::QmpStalled { .. }
+            | DaemonError::ChardevChange { .. }
+            | DaemonError::HostUnavailable { .. }
+            | DaemonError::SwitchSpawn { .. }
+            | DaemonError::SwitchExited { .. }
+            | DaemonError::SwitchStartTimeout { .. }
+            | DaemonError::SwitchIo { .. }
+            | DaemonError::SwitchReply { .. }
+            | DaemonError::SwitchRefused { .. }
+            | DaemonError::SwitchTimeout { .. }
+            | DaemonError::CommandSpawn { .. }
+            | DaemonError::CommandFailed { .. }
             | DaemonError::QemuBinary { .. } => "vm",
             DaemonError::Internal(_) => "internal",
         }
@@ -311,6 +573,7 @@ impl DaemonError {
             | DaemonError::NoSuchDevice { .. } => 404,
             DaemonError::InvalidXml { .. }
             | DaemonError::BadRequest(_)
+            | DaemonError::QmpRefused { .. }
             | DaemonError::NotHotpluggable(_)
             | DaemonError::Unsupported { .. } => 400,
             DaemonError::UnsupportedMediaType { .. } => 415,
@@ -324,14 +587,44 @@ impl DaemonError {
             | DaemonError::NetworkState { .. }
             | DaemonError::Broken { .. }
             | DaemonError::Conflict(_)
+            | DaemonError::ReplugPending { .. }
             | DaemonError::VmRefused { .. } => 409,
+            // QEMU refused what the user configured; nothing changed.
+            DaemonError::Qmp { source } | DaemonError::ChardevChange { source, .. }
+                if source.is_user_error() =>
+            {
+                409
+            }
+            // The NIC is back as it was and the new socket was the user's problem.
+            DaemonError::ReplugFailed { source, back, .. }
+                if back.is_none() && source.is_user_error() =>
+            {
+                409
+            }
             DaemonError::Store { .. }
-            | DaemonError::Startup(_)
-            | DaemonError::Vm(_)
+            | DaemonError::StartupIo { .. }
+            | DaemonError::StateDirLocked { .. }
+            | DaemonError::SocketInUse { .. }
+            | DaemonError::NotASocket { .. }
+            | DaemonError::SocketPathTooLong { .. }
             | DaemonError::VmFailed { .. }
             | DaemonError::Qmp { .. }
+            | DaemonError::QmpUnreachable { .. }
+            | DaemonError::QmpStalled { .. }
+            | DaemonError::PlugStalled { .. }
+            | DaemonError::ChardevChange { .. }
+            | DaemonError::HostUnavailable { .. }
+            | DaemonError::SwitchSpawn { .. }
+            | DaemonError::SwitchExited { .. }
+            | DaemonError::SwitchStartTimeout { .. }
+            | DaemonError::SwitchIo { .. }
+            | DaemonError::SwitchReply { .. }
+            | DaemonError::SwitchRefused { .. }
+            | DaemonError::SwitchTimeout { .. }
+            | DaemonError::CommandSpawn { .. }
+            | DaemonError::CommandFailed { .. }
             | DaemonError::QemuBinary { .. }
-            | DaemonError::HotplugFailed(_)
+            | DaemonError::ReplugFailed { .. }
             | DaemonError::PlugFailed { .. }
             | DaemonError::Internal(_) => 500,
         }
@@ -381,233 +674,4 @@ impl DaemonError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use virtnet_host::HostError;
-    use virtnet_qemu::QemuError;
-
-    fn host(source: HostError) -> VmError {
-        VmError::Host {
-            what: "host step 1 (attach tap to bridge 'nobr0')".into(),
-            source,
-        }
-    }
-
-    /// Every variant's status and kind: 4xx for what the user can fix, 5xx for faults.
-    #[test]
-    fn status_and_kind_of_every_variant() {
-        let s = |x: &str| x.to_string();
-        let io = || io::Error::from(io::ErrorKind::PermissionDenied);
-        let table: Vec<(DaemonError, u16, &str)> = vec![
-            (DaemonError::NoSuchVm { name: s("a") }, 404, "no_such_vm"),
-            (
-                DaemonError::NoSuchNetwork { name: s("n") },
-                404,
-                "no_such_network",
-            ),
-            (
-                DaemonError::InvalidXml {
-                    problems: vec![s("1:1: x")],
-                },
-                400,
-                "invalid_xml",
-            ),
-            (DaemonError::BadRequest(s("x")), 400, "bad_request"),
-            (
-                DaemonError::UnsupportedMediaType {
-                    found: s(""),
-                    expected: s("json"),
-                },
-                415,
-                "unsupported_media_type",
-            ),
-            (
-                DaemonError::PayloadTooLarge { limit: 1 },
-                413,
-                "payload_too_large",
-            ),
-            (
-                DaemonError::NoRoute {
-                    method: s("GET"),
-                    path: s("/x"),
-                },
-                404,
-                "no_route",
-            ),
-            (
-                DaemonError::MethodNotAllowed {
-                    method: s("PUT"),
-                    path: s("/x"),
-                    allowed: s("GET"),
-                },
-                405,
-                "method_not_allowed",
-            ),
-            (
-                DaemonError::NoSuchInterface {
-                    vm: s("a"),
-                    key: s("k"),
-                },
-                404,
-                "no_such_interface",
-            ),
-            (
-                DaemonError::AmbiguousInterface {
-                    vm: s("a"),
-                    key: s("k"),
-                    count: 2,
-                },
-                409,
-                "ambiguous_interface",
-            ),
-            (
-                DaemonError::NoSuchDevice {
-                    vm: s("a"),
-                    what: s("x"),
-                },
-                404,
-                "no_such_device",
-            ),
-            (
-                DaemonError::RemovalPending {
-                    vm: s("a"),
-                    device: s("d"),
-                },
-                409,
-                "removal_pending",
-            ),
-            (
-                DaemonError::NotHotpluggable(s("x")),
-                400,
-                "not_hotpluggable",
-            ),
-            (DaemonError::HotplugFailed(s("x")), 500, "hotplug_failed"),
-            (
-                DaemonError::InUse {
-                    resource: s("tap t0"),
-                    what: "tap",
-                    holder_vm: s("b"),
-                    holder_iface: s("net0"),
-                },
-                409,
-                "resource_in_use",
-            ),
-            (
-                DaemonError::InUseByNetwork {
-                    resource: s("tap t0"),
-                    what: "tap",
-                    network: s("n"),
-                },
-                409,
-                "resource_in_use",
-            ),
-            (
-                DaemonError::InvalidState {
-                    name: s("a"),
-                    state: s("running"),
-                    hint: s("h"),
-                },
-                409,
-                "invalid_state",
-            ),
-            (
-                DaemonError::NetworkState {
-                    name: s("n"),
-                    state: s("active"),
-                    hint: s("h"),
-                },
-                409,
-                "invalid_state",
-            ),
-            (
-                DaemonError::Broken {
-                    name: s("a"),
-                    problem: s("p"),
-                },
-                409,
-                "broken_definition",
-            ),
-            (DaemonError::Conflict(s("x")), 409, "conflict"),
-            (DaemonError::store("write", "/x", io()), 500, "store"),
-            (DaemonError::Startup(s("x")), 500, "startup"),
-            (DaemonError::Vm(s("x")), 500, "vm"),
-            (DaemonError::Internal(s("x")), 500, "internal"),
-            (
-                DaemonError::Qmp {
-                    source: Box::new(QemuError::Protocol(s("x"))),
-                },
-                500,
-                "vm",
-            ),
-            (
-                DaemonError::QemuBinary {
-                    qemu: PathBuf::from("/nope/qemu"),
-                    source: Box::new(VmError::InvalidContext(s("x"))),
-                },
-                500,
-                "vm",
-            ),
-            // The vm crate's errors, classified where they were made.
-            (
-                DaemonError::vm(host(HostError::BridgeNotFound { bridge: s("nobr0") })),
-                409,
-                "refused",
-            ),
-            (
-                DaemonError::vm(host(HostError::TunUnavailable { source: io() })),
-                500,
-                "vm",
-            ),
-            (
-                DaemonError::hotplug(host(HostError::TapBusy { name: s("t0") })),
-                409,
-                "refused",
-            ),
-            (
-                DaemonError::hotplug(host(HostError::Injected {
-                    call: 0,
-                    what: s("tap"),
-                })),
-                500,
-                "hotplug_failed",
-            ),
-            (
-                DaemonError::vm(VmError::UnsupportedInterface {
-                    nic: s("nic"),
-                    reason: s("r"),
-                }),
-                409,
-                "refused",
-            ),
-            (
-                DaemonError::vm(VmError::StopCleanup {
-                    vm: s("a"),
-                    errors: vec![s("tap")],
-                }),
-                500,
-                "vm",
-            ),
-        ];
-        for (e, status, kind) in &table {
-            assert_eq!((e.http_status(), e.kind()), (*status, *kind), "{e:?}");
-            assert_eq!(e.is_user_error(), *status < 500, "{e:?}");
-        }
-    }
-
-    /// Wrapping keeps the message and the chain of sources.
-    #[test]
-    fn vm_errors_keep_message_and_source() {
-        let v = host(HostError::BridgeNotFound {
-            bridge: "nobr0".into(),
-        });
-        let msg = v.to_string();
-        let e = DaemonError::vm(v);
-        assert_eq!(e.to_string(), msg);
-        let src = std::error::Error::source(&e).expect("the VmError");
-        let host = src.source().expect("the HostError");
-        assert!(
-            host.to_string().contains("ip link add nobr0 type bridge"),
-            "{host}"
-        );
-    }
-}
+mod tests;

@@ -28,10 +28,10 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server> {
         let socket = config.socket.clone();
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(DaemonError::Startup(format!(
-                "socket path {} is longer than {MAX_SOCKET_PATH} bytes; pick a shorter --socket",
-                socket.display()
-            )));
+            return Err(DaemonError::SocketPathTooLong {
+                path: socket,
+                max: MAX_SOCKET_PATH,
+            });
         }
         let daemon = Daemon::open(config).await?;
         let listener = bind_socket(&socket)?;
@@ -67,8 +67,10 @@ impl Server {
 /// Binds `path` with mode 0600: bound under a temp name, chmod, renamed into place, so no
 /// client ever sees it with wider permissions.
 fn bind_socket(path: &Path) -> Result<UnixListener> {
-    let startup = |what: &str, e: io::Error| {
-        DaemonError::Startup(format!("cannot {what} {}: {e}", path.display()))
+    let startup = |action: &'static str, source: io::Error| DaemonError::StartupIo {
+        action,
+        path: path.to_path_buf(),
+        source,
     };
     let dir = path
         .parent()
@@ -78,18 +80,16 @@ fn bind_socket(path: &Path) -> Result<UnixListener> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(DaemonError::Startup(format!(
-                    "another virtnetd listens on {}; stop it or pick another --socket",
-                    path.display()
-                )));
+                return Err(DaemonError::SocketInUse {
+                    path: path.to_path_buf(),
+                });
             }
             std::fs::remove_file(path).map_err(|e| startup("remove the stale socket", e))?;
         }
         Ok(_) => {
-            return Err(DaemonError::Startup(format!(
-                "{} exists and is not a socket; remove it or pick another --socket",
-                path.display()
-            )))
+            return Err(DaemonError::NotASocket {
+                path: path.to_path_buf(),
+            })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(startup("inspect", e)),

@@ -659,3 +659,94 @@ fn start_without_its_bridge_is_the_users_error() {
         assert_eq!(info["state"], "shut_off", "{info}");
     });
 }
+
+/// What QEMU refuses because of the user's own input is a 4xx, with QEMU's class and
+/// description: a QMP command the user sent (`qemu-monitor-command`, 400 `qmp_error`) and a
+/// hot-plugged NIC whose guest PCI slot QEMU will not give it (409 `refused`), after which
+/// nothing of the NIC is left in QEMU. QEMU's answer to virtnetd's own commands stays a fault.
+#[test]
+fn qemu_refusing_the_users_input_is_4xx() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        eprintln!("skipped: needs root and QEMU");
+        return;
+    };
+    virtnet_testkit::with_netns(move || {
+        let dir = tmp();
+        let d = TestDaemon::start_with(dir.path(), Some(&qemu));
+        // ACPI, so that pci.0 takes hot-plugged devices at all.
+        let xml = domain_xml("qr", "").replace(
+            "<os><type>hvm</type></os>",
+            "<os><type>hvm</type></os><features><acpi/></features>",
+        );
+        assert_eq!(d.define(&xml).0, 201);
+        let (s, v) = d.post("/v1/domains/qr/start");
+        assert_eq!(s, 200, "{v}\n{}", d.log());
+
+        let (s, v) = d.call(
+            "POST",
+            "/v1/domains/qr/qmp",
+            Some("application/json"),
+            "{\"execute\": \"no-such-command\"}",
+        );
+        assert_eq!(
+            (s, v["error"]["kind"].as_str()),
+            (400, Some("qmp_error")),
+            "{v}"
+        );
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("CommandNotFound") && m.contains("no-such-command"),
+            "{m}"
+        );
+
+        // Slot 1 of the i440fx is the PIIX3 ISA bridge: QEMU's device_add refuses it.
+        let nic = "<interface type='user'><mac address='52:54:00:00:0b:02'/>\
+                   <model type='virtio'/>\
+                   <address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'/>\
+                   </interface>";
+        let body = serde_json::json!({ "xml": nic, "live": true }).to_string();
+        let (s, v) = d.call(
+            "POST",
+            "/v1/domains/qr/devices",
+            Some("application/json"),
+            &body,
+        );
+        assert_eq!(
+            (s, v["error"]["kind"].as_str()),
+            (409, Some("refused")),
+            "{v}"
+        );
+        let m = v["error"]["message"].as_str().unwrap();
+        for part in [
+            "step device_add",
+            "GenericError",
+            "PIIX3",
+            "everything it had set up was undone",
+        ] {
+            assert!(m.contains(part), "{part}: {m}");
+        }
+        // Nothing of it is left in QEMU: no netdev, and the VM still has no interface.
+        let (s, v) = d.call(
+            "POST",
+            "/v1/domains/qr/qmp",
+            Some("application/json"),
+            "{\"execute\": \"query-pci\"}",
+        );
+        assert_eq!(s, 200, "{v}");
+        assert!(!v.to_string().contains("virtio"), "a device was left: {v}");
+        let (s, v) = d.call(
+            "POST",
+            "/v1/domains/qr/qmp",
+            Some("application/json"),
+            "{\"execute\": \"human-monitor-command\", \"arguments\": {\"command-line\": \"info network\"}}",
+        );
+        assert_eq!(s, 200, "{v}");
+        assert!(
+            !v.to_string().contains("hostnet0"),
+            "the netdev was left: {v}"
+        );
+        let (_, xml) = d.get("/v1/domains/qr/xml");
+        assert!(!xml.to_string().contains("52:54:00:00:0b:02"), "{xml}");
+        assert_eq!(d.post("/v1/domains/qr/destroy").0, 200);
+    });
+}

@@ -190,7 +190,9 @@ fn lifecycle_with_real_qemu() {
             Some("application/json"),
             "{\"execute\": \"no-such-command\"}",
         );
-        assert_eq!(s, 500, "{v}");
+        // The user's command, refused by QEMU: the user's error, with QEMU's class.
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["error"]["kind"], "qmp_error", "{v}");
         assert!(
             v["error"]["message"]
                 .as_str()

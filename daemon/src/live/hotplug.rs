@@ -102,12 +102,10 @@ pub async fn plug(
             if let Some(socket) = waits_for_a_connection(&plan, &e) {
                 super::rescue::spawn_rescue(&l.status.name, socket);
             }
-            let vm = &l.status.name;
-            return Err(DaemonError::HotplugFailed(format!(
-                "{e}. VM '{vm}' is marked stalled until QEMU answers again (then what the late \
-                 reply created is undone); live operations on it are refused meanwhile; \
-                 `virtnet destroy {vm}` stops it now"
-            )));
+            return Err(DaemonError::PlugStalled {
+                vm: l.status.name.clone(),
+                source: Box::new(e),
+            });
         }
         Err(e) => return Err(vm_error(e)),
     };

@@ -67,12 +67,13 @@ impl Live {
             return Err(DaemonError::Internal("QMP on a VM being stopped".into()));
         }
         self.refuse_if_stalled()?;
-        self.qmp.client().await.map_err(|e| {
-            DaemonError::Vm(format!(
-                "cannot reach QEMU's monitor {}: {e}",
-                self.qmp.socket().display()
-            ))
-        })
+        self.qmp
+            .client()
+            .await
+            .map_err(|e| DaemonError::QmpUnreachable {
+                socket: self.qmp.socket().to_path_buf(),
+                source: Box::new(e),
+            })
     }
 
     /// Refuses a live operation while the VM is stalled ([`DaemonError::InvalidState`] with
@@ -106,10 +107,10 @@ impl Live {
                 let reason = format!("`{command}` ({operation}) got no reply: {e}");
                 let stall = Stall::new(operation, reason, LateObjects::default(), vec![]);
                 self.qmp.mark_stalled(stall);
-                Err(DaemonError::Vm(format!(
-                    "{e}. VM '{}' is marked stalled until QEMU answers again",
-                    self.status.name
-                )))
+                Err(DaemonError::QmpStalled {
+                    vm: self.status.name.clone(),
+                    source: Box::new(e),
+                })
             }
             Err(e) => Err(DaemonError::Qmp {
                 source: Box::new(e),

@@ -13,6 +13,11 @@ use virtnet_vswitch_control::{Request, Response};
 
 use crate::error::{DaemonError, Result};
 
+/// How long a started switch has to answer on its control socket.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a control request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The switch binary: `$VIRTNETD_VSWITCH`, else `virtnet-vswitch` next to our own executable
 /// (or one directory up, for test binaries in `target/*/deps`), else the first on `PATH`.
 pub fn vswitch_binary() -> PathBuf {
@@ -56,21 +61,18 @@ pub async fn spawn(
         .stdout(log_file)
         .stderr(err_file)
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| {
-        DaemonError::Vm(format!(
-            "cannot run the switch {}: {e}; install virtnet-vswitch next to virtnetd or set \
-             VIRTNETD_VSWITCH",
-            binary.display()
-        ))
+    let mut child = cmd.spawn().map_err(|source| DaemonError::SwitchSpawn {
+        binary: binary.to_path_buf(),
+        source,
     })?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(DaemonError::Vm(format!(
-                "the switch {} exited at start ({status}); see {}",
-                binary.display(),
-                log.display()
-            )));
+            return Err(DaemonError::SwitchExited {
+                binary: binary.to_path_buf(),
+                status,
+                log: log.to_path_buf(),
+            });
         }
         if request(control, &Request::ListPorts).await.is_ok() {
             return Ok(child);
@@ -78,11 +80,11 @@ pub async fn spawn(
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(DaemonError::Vm(format!(
-                "the switch did not answer on {} within 10 s; see {}",
-                control.display(),
-                log.display()
-            )));
+            return Err(DaemonError::SwitchStartTimeout {
+                control: control.to_path_buf(),
+                timeout: START_TIMEOUT,
+                log: log.to_path_buf(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -91,8 +93,9 @@ pub async fn spawn(
 /// One request on the control socket (the switch's own types, `virtnet-vswitch-control`); the
 /// reply when it says `ok`, else its error.
 pub async fn request(control: &Path, req: &Request) -> Result<Response> {
-    let io = |e: std::io::Error| {
-        DaemonError::Vm(format!("switch control socket {}: {e}", control.display()))
+    let io = |source: std::io::Error| DaemonError::SwitchIo {
+        control: control.to_path_buf(),
+        source,
     };
     let fut = async {
         let stream = UnixStream::connect(control).await.map_err(io)?;
@@ -100,27 +103,22 @@ pub async fn request(control: &Path, req: &Request) -> Result<Response> {
         w.write_all(req.to_line().as_bytes()).await.map_err(io)?;
         let mut reply = String::new();
         BufReader::new(r).read_line(&mut reply).await.map_err(io)?;
-        let v = Response::from_line(&reply).map_err(|e| {
-            DaemonError::Vm(format!(
-                "switch {} answered '{}': {e}",
-                control.display(),
-                reply.trim_end()
-            ))
+        let v = Response::from_line(&reply).map_err(|source| DaemonError::SwitchReply {
+            control: control.to_path_buf(),
+            reply: reply.trim_end().to_string(),
+            source,
         })?;
-        v.into_result().map_err(|why| {
-            DaemonError::Vm(format!(
-                "the switch refused {}: {why}",
-                req.to_line().trim_end()
-            ))
-        })
+        v.into_result()
+            .map_err(|reason| DaemonError::SwitchRefused {
+                request: req.to_line().trim_end().to_string(),
+                reason,
+            })
     };
-    tokio::time::timeout(Duration::from_secs(10), fut)
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
         .await
-        .map_err(|_| {
-            DaemonError::Vm(format!(
-                "switch {} did not answer in 10 s",
-                control.display()
-            ))
+        .map_err(|_| DaemonError::SwitchTimeout {
+            control: control.to_path_buf(),
+            timeout: REQUEST_TIMEOUT,
         })?
 }
 
@@ -159,21 +157,24 @@ pub async fn stop(pid: i32, start: u64) {
 
 /// Gives the uplink tap its address and brings it up (`ip`), after the switch created it.
 pub fn configure_uplink(tap: &str, ip: Option<(std::net::Ipv4Addr, u8)>) -> Result<()> {
-    let run = |args: &[&str]| -> Result<()> {
-        let out = Command::new("ip")
-            .args(args)
-            .output()
-            .map_err(|e| DaemonError::Vm(format!("cannot run `ip {}`: {e}", args.join(" "))))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(DaemonError::Vm(format!(
-                "`ip {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
-    };
+    let run =
+        |args: &[&str]| -> Result<()> {
+            let command = || format!("ip {}", args.join(" "));
+            let out = Command::new("ip").args(args).output().map_err(|source| {
+                DaemonError::CommandSpawn {
+                    command: command(),
+                    source,
+                }
+            })?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(DaemonError::CommandFailed {
+                    command: command(),
+                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                })
+            }
+        };
     if let Some((a, p)) = ip {
         let cidr = format!("{a}/{p}");
         run(&["addr", "replace", &cidr, "dev", tap])?;

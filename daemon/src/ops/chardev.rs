@@ -329,11 +329,15 @@ impl Daemon {
                     if new_def.is_some() {
                         self.restore_definition(name, persistent.as_deref()).await;
                     }
-                    return Err(DaemonError::Vm(format!(
-                        "QEMU refused to switch {} of VM '{name}' to {}: {e}",
-                        r.alias,
-                        source.type_name()
-                    )));
+                    return Err(match e {
+                        DaemonError::Qmp { source: q } => DaemonError::ChardevChange {
+                            vm: name.to_string(),
+                            alias: r.alias.clone(),
+                            to: source.type_name().to_string(),
+                            source: q,
+                        },
+                        other => other,
+                    });
                 }
             };
             let mut live_source = source.clone();

@@ -42,7 +42,17 @@ impl Daemon {
             });
         };
         tracing::warn!(vm = %name, command = %execute, "qemu-monitor-command: virtnetd does not track what this changes");
-        let r = live.qmp("qemu-monitor-command", execute, args).await?;
+        // QEMU's error answer to the user's own command is the user's (400 `qmp_error`, with
+        // QEMU's class and description); anything else (QEMU gone, no reply) is a fault.
+        let r = live
+            .qmp("qemu-monitor-command", execute, args)
+            .await
+            .map_err(|e| match e {
+                DaemonError::Qmp { source } if source.qmp_class().is_some() => {
+                    DaemonError::QmpRefused { source }
+                }
+                other => other,
+            })?;
         Ok(QmpResponse { return_: r })
     }
 }

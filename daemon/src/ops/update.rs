@@ -235,14 +235,11 @@ impl Daemon {
                     tracing::error!(vm = %name, error = %e, "cannot record a pending removal");
                 }
                 l.status = status;
-                return Err(DaemonError::HotplugFailed(format!(
-                    "replug of {} of VM '{name}': the guest did not release the NIC within {} s. \
-                     Its removal is pending (it goes when the guest releases it) and the new \
-                     socket was not plugged: attach the NIC again with the new socket once \
-                     `virtnet domiflist {name}` no longer lists it",
-                    old.describe(),
-                    timeout.as_secs()
-                )));
+                return Err(DaemonError::ReplugPending {
+                    vm: name.to_string(),
+                    nic: old.describe(),
+                    timeout,
+                });
             }
         }
         match self.plug_live(name, l, new.clone()).await {
@@ -269,14 +266,12 @@ impl Daemon {
                         .collect();
                     self.registry.release_resources(name, Scope::Live, &gone);
                 }
-                Err(DaemonError::HotplugFailed(format!(
-                    "replug of {} of VM '{name}': plugging it on the new socket failed: {e}; {}",
-                    old.describe(),
-                    match back {
-                        Ok(_) => "it was plugged back on its old socket (the guest saw a link flap)".to_string(),
-                        Err(e2) => format!("plugging it back on its old socket failed too ({e2}): the NIC is gone from the running VM"),
-                    }
-                )))
+                Err(DaemonError::ReplugFailed {
+                    vm: name.to_string(),
+                    nic: old.describe(),
+                    source: Box::new(e),
+                    back: back.err().map(Box::new),
+                })
             }
         }
     }

@@ -45,7 +45,8 @@ pub(super) fn waiting_for_back_end(
             Some(VmError::NoBackEnd {
                 nic: format!(
                     "interface {} (#{}, type='{}')",
-                    nic.mac.as_deref().unwrap_or("without MAC"),
+                    nic.mac
+                        .map_or_else(|| "without MAC".to_string(), |m| m.to_string()),
                     nic.index,
                     nic.type_
                 ),
