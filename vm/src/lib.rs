@@ -33,8 +33,8 @@ use std::path::Path;
 
 pub use error::VmError;
 pub use exec::{
-    AttachedNic, DetachOutcome, ExecOptions, HostResources, HotplugOptions, PendingDetaches,
-    RunningVm, StepId, StopMode, StopReport,
+    AttachedNic, DetachOutcome, ExecOptions, HostResources, HotplugOptions, NicResourceKind,
+    PendingDetaches, RunningVm, StepId, StopMode, StopReport,
 };
 pub use plan::{
     plan_attach, plan_detach, plan_start, AttachPlan, AttachStepId, DetachPlan, FdSink, HostStep,

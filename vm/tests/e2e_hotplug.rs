@@ -338,7 +338,7 @@ fn direct_and_link_down_user_nics_hotplug_and_are_released_at_stop() {
             live.add(&nic);
             vm.add_resources(&nic.host);
             let mv = nic.host.nics[0].name.clone();
-            assert_eq!(nic.host.nics[0].kind, "macvtap");
+            assert_eq!(nic.host.nics[0].kind, virtnet_vm::NicResourceKind::Macvtap);
             let up = con.wait_nic_up(mac1, BOOT).await.unwrap();
             let ping = "ping -c 3 -W 2 -I {dev} 10.0.27.1";
             let (out, rc) = run_on_nic(&mut con, &up, ping, CMD).await;

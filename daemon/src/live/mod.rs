@@ -154,7 +154,7 @@ pub fn live_domain(persistent: &Domain, id: u32, plan: &StartPlan, res: &HostRes
         if let Some(r) = res
             .nics
             .iter()
-            .find(|r| r.nic == nic.index && r.kind != "vf")
+            .find(|r| r.nic == nic.index && r.kind.is_link())
         {
             let target = iface.target.get_or_insert_with(Target::default);
             if target.dev.is_none() {

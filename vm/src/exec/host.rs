@@ -10,7 +10,7 @@ use virtnet_host::{
     VfSpec,
 };
 
-use super::resources::{HostResources, NicResource};
+use super::resources::{HostResources, NicResource, NicResourceKind};
 use crate::error::VmError;
 use crate::plan::{FdSink, HostStep};
 
@@ -130,7 +130,7 @@ pub(crate) async fn open_step(
             record(undo, res, &tap.undo);
             res.nics.push(NicResource {
                 nic: *nic,
-                kind: "tap".into(),
+                kind: NicResourceKind::Tap,
                 name: tap.name.clone(),
                 ifindex: Some(tap.ifindex),
                 managed: true,
@@ -163,7 +163,7 @@ pub(crate) async fn open_step(
             record(undo, res, &tap.undo);
             res.nics.push(NicResource {
                 nic: *nic,
-                kind: "tap".into(),
+                kind: NicResourceKind::Tap,
                 name: tap.name.clone(),
                 ifindex: Some(tap.ifindex),
                 managed: false,
@@ -197,7 +197,7 @@ pub(crate) async fn open_step(
             record(undo, res, &mv.undo);
             res.nics.push(NicResource {
                 nic: *nic,
-                kind: "macvtap".into(),
+                kind: NicResourceKind::Macvtap,
                 name: mv.name.clone(),
                 ifindex: Some(mv.ifindex),
                 managed: true,
@@ -240,7 +240,7 @@ pub(crate) async fn open_step(
             record(undo, res, std::slice::from_ref(&vf.undo));
             res.nics.push(NicResource {
                 nic: *nic,
-                kind: "vf".into(),
+                kind: NicResourceKind::Vf,
                 name: pci.to_string(),
                 ifindex: None,
                 managed: *managed,

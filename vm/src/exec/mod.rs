@@ -29,7 +29,7 @@ pub use hotplug::{
     attach, complete_detach, detach, AttachedNic, DetachOutcome, DetachReport, HotplugOptions,
     PendingDetach, PendingDetaches,
 };
-pub use resources::{HostResources, NicResource};
+pub use resources::{HostResources, NicResource, NicResourceKind};
 pub use running::{RunningVm, StopMode, StopReport};
 
 use crate::error::VmError;

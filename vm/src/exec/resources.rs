@@ -3,13 +3,33 @@
 use serde::{Deserialize, Serialize};
 use virtnet_host::{HostUndo, UndoStack};
 
+/// What kind of host object a [`NicResource`] is (serialised `tap`, `macvtap`, `vf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NicResourceKind {
+    /// A tap link (bridge, ethernet, network).
+    Tap,
+    /// A macvtap link (direct).
+    Macvtap,
+    /// An SR-IOV VF given to the guest (hostdev); its name is its PCI address, not a link.
+    Vf,
+}
+
+impl NicResourceKind {
+    /// Whether it is a network link on the host (a tap or macvtap), named by its interface
+    /// name; a VF is named by its PCI address.
+    pub fn is_link(self) -> bool {
+        self != NicResourceKind::Vf
+    }
+}
+
 /// One host object a NIC uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NicResource {
     /// Interface index in `<devices>`.
     pub nic: usize,
-    /// `tap`, `macvtap` or `vf`.
-    pub kind: String,
+    /// Tap, macvtap or VF.
+    pub kind: NicResourceKind,
     /// Interface name (`vnet3`, `macvtap0`) or the VF's PCI address.
     pub name: String,
     /// Interface index, for links.
@@ -42,8 +62,28 @@ impl HostResources {
     pub fn link_names(&self) -> Vec<&str> {
         self.nics
             .iter()
-            .filter(|n| n.kind != "vf")
+            .filter(|n| n.kind.is_link())
             .map(|n| n.name.as_str())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind is stored as before (`"tap"`, `"macvtap"`, `"vf"`), so statuses written by
+    /// an earlier virtnetd still load.
+    #[test]
+    fn kind_serialises_as_its_name() {
+        for (k, s) in [
+            (NicResourceKind::Tap, "\"tap\""),
+            (NicResourceKind::Macvtap, "\"macvtap\""),
+            (NicResourceKind::Vf, "\"vf\""),
+        ] {
+            assert_eq!(serde_json::to_string(&k).unwrap(), s);
+            assert_eq!(serde_json::from_str::<NicResourceKind>(s).unwrap(), k);
+        }
+        assert!(!NicResourceKind::Vf.is_link() && NicResourceKind::Macvtap.is_link());
     }
 }

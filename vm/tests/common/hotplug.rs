@@ -96,7 +96,7 @@ pub fn live_domain(xml: &str, vm: &RunningVm) -> Domain {
             .resources()
             .nics
             .iter()
-            .find(|r| r.nic == nic.index && r.kind != "vf")
+            .find(|r| r.nic == nic.index && r.kind.is_link())
         {
             let t = iface.target.get_or_insert_with(Target::default);
             if t.dev.is_none() {

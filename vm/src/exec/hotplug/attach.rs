@@ -57,7 +57,7 @@ pub async fn attach(
                 .res
                 .nics
                 .iter()
-                .find(|r| r.kind != "vf")
+                .find(|r| r.kind.is_link())
                 .map(|r| r.name.as_str());
             let live = with_target_dev(&plan.interface, link);
             tracing::info!(vm = %plan.vm, device = %plan.device_id, "NIC attached");

@@ -5,7 +5,7 @@ use virtnet_conf::interface::InterfaceKind;
 use virtnet_conf::Interface;
 use virtnet_host::HostUndo;
 
-use crate::exec::HostResources;
+use crate::exec::{HostResources, NicResourceKind};
 
 /// The part of `held` that belongs to `iface` (index `index` of the live domain): its links
 /// by `<target dev>` (which the live definition records), its VF by address, else (a NIC with a
@@ -18,7 +18,7 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
         .nics
         .iter()
         .filter(|r| {
-            if r.kind == "vf" {
+            if r.kind == NicResourceKind::Vf {
                 vf.as_deref() == Some(r.name.as_str())
             } else {
                 link == Some(r.name.as_str())
@@ -47,12 +47,12 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
     }
     let links: Vec<&str> = nics
         .iter()
-        .filter(|r| r.kind != "vf")
+        .filter(|r| r.kind.is_link())
         .map(|r| r.name.as_str())
         .collect();
     let vfs: Vec<&str> = nics
         .iter()
-        .filter(|r| r.kind == "vf")
+        .filter(|r| r.kind == NicResourceKind::Vf)
         .map(|r| r.name.as_str())
         .collect();
     let lower = match &iface.kind {

@@ -293,7 +293,7 @@ fn boot_resources() -> HostResources {
     HostResources {
         nics: vec![NicResource {
             nic: 0,
-            kind: "tap".into(),
+            kind: crate::exec::NicResourceKind::Tap,
             name: "vnet0".into(),
             ifindex: Some(7),
             managed: true,
@@ -346,7 +346,7 @@ fn detach_plans() {
     let vf = HostResources {
         nics: vec![NicResource {
             nic: 2,
-            kind: "vf".into(),
+            kind: crate::exec::NicResourceKind::Vf,
             name: "0000:03:10.1".into(),
             ifindex: None,
             managed: true,
