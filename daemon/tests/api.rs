@@ -661,9 +661,10 @@ fn start_without_its_bridge_is_the_users_error() {
 }
 
 /// What QEMU refuses because of the user's own input is a 4xx, with QEMU's class and
-/// description: a QMP command the user sent (`qemu-monitor-command`, 400 `qmp_error`) and a
+/// description: a QMP command the user sent (`qemu-monitor-command`, 400 `qmp_error`), a
 /// hot-plugged NIC whose guest PCI slot QEMU will not give it (409 `refused`), after which
-/// nothing of the NIC is left in QEMU. QEMU's answer to virtnetd's own commands stays a fault.
+/// nothing of the NIC is left in QEMU, and a serial port switched to a file QEMU cannot open
+/// (409 `refused`, nothing changed).
 #[test]
 fn qemu_refusing_the_users_input_is_4xx() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
@@ -674,7 +675,7 @@ fn qemu_refusing_the_users_input_is_4xx() {
         let dir = tmp();
         let d = TestDaemon::start_with(dir.path(), Some(&qemu));
         // ACPI, so that pci.0 takes hot-plugged devices at all.
-        let xml = domain_xml("qr", "").replace(
+        let xml = domain_xml("qr", "<serial type='pty'><target port='0'/></serial>").replace(
             "<os><type>hvm</type></os>",
             "<os><type>hvm</type></os><features><acpi/></features>",
         );
@@ -747,6 +748,24 @@ fn qemu_refusing_the_users_input_is_4xx() {
         );
         let (_, xml) = d.get("/v1/domains/qr/xml");
         assert!(!xml.to_string().contains("52:54:00:00:0b:02"), "{xml}");
+
+        // A file back end in a directory that does not exist: QEMU's chardev-change refuses it.
+        let body = serde_json::json!({"type": "file", "path": "/nonexistent-dir/x.log"});
+        let (s, v) = d.call(
+            "POST",
+            "/v1/domains/qr/chardevs/serial0",
+            Some("application/json"),
+            &body.to_string(),
+        );
+        assert_eq!(
+            (s, v["error"]["kind"].as_str()),
+            (409, Some("refused")),
+            "{v}"
+        );
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains("serial0") && m.contains("GenericError"), "{m}");
+        let (_, xml) = d.get("/v1/domains/qr/xml");
+        assert!(!xml.to_string().contains("nonexistent-dir"), "{xml}");
         assert_eq!(d.post("/v1/domains/qr/destroy").0, 200);
     });
 }
