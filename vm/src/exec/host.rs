@@ -85,7 +85,7 @@ pub(crate) async fn open_step(
                 .nics
                 .iter()
                 .rev()
-                .find(|r| r.nic == *nic && r.kind == "tap")
+                .find(|r| r.nic == *nic && r.kind == NicResourceKind::Tap)
             else {
                 return Err(VmError::InvalidContext(format!(
                     "the plan runs the scripts of interface #{nic} before it has a tap: re-plan"

@@ -463,7 +463,7 @@ fn detach_runs_the_downscript_of_that_nic_only() {
     let eth = HostResources {
         nics: vec![NicResource {
             nic: 1,
-            kind: "tap".into(),
+            kind: crate::exec::NicResourceKind::Tap,
             name: "vnet5".into(),
             ifindex: Some(9),
             managed: true,
