@@ -351,7 +351,7 @@ fn libvirt_conformance_table() {
         failures.iter().filter(|r| r.ok).count(),
         failures.len()
     ));
-    println!("{table}");
+    virtnet_testkit::conformance::write_table("conf-conformance_xml", &table);
 
     assert_eq!(rows.len(), 51, "the corpus has 51 case folders\n{table}");
     assert_eq!(

@@ -109,23 +109,24 @@ fn corpus_domains_match_libvirt() {
     assert!(cases.len() > 30, "only {} corpus cases found", cases.len());
     let mut failed_required = Vec::new();
     let mut passed = 0;
-    println!("{:<40} result", "case");
+    let mut table = format!("{:<40} result\n", "case");
     for dir in &cases {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         match run_case(dir) {
             Ok(()) => {
                 passed += 1;
-                println!("{name:<40} pass");
+                table.push_str(&format!("{name:<40} pass\n"));
             }
             Err(why) => {
-                println!("{name:<40} FAIL  {why}");
+                table.push_str(&format!("{name:<40} FAIL  {why}\n"));
                 if MUST_PASS.contains(&name.as_str()) {
                     failed_required.push(format!("{name}: {why}"));
                 }
             }
         }
     }
-    println!("{passed}/{} cases pass", cases.len());
+    table.push_str(&format!("{passed}/{} cases pass\n", cases.len()));
+    virtnet_testkit::conformance::write_table("conf-domain_corpus", &table);
     for name in MUST_PASS {
         assert!(
             cases.iter().any(|c| c.ends_with(name)),

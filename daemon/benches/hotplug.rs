@@ -81,7 +81,7 @@ fn bins() -> Bins {
         virtnetd: std::env::var_os("VIRTNETD_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_virtnetd"))),
-        qemu: virtnet_testkit::qemu_binary().expect("qemu-system-x86_64"),
+        qemu: virtnet_testkit::qemu_path().expect("qemu-system-x86_64"),
     };
     assert!(
         b.virtnet.exists(),
@@ -528,7 +528,7 @@ fn svg(rows: &[Row]) -> String {
 }
 
 fn qemu_version() -> String {
-    let out = Command::new(virtnet_testkit::qemu_binary().unwrap())
+    let out = Command::new(virtnet_testkit::qemu_path().unwrap())
         .arg("-version")
         .output()
         .unwrap();
@@ -978,12 +978,8 @@ fn main() {
         eprintln!("hotplug benchmark: run it with scripts/bench-hotplug (cargo bench)");
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP: the benchmark needs root (network namespace, taps)");
-        return;
-    }
-    if virtnet_testkit::qemu_binary().is_none() {
+    use virtnet_testkit::Need;
+    if !virtnet_testkit::require(&[Need::Root, Need::Qemu]) {
         return;
     }
     virtnet_testkit::with_netns(run);

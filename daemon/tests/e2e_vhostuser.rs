@@ -3,7 +3,8 @@
 //! nothing of theirs is left in QEMU (no chardev, no netdev) or in the registry. A second NIC
 //! on the socket is refused in the owner VM and in the other one. Moving the NIC to another
 //! socket needs an explicit replug, which keeps its MAC, alias and PCI address (the guest sees
-//! the link go down and up) and frees the old socket. DPDK's testpmd is the back end.
+//! the link go down and up) and frees the old socket. virtnet-vswitch is the back end (its
+//! ports listen: QEMU connects, `mode='client'`).
 
 mod common;
 
@@ -14,9 +15,9 @@ use common::e2e::{
 };
 use common::TestDaemon;
 use serde_json::{json, Value};
-use virtnet_testkit::{runtime, testpmd, vhostuser_nic, with_netns, TestDomain, TestPmd};
+use virtnet_testkit::{runtime, vhostuser_nic, with_netns, TestDomain, VSwitch, VsPort};
 
-/// A vhost-user NIC on `path`; the back end (testpmd) listens there.
+/// A vhost-user NIC on `path`; the back end (the switch) listens there.
 fn vhost_nic(mac: &str, path: &std::path::Path) -> String {
     vhostuser_nic(mac, path, "client")
 }
@@ -37,14 +38,16 @@ fn vhost_user_socket_has_one_owner_live_and_replug_moves_it() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         return;
     };
-    let Some(pmd_bin) = testpmd::binary() else {
-        return;
-    };
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         let tmp = tempfile::tempdir().unwrap();
         let (p1, p2) = (tmp.path().join("vu1.sock"), tmp.path().join("vu2.sock"));
-        let _pmd = TestPmd::listen(pmd_bin, &[p1.clone(), p2.clone()]);
+        let sw_dir = tempfile::tempdir().unwrap();
+        let ports = [
+            VsPort::new("p1", &p1, "server"),
+            VsPort::new("p2", &p2, "server"),
+        ];
+        let sw = VSwitch::start(sw_dir.path(), &ports, None);
         let d = Arc::new(TestDaemon::start_with(tmp.path(), Some(&qemu)));
         let mut serials = Vec::new();
         for vm in ["va", "vb"] {
@@ -131,6 +134,7 @@ fn vhost_user_socket_has_one_owner_live_and_replug_moves_it() {
         runtime().block_on(async {
             let mut con = ready_console(&serials[wi]).await;
             con.wait_nic_up(&mac, CMD).await.unwrap();
+            assert_eq!(sw.port("p1")["connected"], true, "the winner's NIC is on p1");
             let before = live_iface(&d, winner, &mac);
             let upd = |replug: bool| {
                 post_json(

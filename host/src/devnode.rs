@@ -91,9 +91,7 @@ mod tests {
 
     #[test]
     fn a_foreign_file_with_the_name_gets_a_private_node_instead() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIP: mknod needs root");
+        if !virtnet_testkit::require(&[virtnet_testkit::Need::Root]) {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -441,13 +441,13 @@ fn network_arguments_match_libvirt() {
         };
         table.push_str(&format!("{name} | {result} | {detail}\n"));
     }
-    println!("{table}");
-    println!(
-        "{passed_with_input}/{with_input} cases with input.xml and expected.args match \
-         ({} in all); whole command line the same (normalised) in {}: {whole_same:?}",
+    table.push_str(&format!(
+        "\n{passed_with_input}/{with_input} cases with input.xml and expected.args match \
+         ({} in all); whole command line the same (normalised) in {}: {whole_same:?}\n",
         passed.len(),
         whole_same.len()
-    );
+    ));
+    virtnet_testkit::conformance::write_table("qemu-argv_conformance", &table);
     let missing: Vec<&&str> = MUST_PASS_NETWORK_ONLY
         .iter()
         .chain(MUST_BE_WHOLE_SAME)

@@ -67,25 +67,11 @@ fn read_artifacts(dir: &Path) -> GuestArtifacts {
     }
 }
 
-/// The QEMU binary to test with (`qemu-system-x86_64` on `PATH`), or `None` after printing why
-/// the test is skipped.
-pub fn qemu_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("qemu-system-x86_64"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        eprintln!("SKIP: qemu-system-x86_64 not found (install qemu-system-x86: scripts/setup)");
-    }
-    found
-}
-
-/// What an end-to-end test needs: root and QEMU. `None` (after printing why) when either is
-/// missing; then the test returns early.
+/// What an end-to-end test needs: root and QEMU ([`crate::require`]). Returns QEMU's path, or
+/// `None` when one is missing and the test is to be counted as ignored (then it returns early).
 pub fn e2e_qemu() -> Option<PathBuf> {
-    if !crate::netns::is_root() {
+    if !crate::require(&[crate::Need::Root, crate::Need::Qemu]) {
         return None;
     }
-    qemu_binary()
+    crate::need::qemu_path()
 }

@@ -1,34 +1,38 @@
 //! virtnet-testkit: test utilities shared by virtnet's end-to-end tests (dev-only).
 //!
 //! - [`netns`]: run a closure in a private network namespace ([`with_netns`]); `ip`, `ping`.
-//! - [`guest`]: build the test guest once per process ([`guest()`]), find QEMU, skip rules.
+//! - [`need`]: what a test needs from the machine ([`require`]`(&[`[`Need`]`::Root, ...])`):
+//!   a missing facility fails the test under `VIRTNET_E2E=require`, else counts it as ignored.
+//! - [`guest`]: build the test guest once per process ([`guest()`]); [`e2e_qemu`].
 //! - [`serial`]: the guest's serial console protocol ([`SerialConsole`]).
 //! - [`kvm`]: whether KVM can really boot a guest here ([`kvm::kvm_usable`]).
 //! - [`leak`]: before/after snapshots of links, fds, child processes, files ([`Snapshot`]).
 //! - [`domain`]: domain XML for the test guest ([`TestDomain`]).
-//! - [`testpmd`]: DPDK's testpmd as a vhost-user-net back end ([`TestPmd`]).
-//! - [`vswitch`]: the `virtnet-vswitch` binary, built when missing ([`vswitch_binary`]).
+//! - [`vswitch`]: the `virtnet-vswitch` binary, built when missing ([`vswitch_binary`]), and
+//!   a running one as a test VM's vhost-user back end ([`VSwitch`]).
+//! - [`conformance`]: per-case conformance tables written for `scripts/test` to print.
 //! - [`runtime`]: a current-thread tokio runtime ready for process spawning.
 
+pub mod conformance;
 pub mod domain;
 pub mod guest;
 pub mod kvm;
 pub mod leak;
+pub mod need;
 pub mod netns;
 pub mod serial;
-pub mod testpmd;
 pub mod vswitch;
 
 pub use domain::{bridge_nic, vhostuser_nic, TestDomain};
-pub use guest::{e2e_qemu, guest, qemu_binary, repo_root, GuestArtifacts};
+pub use guest::{e2e_qemu, guest, repo_root, GuestArtifacts};
 pub use leak::Snapshot;
+pub use need::{on_path, qemu_path, require, Need};
 pub use netns::{
     add_bridge, add_veth_pair, ip, ip_status, link_details, links, ping, with_netns,
     with_netns_exclusive,
 };
 pub use serial::SerialConsole;
-pub use testpmd::TestPmd;
-pub use vswitch::vswitch_binary;
+pub use vswitch::{vswitch_binary, VSwitch, VsPort};
 
 /// A current-thread tokio runtime for a test thread (run it on the namespace thread so the
 /// processes it starts are in that namespace). It has already started (and reaped) one child

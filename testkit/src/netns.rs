@@ -13,21 +13,13 @@ use std::sync::RwLock;
 /// tests of the same process; the others share this lock.
 static EXCLUSIVE: RwLock<()> = RwLock::new(());
 
-/// Whether we are root; prints the skip reason if not.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("SKIP: not root, cannot create network namespaces");
-    }
-    root
-}
-
 /// Runs `f` in a fresh network namespace (with `lo` up) on its own thread and returns its
-/// result; a panic in `f` is re-raised here. Returns `None` (printing why) only when not root.
+/// result; a panic in `f` is re-raised here. Returns `None` only when not root
+/// ([`crate::require`]: under `VIRTNET_E2E=require` it panics instead, else the test is counted
+/// as ignored).
 /// Runs alongside other `with_netns` tests of this process.
 pub fn with_netns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
-    if !is_root() {
+    if !crate::require(&[crate::Need::Root]) {
         return None;
     }
     let _shared = EXCLUSIVE.read().unwrap_or_else(|p| p.into_inner());
@@ -39,7 +31,7 @@ pub fn with_netns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
 pub fn with_netns_exclusive<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> Option<R> {
-    if !is_root() {
+    if !crate::require(&[crate::Need::Root]) {
         return None;
     }
     let _only = EXCLUSIVE.write().unwrap_or_else(|p| p.into_inner());

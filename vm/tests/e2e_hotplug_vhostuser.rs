@@ -1,7 +1,7 @@
-//! vhost-user NIC hot-plug end to end (real QEMU 7.2, TCG, DPDK testpmd as the back end, see
-//! virtnet_testkit::testpmd): chardev-add (QEMU listens), netdev_add once testpmd connects,
-//! device_add with `vectors=0`; the guest's NIC comes up and its frames reach testpmd; detach
-//! removes the chardev and its socket. And QEMU 7.2's stalls: `netdev_add` of a `mode='server'`
+//! vhost-user NIC hot-plug end to end (real QEMU 7.2, TCG, virtnet-vswitch as the back end, see
+//! virtnet_testkit::VSwitch): chardev-add (QEMU listens), netdev_add once the switch connects,
+//! device_add with `vectors=0`; the guest's NIC comes up and pings the host through the
+//! switch's uplink tap; detach removes the chardev and its socket. And QEMU 7.2's stalls: `netdev_add` of a `mode='server'`
 //! NIC would block QEMU until a back end connects, so the attach waits for one first and
 //! fails cleanly at its deadline; a back end that accepts QEMU's connection and never answers
 //! blocks QEMU inside `netdev_add`: the deadline passes, the undo is queued, and once the back
@@ -15,20 +15,11 @@ use std::time::{Duration, Instant};
 use common::hotplug::{
     assert_nothing_left, boot_live, chardevs, detach_done, exists, iface, run_on_nic, NicTrace,
 };
-use common::{env, scratch, Env, BOOT, CMD};
+use common::{env, scratch, BOOT, CMD};
 use tempfile::TempDir;
-use virtnet_testkit::{runtime, testpmd, vhostuser_nic, with_netns, TestDomain, TestPmd};
+use virtnet_testkit::{ip, runtime, vhostuser_nic, with_netns, TestDomain, VSwitch, VsPort};
 use virtnet_vm::exec::{self, HotplugOptions};
 use virtnet_vm::{plan_attach, plan_detach, AttachStepId, StopMode, VmError};
-
-/// One testpmd at a time: its forwarder busy-polls one of the machine's two cores.
-static ONE_TESTPMD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// What both tests need: QEMU and testpmd (`None`, after printing why, when one is missing).
-fn qemu_and_testpmd() -> Option<(Env, &'static str)> {
-    let env = env()?;
-    Some((env, testpmd::binary()?))
-}
 
 /// A scratch dir, the path of the vhost-user socket in it, and the test domain `name` with
 /// its console there and its memory shared (vhost-user needs it).
@@ -42,11 +33,10 @@ fn vhost_user_domain(name: &str) -> (TempDir, PathBuf, TestDomain) {
 
 #[test]
 fn hotplugged_vhost_user_nic_reaches_the_back_end() {
-    let Some((env, pmd_bin)) = qemu_and_testpmd() else {
+    let Some(env) = env() else {
         return;
     };
     with_netns(move || {
-        let _one = ONE_TESTPMD.lock().unwrap_or_else(|p| p.into_inner());
         let mac = "52:54:00:00:25:02";
         let (tmp, socket, dom) = vhost_user_domain("hotplug-vu");
         let dom = dom.ip(mac, "10.0.25.2/24");
@@ -60,8 +50,12 @@ fn hotplugged_vhost_user_nic_reaches_the_back_end() {
             )
             .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(ap.chardev_id.as_deref(), Some("charnet0"));
-            // testpmd keeps reconnecting until QEMU listens (after chardev-add).
-            let pmd = TestPmd::connect(pmd_bin, &socket);
+            // The switch keeps reconnecting until QEMU listens (after chardev-add).
+            let sw_dir = tempfile::tempdir().unwrap();
+            let port = VsPort::new("g", &socket, "client");
+            let sw = VSwitch::start(sw_dir.path(), &[port], Some("vsw0"));
+            ip("link set vsw0 up");
+            ip("addr add 10.0.25.1/24 dev vsw0");
             let opts = HotplugOptions {
                 command_timeout: Duration::from_secs(60),
                 unplug_timeout: Duration::from_secs(30),
@@ -70,7 +64,7 @@ fn hotplugged_vhost_user_nic_reaches_the_back_end() {
             let t = Instant::now();
             let nic = match exec::attach(&ap, &host, qmp, &opts).await {
                 Ok(n) => n,
-                Err(e) => panic!("{e}\ntestpmd:\n{}", pmd.stop().join("\n")),
+                Err(e) => panic!("{e}\nswitch port: {}", sw.port("g")),
             };
             eprintln!("vhost-user attach took {:?}", t.elapsed());
             let argv_dev = info_qtree_has_vectors0(qmp).await;
@@ -80,10 +74,20 @@ fn hotplugged_vhost_user_nic_reaches_the_back_end() {
             );
             let up = con.wait_nic_up(mac, BOOT).await.unwrap();
             assert!(up.ends_with("10.0.25.2/24"), "{up}");
-            // Nobody answers: the guest's ARP requests land in testpmd.
-            let ping = "ping -c 2 -W 1 -I {dev} 10.0.25.1";
-            let (_, rc) = run_on_nic(&mut con, &up, ping, CMD).await;
-            assert_ne!(rc, 0, "nothing can answer behind this back end");
+            // The host answers behind the switch's uplink.
+            let ping = "ping -c 3 -W 2 -I {dev} 10.0.25.1";
+            let (out, rc) = run_on_nic(&mut con, &up, ping, CMD).await;
+            assert_eq!(
+                rc,
+                0,
+                "ping through the switch:\n{out}\nport: {}",
+                sw.port("g")
+            );
+            let macs = sw.mac_table();
+            assert!(
+                macs.contains(&(mac.to_string(), "g".to_string())),
+                "the guest's frames reached the back end: {macs:?}"
+            );
 
             let li = live.add(&nic);
             let dp = plan_detach(&live.domain, &li, &live.held).unwrap();
@@ -95,15 +99,8 @@ fn hotplugged_vhost_user_nic_reaches_the_back_end() {
                 "QEMU's listening socket is gone with the chardev"
             );
             assert_nothing_left(qmp, &NicTrace::of_plan(&ap), "after detach").await;
-            let log = std::fs::read_to_string(vm.log_path()).unwrap_or_default();
             vm.stop(&host, StopMode::Destroy).await.unwrap();
-            let lines = pmd.stop();
-            let arps = testpmd::frames_from(&lines, mac, "0x0806");
-            assert!(
-                arps > 0,
-                "no ARP frame from {mac} reached the back end\ntestpmd:\n{}\nQEMU log:\n{log}",
-                lines.join("\n")
-            );
+            sw.stop();
         });
     });
 }

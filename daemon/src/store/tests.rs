@@ -112,8 +112,7 @@ fn other_files_are_ignored() {
 #[test]
 fn run_dir_on_tmpfs_is_recognised() {
     let shm = Path::new("/dev/shm");
-    if !shm.is_dir() {
-        eprintln!("SKIP: no /dev/shm on this machine");
+    if !virtnet_testkit::require(&[virtnet_testkit::Need::Dir("/dev/shm")]) {
         return;
     }
     let mem = tempfile::tempdir_in(shm).unwrap();
