@@ -2,9 +2,15 @@
 //! the same two guests through (a) a `virtnet-vswitch` network managed by virtnetd
 //! (`<interface type='network'>`, vhost-user) and (b) a Linux bridge with tap NICs
 //! (`<interface type='bridge'>`, QEMU's virtio-net in user space: TCG guests cannot use
-//! vhost-net). Each guest has one NIC of each kind; the two paths alternate per round, so a
+//! vhost-net). Each guest has one NIC of each kind; the two paths alternate (A B B A ...), so a
 //! change of the machine's load affects both. Real QEMU (TCG), root, a private network
 //! namespace. Writes `daemon/bench-results/guest-iperf.md` and `guest-iperf.svg`.
+//!
+//! Reported: the median and the spread (min–max) of at least 5 rounds per path, the median
+//! and spread of the per-round ratios, and, per round, the CPU time the two QEMU processes
+//! and the switch used per GB moved (from `/proc/PID/stat`): how busy the guests' emulated
+//! vCPUs were, which is what bounds the figure under TCG, and a cost that the other load
+//! on a shared machine disturbs less than the throughput. The load average is recorded.
 //!
 //! `scripts/bench-guest-iperf [--seconds N] [--rounds N]` (builds the release binaries).
 
@@ -78,10 +84,90 @@ fn receiver_mbits(out: &str) -> Option<f64> {
     w.get(i - 1)?.parse().ok()
 }
 
-fn median(v: &[f64]) -> f64 {
+/// Median, min and max of `v` (not empty).
+fn stats(v: &[f64]) -> (f64, f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    s[s.len() / 2]
+    let n = s.len();
+    let med = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    (med, s[0], s[n - 1])
+}
+
+/// The kernel's clock ticks per second (for `/proc/PID/stat` times).
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// (comm, user + system CPU seconds) of every child of `parent`.
+fn children_cpu(parent: u32) -> Vec<(u32, String, f64)> {
+    let hz = ticks_per_second();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        // After the comm: state, ppid, ..., utime (14th field of the line), stime (15th).
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if f.len() < 13 || f[1].parse::<u32>().ok() != Some(parent) {
+            continue;
+        }
+        let t = |i: usize| f[i].parse::<f64>().unwrap_or(0.0) / hz;
+        out.push((pid, comm, t(11) + t(12)));
+    }
+    out
+}
+
+/// CPU seconds used so far by the QEMU processes and by the switch among `parent`'s children.
+fn cpu_split(parent: u32) -> (f64, f64) {
+    let mut qemu = 0.0;
+    let mut switch = 0.0;
+    for (_, comm, secs) in children_cpu(parent) {
+        if comm.starts_with("qemu-system") {
+            qemu += secs;
+        } else if comm.starts_with("virtnet-vswitch") {
+            switch += secs;
+        }
+    }
+    (qemu, switch)
+}
+
+/// The 1-minute load average.
+fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// One iperf3 round of one path.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    /// Receiver throughput.
+    mbits: f64,
+    /// CPU seconds of both QEMU processes (vCPU threads, device emulation) per GB moved.
+    qemu_s_per_gb: f64,
+    /// CPU seconds of the switch per GB moved (0 for the bridge: the kernel's work is not
+    /// counted in any process).
+    switch_s_per_gb: f64,
+    /// QEMU CPU seconds per wall second during the round (2 = both guests' vCPUs always busy).
+    qemu_busy: f64,
 }
 
 fn main() {
@@ -89,11 +175,16 @@ fn main() {
         return; // `cargo bench -- --list`
     }
     let seconds = arg("--seconds", 10);
-    let rounds = arg("--rounds", 3) as usize;
+    let rounds = arg("--rounds", 5) as usize;
+    assert!(
+        rounds >= 5,
+        "--rounds {rounds}: at least 5 rounds per path, for a median and a spread"
+    );
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         eprintln!("guest_iperf: no usable QEMU; skipped");
         return;
     };
+    let load_start = load1();
     let daemon_bin = PathBuf::from(env!("CARGO_BIN_EXE_virtnetd"));
     let vswitch = daemon_bin.with_file_name("virtnet-vswitch");
     assert!(
@@ -191,17 +282,38 @@ fn main() {
             }
             let mut switch = Vec::new();
             let mut bridge = Vec::new();
+            let daemon_pid = daemon.id();
             for r in 0..rounds {
-                for (target, into) in [("10.20.0.12", &mut switch), ("10.30.0.12", &mut bridge)] {
+                // A B, B A, A B, ...: neither path always runs first.
+                let mut order = [(0, "10.20.0.12"), (1, "10.30.0.12")];
+                if r % 2 == 1 {
+                    order.reverse();
+                }
+                for (path, target) in order {
                     let cmd = format!("iperf3 -c {target} -t {seconds} -f m");
+                    let (q0, s0) = cpu_split(daemon_pid);
+                    let t0 = Instant::now();
                     let (out, rc) = cons[0]
                         .run(&cmd, Duration::from_secs(seconds + 120))
                         .await
                         .unwrap();
+                    let wall = t0.elapsed().as_secs_f64();
+                    let (q1, s1) = cpu_split(daemon_pid);
                     assert_eq!(rc, 0, "{cmd}: {out}");
                     let mbits = receiver_mbits(&out).unwrap_or_else(|| panic!("{cmd}: {out}"));
-                    eprintln!("round {r}: {target}: {mbits} Mbit/s");
-                    into.push(mbits);
+                    let gb = mbits * seconds as f64 / 8.0 / 1000.0;
+                    let round = Round {
+                        mbits,
+                        qemu_s_per_gb: (q1 - q0) / gb,
+                        switch_s_per_gb: (s1 - s0) / gb,
+                        qemu_busy: (q1 - q0) / wall,
+                    };
+                    eprintln!("round {r}: {target}: {round:?}");
+                    if path == 0 {
+                        switch.push(round);
+                    } else {
+                        bridge.push(round);
+                    }
                 }
             }
             (switch, bridge)
@@ -231,32 +343,54 @@ fn main() {
         eprintln!("guest_iperf: needs root; skipped");
         return;
     };
-    report(seconds, &switch, &bridge);
+    report(seconds, &switch, &bridge, (load_start, load1()));
 }
 
-fn report(seconds: u64, switch: &[f64], bridge: &[f64]) {
-    let (ms, mb) = (median(switch), median(bridge));
-    let fmt = |v: &[f64]| {
+fn report(seconds: u64, switch: &[Round], bridge: &[Round], load: (f64, f64)) {
+    let col = |v: &[Round], f: fn(&Round) -> f64| v.iter().map(f).collect::<Vec<f64>>();
+    let (a, b) = (col(switch, |r| r.mbits), col(bridge, |r| r.mbits));
+    let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+    let ((ms, a_lo, a_hi), (mb, b_lo, b_hi)) = (stats(&a), stats(&b));
+    let (mr, r_lo, r_hi) = stats(&ratios);
+    let fmt = |v: &[f64], digits: usize| {
         v.iter()
-            .map(|x| format!("{x:.0}"))
+            .map(|x| format!("{x:.digits$}"))
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let cost = |v: &[Round]| {
+        let (q, ..) = stats(&col(v, |r| r.qemu_s_per_gb));
+        let (sw, ..) = stats(&col(v, |r| r.switch_s_per_gb));
+        let (busy, lo, hi) = stats(&col(v, |r| r.qemu_busy));
+        format!("{q:.2} | {sw:.2} | {busy:.2} ({lo:.2}–{hi:.2})")
+    };
     let table = format!(
-        "| path | median (Mbit/s) | rounds (Mbit/s) |\n|---|---|---|\n\
-         | (a) virtnet-vswitch (vhost-user, `<interface type='network'>`) | {ms:.0} | {} |\n\
-         | (b) Linux bridge + tap (`<interface type='bridge'>`) | {mb:.0} | {} |\n\
-         | ratio (a)/(b) | {:.2} | |\n",
-        fmt(switch),
-        fmt(bridge),
-        ms / mb
+        "| path | median (Mbit/s) | min–max (Mbit/s) | rounds (Mbit/s, in order) |\n|---|---|---|---|\n\
+         | (a) virtnet-vswitch (vhost-user, `<interface type='network'>`) | {ms:.0} | {a_lo:.0}–{a_hi:.0} | {} |\n\
+         | (b) Linux bridge + tap (`<interface type='bridge'>`) | {mb:.0} | {b_lo:.0}–{b_hi:.0} | {} |\n\
+         | per-round ratio (a)/(b) | {mr:.2} | {r_lo:.2}–{r_hi:.2} | {} |\n\n\
+         What bounds it, per path (medians of the rounds): CPU seconds per GB moved of the two \
+         QEMU processes and of the switch, and QEMU CPU seconds per wall second (2.00 would be \
+         both guests' single vCPUs busy all the time; this machine has 2 cores):\n\n\
+         | path | QEMU CPU s/GB | switch CPU s/GB | QEMU CPU s per s (min–max) |\n|---|---|---|---|\n\
+         | (a) virtnet-vswitch | {} |\n\
+         | (b) Linux bridge + tap | {} |\n",
+        fmt(&a, 0),
+        fmt(&b, 0),
+        fmt(&ratios, 2),
+        cost(switch),
+        cost(bridge),
     );
     let md = format!(
         "# Guest to guest TCP: virtnet-vswitch vs Linux bridge\n\n\
          `scripts/bench-guest-iperf --seconds {seconds} --rounds {}`: iperf3 -c (guest ga) → \
-         iperf3 -s (guest gb), {seconds} s per round, the two paths alternating; QEMU 7.2 TCG, \
-         1 vCPU and 256 MiB per guest, the test guest; receiver throughput.\n\n{table}",
-        switch.len()
+         iperf3 -s (guest gb), {seconds} s per round, the two paths alternating (A B, B A, ...); \
+         QEMU 7.2 TCG, 1 vCPU and 256 MiB per guest, the test guest; receiver throughput. \
+         {} cores, load average {:.1} at the start, {:.1} at the end (the machine is shared).\n\n{table}",
+        switch.len(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load.0,
+        load.1,
     );
     println!("{md}");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
@@ -274,10 +408,10 @@ fn report(seconds: u64, switch: &[f64], bridge: &[f64]) {
     };
     let svg = format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='130' font-family='sans-serif' font-size='13'>\n\
-         <text x='10' y='20' font-weight='bold'>Guest to guest TCP (iperf3, median of {n}, TCG guests); ratio {r:.2}</text>\n\
+         <text x='10' y='20' font-weight='bold'>Guest to guest TCP (iperf3, median of {n} rounds, TCG guests); median per-round ratio {r:.2}</text>\n\
          {a}{b}</svg>\n",
         n = switch.len(),
-        r = ms / mb,
+        r = mr,
         a = bar(40, "(a) virtnet-vswitch", ms, "#3b7dd8"),
         b = bar(80, "(b) Linux bridge + tap", mb, "#999999"),
     );
