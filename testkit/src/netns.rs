@@ -49,8 +49,11 @@ pub fn running_alone() -> bool {
 }
 
 fn run_in_new_netns<R: Send + 'static>(alone: bool, f: impl FnOnce() -> R + Send + 'static) -> R {
+    // Named after the test (libtest names its thread so), so that a `require` inside `f`
+    // records the right test.
+    let name = std::thread::current().name().unwrap_or("netns").to_string();
     let r = std::thread::Builder::new()
-        .name("netns".into())
+        .name(name)
         .spawn(move || {
             ALONE.with(|a| a.set(alone));
             enter_private_namespaces();
