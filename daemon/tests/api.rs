@@ -633,7 +633,6 @@ fn openapi_lists_every_endpoint() {
 #[test]
 fn start_without_its_bridge_is_the_users_error() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        eprintln!("skipped: needs root and QEMU");
         return;
     };
     virtnet_testkit::with_netns(move || {

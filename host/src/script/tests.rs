@@ -51,9 +51,7 @@ fn success_gets_the_tap_name_and_the_common_environment_and_logs_its_output() {
 
 #[test]
 fn script_keeps_only_cap_net_admin() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP: not root, capabilities cannot be dropped");
+    if !virtnet_testkit::require(&[virtnet_testkit::Need::Root]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
