@@ -667,7 +667,6 @@ fn start_without_its_bridge_is_the_users_error() {
 #[test]
 fn qemu_refusing_the_users_input_is_4xx() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        eprintln!("skipped: needs root and QEMU");
         return;
     };
     virtnet_testkit::with_netns(move || {
