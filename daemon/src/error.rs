@@ -275,6 +275,14 @@ pub enum DaemonError {
         source: Arc<HostError>,
     },
 
+    /// A network's switch (`virtnet-vswitch`) was found nowhere virtnetd looks (looked up at
+    /// each network start, so a switch installed later is found without restarting virtnetd).
+    #[error("cannot find the switch virtnet-vswitch; looked in {}; install it in one of these directories or set VIRTNETD_VSWITCH", looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    SwitchNotFound {
+        /// The directories searched, in order.
+        looked: Vec<PathBuf>,
+    },
+
     /// A network's switch (`virtnet-vswitch`) could not be run.
     #[error("cannot run the switch {}: {source}; install virtnet-vswitch next to virtnetd or set VIRTNETD_VSWITCH", binary.display())]
     SwitchSpawn {
@@ -547,6 +555,7 @@ impl DaemonError {
             | DaemonError::QmpStalled { .. }
             | DaemonError::ChardevChange { .. }
             | DaemonError::HostUnavailable { .. }
+            | DaemonError::SwitchNotFound { .. }
             | DaemonError::SwitchSpawn { .. }
             | DaemonError::SwitchExited { .. }
             | DaemonError::SwitchStartTimeout { .. }
@@ -614,6 +623,7 @@ impl DaemonError {
             | DaemonError::PlugStalled { .. }
             | DaemonError::ChardevChange { .. }
             | DaemonError::HostUnavailable { .. }
+            | DaemonError::SwitchNotFound { .. }
             | DaemonError::SwitchSpawn { .. }
             | DaemonError::SwitchExited { .. }
             | DaemonError::SwitchStartTimeout { .. }

@@ -256,6 +256,13 @@ fn status_and_kind_of_every_variant() {
             "vm",
         ),
         (
+            DaemonError::SwitchNotFound {
+                looked: vec![PathBuf::from("/x")],
+            },
+            500,
+            "vm",
+        ),
+        (
             DaemonError::SwitchSpawn {
                 binary: PathBuf::from("/x"),
                 source: io(),

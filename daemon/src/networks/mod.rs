@@ -111,7 +111,6 @@ pub struct Networks {
     me: Weak<Networks>,
     defs_dir: PathBuf,
     run_dir: PathBuf,
-    binary: PathBuf,
     registry: Arc<Registry>,
     table: tokio::sync::Mutex<BTreeMap<String, Net>>,
 }
@@ -138,7 +137,6 @@ impl Networks {
             me: me.clone(),
             defs_dir,
             run_dir,
-            binary: switch::vswitch_binary(),
             registry,
             table: tokio::sync::Mutex::new(BTreeMap::new()),
         });
@@ -349,8 +347,9 @@ impl Networks {
         let dir = self.net_dir(&def.name);
         std::fs::create_dir_all(&dir).map_err(|e| DaemonError::store("create", &dir, e))?;
         let uplink = def.uplink.as_ref().map(|u| u.dev.as_str());
+        let binary = switch::vswitch_binary()?;
         let mut child =
-            switch::spawn(&self.binary, &st.control, uplink, &dir.join("vswitch.log")).await?;
+            switch::spawn(&binary, &st.control, uplink, &dir.join("vswitch.log")).await?;
         let pid = child.id() as i32;
         let start_time = switch::start_time(pid).unwrap_or(0);
         let setup = async {

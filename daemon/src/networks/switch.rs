@@ -20,19 +20,44 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The switch binary: `$VIRTNETD_VSWITCH`, else `virtnet-vswitch` next to our own executable
 /// (or one directory up, for test binaries in `target/*/deps`), else the first on `PATH`.
-pub fn vswitch_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("VIRTNETD_VSWITCH") {
-        return PathBuf::from(p);
+/// Looked up at each network start (not once at daemon start), so a switch installed while
+/// virtnetd runs is found; when none is found the error lists every directory searched.
+pub fn vswitch_binary() -> Result<PathBuf> {
+    locate(
+        std::env::var_os("VIRTNETD_VSWITCH"),
+        std::env::current_exe().ok().as_deref(),
+        std::env::var_os("PATH"),
+    )
+    .map_err(|looked| DaemonError::SwitchNotFound { looked })
+}
+
+/// The lookup of [`vswitch_binary`] on explicit inputs: the override (used as is), our
+/// executable, `PATH`. Err: the directories searched, in order.
+fn locate(
+    over: Option<std::ffi::OsString>,
+    exe: Option<&Path>,
+    path: Option<std::ffi::OsString>,
+) -> std::result::Result<PathBuf, Vec<PathBuf>> {
+    if let Some(p) = over {
+        return Ok(PathBuf::from(p));
     }
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1).take(2) {
-            let p = dir.join("virtnet-vswitch");
-            if p.is_file() {
-                return p;
-            }
+    let mut dirs: Vec<PathBuf> = exe
+        .map(|e| e.ancestors().skip(1).take(2).map(Path::to_path_buf).collect())
+        .unwrap_or_default();
+    if let Some(path) = path {
+        dirs.extend(std::env::split_paths(&path).filter(|d| !d.as_os_str().is_empty()));
+    }
+    let mut looked = Vec::new();
+    for dir in dirs {
+        let p = dir.join("virtnet-vswitch");
+        if p.is_file() {
+            return Ok(p);
+        }
+        if !looked.contains(&dir) {
+            looked.push(dir);
         }
     }
-    PathBuf::from("virtnet-vswitch")
+    Err(looked)
 }
 
 /// Spawns the switch with its control socket at `control` (and the uplink tap), in its own
@@ -180,4 +205,42 @@ pub fn configure_uplink(tap: &str, ip: Option<(std::net::Ipv4Addr, u8)>) -> Resu
         run(&["addr", "replace", &cidr, "dev", tap])?;
     }
     run(&["link", "set", "dev", tap, "up"])
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    /// Nothing found: the error names every directory searched (next to virtnetd, one up,
+    /// PATH); once the switch appears in one of them the next lookup finds it.
+    #[test]
+    fn lookup_lists_the_places_looked_in_and_finds_a_switch_installed_later() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("sbin");
+        let other = tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let exe = bin.join("virtnetd");
+        let path = std::env::join_paths([&other, &bin]).unwrap();
+        let looked = locate(None, Some(&exe), Some(path.clone())).unwrap_err();
+        assert_eq!(looked, vec![bin.clone(), tmp.path().to_path_buf(), other.clone()]);
+        let msg = DaemonError::SwitchNotFound { looked }.to_string();
+        assert!(msg.contains(&format!("looked in {}, ", bin.display())), "{msg}");
+        assert!(msg.contains("set VIRTNETD_VSWITCH"), "{msg}");
+
+        std::fs::write(other.join("virtnet-vswitch"), "").unwrap();
+        assert_eq!(
+            locate(None, Some(&exe), Some(path.clone())).unwrap(),
+            other.join("virtnet-vswitch")
+        );
+        std::fs::write(bin.join("virtnet-vswitch"), "").unwrap();
+        assert_eq!(
+            locate(None, Some(&exe), Some(path)).unwrap(),
+            bin.join("virtnet-vswitch")
+        );
+        assert_eq!(
+            locate(Some("/opt/sw".into()), Some(&exe), None).unwrap(),
+            PathBuf::from("/opt/sw")
+        );
+    }
 }
