@@ -34,6 +34,22 @@ impl From<crate::input::InputError> for ClientError {
     }
 }
 
+impl ClientError {
+    /// The error of a request that sent the contents of input `name`, naming it: an XML
+    /// refusal as `NAME:LINE:COL: message` (the form of `virtnet validate`), anything else as
+    /// `NAME: message`.
+    pub fn in_file(self, name: &str) -> ClientError {
+        let message = match self.message.strip_prefix("invalid domain XML: ") {
+            Some(located) if self.kind == "invalid_xml" => format!("{name}:{located}"),
+            _ => format!("{name}: {}", self.message),
+        };
+        ClientError {
+            kind: self.kind,
+            message,
+        }
+    }
+}
+
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -15,23 +15,27 @@ pub struct Input {
     pub text: String,
 }
 
-/// Why an input could not be read as text; printed as `NAME:LINE:COL: message`.
+/// Why an input could not be read as text; printed as `NAME:LINE:COL: message`, or
+/// `NAME: message` when it is about the whole input (cannot open, too large).
 pub struct InputError {
     /// The input's name.
     pub name: String,
-    /// Where the problem is (1:1 when it is about the whole input).
-    pub pos: Pos,
+    /// Where the problem is (`None` when it is about the whole input).
+    pub pos: Option<Pos>,
     /// What is wrong.
     pub message: String,
 }
 
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.name, self.pos.line, self.pos.col, self.message
-        )
+        match self.pos {
+            Some(pos) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.name, pos.line, pos.col, self.message
+            ),
+            None => write!(f, "{}: {}", self.name, self.message),
+        }
     }
 }
 
@@ -44,7 +48,7 @@ pub fn read_input(path: &str) -> Result<Input, InputError> {
     };
     let whole = |message: String| InputError {
         name: name.clone(),
-        pos: Pos { line: 1, col: 1 },
+        pos: None,
         message,
     };
     let mut bytes = Vec::new();
@@ -76,7 +80,7 @@ pub fn read_input(path: &str) -> Result<Input, InputError> {
             let col = 1 + good.iter().rev().take_while(|&&b| b != b'\n').count() as u32;
             Err(InputError {
                 name,
-                pos: Pos { line, col },
+                pos: Some(Pos { line, col }),
                 message: "XML error: input is not UTF-8 text (a binary file?)".into(),
             })
         }

@@ -20,11 +20,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check domain XML files; print each problem as FILE:LINE:COL: message.
+    /// Check domain XML files; print each problem as FILE:LINE:COL: message, and
+    /// `FILE: valid` for each valid one.
     Validate {
         /// Domain XML files (`-` reads standard input).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<String>,
+        /// Print only the problems (nothing for a valid file).
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// Print the canonical domain XML: defaults filled, guest PCI addresses assigned.
     Format {
@@ -56,7 +60,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { files } => commands::validate::run(&files),
+        Command::Validate { files, quiet } => commands::validate::run(&files, quiet),
         Command::Format { file } => commands::format::run(&file),
         Command::DomxmlToNative {
             format,

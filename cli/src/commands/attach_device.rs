@@ -60,8 +60,10 @@ pub async fn run(
     file: &str,
     scope: DeviceScope,
 ) -> Result<(), ClientError> {
-    let xml = read_device(file)?;
-    let r = attach(client, name, &xml, scope).await?;
+    let input = read_input(file)?;
+    let r = attach(client, name, &input.text, scope)
+        .await
+        .map_err(|e| e.in_file(&input.name))?;
     report(&r, json, "Device");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! [--model M] [--source-mode client|server] [--managed] [--print-xml] [--live] [--config]
 //! [--persistent]`: virsh's short form; builds the `<interface>` and attaches it.
 
+use virtnet_conf::interface::MacAddr;
 use virtnet_conf::xml::escape;
 
 use super::attach_device::{attach, report};
@@ -13,7 +14,7 @@ use crate::client::{Client, ClientError};
 pub enum IfaceType {
     /// A tap on a host bridge (`--source` = the bridge).
     Bridge,
-    /// A libvirt virtual network (`--source` = its name; not supported by virtnetd yet).
+    /// A virtnet network (`--source` = its name, as `virtnet net-list` shows).
     Network,
     /// A tap on no bridge (`--target` names it).
     Ethernet,
@@ -54,8 +55,9 @@ pub struct IfaceOpts {
     #[arg(long, value_name = "DEV")]
     pub target: Option<String>,
     /// Guest MAC (default: a new 52:54:00 one).
+    // Parsed here, so that a bad one is refused naming the option, not as XML.
     #[arg(long, value_name = "MAC")]
-    pub mac: Option<String>,
+    pub mac: Option<MacAddr>,
     /// NIC model (virtio, e1000, rtl8139, ...).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
@@ -142,7 +144,7 @@ impl IfaceOpts {
             return Err("--source-mode is only for --type vhostuser".into());
         }
         if let Some(m) = &self.mac {
-            x += &format!("<mac address='{}'/>", escape(m));
+            x += &format!("<mac address='{m}'/>");
         }
         if let Some(dev) = &self.target {
             x += &format!("<target dev='{}'/>", escape(dev));
@@ -200,7 +202,7 @@ mod tests {
     #[test]
     fn builds_interfaces() {
         let mut o = opts(IfaceType::Bridge, Some("br0"));
-        o.mac = Some("52:54:00:00:00:01".into());
+        o.mac = Some("52:54:00:00:00:01".parse().unwrap());
         o.target = Some("vnet9".into());
         assert_eq!(
             o.xml().unwrap(),

@@ -19,10 +19,7 @@ pub async fn post_definition<R: DeserializeOwned>(
     let r = client
         .call(Method::POST, path, Body::Xml(&input.text))
         .await
-        .map_err(|e| ClientError {
-            message: format!("{}: {}", input.name, e.message),
-            kind: e.kind,
-        })?;
+        .map_err(|e| e.in_file(&input.name))?;
     Ok((r, input))
 }
 

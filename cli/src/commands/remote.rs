@@ -10,19 +10,29 @@ use crate::client::{Client, ClientError, DEFAULT_SOCKET};
 /// Options of every daemon command.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
-    /// virtnetd's API socket.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        env = "VIRTNET_CONNECT",
-        value_name = "SOCKET",
-        default_value = DEFAULT_SOCKET
-    )]
-    pub connect: PathBuf,
+    /// virtnetd's API socket [default: $VIRTNET_CONNECT, else /run/virtnet/virtnetd.sock].
+    // Not clap's `env`: a value from the environment would show in usage lines as if the
+    // option had been given (and were required).
+    #[arg(long, short = 'c', global = true, value_name = "SOCKET")]
+    pub connect: Option<PathBuf>,
     /// Print JSON (the API's documents) instead of tables and messages.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+impl GlobalOpts {
+    /// The socket to use: `--connect`, else `$VIRTNET_CONNECT` (when not empty), else
+    /// [`DEFAULT_SOCKET`].
+    pub fn socket(&self) -> PathBuf {
+        self.connect
+            .clone()
+            .or_else(|| {
+                std::env::var_os("VIRTNET_CONNECT")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+    }
 }
 
 /// The commands served by virtnetd.
@@ -226,7 +236,7 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
             return ExitCode::FAILURE;
         }
     };
-    let client = Client::new(&opts.connect);
+    let client = Client::new(&opts.socket());
     let json = opts.json;
     let result: Result<(), ClientError> = runtime.block_on(async {
         match cmd {

@@ -1,5 +1,6 @@
-//! `virtnet validate FILE...`: exit 0 when every file is valid, else print each problem as
-//! `FILE:LINE:COL: message` on stderr and exit 1. Valid means what `virtnet define` accepts:
+//! `virtnet validate [--quiet] FILE...`: print `FILE: valid` for each valid file (as
+//! virt-xml-validate does; not with `--quiet`) and each problem as `FILE:LINE:COL: message`
+//! on stderr; exit 0 when every file is valid, else 1. Valid means what `virtnet define` accepts:
 //! conf's rules and the validation layer's for define ([`virtnet_qemu::validate`]).
 
 use std::process::ExitCode;
@@ -25,7 +26,7 @@ pub(crate) fn load_for_define(text: &str) -> Result<Domain, Vec<(Pos, String)>> 
 }
 
 /// Runs the command.
-pub fn run(files: &[String]) -> ExitCode {
+pub fn run(files: &[String], quiet: bool) -> ExitCode {
     let mut ok = true;
     for path in files {
         let input = match read_input(path) {
@@ -36,10 +37,14 @@ pub fn run(files: &[String]) -> ExitCode {
                 continue;
             }
         };
-        if let Err(problems) = load_for_define(&input.text) {
-            ok = false;
-            for (pos, p) in problems {
-                eprintln!("{}:{}:{}: {}", input.name, pos.line, pos.col, p);
+        match load_for_define(&input.text) {
+            Ok(_) if !quiet => println!("{}: valid", input.name),
+            Ok(_) => {}
+            Err(problems) => {
+                ok = false;
+                for (pos, p) in problems {
+                    eprintln!("{}:{}:{}: {}", input.name, pos.line, pos.col, p);
+                }
             }
         }
     }

@@ -307,7 +307,7 @@ impl Networks {
             return Err(DaemonError::NetworkState {
                 name: name.to_string(),
                 state: "active".into(),
-                hint: "it runs already".into(),
+                hint: format!("nothing to start; `virtnet net-destroy {name}` stops it"),
             });
         }
         // The uplink tap must not be a VM's: refused naming the VM that holds it.
@@ -441,7 +441,7 @@ impl Networks {
             return Err(DaemonError::NetworkState {
                 name: name.to_string(),
                 state: "inactive".into(),
-                hint: "it is not running".into(),
+                hint: format!("nothing to stop; `virtnet net-start {name}` starts it"),
             });
         };
         if !st.ports.is_empty() {

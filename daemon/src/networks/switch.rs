@@ -42,7 +42,13 @@ fn locate(
         return Ok(PathBuf::from(p));
     }
     let mut dirs: Vec<PathBuf> = exe
-        .map(|e| e.ancestors().skip(1).take(2).map(Path::to_path_buf).collect())
+        .map(|e| {
+            e.ancestors()
+                .skip(1)
+                .take(2)
+                .map(Path::to_path_buf)
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(path) = path {
         dirs.extend(std::env::split_paths(&path).filter(|d| !d.as_os_str().is_empty()));
@@ -223,9 +229,15 @@ mod lookup_tests {
         let exe = bin.join("virtnetd");
         let path = std::env::join_paths([&other, &bin]).unwrap();
         let looked = locate(None, Some(&exe), Some(path.clone())).unwrap_err();
-        assert_eq!(looked, vec![bin.clone(), tmp.path().to_path_buf(), other.clone()]);
+        assert_eq!(
+            looked,
+            vec![bin.clone(), tmp.path().to_path_buf(), other.clone()]
+        );
         let msg = DaemonError::SwitchNotFound { looked }.to_string();
-        assert!(msg.contains(&format!("looked in {}, ", bin.display())), "{msg}");
+        assert!(
+            msg.contains(&format!("looked in {}, ", bin.display())),
+            "{msg}"
+        );
         assert!(msg.contains("set VIRTNETD_VSWITCH"), "{msg}");
 
         std::fs::write(other.join("virtnet-vswitch"), "").unwrap();

@@ -37,7 +37,7 @@ impl Daemon {
             return Err(DaemonError::InvalidState {
                 name: name.into(),
                 state: "running".into(),
-                hint: "it is running already".into(),
+                hint: format!("nothing to start; `virtnet shutdown {name}` stops it"),
             });
         }
         if let Some(problem) = slot.problem() {
@@ -214,7 +214,7 @@ impl Daemon {
                 hint: if slot.status_problem.is_some() {
                     format!("its live status is unreadable; `virtnet destroy {name}` discards it")
                 } else {
-                    "it is not running".into()
+                    format!("nothing to stop; `virtnet start {name}` starts it")
                 },
             });
         };

@@ -79,10 +79,15 @@ pub async fn attach(
             tracing::warn!(vm = %plan.vm, device = %plan.device_id, %step_id, error = %cause,
                 "attach failed; undoing");
             let cleanup = undo(qmp, host, opts, &mut p).await;
+            // `host step 0`, else `step netdev_add`: the word "step" once.
+            let label = match step_id {
+                AttachStepId::Host(_) => step_id.to_string(),
+                _ => format!("step {step_id}"),
+            };
             let step = plan
                 .step(step_id)
-                .map(|s| format!("step {step_id} (`{}`)", s.describe()))
-                .unwrap_or_else(|| format!("step {step_id}"));
+                .map(|s| format!("{label} (`{}`)", s.describe()))
+                .unwrap_or(label);
             Err(VmError::AttachFailed {
                 what: format!("{} to VM '{}'", plan.nic, plan.vm),
                 step,

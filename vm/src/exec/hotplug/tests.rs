@@ -180,7 +180,12 @@ fn a_failure_at_every_step_undoes_the_earlier_ones() {
                 assert_eq!(e.failed_attach_step(), Some(step), "{e}");
                 let msg = e.to_string();
                 assert!(msg.contains("everything it had set up was undone"), "{msg}");
-                assert!(msg.contains(&format!("failed at step {step}")), "{msg}");
+                let label = match step {
+                    crate::plan::AttachStepId::Host(n) => format!("host step {n}"),
+                    s => format!("step {s}"),
+                };
+                assert!(msg.contains(&format!("failed at {label}")), "{msg}");
+                assert!(!msg.contains("step host step"), "{msg}");
                 let done: Vec<String> = p
                     .step_ids()
                     .into_iter()
