@@ -139,18 +139,29 @@ fn errors_are_one_line() {
     )
     .unwrap();
     let b = bad.to_str().unwrap();
+    fails_with(&d.virtnet(&["define", b]), &format!("error: {b}:3:"));
     fails_with(
-        &d.virtnet(&["define", b]),
-        &format!("{b}: invalid domain XML: 3:"),
+        &d.virtnet(&["define", "/nonexistent/x.xml"]),
+        "error: /nonexistent/x.xml: cannot open",
     );
-    fails_with(&d.virtnet(&["define", "/nonexistent/x.xml"]), "cannot open");
     let ok_file = dir.path().join("ok.xml");
     std::fs::write(&ok_file, XML).unwrap();
     ok(&d.virtnet(&["define", ok_file.to_str().unwrap()]));
     fails_with(
         &d.virtnet(&["shutdown", "cli1"]),
-        "is shut off: it is not running",
+        "VM 'cli1' is shut off: nothing to stop; `virtnet start cli1` starts it",
     );
+    // A vhost-user NIC into a VM without shared memory: the refusal names the device file.
+    let vu = dir.path().join("vu.xml");
+    std::fs::write(
+        &vu,
+        "<interface type='vhostuser'><source type='unix' path='/tmp/vu-cli.sock' \
+         mode='client'/><model type='virtio'/></interface>",
+    )
+    .unwrap();
+    let o = d.virtnet(&["attach-device", "cli1", vu.to_str().unwrap(), "--config"]);
+    fails_with(&o, &format!("error: {}:1:1: ", vu.display()));
+    assert!(err(&o).contains("shared memory"), "{}", err(&o));
 }
 
 #[test]
@@ -318,9 +329,10 @@ fn device_commands_on_the_definition() {
         "has no interface matching 'type user'",
     );
     std::fs::write(&dev, "<interface type='user'").unwrap();
+    // The file is named, in validate's form FILE:LINE:COL.
     fails_with(
         &d.virtnet(&["attach-device", "cli1", dev.to_str().unwrap()]),
-        "invalid domain XML",
+        &format!("error: {}:1:", dev.display()),
     );
     assert_eq!(ok(&d.virtnet(&["domiflist", "cli1"])).lines().count(), 3);
 }

@@ -263,7 +263,7 @@ fn bad_inputs_change_nothing() {
         d.post("/v1/domains/keep/shutdown"),
         409,
         "invalid_state",
-        "not running",
+        "VM 'keep' is shut off: nothing to stop; `virtnet start keep` starts it",
     );
     // A UUID change on redefine is refused.
     let other_uuid = domain_xml("keep", "").replace(

@@ -163,7 +163,10 @@ async fn destroy_refusal_names_each_vm_once() {
     );
     let e = nets.start("d").await.unwrap_err();
     assert_eq!(e.kind(), "invalid_state");
-    assert_eq!(e.to_string(), "network 'd' is active: it runs already");
+    assert_eq!(
+        e.to_string(),
+        "network 'd' is active: nothing to start; `virtnet net-destroy d` stops it"
+    );
     nets.release_vm("a").await;
     nets.release_vm("a-b").await;
     nets.destroy("d").await.unwrap();
