@@ -31,14 +31,15 @@ pub fn vswitch_binary() -> Result<PathBuf> {
     .map_err(|looked| DaemonError::SwitchNotFound { looked })
 }
 
-/// The lookup of [`vswitch_binary`] on explicit inputs: the override (used as is), our
+/// The lookup of [`vswitch_binary`] on explicit inputs: the override (used as is, unless
+/// empty), our
 /// executable, `PATH`. Err: the directories searched, in order.
 fn locate(
     over: Option<std::ffi::OsString>,
     exe: Option<&Path>,
     path: Option<std::ffi::OsString>,
 ) -> std::result::Result<PathBuf, Vec<PathBuf>> {
-    if let Some(p) = over {
+    if let Some(p) = over.filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let mut dirs: Vec<PathBuf> = exe
