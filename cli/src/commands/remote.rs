@@ -236,7 +236,7 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
             return ExitCode::FAILURE;
         }
     };
-    let client = Client::new(&opts.socket());
+    let client = Client::new(opts.socket());
     let json = opts.json;
     let result: Result<(), ClientError> = runtime.block_on(async {
         match cmd {
