@@ -168,9 +168,14 @@ fn lifecycle_with_real_qemu() {
                 .contains("VM 'life'"),
             "{v}"
         );
-        // Starting twice is refused.
+        // Starting twice is refused, saying what to do instead (not "running" twice).
         let (s, v) = d.post("/v1/domains/life/start");
         assert_eq!(s, 409, "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            "VM 'life' is running: nothing to start; `virtnet shutdown life` stops it",
+            "{v}"
+        );
         // Undefining a running VM is refused.
         assert_eq!(d.call("DELETE", "/v1/domains/life", None, "").0, 409);
         common::e2e::wait_ping("10.0.3.2", BOOT);
