@@ -53,6 +53,13 @@ enum Command {
         #[arg(long)]
         no_vhost_net: bool,
     },
+    /// Write the man pages (virtnet.1, virtnet-COMMAND.1) into DIR (used by scripts/install).
+    #[command(hide = true)]
+    Man {
+        /// Output directory (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
     #[command(flatten)]
     Remote(commands::remote::Remote),
 }
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
             qemu_version,
             no_vhost_net,
         } => commands::domxml_to_native::run(&format, &file, &qemu_version, no_vhost_net),
+        Command::Man { dir } => commands::man::run(&dir, Cli::command()),
         Command::Remote(r) => commands::remote::run(r, &cli.global, Cli::command),
     }
 }

@@ -15,6 +15,7 @@ pub mod domxml_to_native;
 pub mod dumpxml;
 pub mod format;
 pub mod list;
+pub mod man;
 pub mod net;
 pub mod qemu_monitor_command;
 pub mod remote;
