@@ -7,7 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The cargo target dir holding this test's `virtnet` (target/debug/virtnet -> target).
@@ -72,7 +75,14 @@ fn install_serves_and_uninstall_removes_everything() {
     let dest = tempfile::tempdir().unwrap();
     let d = dest.path();
     run(Command::new(repo().join("scripts/install"))
-        .args(["--prefix", "/usr", "--profile", "debug", "--no-build", "--destdir"])
+        .args([
+            "--prefix",
+            "/usr",
+            "--profile",
+            "debug",
+            "--no-build",
+            "--destdir",
+        ])
         .arg(d)
         .env("CARGO_TARGET_DIR", &target));
 
@@ -114,12 +124,10 @@ fn install_serves_and_uninstall_removes_everything() {
         let staged = d.join("verify/virtnetd.service");
         std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
         let bindir = d.join("usr/bin/");
-        std::fs::write(
-            &staged,
-            unit.replace("/usr/bin/", bindir.to_str().unwrap()),
-        )
-        .unwrap();
-        let out = run(Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&staged));
+        std::fs::write(&staged, unit.replace("/usr/bin/", bindir.to_str().unwrap())).unwrap();
+        let out = run(Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&staged));
         assert!(!out.contains("virtnetd.service:"), "{out}");
         std::fs::remove_dir_all(d.join("verify")).unwrap();
     }

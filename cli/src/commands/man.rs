@@ -9,7 +9,10 @@ pub fn run(dir: &Path, command: clap::Command) -> ExitCode {
     match write_all(dir, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: cannot write the man pages into {}: {e}", dir.display());
+            eprintln!(
+                "error: cannot write the man pages into {}: {e}",
+                dir.display()
+            );
             ExitCode::FAILURE
         }
     }
@@ -20,7 +23,10 @@ fn write_all(dir: &Path, command: clap::Command) -> std::io::Result<()> {
     let mut command = command;
     command.build();
     write_page(dir, "virtnet", command.clone())?;
-    for sub in command.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    for sub in command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         // clap's names are `&'static str` without its `string` feature; this command runs
         // once and exits, so leaking a few names is simpler than enabling it.
         let name: &'static str = format!("virtnet-{}", sub.get_name()).leak();
