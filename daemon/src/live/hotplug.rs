@@ -258,6 +258,34 @@ pub async fn finish(
     }
 }
 
+/// Records NIC `alias` of the live definition as removed by the guest without a detach
+/// (QEMU reported `DEVICE_DELETED` for a device nobody asked to remove: the guest ejected it,
+/// or honoured an old request): its removal is then finished as a pending detach's
+/// ([`finish`]: `netdev_del`, `chardev-remove`, host objects). False when `alias` is no NIC
+/// of the live definition or its removal is already pending.
+pub fn adopt_guest_removal(l: &Live, alias: &str, status: &mut LiveStatus) -> Result<bool> {
+    if is_pending(status, alias) {
+        return Ok(false);
+    }
+    let Some(iface) = l
+        .domain
+        .devices
+        .interfaces
+        .iter()
+        .find(|i| i.alias() == Some(alias))
+    else {
+        return Ok(false);
+    };
+    let plan = plan_detach(&l.domain, iface, &status.host_resources).map_err(vm_error)?;
+    status.pending_detaches.pending.push(PendingDetach {
+        plan,
+        since_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    });
+    Ok(true)
+}
+
 /// Whether a detach of device `alias` waits for the guest.
 pub fn is_pending(status: &LiveStatus, alias: &str) -> bool {
     status.pending_detaches.get(alias).is_some()

@@ -227,6 +227,11 @@ impl Daemon {
 
     /// QEMU reported `DEVICE_DELETED` for `device` of VM `name` (instance `id`): finishes its
     /// removal if one is pending (a detach that returned before it, or from before a restart).
+    /// A NIC of the live definition that nobody asked to remove (the guest ejected it, as
+    /// libvirt's `processDeviceDeletedEvent` handles) is removed the same way: its back end,
+    /// chardev and host objects go, and it leaves the live definition. A detach, attach or
+    /// update in progress holds the VM's lock, so by the time this runs their own device is
+    /// either gone from the live definition or recorded as pending.
     pub(crate) async fn on_device_deleted(&self, name: &str, id: u32, device: &str) {
         let Ok(entry) = self.entry(name) else { return };
         let mut slot = entry.slot.lock().await;
@@ -234,7 +239,18 @@ impl Daemon {
             return;
         };
         if !hotplug::is_pending(&l.status, device) {
-            return;
+            let mut status = l.status.clone();
+            match hotplug::adopt_guest_removal(l, device, &mut status) {
+                Ok(true) => {
+                    tracing::warn!(vm = %name, %device, "the guest removed a NIC nobody detached; finishing its removal");
+                    l.status = status;
+                }
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!(vm = %name, %device, error = %e, "cannot plan the removal of a NIC the guest removed");
+                    return;
+                }
+            }
         }
         let host = match self.host() {
             Ok(h) => h.clone(),

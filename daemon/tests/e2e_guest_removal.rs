@@ -1,0 +1,88 @@
+//! A NIC the guest removes without a detach (found by the soak test: a guest-side eject left
+//! QEMU's netdev, the tap and the live status behind): QEMU reports `DEVICE_DELETED` for a
+//! device nobody asked virtnetd to remove; virtnetd finishes the removal as libvirt's
+//! `processDeviceDeletedEvent` does: back end, tap and live definition, nothing left.
+//! Real daemon, real QEMU (TCG), the test guest, a private network namespace.
+
+mod common;
+
+use std::time::Duration;
+
+use common::e2e::{
+    destroy_leaving_nothing, net_info, post_json, qmp, ready_console, start, wait_until, CMD,
+};
+use common::TestDaemon;
+use serde_json::json;
+use virtnet_testkit::{add_bridge, bridge_nic, links, runtime, with_netns, TestDomain};
+
+#[test]
+fn a_nic_the_guest_removes_on_its_own_leaves_nothing() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let guest = virtnet_testkit::guest();
+    with_netns(move || {
+        add_bridge("br0", Some("10.0.14.1/24"));
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+        let serial = tmp.path().join("serial.sock");
+        let mac = "52:54:00:00:14:02";
+        let xml = TestDomain::new("gr", &serial)
+            .ip(mac, "10.0.14.2/24")
+            .xml(guest);
+        assert_eq!(d.define(&xml).0, 201);
+        start(&d, "gr");
+        runtime().block_on(async {
+            let mut con = ready_console(&serial).await;
+            let links_before = links();
+            let (s, v) = post_json(
+                &d,
+                "/v1/domains/gr/devices",
+                &json!({ "xml": bridge_nic(mac, "br0"), "live": true }),
+            );
+            assert_eq!(s, 200, "{v}\n{}", d.log());
+            let tap = v["interface"]["interface"].as_str().unwrap().to_string();
+            let alias = v["interface"]["alias"].as_str().unwrap().to_string();
+            con.wait_nic_up(mac, CMD).await.unwrap();
+            assert!(links().contains(&tap));
+
+            // Removed behind virtnetd's back: QEMU asks the guest, the guest ejects it.
+            qmp(&d, "gr", "device_del", json!({ "id": alias })).unwrap();
+            wait_until(
+                "virtnetd to finish the removal",
+                Duration::from_secs(30),
+                || {
+                    let (_, v) = d.get("/v1/domains/gr/interfaces");
+                    !v["interfaces"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r["mac"] == mac)
+                },
+            );
+            let net = net_info(&d, "gr");
+            assert!(!net.contains(&format!("host{alias}")), "netdev left: {net}");
+            assert_eq!(links(), links_before, "the tap {tap} is gone");
+            let (_, x) = d.get("/v1/domains/gr/xml");
+            let live = x["xml"].as_str().unwrap();
+            assert!(
+                !live.contains(&format!("<mac address='{mac}'/>")),
+                "live XML keeps it: {live}"
+            );
+            let status = std::fs::read_to_string(tmp.path().join("run/gr.json")).unwrap();
+            assert!(
+                !status.contains(&tap),
+                "the live status keeps the tap: {status}"
+            );
+            // The MAC is free again: the same NIC plugs again.
+            let (s, v) = post_json(
+                &d,
+                "/v1/domains/gr/devices",
+                &json!({ "xml": bridge_nic(mac, "br0"), "live": true }),
+            );
+            assert_eq!(s, 200, "{v}");
+        });
+        destroy_leaving_nothing(&d, "gr");
+        d.stop();
+    });
+}
