@@ -230,8 +230,10 @@ impl Daemon {
     /// A NIC of the live definition that nobody asked to remove (the guest ejected it, as
     /// libvirt's `processDeviceDeletedEvent` handles) is removed the same way: its back end,
     /// chardev and host objects go, and it leaves the live definition. A detach, attach or
-    /// update in progress holds the VM's lock, so by the time this runs their own device is
-    /// either gone from the live definition or recorded as pending.
+    /// update in progress holds the VM's lock; by the time this runs, their device is gone
+    /// from the live definition, recorded as pending, or back in QEMU under the same id (a
+    /// replug, or an attach reusing the alias): QEMU is asked first, and a device it has is
+    /// left alone.
     pub(crate) async fn on_device_deleted(&self, name: &str, id: u32, device: &str) {
         let Ok(entry) = self.entry(name) else { return };
         let mut slot = entry.slot.lock().await;
@@ -239,6 +241,17 @@ impl Daemon {
             return;
         };
         if !hotplug::is_pending(&l.status, device) {
+            // The id may be in use again by the time this runs: a replug (update-device
+            // --replug) or an attach that took the alias of a NIC it replaced. Only a NIC QEMU
+            // no longer has was removed by the guest.
+            match hotplug::device_present(l, device).await {
+                Ok(false) => {}
+                Ok(true) => return,
+                Err(e) => {
+                    tracing::warn!(vm = %name, %device, error = %e, "cannot check a device QEMU reported deleted");
+                    return;
+                }
+            }
             let mut status = l.status.clone();
             match hotplug::adopt_guest_removal(l, device, &mut status) {
                 Ok(true) => {
