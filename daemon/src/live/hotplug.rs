@@ -277,12 +277,7 @@ pub fn adopt_guest_removal(l: &Live, alias: &str, status: &mut LiveStatus) -> Re
         return Ok(false);
     };
     let plan = plan_detach(&l.domain, iface, &status.host_resources).map_err(vm_error)?;
-    status.pending_detaches.pending.push(PendingDetach {
-        plan,
-        since_unix_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    });
+    status.pending_detaches.record(&plan, None);
     Ok(true)
 }
 

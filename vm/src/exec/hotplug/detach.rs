@@ -49,6 +49,17 @@ impl PendingDetaches {
         self.pending.is_empty()
     }
 
+    /// Records the detach `plan` as pending from now (its `device_del` was sent, or the
+    /// guest removed the device by itself) and returns the record.
+    pub fn record(&mut self, plan: &DetachPlan, since_unix_ms: Option<u64>) -> PendingDetach {
+        let p = PendingDetach {
+            plan: plan.clone(),
+            since_unix_ms: since_unix_ms.unwrap_or_else(now_unix_ms),
+        };
+        self.pending.push(p.clone());
+        p
+    }
+
     /// Forgets the pending detach of `device` (e.g. the VM stopped), returning it.
     pub fn remove(&mut self, device: &str) -> Option<PendingDetach> {
         let i = self
@@ -110,13 +121,9 @@ pub async fn detach(
     let since_unix_ms = now_unix_ms();
     let gone = request_removal(plan, qmp, opts).await?;
     if !gone && !wait_deleted(plan, qmp, opts.unplug_timeout).await? {
-        let p = PendingDetach {
-            plan: plan.clone(),
-            since_unix_ms,
-        };
         tracing::warn!(vm = %plan.vm, device = %plan.device_id,
             timeout = ?opts.unplug_timeout, "guest did not release the device; detach pending");
-        pending.pending.push(p.clone());
+        let p = pending.record(plan, Some(since_unix_ms));
         return Ok(DetachOutcome::Pending(p));
     }
     Ok(DetachOutcome::Done(finish(plan, host, qmp, opts).await))
