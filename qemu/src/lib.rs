@@ -15,6 +15,7 @@ pub mod argv;
 pub mod error;
 pub mod process;
 pub mod qmp;
+pub mod sandbox;
 pub mod validate;
 pub mod version;
 
@@ -26,4 +27,5 @@ pub use argv::{
 pub use error::{QemuError, Result};
 pub use process::{QemuProcess, QemuSpawn, StopMethod, StopOptions, StopOutcome};
 pub use qmp::{QmpClient, QmpEvent, QmpGreeting, QmpOptions};
+pub use sandbox::{QemuUser, Sandbox};
 pub use version::{qemu_binary_version, QemuVersion};

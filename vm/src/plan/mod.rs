@@ -18,7 +18,7 @@ use virtnet_conf::devices::ChrSource;
 use virtnet_conf::Domain;
 use virtnet_qemu::argv::{build_argv, RuntimePaths};
 use virtnet_qemu::validate::{validate_domain, Operation};
-use virtnet_qemu::{post_start_qmp, QemuCaps};
+use virtnet_qemu::{post_start_qmp, QemuCaps, Sandbox};
 
 pub use hotplug::{
     describe_undo, live_ids, plan_attach, plan_detach, AttachAction, AttachPlan, AttachStep,
@@ -49,6 +49,8 @@ pub struct PlanContext {
     pub log_path: Option<PathBuf>,
     /// The first fd number QEMU inherits (3 or more); the rest follow in order.
     pub first_fd: i32,
+    /// How QEMU is confined; `None` = it runs as the caller's user, unconfined.
+    pub sandbox: Option<Sandbox>,
 }
 
 impl PlanContext {
@@ -64,6 +66,7 @@ impl PlanContext {
             run_dir: run_dir.into(),
             log_path: None,
             first_fd: 3,
+            sandbox: None,
         }
     }
 }
@@ -125,6 +128,7 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         nics,
         argv,
         post_start,
+        sandbox: ctx.sandbox.clone(),
     })
 }
 

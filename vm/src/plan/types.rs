@@ -357,6 +357,8 @@ pub struct StartPlan {
     /// Unix sockets QEMU listens on outside the run dir (vhost-user `mode='server'`, serial
     /// `mode='bind'`): removed after QEMU exits.
     pub sockets_to_remove: Vec<PathBuf>,
+    /// How QEMU is confined; `None` = unconfined (runs as virtnetd's user).
+    pub sandbox: Option<virtnet_qemu::Sandbox>,
 }
 
 impl StartPlan {
