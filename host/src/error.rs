@@ -307,6 +307,17 @@ pub enum HostError {
         source: io::Error,
     },
 
+    /// A system user for a confined process could not be looked up or created.
+    #[error(
+        "system user {name}: {reason} (create it with `useradd --system --user-group {name}`)"
+    )]
+    SystemUser {
+        /// The user (or group) name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A failure injected by [`crate::FakeHost`].
     #[error("injected failure at call #{call} ({what})")]
     Injected {
@@ -365,6 +376,7 @@ impl HostError {
             | HostError::Device { .. }
             | HostError::Sysfs { .. }
             | HostError::PfWithoutNetdev { .. }
+            | HostError::SystemUser { .. }
             | HostError::VfIndexNotFound { .. }
             | HostError::VfInfoMissing { .. }
             | HostError::DriverMissing { .. }

@@ -26,6 +26,7 @@ pub mod macvtap;
 mod name;
 pub mod netlink;
 pub mod script;
+pub mod sysuser;
 pub mod tap;
 mod tun;
 mod undo;
@@ -42,6 +43,7 @@ pub use netlink::LinkStatus;
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,
 };
+pub use sysuser::{ensure_system_user, lookup_group, lookup_user, SystemUser};
 pub use tap::{TapHandle, TapSpec};
 pub use tun::tun_fd_info;
 pub use undo::{HostUndo, UndoStack};
