@@ -10,6 +10,7 @@ mod macs;
 pub mod memory;
 pub mod misc;
 pub mod os;
+pub mod tune;
 pub(crate) mod util;
 pub mod uuid;
 
@@ -23,6 +24,7 @@ pub use cpu::{Cpu, NumaCell, Vcpu};
 pub use memory::{Memory, MemoryAccess, MemoryBacking, MemorySource};
 pub use misc::{Clock, Features, Numatune};
 pub use os::Os;
+pub use tune::{At, Cputune, Memtune};
 pub use util::IdSet;
 pub use uuid::Uuid;
 
@@ -64,12 +66,16 @@ pub struct Domain {
     pub description: Option<String>,
     /// `<memory>`, `<currentMemory>`, `<maxMemory>`.
     pub memory: Memory,
+    /// `<memtune>`.
+    pub memtune: Option<Memtune>,
     /// `<memoryBacking>`.
     pub memory_backing: Option<MemoryBacking>,
     /// `<vcpu>` (None when absent: one vCPU).
     pub vcpu: Option<Vcpu>,
     /// `<iothreads>`.
     pub iothreads: Option<u32>,
+    /// `<cputune>`.
+    pub cputune: Option<Cputune>,
     /// `<numatune>`.
     pub numatune: Option<Numatune>,
     /// `<os>`.
@@ -88,7 +94,7 @@ pub struct Domain {
     pub on_crash: Option<String>,
     /// `<devices>`.
     pub devices: Devices,
-    /// Other top-level elements (metadata, cputune, pm, seclabel, `<qemu:commandline>`, ...)
+    /// Other top-level elements (metadata, pm, seclabel, `<qemu:commandline>`, ...)
     /// kept as written and put in libvirt's order.
     pub others: Vec<Element>,
     /// Unknown attributes of `<domain>` (e.g. `xmlns:qemu`).
@@ -206,6 +212,14 @@ impl Domain {
         if let Some(m) = el.take_one("currentMemory")? {
             memory.current_kib = Some(memory::read_size_element(m)?.0);
         }
+        let memtune = el
+            .take_one("memtune")?
+            .map(Memtune::from_element)
+            .transpose()?;
+        let cputune = el
+            .take_one("cputune")?
+            .map(Cputune::from_element)
+            .transpose()?;
         let memory_backing = el
             .take_one("memoryBacking")?
             .map(MemoryBacking::from_element)
@@ -269,9 +283,11 @@ impl Domain {
             title,
             description,
             memory,
+            memtune,
             memory_backing,
             vcpu,
             iothreads,
+            cputune,
             numatune,
             os,
             features,
@@ -353,7 +369,9 @@ impl Domain {
         if let Some(c) = m.current_kib {
             items.push(Element::new("currentMemory").attr("unit", "KiB").text(c));
         }
+        items.extend(self.memtune.as_ref().map(Memtune::to_element));
         items.extend(self.memory_backing.as_ref().map(MemoryBacking::to_element));
+        items.extend(self.cputune.as_ref().map(Cputune::to_element));
         items.extend(self.vcpu.as_ref().map(Vcpu::to_element));
         if let Some(n) = self.iothreads {
             items.push(Element::new("iothreads").text(n));
