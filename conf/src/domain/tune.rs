@@ -193,7 +193,8 @@ impl Cputune {
             el.children.push(Element::new("shares").text(s.value));
         }
         if let Some(p) = self.global_period {
-            el.children.push(Element::new("global_period").text(p.value));
+            el.children
+                .push(Element::new("global_period").text(p.value));
         }
         if let Some(q) = self.global_quota {
             el.children.push(Element::new("global_quota").text(q.value));
@@ -215,9 +216,11 @@ mod tests {
 
     #[test]
     fn memtune_units_and_canonical_form() {
-        let m = Memtune::from_element(el("<memtune>\n<swap_hard_limit unit='GiB'>2</swap_hard_limit>\
+        let m = Memtune::from_element(el(
+            "<memtune>\n<swap_hard_limit unit='GiB'>2</swap_hard_limit>\
              <hard_limit unit='MiB'>512</hard_limit><soft_limit unit='b'>1025</soft_limit>\
-             <min_guarantee>1000</min_guarantee></memtune>"))
+             <min_guarantee>1000</min_guarantee></memtune>",
+        ))
         .unwrap();
         assert_eq!(m.hard_limit_kib.unwrap().value, 524288);
         assert_eq!(m.soft_limit_kib.unwrap().value, 2);

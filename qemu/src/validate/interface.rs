@@ -319,6 +319,11 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         | Rule::HostdevLinkNotChangeable => {
             None // checked by super::update
         }
+        Rule::MemtuneMinGuarantee
+        | Rule::MemtuneUnknown
+        | Rule::MemtuneSwapBelowHard
+        | Rule::CputuneNotEnforced
+        | Rule::CputuneRange => None, // checked by super::tuning
     }
 }
 

@@ -26,6 +26,7 @@
 
 mod interface;
 mod rules;
+mod tuning;
 mod update;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ use virtnet_conf::{Domain, Interface};
 use crate::argv::QemuCaps;
 
 pub use rules::Rule;
+pub use tuning::{PERIOD_RANGE, QUOTA_RANGE, SHARES_RANGE};
 pub use update::{validate_update, NicUpdate};
 
 /// What is about to happen to the configuration.
@@ -145,7 +147,8 @@ fn result(v: Vec<Refusal>) -> Result<(), Refusals> {
 }
 
 /// Whether `domain` can be defined or started (`op` is [`Operation::Define`] or
-/// [`Operation::Start`]): every interface through [`validate_interface`]'s rules.
+/// [`Operation::Start`]): its `<memtune>`/`<cputune>` ([`Rule::TUNING`]), then every
+/// interface through [`validate_interface`]'s rules.
 ///
 /// `caps`: the QEMU binary's, when known (define and the offline tools have none; the rules
 /// that need them then wait for start).
@@ -154,12 +157,14 @@ pub fn validate_domain(
     domain: &Domain,
     caps: Option<&QemuCaps>,
 ) -> Result<(), Refusals> {
-    let v = domain
-        .devices
-        .interfaces
-        .iter()
-        .flat_map(|i| interface::check(op, domain, i, caps))
-        .collect();
+    let mut v = tuning::check(op, domain);
+    v.extend(
+        domain
+            .devices
+            .interfaces
+            .iter()
+            .flat_map(|i| interface::check(op, domain, i, caps)),
+    );
     result(v)
 }
 

@@ -9,6 +9,8 @@ use Operation::{Attach, Define, Start, Update};
 const CREATE: &[Operation] = &[Define, Start, Attach];
 /// Start and attach only: what is accepted in a definition but cannot run.
 const RUN: &[Operation] = &[Start, Attach];
+/// Define and start: domain-wide settings (tuning).
+const DOMAIN: &[Operation] = &[Define, Start];
 /// Hot-plug only.
 const ATTACH: &[Operation] = &[Attach];
 /// update-device only.
@@ -74,6 +76,17 @@ pub enum Rule {
     SocketChangeNeedsReplug,
     /// A live link-state change of a hostdev NIC (a VF has no QEMU link).
     HostdevLinkNotChangeable,
+    /// `<memtune><min_guarantee>`: libvirt supports it on ESX only; nothing enforces it.
+    MemtuneMinGuarantee,
+    /// An unknown child of `<memtune>`.
+    MemtuneUnknown,
+    /// `<swap_hard_limit>` below `<hard_limit>` (libvirt refuses it too).
+    MemtuneSwapBelowHard,
+    /// A `<cputune>` child virtnet does not enforce (pinning, per-thread bandwidth,
+    /// schedulers, resctrl, unknown ones).
+    CputuneNotEnforced,
+    /// `<shares>`, `<global_period>` or `<global_quota>` out of the kernel's range.
+    CputuneRange,
 }
 
 impl Rule {
@@ -103,6 +116,15 @@ impl Rule {
         Rule::HotplugNeedsAcpi,
     ];
 
+    /// Every tuning rule (`<memtune>`, `<cputune>`), in the order they are checked.
+    pub const TUNING: &'static [Rule] = &[
+        Rule::MemtuneMinGuarantee,
+        Rule::MemtuneUnknown,
+        Rule::MemtuneSwapBelowHard,
+        Rule::CputuneNotEnforced,
+        Rule::CputuneRange,
+    ];
+
     /// The operations the rule applies to.
     pub fn ops(self) -> &'static [Operation] {
         match self {
@@ -127,6 +149,11 @@ impl Rule {
             | Rule::VhostNetUnavailable
             | Rule::MacRequired => RUN,
             Rule::SocketBackendNotHotpluggable | Rule::HotplugNeedsAcpi => ATTACH,
+            Rule::MemtuneMinGuarantee
+            | Rule::MemtuneUnknown
+            | Rule::MemtuneSwapBelowHard
+            | Rule::CputuneNotEnforced
+            | Rule::CputuneRange => DOMAIN,
             Rule::UpdateNotChangeable
             | Rule::SocketChangeNeedsReplug
             | Rule::HostdevLinkNotChangeable => UPDATE,

@@ -335,3 +335,73 @@ fn update_refuses_other_changes_naming_them() {
     .unwrap_err();
     assert!(e.to_string().contains("type"), "{e}");
 }
+
+/// `<memtune>`/`<cputune>` × define/start → accepted, or refused with this text.
+#[rustfmt::skip]
+const TUNING_TABLE: &[(&str, &str, Want)] = &[
+    ("memtune limits",      "<memtune><hard_limit unit='MiB'>256</hard_limit><soft_limit unit='MiB'>128</soft_limit><swap_hard_limit unit='MiB'>512</swap_hard_limit></memtune>", A),
+    ("min_guarantee",       "<memtune><min_guarantee unit='MiB'>64</min_guarantee></memtune>", R("min_guarantee> cannot be enforced")),
+    ("memtune unknown",     "<memtune><hard_limt>1</hard_limt></memtune>", R("<hard_limt> is not a memory limit")),
+    ("swap below hard",     "<memtune><hard_limit>2048</hard_limit><swap_hard_limit>1024</swap_hard_limit></memtune>", R("at least <hard_limit>")),
+    ("shares and global",   "<cputune><shares>512</shares><global_period>100000</global_period><global_quota>50000</global_quota></cputune>", A),
+    ("global_quota -1",     "<cputune><global_quota>-1</global_quota></cputune>", A),
+    ("shares 1",            "<cputune><shares>1</shares></cputune>", R("<shares> 1 is out of range")),
+    ("period 10",           "<cputune><global_period>10</global_period></cputune>", R("<global_period> 10")),
+    ("quota 5",             "<cputune><global_quota>5</global_quota></cputune>", R("<global_quota> 5")),
+    ("vcpupin",             "<cputune><vcpupin vcpu='0' cpuset='1'/></cputune>", R("CPU pinning is not enforced")),
+    ("emulatorpin",         "<cputune><emulatorpin cpuset='1'/></cputune>", R("<emulatorpin>: CPU pinning")),
+    ("per-vcpu period",     "<cputune><period>100000</period></cputune>", R("per-thread CPU bandwidth")),
+    ("emulator_quota",      "<cputune><emulator_quota>1000</emulator_quota></cputune>", R("per-thread CPU bandwidth")),
+    ("vcpusched",           "<cputune><vcpusched vcpus='0' scheduler='fifo' priority='1'/></cputune>", R("real-time scheduler")),
+    ("cachetune",           "<cputune><cachetune vcpus='0'/></cputune>", R("resctrl")),
+];
+
+#[test]
+fn tuning_enforced_or_refused() {
+    let mut wrong = Vec::new();
+    for (name, tune, want) in TUNING_TABLE {
+        let mut d = Domain::parse(&format!(
+            "<domain type='kvm'><name>t</name><memory unit='MiB'>64</memory>{tune}\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>"
+        ))
+        .unwrap();
+        d.fill_defaults().unwrap();
+        for op in [Operation::Define, Operation::Start] {
+            let got = validate_domain(op, &d, None).map_err(|r| r.to_string());
+            let ok = match (want, &got) {
+                (A, Ok(())) => true,
+                (R(s), Err(e)) => e.contains(s),
+                _ => false,
+            };
+            if !ok {
+                wrong.push(format!(
+                    "{name} × {}: want {want:?}, got {got:?}",
+                    op.as_str()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+/// A tuning refusal points at the element (line:col) and names the domain.
+#[test]
+fn tuning_refusals_are_located() {
+    let d = Domain::parse(
+        "<domain type='kvm'><name>t</name>\n<cputune>\n  <shares>1024</shares>\n  \
+         <vcpupin vcpu='0' cpuset='1'/>\n</cputune>\n\
+         <os><type>hvm</type></os></domain>",
+    )
+    .unwrap();
+    let r = validate_domain(Operation::Define, &d, None).unwrap_err();
+    let [one] = r.0.as_slice() else {
+        panic!("{r:?}")
+    };
+    assert_eq!(one.rule, Rule::CputuneNotEnforced);
+    assert!(
+        one.located()
+            .starts_with("4:3: unsupported configuration: domain 't': <cputune><vcpupin>"),
+        "{}",
+        one.located()
+    );
+}
