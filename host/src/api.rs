@@ -1,6 +1,8 @@
 //! The [`HostNet`] trait: everything the VM start/hot-plug code asks of the host network.
 
 use crate::bridge::BridgePortOpts;
+#[allow(unused_imports)] // CgroupPlacement: named in the docs
+use crate::cgroup::{CgroupGroup, CgroupPlacement, CgroupSpec, CreatedCgroup};
 use crate::error::Result;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::netlink::LinkStatus;
@@ -63,6 +65,14 @@ pub trait HostNet: Send + Sync {
     /// separate runner, so the executor's undo stack runs downscripts like any other undo
     /// step and [`crate::FakeHost`] records runs and injects failures in plan tests.
     fn start_script(&self, run: &ScriptRun) -> Result<ScriptWait>;
+
+    /// Makes the VM's cgroup ([`crate::cgroup::create`]): probes the host, makes the group,
+    /// writes the limits, opens `cgroup.procs` for QEMU to join. Host without usable cgroups
+    /// and no limit asked: [`CgroupPlacement::Unavailable`], not an error.
+    fn create_cgroup(&self, spec: &CgroupSpec) -> Result<CreatedCgroup>;
+
+    /// Removes a VM's cgroup after QEMU exited ([`crate::cgroup::remove`]); idempotent.
+    fn remove_cgroup(&self, group: &CgroupGroup) -> Result<()>;
 
     /// Runs a script and waits for it ([`HostNet::start_script`], then
     /// [`ScriptWait::wait`]): blocks up to its timeout.

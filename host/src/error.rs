@@ -185,6 +185,25 @@ pub enum HostError {
         source: io::Error,
     },
 
+    /// A cgroup file or directory could not be made, written or removed.
+    #[error("cgroup: cannot {op} {path}: {source}")]
+    Cgroup {
+        /// `create`, `write '1024' to`, `remove`, ...
+        op: String,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// The domain asks for a limit the host's cgroups cannot enforce (controller not
+    /// mounted, value out of the controller's range).
+    #[error("cgroup: {message}")]
+    CgroupUnsupported {
+        /// What cannot be enforced, and how to fix it.
+        message: String,
+    },
+
     /// Reading or writing sysfs failed.
     #[error("cannot {op} {path}: {source}")]
     Sysfs {
@@ -368,13 +387,15 @@ impl HostError {
             | HostError::VfNotBound { .. }
             // The user's own script failed, timed out, or is not an executable file.
             | HostError::ScriptFailed(_)
-            | HostError::ScriptSpawn { .. } => true,
+            | HostError::ScriptSpawn { .. }
+            | HostError::CgroupUnsupported { .. } => true,
             HostError::TunUnavailable { .. }
             | HostError::NoFreeName { .. }
             | HostError::LinkNotFound { .. }
             | HostError::Netlink { .. }
             | HostError::Device { .. }
             | HostError::Sysfs { .. }
+            | HostError::Cgroup { .. }
             | HostError::PfWithoutNetdev { .. }
             | HostError::SystemUser { .. }
             | HostError::VfIndexNotFound { .. }

@@ -12,6 +12,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::api::HostNet;
 use crate::bridge::BridgePortOpts;
+use crate::cgroup::{
+    CgroupDir, CgroupGroup, CgroupPlacement, CgroupSpec, CgroupVersion, Controller, CreatedCgroup,
+};
 use crate::error::{HostError, Result};
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::validate_ifname;
@@ -21,6 +24,9 @@ use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{PreparedVf, SavedVf, VfSpec};
 use virtnet_conf::interface::MacAddr;
+
+/// Where [`FakeHost`] says its cgroups are.
+const FAKE_CGROUP_ROOT: &str = "/fake/cgroup";
 
 /// One recorded call to a [`FakeHost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +100,7 @@ struct State {
     next_tap: u32,
     next_macvtap: u32,
     vfs: BTreeSet<String>,
+    cgroups: BTreeSet<String>,
 }
 
 /// An in-memory host. Starts with only `lo`.
@@ -151,6 +158,13 @@ impl FakeHost {
     /// Names of the existing links, sorted.
     pub fn links(&self) -> Vec<String> {
         self.lock().links.keys().cloned().collect()
+    }
+
+    /// Names of the cgroups made and not removed. Cgroup calls are kept apart from
+    /// [`FakeHost::calls`] (and do not count for [`FakeHost::fail_at`]): the executor
+    /// injects failures at its cgroup step itself.
+    pub fn cgroups(&self) -> Vec<String> {
+        self.lock().cgroups.iter().cloned().collect()
     }
 
     /// PCI addresses of VFs currently prepared (not yet restored).
@@ -416,5 +430,31 @@ impl HostNet for FakeHost {
     fn start_script(&self, run: &ScriptRun) -> Result<ScriptWait> {
         drop(self.enter(FakeCall::RunScript(run.clone()))?);
         Ok(ScriptWait::done(Ok(())))
+    }
+
+    /// Records the group as made at `/fake/cgroup/<name>` (v2, every controller); no
+    /// `cgroup.procs` to join.
+    fn create_cgroup(&self, spec: &CgroupSpec) -> Result<CreatedCgroup> {
+        self.lock().cgroups.insert(spec.name.clone());
+        Ok(CreatedCgroup {
+            placement: CgroupPlacement::Placed(CgroupGroup {
+                version: CgroupVersion::V2,
+                dirs: vec![CgroupDir {
+                    path: std::path::Path::new(FAKE_CGROUP_ROOT).join(&spec.name),
+                    controllers: vec![Controller::Cpu, Controller::Memory, Controller::Pids],
+                }],
+            }),
+            procs: Vec::new(),
+        })
+    }
+
+    fn remove_cgroup(&self, group: &CgroupGroup) -> Result<()> {
+        let mut s = self.lock();
+        for d in &group.dirs {
+            if let Ok(name) = d.path.strip_prefix(FAKE_CGROUP_ROOT) {
+                s.cgroups.remove(&*name.to_string_lossy());
+            }
+        }
+        Ok(())
     }
 }

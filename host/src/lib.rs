@@ -9,7 +9,8 @@
 //! - macvtap devices on a host NIC, used through `/dev/tapN`;
 //! - SR-IOV VFs: MAC/VLAN through the PF, rebinding to vfio-pci, restore on release;
 //! - an interface's `<script>`/`<downscript>`, run with the tap's name and a deadline
-//!   ([`script`]).
+//!   ([`script`]);
+//! - the VM's own cgroup with its memory, pids and CPU limits ([`cgroup`]).
 //!
 //! [`LinuxHost`] is the real implementation; [`FakeHost`] records calls and injects failures
 //! for plan tests. Every change comes with a [`HostUndo`] step; [`UndoStack`] rolls back.
@@ -18,6 +19,7 @@
 
 mod api;
 pub mod bridge;
+pub mod cgroup;
 mod devnode;
 mod error;
 mod fake;
@@ -34,6 +36,7 @@ pub mod vf;
 
 pub use api::HostNet;
 pub use bridge::BridgePortOpts;
+pub use cgroup::{CgroupGroup, CgroupLimits, CgroupPlacement, CgroupSpec, CreatedCgroup};
 pub use error::{HostError, Result};
 pub use fake::{FakeCall, FakeHost};
 pub use linux::LinuxHost;

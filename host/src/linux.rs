@@ -6,6 +6,7 @@ use netlink_packet_route::link::LinkAttribute;
 
 use crate::api::HostNet;
 use crate::bridge::BridgePortOpts;
+use crate::cgroup::{CgroupGroup, CgroupSpec, CreatedCgroup};
 use crate::error::{HostError, Result};
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::NameCounter;
@@ -153,5 +154,13 @@ impl HostNet for LinuxHost {
 
     fn start_script(&self, run: &ScriptRun) -> Result<ScriptWait> {
         crate::script::spawn_script(run)
+    }
+
+    fn create_cgroup(&self, spec: &CgroupSpec) -> Result<CreatedCgroup> {
+        crate::cgroup::create(spec)
+    }
+
+    fn remove_cgroup(&self, group: &CgroupGroup) -> Result<()> {
+        crate::cgroup::remove(group)
     }
 }

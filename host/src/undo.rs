@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use virtnet_conf::interface::MacAddr;
 
 use crate::api::HostNet;
+use crate::cgroup::CgroupGroup;
 use crate::error::{HostError, Result};
 use crate::script::ScriptRun;
 use crate::vf::SavedVf;
@@ -42,6 +43,9 @@ pub enum HostUndo {
     /// Run an interface's `<downscript>` (recorded once its `<script>`, if any, succeeded).
     /// Not idempotent: the script decides what running it twice does.
     RunScript(ScriptRun),
+    /// Remove the VM's cgroup (after QEMU exited: undo runs newest first, and the group is
+    /// made before anything else of the VM).
+    RemoveCgroup(CgroupGroup),
 }
 
 impl HostUndo {
@@ -53,6 +57,7 @@ impl HostUndo {
             HostUndo::SetMac { name, mac } => host.set_mac(name, *mac),
             HostUndo::RestoreVf(saved) => host.restore_vf(saved),
             HostUndo::RunScript(run) => host.run_script(run),
+            HostUndo::RemoveCgroup(group) => host.remove_cgroup(group),
         }
     }
 }
