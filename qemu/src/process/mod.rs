@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cgroup;
 mod child;
 mod fds;
 mod log;
@@ -38,6 +39,7 @@ pub use stop::{StopMethod, StopOptions, StopOutcome};
 
 use crate::error::{QemuError, Result};
 use crate::qmp::{QmpClient, QmpOptions, VmStatus};
+use cgroup::CgroupJoin;
 use child::ChildHandle;
 use fds::FdMap;
 
@@ -48,6 +50,7 @@ pub struct QemuSpawn {
     binary: PathBuf,
     args: Vec<OsString>,
     fds: FdMap,
+    cgroups: CgroupJoin,
     qmp_socket: PathBuf,
     log_path: PathBuf,
     start_timeout: Duration,
@@ -69,6 +72,7 @@ impl QemuSpawn {
             binary: binary.into(),
             args: args.into_iter().map(Into::into).collect(),
             fds: FdMap::default(),
+            cgroups: CgroupJoin::default(),
             qmp_socket: qmp_socket.into(),
             log_path: log_path.into(),
             start_timeout: Duration::from_secs(10),
@@ -81,6 +85,14 @@ impl QemuSpawn {
     /// closed once QEMU has started (or failed to).
     pub fn inherit_fd(mut self, fd: OwnedFd, target: RawFd) -> Self {
         self.fds.push(fd, target);
+        self
+    }
+
+    /// QEMU joins these cgroups (each fd a group's `cgroup.procs`, opened for writing)
+    /// between fork and exec, before any privilege is dropped, so its guest memory is charged
+    /// to its group from the start. Our fds are closed once QEMU has started (or failed to).
+    pub fn join_cgroups(mut self, procs: Vec<OwnedFd>) -> Self {
+        self.cgroups.extend(procs);
         self
     }
 

@@ -46,6 +46,7 @@ pub(crate) async fn start(spec: QemuSpawn) -> Result<QemuProcess> {
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(stderr);
+    spec.cgroups.install(&mut cmd); // first: before any hook that drops privileges
     spec.fds.install(&mut cmd);
     let child = cmd.spawn().map_err(|source| QemuError::Exec {
         binary: spec.binary.clone(),
@@ -53,6 +54,7 @@ pub(crate) async fn start(spec: QemuSpawn) -> Result<QemuProcess> {
     })?;
     // Our copies of the inherited fds are no longer needed (QEMU has its own now).
     drop(spec.fds);
+    drop(spec.cgroups);
     let child = ChildHandle::new(child);
 
     let mut exit = child.exit_watch();
