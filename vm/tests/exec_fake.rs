@@ -49,6 +49,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn assert_clean(h: &FakeHost, run_dir: &std::path::Path, e: &VmError) {
     assert_eq!(h.links(), ["br0", "eth0", "lo", "tap-ext"], "after: {e}");
     assert!(h.prepared_vfs().is_empty(), "VF left prepared after: {e}");
+    assert!(h.cgroups().is_empty(), "cgroup left after: {e}");
     assert!(!run_dir.exists(), "run dir left after: {e}");
     assert!(
         e.to_string()

@@ -171,6 +171,15 @@ impl HostNet for RealScripts {
         self.0.start_script(run)?;
         virtnet_host::script::spawn_script(run)
     }
+    fn create_cgroup(
+        &self,
+        spec: &virtnet_host::CgroupSpec,
+    ) -> virtnet_host::Result<virtnet_host::CreatedCgroup> {
+        self.0.create_cgroup(spec)
+    }
+    fn remove_cgroup(&self, group: &virtnet_host::CgroupGroup) -> virtnet_host::Result<()> {
+        self.0.remove_cgroup(group)
+    }
 }
 
 fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -244,6 +253,7 @@ fn stored_downscript_records_run_after_a_restart() {
     let res = HostResources {
         nics: vec![],
         undo: undo.steps().to_vec(),
+        cgroup: None,
     };
     let json = serde_json::to_string(&res).unwrap();
     assert!(json.contains("\"undo\":\"run_script\""), "{json}");

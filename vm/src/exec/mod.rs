@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use virtnet_host::{HostNet, UndoStack};
+use virtnet_host::{CgroupPlacement, HostNet, HostUndo, UndoStack};
 use virtnet_qemu::{QemuError, QemuProcess, QemuSpawn, QmpOptions};
 
 pub use host::rollback_host;
@@ -41,6 +41,8 @@ use crate::plan::StartPlan;
 pub enum StepId {
     /// Create the run dir.
     RunDir,
+    /// Make the VM's cgroup ([`StartPlan::cgroup`]).
+    Cgroup,
     /// Host step `n` of [`StartPlan::host_steps`].
     Host(usize),
     /// Start QEMU with its fds.
@@ -56,6 +58,7 @@ impl fmt::Display for StepId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StepId::RunDir => f.write_str("creating the run dir"),
+            StepId::Cgroup => f.write_str("making the VM's cgroup"),
             StepId::Host(n) => write!(f, "host step {n}"),
             StepId::Spawn => f.write_str("starting QEMU"),
             StepId::QmpConnect => f.write_str("connecting to QMP"),
@@ -68,6 +71,9 @@ impl StepId {
     /// Every step of `plan`, in order (what a test iterates to fail each in turn).
     pub fn all(plan: &StartPlan) -> Vec<StepId> {
         let mut v = vec![StepId::RunDir];
+        if plan.cgroup.is_some() {
+            v.push(StepId::Cgroup);
+        }
         v.extend((0..plan.host_steps.len()).map(StepId::Host));
         v.push(StepId::Spawn);
         v.push(StepId::QmpConnect);
@@ -189,6 +195,33 @@ async fn run(
         })?;
     p.run_dir_created = true;
 
+    let mut cgroup_procs = Vec::new();
+    if let Some(spec) = &plan.cgroup {
+        inject(opts, StepId::Cgroup)?;
+        let made = host.create_cgroup(spec).map_err(|source| {
+            (
+                StepId::Cgroup,
+                VmError::Host {
+                    what: format!("make the VM's cgroup {}", spec.name),
+                    source,
+                },
+            )
+        })?;
+        match &made.placement {
+            CgroupPlacement::Placed(group) => {
+                tracing::info!(vm = %plan.name, cgroup = %group.describe(), "cgroup");
+                let undo = HostUndo::RemoveCgroup(group.clone());
+                p.undo.push(undo.clone());
+                p.res.undo.push(undo);
+            }
+            CgroupPlacement::Unavailable { reason } => {
+                tracing::warn!(vm = %plan.name, "cgroup: none usable: {reason}");
+            }
+        }
+        p.res.cgroup = Some(made.placement);
+        cgroup_procs = made.procs;
+    }
+
     // Scripts write to the VM's log (QEMU appends to it later).
     let env = host::ScriptEnv {
         log: Some(plan.log_path.clone()),
@@ -212,7 +245,8 @@ async fn run(
         &plan.log_path,
     )
     .start_timeout(opts.start_timeout)
-    .qmp_options(opts.qmp.clone());
+    .qmp_options(opts.qmp.clone())
+    .join_cgroups(cgroup_procs);
     for (fd, target) in fds {
         spawn = spawn.inherit_fd(fd, target);
     }

@@ -50,6 +50,10 @@ pub struct HostResources {
     pub nics: Vec<NicResource>,
     /// Undo steps, oldest first (stored as [`HostUndo`] serialises them).
     pub undo: Vec<HostUndo>,
+    /// Where the VM's processes are accounted (its group, or why none); `None` when the
+    /// plan made no group (or in a part of the record, e.g. one NIC's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<virtnet_host::CgroupPlacement>,
 }
 
 impl HostResources {

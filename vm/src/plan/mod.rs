@@ -3,6 +3,7 @@
 //! the QEMU argv, the QMP commands after start. The executor ([`crate::exec`]) only carries
 //! it out.
 
+mod cgroup;
 pub mod hotplug;
 mod network;
 mod nic;
@@ -20,6 +21,7 @@ use virtnet_qemu::argv::{build_argv, RuntimePaths};
 use virtnet_qemu::validate::{validate_domain, Operation};
 use virtnet_qemu::{post_start_qmp, QemuCaps, Sandbox};
 
+pub use cgroup::{CgroupOptions, DEFAULT_QEMU_PIDS_MAX};
 pub use hotplug::{
     describe_undo, live_ids, plan_attach, plan_detach, AttachAction, AttachPlan, AttachStep,
     AttachStepId, AttachUndo, DetachPlan, DetachStep, FdFrom,
@@ -51,6 +53,10 @@ pub struct PlanContext {
     pub first_fd: i32,
     /// How QEMU is confined; `None` = it runs as the caller's user, unconfined.
     pub sandbox: Option<Sandbox>,
+    /// The VM's own cgroup (default: made, with [`DEFAULT_QEMU_PIDS_MAX`]); `None` = QEMU
+    /// stays in the caller's groups (and a domain asking for `<memtune>`/`<cputune>` limits
+    /// is refused: nothing would enforce them).
+    pub cgroup: Option<CgroupOptions>,
 }
 
 impl PlanContext {
@@ -67,6 +73,7 @@ impl PlanContext {
             log_path: None,
             first_fd: 3,
             sandbox: None,
+            cgroup: Some(CgroupOptions::default()),
         }
     }
 }
@@ -94,6 +101,17 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         )));
     }
     validate_domain(Operation::Start, domain, Some(&ctx.caps)).map_err(VmError::Refused)?;
+    let cgroup = match &ctx.cgroup {
+        Some(opts) => Some(cgroup::cgroup_spec(domain, opts)?),
+        None if domain.memtune.is_some() || domain.cputune.is_some() => {
+            return Err(VmError::InvalidContext(
+                "<memtune>/<cputune> limits need the VM's cgroup, which is off here: enable \
+                 cgroups or remove the limits"
+                    .into(),
+            ))
+        }
+        None => None,
+    };
     let caps = effective_caps(domain, &ctx.caps);
     let mut fds = FdNaming::Inherit { next: ctx.first_fd };
     let nics = (0..domain.devices.interfaces.len())
@@ -129,6 +147,7 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         argv,
         post_start,
         sandbox: ctx.sandbox.clone(),
+        cgroup,
     })
 }
 

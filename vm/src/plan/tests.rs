@@ -385,3 +385,43 @@ fn plans_serialise_both_ways() {
     let back: StartPlan = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);
 }
+
+/// `<memtune>`/`<cputune>` become the cgroup's limits (bytes, µs), with virtnetd's pids cap;
+/// without a cgroup, a domain asking for limits is refused.
+#[test]
+fn cgroup_limits_from_the_domain() {
+    let tune = "<memtune><hard_limit unit='MiB'>512</hard_limit><soft_limit>1024</soft_limit>\
+                <swap_hard_limit unit='GiB'>1</swap_hard_limit></memtune>\
+                <cputune><shares>512</shares><global_period>100000</global_period>\
+                <global_quota>-1</global_quota></cputune>";
+    let d = load(&domain_xml("qemu", tune, ""));
+    let mut c = ctx();
+    c.cgroup = Some(crate::plan::CgroupOptions { pids_max: Some(77) });
+    let p = plan_start(&d, &c).unwrap();
+    let spec = p.cgroup.as_ref().unwrap();
+    assert_eq!(spec.name, "virtnet/c7a5fdbd-edaf-9455-926a-d65c16db1809");
+    assert_eq!(
+        spec.limits,
+        virtnet_host::CgroupLimits {
+            memory_max: Some(512 << 20),
+            memory_soft: Some(1024 << 10),
+            memory_swap_max: Some(1 << 30),
+            pids_max: Some(77),
+            cpu_shares: Some(512),
+            cpu_period_us: Some(100_000),
+            cpu_quota_us: Some(-1),
+        }
+    );
+    assert!(
+        p.summary()
+            .contains("cgroup virtnet/c7a5fdbd-edaf-9455-926a-d65c16db1809 memory_max=536870912"),
+        "{}",
+        p.summary()
+    );
+    c.cgroup = None;
+    let e = plan_start(&d, &c).unwrap_err().to_string();
+    assert!(e.contains("need the VM's cgroup"), "{e}");
+    // No limits and no cgroup: no group in the plan.
+    let p = plan_start(&load(&domain_xml("qemu", "", "")), &c).unwrap();
+    assert!(p.cgroup.is_none());
+}

@@ -359,6 +359,10 @@ pub struct StartPlan {
     pub sockets_to_remove: Vec<PathBuf>,
     /// How QEMU is confined; `None` = unconfined (runs as virtnetd's user).
     pub sandbox: Option<virtnet_qemu::Sandbox>,
+    /// The VM's cgroup, made before anything else (QEMU joins it between fork and exec);
+    /// `None` = no group of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<virtnet_host::CgroupSpec>,
 }
 
 impl StartPlan {
@@ -382,6 +386,13 @@ impl StartPlan {
             self.caps.version,
             self.run_dir.display()
         );
+        if let Some(c) = &self.cgroup {
+            s.push_str(&format!(
+                "  cgroup {} {}\n",
+                c.name,
+                limits_summary(&c.limits)
+            ));
+        }
         for n in &self.nics {
             s.push_str(&format!(
                 "  nic {} {} type={} mac={}\n",
@@ -414,4 +425,14 @@ impl StartPlan {
         }
         s
     }
+}
+
+/// `memory.max=268435456 pids.max=4096 cpu.shares=512`.
+fn limits_summary(l: &virtnet_host::CgroupLimits) -> String {
+    let v = serde_json::to_value(l).unwrap_or_default();
+    let fields: Vec<String> = v
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+        .unwrap_or_default();
+    fields.join(" ")
 }

@@ -68,10 +68,15 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
             HostUndo::SetMac { name, .. } => !links.is_empty() && lower == Some(name.as_str()),
             HostUndo::RestoreVf(saved) => vfs.contains(&saved.addr.to_string().as_str()),
             HostUndo::RunScript(run) => links.contains(&run.ifname.as_str()),
+            HostUndo::RemoveCgroup(_) => false, // the VM's, never a NIC's
         })
         .cloned()
         .collect();
-    HostResources { nics, undo }
+    HostResources {
+        nics,
+        undo,
+        cgroup: None,
+    }
 }
 
 impl HostResources {

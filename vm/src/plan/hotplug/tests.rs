@@ -309,6 +309,7 @@ fn boot_resources() -> HostResources {
                 bridge: "br0".into(),
             },
         ],
+        cgroup: None,
     }
 }
 
@@ -362,6 +363,7 @@ fn detach_plans() {
             driver: Some("iavf".into()),
             managed: true,
         })],
+        cgroup: None,
     };
     held.add(&vf);
     let list = &d.devices.interfaces;
@@ -483,6 +485,7 @@ fn detach_runs_the_downscript_of_that_nic_only() {
                 timeout: std::time::Duration::from_secs(10),
             }),
         ],
+        cgroup: None,
     };
     held.add(&eth);
     let list = &d.devices.interfaces;

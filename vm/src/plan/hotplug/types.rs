@@ -272,6 +272,7 @@ pub fn describe_undo(u: &HostUndo) -> String {
         HostUndo::SetMac { name, mac } => format!("give '{name}' back MAC {mac}"),
         HostUndo::RestoreVf(saved) => format!("restore VF {}", saved.addr),
         HostUndo::RunScript(run) => format!("run downscript {} {}", run.path.display(), run.ifname),
+        HostUndo::RemoveCgroup(g) => format!("remove cgroup {}", g.describe()),
     }
 }
 
