@@ -108,6 +108,52 @@ pub struct DomainInfo {
     /// Set while QEMU's monitor does not answer (state stays `running`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled: Option<Stalled>,
+    /// While running: the VM's cgroup, or why it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupInfo>,
+}
+
+/// Where a running VM's processes are accounted and limited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CgroupInfo {
+    /// In its own group.
+    Placed {
+        /// `v1` or `v2`.
+        version: String,
+        /// One directory per v1 hierarchy, or the one v2 directory.
+        dirs: Vec<CgroupDirInfo>,
+    },
+    /// No group: the host offers no usable cgroup controller.
+    Unavailable {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// One directory of a VM's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupDirInfo {
+    /// The directory (`/sys/fs/cgroup/memory/.../virtnet/<uuid>`).
+    pub path: String,
+    /// Its controllers (`memory`, `pids`, `cpu`).
+    pub controllers: Vec<String>,
+}
+
+impl CgroupInfo {
+    /// One line: `v1: /sys/fs/cgroup/memory/x (memory), ...` or `none usable: <reason>`.
+    pub fn describe(&self) -> String {
+        match self {
+            CgroupInfo::Placed { version, dirs } => {
+                let d: Vec<String> = dirs
+                    .iter()
+                    .map(|d| format!("{} ({})", d.path, d.controllers.join(",")))
+                    .collect();
+                format!("{version}: {}", d.join(", "))
+            }
+            CgroupInfo::Unavailable { reason } => format!("none usable: {reason}"),
+        }
+    }
 }
 
 /// `POST /v1/domains` with `Content-Type: application/json` (with `application/xml` the body

@@ -27,6 +27,9 @@ pub struct Config {
     /// How long QEMU may take to bring up its monitor at start; QEMU 7.2 waits for the back
     /// ends of `mode='server'` vhost-user NICs first, so this is their deadline at start.
     pub start_timeout: Duration,
+    /// The most tasks each QEMU may have (its cgroup's `pids.max`; `--qemu-pids-max`,
+    /// default [`virtnet_vm::DEFAULT_QEMU_PIDS_MAX`]); `None` = no cap.
+    pub qemu_pids_max: Option<u64>,
 }
 
 /// Default of [`Config::backend_timeout`] and [`Config::start_timeout`].
@@ -48,6 +51,7 @@ impl Config {
             qemu: DEFAULT_QEMU.into(),
             backend_timeout: DEFAULT_BACKEND_TIMEOUT,
             start_timeout: DEFAULT_BACKEND_TIMEOUT,
+            qemu_pids_max: Some(virtnet_vm::DEFAULT_QEMU_PIDS_MAX),
         }
     }
 
@@ -60,6 +64,7 @@ impl Config {
             qemu: DEFAULT_QEMU.into(),
             backend_timeout: DEFAULT_BACKEND_TIMEOUT,
             start_timeout: DEFAULT_BACKEND_TIMEOUT,
+            qemu_pids_max: Some(virtnet_vm::DEFAULT_QEMU_PIDS_MAX),
         }
     }
 }

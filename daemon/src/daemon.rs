@@ -210,7 +210,30 @@ impl Daemon {
             }
             entry.publish(&slot, None);
         }
+        self.remove_stale_cgroups().await;
         Ok(())
+    }
+
+    /// Removes the cgroups of known VMs that are not running: left by a crash between making
+    /// a VM's group and recording it in the live status (recorded groups of VMs that died
+    /// meanwhile were removed with the rest of their host resources by the recovery).
+    async fn remove_stale_cgroups(&self) {
+        let mut stale = Vec::new();
+        for entry in self.vms.all() {
+            let slot = entry.slot.lock().await;
+            if slot.live.is_none() {
+                if let Some(u) = slot.persistent.as_ref().and_then(|d| d.uuid()) {
+                    stale.push(u.to_string());
+                }
+            }
+        }
+        let (removed, left) = virtnet_host::cgroup::remove_stale(&stale);
+        for dir in removed {
+            tracing::warn!(cgroup = %dir.display(), "removed a VM cgroup left by a crash");
+        }
+        for l in left {
+            tracing::error!(leftover = %l, "cannot remove a VM cgroup left by a crash");
+        }
     }
 }
 

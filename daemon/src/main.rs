@@ -44,6 +44,15 @@ struct Args {
         default_value_t = 10.0
     )]
     start_timeout: f64,
+    /// The most tasks (threads) each QEMU may have: its cgroup's pids.max, where the host
+    /// has the pids controller. 0 = no cap.
+    #[arg(
+        long,
+        env = "VIRTNETD_QEMU_PIDS_MAX",
+        value_name = "N",
+        default_value_t = virtnet_vm::DEFAULT_QEMU_PIDS_MAX
+    )]
+    qemu_pids_max: u64,
 }
 
 /// `secs` as a duration, refusing what is not a positive number of seconds.
@@ -80,6 +89,7 @@ fn main() -> ExitCode {
         qemu: args.qemu,
         backend_timeout,
         start_timeout,
+        qemu_pids_max: (args.qemu_pids_max > 0).then_some(args.qemu_pids_max),
     };
     // One thread runs every task: the daemon's work is waiting on sockets (API clients, QMP,
     // switches) and short bursts of CPU, and its replies wait on QEMU, which needs the cores.

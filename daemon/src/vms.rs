@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+use virtnet_api::{CgroupDirInfo, CgroupInfo};
 use virtnet_conf::Domain;
+use virtnet_host::cgroup::CgroupVersion;
+use virtnet_host::CgroupPlacement;
 
 use crate::live::{Live, QmpLink};
 use crate::model::{Stalled, VmState};
@@ -73,6 +76,8 @@ pub struct VmView {
     pub pending_removals: Vec<String>,
     /// The running VM's QMP link: whether QEMU answers is read from it at query time.
     pub qmp: Option<Arc<QmpLink>>,
+    /// The running VM's cgroup, or why it has none.
+    pub cgroup: Option<CgroupInfo>,
 }
 
 impl VmView {
@@ -118,6 +123,7 @@ impl VmEntry {
                 problem: None,
                 pending_removals: Vec::new(),
                 qmp: None,
+                cgroup: None,
             })),
         }
     }
@@ -152,6 +158,7 @@ impl VmEntry {
                 .map(|l| crate::live::hotplug::pending_devices(&l.status))
                 .unwrap_or_default(),
             qmp: live.map(|l| l.qmp.clone()),
+            cgroup: live.and_then(|l| l.status.host_resources.cgroup.as_ref().map(cgroup_info)),
         };
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
     }
@@ -193,5 +200,28 @@ impl VmTable {
     /// Every entry, sorted by name.
     pub fn all(&self) -> Vec<Arc<VmEntry>> {
         self.lock().values().cloned().collect()
+    }
+}
+
+/// The API's view of a VM's cgroup placement.
+pub fn cgroup_info(p: &CgroupPlacement) -> CgroupInfo {
+    match p {
+        CgroupPlacement::Placed(g) => CgroupInfo::Placed {
+            version: match g.version {
+                CgroupVersion::V1 => "v1".into(),
+                CgroupVersion::V2 => "v2".into(),
+            },
+            dirs: g
+                .dirs
+                .iter()
+                .map(|d| CgroupDirInfo {
+                    path: d.path.display().to_string(),
+                    controllers: d.controllers.iter().map(|c| c.as_str().into()).collect(),
+                })
+                .collect(),
+        },
+        CgroupPlacement::Unavailable { reason } => CgroupInfo::Unavailable {
+            reason: reason.clone(),
+        },
     }
 }

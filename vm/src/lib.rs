@@ -37,8 +37,8 @@ pub use exec::{
     PendingDetaches, RunningVm, StepId, StopMode, StopReport,
 };
 pub use plan::{
-    plan_attach, plan_detach, plan_start, AttachPlan, AttachStepId, DetachPlan, FdSink, HostStep,
-    NicPlan, PlanContext, StartPlan,
+    plan_attach, plan_detach, plan_start, AttachPlan, AttachStepId, CgroupOptions, DetachPlan,
+    FdSink, HostStep, NicPlan, PlanContext, StartPlan, DEFAULT_QEMU_PIDS_MAX,
 };
 
 use virtnet_qemu::{qemu_binary_version, QemuCaps};

@@ -51,6 +51,9 @@ fn lines(d: &DomainInfo) -> Vec<(&'static str, String)> {
     if let Some(l) = &d.log_path {
         lines.push(("Log", l.clone()));
     }
+    if let Some(c) = &d.cgroup {
+        lines.push(("Cgroup", c.describe()));
+    }
     if let Some(p) = &d.problem {
         lines.push(("Problem", p.clone()));
     }
@@ -99,6 +102,9 @@ mod tests {
                 operation: "attach-device".into(),
                 since_unix_ms: since,
             }),
+            cgroup: Some(virtnet_api::CgroupInfo::Unavailable {
+                reason: "no cgroup v1 memory/pids/cpu controller".into(),
+            }),
         };
         let l = lines(&d);
         let get = |k: &str| l.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone());
@@ -106,5 +112,9 @@ mod tests {
         let s = get("Stalled").unwrap();
         assert!(s.starts_with("since 5."), "{s}");
         assert!(s.contains("(found by attach-device): `netdev_add`"), "{s}");
+        assert_eq!(
+            get("Cgroup").as_deref(),
+            Some("none usable: no cgroup v1 memory/pids/cpu controller")
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use virtnet_qemu::validate::{validate_domain, Operation};
 use virtnet_qemu::StopMethod;
-use virtnet_vm::{exec, plan_start, ExecOptions, PlanContext, StopMode};
+use virtnet_vm::{exec, plan_start, CgroupOptions, ExecOptions, PlanContext, StopMode};
 
 use super::refused;
 use crate::daemon::Daemon;
@@ -116,7 +116,10 @@ impl Daemon {
             std::fs::remove_dir_all(&run_dir)
                 .map_err(|e| DaemonError::store("remove stale run directory", &run_dir, e))?;
         }
-        let ctx = PlanContext::new(&qemu, caps, &run_dir);
+        let mut ctx = PlanContext::new(&qemu, caps, &run_dir);
+        ctx.cgroup = Some(CgroupOptions {
+            pids_max: self.config.qemu_pids_max,
+        });
         let plan = plan_start(domain, &ctx).map_err(|e| match e {
             virtnet_vm::VmError::Refused(r) => refused(Operation::Start, r),
             e => DaemonError::vm(e),

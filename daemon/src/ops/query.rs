@@ -59,6 +59,7 @@ impl Daemon {
             log_path: v.log_path.clone(),
             problem: v.problem.clone(),
             stalled: v.stalled(),
+            cgroup: v.cgroup.clone(),
         })
     }
 

@@ -437,32 +437,32 @@ fn remove_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Removes the VM groups below virtnetd's groups whose names are not in `keep` (the UUIDs of
-/// VMs still running): groups left by a crash before their removal was recorded. Groups
-/// still holding processes stay (and are named in the result).
-pub fn sweep(keep: &[String]) -> Vec<String> {
+/// Removes the groups `virtnet/<name>` of VMs that are not running (after a daemon restart:
+/// groups left by a crash before their removal was recorded), in every hierarchy. Only the
+/// names given are touched (another virtnetd in the same group keeps its own); a group still
+/// holding processes stays. Returns the directories removed and what could not be.
+pub fn remove_stale(names: &[String]) -> (Vec<PathBuf>, Vec<String>) {
     let Ok(layout) = probe() else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    let mut removed = Vec::new();
     let mut left = Vec::new();
-    let dirs = layout.v1.iter().chain(layout.v2.iter());
-    for h in dirs {
+    for h in layout.v1.iter().chain(layout.v2.iter()) {
         let parent = h.own_dir.join(PARENT);
-        let Ok(entries) = std::fs::read_dir(&parent) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if keep.contains(&name) || !e.path().is_dir() {
+        for name in names {
+            if check_name(name).is_err() || name.contains('/') {
                 continue;
             }
-            if std::fs::remove_dir(e.path()).is_err() {
-                left.push(e.path().display().to_string());
+            let dir = parent.join(name);
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => removed.push(dir),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => left.push(format!("cgroup {}: {e}", dir.display())),
             }
         }
         let _ = std::fs::remove_dir(&parent);
     }
-    left
+    (removed, left)
 }
 
 #[cfg(test)]

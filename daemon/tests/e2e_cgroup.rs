@@ -1,0 +1,179 @@
+//! The per-VM cgroup end to end, with virtnetd, real QEMU (TCG) and the test guest: QEMU is
+//! in its own group from the start (its pid in each group's cgroup.procs), the group carries
+//! `<memtune><hard_limit>`, `<cputune><shares>` and `--qemu-pids-max`, `dominfo` shows it,
+//! and it is gone after destroy, after a failed start, after a daemon crash (VM dead or
+//! alive), and when a crash left it unrecorded.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::e2e::{alive, destroy_leaving_nothing, ready_console, start, state, wait_until};
+use common::TestDaemon;
+use serde_json::Value;
+use virtnet_testkit::TestDomain;
+
+const HARD_LIMIT: u64 = 1 << 30;
+const SHARES: u64 = 512;
+const PIDS_MAX: u64 = 1234;
+
+fn xml(guest: &virtnet_testkit::GuestArtifacts, serial: &Path, kernel: Option<&str>) -> String {
+    let x = TestDomain::new("cg", serial).xml(guest).replace(
+        "<vcpu>1</vcpu>",
+        "<vcpu>1</vcpu>\n  <memtune><hard_limit unit='GiB'>1</hard_limit>\
+         <soft_limit unit='MiB'>768</soft_limit></memtune>\n  \
+         <cputune><shares>512</shares></cputune>",
+    );
+    match kernel {
+        Some(k) => x.replace(guest.kernel.to_str().unwrap(), k),
+        None => x,
+    }
+}
+
+/// The group's directories as `dominfo` reports them.
+fn dirs(info: &Value) -> Vec<(PathBuf, Vec<String>)> {
+    assert_eq!(info["cgroup"]["state"], "placed", "{info}");
+    info["cgroup"]["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let ctl = d["controllers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect();
+            (PathBuf::from(d["path"].as_str().unwrap()), ctl)
+        })
+        .collect()
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+fn assert_gone(dirs: &[(PathBuf, Vec<String>)], when: &str) {
+    for (d, _) in dirs {
+        wait_until(
+            &format!("{} removed {when}", d.display()),
+            Duration::from_secs(5),
+            || !d.exists(),
+        );
+    }
+}
+
+#[test]
+fn vm_cgroup_limits_membership_and_removal() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let guest = virtnet_testkit::guest();
+    let tmp = tempfile::tempdir().unwrap();
+    let serial = tmp.path().join("serial.sock");
+    let pids = PIDS_MAX.to_string();
+    let mut d = TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--qemu-pids-max", &pids]);
+    let (s, v) = d.define(&xml(guest, &serial, None));
+    assert_eq!(s, 201, "{v}");
+
+    // Started: QEMU is in its group in every hierarchy, with the domain's limits.
+    let pid = start(&d, "cg");
+    let (_, info) = d.get("/v1/domains/cg");
+    let dirs = dirs(&info);
+    let all: Vec<&String> = dirs.iter().flat_map(|(_, c)| c).collect();
+    for c in ["memory", "pids", "cpu"] {
+        assert!(all.iter().any(|x| *x == c), "no {c} group: {info}");
+    }
+    let uuid = info["uuid"].as_str().unwrap();
+    for (dir, controllers) in &dirs {
+        assert!(
+            dir.ends_with(format!("virtnet/{uuid}")),
+            "{}",
+            dir.display()
+        );
+        let procs = read(dir, "cgroup.procs");
+        assert!(
+            procs.lines().any(|l| l == pid.to_string()),
+            "QEMU {pid} not in {}: {procs}",
+            dir.display()
+        );
+        for c in controllers {
+            match c.as_str() {
+                "memory" => {
+                    assert_eq!(read(dir, "memory.limit_in_bytes"), HARD_LIMIT.to_string());
+                    assert_eq!(
+                        read(dir, "memory.soft_limit_in_bytes"),
+                        (768u64 << 20).to_string()
+                    );
+                }
+                "cpu" => assert_eq!(read(dir, "cpu.shares"), SHARES.to_string()),
+                "pids" => assert_eq!(read(dir, "pids.max"), pids),
+                other => panic!("unexpected controller {other}"),
+            }
+        }
+    }
+    // The kernel agrees (QEMU joined before exec: its threads are all in it too).
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        own.lines()
+            .any(|l| l.contains(":memory:") && l.ends_with(&format!("virtnet/{uuid}"))),
+        "{own}"
+    );
+    // The guest boots inside the limits.
+    virtnet_testkit::runtime().block_on(ready_console(&serial));
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("cgroup") && l.contains(&format!("virtnet/{uuid}"))),
+        "start does not log the cgroup:\n{log}"
+    );
+    destroy_leaving_nothing(&d, "cg");
+    assert_gone(&dirs, "after destroy");
+
+    // A start that fails after the group was made (QEMU cannot load its kernel) leaves none.
+    let (s, v) = d.define(&xml(guest, &serial, Some("/nonexistent/vmlinux")));
+    assert_eq!((s, &v["uuid"]), (200, &info["uuid"]), "{v}");
+    let (s, v) = d.post("/v1/domains/cg/start");
+    assert_ne!(s, 200, "{v}");
+    assert_eq!(state(&d, "cg"), "shut_off");
+    assert_gone(&dirs, "after a failed start");
+    let (s, v) = d.define(&xml(guest, &serial, None));
+    assert!(s == 200 || s == 201, "{v}");
+
+    // Daemon killed, QEMU dies meanwhile: the restarted daemon removes the group.
+    let pid = start(&d, "cg");
+    d.kill9();
+    // SAFETY: kill with a valid pid and signal.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_until("QEMU to die", Duration::from_secs(15), || !alive(pid));
+    d.restart();
+    assert_eq!(state(&d, "cg"), "shut_off");
+    assert_gone(&dirs, "after recovery of a dead VM");
+
+    // Daemon killed, VM survives: recovered with its group shown, removed at destroy.
+    let pid = start(&d, "cg");
+    d.kill9();
+    d.restart();
+    let (_, info) = d.get("/v1/domains/cg");
+    assert_eq!(info["state"], "running", "{info}");
+    assert_eq!(self::dirs(&info), dirs, "the recovered VM keeps its group");
+    assert!(read(&dirs[0].0, "cgroup.procs").contains(&pid.to_string()));
+    destroy_leaving_nothing(&d, "cg");
+    assert_gone(&dirs, "after destroying a recovered VM");
+
+    // A group the status never recorded (crash right after making it): removed at restart.
+    for (dir, _) in &dirs {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    d.stop();
+    d.restart();
+    assert_gone(&dirs, "unrecorded, at restart");
+    assert!(d.log().contains("removed a VM cgroup left by a crash"));
+
+    assert_eq!(d.call("DELETE", "/v1/domains/cg", None, "").0, 200);
+    d.stop();
+}
