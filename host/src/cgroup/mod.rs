@@ -354,19 +354,29 @@ fn make_dir(dir: &Path) -> Result<()> {
             source,
         }
     };
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(err("create"))?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            std::fs::remove_dir(dir).map_err(err(
-                "reuse (it exists and holds processes or groups: is a VM with this UUID \
-                 running?)",
-            ))?;
-            std::fs::create_dir(dir).map_err(err("create"))
+    // The `virtnet` parent is removed by whichever VM's removal finds it empty: make it
+    // again if that happens between the two calls.
+    let mut tries = 0;
+    loop {
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(err("create"))?;
         }
-        Err(e) => Err(err("create")(e)),
+        match std::fs::create_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound && tries < 20 => {
+                // The parent was removed, or is still being removed (a dying cgroup).
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && tries < 20 => {
+                tries += 1;
+                std::fs::remove_dir(dir).map_err(err(
+                    "reuse (it exists and holds processes or groups: is a VM with this UUID \
+                     running?)",
+                ))?;
+            }
+            Err(e) => return Err(err("create")(e)),
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Finding the cgroup hierarchies this host offers: `/proc/self/mountinfo` for cgroup v1
+//! Finding the cgroup hierarchies this host offers: the mountinfo for cgroup v1
 //! (one mount per controller, or a few co-mounted) and v2 (one mount; its controllers in
 //! `cgroup.controllers`), `/proc/self/cgroup` for where virtnetd itself sits in each, so VM
 //! groups are made below virtnetd's own group (as libvirt places machine groups relative to
@@ -40,14 +40,45 @@ pub enum Choice {
     None(String),
 }
 
-/// Reads the layout of the running system.
+/// Reads the layout of the running system, as the calling thread sees it: its own mount
+/// namespace (`/proc/thread-self`: a thread that unshared its mounts, e.g. to mount a sysfs
+/// of its network namespace, may see no cgroup mounts at all, and the groups must be made
+/// where its file operations land).
 pub fn probe() -> std::io::Result<Layout> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup")?;
-    Ok(probe_from(&mountinfo, &cgroup, |dir| {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/proc/thread-self/{f}"))
+            .or_else(|_| std::fs::read_to_string(format!("/proc/self/{f}")))
+    };
+    let mountinfo = read("mountinfo")?;
+    let cgroup = read("cgroup")?;
+    let mut layout = probe_from(&mountinfo, &cgroup, |dir| {
         std::fs::read_to_string(dir.join("cgroup.controllers")).ok()
-    }))
+    });
+    // A mount listed but covered by a later one (a fresh sysfs on /sys) is out of reach.
+    layout.v1.retain(|h| is_cgroupfs(&h.own_dir));
+    layout.v2 = layout.v2.filter(|h| is_cgroupfs(&h.own_dir));
+    Ok(layout)
 }
+
+/// Whether `dir` is on a cgroup (v1 or v2) file system.
+fn is_cgroupfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into a zeroed struct we own; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(st.f_type as i64, CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC)
+}
+
+/// `statfs` magic of cgroup v1 file systems.
+const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
+/// `statfs` magic of cgroup2.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// The layout given the text of `/proc/self/mountinfo` and `/proc/self/cgroup`;
 /// `v2_controllers` reads a v2 group's `cgroup.controllers`.
