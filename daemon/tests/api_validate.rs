@@ -195,3 +195,47 @@ fn hostdev_link_is_not_changeable() {
     );
     assert_eq!(d.store_files(), before, "nothing changed");
 }
+
+/// Enforce or refuse: tuning virtnet's cgroup does not enforce (pinning, min_guarantee) is
+/// refused at define with its line:col; what it enforces is kept in libvirt's form.
+#[test]
+fn define_refuses_unenforced_tuning_and_keeps_enforced_tuning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path());
+    let with = |tune: &str| domain_xml("t", "").replace("<os>", &format!("{tune}\n  <os>"));
+    for (tune, at, what) in [
+        (
+            "<cputune>\n    <vcpupin vcpu='0' cpuset='1'/></cputune>",
+            "6:5",
+            "<cputune><vcpupin>: CPU pinning is not enforced",
+        ),
+        (
+            "<memtune><min_guarantee unit='MiB'>64</min_guarantee></memtune>",
+            "5:12",
+            "<memtune><min_guarantee> cannot be enforced for QEMU",
+        ),
+    ] {
+        let (s, v) = d.define(&with(tune));
+        assert_eq!(s, 400, "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.starts_with(&format!(
+                "invalid domain XML: {at}: unsupported configuration: domain 't': {what}"
+            )),
+            "{m}"
+        );
+    }
+    assert!(d.names().is_empty(), "nothing defined");
+    let (s, v) = d.define(&with(
+        "<memtune><hard_limit unit='MiB'>512</hard_limit></memtune>\
+         <cputune><shares>2048</shares></cputune>",
+    ));
+    assert_eq!(s, 201, "{v}");
+    let (_, v) = d.get("/v1/domains/t/xml?inactive=true");
+    let xml = v["xml"].as_str().unwrap();
+    assert!(
+        xml.contains("<memtune>\n    <hard_limit unit='KiB'>524288</hard_limit>\n  </memtune>")
+            && xml.contains("<cputune>\n    <shares>2048</shares>\n  </cputune>"),
+        "{xml}"
+    );
+}
