@@ -12,8 +12,12 @@ fn limits() -> CgroupLimits {
     }
 }
 
+/// A group name of its own for each test (they run in parallel).
 fn name() -> String {
-    format!("{PARENT}/test-{}-{}", std::process::id(), line!())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{PARENT}/test-{}-{n}", std::process::id())
 }
 
 /// Nothing usable and nothing asked: the VM runs without a group, and the reason is kept.
@@ -183,4 +187,49 @@ fn real_group_limits_join_and_removal() {
         assert!(!d.path.exists(), "{} left", d.path.display());
     }
     remove(g).unwrap(); // idempotent
+}
+
+/// A v2 hierarchy whose controllers cannot be delegated (here: the empty unified mount,
+/// made to look as if it offered memory) falls back to the v1 mounts, touching nothing.
+#[test]
+fn undelegatable_v2_falls_back_to_v1() {
+    use virtnet_testkit::{require, Need};
+    if !require(&[Need::Root]) {
+        return;
+    }
+    let mut layout = probe().unwrap();
+    let (Some(v2), false) = (layout.v2.as_mut(), layout.v1.is_empty()) else {
+        return; // not a hybrid host like these machines
+    };
+    if !v2.controllers.is_empty() {
+        return; // a working v2: nothing to fall back from
+    }
+    v2.controllers = vec![Controller::Memory];
+    let v2_dir = v2.own_dir.join(PARENT);
+    let spec = CgroupSpec {
+        name: name(),
+        limits: CgroupLimits {
+            memory_swap_max: Some(512 << 20),
+            memory_max: Some(256 << 20),
+            ..CgroupLimits::default()
+        },
+    };
+    let c = create_in(&layout, &spec).unwrap();
+    let CgroupPlacement::Placed(g) = &c.placement else {
+        panic!("{:?}", c.placement)
+    };
+    assert_eq!(g.version, CgroupVersion::V1);
+    assert!(!v2_dir.exists(), "nothing made in the v2 hierarchy");
+    if let Some(m) = g
+        .dirs
+        .iter()
+        .find(|d| d.controllers == [Controller::Memory])
+    {
+        if m.path.join("memory.memsw.limit_in_bytes").exists() {
+            let v = std::fs::read_to_string(m.path.join("memory.memsw.limit_in_bytes")).unwrap();
+            assert_eq!(v.trim(), (512u64 << 20).to_string());
+        }
+    }
+    drop(c.procs);
+    remove(g).unwrap();
 }
