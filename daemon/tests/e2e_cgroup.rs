@@ -177,3 +177,67 @@ fn vm_cgroup_limits_membership_and_removal() {
     assert_eq!(d.call("DELETE", "/v1/domains/cg", None, "").0, 200);
     d.stop();
 }
+
+/// The limits bite: guest memory is charged to the group (QEMU joined before allocating it),
+/// and a hard limit below what the guest needs gets QEMU killed by the kernel, not ignored;
+/// its group is removed like any other.
+#[test]
+fn hard_limit_is_enforced_by_the_kernel() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let guest = virtnet_testkit::guest();
+    let tmp = tempfile::tempdir().unwrap();
+    let serial = tmp.path().join("serial.sock");
+    let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+
+    // Charged to the group: what the booted guest touched shows in the group's usage.
+    let (s, v) = d.define(&xml(guest, &serial, None));
+    assert_eq!(s, 201, "{v}");
+    start(&d, "cg");
+    let (_, info) = d.get("/v1/domains/cg");
+    let dirs = dirs(&info);
+    virtnet_testkit::runtime().block_on(ready_console(&serial));
+    let (mem, _) = dirs
+        .iter()
+        .find(|(_, c)| c.iter().any(|c| c == "memory"))
+        .expect("a memory group");
+    let usage: u64 = read(mem, "memory.usage_in_bytes").parse().unwrap();
+    assert!(
+        usage > 32 << 20,
+        "only {usage} bytes charged to the VM's group"
+    );
+    let (pids_dir, _) = dirs
+        .iter()
+        .find(|(_, c)| c.iter().any(|c| c == "pids"))
+        .expect("a pids group");
+    let tasks: u64 = read(pids_dir, "pids.current").parse().unwrap();
+    assert!(tasks >= 2, "QEMU's threads are counted: {tasks}");
+    destroy_leaving_nothing(&d, "cg");
+    assert_gone(&dirs, "after destroy");
+
+    // 48 MiB for a 256 MiB guest: QEMU does not survive its boot.
+    let tight = xml(guest, &serial, None).replace(
+        "<hard_limit unit='GiB'>1</hard_limit><soft_limit unit='MiB'>768</soft_limit>",
+        "<hard_limit unit='MiB'>48</hard_limit>",
+    );
+    let (s, v) = d.define(&tight);
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d.post("/v1/domains/cg/start");
+    if s == 200 {
+        // Killed later in the boot: noticed as an exit of its own.
+        let pid = v["pid"].as_u64().unwrap();
+        wait_until(
+            "QEMU to be killed at its limit",
+            Duration::from_secs(90),
+            || state(&d, "cg") == "shut_off",
+        );
+        assert!(!alive(pid));
+    } else {
+        // Killed by the memory cgroup's OOM killer while starting (measured: this case).
+        let m = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains("SIGKILL"), "{v}");
+    }
+    assert_gone(&dirs, "after QEMU was killed at its limit");
+    assert_eq!(d.call("DELETE", "/v1/domains/cg", None, "").0, 200);
+}
