@@ -241,3 +241,54 @@ fn hard_limit_is_enforced_by_the_kernel() {
     assert_gone(&dirs, "after QEMU was killed at its limit");
     assert_eq!(d.call("DELETE", "/v1/domains/cg", None, "").0, 200);
 }
+
+/// The pids cap bites: with `--qemu-pids-max 2` QEMU cannot make the threads it needs, and the
+/// start fails instead of running uncapped.
+#[test]
+fn pids_cap_is_enforced_by_the_kernel() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let guest = virtnet_testkit::guest();
+    let tmp = tempfile::tempdir().unwrap();
+    let serial = tmp.path().join("serial.sock");
+    let d = TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--qemu-pids-max", "2"]);
+    let (s, v) = d.define(&xml(guest, &serial, None));
+    assert_eq!(s, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (s, v) = d.post("/v1/domains/cg/start");
+    assert_ne!(s, 200, "QEMU ran with 2 tasks at most? {v}");
+    let m = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.contains("QEMU exited during startup"), "{v}");
+    assert_eq!(state(&d, "cg"), "shut_off");
+    assert!(
+        m.contains("qemu_thread_create") || m.contains("Resource temporarily unavailable"),
+        "not the pids cap? {m}"
+    );
+    assert_eq!(
+        find(Path::new("/sys/fs/cgroup"), &uuid, 8),
+        None,
+        "group left"
+    );
+    assert_eq!(d.call("DELETE", "/v1/domains/cg", None, "").0, 200);
+}
+
+/// A directory named `name` under `dir`, `depth` levels down at most.
+fn find(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for e in entries.flatten() {
+        let Ok(t) = e.file_type() else { continue };
+        if !t.is_dir() {
+            continue;
+        }
+        if e.file_name() == name {
+            return Some(e.path());
+        }
+        if depth > 0 {
+            if let Some(p) = find(&e.path(), name, depth - 1) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
