@@ -183,6 +183,31 @@ mod tests {
         assert_eq!(serde_json::from_str::<HostUndo>(&json).unwrap(), step);
     }
 
+    /// A VM's cgroup is stored with every directory, to be removed after a restart.
+    #[test]
+    fn cgroup_stored_form() {
+        use crate::cgroup::{CgroupDir, CgroupVersion, Controller};
+        let step = HostUndo::RemoveCgroup(CgroupGroup {
+            version: CgroupVersion::V1,
+            dirs: vec![
+                CgroupDir {
+                    path: "/sys/fs/cgroup/memory/virtnet/u1".into(),
+                    controllers: vec![Controller::Memory],
+                },
+                CgroupDir {
+                    path: "/sys/fs/cgroup/cpu,cpuacct/virtnet/u1".into(),
+                    controllers: vec![Controller::Cpu],
+                },
+            ],
+        });
+        let json = serde_json::to_string(&step).unwrap();
+        assert_eq!(
+            json,
+            r#"{"undo":"remove_cgroup","version":"v1","dirs":[{"path":"/sys/fs/cgroup/memory/virtnet/u1","controllers":["memory"]},{"path":"/sys/fs/cgroup/cpu,cpuacct/virtnet/u1","controllers":["cpu"]}]}"#
+        );
+        assert_eq!(serde_json::from_str::<HostUndo>(&json).unwrap(), step);
+    }
+
     /// A damaged state file is refused when read, not when the step is applied.
     #[test]
     fn damaged_values_are_refused() {

@@ -120,8 +120,8 @@ fn not_enforced(name: &str) -> String {
              cgroup); use <global_period>/<global_quota> to cap the whole VM"
         }
         "vcpupin" | "emulatorpin" | "iothreadpin" => {
-            "CPU pinning is not enforced; remove it (use <vcpu cpuset='...'> if your host \
-             pins QEMU, or leave placement to the host scheduler)"
+            "CPU pinning is not enforced (the VM's cgroup has no cpuset); remove it and leave \
+             placement to the host scheduler"
         }
         "vcpusched" | "iothreadsched" | "emulatorsched" => {
             "real-time scheduler policies are not enforced; remove it"
