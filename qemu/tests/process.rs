@@ -246,3 +246,41 @@ async fn bad_spawn_requests_fail_cleanly() {
         .unwrap_err();
     assert!(matches!(e, QemuError::Exec { .. }), "{e:?}");
 }
+
+/// `join_cgroups`: the child writes "0" into each fd between fork and exec (a pipe stands in
+/// for `cgroup.procs`), and the fd itself does not reach QEMU. A write that fails (the fd
+/// opened read-only) fails the spawn with nothing left running.
+#[tokio::test]
+async fn joins_cgroups_before_exec() {
+    let Some(bin) = common::qemu_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (r1, w1) = rustix::pipe::pipe().unwrap();
+    let (r2, w2) = rustix::pipe::pipe().unwrap();
+    let (l1, l2) = (common::link_of(&w1), common::link_of(&w2));
+    let vm = common::idle_spawn(&bin, &dir, &[])
+        .join_cgroups(vec![w1, w2])
+        .spawn()
+        .await
+        .unwrap();
+    for r in [r1, r2] {
+        let mut buf = [0u8; 8];
+        let n = rustix::io::read(&r, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"0");
+    }
+    let fds = common::proc_fds(vm.pid());
+    assert!(
+        !fds.iter().any(|(_, t)| *t == l1 || *t == l2),
+        "a cgroup.procs fd reached QEMU: {fds:?}"
+    );
+    vm.kill().await;
+
+    let read_only = std::fs::File::open("/dev/null").unwrap();
+    let e = common::idle_spawn(&bin, &dir, &[])
+        .join_cgroups(vec![read_only.into()])
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, QemuError::Exec { .. }), "{e}");
+}
