@@ -46,6 +46,7 @@ const MEMTUNE_ORDER: &[&str] = &[
 impl Memtune {
     /// Reads `<memtune>`.
     pub fn from_element(mut el: Element) -> Result<Memtune, ConfError> {
+        refuse_attrs_and_text(&el)?;
         let mut size = |name: &str| -> Result<Option<At<u64>>, ConfError> {
             match el.take_one(name)? {
                 None => Ok(None),
@@ -135,6 +136,7 @@ const CPUTUNE_ORDER: &[&str] = &[
 impl Cputune {
     /// Reads `<cputune>`.
     pub fn from_element(mut el: Element) -> Result<Cputune, ConfError> {
+        refuse_attrs_and_text(&el)?;
         let mut number = |name: &str, expected: &str| -> Result<Option<At<i128>>, ConfError> {
             match el.take_one_text(name)? {
                 None => Ok(None),
@@ -205,6 +207,27 @@ impl Cputune {
     }
 }
 
+/// `<memtune>` and `<cputune>` hold only elements: anything else would be kept and ignored.
+fn refuse_attrs_and_text(el: &Element) -> Result<(), ConfError> {
+    if let Some(a) = el.attrs.first() {
+        let pos = if a.pos.is_known() { a.pos } else { el.pos };
+        return Err(ConfError::unsupported(
+            pos,
+            format!("<{}> has no attribute '{}': remove it", el.name, a.name),
+        ));
+    }
+    if let Some(t) = el.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        return Err(ConfError::unsupported(
+            el.pos,
+            format!(
+                "<{}> holds elements only, not the text '{t}': remove it",
+                el.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +271,13 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("hard_limit"), "{e}");
+        let e = Memtune::from_element(el("<memtune x='1'/>")).unwrap_err();
+        assert!(e.to_string().contains("no attribute 'x'"), "{e}");
+        let e = Memtune::from_element(el(
+            "<memtune><hard_limit unit='KiB' x='1'>1</hard_limit></memtune>",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("'x'"), "{e}");
     }
 
     #[test]
@@ -279,6 +309,11 @@ mod tests {
             ("<cputune><shares>-5</shares></cputune>", "non-negative"),
             ("<cputune><shares>many</shares></cputune>", "'many'"),
             ("<cputune><global_quota>x</global_quota></cputune>", "-1"),
+            (
+                "<cputune mode='x'><shares>2</shares></cputune>",
+                "no attribute 'mode'",
+            ),
+            ("<cputune>2048</cputune>", "not the text '2048'"),
         ] {
             let e = Cputune::from_element(el(xml)).unwrap_err();
             assert!(e.to_string().contains(want), "{xml}: {e}");
