@@ -2,7 +2,8 @@
 //! in its own group from the start (its pid in each group's cgroup.procs), the group carries
 //! `<memtune><hard_limit>`, `<cputune><shares>` and `--qemu-pids-max`, `dominfo` shows it,
 //! and it is gone after destroy, after a failed start, after a daemon crash (VM dead or
-//! alive), and when a crash left it unrecorded.
+//! alive), and when a crash left it unrecorded; the memory limit and the pids cap bite; a
+//! host without usable cgroups runs plain VMs and says so, and refuses limits.
 
 mod common;
 
@@ -291,4 +292,47 @@ fn find(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// A host without usable cgroups (a daemon whose mount namespace has a fresh sysfs on /sys,
+/// hiding the cgroup mounts, as testkit's network namespaces do): a VM without limits runs
+/// without a group and `dominfo` and the log say why; a VM asking for `<memtune>` is refused
+/// at start, naming the setting (enforce or refuse).
+#[test]
+fn no_usable_cgroup_is_said_not_failed() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let guest = virtnet_testkit::guest();
+    virtnet_testkit::with_netns(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let serial = tmp.path().join("serial.sock");
+        let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+        let plain = TestDomain::new("cg", &serial).xml(guest);
+        let (s, v) = d.define(&plain);
+        assert_eq!(s, 201, "{v}");
+        start(&d, "cg");
+        let (_, info) = d.get("/v1/domains/cg");
+        assert_eq!(info["cgroup"]["state"], "unavailable", "{info}");
+        let reason = info["cgroup"]["reason"].as_str().unwrap();
+        assert!(reason.contains("no cgroup v1"), "{reason}");
+        assert!(
+            d.log().contains("cgroup: none usable: no cgroup v1"),
+            "{}",
+            d.log()
+        );
+        destroy_leaving_nothing(&d, "cg");
+
+        let (s, v) = d.define(&xml(guest, &serial, None));
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = d.post("/v1/domains/cg/start");
+        assert!((400..500).contains(&s), "{s} {v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("<memtune><hard_limit>, <memtune><soft_limit> cannot be enforced"),
+            "{m}"
+        );
+        assert_eq!(state(&d, "cg"), "shut_off");
+        assert_eq!(d.call("DELETE", "/v1/domains/cg", None, "").0, 200);
+    });
 }
