@@ -20,6 +20,7 @@
 mod api;
 pub mod bridge;
 pub mod cgroup;
+pub mod confine;
 mod devnode;
 mod error;
 mod fake;
@@ -37,6 +38,7 @@ pub mod vf;
 pub use api::HostNet;
 pub use bridge::BridgePortOpts;
 pub use cgroup::{CgroupGroup, CgroupLimits, CgroupPlacement, CgroupSpec, CreatedCgroup};
+pub use confine::Confinement;
 pub use error::{HostError, Result};
 pub use fake::{FakeCall, FakeHost};
 pub use linux::LinuxHost;
@@ -48,7 +50,7 @@ pub use script::{
 };
 pub use sysuser::{ensure_system_user, lookup_group, lookup_user, SystemUser};
 pub use tap::{TapHandle, TapSpec};
-pub use tun::tun_fd_info;
+pub use tun::{open_tap_fd, tun_fd_info};
 pub use undo::{HostUndo, UndoStack};
 pub use vf::{PciAddr, PreparedVf, SavedVf, Sysfs, VfSpec};
 /// The one MAC address type, conf's (its parser checks every group is hex).

@@ -54,6 +54,16 @@ pub(crate) fn open_tun(name: &str, flags: u16) -> Result<(OwnedFd, String), TunE
     Ok((fd, name))
 }
 
+/// Opens tap `name` (`IFF_TAP|IFF_NO_PI|IFF_VNET_HDR`, created non-persistent when missing,
+/// else attached to) for a process that gets the fd and no privilege: the switch's uplink.
+pub fn open_tap_fd(name: &str) -> io::Result<OwnedFd> {
+    open_tun(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
+        .map(|(fd, _)| fd)
+        .map_err(|e| match e {
+            TunError::Open(e) | TunError::SetIff(e) => e,
+        })
+}
+
 /// Opens a character device read-write, close-on-exec.
 pub(crate) fn open_rw(path: &Path) -> io::Result<OwnedFd> {
     let f = OpenOptions::new()
