@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +63,10 @@ impl ControlServer {
             let _ = std::fs::remove_file(path);
         }
         let listener = UnixListener::bind(path).map_err(err)?;
+        // Owner-only: the switch's directory is shared with QEMU (its group), but only the
+        // switch's own user and root (virtnetd) may drive it. Peers are checked too (below),
+        // which also covers the moment between bind and chmod.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
         listener.set_nonblocking(true).map_err(err)?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
@@ -105,6 +110,28 @@ fn wait_readable(fd: i32, ms: i32) -> bool {
     unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
 }
 
+/// Whether the peer of a control connection is root or the switch's own user (SO_PEERCRED).
+fn peer_allowed(stream: &UnixStream) -> bool {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which lives for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: geteuid has no preconditions.
+    rc == 0 && (cred.uid == 0 || cred.uid == unsafe { libc::geteuid() })
+}
+
 fn accept_loop(switch: Arc<Switch>, listener: UnixListener, stop: Arc<AtomicBool>) {
     let mut clients: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Acquire) {
@@ -113,6 +140,10 @@ fn accept_loop(switch: Arc<Switch>, listener: UnixListener, stop: Arc<AtomicBool
             continue;
         }
         if let Ok((stream, _)) = listener.accept() {
+            if !peer_allowed(&stream) {
+                log::warn!("control socket: refused a peer that is neither root nor our user");
+                continue;
+            }
             let (sw, st) = (switch.clone(), stop.clone());
             if let Ok(h) = std::thread::Builder::new()
                 .name("vsw-control-client".into())

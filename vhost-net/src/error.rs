@@ -66,6 +66,9 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The seccomp filter could not be built or installed.
+    #[error("seccomp filter: {0} (`--seccomp off` runs without it, for debugging only)")]
+    Seccomp(String),
     /// A command-line argument is wrong.
     #[error("{0}")]
     Usage(String),

@@ -35,6 +35,7 @@ pub mod mac_table;
 pub mod poller;
 pub mod ring;
 pub mod rx;
+pub mod seccomp;
 mod shim;
 pub mod switch;
 pub mod tap;

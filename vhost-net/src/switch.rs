@@ -1,5 +1,6 @@
 //! The public face of the switch: add and remove ports, report counters and the MAC table.
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -8,7 +9,7 @@ use crate::core::{PortEntry, PortKind, SwitchCore};
 use crate::counters::{CounterSnapshot, PortCounters};
 use crate::error::{Error, Result};
 use crate::mac_table::{format_mac, MacEntry};
-use crate::tap::TapPort;
+use crate::tap::{adopt_tap, open_tap, TapPort};
 use crate::vhost_port::VhostPort;
 
 pub use virtnet_vswitch_control::PortInfo;
@@ -72,11 +73,28 @@ impl Switch {
 
     /// Adds the uplink: tap `tap` (created if it does not exist) as port `name`.
     pub fn add_tap_port(&self, name: &str, tap: &str) -> Result<()> {
+        self.insert_tap(name, tap, || open_tap(tap))
+    }
+
+    /// Adds the uplink from a tap fd opened by the caller (see [`crate::tap::adopt_tap`]) as
+    /// port `name`: the switch needs no privilege for it.
+    pub fn add_tap_fd(&self, name: &str, fd: OwnedFd) -> Result<()> {
+        let (file, tap) = adopt_tap(fd)?;
+        self.insert_tap(name, &tap, || Ok(file))
+    }
+
+    fn insert_tap(
+        &self,
+        name: &str,
+        tap: &str,
+        open: impl FnOnce() -> Result<std::fs::File>,
+    ) -> Result<()> {
         let _g = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         self.check_unique(name, tap)?;
+        let file = open()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let counters = Arc::new(PortCounters::default());
-        let port = TapPort::start(self.core.clone(), id, counters.clone(), tap)?;
+        let port = TapPort::start(self.core.clone(), id, counters.clone(), tap, file)?;
         self.core.insert(Arc::new(PortEntry {
             id,
             name: name.to_string(),

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,9 @@ use crate::mac_table::PortId;
 use crate::vnet_hdr::{VnetHdr, HDR_LEN_MRG};
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
-const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+pub(crate) const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
+pub(crate) const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+pub(crate) const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
@@ -69,22 +70,76 @@ pub fn open_tap(name: &str) -> Result<File> {
         _pad: [0; 22],
     };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
+    ioctl(
+        file.as_raw_fd(),
+        TUNSETIFF,
+        &mut req as *mut IfReq as libc::c_ulong,
+    )
+    .map_err(err)?;
+    configure(&file).map_err(err)?;
+    Ok(file)
+}
+
+/// Takes over a tap fd opened by someone else (virtnetd, which has the privilege to create
+/// taps): it must be a tap with `IFF_NO_PI|IFF_VNET_HDR`. Sets the header size, offloads and
+/// non-blocking mode as [`open_tap`] does, and returns the file with the tap's name. Needs no
+/// capability.
+pub fn adopt_tap(fd: OwnedFd) -> Result<(File, String)> {
+    let raw = fd.as_raw_fd();
+    let err = |source| Error::Tap {
+        name: format!("fd {raw}"),
+        source,
+    };
+    let file = File::from(fd);
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    ioctl(raw, TUNGETIFF, &mut req as *mut IfReq as libc::c_ulong).map_err(err)?;
+    let want = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if req.flags & want != want {
+        return Err(err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "not a tap opened with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR (flags {:#x})",
+                req.flags
+            ),
+        )));
+    }
+    let len = req
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(req.name.len());
+    let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
+    // SAFETY: fcntl on an fd `file` owns.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(err(io::Error::last_os_error()));
+    }
+    configure(&file).map_err(|source| Error::Tap {
+        name: name.clone(),
+        source,
+    })?;
+    Ok((file, name))
+}
+
+/// The 12-byte virtio-net header and checksum/TSO offloads on an attached tap fd.
+fn configure(file: &File) -> io::Result<()> {
     let fd = file.as_raw_fd();
-    ioctl(fd, TUNSETIFF, &mut req as *mut IfReq as libc::c_ulong).map_err(err)?;
     let sz: libc::c_int = HDR_LEN_MRG as libc::c_int;
     ioctl(
         fd,
         TUNSETVNETHDRSZ,
         &sz as *const libc::c_int as libc::c_ulong,
-    )
-    .map_err(err)?;
+    )?;
     ioctl(
         fd,
         TUNSETOFFLOAD,
         TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN,
     )
-    .map_err(err)?;
-    Ok(file)
 }
 
 /// The uplink port.
@@ -97,14 +152,15 @@ pub struct TapPort {
 }
 
 impl TapPort {
-    /// Opens the tap and starts its reader thread as port `id` of `core`.
+    /// Starts the reader thread of the open tap `file` (named `name`) as port `id` of `core`.
     pub fn start(
         core: Arc<SwitchCore>,
         id: PortId,
         counters: Arc<PortCounters>,
         name: &str,
+        file: File,
     ) -> Result<Arc<TapPort>> {
-        let file = Arc::new(open_tap(name)?);
+        let file = Arc::new(file);
         let stop = Arc::new(AtomicBool::new(false));
         let (f, s) = (file.clone(), stop.clone());
         let handle = std::thread::Builder::new()

@@ -1,24 +1,43 @@
 //! `virtnet-vswitch`: the vhost-user-net switch daemon.
 //!
 //! ```text
-//! virtnet-vswitch --control PATH [--uplink TAP] [--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]...
-//!                 [--poll-us N] [--poll-threads N] [--ageing-secs N]
+//! virtnet-vswitch --control PATH [--uplink TAP | --uplink-fd N] [--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]...
+//!                 [--poll-us N] [--poll-threads N] [--ageing-secs N] [--seccomp on|log|off]
 //! ```
 //! Runs until SIGTERM or SIGINT, then disconnects every port and removes its sockets.
+//!
+//! Confinement: virtnetd starts it as an unprivileged user with no capability and
+//! NoNewPrivs (`virtnet_host::Confinement`), the uplink tap opened by virtnetd and inherited
+//! as fd N (`--uplink-fd`). The switch itself sets its umask to 007 (sockets it creates are
+//! reachable by the group of its directory, QEMU's) and, before any thread starts, installs
+//! its seccomp filter ([`virtnet_vhost_net::seccomp`]), which every thread inherits.
+//! `--uplink TAP` opens the tap itself (needs CAP_NET_ADMIN; unconfined runs only).
 
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use virtnet_vhost_net::control::ControlServer;
+use virtnet_vhost_net::seccomp::SeccompMode;
 use virtnet_vhost_net::{Error, PortConfig, SocketMode, Switch, SwitchConfig};
 
-const USAGE: &str = "usage: virtnet-vswitch --control PATH [--uplink TAP] \
-[--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]... [--poll-us N] [--poll-threads N] [--ageing-secs N]";
+const USAGE: &str = "usage: virtnet-vswitch --control PATH [--uplink TAP | --uplink-fd N] \
+[--port NAME=SOCKET[,mode=client|server][,queues=N][,mtu=N]]... [--poll-us N] [--poll-threads N] [--ageing-secs N] \
+[--seccomp on|log|off]";
+
+/// Where the uplink comes from.
+enum Uplink {
+    /// A tap the switch opens by name.
+    Name(String),
+    /// A tap fd it inherited.
+    Fd(OwnedFd),
+}
 
 struct Args {
     control: PathBuf,
-    uplink: Option<String>,
+    uplink: Option<Uplink>,
+    seccomp: SeccompMode,
     ports: Vec<PortConfig>,
     config: SwitchConfig,
 }
@@ -56,6 +75,7 @@ fn parse_args() -> Result<Args, Error> {
     let mut it = std::env::args().skip(1);
     let mut control = None;
     let mut uplink = None;
+    let mut seccomp = SeccompMode::default();
     let mut ports = Vec::new();
     let mut config = SwitchConfig::default();
     while let Some(a) = it.next() {
@@ -65,7 +85,9 @@ fn parse_args() -> Result<Args, Error> {
         };
         match a.as_str() {
             "--control" => control = Some(PathBuf::from(val("a path")?)),
-            "--uplink" => uplink = Some(val("a tap name")?),
+            "--uplink" => uplink = Some(Uplink::Name(val("a tap name")?)),
+            "--uplink-fd" => uplink = Some(Uplink::Fd(inherited_fd(&val("an fd number")?)?)),
+            "--seccomp" => seccomp = val("on, log or off")?.parse()?,
             "--port" => ports.push(parse_port(&val("NAME=SOCKET")?)?),
             "--poll-us" => {
                 let v = val("microseconds")?;
@@ -101,9 +123,25 @@ fn parse_args() -> Result<Args, Error> {
     Ok(Args {
         control,
         uplink,
+        seccomp,
         ports,
         config,
     })
+}
+
+/// Takes ownership of inherited fd `n` (checked open, marked close-on-exec).
+fn inherited_fd(n: &str) -> Result<OwnedFd, Error> {
+    let bad = |m: &str| Error::Usage(format!("--uplink-fd {n}: {m}"));
+    let fd: RawFd = n.parse().map_err(|_| bad("not an fd number"))?;
+    if fd < 3 {
+        return Err(bad("0, 1 and 2 are stdio; pass the tap as fd 3 or higher"));
+    }
+    // SAFETY: fcntl on an fd number; F_SETFD fails with EBADF when it is not open.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(bad("not an open fd (was it inherited?)"));
+    }
+    // SAFETY: the fd is open (checked above), was inherited for us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Blocks SIGTERM and SIGINT in this thread (and so in every thread started later).
@@ -121,10 +159,21 @@ fn block_signals() -> libc::sigset_t {
 
 fn run() -> Result<(), Error> {
     let args = parse_args()?;
+    // Sockets this switch creates: rw for its user and its directory's group (QEMU's), none
+    // for others; the control socket is made owner-only on top.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o007) };
     let set = block_signals();
+    // Opened by name before the filter (which forbids opening files), only when unconfined.
+    let uplink = match args.uplink {
+        Some(Uplink::Name(tap)) => Some(Uplink::Fd(virtnet_vhost_net::tap::open_tap(&tap)?.into())),
+        other => other,
+    };
+    // Before any thread exists: every thread started later inherits it.
+    virtnet_vhost_net::seccomp::install(&virtnet_vhost_net::seccomp::compile(args.seccomp)?)?;
     let switch = Arc::new(Switch::new(args.config));
-    if let Some(tap) = &args.uplink {
-        switch.add_tap_port("uplink", tap)?;
+    if let Some(Uplink::Fd(fd)) = uplink {
+        switch.add_tap_fd("uplink", fd)?;
     }
     for p in args.ports {
         switch.add_port(p)?;
