@@ -29,6 +29,7 @@ pub mod macvtap;
 mod name;
 pub mod netlink;
 pub mod script;
+pub mod switch_identity;
 pub mod sysuser;
 pub mod tap;
 mod tun;
@@ -48,6 +49,7 @@ pub use netlink::LinkStatus;
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,
 };
+pub use switch_identity::{SwitchIdentity, QEMU_USER, SWITCH_USER};
 pub use sysuser::{ensure_system_user, lookup_group, lookup_user, SystemUser};
 pub use tap::{TapHandle, TapSpec};
 pub use tun::{open_tap_fd, tun_fd_info};

@@ -14,6 +14,7 @@
 //! - [`runtime`]: a current-thread tokio runtime ready for process spawning.
 
 pub mod conformance;
+pub mod confined;
 pub mod domain;
 pub mod guest;
 pub mod kvm;
@@ -23,6 +24,7 @@ pub mod netns;
 pub mod serial;
 pub mod vswitch;
 
+pub use confined::{assert_confined, proc_confinement, ProcConfinement};
 pub use domain::{bridge_nic, vhostuser_nic, TestDomain};
 pub use guest::{e2e_qemu, guest, repo_root, GuestArtifacts};
 pub use leak::Snapshot;

@@ -79,12 +79,40 @@ impl VSwitch {
     /// listens), and an uplink tap named `uplink` when given (port `uplink`), its control socket
     /// in `dir`; returns once the control socket answers (all ports are added by then, server
     /// ports listening). Its stderr goes to `dir/vswitch.log`.
+    ///
+    /// As root it runs the way virtnetd runs it: as `virtnet-switch` without capabilities,
+    /// NoNewPrivs, its seccomp filter on, the uplink tap opened here and passed as an fd, and
+    /// `dir` and the directories of the port sockets made switch directories
+    /// ([`virtnet_host::SwitchIdentity::prepare_dir`]: `virtnet-switch:virtnet-qemu 2770`).
     pub fn start(dir: &Path, ports: &[VsPort], uplink: Option<&str>) -> VSwitch {
         let bin = vswitch_binary(&test_profile_dir());
         let control = dir.join("vswitch-control.sock");
         let mut cmd = Command::new(bin);
         cmd.arg("--control").arg(&control);
-        if let Some(tap) = uplink {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        // Kept open until the switch has started (it has its own copy then).
+        let mut tap_fd = None;
+        if root {
+            let id = virtnet_host::SwitchIdentity::ensure(virtnet_host::QEMU_USER)
+                .expect("the switch's and QEMU's system users");
+            let mut dirs = vec![dir.to_path_buf()];
+            dirs.extend(ports.iter().filter_map(|p| p.socket.parent().map(Path::to_path_buf)));
+            for d in dirs {
+                id.prepare_dir(&d)
+                    .unwrap_or_else(|e| panic!("share {} with the switch: {e}", d.display()));
+            }
+            let mut confinement = id.confinement;
+            if let Some(tap) = uplink {
+                let fd = virtnet_host::open_tap_fd(tap)
+                    .unwrap_or_else(|e| panic!("open the uplink tap {tap}: {e}"));
+                let n = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                cmd.arg("--uplink-fd").arg(n.to_string());
+                confinement.keep_fds.push(n);
+                tap_fd = Some(fd);
+            }
+            confinement.install(&mut cmd);
+        } else if let Some(tap) = uplink {
             cmd.args(["--uplink", tap]);
         }
         for p in ports {
@@ -99,6 +127,7 @@ impl VSwitch {
             .stderr(err)
             .spawn()
             .expect("start virtnet-vswitch");
+        drop(tap_fd);
         let deadline = Instant::now() + Duration::from_secs(20);
         while UnixStream::connect(&control).is_err() {
             if let Ok(Some(st)) = child.try_wait() {

@@ -2,7 +2,8 @@
 //! the back end; virtnet-vswitch (virtnet_testkit::VSwitch, its port in client mode) connects,
 //! maps the guest's shared memfd memory and forwards the guest's frames to its uplink tap in
 //! the test's namespace, where the host side answers: the guest pings 10.0.6.1 through it.
-//! Under TCG the NIC has `vectors=0` (QEMU 7.2 crashes otherwise).
+//! Under TCG the NIC has `vectors=0` (QEMU 7.2 crashes otherwise). The switch runs confined
+//! (testkit's VSwitch as root: `virtnet-switch`, no capability, NoNewPrivs, seccomp).
 
 mod common;
 
@@ -73,6 +74,8 @@ fn guest_frames_reach_the_vhost_user_back_end() {
                 "{macs:?}"
             );
             assert!(sw.rx_packets("g") >= 3, "{}", sw.port("g"));
+            // It did so confined: its own user, no capability, NoNewPrivs, seccomp.
+            virtnet_testkit::assert_confined(sw.pid(), "the switch");
             vm.stop(&host, StopMode::Destroy).await.unwrap();
             sw.stop();
             assert!(!socket.exists(), "QEMU's listening socket is removed");

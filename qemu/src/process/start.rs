@@ -48,6 +48,16 @@ pub(crate) async fn start(spec: QemuSpawn) -> Result<QemuProcess> {
         .stderr(stderr);
     spec.cgroups.install(&mut cmd); // first: before any hook that drops privileges
     spec.fds.install(&mut cmd);
+    // Sockets and files QEMU creates are writable by their group (as libvirt does, umask
+    // 002): a vhost-user socket QEMU listens on in a switch network's directory (group
+    // virtnet-qemu, setgid) is then reachable by the switch, a member of that group.
+    // SAFETY: umask is async-signal-safe and the hook allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o002);
+            Ok(())
+        });
+    }
     let child = cmd.spawn().map_err(|source| QemuError::Exec {
         binary: spec.binary.clone(),
         source,
