@@ -293,6 +293,24 @@ pub enum DaemonError {
         source: io::Error,
     },
 
+    /// The switch's confinement could not be set up (its system user, QEMU's group).
+    #[error("cannot run the switch confined: {source}")]
+    SwitchUser {
+        /// Why.
+        #[source]
+        source: HostError,
+    },
+
+    /// The uplink tap of a switch network could not be opened for the switch.
+    #[error("cannot open the uplink tap '{tap}' for the switch: {source} (is the name a tap that is not in use by another program?)")]
+    SwitchUplink {
+        /// The tap name.
+        tap: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
     /// A network's switch exited while starting.
     #[error("the switch {} exited at start ({status}); see {}", binary.display(), log.display())]
     SwitchExited {
@@ -557,6 +575,8 @@ impl DaemonError {
             | DaemonError::HostUnavailable { .. }
             | DaemonError::SwitchNotFound { .. }
             | DaemonError::SwitchSpawn { .. }
+            | DaemonError::SwitchUser { .. }
+            | DaemonError::SwitchUplink { .. }
             | DaemonError::SwitchExited { .. }
             | DaemonError::SwitchStartTimeout { .. }
             | DaemonError::SwitchIo { .. }
@@ -625,6 +645,8 @@ impl DaemonError {
             | DaemonError::HostUnavailable { .. }
             | DaemonError::SwitchNotFound { .. }
             | DaemonError::SwitchSpawn { .. }
+            | DaemonError::SwitchUser { .. }
+            | DaemonError::SwitchUplink { .. }
             | DaemonError::SwitchExited { .. }
             | DaemonError::SwitchStartTimeout { .. }
             | DaemonError::SwitchIo { .. }

@@ -37,6 +37,29 @@ fn net_info(d: &TestDaemon) -> Value {
     v
 }
 
+/// The network's switch runs confined (`virtnet-switch`, no capability, NoNewPrivs, seccomp,
+/// QEMU's group as its only supplementary group), its directory is
+/// `virtnet-switch:virtnet-qemu 2770` and its control socket owner-only.
+fn assert_switch_confined(d: &TestDaemon, base: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let pid = net_info(d)["pid"].as_i64().unwrap() as u32;
+    let c = virtnet_testkit::assert_confined(pid, "the network's switch");
+    let user = virtnet_host::lookup_user("virtnet-switch").unwrap().unwrap();
+    let qemu = virtnet_host::lookup_user("virtnet-qemu").unwrap().unwrap();
+    assert_eq!(c.uids, vec![user.uid; 4], "{c:?}");
+    assert_eq!(c.groups, vec![qemu.gid], "{c:?}");
+    let dir = std::fs::metadata(base.join("run/networks/sw0")).unwrap();
+    assert_eq!(
+        (dir.uid(), dir.gid(), dir.mode() & 0o7777),
+        (user.uid, qemu.gid, 0o2770)
+    );
+    let control = std::fs::metadata(base.join("run/networks/sw0/control.sock")).unwrap();
+    assert_eq!(control.mode() & 0o777, 0o600);
+    // The uplink tap came from virtnetd as an fd: the switch never opened it.
+    let argv = virtnet_testkit::leak::process_argv(pid).join(" ");
+    assert!(argv.contains("--uplink-fd "), "{argv}");
+}
+
 /// The switch's own view (control socket): port name → counters.
 fn switch_ports(control: &str) -> Value {
     use std::io::{BufRead, BufReader, Write};
@@ -90,6 +113,7 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
         assert_eq!(s, 200, "{v}\n{}", d.log());
         assert_eq!(v["state"], "active");
         assert!(links().contains(&"sw0-up".to_string()), "{:?}", links());
+        assert_switch_confined(&d, tmp.path());
 
         // Without shared memory: refused with conf's validation message.
         let serial = tmp.path().join("bad.sock");
@@ -206,6 +230,8 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
             });
             let info = net_info(&d);
             assert_eq!(info["ports"].as_array().unwrap().len(), 3, "{info}");
+            // The restarted switch is confined as the first was.
+            assert_switch_confined(&d, tmp.path());
             guest_ping(&mut cons[0], "10.20.0.12", 30).await;
             guest_ping(&mut cons[2], "10.20.0.11", 30).await;
             guest_ping(&mut cons[1], "10.20.0.1", 30).await;

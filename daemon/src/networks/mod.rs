@@ -349,7 +349,7 @@ impl Networks {
         let uplink = def.uplink.as_ref().map(|u| u.dev.as_str());
         let binary = switch::vswitch_binary()?;
         let mut child =
-            switch::spawn(&binary, &st.control, uplink, &dir.join("vswitch.log")).await?;
+            switch::spawn(&binary, &dir, &st.control, uplink, &dir.join("vswitch.log")).await?;
         let pid = child.id() as i32;
         let start_time = switch::start_time(pid).unwrap_or(0);
         let setup = async {
@@ -357,7 +357,7 @@ impl Networks {
                 switch::configure_uplink(&u.dev, u.ip)?;
             }
             for (port, p) in &st.ports {
-                switch::request(&st.control, &add_port(port, p)).await?;
+                switch::request(&st.control, &add_port(&dir, port, p)).await?;
             }
             st.pid = pid;
             st.start_time = start_time;
@@ -539,12 +539,13 @@ impl Networks {
     }
 }
 
-/// The switch's `add-port` for `port` (client mode: QEMU listens), with its queue pairs.
-fn add_port(name: &str, port: &Port) -> Request {
+/// The switch's `add-port` for `port` (client mode: QEMU listens), with its queue pairs; the
+/// socket named relative to the switch's directory `dir` (its working directory).
+fn add_port(dir: &Path, name: &str, port: &Port) -> Request {
     Request::AddPort(PortConfig {
         // More than the switch takes (16) is refused by it, with the range to use.
         queues: u16::try_from(port.queues).unwrap_or(u16::MAX),
-        ..PortConfig::new(name, &port.socket)
+        ..PortConfig::new(name, switch::switch_path(dir, &port.socket))
     })
 }
 

@@ -132,7 +132,8 @@ impl Networks {
             socket: p.socket.clone(),
             queues: p.queues,
         };
-        switch::request(&st.control, &add_port(&p.port, &port)).await?;
+        let dir = self.net_dir(&p.network);
+        switch::request(&st.control, &add_port(&dir, &p.port, &port)).await?;
         st.ports.insert(p.port.clone(), port);
         if let Err(e) = self.save_status(st) {
             tracing::error!(network = %p.network, error = %e, "cannot save the network status");

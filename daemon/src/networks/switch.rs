@@ -2,6 +2,7 @@
 //! vhost-net/CONTROL.md), stopping it, and telling whether a recorded pid is still it.
 
 use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -67,11 +68,20 @@ fn locate(
     Err(looked)
 }
 
-/// Spawns the switch with its control socket at `control` (and the uplink tap), in its own
-/// process group so that it outlives virtnetd; waits until the control socket answers.
-/// Returns the child (to be reaped by the caller).
+/// Spawns the switch in `dir` (its working directory) with its control socket at `control`
+/// (in `dir`) and the uplink tap, in its own process group so that it outlives virtnetd;
+/// waits until the control socket answers. Returns the child (to be reaped by the caller).
+///
+/// When virtnetd is root the switch runs confined ([`virtnet_host::SwitchIdentity`]): as
+/// `virtnet-switch` with QEMU's group, no capability, NoNewPrivs; `dir` is made a switch
+/// directory (`virtnet-switch:virtnet-qemu 2770`); the uplink tap is opened here and passed
+/// as an fd (`--uplink-fd`). The switch works inside `dir` by relative paths (its control
+/// socket, the NICs' sockets: [`switch_path`]), so the directories above it need not be
+/// reachable for its user. Otherwise (virtnetd not root) it runs as virtnetd's user and opens
+/// the tap itself.
 pub async fn spawn(
     binary: &Path,
+    dir: &Path,
     control: &Path,
     uplink: Option<&str>,
     log: &Path,
@@ -85,15 +95,39 @@ pub async fn spawn(
         .try_clone()
         .map_err(|e| DaemonError::store("open the switch log", log, e))?;
     let mut cmd = Command::new(binary);
-    cmd.arg("--control").arg(control);
-    if let Some(tap) = uplink {
+    cmd.current_dir(dir)
+        .arg("--control")
+        .arg(switch_path(dir, control));
+    // Held until the switch has its own copy (after spawn).
+    let mut tap_fd = None;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let id = virtnet_host::SwitchIdentity::ensure(virtnet_host::QEMU_USER)
+            .map_err(|source| DaemonError::SwitchUser { source })?;
+        id.prepare_dir(dir)
+            .map_err(|e| DaemonError::store("share the switch directory", dir, e))?;
+        let mut confinement = id.confinement;
+        if let Some(tap) = uplink {
+            let fd = virtnet_host::open_tap_fd(tap).map_err(|source| DaemonError::SwitchUplink {
+                tap: tap.to_string(),
+                source,
+            })?;
+            let n = fd.as_raw_fd();
+            cmd.arg("--uplink-fd").arg(n.to_string());
+            confinement.keep_fds.push(n);
+            tap_fd = Some(fd);
+        }
+        confinement.install(&mut cmd);
+    } else if let Some(tap) = uplink {
         cmd.arg("--uplink").arg(tap);
     }
     cmd.stdin(Stdio::null())
         .stdout(log_file)
         .stderr(err_file)
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|source| DaemonError::SwitchSpawn {
+    let spawned = cmd.spawn();
+    drop(tap_fd);
+    let mut child = spawned.map_err(|source| DaemonError::SwitchSpawn {
         binary: binary.to_path_buf(),
         source,
     })?;
@@ -120,6 +154,13 @@ pub async fn spawn(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// `path` as the switch in `dir` names it: relative to `dir` when inside it, else as is.
+pub fn switch_path(dir: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(dir)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// One request on the control socket (the switch's own types, `virtnet-vswitch-control`); the
