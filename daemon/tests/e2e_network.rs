@@ -44,7 +44,9 @@ fn assert_switch_confined(d: &TestDaemon, base: &std::path::Path) {
     use std::os::unix::fs::MetadataExt;
     let pid = net_info(d)["pid"].as_i64().unwrap() as u32;
     let c = virtnet_testkit::assert_confined(pid, "the network's switch");
-    let user = virtnet_host::lookup_user("virtnet-switch").unwrap().unwrap();
+    let user = virtnet_host::lookup_user("virtnet-switch")
+        .unwrap()
+        .unwrap();
     let qemu = virtnet_host::lookup_user("virtnet-qemu").unwrap().unwrap();
     assert_eq!(c.uids, vec![user.uid; 4], "{c:?}");
     assert_eq!(c.groups, vec![qemu.gid], "{c:?}");

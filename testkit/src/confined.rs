@@ -58,13 +58,22 @@ pub fn proc_confinement(pid: u32) -> ProcConfinement {
 /// any set, NoNewPrivs 1, a seccomp filter (mode 2). Returns what was read.
 pub fn assert_confined(pid: u32, what: &str) -> ProcConfinement {
     let c = proc_confinement(pid);
-    assert!(!c.uids.contains(&0), "{what} (pid {pid}) runs as uid 0: {c:?}");
+    assert!(
+        !c.uids.contains(&0),
+        "{what} (pid {pid}) runs as uid 0: {c:?}"
+    );
     assert_eq!(
         (c.cap_eff, c.cap_prm, c.cap_bnd, c.cap_inh, c.cap_amb),
         (0, 0, 0, 0, 0),
         "{what} (pid {pid}) keeps capabilities: {c:?}"
     );
-    assert_eq!(c.no_new_privs, 1, "{what} (pid {pid}) without NoNewPrivs: {c:?}");
-    assert_eq!(c.seccomp, 2, "{what} (pid {pid}) without a seccomp filter: {c:?}");
+    assert_eq!(
+        c.no_new_privs, 1,
+        "{what} (pid {pid}) without NoNewPrivs: {c:?}"
+    );
+    assert_eq!(
+        c.seccomp, 2,
+        "{what} (pid {pid}) without a seccomp filter: {c:?}"
+    );
     c
 }

@@ -13,8 +13,8 @@
 //! - [`conformance`]: per-case conformance tables written for `scripts/test` to print.
 //! - [`runtime`]: a current-thread tokio runtime ready for process spawning.
 
-pub mod conformance;
 pub mod confined;
+pub mod conformance;
 pub mod domain;
 pub mod guest;
 pub mod kvm;

@@ -97,7 +97,11 @@ impl VSwitch {
             let id = virtnet_host::SwitchIdentity::ensure(virtnet_host::QEMU_USER)
                 .expect("the switch's and QEMU's system users");
             let mut dirs = vec![dir.to_path_buf()];
-            dirs.extend(ports.iter().filter_map(|p| p.socket.parent().map(Path::to_path_buf)));
+            dirs.extend(
+                ports
+                    .iter()
+                    .filter_map(|p| p.socket.parent().map(Path::to_path_buf)),
+            );
             for d in dirs {
                 id.prepare_dir(&d)
                     .unwrap_or_else(|e| panic!("share {} with the switch: {e}", d.display()));

@@ -108,10 +108,11 @@ pub async fn spawn(
             .map_err(|e| DaemonError::store("share the switch directory", dir, e))?;
         let mut confinement = id.confinement;
         if let Some(tap) = uplink {
-            let fd = virtnet_host::open_tap_fd(tap).map_err(|source| DaemonError::SwitchUplink {
-                tap: tap.to_string(),
-                source,
-            })?;
+            let fd =
+                virtnet_host::open_tap_fd(tap).map_err(|source| DaemonError::SwitchUplink {
+                    tap: tap.to_string(),
+                    source,
+                })?;
             let n = fd.as_raw_fd();
             cmd.arg("--uplink-fd").arg(n.to_string());
             confinement.keep_fds.push(n);
