@@ -5,8 +5,10 @@
 //! The "QEMU" is a child that switches to `virtnet-qemu` (std's `uid`/`gid`, applied before
 //! the `pre_exec` hook) and then, inside the hook, makes the socket calls QEMU would make.
 
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
@@ -135,6 +137,16 @@ fn confined_switch_and_qemu_user_reach_each_others_sockets_but_not_the_control_s
     let control = dir.path().join("vswitch-control.sock");
     assert_eq!(as_qemu(&control, connect), libc::EACCES, "QEMU -> control");
     // Root (virtnetd, this test) can.
+    assert_eq!(sw.port("s")["name"], "s");
+    // Opening a tap (add-uplink) is refused with EPERM by the filter; the switch lives on.
+    let mut s = UnixStream::connect(&control).unwrap();
+    writeln!(s, r#"{{"cmd":"add-uplink","name":"u","tap":"vswx0"}}"#).unwrap();
+    let mut reply = String::new();
+    BufReader::new(&s).read_line(&mut reply).unwrap();
+    assert!(
+        reply.contains(r#""ok":false"#) && reply.contains("Operation not permitted"),
+        "{reply}"
+    );
     assert_eq!(sw.port("s")["name"], "s");
     sw.stop();
 }
