@@ -169,7 +169,7 @@ pub fn allowlist(mode: SeccompMode) -> Result<Option<BpfProgram>> {
                 1,
                 SeccompCmpArgLen::Dword,
                 SeccompCmpOp::Eq,
-                req as u64,
+                req,
             )
             .map_err(bad)?])
             .map_err(bad)
