@@ -12,6 +12,10 @@
 //!   inherited fd), and `add-uplink` over the control socket, which would open
 //!   `/dev/net/tun`, is then refused with that error instead of killing the switch.
 //!
+//! Arguments are checked where it matters: `socket` only for AF_UNIX (no network socket),
+//! `mmap`/`mprotect` never with PROT_EXEC, `ioctl` only the uplink's four requests, `prctl`
+//! only PR_SET_NAME, `clone` only threads.
+//!
 //! `--seccomp log` allows and logs (to the kernel audit log) what `on` would kill, to find a
 //! missing call; `--seccomp off` installs nothing (debugging only).
 
@@ -55,10 +59,8 @@ impl FromStr for SeccompMode {
 const ALLOWED: &[libc::c_long] = &[
     // Memory: buffers, thread stacks, guest memory regions (mmap of the fds QEMU sends).
     libc::SYS_brk,
-    libc::SYS_mmap,
     libc::SYS_munmap,
     libc::SYS_mremap,
-    libc::SYS_mprotect,
     libc::SYS_madvise,
     // Threads and their synchronisation.
     libc::SYS_futex,
@@ -99,7 +101,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_epoll_pwait,
     libc::SYS_eventfd2,
     // vhost-user sockets (client and server mode) and the control socket.
-    libc::SYS_socket,
     libc::SYS_connect,
     libc::SYS_bind,
     libc::SYS_listen,
@@ -154,6 +155,22 @@ pub fn allowlist(mode: SeccompMode) -> Result<Option<BpfProgram>> {
                 .map_err(bad)?,
         ],
     );
+    // Unix sockets only: no network socket, even on the host's network.
+    rules.insert(
+        libc::SYS_socket,
+        vec![
+            SeccompRule::new(vec![cond(0, SeccompCmpOp::Eq, libc::AF_UNIX as u64)?])
+                .map_err(bad)?,
+        ],
+    );
+    // Memory never becomes executable: mmap and mprotect without PROT_EXEC.
+    let exec = libc::PROT_EXEC as u64;
+    for nr in [libc::SYS_mmap, libc::SYS_mprotect] {
+        rules.insert(
+            nr,
+            vec![SeccompRule::new(vec![cond(2, SeccompCmpOp::MaskedEq(exec), 0)?]).map_err(bad)?],
+        );
+    }
     // The uplink tap's settings (`adopt_tap`) and std's set_nonblocking: nothing else.
     rules.insert(
         libc::SYS_ioctl,

@@ -1,6 +1,7 @@
 //! The switch's seccomp filter, installed in a forked child (between `fork` and `exec`, so
 //! the test process itself stays unfiltered): calls outside the allowlist kill the process
-//! with SIGSYS (`execve`, `fork`, a `clone` that is not a thread), the documented few fail
+//! with SIGSYS (`execve`, `fork`, a `clone` that is not a thread, a network socket,
+//! executable memory), the documented few fail
 //! with their errno (`openat` EPERM, `clone3` ENOSYS), allowed calls work, and `log` mode
 //! kills nothing.
 
@@ -104,6 +105,26 @@ fn documented_calls_fail_with_their_errno_and_allowed_ones_work() {
     });
     // socketpair is not in the allowlist (the switch never makes one): fatal.
     assert!(killed_by_sigsys(st), "socketpair: {st:?}");
+    let st = run_filtered(SeccompMode::On, || {
+        // SAFETY: socket with integer arguments.
+        Some(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) })
+    });
+    assert!(killed_by_sigsys(st), "an AF_INET socket: {st:?}");
+    let st = run_filtered(SeccompMode::On, || {
+        // SAFETY: an anonymous mapping asked executable.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        Some(i32::from(p == libc::MAP_FAILED))
+    });
+    assert!(killed_by_sigsys(st), "executable memory: {st:?}");
     let st = run_filtered(SeccompMode::On, || {
         // SAFETY: socket/eventfd/close with plain integer arguments.
         unsafe {
