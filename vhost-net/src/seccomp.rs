@@ -1,10 +1,11 @@
 //! The switch's seccomp filter: an allowlist of the system calls it makes (measured with
-//! `strace -f -c` over its tests and the vhost-user end-to-end tests), built with rust-vmm's
-//! `seccompiler` as firecracker does.
+//! `strace -f` over the vhost-user end-to-end tests), built with rust-vmm's `seccompiler` as
+//! firecracker does.
 //!
-//! Installed by `virtnet-vswitch` in its main thread before any other thread starts, so every
-//! thread inherits it. Anything else kills the whole process (`SECCOMP_RET_KILL_PROCESS`),
-//! with two documented exceptions:
+//! Installed by `virtnet-vswitch` in its main thread before it starts any other thread, and
+//! with TSYNC (on every thread that may exist already), so every thread runs under it.
+//! Anything else kills the whole process (`SECCOMP_RET_KILL_PROCESS`), with two documented
+//! exceptions:
 //! - `clone3` fails with ENOSYS, because its flags live in memory a filter cannot read; glibc
 //!   then falls back to `clone`, whose flags are checked: threads only (`CLONE_THREAD`), so the
 //!   switch can never fork. `execve` is not allowed at all.
@@ -232,12 +233,12 @@ pub fn compile(mode: SeccompMode) -> Result<Vec<BpfProgram>> {
     })
 }
 
-/// Installs compiled filters on the calling thread (threads started later inherit them).
-/// Sets NoNewPrivs first, as seccomp requires of an unprivileged process. Only system calls:
-/// safe between `fork` and `exec`.
+/// Installs compiled filters on every thread of the process (TSYNC; threads started later
+/// inherit them). Sets NoNewPrivs first, as seccomp requires of an unprivileged process. Only
+/// system calls: safe between `fork` and `exec`.
 pub fn install(filters: &[BpfProgram]) -> Result<()> {
     for f in filters {
-        seccompiler::apply_filter(f).map_err(bad)?;
+        seccompiler::apply_filter_all_threads(f).map_err(bad)?;
     }
     Ok(())
 }

@@ -113,6 +113,16 @@ fn confined_switch_and_qemu_user_reach_each_others_sockets_but_not_the_control_s
     let c = assert_confined(sw.pid(), "the testkit switch");
     let q = qemu_user();
     assert_eq!(c.groups, vec![q.gid], "QEMU's group only: {c:?}");
+    // Every thread (control, pollers, port threads) runs under the filter.
+    let tasks: Vec<_> = std::fs::read_dir(format!("/proc/{}/task", sw.pid()))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(tasks.len() > 1, "the switch runs threads");
+    for t in tasks {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap();
+        assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
+    }
 
     // The switch's directory and its sockets.
     let meta = std::fs::metadata(dir.path()).unwrap();
