@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// `PROFILE_DIR/virtnet-vswitch` (`PROFILE_DIR` is `target/debug` or `target/release`, where
@@ -196,23 +196,25 @@ impl VSwitch {
     }
 
     /// Stops the switch: SIGTERM (it disconnects its ports and removes its sockets), SIGKILL
-    /// after 10 s; reaps it.
-    pub fn stop(mut self) {
-        self.shut_down();
+    /// after 10 s; reaps it. Returns how it ended (a clean shutdown exits with 0).
+    pub fn stop(mut self) -> Option<ExitStatus> {
+        self.shut_down()
     }
 
-    fn shut_down(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
+    fn shut_down(&mut self) -> Option<ExitStatus> {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return Some(st);
         }
         // SAFETY: kill(2) on our own child's pid; it is not reaped yet, so the pid is its own.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
+                return self.child.wait().ok();
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -158,5 +158,8 @@ fn confined_switch_and_qemu_user_reach_each_others_sockets_but_not_the_control_s
         "{reply}"
     );
     assert_eq!(sw.port("s")["name"], "s");
-    sw.stop();
+    // SIGTERM: a clean shutdown under the filter (exit 0, not SIGSYS), its sockets removed.
+    let st = sw.stop().expect("reaped");
+    assert!(st.success(), "{st:?}");
+    assert!(!served.exists() && !control.exists());
 }
