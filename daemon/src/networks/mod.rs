@@ -62,6 +62,11 @@ pub struct NetStatus {
     /// stored definition is used then.
     #[serde(default)]
     pub xml: Option<String>,
+    /// The switch runs in the network's directory and names its sockets relative to it (set
+    /// for every switch this virtnetd starts). False in older statuses: an adopted switch
+    /// started before then gets absolute paths.
+    #[serde(default)]
+    pub in_dir: bool,
 }
 
 /// A VM NIC's port on a switch.
@@ -321,6 +326,7 @@ impl Networks {
             restarts: 0,
             ports: BTreeMap::new(),
             xml: None,
+            in_dir: false,
         };
         let dir = self.net_dir(name);
         if dir.exists() {
@@ -357,8 +363,9 @@ impl Networks {
                 switch::configure_uplink(&u.dev, u.ip)?;
             }
             for (port, p) in &st.ports {
-                switch::request(&st.control, &add_port(&dir, port, p)).await?;
+                switch::request(&st.control, &add_port(Some(&dir), port, p)).await?;
             }
+            st.in_dir = true;
             st.pid = pid;
             st.start_time = start_time;
             st.xml = Some(def.to_xml());
@@ -540,12 +547,17 @@ impl Networks {
 }
 
 /// The switch's `add-port` for `port` (client mode: QEMU listens), with its queue pairs; the
-/// socket named relative to the switch's directory `dir` (its working directory).
-fn add_port(dir: &Path, name: &str, port: &Port) -> Request {
+/// socket named relative to the switch's directory `dir` (its working directory) when the
+/// switch runs there (`in_dir`), else absolute.
+fn add_port(dir: Option<&Path>, name: &str, port: &Port) -> Request {
+    let socket = match dir {
+        Some(dir) => switch::switch_path(dir, &port.socket),
+        None => port.socket.clone(),
+    };
     Request::AddPort(PortConfig {
         // More than the switch takes (16) is refused by it, with the range to use.
         queues: u16::try_from(port.queues).unwrap_or(u16::MAX),
-        ..PortConfig::new(name, switch::switch_path(dir, &port.socket))
+        ..PortConfig::new(name, socket)
     })
 }
 

@@ -133,7 +133,8 @@ impl Networks {
             queues: p.queues,
         };
         let dir = self.net_dir(&p.network);
-        switch::request(&st.control, &add_port(&dir, &p.port, &port)).await?;
+        let dir = st.in_dir.then_some(dir.as_path());
+        switch::request(&st.control, &add_port(dir, &p.port, &port)).await?;
         st.ports.insert(p.port.clone(), port);
         if let Err(e) = self.save_status(st) {
             tracing::error!(network = %p.network, error = %e, "cannot save the network status");

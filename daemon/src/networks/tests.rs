@@ -171,3 +171,30 @@ async fn destroy_refusal_names_each_vm_once() {
     nets.release_vm("a-b").await;
     nets.destroy("d").await.unwrap();
 }
+
+/// A switch started by an older virtnetd (status without `in_dir`) runs elsewhere: its ports
+/// get absolute socket paths; one this virtnetd started (in its directory) gets names
+/// relative to it.
+#[test]
+fn socket_paths_are_relative_only_for_a_switch_running_in_its_directory() {
+    let old: NetStatus = serde_json::from_str(
+        r#"{"name":"n","pid":1,"start_time":2,"control":"/run/virtnet/networks/n/control.sock"}"#,
+    )
+    .unwrap();
+    assert!(!old.in_dir);
+    let dir = Path::new("/run/virtnet/networks/n");
+    let port = Port {
+        vm: "vm1".into(),
+        socket: dir.join("vm1-525400000001.sock"),
+        queues: 2,
+    };
+    let socket = |req: Request| match req {
+        Request::AddPort(cfg) => cfg.socket,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(socket(add_port(None, "p", &port)), port.socket);
+    assert_eq!(
+        socket(add_port(Some(dir), "p", &port)),
+        PathBuf::from("vm1-525400000001.sock")
+    );
+}
