@@ -116,6 +116,19 @@ pub enum QemuError {
         source: io::Error,
     },
 
+    /// A socket or file virtnet opens for QEMU (its QMP socket, a chardev's listening socket
+    /// or file) could not be created or opened.
+    #[error("cannot {what} {}: {source} (check that the directory exists and is writable by virtnetd)", path.display())]
+    HostOpen {
+        /// What was being done (`listen on the unix socket`, `open for writing`).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// The fds to inherit were not given as a valid mapping.
     #[error("invalid fd mapping for QEMU: {0}")]
     FdMapping(String),
@@ -244,6 +257,7 @@ impl QemuError {
             | QemuError::Exec { .. }
             | QemuError::VersionCommand { .. }
             | QemuError::LogFile { .. }
+            | QemuError::HostOpen { .. }
             | QemuError::FdMapping(_)
             | QemuError::EarlyExit { .. }
             | QemuError::StartTimeout { .. }

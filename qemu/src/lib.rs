@@ -25,7 +25,10 @@ pub use argv::{
     NicSpec, QemuCaps, RuntimePaths, TapFds, VhostUserChardev,
 };
 pub use error::{QemuError, Result};
-pub use process::{QemuProcess, QemuSpawn, StopMethod, StopOptions, StopOutcome};
+pub use process::{
+    listen_unix, open_for_writing, open_host, QemuProcess, QemuSpawn, StopMethod, StopOptions,
+    StopOutcome,
+};
 pub use qmp::{QmpClient, QmpEvent, QmpGreeting, QmpOptions};
 pub use sandbox::{QemuUser, Sandbox};
 pub use version::{qemu_binary_version, QemuVersion};

@@ -77,6 +77,9 @@ const MUST_BE_WHOLE_SAME: &[&str] = &[
     "tap-vhost-incorrect",
 ];
 
+/// The fd number our command lines give the monitor (libvirt's files write `@mon-fd@`).
+const MONITOR_FD: i32 = 1729;
+
 /// Cases libvirt refuses; virtnet must refuse them too (in conf validation or the builder).
 const MUST_FAIL: &[&str] = &["net-hostdev-fail", "net-vhostuser-fail"];
 
@@ -192,8 +195,8 @@ fn network_items(pairs: &[(String, Option<String>)]) -> Vec<String> {
 
 /// The whole command line, normalised for the documented, deliberate differences (see
 /// KNOWN-DIFFERENCES.md): libvirt's master-key secret, `-overcommit mem-lock=off`,
-/// `-no-shutdown`, `-audiodev`, `-sandbox`, its always-present `memory-backend-ram`, the
-/// monitor passed as an fd, and the placeholders of both sides.
+/// `-no-shutdown`, `-audiodev`, `-sandbox`, its always-present `memory-backend-ram`, and the
+/// placeholders of both sides (the monitor's fd number is libvirt's `@mon-fd@`).
 fn whole_items(pairs: &[(String, Option<String>)], libvirt: bool) -> Vec<String> {
     let mut out = Vec::new();
     let ram_object = r#""qom-type":"memory-backend-ram","id":"pc.ram""#;
@@ -217,8 +220,7 @@ fn whole_items(pairs: &[(String, Option<String>)], libvirt: bool) -> Vec<String>
             }
         }
         let mut v = v
-            .replace("fd=@mon-fd@", "path=MONITOR")
-            .replace("path=/run/virtnet/test/qmp.sock", "path=MONITOR")
+            .replace(&format!("charmonitor,fd={MONITOR_FD},"), "charmonitor,fd=@mon-fd@,")
             .replace(r#","x-use-canonical-path-for-ramblock-id":false"#, "");
         if libvirt && v.contains("/var/lib/libvirt/qemu/ram/") {
             // libvirt's shared RAM without a source is a file in its state directory;
@@ -363,9 +365,11 @@ fn run_case(dir: &Path) -> Outcome {
         Ok(b) => fake_fds(b),
         Err(e) => return Outcome::Refused(format!("backends: {e}")),
     };
+    // The monitor passed as an fd, as libvirt and virtnetd do (libvirt's files say @mon-fd@).
     let paths = RuntimePaths {
-        qmp_socket: "/run/virtnet/test/qmp.sock".into(),
+        qmp_fd: Some(MONITOR_FD),
         memory_dir: Some("/run/virtnet/test/ram".into()),
+        ..RuntimePaths::new("/run/virtnet/test/qmp.sock")
     };
     let (argv, nic_only) = match build_argv(&domain, &caps, &backends, &paths) {
         Ok(a) => (a, None),

@@ -161,29 +161,74 @@ async fn early_exit_shows_qemus_message() {
     assert!(!dir.path().join("qmp.sock").exists());
 }
 
-/// A QEMU that never opens the QMP socket is killed at the start deadline.
+/// A QEMU that holds the QMP socket but never greets on it (here: it inherits the listening
+/// fd but no monitor uses it) is killed at the start deadline, not before.
 #[tokio::test]
 async fn start_timeout_kills_qemu() {
     let Some(bin) = common::qemu_binary() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let elsewhere = dir.path().join("other.sock");
-    let e = QemuSpawn::new(
-        &bin,
-        common::idle_args(&elsewhere, &[]),
-        dir.path().join("qmp.sock"),
-        dir.path().join("qemu.log"),
-    )
-    .start_timeout(Duration::from_millis(800))
-    .spawn()
-    .await
-    .unwrap_err();
+    let sock = dir.path().join("qmp.sock");
+    let unused = virtnet_qemu::listen_unix(&sock).unwrap();
+    let args: Vec<&str> = ["-S", "-nodefaults", "-machine", "pc", "-accel", "tcg"].to_vec();
+    let t0 = Instant::now();
+    let e = QemuSpawn::new(&bin, args, &sock, dir.path().join("qemu.log"))
+        .inherit_fd(unused, 100)
+        .start_timeout(Duration::from_millis(800))
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(t0.elapsed() >= Duration::from_millis(800));
     let QemuError::StartTimeout { pid, .. } = e else {
         panic!("expected StartTimeout, got {e:?}");
     };
     assert!(!common::pid_exists(pid), "QEMU left running or unreaped");
     assert!(e.to_string().contains("it was killed"), "{e}");
+    assert!(!sock.exists());
+}
+
+/// Nothing listens on the QMP socket: one connect, refused at once (no retry loop); QEMU is
+/// killed and reaped.
+#[tokio::test]
+async fn no_listening_socket_fails_at_once() {
+    let Some(bin) = common::qemu_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = ["-S", "-nodefaults", "-machine", "pc", "-accel", "tcg"].to_vec();
+    let t0 = Instant::now();
+    let e = QemuSpawn::new(
+        &bin,
+        args,
+        dir.path().join("qmp.sock"),
+        dir.path().join("qemu.log"),
+    )
+    .start_timeout(Duration::from_secs(10))
+    .spawn()
+    .await
+    .unwrap_err();
+    assert!(matches!(e, QemuError::QmpConnect { .. }), "{e:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}
+
+/// The monitor arrives as an fd: QEMU holds the listening socket at the number given, and QMP
+/// comes up through the single connect `spawn` makes.
+#[tokio::test]
+async fn monitor_by_fd_connects_once() {
+    let Some(bin) = common::qemu_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let vm = common::idle_spawn(&bin, &dir, &[]).spawn().await.unwrap();
+    let fds = common::proc_fds(vm.pid());
+    let monitor = fds.iter().find(|(n, _)| *n == common::MONITOR_FD);
+    assert!(
+        monitor.is_some_and(|(_, t)| t.starts_with("socket:")),
+        "{fds:?}"
+    );
+    assert!(!vm.status().await.unwrap().running);
+    vm.stop(StopOptions::destroy()).await;
 }
 
 #[tokio::test]

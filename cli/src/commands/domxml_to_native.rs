@@ -70,8 +70,8 @@ pub fn run(format: &str, file: &str, qemu_version: &str, no_vhost_net: bool) -> 
         }
     };
     let paths = RuntimePaths {
-        qmp_socket: "@qmp-socket@".into(),
         memory_dir: Some("@memory-dir@".into()),
+        ..RuntimePaths::new("@qmp-socket@")
     };
     let argv = NicBackend::placeholders(&domain.devices.interfaces, &caps)
         .and_then(|backends| build_argv(&domain, &caps, &backends, &paths));

@@ -7,6 +7,7 @@ use virtnet_conf::Domain;
 use super::backend::NicBackend;
 use super::caps::{GuestCtx, QemuCaps};
 use super::chardevs::chardev_args;
+use super::hostfds::ChardevFd;
 use super::controllers::controller_args;
 use super::disks::disk_args;
 use super::ids::{BootIndexes, NicSpec};
@@ -20,22 +21,31 @@ use super::others::{balloon_args, check_generic, hostdev_args, input_args, watch
 use super::usb::with_usb_ports;
 use crate::error::QemuError;
 
-/// Host paths the command line refers to, chosen by the caller.
+/// Host paths and passed fds the command line refers to, chosen by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimePaths {
     /// The unix socket QEMU listens on for QMP (`-chardev socket,id=charmonitor,...`).
     pub qmp_socket: PathBuf,
+    /// The fd number of the QMP socket, bound and listening, when the caller passes it
+    /// (`-chardev socket,id=charmonitor,fd=N,server=on,wait=off`, as libvirt does); `None`:
+    /// QEMU creates `qmp_socket` itself (`path=`).
+    pub qmp_fd: Option<i32>,
     /// Directory for file-backed guest RAM (`<memoryBacking><source type='file'/>`); QEMU
     /// creates its (unlinked) RAM files there. `None` refuses file-backed RAM.
     pub memory_dir: Option<PathBuf>,
+    /// The fds the caller opened for chardevs ([`super::chardev_host_opens`] says which);
+    /// chardevs without one are opened by QEMU by path.
+    pub chardev_fds: Vec<ChardevFd>,
 }
 
 impl RuntimePaths {
-    /// Paths with only the QMP socket set.
+    /// Paths with only the QMP socket set (QEMU opens everything by path).
     pub fn new(qmp_socket: impl Into<PathBuf>) -> Self {
         RuntimePaths {
             qmp_socket: qmp_socket.into(),
+            qmp_fd: None,
             memory_dir: None,
+            chardev_fds: Vec::new(),
         }
     }
 }
@@ -79,12 +89,13 @@ pub fn build_argv(
     a.extend(["-display".into(), "none".into()]);
     a.push("-no-user-config".into());
     a.push("-nodefaults".into());
+    let monitor = match paths.qmp_fd {
+        Some(fd) => format!("fd={fd}"),
+        None => format!("path={}", opt_path(&paths.qmp_socket)),
+    };
     a.extend([
         "-chardev".into(),
-        format!(
-            "socket,id=charmonitor,path={},server=on,wait=off",
-            opt_path(&paths.qmp_socket)
-        ),
+        format!("socket,id=charmonitor,{monitor},server=on,wait=off"),
     ]);
     a.extend([
         "-mon".into(),
@@ -97,7 +108,7 @@ pub fn build_argv(
     a.extend(disk_args(domain, &guest, &boot)?);
     let (nics, hostdevs) = network_args(domain, &guest, backends)?;
     a.extend(nics);
-    a.extend(chardev_args(domain, &guest)?);
+    a.extend(chardev_args(domain, &guest, &paths.chardev_fds)?);
     a.extend(input_args(domain, &guest)?);
     a.extend(watchdog_args(domain, &guest)?);
     a.extend(hostdevs);

@@ -7,6 +7,7 @@ use virtnet_conf::Domain;
 
 use super::caps::GuestCtx;
 use super::devaddr::address_props;
+use super::hostfds::{log_of, ChardevFd, ChardevRole, PassedFd};
 use super::opts::{escape_comma, id_is_safe, json_arg, Props};
 use crate::error::QemuError;
 
@@ -17,8 +18,58 @@ fn unsupported(c: &Chardev, message: impl Into<String>) -> QemuError {
     }
 }
 
-/// The `-chardev` value for a host-side source (`pty`, `file`, `unix`, `tcp`, `null`, ...).
-pub(crate) fn chardev_value(c: &Chardev, id: &str) -> Result<String, QemuError> {
+/// The fd passed for chardev `id` in `role`, if virtnetd opened one.
+fn passed<'a>(fds: &'a [ChardevFd], id: &str, role: ChardevRole) -> Option<&'a PassedFd> {
+    fds.iter()
+        .find(|f| f.chardev == id && f.role == role)
+        .map(|f| &f.fd)
+}
+
+/// `-add-fd set=S,fd=N,opaque=O` for an fdset, else nothing.
+fn add_fd_args(fd: Option<&PassedFd>) -> Vec<String> {
+    match fd {
+        Some(PassedFd::FdSet { set, fd, opaque }) => vec![
+            "-add-fd".into(),
+            format!("set={set},fd={fd},opaque={}", escape_comma(opaque)),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// The `-chardev` arguments (preceded by the `-add-fd`s of the files virtnetd opened for it)
+/// of chardev `id`, with the fds in `fds` used where given.
+pub(crate) fn chardev_arg(
+    c: &Chardev,
+    id: &str,
+    fds: &[ChardevFd],
+) -> Result<Vec<String>, QemuError> {
+    let source = passed(fds, id, ChardevRole::Source);
+    let log = passed(fds, id, ChardevRole::Log);
+    let mut args = add_fd_args(source);
+    args.extend(add_fd_args(log));
+    let mut value = chardev_value(c, id, source)?;
+    if let Some((file, append)) = log_of(c) {
+        match log {
+            Some(PassedFd::FdSet { set, .. }) => {
+                value.push_str(&format!(",logfile=/dev/fdset/{set}"))
+            }
+            _ if file.is_empty() || file.contains('\0') => {
+                return Err(unsupported(c, "the <log file> path is empty or has a NUL byte"))
+            }
+            _ => value.push_str(&format!(",logfile={}", escape_comma(file))),
+        }
+        if let Some(a) = append {
+            value.push_str(&format!(",logappend={a}"));
+        }
+    }
+    args.push("-chardev".into());
+    args.push(value);
+    Ok(args)
+}
+
+/// The `-chardev` value for a host-side source (`pty`, `file`, `unix`, `tcp`, `null`, ...);
+/// `passed`: the fd virtnetd opened for its source.
+fn chardev_value(c: &Chardev, id: &str, passed: Option<&PassedFd>) -> Result<String, QemuError> {
     let path = |p: &str| -> Result<String, QemuError> {
         if p.is_empty() || p.contains('\0') {
             return Err(unsupported(c, "the source path is empty or has a NUL byte"));
@@ -38,7 +89,11 @@ pub(crate) fn chardev_value(c: &Chardev, id: &str) -> Result<String, QemuError> 
         ChrSource::Null => format!("null,id={id}"),
         ChrSource::Pty { .. } => format!("pty,id={id}"),
         ChrSource::File { path: p, append } => {
-            let mut s = format!("file,id={id},path={}", path(p)?);
+            let p = match passed {
+                Some(PassedFd::FdSet { set, .. }) => format!("/dev/fdset/{set}"),
+                _ => path(p)?,
+            };
+            let mut s = format!("file,id={id},path={p}");
             if let Some(a) = append {
                 s.push_str(&format!(",append={a}"));
             }
@@ -57,7 +112,10 @@ pub(crate) fn chardev_value(c: &Chardev, id: &str) -> Result<String, QemuError> 
                     "a unix socket needs <source mode='bind' path='...'/>",
                 ));
             };
-            let mut s = format!("socket,id={id},path={}", path(p)?);
+            let mut s = match passed {
+                Some(PassedFd::Listening { fd }) if *listen => format!("socket,id={id},fd={fd}"),
+                _ => format!("socket,id={id},path={}", path(p)?),
+            };
             if *listen {
                 s.push_str(",server=on,wait=off");
             }
@@ -152,7 +210,12 @@ fn host_or_empty(h: Option<&str>, c: &Chardev) -> Result<String, QemuError> {
 }
 
 /// Every serial port, console and channel.
-pub(crate) fn chardev_args(domain: &Domain, guest: &GuestCtx) -> Result<Vec<String>, QemuError> {
+/// `fds`: what virtnetd opened for them (see [`super::hostfds`]); the others are opened by QEMU.
+pub(crate) fn chardev_args(
+    domain: &Domain,
+    guest: &GuestCtx,
+    fds: &[ChardevFd],
+) -> Result<Vec<String>, QemuError> {
     let d = &domain.devices;
     let mut args = Vec::new();
     if let Some(p) = d.parallels.first() {
@@ -170,8 +233,7 @@ pub(crate) fn chardev_args(domain: &Domain, guest: &GuestCtx) -> Result<Vec<Stri
             .unwrap_or_else(|| format!("serial{port}"));
         let chr = format!("char{alias}");
         check_ids(c, &alias)?;
-        args.push("-chardev".into());
-        args.push(chardev_value(c, &chr)?);
+        args.extend(chardev_arg(c, &chr, fds)?);
         let mut p = Props::new();
         match c.target_type().unwrap_or("isa-serial") {
             "isa-serial" => {
@@ -213,7 +275,7 @@ pub(crate) fn chardev_args(domain: &Domain, guest: &GuestCtx) -> Result<Vec<Stri
                     .alias
                     .clone()
                     .unwrap_or_else(|| format!("console{i}"));
-                args.extend(virtio_serial_port(c, &alias, "virtconsole", None)?);
+                args.extend(virtio_serial_port(c, &alias, "virtconsole", None, fds)?);
             }
             other => {
                 return Err(unsupported(
@@ -236,7 +298,7 @@ pub(crate) fn chardev_args(domain: &Domain, guest: &GuestCtx) -> Result<Vec<Stri
             .clone()
             .unwrap_or_else(|| format!("channel{i}"));
         let name = c.target.name.as_deref();
-        args.extend(virtio_serial_port(c, &alias, "virtserialport", name)?);
+        args.extend(virtio_serial_port(c, &alias, "virtserialport", name, fds)?);
     }
     Ok(args)
 }
@@ -258,6 +320,7 @@ fn virtio_serial_port(
     alias: &str,
     driver: &str,
     name: Option<&str>,
+    fds: &[ChardevFd],
 ) -> Result<Vec<String>, QemuError> {
     check_ids(c, alias)?;
     let chr = format!("char{alias}");
@@ -293,10 +356,7 @@ fn virtio_serial_port(
         }
         p.put("name", n);
     }
-    Ok(vec![
-        "-chardev".into(),
-        chardev_value(c, &chr)?,
-        "-device".into(),
-        json_arg(&p.into_value()),
-    ])
+    let mut args = chardev_arg(c, &chr, fds)?;
+    args.extend(["-device".into(), json_arg(&p.into_value())]);
+    Ok(args)
 }

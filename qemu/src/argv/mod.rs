@@ -19,6 +19,7 @@ mod chardevs;
 mod controllers;
 mod devaddr;
 mod disks;
+mod hostfds;
 mod ids;
 mod machine;
 mod memory;
@@ -33,6 +34,9 @@ mod vhostuser;
 pub use backend::{tap_fds_needed, FdRef, NicBackend, TapFds};
 pub use build::{build_argv, build_nic_argv, format_argv, RuntimePaths};
 pub use caps::{Accel, GuestCtx, QemuCaps};
+pub use hostfds::{
+    chardev_host_opens, chardev_opens, ChardevFd, ChardevOpen, ChardevRole, HostOpen, PassedFd,
+};
 pub use ids::{NicIds, NicSpec};
 pub use netdev::netdev_json;
 pub use nic::{nic_args, post_start_qmp};

@@ -238,8 +238,8 @@ fn file_backed_ram_uses_the_memory_dir_and_disks_are_blockdevs() {
          </devices></domain>",
     );
     let paths = RuntimePaths {
-        qmp_socket: "/q.sock".into(),
         memory_dir: Some("/run/virtnet/f/ram".into()),
+        ..RuntimePaths::new("/q.sock")
     };
     let argv = build_argv(&d, &QemuCaps::latest(), &[], &paths).unwrap();
     let joined = argv.join("\n");
@@ -275,4 +275,106 @@ fn format_argv_is_one_option_per_line() {
         "/usr/bin/qemu-system-x86_64 \\\n-name guest=a \\\n-S \\\n\
          -netdev '{\"type\":\"user\",\"id\":\"x\"}' \\\n-nodefaults\n"
     );
+}
+
+/// Sockets QEMU listens on and files it writes come as fds when the caller opened them: the
+/// monitor as `fd=N`, a bind socket as `fd=N,server=on,wait=off`, a file and a log through
+/// fdsets (`-add-fd` right before their `-chardev`); without fds, by path as before.
+#[test]
+fn chardevs_take_the_fds_virtnetd_opened() {
+    let d = load(
+        "<domain type='qemu'><name>c</name><memory unit='MiB'>64</memory>
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>
+         <serial type='unix'><source mode='bind' path='/run/c/ser.sock'/>
+           <target port='0'/></serial>
+         <serial type='file'><source path='/var/log/c,1.log' append='on'/>
+           <log file='/var/log/c-log.txt' append='off'/><target port='1'/></serial>
+         <serial type='unix'><source mode='connect' path='/run/other.sock'/>
+           <target port='2'/></serial>
+         </devices></domain>",
+    );
+    let opens = chardev_host_opens(&d);
+    assert_eq!(
+        opens,
+        vec![
+            ChardevOpen {
+                chardev: "charserial0".into(),
+                role: ChardevRole::Source,
+                open: HostOpen::ListenUnix {
+                    path: "/run/c/ser.sock".into()
+                },
+            },
+            ChardevOpen {
+                chardev: "charserial1".into(),
+                role: ChardevRole::Source,
+                open: HostOpen::WriteFile {
+                    path: "/var/log/c,1.log".into(),
+                    append: true
+                },
+            },
+            ChardevOpen {
+                chardev: "charserial1".into(),
+                role: ChardevRole::Log,
+                open: HostOpen::WriteFile {
+                    path: "/var/log/c-log.txt".into(),
+                    append: false
+                },
+            },
+        ]
+    );
+    let by_path = build_argv(&d, &QemuCaps::latest(), &[], &RuntimePaths::new("/q.sock")).unwrap();
+    let joined = by_path.join(" ");
+    for want in [
+        "-chardev socket,id=charmonitor,path=/q.sock,server=on,wait=off",
+        "-chardev socket,id=charserial0,path=/run/c/ser.sock,server=on,wait=off",
+        "-chardev file,id=charserial1,path=/var/log/c,,1.log,append=on,\
+         logfile=/var/log/c-log.txt,logappend=off",
+        "-chardev socket,id=charserial2,path=/run/other.sock ",
+    ] {
+        assert!(joined.contains(want), "missing {want} in {joined}");
+    }
+    let paths = RuntimePaths {
+        qmp_fd: Some(3),
+        chardev_fds: vec![
+            ChardevFd {
+                chardev: "charserial0".into(),
+                role: ChardevRole::Source,
+                fd: PassedFd::Listening { fd: 4 },
+            },
+            ChardevFd {
+                chardev: "charserial1".into(),
+                role: ChardevRole::Source,
+                fd: PassedFd::FdSet {
+                    set: 0,
+                    fd: 5,
+                    opaque: "charserial1-source".into(),
+                },
+            },
+            ChardevFd {
+                chardev: "charserial1".into(),
+                role: ChardevRole::Log,
+                fd: PassedFd::FdSet {
+                    set: 1,
+                    fd: 6,
+                    opaque: "charserial1-log".into(),
+                },
+            },
+        ],
+        ..RuntimePaths::new("/q.sock")
+    };
+    let joined = build_argv(&d, &QemuCaps::latest(), &[], &paths)
+        .unwrap()
+        .join(" ");
+    for want in [
+        "-chardev socket,id=charmonitor,fd=3,server=on,wait=off \
+         -mon chardev=charmonitor,id=monitor,mode=control",
+        "-chardev socket,id=charserial0,fd=4,server=on,wait=off",
+        "-add-fd set=0,fd=5,opaque=charserial1-source -add-fd set=1,fd=6,opaque=charserial1-log \
+         -chardev file,id=charserial1,path=/dev/fdset/0,append=on,logfile=/dev/fdset/1,\
+         logappend=off",
+        "-chardev socket,id=charserial2,path=/run/other.sock ",
+    ] {
+        assert!(joined.contains(want), "missing {want} in {joined}");
+    }
+    assert!(!joined.contains("/q.sock") && !joined.contains("c-log.txt"), "{joined}");
 }

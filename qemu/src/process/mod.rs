@@ -1,17 +1,23 @@
 //! QEMU process lifecycle: spawn with exactly the fds it must inherit, log to a per-VM file,
 //! connect QMP, `cont`, notice exits, stop (powerdown → SIGTERM → SIGKILL), always reap.
+//! Also what virtnet opens on QEMU's behalf: listening sockets and files ([`listen_unix`],
+//! [`open_for_writing`]).
 //!
 //! ```no_run
 //! # async fn demo(tap: std::os::fd::OwnedFd) -> virtnet_qemu::Result<()> {
-//! use virtnet_qemu::{QemuSpawn, StopOptions};
+//! use virtnet_qemu::{listen_unix, QemuSpawn, StopOptions};
+//! let monitor = listen_unix("/run/virtnet/vm1.qmp".as_ref())?;
 //! let qemu = QemuSpawn::new(
 //!     "/usr/bin/qemu-system-x86_64",
-//!     ["-S", "-nodefaults", "-qmp", "unix:/run/virtnet/vm1.qmp,server=on,wait=off",
+//!     ["-S", "-nodefaults",
+//!      "-chardev", "socket,id=charmonitor,fd=4,server=on,wait=off",
+//!      "-mon", "chardev=charmonitor,id=monitor,mode=control",
 //!      "-netdev", "tap,id=h1,fd=3"],
 //!     "/run/virtnet/vm1.qmp",
 //!     "/var/log/virtnet/vm1.log",
 //! )
 //! .inherit_fd(tap, 3)
+//! .inherit_fd(monitor, 4)
 //! .spawn()
 //! .await?;
 //! qemu.cont().await?;
@@ -23,6 +29,7 @@ mod cgroup;
 mod child;
 mod fds;
 mod log;
+mod open;
 mod start;
 mod stop;
 
@@ -35,6 +42,7 @@ use std::time::Duration;
 use rustix::process::Signal;
 use tokio::sync::watch;
 
+pub use open::{listen_unix, open_for_writing, open_host};
 pub use stop::{StopMethod, StopOptions, StopOutcome};
 
 use crate::error::{QemuError, Result};
@@ -58,9 +66,11 @@ pub struct QemuSpawn {
 }
 
 impl QemuSpawn {
-    /// `binary` run with `args` (without argv\[0\]). The args must make QEMU listen for QMP on
-    /// `qmp_socket` (e.g. `-qmp unix:<qmp_socket>,server=on,wait=off`); a stale socket file at
-    /// that path is removed first. QEMU's stdout and stderr are appended to `log_path`
+    /// `binary` run with `args` (without argv\[0\]). `qmp_socket` must already be listening
+    /// when [`QemuSpawn::spawn`] runs, its fd passed to QEMU as its monitor: create it with
+    /// [`listen_unix`], give the fd with [`QemuSpawn::inherit_fd`] and refer to it in the args
+    /// (`-chardev socket,id=charmonitor,fd=N,server=on,wait=off -mon
+    /// chardev=charmonitor,mode=control`). QEMU's stdout and stderr are appended to `log_path`
     /// (created with mode 0600), after a header line for this start.
     pub fn new(
         binary: impl Into<PathBuf>,
@@ -108,8 +118,10 @@ impl QemuSpawn {
         self
     }
 
-    /// Starts QEMU and connects QMP, retrying until the socket appears, QEMU exits
-    /// ([`QemuError::EarlyExit`], with the end of QEMU's log) or the start timeout passes
+    /// Starts QEMU and connects QMP at once (once: the socket listens already, the connection
+    /// waits in its backlog until QEMU's monitor greets). Fails when QEMU exits first
+    /// ([`QemuError::EarlyExit`], with the end of QEMU's log), when nothing listens on the
+    /// socket ([`QemuError::QmpConnect`]) or when the start timeout passes without a greeting
     /// ([`QemuError::StartTimeout`]; QEMU is killed). On any error nothing is left running.
     /// Guest CPUs stay as the args say (with `-S`, paused until [`QemuProcess::cont`]).
     pub async fn spawn(self) -> Result<QemuProcess> {

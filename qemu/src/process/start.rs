@@ -1,6 +1,5 @@
-//! Starting QEMU: spawn, watch for exit, connect QMP (retrying until the socket appears).
+//! Starting QEMU: spawn, watch for exit, connect QMP once (the socket listens already).
 
-use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -24,7 +23,6 @@ enum ConnectFailure {
 
 pub(crate) async fn start(spec: QemuSpawn) -> Result<QemuProcess> {
     spec.fds.validate()?;
-    remove_stale_socket(&spec.qmp_socket);
     let header = format!(
         "=== virtnet: starting {} {} ===",
         spec.binary.display(),
@@ -111,64 +109,62 @@ pub(crate) fn remove_stale_socket(path: &Path) {
     }
 }
 
-/// Tries to connect until the handshake succeeds, QEMU exits, or the deadline passes.
-/// Waits between tries (10 ms growing to 100 ms), but wakes at once when QEMU exits.
+/// Connects once: the caller made the socket listen before QEMU started (see
+/// [`super::listen_unix`]), so the connection waits in its backlog until QEMU's monitor
+/// accepts it and greets. Stops early when QEMU exits, and at the deadline.
 async fn connect_qmp(
     socket: &Path,
     options: QmpOptions,
     exit: &mut watch::Receiver<Option<ExitStatus>>,
     deadline: Instant,
 ) -> std::result::Result<QmpClient, ConnectFailure> {
-    let mut delay = Duration::from_millis(10);
-    let mut last;
-    loop {
-        if let Some(status) = *exit.borrow() {
-            return Err(ConnectFailure::Exited(status));
+    let stream = match UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(source) => {
+            // Refused when QEMU has already exited (it held the only listening fd).
+            if let Some(status) = exited_within_grace(exit).await {
+                return Err(ConnectFailure::Exited(status));
+            }
+            return Err(ConnectFailure::Other(QemuError::QmpConnect {
+                path: socket.to_path_buf(),
+                source,
+            }));
         }
-        match UnixStream::connect(socket).await {
-            Ok(stream) => {
-                let mut opts = options.clone();
-                let left = deadline.saturating_duration_since(Instant::now());
-                opts.greeting_timeout = opts.greeting_timeout.min(left);
-                match QmpClient::from_stream(stream, opts).await {
-                    Ok(c) => return Ok(c),
-                    Err(e) => {
-                        // A QEMU that dies right after accepting looks like a closed
-                        // connection: give it a moment to be reaped, then report the exit.
-                        let grace = Instant::now() + Duration::from_millis(500);
-                        let _ =
-                            tokio::time::timeout_at(grace, exit.wait_for(Option::is_some)).await;
-                        if let Some(status) = *exit.borrow() {
-                            return Err(ConnectFailure::Exited(status));
-                        }
-                        return Err(ConnectFailure::Other(e));
-                    }
+    };
+    let mut opts = options;
+    opts.greeting_timeout = deadline.saturating_duration_since(Instant::now());
+    let handshake = QmpClient::from_stream(stream, opts);
+    let mut exited = exit.clone();
+    tokio::select! {
+        r = handshake => match r {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                // A QEMU that dies before greeting looks like a closed connection: give it a
+                // moment to be reaped, then report the exit.
+                if let Some(status) = exited_within_grace(exit).await {
+                    return Err(ConnectFailure::Exited(status));
                 }
+                if Instant::now() >= deadline {
+                    return Err(ConnectFailure::TimedOut(format!("no QMP greeting: {e}")));
+                }
+                Err(ConnectFailure::Other(e))
             }
-            Err(e) if is_not_yet(&e) => last = format!("last connect error: {e}"),
-            Err(source) => {
-                return Err(ConnectFailure::Other(QemuError::QmpConnect {
-                    path: socket.to_path_buf(),
-                    source,
-                }))
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(ConnectFailure::TimedOut(last));
-        }
-        let wake = (Instant::now() + delay).min(deadline);
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake) => {}
-            _ = exit.changed() => {}
-        }
-        delay = (delay * 2).min(Duration::from_millis(100));
+        },
+        r = exited.wait_for(Option::is_some) => match r.ok().and_then(|s| *s) {
+            Some(status) => Err(ConnectFailure::Exited(status)),
+            None => Err(ConnectFailure::Other(QemuError::Closed {
+                waiting_for: "the QMP greeting".into(),
+            })),
+        },
+        _ = tokio::time::sleep_until(deadline) => Err(ConnectFailure::TimedOut(
+            "connected, but QEMU's monitor sent no greeting".into(),
+        )),
     }
 }
 
-/// Errors that mean "QEMU has not created or started listening on the socket yet".
-fn is_not_yet(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-    )
+/// QEMU's exit status if it exits (and is reaped) within half a second.
+async fn exited_within_grace(exit: &mut watch::Receiver<Option<ExitStatus>>) -> Option<ExitStatus> {
+    let grace = Instant::now() + Duration::from_millis(500);
+    let _ = tokio::time::timeout_at(grace, exit.wait_for(Option::is_some)).await;
+    *exit.borrow()
 }

@@ -17,8 +17,12 @@ pub fn qemu_binary() -> Option<PathBuf> {
     virtnet_testkit::qemu_path()
 }
 
-/// Args for a QEMU that just sits there answering QMP: no guest, TCG, paused (-S).
-pub fn idle_args(qmp_socket: &Path, extra: &[&str]) -> Vec<String> {
+/// The fd number idle QEMUs get their (already listening) QMP socket at.
+pub const MONITOR_FD: i32 = 100;
+
+/// Args for a QEMU that just sits there answering QMP on the listening socket it inherits at
+/// [`MONITOR_FD`]: no guest, TCG, paused (-S).
+pub fn idle_args(extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = [
         "-S",
         "-nodefaults",
@@ -30,25 +34,27 @@ pub fn idle_args(qmp_socket: &Path, extra: &[&str]) -> Vec<String> {
         "64",
         "-display",
         "none",
-        "-qmp",
+        "-mon",
+        "chardev=charmonitor,id=monitor,mode=control",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    a.push(format!("unix:{},server=on,wait=off", qmp_socket.display()));
+    a.push("-chardev".into());
+    a.push(format!(
+        "socket,id=charmonitor,fd={MONITOR_FD},server=on,wait=off"
+    ));
     a.extend(extra.iter().map(|s| s.to_string()));
     a
 }
 
-/// A spawn spec for an idle QEMU in `dir` (socket `qmp.sock`, log `qemu.log`).
+/// A spawn spec for an idle QEMU in `dir` (socket `qmp.sock`, made to listen here and
+/// passed as [`MONITOR_FD`]; log `qemu.log`).
 pub fn idle_spawn(bin: &Path, dir: &TempDir, extra: &[&str]) -> QemuSpawn {
     let sock = dir.path().join("qmp.sock");
-    QemuSpawn::new(
-        bin,
-        idle_args(&sock, extra),
-        &sock,
-        dir.path().join("qemu.log"),
-    )
+    let monitor = virtnet_qemu::listen_unix(&sock).expect("listen on the QMP socket");
+    QemuSpawn::new(bin, idle_args(extra), &sock, dir.path().join("qemu.log"))
+        .inherit_fd(monitor, MONITOR_FD)
     .qmp_options(QmpOptions {
         command_timeout: Duration::from_secs(5),
         ..QmpOptions::default()
