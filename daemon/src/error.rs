@@ -249,9 +249,10 @@ pub enum DaemonError {
         source: Box<QemuError>,
     },
 
-    /// QEMU refused `chardev-change` (switching a serial/console back end of a running VM);
-    /// nothing changed. The user's when QEMU refused the new back end (a path it cannot open).
-    #[error("QEMU refused to switch {alias} of VM '{vm}' to {to}: {source}")]
+    /// `chardev-change` (switching a serial/console back end of a running VM) failed: QEMU
+    /// refused it, or virtnetd could not open the new socket or file for it; nothing changed.
+    /// The user's when the new back end was (a path that cannot be opened).
+    #[error("cannot switch {alias} of VM '{vm}' to {to}: {source}")]
     ChardevChange {
         /// The VM.
         vm: String,

@@ -244,6 +244,11 @@ impl QemuError {
             QemuError::UnsupportedInterface { .. }
             | QemuError::UnsupportedDevice { .. }
             | QemuError::Refused(_) => true,
+            // A path the user chose whose directory does not exist, or that is taken.
+            QemuError::HostOpen { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists | io::ErrorKind::AddrInUse
+            ),
             QemuError::CommandFailed { command, class, .. } => {
                 class == "GenericError" && USER_INPUT_COMMANDS.contains(&command.as_str())
             }
@@ -257,7 +262,6 @@ impl QemuError {
             | QemuError::Exec { .. }
             | QemuError::VersionCommand { .. }
             | QemuError::LogFile { .. }
-            | QemuError::HostOpen { .. }
             | QemuError::FdMapping(_)
             | QemuError::EarlyExit { .. }
             | QemuError::StartTimeout { .. }

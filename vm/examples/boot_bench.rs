@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use virtnet_host::LinuxHost;
+use virtnet_qemu::argv::HostOpen;
 use virtnet_testkit::{bridge_nic, ip, runtime, with_netns, SerialConsole, TestDomain};
 use virtnet_vm::exec::{self, ExecOptions};
 use virtnet_vm::{plan_start, probe_caps, PlanContext, StartPlan, StopMode};
@@ -104,7 +105,22 @@ async fn exec_run(plan: &StartPlan, host: &LinuxHost, serial: &Path) -> Duration
 /// The plan's argv without `-S` (the guest runs at once), spawned by hand.
 async fn by_hand_run(plan: &StartPlan, serial: &Path) -> Duration {
     std::fs::create_dir(&plan.run_dir).expect("run dir");
-    let args: Vec<&String> = plan.argv.iter().filter(|a| *a != "-S").collect();
+    // The plan passes the monitor and the console as listening fds; by hand QEMU opens them by
+    // path instead.
+    let args: Vec<String> = plan
+        .argv
+        .iter()
+        .filter(|a| *a != "-S")
+        .map(|a| {
+            plan.pass_fds.iter().fold(a.clone(), |a, p| match &p.open {
+                HostOpen::ListenUnix { path } => a.replace(
+                    &format!(",fd={},", p.fd),
+                    &format!(",path={},", path.display()),
+                ),
+                HostOpen::WriteFile { .. } => a,
+            })
+        })
+        .collect();
     let t0 = Instant::now();
     let mut child = Command::new(&plan.qemu_binary)
         .args(args)

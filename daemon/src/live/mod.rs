@@ -101,7 +101,23 @@ impl Live {
         command: &str,
         args: serde_json::Value,
     ) -> Result<serde_json::Value, DaemonError> {
-        match self.qmp_client().await?.execute(command, args).await {
+        self.qmp_with_fd(operation, command, args, None).await
+    }
+
+    /// [`Live::qmp`] passing `fd` along (`getfd`, `add-fd`); QEMU gets its own copy.
+    pub async fn qmp_with_fd(
+        &self,
+        operation: &str,
+        command: &str,
+        args: serde_json::Value,
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<serde_json::Value, DaemonError> {
+        let client = self.qmp_client().await?;
+        let r = match fd {
+            Some(fd) => client.execute_with_fd(command, args, fd).await,
+            None => client.execute(command, args).await,
+        };
+        match r {
             Ok(v) => Ok(v),
             Err(e @ virtnet_qemu::QemuError::CommandTimeout { .. }) => {
                 let reason = format!("`{command}` ({operation}) got no reply: {e}");

@@ -4,7 +4,8 @@
 //! QEMU swaps the back end under the running frontend: the guest keeps writing and its bytes go
 //! to the new back end from then on. This works for serial ports and virtio consoles and
 //! channels; a vhost-user NIC's chardev cannot be swapped (`Chardev user does not support
-//! chardev hotswap`): that needs `update-device --replug`.
+//! chardev hotswap`): that needs `update-device --replug`. A socket QEMU is to listen on and a
+//! file it is to write are opened by virtnetd and passed as fds ([`chardev_fd`]).
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 use virtnet_conf::devices::{Chardev, ChrKind, ChrSource};
 use virtnet_conf::Domain;
 
-use super::resolve_scope;
+use super::{chardev_fd, resolve_scope};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::model::{ChardevChangeRequest, ChardevChangeResponse, ChardevType, SocketSide};
@@ -322,8 +323,26 @@ impl Daemon {
         let mut path = source_path(&source);
         if let (Some(r), Some(l)) = (&live_ref, slot.live.as_mut()) {
             let old_source = r.get(&l.domain).map(|c| c.source.clone());
-            let args = json!({"id": r.chardev_id(), "backend": backend_json(&source)});
-            let ret = match l.qmp("chardev-change", "chardev-change", args).await {
+            // A socket QEMU listens on or a file it writes: virtnetd opens it and passes it.
+            let passed = chardev_fd::pass(
+                l,
+                name,
+                &r.alias,
+                &r.chardev_id(),
+                &source,
+                backend_json(&source),
+            )
+            .await;
+            let changed = match passed {
+                Ok((passed, backend)) => {
+                    let args = json!({"id": r.chardev_id(), "backend": backend});
+                    let ret = l.qmp("chardev-change", "chardev-change", args).await;
+                    chardev_fd::finish(l, passed, ret.is_ok()).await;
+                    ret
+                }
+                Err(e) => Err(e),
+            };
+            let ret = match changed {
                 Ok(v) => v,
                 Err(e) => {
                     if new_def.is_some() {
@@ -349,7 +368,11 @@ impl Daemon {
             let mut status = l.status.clone();
             status.live_xml = new_live.to_xml();
             if let Some(old) = old_source.as_ref().and_then(bound_socket) {
-                // QEMU removes a socket it listened on when it closes it.
+                // Nobody listens there any more. QEMU removes a socket it listened on when it
+                // closes it, if it may (a confined QEMU may not): virtnetd made it, it goes.
+                if std::fs::symlink_metadata(&old).is_ok_and(|m| m.file_type().is_socket()) {
+                    let _ = std::fs::remove_file(&old);
+                }
                 if !std::fs::symlink_metadata(&old).is_ok_and(|m| m.file_type().is_socket()) {
                     status.sockets_to_remove.retain(|s| s != &old);
                 }
@@ -361,8 +384,19 @@ impl Daemon {
             }
             if let Err(e) = self.save_status(&status).await {
                 if let Some(old) = old_source {
-                    let back = json!({"id": r.chardev_id(), "backend": backend_json(&old)});
-                    if let Err(e2) = l.qmp("chardev-change", "chardev-change", back).await {
+                    let id = r.chardev_id();
+                    let back = match chardev_fd::pass(l, name, &r.alias, &id, &old, backend_json(&old))
+                        .await
+                    {
+                        Ok((passed, backend)) => {
+                            let args = json!({"id": id, "backend": backend});
+                            let ret = l.qmp("chardev-change", "chardev-change", args).await;
+                            chardev_fd::finish(l, passed, ret.is_ok()).await;
+                            ret.map(|_| ())
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e2) = back {
                         tracing::error!(vm = %name, error = %e2, "cannot switch the chardev back");
                     }
                 }

@@ -4,6 +4,7 @@
 
 mod attach;
 mod chardev;
+mod chardev_fd;
 mod define;
 mod detach;
 mod devices;

@@ -150,7 +150,8 @@ async fn connect_qmp(
                 Err(ConnectFailure::Other(e))
             }
         },
-        r = exited.wait_for(Option::is_some) => match r.ok().and_then(|s| *s) {
+        // The watch's guard is dropped inside the branch (it must not live across an await).
+        r = async { exited.wait_for(Option::is_some).await.ok().and_then(|s| *s) } => match r {
             Some(status) => Err(ConnectFailure::Exited(status)),
             None => Err(ConnectFailure::Other(QemuError::Closed {
                 waiting_for: "the QMP greeting".into(),

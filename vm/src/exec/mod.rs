@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use virtnet_host::{CgroupPlacement, HostNet, HostUndo, UndoStack};
+use virtnet_qemu::argv::HostOpen;
 use virtnet_qemu::{QemuError, QemuProcess, QemuSpawn, QmpOptions};
 
 pub use host::rollback_host;
@@ -33,7 +34,7 @@ pub use resources::{HostResources, NicResource, NicResourceKind};
 pub use running::{RunningVm, StopMode, StopReport};
 
 use crate::error::VmError;
-use crate::plan::StartPlan;
+use crate::plan::{PassFdUndo, StartPlan};
 
 /// The steps of a start, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,9 @@ pub enum StepId {
     RunDir,
     /// Make the VM's cgroup ([`StartPlan::cgroup`]).
     Cgroup,
+    /// Open what QEMU gets as fd `n` of [`StartPlan::pass_fds`] (QMP socket, chardev socket
+    /// or file).
+    PassFd(usize),
     /// Host step `n` of [`StartPlan::host_steps`].
     Host(usize),
     /// Start QEMU with its fds.
@@ -59,6 +63,7 @@ impl fmt::Display for StepId {
         match self {
             StepId::RunDir => f.write_str("creating the run dir"),
             StepId::Cgroup => f.write_str("making the VM's cgroup"),
+            StepId::PassFd(n) => write!(f, "passed fd {n}"),
             StepId::Host(n) => write!(f, "host step {n}"),
             StepId::Spawn => f.write_str("starting QEMU"),
             StepId::QmpConnect => f.write_str("connecting to QMP"),
@@ -74,6 +79,7 @@ impl StepId {
         if plan.cgroup.is_some() {
             v.push(StepId::Cgroup);
         }
+        v.extend((0..plan.pass_fds.len()).map(StepId::PassFd));
         v.extend((0..plan.host_steps.len()).map(StepId::Host));
         v.push(StepId::Spawn);
         v.push(StepId::QmpConnect);
@@ -115,6 +121,8 @@ struct Progress {
     undo: UndoStack,
     res: HostResources,
     run_dir_created: bool,
+    /// Sockets we bound for QEMU ([`crate::plan::PassFdUndo::RemoveSocket`]).
+    sockets: Vec<std::path::PathBuf>,
     qemu: Option<QemuProcess>,
 }
 
@@ -135,6 +143,13 @@ pub async fn start(
             tracing::warn!(vm = %plan.name, %step_id, error = %cause, "start failed; rolling back");
             let cleanup = rollback(plan, host, &mut p).await;
             let step = match step_id {
+                StepId::PassFd(n) => format!(
+                    "passed fd {n} ({})",
+                    plan.pass_fds
+                        .get(n)
+                        .map(|s| s.describe())
+                        .unwrap_or_default()
+                ),
                 StepId::Host(n) => format!(
                     "host step {n} ({})",
                     plan.host_steps
@@ -228,6 +243,24 @@ async fn run(
         timeout: opts.script_timeout,
     };
     let mut fds = Vec::new();
+    for (n, step) in plan.pass_fds.iter().enumerate() {
+        inject(opts, StepId::PassFd(n))?;
+        tracing::debug!(vm = %plan.name, step = n, what = %step.describe(), "passed fd");
+        let fd = virtnet_qemu::open_host(&step.open).map_err(|e| {
+            (
+                StepId::PassFd(n),
+                VmError::Qemu {
+                    what: step.describe(),
+                    source: Box::new(e),
+                },
+            )
+        })?;
+        if let (PassFdUndo::RemoveSocket, HostOpen::ListenUnix { path }) = (&step.undo, &step.open)
+        {
+            p.sockets.push(path.clone());
+        }
+        fds.push((fd, step.fd));
+    }
     for (n, step) in plan.host_steps.iter().enumerate() {
         inject(opts, StepId::Host(n))?;
         tracing::debug!(vm = %plan.name, step = n, what = %step.describe(), "host step");
@@ -302,6 +335,9 @@ async fn rollback(plan: &StartPlan, host: &dyn HostNet, p: &mut Progress) -> Vec
         release(q).await;
     }
     let mut left = rollback_host(&mut p.undo, host).await;
+    for s in p.sockets.drain(..).rev() {
+        remove_socket(&s, &mut left);
+    }
     left.extend(remove_files(plan, p.run_dir_created));
     left
 }

@@ -7,6 +7,7 @@ mod cgroup;
 pub mod hotplug;
 mod network;
 mod nic;
+mod passfd;
 mod types;
 
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub use hotplug::{
 };
 pub use network::{resolve_network_interface, resolve_networks, NetworkPort, ResolvedNetwork};
 pub use nic::{effective_caps, nic_plan};
+pub use passfd::{PassFd, PassFdUndo};
 pub use types::{
     FdNaming, FdSink, HostStep, NicPlan, PlannedBackend, PlannedCaps, QmpCommand, StartPlan,
 };
@@ -118,8 +120,16 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         .map(|i| nic_plan(domain, i, &caps, &mut fds))
         .collect::<Result<Vec<_>, _>>()?;
     let backends: Vec<_> = nics.iter().map(NicPlan::qemu_backend).collect();
-    let argv = build_argv(domain, &caps, &backends, &RuntimePaths::new(&qmp_socket))
-        .map_err(VmError::argv)?;
+    let FdNaming::Inherit { next } = fds else {
+        unreachable!("a start plan inherits its fds")
+    };
+    let passed = passfd::plan_fds(domain, &qmp_socket, next);
+    let paths = RuntimePaths {
+        qmp_fd: Some(passed.qmp_fd),
+        chardev_fds: passed.chardev_fds,
+        ..RuntimePaths::new(&qmp_socket)
+    };
+    let argv = build_argv(domain, &caps, &backends, &paths).map_err(VmError::argv)?;
     let mut post_start: Vec<QmpCommand> = post_start_qmp(domain)
         .into_iter()
         .map(|(execute, arguments)| QmpCommand { execute, arguments })
@@ -141,6 +151,7 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
             version: caps.version.to_string(),
             vhost_net: caps.vhost_net,
         },
+        pass_fds: passed.steps,
         host_steps: nics.iter().flat_map(|n| n.steps.clone()).collect(),
         sockets_to_remove: listening_sockets(domain, &nics),
         nics,

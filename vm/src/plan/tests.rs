@@ -160,8 +160,11 @@ fn scripts_come_right_after_their_tap_and_open_no_fd() {
             "open /dev/vhost-net (1 fds)"
         ]
     );
-    // The netdev stays fd-based: tap fd 3, vhost fd 4 (the script step opens none).
-    assert_eq!(p.inherited_fds(), vec![3, 4, 5, 6]);
+    // The netdev stays fd-based: tap fd 3, vhost fd 4 (the script step opens none), ...; then
+    // the monitor and the serial console's listening socket.
+    assert_eq!(p.inherited_fds(), vec![3, 4, 5, 6, 7, 8]);
+    assert_eq!(p.pass_fds[0].what, "QMP monitor");
+    assert_eq!(p.pass_fds[0].fd, 7);
     assert!(p.argv.iter().all(|a| !a.contains("script")), "{:?}", p.argv);
 }
 
@@ -232,7 +235,14 @@ fn argv_fds_match_host_steps() {
     let mut c = ctx();
     c.first_fd = 10;
     let p = plan_start(&d, &c).unwrap();
-    assert_eq!(p.inherited_fds(), (10..17).collect::<Vec<_>>());
+    // The NICs' fds, then the monitor and the serial console's socket.
+    assert_eq!(p.inherited_fds(), (10..19).collect::<Vec<_>>());
+    assert!(
+        p.argv
+            .contains(&"socket,id=charmonitor,fd=17,server=on,wait=off".to_string()),
+        "{:?}",
+        p.argv
+    );
     let netdevs: Vec<&String> = p
         .argv
         .iter()
@@ -255,6 +265,24 @@ fn argv_fds_match_host_steps() {
             "QEMU must never open a tap by name: {n}"
         );
     }
+}
+
+/// Chardev files and logs go through fdsets, bind sockets are listening fds; a socket QEMU
+/// connects to stays a path.
+#[test]
+fn snapshot_chardev_fds() {
+    let xml = domain_xml("qemu", "", "").replace(
+        "  </devices>",
+        "<serial type='file'><source path='/var/log/vm1-serial1.log' append='on'/>
+           <log file='/var/log/vm1-serial1.txt'/><target port='1'/></serial>
+         <serial type='unix'><source mode='connect' path='/run/elsewhere.sock'/>
+           <target port='2'/></serial>
+         <channel type='unix'><source mode='bind' path='/run/virtnet/vm1.agent'/>
+           <target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+  </devices>",
+    );
+    let p = plan_start(&load(&xml), &ctx()).unwrap();
+    insta::assert_yaml_snapshot!("chardev_fds", (&p.pass_fds, &p.argv));
 }
 
 /// Hot-plug uses the same per-interface plan with `getfd` names.

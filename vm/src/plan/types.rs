@@ -346,6 +346,9 @@ pub struct StartPlan {
     pub log_path: PathBuf,
     /// What the command line was built for.
     pub caps: PlannedCaps,
+    /// What virtnetd opens for QEMU before the host steps (the QMP socket, chardev sockets
+    /// and files), each with the fd number QEMU inherits it at and its undo.
+    pub pass_fds: Vec<super::PassFd>,
     /// Per-interface plans, in `<devices>` order.
     pub nics: Vec<NicPlan>,
     /// All host steps, in order (the NICs' steps, concatenated).
@@ -366,8 +369,9 @@ pub struct StartPlan {
 }
 
 impl StartPlan {
-    /// Every inherited fd number, in order of the host steps.
+    /// Every inherited fd number: the host steps' in order, then the passed fds'.
     pub fn inherited_fds(&self) -> Vec<i32> {
+        let passed = self.pass_fds.iter().map(|p| p.fd);
         self.host_steps
             .iter()
             .filter_map(HostStep::fds)
@@ -375,6 +379,7 @@ impl StartPlan {
                 FdSink::Inherit(v) => v.clone(),
                 FdSink::GetFd(_) => Vec::new(),
             })
+            .chain(passed)
             .collect()
     }
 
@@ -392,6 +397,9 @@ impl StartPlan {
                 c.name,
                 limits_summary(&c.limits)
             ));
+        }
+        for p in &self.pass_fds {
+            s.push_str(&format!("  host: {} -> QEMU fd {}\n", p.describe(), p.fd));
         }
         for n in &self.nics {
             s.push_str(&format!(
