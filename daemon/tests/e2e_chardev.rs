@@ -2,7 +2,9 @@
 //! serial port (ttyS1) every 0.2 s while the daemon switches that port's host side from a file
 //! to a unix socket, to a pty, and to another file; the ticks arrive at each new back end, the
 //! old one stops receiving, and the live (and with `persistent` the stored) definition says
-//! where the port goes.
+//! where the port goes. virtnetd opens every socket QEMU listens on and every file it writes
+//! (at start and at each change) and passes the fd: QEMU's command line names no such path,
+//! and its fds and fdsets do not pile up over the changes.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::e2e::{post_json, size, wait_until, with_second_serial, BOOT, CMD};
+use common::e2e::{fd_count, post_json, qmp, size, wait_until, with_second_serial, BOOT, CMD};
 use common::TestDaemon;
 use serde_json::json;
 use virtnet_testkit::{runtime, with_netns, SerialConsole, TestDomain};
@@ -77,6 +79,31 @@ fn serial_follows_chardev_changes_while_the_guest_writes() {
         assert_eq!(d.define(&dom).0, 201);
         let (s, v) = d.post("/v1/domains/chr/start");
         assert_eq!(s, 200, "{v}\n{}", d.log());
+        let pid = v["pid"].as_u64().unwrap();
+        // The monitor and the console socket come as listening fds, the file in an fdset.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(cmdline.contains("socket,id=charmonitor,fd="), "{cmdline}");
+        assert!(cmdline.contains("socket,id=charserial0,fd="), "{cmdline}");
+        assert!(cmdline.contains("file,id=charserial1,path=/dev/fdset/0"), "{cmdline}");
+        for p in [&serial, &file_a] {
+            assert!(!cmdline.contains(&p.display().to_string()), "{cmdline}");
+        }
+        // The fds QEMU holds in fdsets (a set whose fd was removed stays listed, empty, while
+        // a chardev holds its copy).
+        let fdsets = |d: &TestDaemon| {
+            let sets = qmp(d, "chr", "query-fdsets", json!({})).unwrap();
+            let mut fds: Vec<String> = sets
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["fds"].as_array().unwrap().clone())
+                .map(|f| f.to_string())
+                .collect();
+            fds.sort();
+            fds
+        };
+        let at_start = (fd_count(pid), fdsets(&d));
         let live = xml(&d, false);
         assert!(live.contains("<alias name='serial1'/>"), "{live}");
 
@@ -189,6 +216,17 @@ fn serial_follows_chardev_changes_while_the_guest_writes() {
         );
         assert_eq!(xml(&d, false), before);
         assert!(grows(&file_b), "the guest's ticks still arrive");
+        // Back to a file and to a socket: nothing piles up in QEMU (the fdsets of the changes
+        // are removed, the getfd names consumed), whatever the changes were.
+        change(&d, json!({"type": "unix", "path": sock}));
+        let client = UnixStream::connect(&sock).expect("QEMU listens on the new socket");
+        assert!(read_until(client, "tick", Duration::from_secs(10)));
+        change(&d, json!({"type": "file", "path": file_a, "append": true}));
+        assert!(!sock.exists(), "virtnetd removes the socket nobody listens on");
+        wait_until("ticks appended to the first file", Duration::from_secs(10), || {
+            grows(&file_a)
+        });
+        assert_eq!((fd_count(pid), fdsets(&d)), at_start);
 
         let started = Instant::now();
         let (s, v) = d.post("/v1/domains/chr/destroy");

@@ -142,3 +142,56 @@ fn existing_run_dir_is_refused_and_kept() {
     assert!(h.calls().is_empty());
     let _ = h.link("lo");
 }
+
+/// The sockets and files virtnetd opens for QEMU: a real failure of one (a serial log in a
+/// directory that does not exist) undoes the ones before it (the QMP socket and a bound serial
+/// socket outside the run dir are removed); an injected failure after them does too.
+#[test]
+fn passed_fds_failing_roll_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("vm");
+    let bound = tmp.path().join("console.sock");
+    let xml = format!(
+        "<domain type='qemu'><name>fake</name><memory unit='MiB'>64</memory>
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>{NICS}
+         <serial type='unix'><source mode='bind' path='{}'/><target port='0'/></serial>
+         <serial type='file'><source path='{}/no/such/dir/out.log'/><target port='1'/></serial>
+         </devices></domain>",
+        bound.display(),
+        tmp.path().display()
+    );
+    let d = virtnet_conf::load_domain(&xml).expect("domain loads");
+    let caps = QemuCaps {
+        version: QemuVersion::new(7, 2, 0),
+        vhost_net: false,
+    };
+    let p = plan_start(&d, &PlanContext::new("/nonexistent/qemu", caps, &run_dir)).unwrap();
+    assert_eq!(p.pass_fds.len(), 3, "monitor, bound socket, file");
+    let rt = runtime();
+    let h = host();
+    let e = rt
+        .block_on(exec::start(&p, &h, &ExecOptions::default()))
+        .unwrap_err();
+    assert_eq!(e.failed_step(), Some(StepId::PassFd(2)), "{e}");
+    assert!(e.to_string().contains("out.log"), "{e}");
+    assert_clean(&h, &run_dir, &e);
+    assert!(!bound.exists(), "the bound socket was left after: {e}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // With a file that can be opened: injected right after the sockets were bound, and at
+    // spawn: both removed again (the file stays, as QEMU's own would).
+    let xml = xml.replace("/no/such/dir/out.log", "/out.log");
+    let d = virtnet_conf::load_domain(&xml).expect("domain loads");
+    let p = plan_start(&d, &PlanContext::new("/nonexistent/qemu", caps, &run_dir)).unwrap();
+    for step in [StepId::PassFd(2), StepId::Host(0), StepId::Spawn] {
+        let h = host();
+        let opts = ExecOptions {
+            fail_at: Some(step),
+            ..ExecOptions::default()
+        };
+        let e = rt.block_on(exec::start(&p, &h, &opts)).unwrap_err();
+        assert_eq!(e.failed_step(), Some(step), "{e}");
+        assert_clean(&h, &run_dir, &e);
+        assert!(!bound.exists(), "the bound socket was left after: {e}");
+    }
+}

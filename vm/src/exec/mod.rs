@@ -250,7 +250,7 @@ async fn run(
             (
                 StepId::PassFd(n),
                 VmError::Qemu {
-                    what: step.describe(),
+                    what: step.what.clone(),
                     source: Box::new(e),
                 },
             )
