@@ -329,3 +329,38 @@ async fn joins_cgroups_before_exec() {
         .unwrap_err();
     assert!(matches!(e, QemuError::Exec { .. }), "{e}");
 }
+
+/// Why vhost-user sockets stay paths: QEMU 7.2's `netdev vhost-user` refuses a chardev made
+/// from a passed fd (only a `path=` unix socket has the FD_PASS feature it needs). If a newer
+/// QEMU accepts it, this test fails: then virtnetd can pass those sockets too.
+#[tokio::test]
+async fn vhost_user_refuses_a_listening_fd() {
+    let Some(bin) = common::qemu_binary() else {
+        return;
+    };
+    let version = virtnet_qemu::qemu_binary_version(&bin).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vu = virtnet_qemu::listen_unix(&dir.path().join("vu.sock")).unwrap();
+    let e = common::idle_spawn(
+        &bin,
+        &dir,
+        &[
+            "-object",
+            "memory-backend-memfd,id=mem,size=64M,share=on",
+            "-machine",
+            "memory-backend=mem",
+            "-chardev",
+            "socket,id=vu,fd=101,server=on,wait=off",
+            "-netdev",
+            "vhost-user,id=n,chardev=vu",
+        ],
+    )
+    .inherit_fd(vu, 101)
+    .spawn()
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("does not support FD passing"),
+        "QEMU {version}: {e}"
+    );
+}
