@@ -85,7 +85,10 @@ fn serial_follows_chardev_changes_while_the_guest_writes() {
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         assert!(cmdline.contains("socket,id=charmonitor,fd="), "{cmdline}");
         assert!(cmdline.contains("socket,id=charserial0,fd="), "{cmdline}");
-        assert!(cmdline.contains("file,id=charserial1,path=/dev/fdset/0"), "{cmdline}");
+        assert!(
+            cmdline.contains("file,id=charserial1,path=/dev/fdset/0"),
+            "{cmdline}"
+        );
         for p in [&serial, &file_a] {
             assert!(!cmdline.contains(&p.display().to_string()), "{cmdline}");
         }
@@ -222,10 +225,15 @@ fn serial_follows_chardev_changes_while_the_guest_writes() {
         let client = UnixStream::connect(&sock).expect("QEMU listens on the new socket");
         assert!(read_until(client, "tick", Duration::from_secs(10)));
         change(&d, json!({"type": "file", "path": file_a, "append": true}));
-        assert!(!sock.exists(), "virtnetd removes the socket nobody listens on");
-        wait_until("ticks appended to the first file", Duration::from_secs(10), || {
-            grows(&file_a)
-        });
+        assert!(
+            !sock.exists(),
+            "virtnetd removes the socket nobody listens on"
+        );
+        wait_until(
+            "ticks appended to the first file",
+            Duration::from_secs(10),
+            || grows(&file_a),
+        );
         assert_eq!((fd_count(pid), fdsets(&d)), at_start);
 
         let started = Instant::now();

@@ -220,7 +220,10 @@ fn whole_items(pairs: &[(String, Option<String>)], libvirt: bool) -> Vec<String>
             }
         }
         let mut v = v
-            .replace(&format!("charmonitor,fd={MONITOR_FD},"), "charmonitor,fd=@mon-fd@,")
+            .replace(
+                &format!("charmonitor,fd={MONITOR_FD},"),
+                "charmonitor,fd=@mon-fd@,",
+            )
             .replace(r#","x-use-canonical-path-for-ramblock-id":false"#, "");
         if libvirt && v.contains("/var/lib/libvirt/qemu/ram/") {
             // libvirt's shared RAM without a source is a file in its state directory;

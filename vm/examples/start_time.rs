@@ -40,7 +40,8 @@ fn main() {
                 .block_on(exec::start(&plan, &host, &ExecOptions::default()))
                 .unwrap_or_else(|e| panic!("{e}"));
             v.push(t0.elapsed());
-            rt.block_on(vm.stop(&host, StopMode::Destroy)).expect("stop");
+            rt.block_on(vm.stop(&host, StopMode::Destroy))
+                .expect("stop");
         }
         v
     })

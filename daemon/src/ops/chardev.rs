@@ -385,17 +385,18 @@ impl Daemon {
             if let Err(e) = self.save_status(&status).await {
                 if let Some(old) = old_source {
                     let id = r.chardev_id();
-                    let back = match chardev_fd::pass(l, name, &r.alias, &id, &old, backend_json(&old))
-                        .await
-                    {
-                        Ok((passed, backend)) => {
-                            let args = json!({"id": id, "backend": backend});
-                            let ret = l.qmp("chardev-change", "chardev-change", args).await;
-                            chardev_fd::finish(l, passed, ret.is_ok()).await;
-                            ret.map(|_| ())
-                        }
-                        Err(e) => Err(e),
-                    };
+                    let back =
+                        match chardev_fd::pass(l, name, &r.alias, &id, &old, backend_json(&old))
+                            .await
+                        {
+                            Ok((passed, backend)) => {
+                                let args = json!({"id": id, "backend": backend});
+                                let ret = l.qmp("chardev-change", "chardev-change", args).await;
+                                chardev_fd::finish(l, passed, ret.is_ok()).await;
+                                ret.map(|_| ())
+                            }
+                            Err(e) => Err(e),
+                        };
                     if let Err(e2) = back {
                         tracing::error!(vm = %name, error = %e2, "cannot switch the chardev back");
                     }

@@ -73,8 +73,7 @@ pub(crate) async fn pass(
     else {
         return Ok((Passed::Nothing, plain));
     };
-    let fd: OwnedFd =
-        virtnet_qemu::open_host(&open.open).map_err(|e| failed(vm, alias, to, e))?;
+    let fd: OwnedFd = virtnet_qemu::open_host(&open.open).map_err(|e| failed(vm, alias, to, e))?;
     match open.open {
         HostOpen::ListenUnix { path } => {
             let fdname = format!("{id}-source");

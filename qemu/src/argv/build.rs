@@ -7,9 +7,9 @@ use virtnet_conf::Domain;
 use super::backend::NicBackend;
 use super::caps::{GuestCtx, QemuCaps};
 use super::chardevs::chardev_args;
-use super::hostfds::ChardevFd;
 use super::controllers::controller_args;
 use super::disks::disk_args;
+use super::hostfds::ChardevFd;
 use super::ids::{BootIndexes, NicSpec};
 use super::machine::{
     boot_args, check_features, cpu_arg, lifecycle_args, machine_arg, name_arg, rtc_arg, smp_arg,

@@ -54,7 +54,10 @@ pub(crate) fn chardev_arg(
                 value.push_str(&format!(",logfile=/dev/fdset/{set}"))
             }
             _ if file.is_empty() || file.contains('\0') => {
-                return Err(unsupported(c, "the <log file> path is empty or has a NUL byte"))
+                return Err(unsupported(
+                    c,
+                    "the <log file> path is empty or has a NUL byte",
+                ))
             }
             _ => value.push_str(&format!(",logfile={}", escape_comma(file))),
         }

@@ -376,5 +376,8 @@ fn chardevs_take_the_fds_virtnetd_opened() {
     ] {
         assert!(joined.contains(want), "missing {want} in {joined}");
     }
-    assert!(!joined.contains("/q.sock") && !joined.contains("c-log.txt"), "{joined}");
+    assert!(
+        !joined.contains("/q.sock") && !joined.contains("c-log.txt"),
+        "{joined}"
+    );
 }

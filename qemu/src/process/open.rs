@@ -41,11 +41,13 @@ pub fn open_for_writing(path: &Path, append: bool) -> Result<OwnedFd> {
     } else {
         o.truncate(true);
     }
-    o.open(path).map(OwnedFd::from).map_err(|source| QemuError::HostOpen {
-        what: "open for writing",
-        path: path.to_path_buf(),
-        source,
-    })
+    o.open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| QemuError::HostOpen {
+            what: "open for writing",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Opens what `open` says.

@@ -55,10 +55,10 @@ pub fn idle_spawn(bin: &Path, dir: &TempDir, extra: &[&str]) -> QemuSpawn {
     let monitor = virtnet_qemu::listen_unix(&sock).expect("listen on the QMP socket");
     QemuSpawn::new(bin, idle_args(extra), &sock, dir.path().join("qemu.log"))
         .inherit_fd(monitor, MONITOR_FD)
-    .qmp_options(QmpOptions {
-        command_timeout: Duration::from_secs(5),
-        ..QmpOptions::default()
-    })
+        .qmp_options(QmpOptions {
+            command_timeout: Duration::from_secs(5),
+            ..QmpOptions::default()
+        })
 }
 
 /// Starts an idle QEMU; returns it with its temp dir (keep both alive).
