@@ -72,9 +72,14 @@ fn serial_follows_chardev_changes_while_the_guest_writes() {
         let file_a = tmp.path().join("ticks-a.log");
         let file_b = tmp.path().join("ticks-b.log");
         let sock = tmp.path().join("ticks.sock");
+        let log = tmp.path().join("ticks.txt");
         let dom = with_second_serial(
             &TestDomain::new("chr", &serial).xml(guest),
-            &format!("type='file'><source path='{}'/>", file_a.display()),
+            &format!(
+                "type='file'><source path='{}'/><log file='{}' append='on'/>",
+                file_a.display(),
+                log.display()
+            ),
         );
         assert_eq!(d.define(&dom).0, 201);
         let (s, v) = d.post("/v1/domains/chr/start");
@@ -86,10 +91,10 @@ fn serial_follows_chardev_changes_while_the_guest_writes() {
         assert!(cmdline.contains("socket,id=charmonitor,fd="), "{cmdline}");
         assert!(cmdline.contains("socket,id=charserial0,fd="), "{cmdline}");
         assert!(
-            cmdline.contains("file,id=charserial1,path=/dev/fdset/0"),
+            cmdline.contains("file,id=charserial1,path=/dev/fdset/0,logfile=/dev/fdset/1"),
             "{cmdline}"
         );
-        for p in [&serial, &file_a] {
+        for p in [&serial, &file_a, &log] {
             assert!(!cmdline.contains(&p.display().to_string()), "{cmdline}");
         }
         // The fds QEMU holds in fdsets (a set whose fd was removed stays listed, empty, while
@@ -128,6 +133,7 @@ fn serial_follows_chardev_changes_while_the_guest_writes() {
             size(&file_a) > 0
         });
         assert!(grows(&file_a));
+        assert!(grows(&log), "the <log file> receives the ticks too");
 
         // file → unix socket (QEMU listens): a client receives ticks; the file stops growing.
         let v = change(&d, json!({"type": "unix", "path": sock, "live": true}));
@@ -235,6 +241,7 @@ fn serial_follows_chardev_changes_while_the_guest_writes() {
             || grows(&file_a),
         );
         assert_eq!((fd_count(pid), fdsets(&d)), at_start);
+        assert!(grows(&log), "the log follows every change");
 
         let started = Instant::now();
         let (s, v) = d.post("/v1/domains/chr/destroy");

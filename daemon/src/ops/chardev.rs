@@ -322,26 +322,20 @@ impl Daemon {
         }
         let mut path = source_path(&source);
         if let (Some(r), Some(l)) = (&live_ref, slot.live.as_mut()) {
-            let old_source = r.get(&l.domain).map(|c| c.source.clone());
-            // A socket QEMU listens on or a file it writes: virtnetd opens it and passes it.
-            let passed = chardev_fd::pass(
-                l,
-                name,
-                &r.alias,
-                &r.chardev_id(),
-                &source,
-                backend_json(&source),
-            )
-            .await;
-            let changed = match passed {
-                Ok((passed, backend)) => {
-                    let args = json!({"id": r.chardev_id(), "backend": backend});
-                    let ret = l.qmp("chardev-change", "chardev-change", args).await;
-                    chardev_fd::finish(l, passed, ret.is_ok()).await;
-                    ret
-                }
-                Err(e) => Err(e),
+            let old_chr = r.get(&l.domain).cloned();
+            let old_source = old_chr.as_ref().map(|c| c.source.clone());
+            let id = r.chardev_id();
+            let target = chardev_fd::Target {
+                vm: name,
+                alias: &r.alias,
+                id: &id,
             };
+            // A socket QEMU listens on or a file it writes: virtnetd opens it and passes it.
+            let mut new_chr = old_chr
+                .clone()
+                .unwrap_or_else(|| Chardev::new(r.kind, source.clone()));
+            new_chr.source = source.clone();
+            let changed = chardev_fd::change(l, &target, &new_chr, backend_json(&source)).await;
             let ret = match changed {
                 Ok(v) => v,
                 Err(e) => {
@@ -383,21 +377,9 @@ impl Daemon {
                 }
             }
             if let Err(e) = self.save_status(&status).await {
-                if let Some(old) = old_source {
-                    let id = r.chardev_id();
-                    let back =
-                        match chardev_fd::pass(l, name, &r.alias, &id, &old, backend_json(&old))
-                            .await
-                        {
-                            Ok((passed, backend)) => {
-                                let args = json!({"id": id, "backend": backend});
-                                let ret = l.qmp("chardev-change", "chardev-change", args).await;
-                                chardev_fd::finish(l, passed, ret.is_ok()).await;
-                                ret.map(|_| ())
-                            }
-                            Err(e) => Err(e),
-                        };
-                    if let Err(e2) = back {
+                if let Some(old) = old_chr {
+                    let back = backend_json(&old.source);
+                    if let Err(e2) = chardev_fd::change(l, &target, &old, back).await {
                         tracing::error!(vm = %name, error = %e2, "cannot switch the chardev back");
                     }
                 }
