@@ -337,6 +337,30 @@ pub enum HostError {
         reason: String,
     },
 
+    /// A path QEMU opens by name is out of its user's reach and virtnet will not fix that
+    /// for it: a parent directory it cannot search (virtnet never changes directories), or
+    /// a file whose owner bits would not give the access even after a chown.
+    #[error("{what} {path}: {reason}")]
+    PathUnreachable {
+        /// What the path is (`disk 'vda'`, `kernel`, `vhost-user socket of 'net1'`).
+        what: String,
+        /// The path as the domain names it.
+        path: PathBuf,
+        /// Why, and how to fix it.
+        reason: String,
+    },
+
+    /// Reading or changing a path's owner or its `trusted.virtnet.dac.*` record failed.
+    #[error("cannot {op} {path}: {source}")]
+    Dac {
+        /// What we were doing.
+        op: String,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+
     /// A failure injected by [`crate::FakeHost`].
     #[error("injected failure at call #{call} ({what})")]
     Injected {
@@ -385,6 +409,7 @@ impl HostError {
             | HostError::PciDeviceNotFound { .. }
             | HostError::NotAVf { .. }
             | HostError::VfNotBound { .. }
+            | HostError::PathUnreachable { .. }
             // The user's own script failed, timed out, or is not an executable file.
             | HostError::ScriptFailed(_)
             | HostError::ScriptSpawn { .. }
@@ -398,6 +423,7 @@ impl HostError {
             | HostError::Cgroup { .. }
             | HostError::PfWithoutNetdev { .. }
             | HostError::SystemUser { .. }
+            | HostError::Dac { .. }
             | HostError::VfIndexNotFound { .. }
             | HostError::VfInfoMissing { .. }
             | HostError::DriverMissing { .. }

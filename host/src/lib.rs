@@ -10,7 +10,8 @@
 //! - SR-IOV VFs: MAC/VLAN through the PF, rebinding to vfio-pci, restore on release;
 //! - an interface's `<script>`/`<downscript>`, run with the tap's name and a deadline
 //!   ([`script`]);
-//! - the VM's own cgroup with its memory, pids and CPU limits ([`cgroup`]).
+//! - the VM's own cgroup with its memory, pids and CPU limits ([`cgroup`]);
+//! - ownership of the files a confined QEMU opens by name, recorded and restored ([`dac`]).
 //!
 //! [`LinuxHost`] is the real implementation; [`FakeHost`] records calls and injects failures
 //! for plan tests. Every change comes with a [`HostUndo`] step; [`UndoStack`] rolls back.
@@ -21,6 +22,7 @@ mod api;
 pub mod bridge;
 pub mod cgroup;
 pub mod confine;
+pub mod dac;
 mod devnode;
 mod error;
 mod fake;
@@ -40,6 +42,7 @@ pub use api::HostNet;
 pub use bridge::BridgePortOpts;
 pub use cgroup::{CgroupGroup, CgroupLimits, CgroupPlacement, CgroupSpec, CreatedCgroup};
 pub use confine::Confinement;
+pub use dac::{Access, DacGrant, Identity, PathNeed};
 pub use error::{HostError, Result};
 pub use fake::{FakeCall, FakeHost};
 pub use linux::LinuxHost;

@@ -5,6 +5,7 @@ use virtnet_conf::interface::MacAddr;
 
 use crate::api::HostNet;
 use crate::cgroup::CgroupGroup;
+use crate::dac::DacGrant;
 use crate::error::{HostError, Result};
 use crate::script::ScriptRun;
 use crate::vf::SavedVf;
@@ -46,6 +47,9 @@ pub enum HostUndo {
     /// Remove the VM's cgroup (after QEMU exited: undo runs newest first, and the group is
     /// made before anything else of the VM).
     RemoveCgroup(CgroupGroup),
+    /// Give a file QEMU's user was made owner of back to its original owner (or drop this
+    /// VM's hold when another VM still holds it): see [`crate::dac`]. Idempotent.
+    RestoreOwner(DacGrant),
 }
 
 impl HostUndo {
@@ -58,6 +62,8 @@ impl HostUndo {
             HostUndo::RestoreVf(saved) => host.restore_vf(saved),
             HostUndo::RunScript(run) => host.run_script(run),
             HostUndo::RemoveCgroup(group) => host.remove_cgroup(group),
+            // The filesystem, not the network: the same on every host.
+            HostUndo::RestoreOwner(grant) => crate::dac::release(grant),
         }
     }
 }
