@@ -123,6 +123,42 @@ pub struct PathNeed {
     pub what: String,
 }
 
+/// One grant to make: `who` must reach `need`, held by `holder` (`<vm>/start`,
+/// `<vm>/<device>`). A step of a start or attach plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantSpec {
+    /// The path and access.
+    #[serde(flatten)]
+    pub need: PathNeed,
+    /// QEMU's user.
+    pub who: Identity,
+    /// Who holds the grant.
+    pub holder: String,
+}
+
+impl GrantSpec {
+    /// [`check`]s it (changes nothing).
+    pub fn check(&self) -> Result<Verdict> {
+        check(&self.need, &self.who)
+    }
+
+    /// [`grant`]s it; the undo step, if anything changed.
+    pub fn apply(&self) -> Result<Option<crate::HostUndo>> {
+        Ok(grant(&self.need, &self.who, &self.holder)?.map(crate::HostUndo::RestoreOwner))
+    }
+
+    /// One line for plans and messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "let user '{}' {} {} ({})",
+            self.who.name,
+            self.need.access.describe(),
+            self.need.path.display(),
+            self.need.what
+        )
+    }
+}
+
 /// The kernel's mode-bit rule: the owner class if `who` owns the file, else the group class
 /// if it is in the file's group, else other; `want` (4/2/1 bits) must all be there.
 pub fn permits(mode: u32, owner: u32, group: u32, who: &Identity, want: u32) -> bool {

@@ -42,7 +42,7 @@ pub use api::HostNet;
 pub use bridge::BridgePortOpts;
 pub use cgroup::{CgroupGroup, CgroupLimits, CgroupPlacement, CgroupSpec, CreatedCgroup};
 pub use confine::Confinement;
-pub use dac::{Access, DacGrant, Identity, PathNeed};
+pub use dac::{Access, DacGrant, GrantSpec, Identity, PathNeed};
 pub use error::{HostError, Result};
 pub use fake::{FakeCall, FakeHost};
 pub use linux::LinuxHost;

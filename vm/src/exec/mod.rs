@@ -44,6 +44,8 @@ pub enum StepId {
     RunDir,
     /// Make the VM's cgroup ([`StartPlan::cgroup`]).
     Cgroup,
+    /// Give QEMU's user access to path `n` of [`StartPlan::access`] (confined starts).
+    Access(usize),
     /// Open what QEMU gets as fd `n` of [`StartPlan::pass_fds`] (QMP socket, chardev socket
     /// or file).
     PassFd(usize),
@@ -63,6 +65,7 @@ impl fmt::Display for StepId {
         match self {
             StepId::RunDir => f.write_str("creating the run dir"),
             StepId::Cgroup => f.write_str("making the VM's cgroup"),
+            StepId::Access(n) => write!(f, "giving QEMU's user access to path {n}"),
             StepId::PassFd(n) => write!(f, "passed fd {n}"),
             StepId::Host(n) => write!(f, "host step {n}"),
             StepId::Spawn => f.write_str("starting QEMU"),
@@ -79,6 +82,7 @@ impl StepId {
         if plan.cgroup.is_some() {
             v.push(StepId::Cgroup);
         }
+        v.extend((0..plan.access.len()).map(StepId::Access));
         v.extend((0..plan.pass_fds.len()).map(StepId::PassFd));
         v.extend((0..plan.host_steps.len()).map(StepId::Host));
         v.push(StepId::Spawn);
@@ -143,6 +147,13 @@ pub async fn start(
             tracing::warn!(vm = %plan.name, %step_id, error = %cause, "start failed; rolling back");
             let cleanup = rollback(plan, host, &mut p).await;
             let step = match step_id {
+                StepId::Access(n) => format!(
+                    "giving QEMU's user access to path {n} ({})",
+                    plan.access
+                        .get(n)
+                        .map(|g| g.describe())
+                        .unwrap_or_default()
+                ),
                 StepId::PassFd(n) => format!(
                     "passed fd {n} ({})",
                     plan.pass_fds
@@ -192,6 +203,19 @@ async fn run(
     opts: &ExecOptions,
     p: &mut Progress,
 ) -> StepResult {
+    // Every path QEMU's user must reach, before anything is changed (directories are never
+    // changed: one it cannot enter refuses the start).
+    for (n, g) in plan.access.iter().enumerate() {
+        g.check().map_err(|source| {
+            (
+                StepId::Access(n),
+                VmError::Host {
+                    what: g.describe(),
+                    source,
+                },
+            )
+        })?;
+    }
     inject(opts, StepId::RunDir)?;
     DirBuilder::new()
         .mode(0o700)
@@ -235,6 +259,23 @@ async fn run(
         }
         p.res.cgroup = Some(made.placement);
         cgroup_procs = made.procs;
+    }
+
+    for (n, g) in plan.access.iter().enumerate() {
+        inject(opts, StepId::Access(n))?;
+        let undo = g.apply().map_err(|source| {
+            (
+                StepId::Access(n),
+                VmError::Host {
+                    what: g.describe(),
+                    source,
+                },
+            )
+        })?;
+        if let Some(u) = undo {
+            p.res.undo.push(u.clone());
+            p.undo.push(u);
+        }
     }
 
     // Scripts write to the VM's log (QEMU appends to it later).

@@ -8,6 +8,7 @@ pub mod hotplug;
 mod network;
 mod nic;
 mod passfd;
+pub mod paths;
 mod types;
 
 #[cfg(test)]
@@ -159,6 +160,17 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         post_start,
         sandbox: ctx.sandbox.clone(),
         cgroup,
+        access: ctx
+            .sandbox
+            .as_ref()
+            .map(|sb| {
+                paths::grants(
+                    paths::domain_paths(domain),
+                    sb,
+                    &format!("{}/start", domain.name()),
+                )
+            })
+            .unwrap_or_default(),
     })
 }
 

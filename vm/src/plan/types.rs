@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use virtnet_host::{MacAddr, MacvtapMode, PciAddr};
+use virtnet_host::{GrantSpec, MacAddr, MacvtapMode, PciAddr};
 use virtnet_qemu::{FdRef, NicBackend};
 
 /// Where the fds a host step opens go.
@@ -366,6 +366,11 @@ pub struct StartPlan {
     /// `None` = no group of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<virtnet_host::CgroupSpec>,
+    /// Paths QEMU opens by name that its user must reach (confined starts only): all
+    /// checked before anything else happens, granted right after the run dir is made, given
+    /// back at stop ([`virtnet_host::dac`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<GrantSpec>,
 }
 
 impl StartPlan {

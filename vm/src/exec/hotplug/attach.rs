@@ -118,6 +118,16 @@ async fn run(
         }
         tracing::debug!(vm = %plan.vm, step = %step.id, what = %step.describe(), "attach step");
         match &step.action {
+            AttachAction::Access(g) => {
+                let host_err = |source| VmError::Host {
+                    what: g.describe(),
+                    source,
+                };
+                if let Some(u) = g.apply().map_err(host_err).map_err(|e| (step.id, e))? {
+                    p.res.undo.push(u.clone());
+                    p.host_undo.push(u);
+                }
+            }
             AttachAction::Host(h) => {
                 let fds = open_step(host, h, &env, &mut p.host_undo, &mut p.res)
                     .await

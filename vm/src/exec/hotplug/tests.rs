@@ -154,7 +154,8 @@ fn attach_then_detach_in_libvirts_order() {
 /// For a failure at each step: which QEMU-side undo commands follow, in order.
 fn expected_undo(step: AttachStepId) -> Vec<&'static str> {
     match step {
-        AttachStepId::Host(_)
+        AttachStepId::Access
+        | AttachStepId::Host(_)
         | AttachStepId::GetFd(_)
         | AttachStepId::ChardevAdd
         | AttachStepId::WaitBackEnd => vec![],
@@ -197,7 +198,8 @@ fn a_failure_at_every_step_undoes_the_earlier_ones() {
                         crate::plan::AttachAction::WaitBackEnd { .. } => {
                             Some("query-chardev".to_string())
                         }
-                        crate::plan::AttachAction::Host(_) => None,
+                        crate::plan::AttachAction::Host(_)
+                        | crate::plan::AttachAction::Access(_) => None,
                     })
                     .collect();
                 let mut want = done.clone();

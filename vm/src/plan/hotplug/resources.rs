@@ -69,6 +69,11 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
             HostUndo::RestoreVf(saved) => vfs.contains(&saved.addr.to_string().as_str()),
             HostUndo::RunScript(run) => links.contains(&run.ifname.as_str()),
             HostUndo::RemoveCgroup(_) => false, // the VM's, never a NIC's
+            // Held by `<vm>/<alias>` (a grant made when the NIC was plugged).
+            HostUndo::RestoreOwner(g) => {
+                iface.alias().is_some()
+                    && g.holder.rsplit_once('/').map(|(_, a)| a) == iface.alias()
+            }
         })
         .cloned()
         .collect();

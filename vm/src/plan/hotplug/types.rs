@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use virtnet_conf::Interface;
 
-use virtnet_host::{HostUndo, MacAddr};
+use virtnet_host::{GrantSpec, HostUndo, MacAddr};
 
 use crate::exec::HostResources;
 use crate::plan::{HostStep, PlannedBackend, QmpCommand};
@@ -16,6 +16,9 @@ use crate::plan::{HostStep, PlannedBackend, QmpCommand};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachStepId {
+    /// Give QEMU's user access to the path it opens (a confined VM's vhost-user client
+    /// socket).
+    Access,
     /// Host step `n` (tap, macvtap, vhost-net, VF).
     Host(usize),
     /// `getfd` number `n` (one per fd the host steps opened).
@@ -36,6 +39,7 @@ pub enum AttachStepId {
 impl fmt::Display for AttachStepId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            AttachStepId::Access => f.write_str("access"),
             AttachStepId::Host(n) => write!(f, "host step {n}"),
             AttachStepId::GetFd(n) => write!(f, "getfd {n}"),
             AttachStepId::ChardevAdd => f.write_str("chardev-add"),
@@ -60,6 +64,9 @@ pub struct FdFrom {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachAction {
+    /// Give QEMU's user access to a path it opens by name ([`virtnet_host::dac`]); its undo
+    /// is a host undo record.
+    Access(GrantSpec),
     /// Something on the host (creates a tap, opens fds, prepares a VF).
     Host(HostStep),
     /// A QMP command, with an fd passed alongside (`getfd`) when `fd` is set.
@@ -120,6 +127,7 @@ impl AttachStep {
     /// A one-line description: the host step, or the QMP command and its arguments.
     pub fn describe(&self) -> String {
         match &self.action {
+            AttachAction::Access(g) => g.describe(),
             AttachAction::Host(h) => h.describe(),
             AttachAction::Qmp { command, .. } => {
                 format!("{} {}", command.execute, command.arguments)
@@ -169,6 +177,30 @@ pub struct AttachPlan {
 }
 
 impl AttachPlan {
+    /// For a confined QEMU (`sandbox`), adds the step that gives its user the path it opens
+    /// for this interface (a `mode='client'` vhost-user socket), first, so a path it cannot
+    /// reach refuses the attach before anything changes. Held by `<vm>/<device id>`, so the
+    /// detach of this NIC gives it back.
+    pub fn confine(mut self, sandbox: Option<&virtnet_qemu::Sandbox>) -> Self {
+        let Some(sb) = sandbox else {
+            return self;
+        };
+        let Some(need) = crate::plan::paths::interface_path(&self.interface, &self.nic) else {
+            return self;
+        };
+        let holder = format!("{}/{}", self.vm, self.device_id);
+        let spec = crate::plan::paths::grants(vec![need], sb, &holder).remove(0);
+        self.steps.insert(
+            0,
+            AttachStep {
+                id: AttachStepId::Access,
+                action: AttachAction::Access(spec),
+                undo: AttachUndo::HostUndo,
+            },
+        );
+        self
+    }
+
     /// Every step id, in order (what a test iterates to fail each in turn).
     pub fn step_ids(&self) -> Vec<AttachStepId> {
         self.steps.iter().map(|s| s.id).collect()
@@ -178,7 +210,9 @@ impl AttachPlan {
     pub fn host_steps(&self) -> impl Iterator<Item = &HostStep> {
         self.steps.iter().filter_map(|s| match &s.action {
             AttachAction::Host(h) => Some(h),
-            AttachAction::Qmp { .. } | AttachAction::WaitBackEnd { .. } => None,
+            AttachAction::Qmp { .. }
+            | AttachAction::WaitBackEnd { .. }
+            | AttachAction::Access(_) => None,
         })
     }
 
@@ -194,7 +228,9 @@ impl AttachPlan {
             .find(|s| s.id == id)
             .and_then(|s| match &mut s.action {
                 AttachAction::Qmp { command, .. } => Some(command),
-                AttachAction::Host(_) | AttachAction::WaitBackEnd { .. } => None,
+                AttachAction::Host(_)
+                | AttachAction::WaitBackEnd { .. }
+                | AttachAction::Access(_) => None,
             })
     }
 
@@ -273,6 +309,7 @@ pub fn describe_undo(u: &HostUndo) -> String {
         HostUndo::RestoreVf(saved) => format!("restore VF {}", saved.addr),
         HostUndo::RunScript(run) => format!("run downscript {} {}", run.path.display(), run.ifname),
         HostUndo::RemoveCgroup(g) => format!("remove cgroup {}", g.describe()),
+        HostUndo::RestoreOwner(g) => g.describe(),
     }
 }
 
