@@ -30,6 +30,8 @@ pub struct Config {
     /// The most tasks each QEMU may have (its cgroup's `pids.max`; `--qemu-pids-max`,
     /// default [`virtnet_vm::DEFAULT_QEMU_PIDS_MAX`]); `None` = no cap.
     pub qemu_pids_max: Option<u64>,
+    /// How QEMU is confined (`--qemu-user`); `None` = it runs as virtnetd's user.
+    pub sandbox: Option<virtnet_qemu::Sandbox>,
 }
 
 /// Default of [`Config::backend_timeout`] and [`Config::start_timeout`].
@@ -52,6 +54,7 @@ impl Config {
             backend_timeout: DEFAULT_BACKEND_TIMEOUT,
             start_timeout: DEFAULT_BACKEND_TIMEOUT,
             qemu_pids_max: Some(virtnet_vm::DEFAULT_QEMU_PIDS_MAX),
+            sandbox: None,
         }
     }
 
@@ -65,6 +68,7 @@ impl Config {
             backend_timeout: DEFAULT_BACKEND_TIMEOUT,
             start_timeout: DEFAULT_BACKEND_TIMEOUT,
             qemu_pids_max: Some(virtnet_vm::DEFAULT_QEMU_PIDS_MAX),
+            sandbox: None,
         }
     }
 }

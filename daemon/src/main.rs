@@ -53,6 +53,10 @@ struct Args {
         default_value_t = virtnet_vm::DEFAULT_QEMU_PIDS_MAX
     )]
     qemu_pids_max: u64,
+    /// Run QEMU as this system user (created when missing), which is given access to the
+    /// files it opens by name for each VM's lifetime. Without it QEMU runs as virtnetd's user.
+    #[arg(long, env = "VIRTNETD_QEMU_USER", value_name = "NAME")]
+    qemu_user: Option<String>,
 }
 
 /// `secs` as a duration, refusing what is not a positive number of seconds.
@@ -80,6 +84,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let sandbox = match args.qemu_user.as_deref().map(|name| {
+        virtnet_host::ensure_system_user(name, "virtnet QEMU").map(|u| virtnet_qemu::Sandbox {
+            user: virtnet_qemu::QemuUser {
+                name: u.name,
+                uid: u.uid,
+                gid: u.gid,
+                groups: Vec::new(),
+            },
+        })
+    }) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            eprintln!("virtnetd: --qemu-user: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = Config {
         socket: args
             .socket
@@ -90,6 +111,7 @@ fn main() -> ExitCode {
         backend_timeout,
         start_timeout,
         qemu_pids_max: (args.qemu_pids_max > 0).then_some(args.qemu_pids_max),
+        sandbox,
     };
     // One thread runs every task: the daemon's work is waiting on sockets (API clients, QMP,
     // switches) and short bursts of CPU, and its replies wait on QEMU, which needs the cores.

@@ -89,7 +89,9 @@ pub async fn plug(
     iface: &Interface,
     backend_timeout: Duration,
 ) -> Result<Plugged> {
-    let plan = plan_attach(&l.domain, iface, caps).map_err(vm_error)?;
+    let plan = plan_attach(&l.domain, iface, caps)
+        .map_err(vm_error)?
+        .confine(l.status.sandbox.as_ref());
     let qmp = l.qmp_client().await?;
     let opts = HotplugOptions {
         backend_timeout,

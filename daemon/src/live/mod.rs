@@ -229,6 +229,7 @@ pub fn status_of(live: &Domain, id: u32, vm: &RunningVm) -> LiveStatus {
         fds,
         host_resources: vm.resources().clone(),
         pending_detaches: Default::default(),
+        sandbox: vm.plan().sandbox.clone(),
     }
 }
 

@@ -120,6 +120,7 @@ impl Daemon {
         ctx.cgroup = Some(CgroupOptions {
             pids_max: self.config.qemu_pids_max,
         });
+        ctx.sandbox = self.config.sandbox.clone();
         let plan = plan_start(domain, &ctx).map_err(|e| match e {
             virtnet_vm::VmError::Refused(r) => refused(Operation::Start, r),
             e => DaemonError::vm(e),

@@ -59,4 +59,8 @@ pub struct LiveStatus {
     /// left to do once it has.
     #[serde(default)]
     pub pending_detaches: PendingDetaches,
+    /// How its QEMU is confined (hot-plugs give the same user what it opens); `None` =
+    /// unconfined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<virtnet_qemu::Sandbox>,
 }

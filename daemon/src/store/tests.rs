@@ -24,6 +24,7 @@ fn status(name: &str) -> LiveStatus {
         fds: Default::default(),
         host_resources: Default::default(),
         pending_detaches: Default::default(),
+        sandbox: None,
     }
 }
 
