@@ -11,6 +11,8 @@
 //! - [`vswitch`]: the `virtnet-vswitch` binary, built when missing ([`vswitch_binary`]), and
 //!   a running one as a test VM's vhost-user back end ([`VSwitch`]).
 //! - [`conformance`]: per-case conformance tables written for `scripts/test` to print.
+//! - [`tmp`]: temporary directories a confined QEMU can pass through
+//!   ([`traversable_tempdir`]).
 //! - [`runtime`]: a current-thread tokio runtime ready for process spawning.
 
 pub mod confined;
@@ -22,6 +24,7 @@ pub mod leak;
 pub mod need;
 pub mod netns;
 pub mod serial;
+pub mod tmp;
 pub mod vswitch;
 
 pub use confined::{assert_confined, proc_confinement, ProcConfinement};
@@ -34,6 +37,7 @@ pub use netns::{
     with_netns_exclusive,
 };
 pub use serial::SerialConsole;
+pub use tmp::traversable_tempdir;
 pub use vswitch::{vswitch_binary, VSwitch, VsPort};
 
 /// A current-thread tokio runtime for a test thread (run it on the namespace thread so the

@@ -1,0 +1,216 @@
+//! Files a confined QEMU opens by name (`virtnetd --qemu-user virtnet-qemu`): a root-owned
+//! 0600 disk image and a root-owned chardev socket QEMU connects to are chowned to
+//! `virtnet-qemu` for the VM's lifetime and given back at stop, after a failed start, and
+//! after a daemon crash (QEMU alive or dead meanwhile); two VMs sharing an image keep it
+//! until the last stops; a directory QEMU's user cannot enter refuses the start before
+//! anything happens. The guest's kernel and initrd (0644 in 0755 directories) are never
+//! touched.
+//!
+//! Only ownership is checked: it depends on the start plan's sandbox alone, whoever QEMU
+//! runs as.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::e2e::{alive, wait_until};
+use common::TestDaemon;
+use virtnet_testkit::{bridge_nic, traversable_tempdir, with_netns, TestDomain};
+
+const QEMU_USER: &str = "virtnet-qemu";
+
+fn owner(p: &Path) -> (u32, u32, u32) {
+    let m = std::fs::metadata(p).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+fn xattr_set(p: &Path, name: &str) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both strings are NUL-terminated; a zero-size query writes nothing.
+    unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
+}
+
+/// A root-owned 0600 raw image in `dir`.
+fn image(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, vec![0u8; 1 << 20]).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// The test guest with `disk` (read-only if `readonly`), a serial port connecting to
+/// `chr` if given, and `extra` devices.
+fn domain(
+    name: &str,
+    dir: &Path,
+    disk: &Path,
+    readonly: bool,
+    chr: Option<&Path>,
+    nic: Option<String>,
+) -> String {
+    let guest = virtnet_testkit::guest();
+    let mut d = TestDomain::new(name, dir.join(format!("{name}-serial.sock")));
+    if let Some(n) = nic {
+        d = d.nic(&n, "52:54:00:da:c0:01", None);
+    }
+    let mut devices = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='vda' bus='virtio'/>{}</disk>",
+        disk.display(),
+        if readonly { "<readonly/>" } else { "" }
+    );
+    if let Some(c) = chr {
+        devices.push_str(&format!(
+            "<serial type='unix'><source mode='connect' path='{}'/><target port='1'/></serial>",
+            c.display()
+        ));
+    }
+    d.xml(&guest)
+        .replace("<memballoon", &format!("{devices}\n    <memballoon"))
+}
+
+fn start(d: &TestDaemon, name: &str) -> u64 {
+    let (s, v) = d.post(&format!("/v1/domains/{name}/start"));
+    assert_eq!(s, 200, "start {name}: {v}\n{}", d.log());
+    v["pid"].as_u64().unwrap()
+}
+
+fn destroy(d: &TestDaemon, name: &str, pid: u64) {
+    let (s, v) = d.post(&format!("/v1/domains/{name}/destroy"));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["leftovers"], serde_json::json!([]), "{v}");
+    wait_until("QEMU to be gone", Duration::from_secs(15), || !alive(pid));
+}
+
+#[test]
+fn files_qemu_opens_are_granted_and_given_back() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let user = virtnet_host::ensure_system_user(QEMU_USER, "virtnet QEMU").unwrap();
+    let mine = (user.uid, user.gid);
+    let guest = virtnet_testkit::guest();
+    let kernel_before = owner(&guest.kernel);
+    with_netns(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = traversable_tempdir();
+        let disk = image(files.path(), "disk.img");
+        let chr = files.path().join("chr.sock");
+        let _listener = UnixListener::bind(&chr).unwrap();
+        std::fs::set_permissions(&chr, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let root_disk = (0, 0, 0o600);
+        let root_chr = (0, 0, 0o700);
+
+        let mut d =
+            TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--qemu-user", QEMU_USER]);
+        let xml = domain("dac", files.path(), &disk, false, Some(&chr), None);
+        assert_eq!(d.define(&xml).0, 201);
+
+        // Start: chowned, mode kept, recorded with the file; the kernel untouched.
+        let pid = start(&d, "dac");
+        assert_eq!(owner(&disk), (mine.0, mine.1, 0o600));
+        assert_eq!(owner(&chr), (mine.0, mine.1, 0o700));
+        assert!(xattr_set(&disk, "trusted.virtnet.dac.owner"));
+        assert_eq!(owner(&guest.kernel), kernel_before);
+        let status = std::fs::read_to_string(d.base.join("run/dac.json")).unwrap();
+        assert!(status.contains("\"restore_owner\""), "{status}");
+        // Stop: given back.
+        destroy(&d, "dac", pid);
+        assert_eq!(owner(&disk), root_disk);
+        assert_eq!(owner(&chr), root_chr);
+        assert!(!xattr_set(&disk, "trusted.virtnet.dac.owner"));
+
+        // Crash with QEMU alive: the restarted daemon finds the VM; destroy gives back.
+        let pid = start(&d, "dac");
+        d.kill9();
+        d.restart();
+        assert_eq!(owner(&disk).0, mine.0, "still granted while the VM runs");
+        destroy(&d, "dac", pid);
+        assert_eq!(owner(&disk), root_disk);
+        assert_eq!(owner(&chr), root_chr);
+
+        // Crash, and QEMU dies while no daemon runs: recovery gives back.
+        let pid = start(&d, "dac");
+        d.kill9();
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        wait_until("QEMU to die", Duration::from_secs(15), || !alive(pid));
+        d.restart();
+        wait_until(
+            "recovery to give the image back",
+            Duration::from_secs(15),
+            || owner(&disk) == root_disk,
+        );
+        assert_eq!(owner(&chr), root_chr);
+
+        // A failed start (its bridge does not exist: a host step after the grants fails)
+        // gives back what it granted.
+        let bad = domain(
+            "dac-bad",
+            files.path(),
+            &disk,
+            false,
+            None,
+            Some(bridge_nic("52:54:00:da:c0:01", "nobr0")),
+        );
+        assert_eq!(d.define(&bad).0, 201);
+        let (s, v) = d.post("/v1/domains/dac-bad/start");
+        assert_ne!(s, 200, "{v}");
+        assert!(v.to_string().contains("nobr0"), "{v}");
+        assert_eq!(owner(&disk), root_disk);
+        assert!(!xattr_set(&disk, "trusted.virtnet.dac.owner"));
+
+        // Two VMs share a read-only image: the first stop keeps it granted.
+        let shared = image(files.path(), "shared.img");
+        for n in ["dac-a", "dac-b"] {
+            assert_eq!(
+                d.define(&domain(n, files.path(), &shared, true, None, None))
+                    .0,
+                201
+            );
+        }
+        let a = start(&d, "dac-a");
+        let b = start(&d, "dac-b");
+        assert_eq!(owner(&shared).0, mine.0);
+        destroy(&d, "dac-a", a);
+        assert_eq!(owner(&shared).0, mine.0, "dac-b still holds it");
+        destroy(&d, "dac-b", b);
+        assert_eq!(owner(&shared), root_disk);
+
+        // A directory QEMU's user cannot enter: refused before anything happens.
+        let closed = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let hidden = image(closed.path(), "hidden.img");
+        assert_eq!(
+            d.define(&domain(
+                "dac-closed",
+                files.path(),
+                &hidden,
+                false,
+                None,
+                None
+            ))
+            .0,
+            201
+        );
+        let (s, v) = d.post("/v1/domains/dac-closed/start");
+        assert_ne!(s, 200, "{v}");
+        let msg = v.to_string();
+        assert!(
+            msg.contains(&format!("chmod o+x {}", closed.path().display())),
+            "{msg}"
+        );
+        assert!(msg.contains("disk 'vda'"), "{msg}");
+        assert!((400..500).contains(&s), "a user error: {s} {msg}");
+        assert_eq!(owner(&hidden), root_disk);
+        assert!(!d.base.join("run/vms/dac-closed").exists(), "no run dir");
+
+        assert_eq!(owner(&guest.kernel), kernel_before);
+        d.stop();
+    });
+}
