@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use common::e2e::{alive, wait_until};
 use common::TestDaemon;
-use virtnet_testkit::{bridge_nic, traversable_tempdir, with_netns, TestDomain};
+use virtnet_testkit::{
+    bridge_nic, runtime, traversable_tempdir, vhostuser_nic, with_netns, TestDomain, VSwitch,
+    VsPort,
+};
 
 const QEMU_USER: &str = "virtnet-qemu";
 
@@ -211,6 +214,75 @@ fn files_qemu_opens_are_granted_and_given_back() {
         assert!(!d.base.join("run/vms/dac-closed").exists(), "no run dir");
 
         assert_eq!(owner(&guest.kernel), kernel_before);
+        d.stop();
+    });
+}
+
+/// A vhost-user socket QEMU connects to (`mode='client'`, the switch listens), root-owned
+/// 0700: granted for a NIC present at start and given back at stop; granted at hot-plug
+/// (held by the NIC's alias) and given back when that NIC is detached, while the VM runs on.
+#[test]
+fn vhost_user_client_socket_follows_its_nic() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let user = virtnet_host::ensure_system_user(QEMU_USER, "virtnet QEMU").unwrap();
+    let guest = virtnet_testkit::guest();
+    with_netns(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = traversable_tempdir();
+        let (p1, p2) = (files.path().join("vu1.sock"), files.path().join("vu2.sock"));
+        let ports = [
+            VsPort::new("p1", &p1, "server"),
+            VsPort::new("p2", &p2, "server"),
+        ];
+        let _sw = VSwitch::start(files.path(), &ports, None);
+        for p in [&p1, &p2] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let root_sock = (0, 0, 0o700);
+        let mut d =
+            TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--qemu-user", QEMU_USER]);
+        let serial = files.path().join("vu-serial.sock");
+        let mut dom = TestDomain::new("vu", &serial).nic(
+            &vhostuser_nic("52:54:00:da:c1:01", &p1, "client"),
+            "52:54:00:da:c1:01",
+            None,
+        );
+        dom.shared_memory = true;
+        assert_eq!(d.define(&dom.xml(guest)).0, 201);
+
+        let pid = start(&d, "vu");
+        assert_eq!(owner(&p1), (user.uid, user.gid, 0o700));
+        assert_eq!(owner(&p2), root_sock, "not used yet");
+
+        // Hot-plug a second NIC on p2: granted, held by its alias.
+        runtime().block_on(async {
+            let _con = common::e2e::ready_console(&serial).await;
+        });
+        let mac2 = "52:54:00:da:c1:02";
+        let (s, v) = common::e2e::post_json(
+            &d,
+            "/v1/domains/vu/devices",
+            &serde_json::json!({ "xml": vhostuser_nic(mac2, &p2, "client"), "live": true }),
+        );
+        assert_eq!(s, 200, "{v}\n{}", d.log());
+        assert_eq!(owner(&p2), (user.uid, user.gid, 0o700));
+        let (s, v) = common::e2e::post_json(
+            &d,
+            "/v1/domains/vu/devices/detach",
+            &serde_json::json!({
+                "xml": format!("<interface type='bridge'><mac address='{mac2}'/><source bridge='x'/></interface>"),
+                "live": true,
+                "timeout_secs": 30,
+            }),
+        );
+        assert_eq!(s, 200, "{v}\n{}", d.log());
+        assert_eq!(owner(&p2), root_sock, "given back at detach");
+        assert_eq!(owner(&p1).0, user.uid, "the start's NIC keeps its socket");
+
+        destroy(&d, "vu", pid);
+        assert_eq!(owner(&p1), root_sock);
         d.stop();
     });
 }
