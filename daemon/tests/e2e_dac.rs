@@ -286,3 +286,59 @@ fn vhost_user_client_socket_follows_its_nic() {
         d.stop();
     });
 }
+
+/// `chardev-change` to a socket QEMU connects to: the new socket is granted (held by the
+/// device's alias), the one an earlier change granted is given back, and a change to a
+/// source QEMU opens no path for gives back the last one; stop leaves nothing granted.
+#[test]
+fn chardev_change_follows_the_same_rules() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let user = virtnet_host::ensure_system_user(QEMU_USER, "virtnet QEMU").unwrap();
+    let guest = virtnet_testkit::guest();
+    with_netns(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = traversable_tempdir();
+        let socks = [files.path().join("c1.sock"), files.path().join("c2.sock")];
+        let _listeners: Vec<UnixListener> = socks
+            .iter()
+            .map(|s| {
+                let l = UnixListener::bind(s).unwrap();
+                std::fs::set_permissions(s, std::fs::Permissions::from_mode(0o700)).unwrap();
+                l
+            })
+            .collect();
+        let root_sock = (0, 0, 0o700);
+        let mut d =
+            TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--qemu-user", QEMU_USER]);
+        let dom = common::e2e::with_second_serial(
+            &TestDomain::new("chrdac", files.path().join("chrdac.sock")).xml(guest),
+            "type='null'>",
+        );
+        assert_eq!(d.define(&dom).0, 201);
+        let pid = start(&d, "chrdac");
+        let change = |body: serde_json::Value| {
+            let (s, v) = common::e2e::post_json(&d, "/v1/domains/chrdac/chardevs/serial1", &body);
+            assert_eq!(s, 200, "{body}: {v}\n{}", d.log());
+        };
+        let connect = |p: &Path| serde_json::json!({"type": "unix", "mode": "connect", "path": p, "live": true});
+        change(connect(&socks[0]));
+        assert_eq!(owner(&socks[0]), (user.uid, user.gid, 0o700));
+        change(connect(&socks[1]));
+        assert_eq!(owner(&socks[0]), root_sock, "the earlier socket given back");
+        assert_eq!(owner(&socks[1]).0, user.uid);
+        change(connect(&socks[1]));
+        assert_eq!(
+            owner(&socks[1]).0,
+            user.uid,
+            "the same socket again keeps its hold"
+        );
+        change(serde_json::json!({"type": "null", "live": true}));
+        assert_eq!(owner(&socks[1]), root_sock);
+        change(connect(&socks[0]));
+        destroy(&d, "chrdac", pid);
+        assert_eq!(owner(&socks[0]), root_sock, "given back at stop");
+        d.stop();
+    });
+}

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use virtnet_conf::devices::{Chardev, ChrKind, ChrSource};
 use virtnet_conf::Domain;
+use virtnet_host::HostUndo;
+use virtnet_vm::plan::paths;
 
 use super::{chardev_fd, resolve_scope};
 use crate::daemon::Daemon;
@@ -335,10 +337,28 @@ impl Daemon {
                 .clone()
                 .unwrap_or_else(|| Chardev::new(r.kind, source.clone()));
             new_chr.source = source.clone();
+            // A confined QEMU's user is given what the new source opens by name, held by
+            // `<vm>/<alias>`; what an earlier change gave it for this device is given back
+            // once the switch is recorded.
+            let holder = format!("{name}/{}", r.alias);
+            let got = match access_for(&l.status, &source, &holder, &r.alias) {
+                Ok(g) => g,
+                Err(e) => {
+                    if new_def.is_some() {
+                        self.restore_definition(name, persistent.as_deref()).await;
+                    }
+                    return Err(e);
+                }
+            };
+            // A new hold (given back if the change fails), unless it holds that path already.
+            let granted = got
+                .clone()
+                .filter(|g| !l.status.host_resources.undo.contains(g));
             let changed = chardev_fd::change(l, &target, &new_chr, backend_json(&source)).await;
             let ret = match changed {
                 Ok(v) => v,
                 Err(e) => {
+                    give_back(granted.iter());
                     if new_def.is_some() {
                         self.restore_definition(name, persistent.as_deref()).await;
                     }
@@ -376,7 +396,15 @@ impl Daemon {
                     status.sockets_to_remove.push(sock);
                 }
             }
+            // Switching to the path it holds already keeps that hold (the same record).
+            let earlier: Vec<HostUndo> = held_by(&status, &holder)
+                .into_iter()
+                .filter(|u| got.as_ref() != Some(u))
+                .collect();
+            status.host_resources.undo.retain(|u| !earlier.contains(u));
+            status.host_resources.undo.extend(granted.iter().cloned());
             if let Err(e) = self.save_status(&status).await {
+                give_back(granted.iter());
                 if let Some(old) = old_chr {
                     let back = backend_json(&old.source);
                     if let Err(e2) = chardev_fd::change(l, &target, &old, back).await {
@@ -388,6 +416,7 @@ impl Daemon {
                 }
                 return Err(e);
             }
+            give_back(earlier.iter());
             l.domain = Arc::new(new_live);
             l.status = status;
             tracing::info!(vm = %name, device = %r.alias, to = %source.type_name(), "chardev changed (live)");
@@ -405,6 +434,51 @@ impl Daemon {
             live,
             config,
         })
+    }
+}
+
+/// For a confined VM, gives its QEMU user the path `source` opens by name (held by
+/// `holder`); the undo record, if anything changed.
+fn access_for(
+    status: &crate::store::LiveStatus,
+    source: &ChrSource,
+    holder: &str,
+    alias: &str,
+) -> Result<Option<HostUndo>> {
+    let Some(sb) = &status.sandbox else {
+        return Ok(None);
+    };
+    let Some(need) = paths::chardev_source_path(source, &format!("new source of '{alias}'")) else {
+        return Ok(None);
+    };
+    let g = paths::grants(vec![need], sb, holder).remove(0);
+    g.apply().map_err(|source| {
+        DaemonError::vm(virtnet_vm::VmError::Host {
+            what: g.describe(),
+            source,
+        })
+    })
+}
+
+/// The grants `holder` has in the VM's record.
+fn held_by(status: &crate::store::LiveStatus, holder: &str) -> Vec<HostUndo> {
+    status
+        .host_resources
+        .undo
+        .iter()
+        .filter(|u| matches!(u, HostUndo::RestoreOwner(g) if g.holder == holder))
+        .cloned()
+        .collect()
+}
+
+/// Releases grants; a failure is logged (the owner stays QEMU's user until fixed by hand).
+fn give_back<'a>(undo: impl Iterator<Item = &'a HostUndo>) {
+    for u in undo {
+        if let HostUndo::RestoreOwner(g) = u {
+            if let Err(e) = virtnet_host::dac::release(g) {
+                tracing::error!(path = %g.path.display(), error = %e, "cannot give a file back");
+            }
+        }
     }
 }
 

@@ -61,14 +61,19 @@ pub fn interface_path(iface: &Interface, what: &str) -> Option<PathNeed> {
 
 /// The path QEMU opens by name for a character device (also at `chardev-change`).
 pub fn chardev_path(c: &Chardev) -> Option<PathNeed> {
-    let what = || format!("<{}> source", c.kind.as_str());
-    match &c.source {
+    chardev_source_path(&c.source, &format!("<{}> source", c.kind.as_str()))
+}
+
+/// The path QEMU opens by name for a chardev source (`what` names it in messages): a unix
+/// socket it connects to, or a host device.
+pub fn chardev_source_path(source: &ChrSource, what: &str) -> Option<PathNeed> {
+    match source {
         ChrSource::Unix {
             listen: false,
             path: Some(p),
             ..
-        } => Some(need(p, Access::Connect, what())),
-        ChrSource::Dev { path } => Some(need(path, Access::ReadWrite, what())),
+        } => Some(need(p, Access::Connect, what.to_string())),
+        ChrSource::Dev { path } => Some(need(path, Access::ReadWrite, what.to_string())),
         _ => None,
     }
 }
