@@ -104,7 +104,7 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         virtnet_testkit::ip("link set lo up");
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = virtnet_testkit::traversable_tempdir();
         assert!(vswitch.is_file());
         let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
 
@@ -297,7 +297,7 @@ fn persistent_network_attach_leaves_no_socket_claim_after_stop() {
     let vswitch = common::vswitch();
     let guest = virtnet_testkit::guest();
     with_netns(move || {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = virtnet_testkit::traversable_tempdir();
         assert!(vswitch.is_file());
         let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
         let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), NET_XML);

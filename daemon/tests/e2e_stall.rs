@@ -42,7 +42,7 @@ fn with_daemon(f: impl FnOnce(&mut TestDaemon, &Path) + Send + 'static) {
     let _ = virtnet_testkit::guest();
     with_netns(move || {
         add_bridge("br0", None);
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = virtnet_testkit::traversable_tempdir();
         let mut d = TestDaemon::start_with_args(
             tmp.path(),
             Some(&qemu),

@@ -40,9 +40,9 @@ fn vhost_user_socket_has_one_owner_live_and_replug_moves_it() {
     };
     let guest = virtnet_testkit::guest();
     with_netns(move || {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = virtnet_testkit::traversable_tempdir();
         let (p1, p2) = (tmp.path().join("vu1.sock"), tmp.path().join("vu2.sock"));
-        let sw_dir = tempfile::tempdir().unwrap();
+        let sw_dir = virtnet_testkit::traversable_tempdir();
         let ports = [
             VsPort::new("p1", &p1, "server"),
             VsPort::new("p2", &p2, "server"),

@@ -51,7 +51,7 @@ fn hotplugged_vhost_user_nic_reaches_the_back_end() {
             .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(ap.chardev_id.as_deref(), Some("charnet0"));
             // The switch keeps reconnecting until QEMU listens (after chardev-add).
-            let sw_dir = tempfile::tempdir().unwrap();
+            let sw_dir = virtnet_testkit::traversable_tempdir();
             let port = VsPort::new("g", &socket, "client");
             let sw = VSwitch::start(sw_dir.path(), &[port], Some("vsw0"));
             ip("link set vsw0 up");

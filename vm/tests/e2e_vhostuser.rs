@@ -29,7 +29,7 @@ fn guest_frames_reach_the_vhost_user_back_end() {
         dom.shared_memory = true;
         let plan = env.plan(&dom.xml(env.guest), &tmp.path().join("run"));
         assert_eq!(plan.sockets_to_remove[0], socket);
-        let sw_dir = tempfile::tempdir().unwrap();
+        let sw_dir = virtnet_testkit::traversable_tempdir();
         runtime().block_on(async {
             let before = Snapshot::take(&[tmp.path()]);
             let host = LinuxHost::new().unwrap();

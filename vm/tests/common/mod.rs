@@ -53,7 +53,7 @@ impl Env {
 
 /// A fresh temporary dir for one test VM, and the path of its serial console socket in it.
 pub fn scratch() -> (TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = virtnet_testkit::traversable_tempdir();
     let serial = tmp.path().join("serial.sock");
     (tmp, serial)
 }
