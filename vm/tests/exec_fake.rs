@@ -195,3 +195,121 @@ fn passed_fds_failing_roll_back() {
         assert!(!bound.exists(), "the bound socket was left after: {e}");
     }
 }
+
+/// A confined start (a sandbox in the plan) with two root-owned 0600 images: a failure at
+/// every step, and QEMU not starting, give both back (owner, mode, no xattr record); a path
+/// in a directory QEMU's user cannot enter refuses the start before the run dir is made.
+#[test]
+fn confined_start_gives_files_back_at_every_failure() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !virtnet_testkit::require(&[virtnet_testkit::Need::Root]) {
+        return;
+    }
+    let files = virtnet_testkit::traversable_tempdir();
+    let imgs = [files.path().join("a.img"), files.path().join("b.img")];
+    for i in &imgs {
+        std::fs::write(i, b"x").unwrap();
+        std::fs::set_permissions(i, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let owner = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    let disks = |a: &std::path::Path, b: &std::path::Path| {
+        format!(
+            "<disk type='file' device='disk'><source file='{}'/><target dev='vda' bus='virtio'/></disk>\
+             <disk type='file' device='disk'><source file='{}'/><target dev='vdb' bus='virtio'/><readonly/></disk>",
+            a.display(),
+            b.display()
+        )
+    };
+    let sandbox = virtnet_qemu::Sandbox {
+        user: virtnet_qemu::QemuUser {
+            name: "virtnet-qemu-test".into(),
+            uid: 64_911,
+            gid: 64_912,
+            groups: vec![],
+        },
+    };
+    let confined = |run_dir: &std::path::Path, devices: &str| {
+        let xml = format!(
+            "<domain type='qemu'><name>fake</name><memory unit='MiB'>64</memory>
+             <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>{devices}{NICS}</devices></domain>"
+        );
+        let d = virtnet_conf::load_domain(&xml).expect("domain loads");
+        let caps = QemuCaps {
+            version: QemuVersion::new(7, 2, 0),
+            vhost_net: false,
+        };
+        let mut ctx = PlanContext::new("/nonexistent/qemu", caps, run_dir);
+        ctx.sandbox = Some(sandbox.clone());
+        plan_start(&d, &ctx).expect("plan")
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("vm");
+    let p = confined(&run_dir, &disks(&imgs[0], &imgs[1]));
+    assert_eq!(p.access.len(), 2, "{:?}", p.access);
+    // The images do need a grant (so the rollbacks below have something to give back).
+    let u = p.access[0]
+        .apply()
+        .unwrap()
+        .expect("a 0600 root image needs a grant");
+    assert_eq!(owner(&imgs[0]), (64_911, 64_912, 0o600));
+    u.apply(&host()).unwrap();
+    assert_eq!(owner(&imgs[0]), (0, 0, 0o600));
+    let rt = runtime();
+    for step in StepId::all(&p) {
+        if matches!(step, StepId::QmpConnect | StepId::PostStart(_)) {
+            continue;
+        }
+        let h = host();
+        let opts = ExecOptions {
+            fail_at: Some(step),
+            ..ExecOptions::default()
+        };
+        let e = rt.block_on(exec::start(&p, &h, &opts)).unwrap_err();
+        assert_eq!(e.failed_step(), Some(step), "{e}");
+        assert_clean(&h, &run_dir, &e);
+        for i in &imgs {
+            assert_eq!(
+                owner(i),
+                (0, 0, 0o600),
+                "{} after a failure at {step}",
+                i.display()
+            );
+        }
+    }
+    // QEMU cannot start (not there): the grants made before are given back.
+    let e = rt
+        .block_on(exec::start(&p, &host(), &ExecOptions::default()))
+        .unwrap_err();
+    assert_eq!(e.failed_step(), Some(StepId::Spawn), "{e}");
+    for i in &imgs {
+        assert_eq!(owner(i), (0, 0, 0o600));
+    }
+
+    // A directory QEMU's user cannot enter: refused first, nothing made.
+    let closed = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let hidden = closed.path().join("c.img");
+    std::fs::write(&hidden, b"x").unwrap();
+    let p = confined(&run_dir, &disks(&imgs[0], &hidden));
+    let h = host();
+    let e = rt
+        .block_on(exec::start(&p, &h, &ExecOptions::default()))
+        .unwrap_err();
+    assert_eq!(e.failed_step(), Some(StepId::Access(1)), "{e}");
+    assert!(e.is_user_error(), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("chmod o+x {}", closed.path().display())),
+        "{e}"
+    );
+    assert!(h.calls().is_empty(), "no host call: {:?}", h.calls());
+    assert!(!run_dir.exists());
+    assert_eq!(
+        owner(&imgs[0]),
+        (0, 0, 0o600),
+        "the first path was not granted"
+    );
+}
