@@ -453,3 +453,27 @@ fn cgroup_limits_from_the_domain() {
     let p = plan_start(&load(&domain_xml("qemu", "", "")), &c).unwrap();
     assert!(p.cgroup.is_none());
 }
+
+/// A confined start: QEMU's user is given the kernel, the initrd and the vhost-user socket
+/// it connects to (all checked at run time, granted only if out of reach); the socket it
+/// listens on for the serial console is not in the list.
+#[test]
+fn snapshot_confined() {
+    let client = VHOSTUSER.replace("mode='server'", "mode='client'");
+    let d = load(&domain_xml("qemu", SHARED_MEMFD, &client));
+    let mut c = ctx();
+    c.sandbox = Some(virtnet_qemu::Sandbox {
+        user: virtnet_qemu::QemuUser {
+            name: "virtnet-qemu".into(),
+            uid: 990,
+            gid: 990,
+            groups: vec![],
+        },
+    });
+    let p = plan_start(&d, &c).unwrap();
+    insta::assert_yaml_snapshot!("confined_access", p.access);
+    // Unconfined: nothing to grant, and the stored plan has no `access` key.
+    let p = plan_start(&d, &ctx()).unwrap();
+    assert!(p.access.is_empty());
+    assert!(!serde_json::to_string(&p).unwrap().contains("\"access\""));
+}

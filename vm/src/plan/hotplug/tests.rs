@@ -497,3 +497,49 @@ fn detach_runs_the_downscript_of_that_nic_only() {
     );
     insta::assert_yaml_snapshot!("detach_ethernet_scripts", p);
 }
+
+/// A confined VM's vhost-user client NIC: the attach gives QEMU's user its socket first
+/// (held by `<vm>/<alias>`), and the detach of that NIC (only) gives it back.
+#[test]
+fn confined_vhostuser_client_attach_and_detach() {
+    let xml = "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
+         <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/>\
+         <model type='virtio'/></interface>";
+    let sb = virtnet_qemu::Sandbox {
+        user: virtnet_qemu::QemuUser {
+            name: "virtnet-qemu".into(),
+            uid: 990,
+            gid: 990,
+            groups: vec![],
+        },
+    };
+    let unconfined = attach(xml);
+    let p = attach(xml).confine(Some(&sb));
+    assert_eq!(p.steps.len(), unconfined.steps.len() + 1);
+    assert_eq!(p.steps[0].id, AttachStepId::Access);
+    let AttachAction::Access(g) = &p.steps[0].action else {
+        panic!("{:?}", p.steps[0]);
+    };
+    assert_eq!(g.holder, "vm1/net1");
+    assert_eq!(g.need.access, virtnet_host::Access::Connect);
+    assert_eq!(attach(xml).confine(None), unconfined);
+    let server = xml.replace("mode='client'", "mode='server'");
+    assert_eq!(attach(&server).confine(Some(&sb)), attach(&server));
+
+    // Its grant belongs to that NIC at detach, not to another one.
+    let grant = |holder: &str| {
+        HostUndo::RestoreOwner(virtnet_host::DacGrant {
+            path: "/run/vhost/vm1-a.sock".into(),
+            holder: holder.into(),
+            uid: 0,
+            gid: 0,
+            granted_uid: 990,
+        })
+    };
+    let held = HostResources {
+        nics: vec![],
+        undo: vec![grant("vm1/start"), grant("vm1/net1"), grant("vm1/net2")],
+    };
+    let part = resources::of_interface(&held, &p.interface, 1);
+    assert_eq!(part.undo, vec![grant("vm1/net1")]);
+}
