@@ -26,9 +26,11 @@
 //! recovery release it like any other host change. Directories are never changed: a parent
 //! the QEMU user cannot search is refused ([`check`]) with the fix to apply.
 //!
+//! A qcow2 image's backing chain ([`PathNeed::backing`]) is read from the image headers and
+//! granted read-only with it, as libvirt does.
+//!
 //! Not handled: POSIX ACLs on the file (the decision reads mode bits only: a file whose ACL
-//! denies what its group bits allow is taken as reachable), and the backing chain of a qcow2
-//! image (only the image named in the domain).
+//! denies what its group bits allow is taken as reachable).
 
 use std::ffi::CString;
 use std::fs::Metadata;
@@ -41,6 +43,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HostError, Result};
+
+mod backing;
 
 /// The xattr holding the original `uid:gid`.
 pub const XATTR_OWNER: &str = "trusted.virtnet.dac.owner";
@@ -121,6 +125,33 @@ pub struct PathNeed {
     pub access: Access,
     /// What it is, for messages (`disk 'vda'`, `kernel`).
     pub what: String,
+    /// A qcow2 image: its backing files are opened too (read-only), and checked and granted
+    /// with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backing: bool,
+}
+
+impl PathNeed {
+    /// The backing files behind it (read-only), nearest first; none unless `backing`.
+    pub fn backing_chain(&self) -> Result<Vec<PathNeed>> {
+        if !self.backing {
+            return Ok(Vec::new());
+        }
+        let files = backing::chain(&self.path).map_err(|source| HostError::Dac {
+            op: "read the backing chain of".into(),
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(files
+            .into_iter()
+            .map(|path| PathNeed {
+                path,
+                access: Access::Read,
+                what: format!("backing file of {}", self.what),
+                backing: false,
+            })
+            .collect())
+    }
 }
 
 /// One grant to make: `who` must reach `need`, held by `holder` (`<vm>/start`,
@@ -137,14 +168,39 @@ pub struct GrantSpec {
 }
 
 impl GrantSpec {
-    /// [`check`]s it (changes nothing).
-    pub fn check(&self) -> Result<Verdict> {
-        check(&self.need, &self.who)
+    /// [`check`]s it and its backing chain (changes nothing).
+    pub fn check(&self) -> Result<()> {
+        check(&self.need, &self.who)?;
+        for b in self.need.backing_chain()? {
+            check(&b, &self.who)?;
+        }
+        Ok(())
     }
 
-    /// [`grant`]s it; the undo step, if anything changed.
-    pub fn apply(&self) -> Result<Option<crate::HostUndo>> {
-        Ok(grant(&self.need, &self.who, &self.holder)?.map(crate::HostUndo::RestoreOwner))
+    /// [`grant`]s it and its backing chain; the undo steps of what changed. On a failure,
+    /// what it granted is given back first.
+    pub fn apply(&self) -> Result<Vec<crate::HostUndo>> {
+        let mut done: Vec<DacGrant> = Vec::new();
+        let mut all = vec![self.need.clone()];
+        let r = self.need.backing_chain().and_then(|chain| {
+            all.extend(chain);
+            for n in &all {
+                if let Some(g) = grant(n, &self.who, &self.holder)? {
+                    done.push(g);
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            for g in done.iter().rev() {
+                let _ = release(g);
+            }
+            return Err(e);
+        }
+        Ok(done
+            .into_iter()
+            .map(crate::HostUndo::RestoreOwner)
+            .collect())
     }
 
     /// One line for plans and messages.

@@ -452,7 +452,8 @@ fn access_for(
         return Ok(None);
     };
     let g = paths::grants(vec![need], sb, holder).remove(0);
-    g.apply().map_err(|source| {
+    // A chardev path has no backing chain: at most one record.
+    g.apply().map(|v| v.into_iter().next()).map_err(|source| {
         DaemonError::vm(virtnet_vm::VmError::Host {
             what: g.describe(),
             source,

@@ -85,6 +85,7 @@ fn need(path: &Path, access: Access) -> PathNeed {
         path: path.into(),
         access,
         what: "disk 'vda'".into(),
+        backing: false,
     }
 }
 
@@ -291,4 +292,49 @@ fn symlinks_are_resolved() {
     assert_eq!(owner(&f).0, qemu().uid);
     release(&g).unwrap();
     assert_eq!(owner(&f), (0, 0, 0o600));
+}
+
+/// A qcow2 overlay and its backing file, both root 0600: granted together (the backing file
+/// read-only), given back together; a backing file in a directory QEMU's user cannot enter
+/// refuses the whole grant and leaves the overlay as it was.
+#[test]
+fn backing_chain_is_granted_with_its_image() {
+    if !require(&[Need::Root]) {
+        return;
+    }
+    let (dir, base) = file_in_dir(0o600);
+    let top = dir.path().join("top.qcow2");
+    backing::write_test_qcow2(&top, Some("disk.img"));
+    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut n = need(&top, Access::ReadWrite);
+    n.backing = true;
+    let spec = GrantSpec {
+        need: n.clone(),
+        who: qemu(),
+        holder: "vm1/start".into(),
+    };
+    spec.check().unwrap();
+    let undo = spec.apply().unwrap();
+    assert_eq!(undo.len(), 2, "{undo:?}");
+    assert_eq!(owner(&top).0, qemu().uid);
+    assert_eq!(owner(&base).0, qemu().uid);
+    for u in undo.iter().rev() {
+        let crate::HostUndo::RestoreOwner(g) = u else {
+            panic!("{u:?}")
+        };
+        release(g).unwrap();
+    }
+    assert_eq!(owner(&top), (0, 0, 0o600));
+    assert_eq!(owner(&base), (0, 0, 0o600));
+
+    let closed = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let hidden = closed.path().join("base.raw");
+    std::fs::write(&hidden, b"x").unwrap();
+    backing::write_test_qcow2(&top, Some(hidden.to_str().unwrap()));
+    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = spec.apply().unwrap_err();
+    assert!(e.to_string().contains("backing file of disk 'vda'"), "{e}");
+    assert_eq!(owner(&top), (0, 0, 0o600));
+    assert_eq!(get_xattr(&top, XATTR_OWNER).unwrap(), None);
 }

@@ -272,7 +272,7 @@ async fn run(
                 },
             )
         })?;
-        if let Some(u) = undo {
+        for u in undo {
             p.res.undo.push(u.clone());
             p.undo.push(u);
         }

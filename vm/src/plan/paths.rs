@@ -7,8 +7,9 @@
 //!
 //! Not here: what QEMU creates or listens on (sockets it binds, `type='file'` chardev
 //! output, its QMP socket and log), which virtnetd opens and passes as fds; `type='pipe'`
-//! chardevs (QEMU picks `path`, or `path.in`/`path.out` when they exist: not granted); the
-//! backing chain of a qcow2 image. `<loader>`, `<nvram>`, `<dtb>` and file-backed guest
+//! chardevs (QEMU picks `path`, or `path.in`/`path.out` when they exist: not granted). A
+//! qcow2 disk is marked `backing`: its backing chain, read from the image headers when the
+//! grant is made, is given read access with it. `<loader>`, `<nvram>`, `<dtb>` and file-backed guest
 //! RAM are refused by the argv builder, so nothing opens them.
 
 use virtnet_conf::devices::{Chardev, ChrSource};
@@ -33,7 +34,9 @@ pub fn domain_paths(domain: &Domain) -> Vec<PathNeed> {
             } else {
                 Access::ReadWrite
             };
-            v.push(need(p, access, format!("disk '{}'", d.target.dev)));
+            let mut n = need(p, access, format!("disk '{}'", d.target.dev));
+            n.backing = d.format() == Some("qcow2");
+            v.push(n);
         }
     }
     let dv = &domain.devices;
@@ -106,6 +109,7 @@ fn need(path: &str, access: Access, what: String) -> PathNeed {
         path: path.into(),
         access,
         what,
+        backing: false,
     }
 }
 
@@ -115,6 +119,7 @@ fn merge(v: Vec<PathNeed>) -> Vec<PathNeed> {
         match out.iter_mut().find(|o| o.path == n.path) {
             Some(o) => {
                 o.access = o.access.union(n.access);
+                o.backing |= n.backing;
                 o.what = format!("{} and {}", o.what, n.what);
             }
             None => out.push(n),

@@ -123,7 +123,7 @@ async fn run(
                     what: g.describe(),
                     source,
                 };
-                if let Some(u) = g.apply().map_err(host_err).map_err(|e| (step.id, e))? {
+                for u in g.apply().map_err(host_err).map_err(|e| (step.id, e))? {
                     p.res.undo.push(u.clone());
                     p.host_undo.push(u);
                 }
