@@ -1,7 +1,8 @@
 //! Access for a confined QEMU to the paths it opens by name (kernel, initrd, disk images,
 //! sockets it connects to), as libvirt's DAC security driver gives it.
 //!
-//! For each path the decision is taken from the mode bits, owner and group the kernel checks
+//! For each path the decision is taken from the mode bits (or access ACL), owner and group the
+//! kernel checks
 //! (the QEMU user's uid, primary and supplementary groups; no capability, since a confined
 //! QEMU has none): when the user can already reach the file, nothing changes (shared
 //! read-only files such as a `0644` kernel are never touched). Otherwise the file is
@@ -29,8 +30,8 @@
 //! A qcow2 image's backing chain ([`PathNeed::backing`]) is read from the image headers and
 //! granted read-only with it, as libvirt does.
 //!
-//! Not handled: POSIX ACLs on the file (the decision reads mode bits only: a file whose ACL
-//! denies what its group bits allow is taken as reachable).
+//! A file or directory with a POSIX access ACL is judged by its ACL, as the kernel does
+//! ([`acl`]): one an administrator opened to QEMU's user with `setfacl` is left alone.
 
 use std::ffi::CString;
 use std::fs::Metadata;
@@ -44,7 +45,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{HostError, Result};
 
+mod acl;
 mod backing;
+
+/// The xattr holding a file's POSIX access ACL.
+const XATTR_ACL: &str = "system.posix_acl_access";
 
 /// The xattr holding the original `uid:gid`.
 pub const XATTR_OWNER: &str = "trusted.virtnet.dac.owner";
@@ -298,10 +303,18 @@ pub fn check(need: &PathNeed, who: &Identity) -> Result<Verdict> {
         check_dirs(need, &real, who)?;
     }
     let meta = stat(&real)?;
-    decide(need, &meta, who)
+    decide(need, &real, &meta, who)
 }
 
-fn decide(need: &PathNeed, meta: &Metadata, who: &Identity) -> Result<Verdict> {
+/// Whether `who` gets `want` on `path`: from its access ACL when it has one, else from the
+/// mode bits ([`permits`]).
+fn reaches(path: &Path, meta: &Metadata, who: &Identity, want: u32) -> bool {
+    let acl = get_xattr_bytes(path, XATTR_ACL).ok().flatten();
+    acl.and_then(|a| acl::permits(&a, meta.uid(), meta.gid(), who, want))
+        .unwrap_or_else(|| permits(meta.mode(), meta.uid(), meta.gid(), who, want))
+}
+
+fn decide(need: &PathNeed, real: &Path, meta: &Metadata, who: &Identity) -> Result<Verdict> {
     let want = need.access.bits();
     if need.access == Access::Connect && !meta.file_type().is_socket() {
         return Err(unreachable(
@@ -312,7 +325,7 @@ fn decide(need: &PathNeed, meta: &Metadata, who: &Identity) -> Result<Verdict> {
     if meta.is_dir() {
         return Err(unreachable(need, "is a directory, not a file".into()));
     }
-    if permits(meta.mode(), meta.uid(), meta.gid(), who, want) {
+    if reaches(real, meta, who, want) {
         return Ok(Verdict::Reachable);
     }
     if (meta.mode() >> 6) & want != want {
@@ -353,7 +366,7 @@ fn check_dirs(need: &PathNeed, path: &Path, who: &Identity) -> Result<()> {
                 ))
             }
         };
-        if !permits(meta.mode(), meta.uid(), meta.gid(), who, 1) {
+        if !reaches(dir, &meta, who, 1) {
             return Err(unreachable(
                 need,
                 format!(
@@ -419,7 +432,7 @@ pub fn grant(need: &PathNeed, who: &Identity, holder: &str) -> Result<Option<Dac
                 granted_uid: who.uid,
             }))
         }
-        None if decide(need, &meta, who)? == Verdict::Reachable => Ok(None),
+        None if decide(need, &real, &meta, who)? == Verdict::Reachable => Ok(None),
         None => {
             let r = Record {
                 uid: meta.uid(),
@@ -576,6 +589,11 @@ fn xattr_err(op: &str, name: &str, path: &Path, source: io::Error) -> HostError 
 
 /// Reads an xattr as text; `None` when it is not set.
 fn get_xattr(path: &Path, name: &str) -> Result<Option<String>> {
+    Ok(get_xattr_bytes(path, name)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+/// Reads an xattr; `None` when it is not set (or the filesystem has no xattrs).
+fn get_xattr_bytes(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
     let p = cstr(path.as_os_str().as_bytes(), path)?;
     let n = cstr(name.as_bytes(), path)?;
     let mut buf = vec![0u8; 4096];
@@ -585,11 +603,12 @@ fn get_xattr(path: &Path, name: &str) -> Result<Option<String>> {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
             Some(libc::ENODATA) => Ok(None),
+            Some(libc::EOPNOTSUPP) if name == XATTR_ACL => Ok(None),
             _ => Err(xattr_err("read", name, path, e)),
         };
     }
     buf.truncate(len as usize);
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+    Ok(Some(buf))
 }
 
 fn set_xattr(path: &Path, name: &str, value: &str) -> Result<()> {

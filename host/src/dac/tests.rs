@@ -338,3 +338,61 @@ fn backing_chain_is_granted_with_its_image() {
     assert_eq!(owner(&top), (0, 0, 0o600));
     assert_eq!(get_xattr(&top, XATTR_OWNER).unwrap(), None);
 }
+
+/// Sets `path`'s access ACL: root's owner bits `owner`, QEMU's user `user` (rwx bits), mask
+/// `mask`, nothing for group and others (what `setfacl -m u:UID:...` makes).
+fn set_acl(path: &Path, owner: u16, user: u16, mask: u16) {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, owner, u32::MAX),
+        (0x02, user, qemu().uid),
+        (0x04, 0, u32::MAX),
+        (0x10, mask, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        v.extend(tag.to_le_bytes());
+        v.extend(perm.to_le_bytes());
+        v.extend(id.to_le_bytes());
+    }
+    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = CString::new(XATTR_ACL).unwrap();
+    // SAFETY: NUL-terminated strings; `v` is valid for its length.
+    let rc = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {XATTR_ACL}: {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// A file and directory an administrator opened to QEMU's user with an ACL (`setfacl -m
+/// u:virtnet-qemu:rw`) are reachable and left alone, though their mode bits say no.
+#[test]
+fn acl_granted_access_is_respected() {
+    if !require(&[Need::Root]) {
+        return;
+    }
+    let (dir, f) = file_in_dir(0o600);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    set_acl(dir.path(), 7, 1, 1);
+    set_acl(&f, 6, 6, 6);
+    assert_eq!(
+        check(&need(&f, Access::ReadWrite), &qemu()).unwrap(),
+        Verdict::Reachable
+    );
+    assert_eq!(
+        grant(&need(&f, Access::ReadWrite), &qemu(), "vm1/start").unwrap(),
+        None
+    );
+    assert_eq!(owner(&f).0, 0);
+    // A read-only mask takes the write away: a grant is needed.
+    set_acl(&f, 6, 6, 4);
+    assert_eq!(
+        check(&need(&f, Access::ReadWrite), &qemu()).unwrap(),
+        Verdict::Grant
+    );
+    // Without the directory's entry, it cannot be entered.
+    set_acl(dir.path(), 7, 0, 0);
+    assert!(check(&need(&f, Access::Read), &qemu()).is_err());
+}
