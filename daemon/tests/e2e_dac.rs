@@ -73,7 +73,7 @@ fn domain(
             c.display()
         ));
     }
-    d.xml(&guest)
+    d.xml(guest)
         .replace("<memballoon", &format!("{devices}\n    <memballoon"))
 }
 
