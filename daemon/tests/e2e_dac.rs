@@ -219,8 +219,8 @@ fn files_qemu_opens_are_granted_and_given_back() {
 }
 
 /// A vhost-user socket QEMU connects to (`mode='client'`, the switch listens), root-owned
-/// 0700: granted for a NIC present at start and given back at stop; granted at hot-plug
-/// (held by the NIC's alias) and given back when that NIC is detached, while the VM runs on.
+/// 0700: granted for a NIC present at start and at hot-plug, each held by its NIC's alias,
+/// and given back when that NIC is detached, while the VM runs on; nothing left at stop.
 #[test]
 fn vhost_user_client_socket_follows_its_nic() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
@@ -268,21 +268,33 @@ fn vhost_user_client_socket_follows_its_nic() {
         );
         assert_eq!(s, 200, "{v}\n{}", d.log());
         assert_eq!(owner(&p2), (user.uid, user.gid, 0o700));
-        let (s, v) = common::e2e::post_json(
-            &d,
-            "/v1/domains/vu/devices/detach",
-            &serde_json::json!({
-                "xml": format!("<interface type='bridge'><mac address='{mac2}'/><source bridge='x'/></interface>"),
-                "live": true,
-                "timeout_secs": 30,
-            }),
-        );
-        assert_eq!(s, 200, "{v}\n{}", d.log());
+        let detach = |mac: &str| {
+            let (s, v) = common::e2e::post_json(
+                &d,
+                "/v1/domains/vu/devices/detach",
+                &serde_json::json!({
+                    "xml": format!("<interface type='bridge'><mac address='{mac}'/><source bridge='x'/></interface>"),
+                    "live": true,
+                    "timeout_secs": 30,
+                }),
+            );
+            assert_eq!(s, 200, "{v}\n{}", d.log());
+        };
+        detach(mac2);
         assert_eq!(owner(&p2), root_sock, "given back at detach");
         assert_eq!(owner(&p1).0, user.uid, "the start's NIC keeps its socket");
+        // The NIC the VM started with holds its own socket too: unplugged, it is given back
+        // while the VM runs on.
+        detach("52:54:00:da:c1:01");
+        assert_eq!(
+            owner(&p1),
+            root_sock,
+            "the start's NIC's socket given back at detach"
+        );
 
         destroy(&d, "vu", pid);
         assert_eq!(owner(&p1), root_sock);
+        assert_eq!(owner(&p2), root_sock);
         d.stop();
     });
 }

@@ -139,6 +139,11 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         execute: "cont".into(),
         arguments: json!({}),
     });
+    let access = ctx
+        .sandbox
+        .as_ref()
+        .map(|sb| access(domain, &nics, sb))
+        .unwrap_or_default();
     Ok(StartPlan {
         name: domain.name().to_string(),
         qemu_binary: ctx.qemu_binary.clone(),
@@ -160,18 +165,26 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         post_start,
         sandbox: ctx.sandbox.clone(),
         cgroup,
-        access: ctx
-            .sandbox
-            .as_ref()
-            .map(|sb| {
-                paths::grants(
-                    paths::domain_paths(domain),
-                    sb,
-                    &format!("{}/start", domain.name()),
-                )
-            })
-            .unwrap_or_default(),
+        access,
     })
+}
+
+/// What a confined QEMU's user must be given: the domain's paths (held by `<vm>/start`), then
+/// each NIC's socket (held by `<vm>/<device id>`, so unplugging that NIC gives it back).
+fn access(domain: &Domain, nics: &[NicPlan], sb: &Sandbox) -> Vec<virtnet_host::GrantSpec> {
+    let vm = domain.name();
+    let mut v = paths::grants(paths::domain_paths(domain), sb, &format!("{vm}/start"));
+    for (n, iface) in nics.iter().zip(&domain.devices.interfaces) {
+        let what = format!("interface {}", n.device_id);
+        if let Some(need) = paths::interface_path(iface, &what) {
+            v.extend(paths::grants(
+                vec![need],
+                sb,
+                &format!("{vm}/{}", n.device_id),
+            ));
+        }
+    }
+    v
 }
 
 /// Unix sockets QEMU will listen on outside the run dir (QEMU leaves them behind when killed).

@@ -18,8 +18,9 @@ use virtnet_conf::Domain;
 use virtnet_host::{Access, GrantSpec, Identity, PathNeed};
 use virtnet_qemu::{QemuUser, Sandbox};
 
-/// Every path QEMU opens by name for `domain`, one entry per path (a path used twice gets
-/// the access covering both), in the order QEMU's command line names them.
+/// Every path QEMU opens by name for `domain` besides its interfaces' ([`interface_path`]:
+/// held per NIC, so unplugging one gives its socket back), one entry per path (a path used
+/// twice gets the access covering both), in the order QEMU's command line names them.
 pub fn domain_paths(domain: &Domain) -> Vec<PathNeed> {
     let mut v = Vec::new();
     for (what, p) in [("kernel", domain.kernel()), ("initrd", domain.initrd())] {
@@ -42,9 +43,6 @@ pub fn domain_paths(domain: &Domain) -> Vec<PathNeed> {
     let dv = &domain.devices;
     for c in dv.serials.iter().chain(&dv.consoles).chain(&dv.channels) {
         v.extend(chardev_path(c));
-    }
-    for (i, iface) in dv.interfaces.iter().enumerate() {
-        v.extend(interface_path(iface, &format!("interface #{i}")));
     }
     merge(v)
 }
@@ -167,16 +165,22 @@ mod tests {
                 "<serial> source and <console> source",
             ),
             ("/dev/ttyS1", Access::ReadWrite, "<serial> source"),
-            (
-                "/s/c.sock",
-                Access::Connect,
-                "vhost-user socket of interface #0",
-            ),
         ];
         let want: Vec<(String, Access, String)> = want
             .iter()
             .map(|(p, a, w)| (p.to_string(), *a, w.to_string()))
             .collect();
         assert_eq!(got, want);
+        let ifaces: Vec<_> = d
+            .devices
+            .interfaces
+            .iter()
+            .map(|i| interface_path(i, "interface #0").map(|n| (n.path, n.access)))
+            .collect();
+        assert_eq!(
+            ifaces,
+            [Some(("/s/c.sock".into(), Access::Connect)), None],
+            "the client socket; QEMU listens on the server one"
+        );
     }
 }

@@ -539,6 +539,7 @@ fn confined_vhostuser_client_attach_and_detach() {
     let held = HostResources {
         nics: vec![],
         undo: vec![grant("vm1/start"), grant("vm1/net1"), grant("vm1/net2")],
+        ..HostResources::default()
     };
     let part = resources::of_interface(&held, &p.interface, 1);
     assert_eq!(part.undo, vec![grant("vm1/net1")]);
