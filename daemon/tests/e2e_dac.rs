@@ -300,8 +300,9 @@ fn vhost_user_client_socket_follows_its_nic() {
 }
 
 /// `chardev-change` to a socket QEMU connects to: the new socket is granted (held by the
-/// device's alias), the one an earlier change granted is given back, and a change to a
-/// source QEMU opens no path for gives back the last one; stop leaves nothing granted.
+/// device's alias), the one the VM started with or an earlier change granted is given back,
+/// and a change to a source QEMU opens no path for gives back the last one; stop leaves
+/// nothing granted.
 #[test]
 fn chardev_change_follows_the_same_rules() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
@@ -324,9 +325,15 @@ fn chardev_change_follows_the_same_rules() {
         let root_sock = (0, 0, 0o700);
         let mut d =
             TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--qemu-user", QEMU_USER]);
+        let start_sock = files.path().join("c0.sock");
+        let _l0 = UnixListener::bind(&start_sock).unwrap();
+        std::fs::set_permissions(&start_sock, std::fs::Permissions::from_mode(0o700)).unwrap();
         let dom = common::e2e::with_second_serial(
             &TestDomain::new("chrdac", files.path().join("chrdac.sock")).xml(guest),
-            "type='null'>",
+            &format!(
+                "type='unix'><source mode='connect' path='{}'/>",
+                start_sock.display()
+            ),
         );
         assert_eq!(d.define(&dom).0, 201);
         let pid = start(&d, "chrdac");
@@ -335,8 +342,18 @@ fn chardev_change_follows_the_same_rules() {
             assert_eq!(s, 200, "{body}: {v}\n{}", d.log());
         };
         let connect = |p: &Path| serde_json::json!({"type": "unix", "mode": "connect", "path": p, "live": true});
+        assert_eq!(
+            owner(&start_sock),
+            (user.uid, user.gid, 0o700),
+            "granted at start"
+        );
         change(connect(&socks[0]));
         assert_eq!(owner(&socks[0]), (user.uid, user.gid, 0o700));
+        assert_eq!(
+            owner(&start_sock),
+            root_sock,
+            "the start's socket given back"
+        );
         change(connect(&socks[1]));
         assert_eq!(owner(&socks[0]), root_sock, "the earlier socket given back");
         assert_eq!(owner(&socks[1]).0, user.uid);

@@ -397,10 +397,16 @@ impl Daemon {
                 }
             }
             // Switching to the path it holds already keeps that hold (the same record).
-            let earlier: Vec<HostUndo> = held_by(&status, &holder)
+            let mut earlier: Vec<HostUndo> = held_by(&status, &holder)
                 .into_iter()
                 .filter(|u| got.as_ref() != Some(u))
                 .collect();
+            earlier.extend(start_hold_left(
+                &status,
+                name,
+                old_source.as_ref(),
+                &new_live,
+            ));
             status.host_resources.undo.retain(|u| !earlier.contains(u));
             status.host_resources.undo.extend(granted.iter().cloned());
             if let Err(e) = self.save_status(&status).await {
@@ -469,6 +475,33 @@ fn held_by(status: &crate::store::LiveStatus, holder: &str) -> Vec<HostUndo> {
         .iter()
         .filter(|u| matches!(u, HostUndo::RestoreOwner(g) if g.holder == holder))
         .cloned()
+        .collect()
+}
+
+/// The start's hold (`<vm>/start`) on the path the old source opened, when nothing of the
+/// VM uses that path any more.
+fn start_hold_left(
+    status: &crate::store::LiveStatus,
+    vm: &str,
+    old: Option<&ChrSource>,
+    new_live: &Domain,
+) -> Vec<HostUndo> {
+    let Some(old) = old.and_then(|o| paths::chardev_source_path(o, "")) else {
+        return Vec::new();
+    };
+    if paths::domain_paths(new_live)
+        .iter()
+        .any(|n| n.path == old.path)
+    {
+        return Vec::new();
+    }
+    let Ok(real) = std::fs::canonicalize(&old.path) else {
+        return Vec::new();
+    };
+    let holder = format!("{vm}/start");
+    held_by(status, &holder)
+        .into_iter()
+        .filter(|u| matches!(u, HostUndo::RestoreOwner(g) if g.path == real))
         .collect()
 }
 
