@@ -1,10 +1,9 @@
 //! Access for a confined QEMU to the paths it opens by name (kernel, initrd, disk images,
 //! sockets it connects to), as libvirt's DAC security driver gives it.
 //!
-//! For each path the decision is taken from the mode bits (or access ACL), owner and group the
-//! kernel checks
-//! (the QEMU user's uid, primary and supplementary groups; no capability, since a confined
-//! QEMU has none): when the user can already reach the file, nothing changes (shared
+//! For each path the decision is taken from the mode bits (or access ACL), owner and group
+//! the kernel checks (the QEMU user's uid, primary and supplementary groups; no capability,
+//! since a confined QEMU has none): when the user can already reach the file, nothing changes (shared
 //! read-only files such as a `0644` kernel are never touched). Otherwise the file is
 //! **chowned** to the QEMU user and group, keeping its mode, as libvirt does. A chown rather
 //! than a POSIX ACL entry because it works on every filesystem that has owners (ACLs need
