@@ -149,10 +149,7 @@ pub async fn start(
             let step = match step_id {
                 StepId::Access(n) => format!(
                     "giving QEMU's user access to path {n} ({})",
-                    plan.access
-                        .get(n)
-                        .map(|g| g.describe())
-                        .unwrap_or_default()
+                    plan.access.get(n).map(|g| g.describe()).unwrap_or_default()
                 ),
                 StepId::PassFd(n) => format!(
                     "passed fd {n} ({})",
