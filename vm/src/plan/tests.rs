@@ -472,6 +472,14 @@ fn snapshot_confined() {
     });
     let p = plan_start(&d, &c).unwrap();
     insta::assert_yaml_snapshot!("confined_access", p.access);
+    assert!(
+        p.summary().contains(
+            "  access: let user 'virtnet-qemu' connect to /run/vhost/vm1.sock (vhost-user socket \
+             of interface net0) (if out of its reach)\n"
+        ),
+        "{}",
+        p.summary()
+    );
     // Unconfined: nothing to grant, and the stored plan has no `access` key.
     let p = plan_start(&d, &ctx()).unwrap();
     assert!(p.access.is_empty());

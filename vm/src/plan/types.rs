@@ -403,6 +403,12 @@ impl StartPlan {
                 limits_summary(&c.limits)
             ));
         }
+        for g in &self.access {
+            s.push_str(&format!(
+                "  access: {} (if out of its reach)\n",
+                g.describe()
+            ));
+        }
         for p in &self.pass_fds {
             s.push_str(&format!("  host: {} -> QEMU fd {}\n", p.describe(), p.fd));
         }
