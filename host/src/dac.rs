@@ -423,6 +423,11 @@ pub fn grant(need: &PathNeed, who: &Identity, holder: &str) -> Result<Option<Dac
                 r.holders.push(holder.clone());
                 r.write_holders(&real)?;
             }
+            // Held, but chowned back meanwhile (by hand): give it to QEMU's user again; the
+            // record keeps the original owner.
+            if decide(need, &real, &meta, who)? != Verdict::Reachable {
+                chown_to(&real, who)?;
+            }
             Ok(Some(DacGrant {
                 path: real,
                 holder,
@@ -440,13 +445,9 @@ pub fn grant(need: &PathNeed, who: &Identity, holder: &str) -> Result<Option<Dac
                 holders: vec![holder.clone()],
             };
             r.write(&real)?;
-            if let Err(source) = std::os::unix::fs::chown(&real, Some(who.uid), Some(who.gid)) {
+            if let Err(e) = chown_to(&real, who) {
                 let _ = Record::remove(&real);
-                return Err(HostError::Dac {
-                    op: format!("give user '{}' ownership of", who.name),
-                    path: real,
-                    source,
-                });
+                return Err(e);
             }
             Ok(Some(DacGrant {
                 path: real,
@@ -457,6 +458,14 @@ pub fn grant(need: &PathNeed, who: &Identity, holder: &str) -> Result<Option<Dac
             }))
         }
     }
+}
+
+fn chown_to(path: &Path, who: &Identity) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(who.uid), Some(who.gid)).map_err(|source| HostError::Dac {
+        op: format!("give user '{}' ownership of", who.name),
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Releases `grant`: drops its holder; the last one out restores the original owner (if the

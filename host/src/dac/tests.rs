@@ -169,6 +169,26 @@ fn shared_file_is_restored_by_the_last_holder() {
     assert_eq!(owner(&f), (0, 0, 0o600));
 }
 
+/// A held file chowned back by hand meanwhile is given to QEMU's user again by the next
+/// grant, and the record still names the original owner.
+#[test]
+fn held_file_chowned_back_is_granted_again() {
+    if !require(&[Need::Root]) {
+        return;
+    }
+    let (_dir, f) = file_in_dir(0o600);
+    let who = qemu();
+    let n = need(&f, Access::Read);
+    let a = grant(&n, &who, "vm1/start").unwrap().unwrap();
+    std::os::unix::fs::chown(&f, Some(0), Some(0)).unwrap();
+    let b = grant(&n, &who, "vm2/start").unwrap().unwrap();
+    assert_eq!(owner(&f).0, who.uid);
+    assert_eq!((b.uid, b.gid), (0, 0));
+    release(&a).unwrap();
+    release(&b).unwrap();
+    assert_eq!(owner(&f), (0, 0, 0o600));
+}
+
 /// A record from before a reboot is stale: its owner is restored before the new grant, and
 /// the new record names the original owner, not QEMU's user.
 #[test]
