@@ -218,8 +218,8 @@ fn files_qemu_opens_are_granted_and_given_back() {
     });
 }
 
-/// A vhost-user socket QEMU connects to (`mode='client'`, the switch listens), root-owned
-/// 0700: granted for a NIC present at start and at hot-plug, each held by its NIC's alias,
+/// A vhost-user socket QEMU connects to (`mode='client'`, the switch listens), owner-only
+/// (0700): granted for a NIC present at start and at hot-plug, each held by its NIC's alias,
 /// and given back when that NIC is detached, while the VM runs on; nothing left at stop.
 #[test]
 fn vhost_user_client_socket_follows_its_nic() {
@@ -237,10 +237,14 @@ fn vhost_user_client_socket_follows_its_nic() {
             VsPort::new("p2", &p2, "server"),
         ];
         let _sw = VSwitch::start(files.path(), &ports, None);
+        // The switch makes its sockets reachable by QEMU's group; owner-only, they need a
+        // grant (a back end that does not share them).
         for p in [&p1, &p2] {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
         }
-        let root_sock = (0, 0, 0o700);
+        let root_sock = owner(&p1);
+        assert_eq!(owner(&p2), root_sock);
+        assert_ne!(root_sock.0, user.uid, "the switch owns its sockets");
         let mut d =
             TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--qemu-user", QEMU_USER]);
         let serial = files.path().join("vu-serial.sock");
