@@ -156,15 +156,25 @@ fn unix_peers(path: &Path) -> (usize, usize) {
 /// line for the test's output saying what happened.
 fn qemu_after(s: &Setup, vm: &str, pid: u64) -> String {
     if alive(pid) {
-        if let Ok(v) = qmp(&s.d, vm, "query-status", json!({})) {
-            return format!("QEMU {pid} still runs: {v}");
+        match qmp(&s.d, vm, "query-status", json!({})) {
+            Ok(v) => return format!("QEMU {pid} still runs: {v}"),
+            Err(e) => eprintln!(
+                "QEMU {pid} is alive ({}) but QMP failed: {e}",
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()
+            ),
         }
     }
-    wait_until(
-        "virtnetd to notice QEMU's exit",
-        Duration::from_secs(20),
-        || state(&s.d, vm) == "shut off",
-    );
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while last != "shut_off" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "virtnetd did not notice QEMU {pid}'s exit: VM state {last:?}\n{}",
+            s.d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        last = state(&s.d, vm);
+    }
     assert!(!alive(pid), "the VM is shut off but QEMU {pid} runs");
     wait_until("the VM's tap to go", Duration::from_secs(10), || {
         links() == s.base_links
@@ -400,7 +410,7 @@ fn qemu_cannot_reach_another_vms_monitor_or_the_api_socket() {
             Some(p) if p.exists() => socket_connect_fails(&s, "atk", "atk-qmp", p),
             other => eprintln!("VM victim has no QMP socket on the file system ({other:?})"),
         }
-        // Every other socket of VM B's run directory (its serial console's included) too.
+        // Every other socket of VM B's run directory too.
         let run = s.tmp.path().join("run");
         for e in walk(&run) {
             use std::os::unix::fs::FileTypeExt;
@@ -412,6 +422,10 @@ fn qemu_cannot_reach_another_vms_monitor_or_the_api_socket() {
                 socket_connect_fails(&s, "atk", "atk-run-sock", &e);
             }
         }
+        // B's serial console, outside the run dir (where the domain XML puts it).
+        let serial = s.tmp.path().join("victim-serial.sock");
+        assert!(serial.exists());
+        socket_connect_fails(&s, "atk", "atk-serial", &serial);
         // virtnetd's API socket.
         socket_connect_fails(&s, "atk", "atk-api", &s.d.socket);
         // B still answers, and A did not lose its monitor.
