@@ -56,15 +56,23 @@ struct Side {
 }
 
 impl Side {
-    fn new(label: &'static str, work: &Path, virtnetd: PathBuf, args: &[&str]) -> Side {
-        let dir = work.join(label);
+    /// A side keeping its run dir and work files in `run_root/label`, its state in
+    /// `state_root/label`.
+    fn new(
+        label: &'static str,
+        run_root: &Path,
+        state_root: &Path,
+        virtnetd: PathBuf,
+        args: &[&str],
+    ) -> Side {
+        let dir = run_root.join(label);
         std::fs::create_dir_all(&dir).unwrap();
         let run = dir.join("run");
         Side {
             label,
             virtnetd,
             args: args.iter().map(|a| a.to_string()).collect(),
-            state: dir.join("state"),
+            state: state_root.join(label),
             socket: run.join("virtnetd.sock"),
             run,
             work: dir,
@@ -289,20 +297,43 @@ fn run() {
     let guest = virtnet_testkit::guest();
     virtnet_testkit::ip("link add br0 type bridge");
     virtnet_testkit::ip("link set br0 up");
-    // The run dirs on tmpfs (as /run), the state on disk (as /var/lib); both reachable by
-    // other users as their real locations are (QEMU's user must reach its console socket when
-    // virtnetd does not pass it).
-    let shm = tempfile::Builder::new()
-        .prefix("vnsb-")
-        .tempdir_in("/dev/shm")
-        .unwrap();
+    // The run dirs on tmpfs under /run, the state on disk under /var/tmp, as virtnetd's
+    // defaults (/run/virtnet, /var/lib/virtnet); both traversable by other users as those
+    // are. Not /dev/shm: a confined QEMU's private /dev covers it, and hiding directories
+    // there is refused.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(shm.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = |parent: &str| {
+        let d = tempfile::Builder::new()
+            .prefix("virtnet-bench-sandbox-")
+            .tempdir_in(parent)
+            .unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        d
+    };
+    let (run_root, state_root) = (tmp("/run"), tmp("/var/tmp"));
     let daemon_bin = PathBuf::from(env!("CARGO_BIN_EXE_virtnetd"));
-    let mut on = Side::new("on", shm.path(), daemon_bin.clone(), &[]);
+    let mut on = Side::new(
+        "on",
+        run_root.path(),
+        state_root.path(),
+        daemon_bin.clone(),
+        &[],
+    );
     let mut off = match std::env::var_os("BENCH_OFF_BIN") {
-        Some(b) => Side::new("off", shm.path(), PathBuf::from(b), &[]),
-        None => Side::new("off", shm.path(), daemon_bin, &["--sandbox", "off"]),
+        Some(b) => Side::new(
+            "off",
+            run_root.path(),
+            state_root.path(),
+            PathBuf::from(b),
+            &[],
+        ),
+        None => Side::new(
+            "off",
+            run_root.path(),
+            state_root.path(),
+            daemon_bin,
+            &["--sandbox", "off"],
+        ),
     };
     on.start_daemon(&qemu);
     off.start_daemon(&qemu);
