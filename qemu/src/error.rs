@@ -97,6 +97,17 @@ pub enum QemuError {
         source: io::Error,
     },
 
+    /// QEMU could not be confined as its [`crate::Sandbox`] says (prepared before the fork,
+    /// or a step in the child failed: the VM's log then names the step).
+    #[error("cannot confine QEMU: {what}: {source}")]
+    Confine {
+        /// What was being done.
+        what: String,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// `qemu -version` ran but failed or timed out.
     #[error("{} -version failed: {detail}", binary.display())]
     VersionCommand {
@@ -260,6 +271,7 @@ impl QemuError {
             | QemuError::DeviceDeleteTimeout { .. }
             | QemuError::VersionParse { .. }
             | QemuError::Exec { .. }
+            | QemuError::Confine { .. }
             | QemuError::VersionCommand { .. }
             | QemuError::LogFile { .. }
             | QemuError::FdMapping(_)

@@ -30,5 +30,5 @@ pub use process::{
     StopOutcome,
 };
 pub use qmp::{QmpClient, QmpEvent, QmpGreeting, QmpOptions};
-pub use sandbox::{QemuUser, Sandbox};
+pub use sandbox::{DevNode, QemuUser, Sandbox};
 pub use version::{qemu_binary_version, QemuVersion};

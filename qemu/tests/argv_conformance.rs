@@ -195,7 +195,7 @@ fn network_items(pairs: &[(String, Option<String>)]) -> Vec<String> {
 
 /// The whole command line, normalised for the documented, deliberate differences (see
 /// KNOWN-DIFFERENCES.md): libvirt's master-key secret, `-overcommit mem-lock=off`,
-/// `-no-shutdown`, `-audiodev`, `-sandbox`, its always-present `memory-backend-ram`, and the
+/// `-no-shutdown`, `-audiodev`, its always-present `memory-backend-ram`, and the
 /// placeholders of both sides (the monitor's fd number is libvirt's `@mon-fd@`).
 fn whole_items(pairs: &[(String, Option<String>)], libvirt: bool) -> Vec<String> {
     let mut out = Vec::new();
@@ -209,7 +209,7 @@ fn whole_items(pairs: &[(String, Option<String>)], libvirt: bool) -> Vec<String>
         let v = val.clone().unwrap_or_default();
         if libvirt {
             let drop = match opt.as_str() {
-                "-no-shutdown" | "-audiodev" | "-sandbox" => true,
+                "-no-shutdown" | "-audiodev" => true,
                 "-overcommit" => v == "mem-lock=off",
                 "-object" if v.contains(r#""qom-type":"secret""#) => true,
                 "-object" if v.contains(ram_object) => true,
@@ -372,6 +372,8 @@ fn run_case(dir: &Path) -> Outcome {
     let paths = RuntimePaths {
         qmp_fd: Some(MONITOR_FD),
         memory_dir: Some("/run/virtnet/test/ram".into()),
+        // virtnetd confines QEMU by default, with libvirt's -sandbox argument.
+        sandbox: true,
         ..RuntimePaths::new("/run/virtnet/test/qmp.sock")
     };
     let (argv, nic_only) = match build_argv(&domain, &caps, &backends, &paths) {

@@ -10,6 +10,7 @@
 //! - [`domain`]: domain XML for the test guest ([`TestDomain`]).
 //! - [`vswitch`]: the `virtnet-vswitch` binary, built when missing ([`vswitch_binary`]), and
 //!   a running one as a test VM's vhost-user back end ([`VSwitch`]).
+//! - [`sandbox`]: confined QEMU in tests: [`sandbox()`], [`assert_qemu_confined`].
 //! - [`conformance`]: per-case conformance tables written for `scripts/test` to print.
 //! - [`tmp`]: temporary directories a confined QEMU can pass through
 //!   ([`traversable_tempdir`]).
@@ -23,6 +24,7 @@ pub mod kvm;
 pub mod leak;
 pub mod need;
 pub mod netns;
+pub mod sandbox;
 pub mod serial;
 pub mod tmp;
 pub mod vswitch;
@@ -36,6 +38,7 @@ pub use netns::{
     add_bridge, add_veth_pair, ip, ip_status, link_details, links, ping, with_netns,
     with_netns_exclusive,
 };
+pub use sandbox::{assert_qemu_confined, assert_unconfined, sandbox, sandbox_run_dir};
 pub use serial::SerialConsole;
 pub use tmp::traversable_tempdir;
 pub use vswitch::{vswitch_binary, VSwitch, VsPort};

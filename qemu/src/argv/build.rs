@@ -21,6 +21,11 @@ use super::others::{balloon_args, check_generic, hostdev_args, input_args, watch
 use super::usb::with_usb_ports;
 use crate::error::QemuError;
 
+/// QEMU's seccomp filter with everything a VM never needs denied: obsolete system calls,
+/// raising privileges (setuid & co.), spawning processes (fork/exec: `migrate "exec:…"`),
+/// resource control (scheduler and affinity calls). Exactly libvirt's argument.
+pub const SECCOMP: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
 /// Host paths and passed fds the command line refers to, chosen by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimePaths {
@@ -36,6 +41,10 @@ pub struct RuntimePaths {
     /// The fds the caller opened for chardevs ([`super::chardev_host_opens`] says which);
     /// chardevs without one are opened by QEMU by path.
     pub chardev_fds: Vec<ChardevFd>,
+    /// QEMU's own seccomp filter, as libvirt passes it
+    /// (`-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny`):
+    /// set for a confined QEMU ([`crate::Sandbox`]).
+    pub sandbox: bool,
 }
 
 impl RuntimePaths {
@@ -46,6 +55,7 @@ impl RuntimePaths {
             qmp_fd: None,
             memory_dir: None,
             chardev_fds: Vec::new(),
+            sandbox: false,
         }
     }
 }
@@ -113,6 +123,9 @@ pub fn build_argv(
     a.extend(watchdog_args(domain, &guest)?);
     a.extend(hostdevs);
     a.extend(balloon_args(domain, &guest)?);
+    if paths.sandbox {
+        a.extend(["-sandbox".into(), SECCOMP.into()]);
+    }
     a.extend(["-msg".into(), "timestamp=on".into()]);
     Ok(a)
 }

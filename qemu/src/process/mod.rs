@@ -27,8 +27,10 @@
 
 mod cgroup;
 mod child;
+mod confine;
 mod fds;
 mod log;
+mod mounts;
 mod open;
 mod start;
 mod stop;
@@ -47,6 +49,7 @@ pub use stop::{StopMethod, StopOptions, StopOutcome};
 
 use crate::error::{QemuError, Result};
 use crate::qmp::{QmpClient, QmpOptions, VmStatus};
+use crate::sandbox::Sandbox;
 use cgroup::CgroupJoin;
 use child::ChildHandle;
 use fds::FdMap;
@@ -63,6 +66,7 @@ pub struct QemuSpawn {
     log_path: PathBuf,
     start_timeout: Duration,
     qmp: QmpOptions,
+    sandbox: Option<Sandbox>,
 }
 
 impl QemuSpawn {
@@ -87,6 +91,7 @@ impl QemuSpawn {
             log_path: log_path.into(),
             start_timeout: Duration::from_secs(10),
             qmp: QmpOptions::default(),
+            sandbox: None,
         }
     }
 
@@ -109,6 +114,15 @@ impl QemuSpawn {
     /// How long QEMU may take to bring up QMP (default 10 s). Past it QEMU is killed.
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
+        self
+    }
+
+    /// Runs QEMU confined: its own mount namespace with a private `/dev` and the sandbox's
+    /// hidden directories covered, as the sandbox's user with no capability left and
+    /// NoNewPrivs (see [`Sandbox`]). Without it QEMU runs as our user, unconfined. The args
+    /// should carry `-sandbox` too ([`crate::RuntimePaths::sandbox`]).
+    pub fn sandbox(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
         self
     }
 

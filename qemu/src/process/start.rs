@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::child::ChildHandle;
+use super::confine;
 use super::{log, QemuProcess, QemuSpawn};
 use crate::error::{QemuError, Result};
 use crate::qmp::{QmpClient, QmpOptions};
@@ -23,6 +24,11 @@ enum ConnectFailure {
 
 pub(crate) async fn start(spec: QemuSpawn) -> Result<QemuProcess> {
     spec.fds.validate()?;
+    let confinement = spec
+        .sandbox
+        .as_ref()
+        .map(confine::Confinement::prepare)
+        .transpose()?;
     let header = format!(
         "=== virtnet: starting {} {} ===",
         spec.binary.display(),
@@ -56,9 +62,27 @@ pub(crate) async fn start(spec: QemuSpawn) -> Result<QemuProcess> {
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|source| QemuError::Exec {
-        binary: spec.binary.clone(),
-        source,
+    // After the fd placement: see confine.rs.
+    let confined = confinement.is_some();
+    if let Some(c) = confinement {
+        c.install(&mut cmd);
+    }
+    let child = cmd.spawn().map_err(|source| {
+        if confined {
+            QemuError::Confine {
+                what: format!(
+                    "start {} confined (if a confinement step failed, {} names it)",
+                    spec.binary.display(),
+                    spec.log_path.display()
+                ),
+                source,
+            }
+        } else {
+            QemuError::Exec {
+                binary: spec.binary.clone(),
+                source,
+            }
+        }
     })?;
     // Our copies of the inherited fds are no longer needed (QEMU has its own now).
     drop(spec.fds);
