@@ -10,6 +10,7 @@ mod macs;
 pub mod memory;
 pub mod misc;
 pub mod os;
+pub mod seclabel;
 pub mod tune;
 pub(crate) mod util;
 pub mod uuid;
@@ -24,6 +25,7 @@ pub use cpu::{Cpu, NumaCell, Vcpu};
 pub use memory::{Memory, MemoryAccess, MemoryBacking, MemorySource};
 pub use misc::{Clock, Features, Numatune};
 pub use os::Os;
+pub use seclabel::{DacId, DacLabel, SecLabel, SecLabelType};
 pub use tune::{At, Cputune, Memtune};
 pub use util::IdSet;
 pub use uuid::Uuid;
@@ -94,7 +96,9 @@ pub struct Domain {
     pub on_crash: Option<String>,
     /// `<devices>`.
     pub devices: Devices,
-    /// Other top-level elements (metadata, pm, seclabel, `<qemu:commandline>`, ...)
+    /// `<seclabel>`s (one per security model; virtnet honours DAC and `type='none'`).
+    pub seclabels: Vec<SecLabel>,
+    /// Other top-level elements (metadata, pm, `<qemu:commandline>`, ...)
     /// kept as written and put in libvirt's order.
     pub others: Vec<Element>,
     /// Unknown attributes of `<domain>` (e.g. `xmlns:qemu`).
@@ -265,6 +269,11 @@ impl Domain {
                 ..Devices::default()
             },
         };
+        let seclabels = el
+            .take_children("seclabel")
+            .into_iter()
+            .map(SecLabel::from_element)
+            .collect::<Result<_, _>>()?;
         let others = el.children.iter().map(util::unpositioned).collect();
         let attrs = el
             .attrs
@@ -297,6 +306,7 @@ impl Domain {
             on_reboot,
             on_crash,
             devices,
+            seclabels,
             others,
             attrs,
         })
@@ -391,6 +401,7 @@ impl Domain {
             }
         }
         items.push(self.devices.to_element());
+        items.extend(self.seclabels.iter().map(SecLabel::to_element));
         items.extend(self.others.iter().cloned());
         items.sort_by_key(|e| util::rank(TOP_ORDER, &e.name));
         let mut el = Element::new("domain")
@@ -424,6 +435,13 @@ impl Domain {
     /// file or anonymous).
     pub fn memory_backing(&self) -> Option<&MemoryBacking> {
         self.memory_backing.as_ref()
+    }
+
+    /// Whether a `<seclabel type='none'/>` asks for QEMU to run unconfined.
+    pub fn unconfined(&self) -> bool {
+        self.seclabels
+            .iter()
+            .any(|s| s.label_type == SecLabelType::None)
     }
 
     /// The domain type.
