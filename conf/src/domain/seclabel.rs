@@ -129,7 +129,10 @@ impl SecLabel {
         Element::new("seclabel")
             .attr_opt("type", t)
             .attr_opt("model", self.model.as_deref())
-            .attr_opt("relabel", self.relabel.map(|r| if r { "yes" } else { "no" }))
+            .attr_opt(
+                "relabel",
+                self.relabel.map(|r| if r { "yes" } else { "no" }),
+            )
             .child_opt(
                 self.label
                     .as_ref()

@@ -324,6 +324,7 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         | Rule::MemtuneSwapBelowHard
         | Rule::CputuneNotEnforced
         | Rule::CputuneRange => None, // checked by super::tuning
+        Rule::SecLabelModel | Rule::SecLabelDac => None, // checked by super::seclabel
     }
 }
 

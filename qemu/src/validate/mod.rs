@@ -26,6 +26,7 @@
 
 mod interface;
 mod rules;
+mod seclabel;
 mod tuning;
 mod update;
 
@@ -147,8 +148,8 @@ fn result(v: Vec<Refusal>) -> Result<(), Refusals> {
 }
 
 /// Whether `domain` can be defined or started (`op` is [`Operation::Define`] or
-/// [`Operation::Start`]): its `<memtune>`/`<cputune>` ([`Rule::TUNING`]), then every
-/// interface through [`validate_interface`]'s rules.
+/// [`Operation::Start`]): its `<seclabel>`s, its `<memtune>`/`<cputune>` ([`Rule::TUNING`]),
+/// then every interface through [`validate_interface`]'s rules.
 ///
 /// `caps`: the QEMU binary's, when known (define and the offline tools have none; the rules
 /// that need them then wait for start).
@@ -157,7 +158,8 @@ pub fn validate_domain(
     domain: &Domain,
     caps: Option<&QemuCaps>,
 ) -> Result<(), Refusals> {
-    let mut v = tuning::check(op, domain);
+    let mut v = seclabel::check(op, domain);
+    v.extend(tuning::check(op, domain));
     v.extend(
         domain
             .devices

@@ -87,6 +87,10 @@ pub enum Rule {
     CputuneNotEnforced,
     /// `<shares>`, `<global_period>` or `<global_quota>` out of the kernel's range.
     CputuneRange,
+    /// A `<seclabel>` of a model virtnet does not apply (SELinux, AppArmor, or no model).
+    SecLabelModel,
+    /// A DAC `<seclabel>` virtnet cannot honour (no or malformed label, root, relabel='no').
+    SecLabelDac,
 }
 
 impl Rule {
@@ -143,7 +147,9 @@ impl Rule {
             | Rule::HostdevLinkDown
             | Rule::HostdevDriverNotVfio
             | Rule::VirtioNeedsPciAddress
-            | Rule::RomNeedsPci => CREATE,
+            | Rule::RomNeedsPci
+            | Rule::SecLabelModel
+            | Rule::SecLabelDac => CREATE,
             Rule::UsbHostdevNic
             | Rule::NetworkNotResolved
             | Rule::VhostNetUnavailable

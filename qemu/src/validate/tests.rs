@@ -405,3 +405,88 @@ fn tuning_refusals_are_located() {
         one.located()
     );
 }
+
+fn with_seclabel(seclabel: &str) -> Domain {
+    let xml = format!(
+        "<domain type='qemu'><name>s</name><memory>65536</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os>{seclabel}<devices/></domain>"
+    );
+    virtnet_conf::load_domain(&xml).unwrap()
+}
+
+#[test]
+fn seclabels_virtnet_honours_are_accepted() {
+    for ok in [
+        "",
+        "<seclabel type='none'/>",
+        "<seclabel type='none' model='selinux'/>",
+        "<seclabel type='dynamic' model='dac'/>",
+        "<seclabel type='dynamic' model='dac' relabel='yes'/>",
+        "<seclabel type='static' model='dac'><label>+107:+107</label></seclabel>",
+        "<seclabel type='static' model='dac' relabel='yes'><label>qemu:kvm</label></seclabel>",
+    ] {
+        for op in [Operation::Define, Operation::Start] {
+            assert!(
+                validate_domain(op, &with_seclabel(ok), None).is_ok(),
+                "{ok} refused for {op:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn seclabels_virtnet_cannot_honour_are_refused_with_what_it_does_instead() {
+    for (bad, rule, says) in [
+        (
+            "<seclabel type='dynamic' model='selinux'/>",
+            Rule::SecLabelModel,
+            "private mount namespace",
+        ),
+        (
+            "<seclabel type='static' model='apparmor'><label>x</label></seclabel>",
+            Rule::SecLabelModel,
+            "no 'apparmor' label",
+        ),
+        (
+            "<seclabel type='dynamic'/>",
+            Rule::SecLabelModel,
+            "model='dac'",
+        ),
+        (
+            "<seclabel type='static' model='dac'/>",
+            Rule::SecLabelDac,
+            "needs <label>",
+        ),
+        (
+            "<seclabel type='static' model='dac'><label>qemu</label></seclabel>",
+            Rule::SecLabelDac,
+            "not user:group",
+        ),
+        (
+            "<seclabel type='static' model='dac'><label>+0:+0</label></seclabel>",
+            Rule::SecLabelDac,
+            "as root",
+        ),
+        (
+            "<seclabel type='static' model='dac'><label>root:kvm</label></seclabel>",
+            Rule::SecLabelDac,
+            "as root",
+        ),
+        (
+            "<seclabel type='static' model='dac' relabel='no'><label>a:b</label></seclabel>",
+            Rule::SecLabelDac,
+            "relabel='no'",
+        ),
+        (
+            "<seclabel type='dynamic' model='dac'><label>a:b</label></seclabel>",
+            Rule::SecLabelDac,
+            "type='static'",
+        ),
+    ] {
+        let e = validate_domain(Operation::Define, &with_seclabel(bad), None).unwrap_err();
+        assert_eq!(e.first_rule(), Some(rule), "{bad}: {e}");
+        let located = e.located().join("; ");
+        assert!(located.contains(says), "{bad}: {located}");
+        assert!(e.0[0].pos.is_known(), "{bad}: no position");
+    }
+}
