@@ -25,6 +25,16 @@ pub enum VmError {
         reason: String,
     },
 
+    /// The identity a confined QEMU would run as cannot be used (a `<seclabel>` DAC label
+    /// naming a missing user or group, or root).
+    #[error("cannot run QEMU as {label}: {reason}")]
+    Identity {
+        /// The label or user, as written.
+        label: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
     /// The plan context is unusable (e.g. a first fd number below 3).
     #[error("invalid plan context: {0}")]
     InvalidContext(String),
@@ -218,6 +228,7 @@ impl VmError {
             | VmError::InvalidHotplug { .. }
             | VmError::DetachPending { .. }
             | VmError::NoPendingDetach { .. }
+            | VmError::Identity { .. }
             // The definition's back end is not there (nothing connected to its socket).
             | VmError::NoBackEnd { .. } => true,
             VmError::Argv(e) => e.is_user_error(),

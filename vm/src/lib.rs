@@ -27,6 +27,7 @@
 
 mod error;
 pub mod exec;
+mod identity;
 pub mod plan;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub use exec::{
     AttachedNic, DetachOutcome, ExecOptions, HostResources, HotplugOptions, NicResourceKind,
     PendingDetaches, RunningVm, StepId, StopMode, StopReport,
 };
+pub use identity::sandbox_for;
 pub use plan::{
     plan_attach, plan_detach, plan_start, AttachPlan, AttachStepId, CgroupOptions, DetachPlan,
     FdSink, HostStep, NicPlan, PlanContext, StartPlan, DEFAULT_QEMU_PIDS_MAX,

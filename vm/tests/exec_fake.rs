@@ -223,14 +223,12 @@ fn confined_start_gives_files_back_at_every_failure() {
             b.display()
         )
     };
-    let sandbox = virtnet_qemu::Sandbox {
-        user: virtnet_qemu::QemuUser {
-            name: "virtnet-qemu-test".into(),
-            uid: 64_911,
-            gid: 64_912,
-            groups: vec![],
-        },
-    };
+    let sandbox = virtnet_qemu::Sandbox::new(virtnet_qemu::QemuUser {
+        name: "virtnet-qemu-test".into(),
+        uid: 64_911,
+        gid: 64_912,
+        groups: vec![],
+    });
     let confined = |run_dir: &std::path::Path, devices: &str| {
         let xml = format!(
             "<domain type='qemu'><name>fake</name><memory unit='MiB'>64</memory>

@@ -36,6 +36,13 @@ pub use running::{RunningVm, StopMode, StopReport};
 use crate::error::VmError;
 use crate::plan::{PassFdUndo, StartPlan};
 
+/// `root:<gid>` 0770.
+fn give_run_dir(dir: &Path, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(dir, None, Some(gid))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770))
+}
+
 /// The steps of a start, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -230,6 +237,20 @@ async fn run(
             )
         })?;
     p.run_dir_created = true;
+    if let Some(sb) = &plan.sandbox {
+        // A confined QEMU still creates its QMP socket in the run dir: root-owned, group the
+        // sandbox user's, 0770 (until the monitor socket is passed as an fd).
+        give_run_dir(&plan.run_dir, sb.user.gid).map_err(|source| {
+            (
+                StepId::RunDir,
+                VmError::Io {
+                    what: "give the run dir to QEMU's group".into(),
+                    path: plan.run_dir.clone(),
+                    source,
+                },
+            )
+        })?;
+    }
 
     let mut cgroup_procs = Vec::new();
     if let Some(spec) = &plan.cgroup {
@@ -318,6 +339,9 @@ async fn run(
     .start_timeout(opts.start_timeout)
     .qmp_options(opts.qmp.clone())
     .join_cgroups(cgroup_procs);
+    if let Some(sb) = &plan.sandbox {
+        spawn = spawn.sandbox(sb.clone());
+    }
     for (fd, target) in fds {
         spawn = spawn.inherit_fd(fd, target);
     }

@@ -9,6 +9,7 @@ mod network;
 mod nic;
 mod passfd;
 pub mod paths;
+mod sandbox;
 mod types;
 
 #[cfg(test)]
@@ -54,12 +55,17 @@ pub struct PlanContext {
     pub log_path: Option<PathBuf>,
     /// The first fd number QEMU inherits (3 or more); the rest follow in order.
     pub first_fd: i32,
-    /// How QEMU is confined; `None` = it runs as the caller's user, unconfined.
+    /// How QEMU is confined; `None` = it runs as the caller's user, unconfined. Its
+    /// identity is used; the plan decides its `/dev` nodes and paths from the domain (and a
+    /// domain with `<seclabel type='none'/>` runs unconfined).
     pub sandbox: Option<Sandbox>,
     /// The VM's own cgroup (default: made, with [`DEFAULT_QEMU_PIDS_MAX`]); `None` = QEMU
     /// stays in the caller's groups (and a domain asking for `<memtune>`/`<cputune>` limits
     /// is refused: nothing would enforce them).
     pub cgroup: Option<CgroupOptions>,
+    /// Directories a confined QEMU must not see (virtnetd's state dir and run-dir root: other
+    /// VMs' run dirs, the API socket); this VM's run dir stays reachable.
+    pub hide: Vec<PathBuf>,
 }
 
 impl PlanContext {
@@ -77,6 +83,7 @@ impl PlanContext {
             first_fd: 3,
             sandbox: None,
             cgroup: Some(CgroupOptions::default()),
+            hide: Vec::new(),
         }
     }
 }
@@ -125,7 +132,9 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         unreachable!("a start plan inherits its fds")
     };
     let passed = passfd::plan_fds(domain, &qmp_socket, next);
+    let sandbox = sandbox::sandbox_for(domain, ctx);
     let paths = RuntimePaths {
+        sandbox: sandbox.is_some(),
         qmp_fd: Some(passed.qmp_fd),
         chardev_fds: passed.chardev_fds,
         ..RuntimePaths::new(&qmp_socket)
@@ -139,8 +148,8 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         execute: "cont".into(),
         arguments: json!({}),
     });
-    let access = ctx
-        .sandbox
+    // What the plan decided (a domain opting out gets no sandbox, so nothing to grant).
+    let access = sandbox
         .as_ref()
         .map(|sb| access(domain, &nics, sb))
         .unwrap_or_default();
@@ -163,7 +172,7 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         nics,
         argv,
         post_start,
-        sandbox: ctx.sandbox.clone(),
+        sandbox,
         cgroup,
         access,
     })

@@ -3,7 +3,7 @@
 
 use virtnet_conf::Domain;
 use virtnet_qemu::validate::Rule;
-use virtnet_qemu::{FdRef, NicBackend, QemuCaps, QemuVersion};
+use virtnet_qemu::{DevNode, FdRef, NicBackend, QemuCaps, QemuUser, QemuVersion};
 
 use super::*;
 use crate::error::VmError;
@@ -49,8 +49,17 @@ fn load(xml: &str) -> Domain {
     }
 }
 
+/// virtnetd's default: QEMU confined as `virtnet-qemu`, its state and run root hidden.
 fn ctx() -> PlanContext {
-    PlanContext::new("/usr/bin/qemu-system-x86_64", QEMU_7_2, "/run/virtnet/vm1")
+    let mut ctx = PlanContext::new("/usr/bin/qemu-system-x86_64", QEMU_7_2, "/run/virtnet/vm1");
+    ctx.sandbox = Some(Sandbox::new(QemuUser {
+        name: "virtnet-qemu".into(),
+        uid: 990,
+        gid: 990,
+        groups: vec![],
+    }));
+    ctx.hide = vec!["/var/lib/virtnet".into(), "/run/virtnet".into()];
+    ctx
 }
 
 fn plan(domain_type: &str, memory_backing: &str, nics: &str) -> StartPlan {
@@ -462,14 +471,12 @@ fn snapshot_confined() {
     let client = VHOSTUSER.replace("mode='server'", "mode='client'");
     let d = load(&domain_xml("qemu", SHARED_MEMFD, &client));
     let mut c = ctx();
-    c.sandbox = Some(virtnet_qemu::Sandbox {
-        user: virtnet_qemu::QemuUser {
-            name: "virtnet-qemu".into(),
-            uid: 990,
-            gid: 990,
-            groups: vec![],
-        },
-    });
+    c.sandbox = Some(virtnet_qemu::Sandbox::new(virtnet_qemu::QemuUser {
+        name: "virtnet-qemu".into(),
+        uid: 990,
+        gid: 990,
+        groups: vec![],
+    }));
     let p = plan_start(&d, &c).unwrap();
     insta::assert_yaml_snapshot!("confined_access", p.access);
     assert!(
@@ -481,7 +488,53 @@ fn snapshot_confined() {
         p.summary()
     );
     // Unconfined: nothing to grant, and the stored plan has no `access` key.
-    let p = plan_start(&d, &ctx()).unwrap();
+    let mut off = ctx();
+    off.sandbox = None;
+    let p = plan_start(&d, &off).unwrap();
     assert!(p.access.is_empty());
     assert!(!serde_json::to_string(&p).unwrap().contains("\"access\""));
+}
+
+#[test]
+fn confined_plans_carry_the_sandbox_and_seccomp() {
+    let p = plan("kvm", "", HOSTDEV);
+    let sb = p.sandbox.as_ref().expect("confined");
+    assert_eq!(sb.user.uid, 990);
+    assert_eq!(sb.keep, [PathBuf::from("/run/virtnet/vm1")]);
+    assert_eq!(sb.hide, ctx().hide);
+    let mut want = DevNode::BASE.to_vec();
+    want.extend([
+        DevNode::Kvm,
+        DevNode::VfioContainer,
+        DevNode::VfioGroupOf {
+            address: "0000:03:10.1".into(),
+        },
+    ]);
+    assert_eq!(sb.dev, want);
+    let i = p
+        .argv
+        .iter()
+        .position(|a| a == "-sandbox")
+        .expect("-sandbox");
+    assert_eq!(
+        p.argv[i + 1],
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+    );
+    // TCG, no host device: only the base nodes.
+    let p = plan("qemu", "", BRIDGE);
+    assert_eq!(p.sandbox.unwrap().dev, DevNode::BASE.to_vec());
+}
+
+#[test]
+fn opting_out_runs_unconfined_without_seccomp() {
+    let xml =
+        domain_xml("qemu", "", BRIDGE).replace("<devices>", "<seclabel type='none'/><devices>");
+    let p = plan_start(&load(&xml), &ctx()).unwrap();
+    assert_eq!(p.sandbox, None);
+    assert!(!p.argv.iter().any(|a| a == "-sandbox"));
+    let mut off = ctx();
+    off.sandbox = None;
+    let p = plan_start(&load(&domain_xml("qemu", "", BRIDGE)), &off).unwrap();
+    assert_eq!(p.sandbox, None);
+    assert!(!p.argv.iter().any(|a| a == "-sandbox"));
 }

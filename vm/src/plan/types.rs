@@ -338,7 +338,8 @@ pub struct StartPlan {
     pub name: String,
     /// The QEMU binary.
     pub qemu_binary: PathBuf,
-    /// The per-VM run directory (created 0700 at start, removed at stop).
+    /// The per-VM run directory (created 0700 at start, `root:<QEMU group>` 0770 when
+    /// confined; removed at stop).
     pub run_dir: PathBuf,
     /// QMP socket (inside the run dir).
     pub qmp_socket: PathBuf,

@@ -505,14 +505,12 @@ fn confined_vhostuser_client_attach_and_detach() {
     let xml = "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
          <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/>\
          <model type='virtio'/></interface>";
-    let sb = virtnet_qemu::Sandbox {
-        user: virtnet_qemu::QemuUser {
-            name: "virtnet-qemu".into(),
-            uid: 990,
-            gid: 990,
-            groups: vec![],
-        },
-    };
+    let sb = virtnet_qemu::Sandbox::new(virtnet_qemu::QemuUser {
+        name: "virtnet-qemu".into(),
+        uid: 990,
+        gid: 990,
+        groups: vec![],
+    });
     let unconfined = attach(xml);
     let p = attach(xml).confine(Some(&sb));
     assert_eq!(p.steps.len(), unconfined.steps.len() + 1);
