@@ -30,9 +30,16 @@ pub struct Config {
     /// The most tasks each QEMU may have (its cgroup's `pids.max`; `--qemu-pids-max`,
     /// default [`virtnet_vm::DEFAULT_QEMU_PIDS_MAX`]); `None` = no cap.
     pub qemu_pids_max: Option<u64>,
-    /// How QEMU is confined (`--qemu-user`); `None` = it runs as virtnetd's user.
-    pub sandbox: Option<virtnet_qemu::Sandbox>,
+    /// Whether QEMU runs confined (`--sandbox on`, the default): as [`Config::qemu_user`],
+    /// without capabilities, in its own mount namespace, under `-sandbox`. Off: as virtnetd's
+    /// user, unconfined (a domain opts out alone with `<seclabel type='none'/>`).
+    pub sandbox: bool,
+    /// The user confined QEMUs run as (created at start when missing).
+    pub qemu_user: String,
 }
+
+/// Default of [`Config::qemu_user`].
+pub const DEFAULT_QEMU_USER: &str = virtnet_host::QEMU_USER;
 
 /// Default of [`Config::backend_timeout`] and [`Config::start_timeout`].
 pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,7 +61,8 @@ impl Config {
             backend_timeout: DEFAULT_BACKEND_TIMEOUT,
             start_timeout: DEFAULT_BACKEND_TIMEOUT,
             qemu_pids_max: Some(virtnet_vm::DEFAULT_QEMU_PIDS_MAX),
-            sandbox: None,
+            sandbox: true,
+            qemu_user: DEFAULT_QEMU_USER.into(),
         }
     }
 
@@ -68,7 +76,8 @@ impl Config {
             backend_timeout: DEFAULT_BACKEND_TIMEOUT,
             start_timeout: DEFAULT_BACKEND_TIMEOUT,
             qemu_pids_max: Some(virtnet_vm::DEFAULT_QEMU_PIDS_MAX),
-            sandbox: None,
+            sandbox: true,
+            qemu_user: DEFAULT_QEMU_USER.into(),
         }
     }
 }

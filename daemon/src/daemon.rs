@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 use tokio::task::AbortHandle;
 use virtnet_conf::{load_domain, Domain};
 use virtnet_host::{HostNet, LinuxHost};
-use virtnet_qemu::QemuCaps;
+use virtnet_qemu::{QemuCaps, QemuUser};
 
 use crate::config::Config;
 use crate::error::{DaemonError, Result};
@@ -35,6 +35,8 @@ pub struct Daemon {
     me: Weak<Daemon>,
     /// The host network plumbing, or why it could not be opened.
     host: std::result::Result<Arc<dyn HostNet>, Arc<virtnet_host::HostError>>,
+    /// Who confined QEMUs run as; `None` with `--sandbox off`.
+    pub(crate) qemu_user: Option<QemuUser>,
     /// Capabilities probed per QEMU binary.
     caps: tokio::sync::Mutex<HashMap<PathBuf, QemuCaps>>,
     /// Held (flock) for the daemon's life: one daemon per state directory.
@@ -46,6 +48,24 @@ impl Daemon {
     /// lock (one daemon per state directory) and loads every definition and live status. Corrupt
     /// files do not stop it: their VMs are listed with the problem.
     pub async fn open(config: Config) -> Result<Arc<Daemon>> {
+        let qemu_user = if config.sandbox {
+            let u = virtnet_host::ensure_system_user(&config.qemu_user, "virtnet QEMU").map_err(
+                |source| DaemonError::QemuUser {
+                    name: config.qemu_user.clone(),
+                    source,
+                },
+            )?;
+            tracing::info!(user = %u.name, uid = u.uid, "QEMU runs confined");
+            Some(QemuUser {
+                name: u.name,
+                uid: u.uid,
+                gid: u.gid,
+                groups: Vec::new(),
+            })
+        } else {
+            tracing::warn!("--sandbox off: QEMU runs as virtnetd's user, unconfined");
+            None
+        };
         let store = Store::open(&config.state_dir, &config.run_dir)?;
         let lock = lock_state_dir(&config.state_dir)?;
         let registry = Arc::new(Registry::new());
@@ -67,6 +87,7 @@ impl Daemon {
             next_id: AtomicU32::new(1),
             me: me.clone(),
             host,
+            qemu_user,
             caps: tokio::sync::Mutex::new(HashMap::new()),
             _lock: lock,
         });

@@ -488,6 +488,17 @@ pub enum DaemonError {
         source: io::Error,
     },
 
+    /// The daemon cannot start: the user confined QEMUs run as (`--qemu-user`) cannot be
+    /// looked up or created.
+    #[error("virtnetd cannot start: cannot use the QEMU user '{name}': {source}; run scripts/setup (it creates virtnet-qemu), pick another with --qemu-user, or run QEMU unconfined with --sandbox off")]
+    QemuUser {
+        /// The user name.
+        name: String,
+        /// Why.
+        #[source]
+        source: HostError,
+    },
+
     /// The daemon cannot start: another virtnetd holds the state directory's lock.
     #[error("virtnetd cannot start: another virtnetd uses the state directory {} (lock {}: {source}); stop it or pick another --state-dir", state_dir.display(), lock.display())]
     StateDirLocked {
@@ -564,6 +575,7 @@ impl DaemonError {
             DaemonError::Conflict(_) => "conflict",
             DaemonError::Store { .. } => "store",
             DaemonError::StartupIo { .. }
+            | DaemonError::QemuUser { .. }
             | DaemonError::StateDirLocked { .. }
             | DaemonError::SocketInUse { .. }
             | DaemonError::NotASocket { .. }
@@ -633,6 +645,7 @@ impl DaemonError {
             }
             DaemonError::Store { .. }
             | DaemonError::StartupIo { .. }
+            | DaemonError::QemuUser { .. }
             | DaemonError::StateDirLocked { .. }
             | DaemonError::SocketInUse { .. }
             | DaemonError::NotASocket { .. }

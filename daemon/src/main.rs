@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use virtnetd::config::{Config, DEFAULT_QEMU, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, SOCKET_NAME};
+use virtnetd::config::{
+    Config, DEFAULT_QEMU, DEFAULT_QEMU_USER, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, SOCKET_NAME,
+};
 use virtnetd::Server;
 
 /// The virtnet daemon: owns the VMs, serves the `virtnet` CLI (JSON over HTTP/1.1 on a unix
@@ -53,10 +55,14 @@ struct Args {
         default_value_t = virtnet_vm::DEFAULT_QEMU_PIDS_MAX
     )]
     qemu_pids_max: u64,
-    /// Run QEMU as this system user (created when missing), which is given access to the
-    /// files it opens by name for each VM's lifetime. Without it QEMU runs as virtnetd's user.
-    #[arg(long, env = "VIRTNETD_QEMU_USER", value_name = "NAME")]
-    qemu_user: Option<String>,
+    /// Confine QEMU (on): run it as --qemu-user with no capabilities, NoNewPrivs, QEMU's
+    /// seccomp filter (-sandbox) and its own mount namespace with a private /dev. Off: QEMU
+    /// runs as virtnetd's user, unconfined (one domain opts out with <seclabel type='none'/>).
+    #[arg(long, env = "VIRTNETD_SANDBOX", value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    sandbox: String,
+    /// The user confined QEMUs run as; created (system user, own group) when missing.
+    #[arg(long, env = "VIRTNETD_QEMU_USER", value_name = "NAME", default_value = DEFAULT_QEMU_USER)]
+    qemu_user: String,
 }
 
 /// `secs` as a duration, refusing what is not a positive number of seconds.
@@ -84,23 +90,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sandbox = match args.qemu_user.as_deref().map(|name| {
-        virtnet_host::ensure_system_user(name, "virtnet QEMU").map(|u| virtnet_qemu::Sandbox {
-            user: virtnet_qemu::QemuUser {
-                name: u.name,
-                uid: u.uid,
-                gid: u.gid,
-                groups: Vec::new(),
-            },
-        })
-    }) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
-            eprintln!("virtnetd: --qemu-user: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let config = Config {
         socket: args
             .socket
@@ -111,7 +100,8 @@ fn main() -> ExitCode {
         backend_timeout,
         start_timeout,
         qemu_pids_max: (args.qemu_pids_max > 0).then_some(args.qemu_pids_max),
-        sandbox,
+        sandbox: args.sandbox == "on",
+        qemu_user: args.qemu_user,
     };
     // One thread runs every task: the daemon's work is waiting on sockets (API clients, QMP,
     // switches) and short bursts of CPU, and its replies wait on QEMU, which needs the cores.

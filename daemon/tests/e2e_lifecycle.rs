@@ -35,6 +35,7 @@ fn start(d: &TestDaemon, name: &str) -> (u64, String) {
     assert_eq!(s, 200, "start: {v}\n{}", d.log());
     assert_eq!(v["state"], "running", "{v}");
     let pid = v["pid"].as_u64().unwrap();
+    virtnet_testkit::assert_qemu_confined(pid as u32);
     let (s, ifl) = d.get(&format!("/v1/domains/{name}/interfaces"));
     assert_eq!(s, 200, "{ifl}");
     assert_eq!(ifl["inactive"], false);

@@ -7,7 +7,7 @@ use std::path::Path;
 use virtnet_qemu::{QemuUser, Sandbox};
 
 /// The user confined QEMUs run as (virtnetd's default).
-pub const QEMU_USER: &str = "virtnet-qemu";
+pub const QEMU_USER: &str = virtnet_host::QEMU_USER;
 
 /// A [`Sandbox`] for the `virtnet-qemu` user (created when missing), base `/dev` nodes,
 /// nothing hidden. Panics when the user cannot be created (run `scripts/setup`).

@@ -227,6 +227,17 @@ fn status_and_kind_of_every_variant() {
             "startup",
         ),
         (
+            DaemonError::QemuUser {
+                name: "virtnet-qemu".into(),
+                source: HostError::SystemUser {
+                    name: "virtnet-qemu".into(),
+                    reason: "useradd failed".into(),
+                },
+            },
+            500,
+            "startup",
+        ),
+        (
             DaemonError::SocketInUse {
                 path: PathBuf::from("/x"),
             },

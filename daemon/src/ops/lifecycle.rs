@@ -120,7 +120,13 @@ impl Daemon {
         ctx.cgroup = Some(CgroupOptions {
             pids_max: self.config.qemu_pids_max,
         });
-        ctx.sandbox = self.config.sandbox.clone();
+        ctx.sandbox =
+            virtnet_vm::sandbox_for(domain, self.qemu_user.as_ref()).map_err(DaemonError::vm)?;
+        // Other VMs' run dirs, the API socket, the definitions: not QEMU's business.
+        ctx.hide = vec![self.config.state_dir.clone(), self.config.run_dir.clone()];
+        if self.qemu_user.is_some() && domain.unconfined() {
+            tracing::warn!(vm = %name, "<seclabel type='none'/>: QEMU runs unconfined, as virtnetd's user");
+        }
         let plan = plan_start(domain, &ctx).map_err(|e| match e {
             virtnet_vm::VmError::Refused(r) => refused(Operation::Start, r),
             e => DaemonError::vm(e),

@@ -70,11 +70,20 @@ pub fn state(d: &TestDaemon, name: &str) -> String {
     v["state"].as_str().unwrap().to_string()
 }
 
-/// Starts `name`; returns QEMU's pid.
+/// Starts `name`; returns QEMU's pid. A QEMU the daemon confines is checked to be
+/// ([`virtnet_testkit::assert_confined`]), unless its domain opts out.
 pub fn start(d: &TestDaemon, name: &str) -> u64 {
     let (s, v) = d.post(&format!("/v1/domains/{name}/start"));
     assert_eq!(s, 200, "start: {v}\n{}", d.log());
-    v["pid"].as_u64().unwrap()
+    let pid = v["pid"].as_u64().unwrap();
+    let (_, x) = d.get(&format!("/v1/domains/{name}/xml"));
+    let opted_out = x["xml"]
+        .as_str()
+        .is_some_and(|x| x.contains("<seclabel type='none'"));
+    if d.confined() && !opted_out {
+        virtnet_testkit::assert_qemu_confined(pid as u32);
+    }
+    pid
 }
 
 /// Destroys `name` and asserts the daemon reports nothing left behind.

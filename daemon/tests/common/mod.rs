@@ -46,8 +46,24 @@ impl TestDaemon {
             qemu: qemu.map(Path::to_path_buf),
             args: args.iter().map(|a| a.to_string()).collect(),
         };
+        if d.confined() {
+            // `base` stands for the user's directory where the tests put the serial console
+            // sockets QEMU creates: the QEMU user must be able to use it (virtnetd hides its
+            // own state/ and run/ inside it from QEMU).
+            if let Some(sb) = virtnet_testkit::sandbox() {
+                virtnet_testkit::sandbox_run_dir(base, &sb);
+            }
+        }
         d.restart();
         d
+    }
+
+    /// Whether this daemon confines QEMU (the default; `--sandbox off` does not).
+    pub fn confined(&self) -> bool {
+        !self
+            .args
+            .windows(2)
+            .any(|w| w[0] == "--sandbox" && w[1] == "off")
     }
 
     /// Starts the process (again).

@@ -35,12 +35,20 @@ pub fn env() -> Option<Env> {
 }
 
 impl Env {
-    /// Loads `xml` and plans it with its run dir at `run_dir`.
+    /// Loads `xml` and plans it with its run dir at `run_dir`, confined as virtnetd does by
+    /// default (the `virtnet-qemu` user). The run dir's parent (the test's scratch dir, where
+    /// QEMU creates the serial console socket) is made usable by that user.
     pub fn plan(&self, xml: &str, run_dir: &Path) -> StartPlan {
         let d = virtnet_conf::load_domain(xml)
             .unwrap_or_else(|e| panic!("domain does not load: {e:?}\n{xml}"));
-        plan_start(&d, &PlanContext::new(&self.qemu, self.caps, run_dir))
-            .unwrap_or_else(|e| panic!("plan: {e}"))
+        let mut ctx = PlanContext::new(&self.qemu, self.caps, run_dir);
+        let default = virtnet_testkit::sandbox().map(|s| s.user);
+        ctx.sandbox =
+            virtnet_vm::sandbox_for(&d, default.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+        if let (Some(sb), Some(scratch)) = (&ctx.sandbox, run_dir.parent()) {
+            virtnet_testkit::sandbox_run_dir(scratch, sb);
+        }
+        plan_start(&d, &ctx).unwrap_or_else(|e| panic!("plan: {e}"))
     }
 
     /// `dom`'s XML (booting the test guest) and its plan, with its run dir at `dir/run`.
@@ -93,6 +101,9 @@ pub async fn start_with_console(
         SerialConsole::connect(serial, Duration::from_secs(20))
     );
     let vm = vm?;
+    if plan.sandbox.is_some() {
+        virtnet_testkit::assert_qemu_confined(vm.pid());
+    }
     let con = con.unwrap_or_else(|e| panic!("serial console: {e}"));
     Ok((vm, con))
 }
