@@ -249,6 +249,19 @@ fn bound_socket(source: &ChrSource) -> Option<PathBuf> {
 }
 
 /// `d` with the character device `r` (and the console standing for it) given `source`.
+/// The path of QEMU's pty `pty` (`/dev/pts/N`) as we can open it: a confined QEMU has its
+/// own devpts instance in its own mount namespace, reached through `/proc/PID/root`.
+fn pty_from_here(pid: u32, pty: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
+    let theirs = ns(&format!("/proc/{pid}/ns/mnt"));
+    if theirs.is_some() && theirs != ns("/proc/self/ns/mnt") {
+        format!("/proc/{pid}/root{pty}")
+    } else {
+        pty.to_string()
+    }
+}
+
 fn with_source(d: &Domain, r: &ChrRef, source: &ChrSource) -> Domain {
     let mut d = d.clone();
     let v = &mut d.devices;
@@ -375,7 +388,10 @@ impl Daemon {
             };
             let mut live_source = source.clone();
             if let ChrSource::Pty { path: p } = &mut live_source {
-                *p = ret.get("pty").and_then(Value::as_str).map(str::to_string);
+                *p = ret
+                    .get("pty")
+                    .and_then(Value::as_str)
+                    .map(|pty| pty_from_here(l.status.pid, pty));
                 path.clone_from(p);
             }
             let new_live = with_source(&l.domain, r, &live_source);
