@@ -72,7 +72,7 @@ pub fn run(format: &str, file: &str, qemu_version: &str, no_vhost_net: bool) -> 
     let paths = RuntimePaths {
         memory_dir: Some("@memory-dir@".into()),
         // virtnetd confines QEMU unless told not to (`--sandbox off`, `<seclabel type='none'/>`).
-        sandbox: true,
+        sandbox: !domain.unconfined(),
         ..RuntimePaths::new("@qmp-socket@")
     };
     let argv = NicBackend::placeholders(&domain.devices.interfaces, &caps)
