@@ -80,3 +80,72 @@ pub fn sandbox_for(
     }
     Ok(Some(Sandbox::new(user)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain(ty: &str, seclabel: &str) -> Domain {
+        virtnet_conf::load_domain(&format!(
+            "<domain type='{ty}'><name>i</name><memory>65536</memory>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os>{seclabel}<devices/></domain>"
+        ))
+        .unwrap()
+    }
+
+    fn default() -> QemuUser {
+        QemuUser {
+            name: "virtnet-qemu".into(),
+            uid: 990,
+            gid: 991,
+            groups: vec![4242],
+        }
+    }
+
+    #[test]
+    fn default_identity_without_groups_for_tcg() {
+        assert_eq!(sandbox_for(&domain("qemu", ""), None).unwrap(), None);
+        let sb = sandbox_for(&domain("qemu", ""), Some(&default()))
+            .unwrap()
+            .unwrap();
+        assert_eq!((sb.user.uid, sb.user.gid), (990, 991));
+        assert!(sb.user.groups.is_empty(), "only what the VM needs");
+    }
+
+    #[test]
+    fn kvm_domains_get_the_kvm_group() {
+        let sb = sandbox_for(&domain("kvm", ""), Some(&default()))
+            .unwrap()
+            .unwrap();
+        let kvm = lookup_group("kvm").unwrap();
+        assert_eq!(sb.user.groups, kvm.into_iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_dac_label_names_the_identity() {
+        let d = domain(
+            "qemu",
+            "<seclabel type='static' model='dac'><label>+1234:+5678</label></seclabel>",
+        );
+        let sb = sandbox_for(&d, Some(&default())).unwrap().unwrap();
+        assert_eq!((sb.user.uid, sb.user.gid), (1234, 5678));
+        let d = domain(
+            "qemu",
+            "<seclabel type='static' model='dac'><label>virtnet-no-such-user:+1</label></seclabel>",
+        );
+        let e = sandbox_for(&d, Some(&default())).unwrap_err();
+        assert!(
+            e.to_string().contains("no user 'virtnet-no-such-user'"),
+            "{e}"
+        );
+        assert!(e.is_user_error());
+    }
+
+    #[test]
+    fn root_is_refused() {
+        let mut root = default();
+        root.uid = 0;
+        let e = sandbox_for(&domain("qemu", ""), Some(&root)).unwrap_err();
+        assert!(e.to_string().contains("uid 0"), "{e}");
+    }
+}
