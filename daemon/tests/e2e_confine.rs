@@ -107,6 +107,19 @@ fn qemu_runs_confined_and_sees_only_its_own() {
     let own = listing_in(pa, &base.join("run/vms/conf-a")).unwrap();
     assert!(own.contains(&"qmp.sock".to_string()), "{own:?}");
 
+    // A hostdev NIC cannot be hot-plugged: its VFIO group is not in QEMU's /dev (made at
+    // start). Refused before anything is touched, saying what to do.
+    let vf = "<interface type='hostdev' managed='yes'><mac address='52:54:00:00:0c:01'/>\
+              <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' \
+              function='0x1'/></source></interface>";
+    let (s, v) = common::e2e::post_json(
+        &d,
+        "/v1/domains/conf-a/devices",
+        &serde_json::json!({ "xml": vf, "live": true }),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("runs confined"), "{v}");
+
     for n in ["conf-a", "conf-b"] {
         common::e2e::destroy_leaving_nothing(&d, n);
     }

@@ -26,8 +26,8 @@ pub use argv::{
 };
 pub use error::{QemuError, Result};
 pub use process::{
-    listen_unix, open_for_writing, open_host, QemuProcess, QemuSpawn, StopMethod, StopOptions,
-    StopOutcome,
+    in_own_mount_namespace, listen_unix, open_for_writing, open_host, QemuProcess, QemuSpawn,
+    StopMethod, StopOptions, StopOutcome,
 };
 pub use qmp::{QmpClient, QmpEvent, QmpGreeting, QmpOptions};
 pub use sandbox::{DevNode, QemuUser, Sandbox};

@@ -69,6 +69,14 @@ impl Daemon {
         if let Some(l) = slot.live.as_ref().filter(|_| live) {
             validate_interface(Operation::Attach, &l.domain, &live_src, None)
                 .map_err(|r| refused(Operation::Attach, r))?;
+            if live_src.is_hostdev() && virtnet_qemu::in_own_mount_namespace(l.status.pid) {
+                return Err(DaemonError::NotHotpluggable(format!(
+                    "VM '{name}' runs confined: its QEMU's private /dev is made at start and \
+                     holds only the VFIO groups of the host devices it started with, so a \
+                     hostdev NIC cannot be hot-plugged into it; add the NIC with --config and \
+                     restart the VM, or run this VM unconfined (<seclabel type='none'/>)"
+                )));
+            }
         }
         if let Some(p) = slot.persistent.as_ref().filter(|_| config) {
             validate_interface(Operation::Define, p, &iface, None)

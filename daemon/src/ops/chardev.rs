@@ -252,10 +252,7 @@ fn bound_socket(source: &ChrSource) -> Option<PathBuf> {
 /// The path of QEMU's pty `pty` (`/dev/pts/N`) as we can open it: a confined QEMU has its
 /// own devpts instance in its own mount namespace, reached through `/proc/PID/root`.
 fn pty_from_here(pid: u32, pty: &str) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let ns = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
-    let theirs = ns(&format!("/proc/{pid}/ns/mnt"));
-    if theirs.is_some() && theirs != ns("/proc/self/ns/mnt") {
+    if virtnet_qemu::in_own_mount_namespace(pid) {
         format!("/proc/{pid}/root{pty}")
     } else {
         pty.to_string()

@@ -54,6 +54,17 @@ use cgroup::CgroupJoin;
 use child::ChildHandle;
 use fds::FdMap;
 
+/// Whether process `pid` runs in a mount namespace other than ours (a confined QEMU: its
+/// `/dev` and hidden directories differ from what we see). False when it cannot be told.
+pub fn in_own_mount_namespace(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    match (ns(&format!("/proc/{pid}/ns/mnt")), ns("/proc/self/ns/mnt")) {
+        (Some(theirs), Some(ours)) => theirs != ours,
+        _ => false,
+    }
+}
+
 /// Everything needed to start one QEMU. Build with [`QemuSpawn::new`], adjust, then
 /// [`QemuSpawn::spawn`].
 #[derive(Debug)]
