@@ -22,8 +22,8 @@ pub fn sandbox() -> Option<Sandbox> {
     }))
 }
 
-/// Makes `dir` (created when missing) usable by the sandbox user: `root:<its group>` 0770,
-/// as virtnetd makes a VM's run dir while QEMU still creates its QMP socket there.
+/// Makes `dir` (created when missing) usable by the sandbox user: `root:<its group>` 0770
+/// (a test's scratch dir where QEMU may open or create sockets by path).
 pub fn sandbox_run_dir(dir: &Path, sandbox: &Sandbox) {
     std::fs::create_dir_all(dir).unwrap();
     std::os::unix::fs::chown(dir, Some(0), Some(sandbox.user.gid)).unwrap();

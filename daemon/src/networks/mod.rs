@@ -161,6 +161,12 @@ impl Networks {
         self.run_dir.join(format!("{name}.json"))
     }
 
+    /// The directory of every network's run-time files (`<run_dir>/networks`): where QEMU
+    /// listens on the vhost-user sockets of switch-network NICs.
+    pub fn sockets_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
     /// `RUN_DIR/networks/NAME/`: the switch's control socket, log and the NICs' sockets.
     pub fn net_dir(&self, name: &str) -> PathBuf {
         self.run_dir.join(name)

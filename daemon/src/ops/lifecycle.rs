@@ -124,6 +124,8 @@ impl Daemon {
             virtnet_vm::sandbox_for(domain, self.qemu_user.as_ref()).map_err(DaemonError::vm)?;
         // Other VMs' run dirs, the API socket, the definitions: not QEMU's business.
         ctx.hide = vec![self.config.state_dir.clone(), self.config.run_dir.clone()];
+        // QEMU listens on switch-network NICs' sockets by path (no fd for vhost-user in 7.2).
+        ctx.reach = vec![self.networks.sockets_dir().to_path_buf()];
         if self.qemu_user.is_some() && domain.unconfined() {
             tracing::warn!(vm = %name, "<seclabel type='none'/>: QEMU runs unconfined, as virtnetd's user");
         }

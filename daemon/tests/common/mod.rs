@@ -47,9 +47,9 @@ impl TestDaemon {
             args: args.iter().map(|a| a.to_string()).collect(),
         };
         if d.confined() {
-            // `base` stands for the user's directory where the tests put the serial console
-            // sockets QEMU creates: the QEMU user must be able to use it (virtnetd hides its
-            // own state/ and run/ inside it from QEMU).
+            // `base` stands for a user's directory where the tests put sockets and files;
+            // the ones QEMU opens by path (vhost-user sockets) need the QEMU user to reach it
+            // (virtnetd hides its own state/ and run/ inside it from QEMU).
             if let Some(sb) = virtnet_testkit::sandbox() {
                 virtnet_testkit::sandbox_run_dir(base, &sb);
             }

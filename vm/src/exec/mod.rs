@@ -36,13 +36,6 @@ pub use running::{RunningVm, StopMode, StopReport};
 use crate::error::VmError;
 use crate::plan::{PassFdUndo, StartPlan};
 
-/// `root:<gid>` 0770.
-fn give_run_dir(dir: &Path, gid: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::os::unix::fs::chown(dir, None, Some(gid))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770))
-}
-
 /// The steps of a start, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,21 +230,6 @@ async fn run(
             )
         })?;
     p.run_dir_created = true;
-    if let Some(sb) = &plan.sandbox {
-        // A confined QEMU still creates its QMP socket in the run dir: root-owned, group the
-        // sandbox user's, 0770 (until the monitor socket is passed as an fd).
-        give_run_dir(&plan.run_dir, sb.user.gid).map_err(|source| {
-            (
-                StepId::RunDir,
-                VmError::Io {
-                    what: "give the run dir to QEMU's group".into(),
-                    path: plan.run_dir.clone(),
-                    source,
-                },
-            )
-        })?;
-    }
-
     let mut cgroup_procs = Vec::new();
     if let Some(spec) = &plan.cgroup {
         inject(opts, StepId::Cgroup)?;

@@ -63,9 +63,13 @@ pub struct PlanContext {
     /// stays in the caller's groups (and a domain asking for `<memtune>`/`<cputune>` limits
     /// is refused: nothing would enforce them).
     pub cgroup: Option<CgroupOptions>,
-    /// Directories a confined QEMU must not see (virtnetd's state dir and run-dir root: other
-    /// VMs' run dirs, the API socket); this VM's run dir stays reachable.
+    /// Directories a confined QEMU must not see (virtnetd's state dir and run-dir root: the
+    /// VMs' run dirs, the API socket, the live status).
     pub hide: Vec<PathBuf>,
+    /// Directories inside hidden ones a confined QEMU still reaches by path (the switch
+    /// networks' directory, where QEMU listens on its vhost-user sockets: QEMU 7.2 takes no
+    /// passed fd for a vhost-user netdev).
+    pub reach: Vec<PathBuf>,
 }
 
 impl PlanContext {
@@ -84,6 +88,7 @@ impl PlanContext {
             sandbox: None,
             cgroup: Some(CgroupOptions::default()),
             hide: Vec::new(),
+            reach: Vec::new(),
         }
     }
 }

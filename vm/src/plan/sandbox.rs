@@ -10,8 +10,8 @@ use super::PlanContext;
 
 /// The sandbox QEMU runs in for `domain`: `None` when the context has none (virtnetd
 /// `--sandbox off`) or the domain opts out (`<seclabel type='none'/>`); else the context's
-/// identity with this VM's device nodes, and virtnetd's directories hidden except this VM's
-/// run dir.
+/// identity with this VM's device nodes, and virtnetd's directories hidden except those the
+/// context says QEMU reaches.
 pub(crate) fn sandbox_for(domain: &Domain, ctx: &PlanContext) -> Option<Sandbox> {
     if domain.unconfined() {
         return None;
@@ -33,10 +33,9 @@ pub(crate) fn sandbox_for(domain: &Domain, ctx: &PlanContext) -> Option<Sandbox>
         }
     }
     sb.hide = ctx.hide.clone();
-    // Only the run dir: a socket the domain names inside a hidden directory stays hidden
-    // (keeping its directory would show what else is there: other VMs' sockets, a switch's
-    // control socket). virtnetd passes the sockets it makes as fds instead.
-    sb.keep.push(ctx.run_dir.clone());
+    // Not the run dir: what QEMU needs from it arrives as fds. Only what virtnetd says QEMU
+    // must reach by path (the switch networks' sockets).
+    sb.keep = ctx.reach.clone();
     Some(sb)
 }
 

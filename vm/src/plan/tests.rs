@@ -59,6 +59,7 @@ fn ctx() -> PlanContext {
         groups: vec![],
     }));
     ctx.hide = vec!["/var/lib/virtnet".into(), "/run/virtnet".into()];
+    ctx.reach = vec!["/run/virtnet/networks".into()];
     ctx
 }
 
@@ -500,7 +501,7 @@ fn confined_plans_carry_the_sandbox_and_seccomp() {
     let p = plan("kvm", "", HOSTDEV);
     let sb = p.sandbox.as_ref().expect("confined");
     assert_eq!(sb.user.uid, 990);
-    assert_eq!(sb.keep, [PathBuf::from("/run/virtnet/vm1")]);
+    assert_eq!(sb.keep, [PathBuf::from("/run/virtnet/networks")]);
     assert_eq!(sb.hide, ctx().hide);
     let mut want = DevNode::BASE.to_vec();
     want.extend([

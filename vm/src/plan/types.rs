@@ -338,8 +338,8 @@ pub struct StartPlan {
     pub name: String,
     /// The QEMU binary.
     pub qemu_binary: PathBuf,
-    /// The per-VM run directory (created 0700 at start, `root:<QEMU group>` 0770 when
-    /// confined; removed at stop).
+    /// The per-VM run directory (created 0700 at start, removed at stop). A confined QEMU
+    /// does not see it: what it holds (the monitor socket, chardev sockets) QEMU gets as fds.
     pub run_dir: PathBuf,
     /// QMP socket (inside the run dir).
     pub qmp_socket: PathBuf,

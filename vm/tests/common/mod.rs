@@ -36,8 +36,9 @@ pub fn env() -> Option<Env> {
 
 impl Env {
     /// Loads `xml` and plans it with its run dir at `run_dir`, confined as virtnetd does by
-    /// default (the `virtnet-qemu` user). The run dir's parent (the test's scratch dir, where
-    /// QEMU creates the serial console socket) is made usable by that user.
+    /// default (the `virtnet-qemu` user). The run dir's parent (the test's scratch dir, which
+    /// stands for a user's directory QEMU may use by path, e.g. a vhost-user socket it listens
+    /// on) is made usable by that user.
     pub fn plan(&self, xml: &str, run_dir: &Path) -> StartPlan {
         let d = virtnet_conf::load_domain(xml)
             .unwrap_or_else(|e| panic!("domain does not load: {e:?}\n{xml}"));
