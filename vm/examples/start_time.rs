@@ -1,7 +1,8 @@
 //! Measurement (not a test): wall time of `exec::start` (run dir, host steps, spawn, QMP
 //! handshake, `cont`) for the test domain with a user-mode NIC, under TCG. Medians.
 //!
-//! `cargo run -p virtnet-vm --example start_time [RUNS]` as root (default 9 runs).
+//! `cargo run -p virtnet-vm --example start_time [RUNS] [confined]` as root (default 9 runs;
+//! `confined`: QEMU runs as `virtnet-qemu` in its sandbox, as virtnetd runs it by default).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(9);
+    let confined = std::env::args().nth(2).as_deref() == Some("confined");
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         std::process::exit(1);
     };
@@ -33,8 +35,12 @@ fn main() {
                 .nic(user, "", None)
                 .xml(guest);
             let d = virtnet_conf::load_domain(&xml).expect("domain");
-            let plan = plan_start(&d, &PlanContext::new(&qemu, caps, tmp.path().join("run")))
-                .expect("plan");
+            let mut ctx = PlanContext::new(&qemu, caps, tmp.path().join("run"));
+            if confined {
+                ctx.sandbox = virtnet_testkit::sandbox();
+                virtnet_testkit::sandbox_run_dir(tmp.path(), ctx.sandbox.as_ref().unwrap());
+            }
+            let plan = plan_start(&d, &ctx).expect("plan");
             let t0 = Instant::now();
             let vm = rt
                 .block_on(exec::start(&plan, &host, &ExecOptions::default()))
@@ -49,7 +55,8 @@ fn main() {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "exec::start, TCG, user NIC, {runs} runs: median {:.1} ms, min {:.1} ms, max {:.1} ms",
+        "exec::start, TCG, user NIC, {}, {runs} runs: median {:.1} ms, min {:.1} ms, max {:.1} ms",
+        if confined { "confined" } else { "unconfined" },
         ms(v[v.len() / 2]),
         ms(v[0]),
         ms(v[v.len() - 1])
