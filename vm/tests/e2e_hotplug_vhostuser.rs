@@ -185,7 +185,10 @@ fn a_netdev_add_stalled_by_a_silent_back_end_is_undone_when_qemu_answers() {
             let (host, vm, _con, live) = boot_live(&env, &dom, tmp.path()).await;
             let qmp = vm.qmp();
             let nic = vhostuser_nic("52:54:00:00:26:03", &socket, "client");
-            let ap = plan_attach(&live.domain, &iface(&nic), &env.caps).unwrap();
+            // As virtnetd does: the confined QEMU's user is given the socket it connects to.
+            let ap = plan_attach(&live.domain, &iface(&nic), &env.caps)
+                .unwrap()
+                .confine(vm.plan().sandbox.as_ref());
             let opts = HotplugOptions {
                 command_timeout: Duration::from_secs(2),
                 stalled_undo_timeout: Duration::from_millis(300),
