@@ -69,9 +69,13 @@ impl Daemon {
         let store = Store::open(&config.state_dir, &config.run_dir)?;
         let lock = lock_state_dir(&config.state_dir)?;
         let registry = Arc::new(Registry::new());
-        let networks =
-            crate::networks::Networks::open(&config.state_dir, &config.run_dir, registry.clone())
-                .await?;
+        let networks = crate::networks::Networks::open(
+            &config.state_dir,
+            &config.run_dir,
+            registry.clone(),
+            &config.qemu_user,
+        )
+        .await?;
         let host = LinuxHost::new()
             .map(|h| Arc::new(h) as Arc<dyn HostNet>)
             .map_err(Arc::new);

@@ -117,6 +117,8 @@ pub struct Networks {
     defs_dir: PathBuf,
     run_dir: PathBuf,
     registry: Arc<Registry>,
+    /// QEMU's user (`virtnetd --qemu-user`): its group may reach the switches' sockets.
+    qemu_user: String,
     table: tokio::sync::Mutex<BTreeMap<String, Net>>,
 }
 
@@ -127,11 +129,12 @@ fn no_such(name: &str) -> DaemonError {
 impl Networks {
     /// Opens the network store under `state_dir` and `run_dir`, loads the definitions, and
     /// adopts (or restarts) the switches that were running; their uplinks are claimed in
-    /// `registry`.
+    /// `registry`. Switches share their sockets with `qemu_user`'s group (QEMU's user).
     pub async fn open(
         state_dir: &Path,
         run_dir: &Path,
         registry: Arc<Registry>,
+        qemu_user: &str,
     ) -> Result<Arc<Networks>> {
         let defs_dir = state_dir.join("networks");
         let run_dir = run_dir.join("networks");
@@ -143,6 +146,7 @@ impl Networks {
             defs_dir,
             run_dir,
             registry,
+            qemu_user: qemu_user.to_string(),
             table: tokio::sync::Mutex::new(BTreeMap::new()),
         });
         nets.load().await?;
@@ -360,8 +364,9 @@ impl Networks {
         std::fs::create_dir_all(&dir).map_err(|e| DaemonError::store("create", &dir, e))?;
         let uplink = def.uplink.as_ref().map(|u| u.dev.as_str());
         let binary = switch::vswitch_binary()?;
+        let log = dir.join("vswitch.log");
         let mut child =
-            switch::spawn(&binary, &dir, &st.control, uplink, &dir.join("vswitch.log")).await?;
+            switch::spawn(&binary, &dir, &st.control, uplink, &log, &self.qemu_user).await?;
         let pid = child.id() as i32;
         let start_time = switch::start_time(pid).unwrap_or(0);
         let setup = async {

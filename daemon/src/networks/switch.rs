@@ -78,13 +78,15 @@ fn locate(
 /// as an fd (`--uplink-fd`). The switch works inside `dir` by relative paths (its control
 /// socket, the NICs' sockets: [`switch_path`]), so the directories above it need not be
 /// reachable for its user. Otherwise (virtnetd not root) it runs as virtnetd's user and opens
-/// the tap itself.
+/// the tap itself. `qemu_user` is QEMU's user: the switch joins its group and shares `dir`
+/// with it.
 pub async fn spawn(
     binary: &Path,
     dir: &Path,
     control: &Path,
     uplink: Option<&str>,
     log: &Path,
+    qemu_user: &str,
 ) -> Result<std::process::Child> {
     let log_file = OpenOptions::new()
         .create(true)
@@ -102,7 +104,7 @@ pub async fn spawn(
     let mut tap_fd = None;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
-        let id = virtnet_host::SwitchIdentity::ensure(virtnet_host::QEMU_USER)
+        let id = virtnet_host::SwitchIdentity::ensure(qemu_user)
             .map_err(|source| DaemonError::SwitchUser { source })?;
         id.prepare_dir(dir)
             .map_err(|e| DaemonError::store("share the switch directory", dir, e))?;

@@ -37,9 +37,14 @@ async fn driver_queues_reach_the_switch_port_also_after_a_restart() {
     vswitch_built();
     let tmp = tempfile::tempdir().unwrap();
     let registry = Arc::new(Registry::new());
-    let nets = Networks::open(&tmp.path().join("state"), &tmp.path().join("run"), registry)
-        .await
-        .unwrap();
+    let nets = Networks::open(
+        &tmp.path().join("state"),
+        &tmp.path().join("run"),
+        registry,
+        virtnet_host::QEMU_USER,
+    )
+    .await
+    .unwrap();
     nets.define("<network><name>q</name><virtualport type='virtnet-vswitch'/></network>")
         .await
         .unwrap();
@@ -136,6 +141,7 @@ async fn destroy_refusal_names_each_vm_once() {
         &tmp.path().join("state"),
         &tmp.path().join("run"),
         Arc::new(Registry::new()),
+        virtnet_host::QEMU_USER,
     )
     .await
     .unwrap();
