@@ -168,6 +168,8 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
             }
             let info = net_info(&d);
             assert_eq!(info["ports"].as_array().unwrap().len(), 2, "{info}");
+            // Resolved at start: shown as defined.
+            assert_shown_as_network(&d, "va", "52:54:00:20:00:01", "va-525400200001");
             let control = info["control"].as_str().unwrap().to_string();
             for c in cons.iter_mut() {
                 c.wait_ready(BOOT).await.unwrap();
@@ -243,11 +245,12 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
                 .collect();
             assert_eq!(now, qemu_pids, "QEMU was not restarted");
 
-            // Unplug the hot-plugged NIC: its port goes.
+            // Unplug the hot-plugged NIC (named by its type as defined, as virsh users do):
+            // its port goes.
             let (s, v) = post_json(
                 &d,
                 "/v1/domains/vc/devices/detach",
-                &json!({ "type": "vhostuser", "mac": vms[2].1, "live": true, "timeout_secs": 30 }),
+                &json!({ "type": "network", "mac": vms[2].1, "live": true, "timeout_secs": 30 }),
             );
             assert_eq!(s, 200, "{v}\n{}", d.log());
             let info = net_info(&d);
@@ -285,6 +288,36 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
     });
 }
 
+/// A network NIC of running VM `vm` is shown as virsh shows it, not as the vhost-user NIC it
+/// runs as: `domiflist` says type `network`, source the network's name; the live XML keeps
+/// `type='network'` and `<source network='sw0'/>`, adds the switch port (`portid`) and reads
+/// back through conf as the same XML.
+fn assert_shown_as_network(d: &TestDaemon, vm: &str, mac: &str, port: &str) {
+    let (s, v) = d.get(&format!("/v1/domains/{vm}/interfaces"));
+    assert_eq!(s, 200, "{v}");
+    let rows = v["interfaces"].as_array().unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["mac"] == mac)
+        .expect("the NIC's row");
+    assert_eq!(
+        (row["type"].as_str(), row["source"].as_str()),
+        (Some("network"), Some("sw0")),
+        "{v}"
+    );
+    let (s, v) = d.get(&format!("/v1/domains/{vm}/xml"));
+    assert_eq!(s, 200, "{v}");
+    let xml = v["xml"].as_str().unwrap();
+    assert!(!xml.contains("vhostuser"), "{xml}");
+    assert!(xml.contains("<interface type='network'>"), "{xml}");
+    assert!(
+        xml.contains(&format!("<source network='sw0' portid='{port}'/>")),
+        "{xml}"
+    );
+    let parsed = virtnet_conf::Domain::parse(xml).expect("the live XML reads back");
+    assert_eq!(parsed.to_xml(), xml);
+}
+
 /// Found by the soak test: `attach --persistent` of a network NIC claimed the socket the
 /// daemon picked for the running VM in the definition's scope too (where the NIC has no
 /// socket: it is `type='network'`), so after the VM stopped the path stayed held by a
@@ -315,6 +348,10 @@ fn persistent_network_attach_leaves_no_socket_claim_after_stop() {
             &json!({ "xml": net_nic(mac), "persistent": true }),
         );
         assert_eq!(s, 200, "{v}\n{}", d.log());
+        // The attach answer (virtnet's message) names the network, as domiflist does.
+        assert_eq!(v["interface"]["type"], "network", "{v}");
+        assert_eq!(v["interface"]["source"], "sw0", "{v}");
+        assert_shown_as_network(&d, "va", mac, "va-525400200101");
         let socket = net_info(&d)["ports"][0]["socket"]
             .as_str()
             .unwrap()

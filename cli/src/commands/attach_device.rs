@@ -37,19 +37,28 @@ pub fn report(r: &AttachResponse, json: bool, what: &str) {
         print_json(r);
         return;
     }
-    let i = &r.interface;
-    let mut parts = vec![format!("type {}", i.type_)];
-    parts.extend(i.mac.as_ref().map(|m| format!("MAC {m}")));
-    parts.extend(i.alias.as_ref().map(|a| format!("alias {a}")));
-    parts.extend(i.interface.as_ref().map(|t| format!("host device {t}")));
-    println!(
-        "{what} attached successfully ({}; {})",
-        parts.join(", "),
-        applied(r.live, r.config)
-    );
+    println!("{}", message(r, what));
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
+}
+
+/// The line an attach prints: `Device attached successfully (type network, network sw0, MAC
+/// 52:54:00:..., alias net1; live and config)`.
+fn message(r: &AttachResponse, what: &str) -> String {
+    let i = &r.interface;
+    let mut parts = vec![format!("type {}", i.type_)];
+    if i.type_ == "network" {
+        parts.extend(i.source.as_ref().map(|n| format!("network {n}")));
+    }
+    parts.extend(i.mac.as_ref().map(|m| format!("MAC {m}")));
+    parts.extend(i.alias.as_ref().map(|a| format!("alias {a}")));
+    parts.extend(i.interface.as_ref().map(|t| format!("host device {t}")));
+    format!(
+        "{what} attached successfully ({}; {})",
+        parts.join(", "),
+        applied(r.live, r.config)
+    )
 }
 
 /// Runs the command.
@@ -66,4 +75,38 @@ pub async fn run(
         .map_err(|e| e.in_file(&input.name))?;
     report(&r, json, "Device");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use virtnet_api::InterfaceRow;
+
+    #[test]
+    fn a_network_nic_is_announced_with_its_network() {
+        let r = AttachResponse {
+            name: "vm1".into(),
+            interface: InterfaceRow {
+                interface: None,
+                type_: "network".into(),
+                source: Some("sw0".into()),
+                model: Some("virtio".into()),
+                mac: Some("52:54:00:00:00:01".into()),
+                alias: Some("net1".into()),
+                link: "up".into(),
+                removal_pending: false,
+            },
+            live: true,
+            config: false,
+            warnings: vec![],
+        };
+        let m = message(&r, "Interface");
+        assert!(
+            m.starts_with(
+                "Interface attached successfully (type network, network sw0, MAC \
+                 52:54:00:00:00:01, alias net1; "
+            ),
+            "{m}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use virtnet_conf::interface::InterfaceKind;
 use virtnet_conf::{Domain, Interface};
-use virtnet_vm::plan::{resolve_network_interface, ResolvedNetwork};
+use virtnet_vm::plan::{defined_network_interface, resolve_network_interface, ResolvedNetwork};
 use virtnet_vswitch_control::Request;
 
 use super::{add_port, no_such, switch, Networks, Port};
@@ -93,6 +93,22 @@ impl Networks {
                 queues: iface.queues().unwrap_or(1).max(1),
             }),
         ))
+    }
+
+    /// `iface` of `vm` as users see it: a NIC [`Self::resolve_interface`] made vhost-user is
+    /// `<interface type='network'>` again, `<source network='NET' portid='PORT'/>` naming its
+    /// switch port; any other interface as it is.
+    pub fn as_defined(&self, vm: &str, iface: &Interface) -> Interface {
+        defined_network_interface(vm, iface, |n| self.net_dir(n)).unwrap_or_else(|| iface.clone())
+    }
+
+    /// `domain` (live, of `vm`) as users see it: each NIC as [`Self::as_defined`] shows it.
+    pub fn domain_as_defined(&self, vm: &str, domain: &Domain) -> Domain {
+        let mut shown = domain.clone();
+        for iface in shown.devices.interfaces.iter_mut() {
+            *iface = self.as_defined(vm, iface);
+        }
+        shown
     }
 
     /// Adds `ports` for `vm` to their switches (client mode: the switch connects when QEMU

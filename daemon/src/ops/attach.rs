@@ -201,7 +201,12 @@ impl Daemon {
         }
         if let (Some(i), Some(l)) = (live_iface, slot.live.as_mut()) {
             match self.plug_live(name, l, i).await {
-                Ok(plugged) => row = Some(interface_row(&plugged, false)),
+                Ok(plugged) => {
+                    row = Some(interface_row(
+                        &self.networks.as_defined(name, &plugged),
+                        false,
+                    ))
+                }
                 Err(e) => {
                     if new_def.is_some() {
                         self.restore_definition(name, persistent).await;

@@ -57,7 +57,10 @@ impl Daemon {
         }
         let (live, config) = resolve_scope(name, &slot, req.scope())?;
         let live_idx = match (live, &slot.live) {
-            (true, Some(l)) => Some(matcher.find(name, &l.domain)?),
+            // A NIC on a switch network is found by its type as defined (`network`).
+            (true, Some(l)) => {
+                Some(matcher.find(name, &self.networks.domain_as_defined(name, &l.domain))?)
+            }
             _ => None,
         };
         let persistent = if config {

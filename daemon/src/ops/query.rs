@@ -68,10 +68,16 @@ impl Daemon {
     pub fn xml(&self, name: &str, inactive: bool) -> Result<XmlResponse> {
         let v = self.view_of(name)?;
         let (domain, is_inactive) = self.pick(&v, inactive)?;
+        // Live: NICs on switch networks as defined (type='network'), with their port.
+        let xml = if is_inactive {
+            domain.to_xml()
+        } else {
+            self.networks.domain_as_defined(&v.name, domain).to_xml()
+        };
         Ok(XmlResponse {
             name: v.name.clone(),
             inactive: is_inactive,
-            xml: domain.to_xml(),
+            xml,
         })
     }
 
@@ -92,7 +98,7 @@ impl Daemon {
                 .devices
                 .interfaces
                 .iter()
-                .map(|i| interface_row(i, pending(i)))
+                .map(|i| interface_row(&self.networks.as_defined(&v.name, i), pending(i)))
                 .collect(),
         })
     }

@@ -29,7 +29,10 @@ pub use hotplug::{
     describe_undo, live_ids, plan_attach, plan_detach, AttachAction, AttachPlan, AttachStep,
     AttachStepId, AttachUndo, DetachPlan, DetachStep, FdFrom,
 };
-pub use network::{resolve_network_interface, resolve_networks, NetworkPort, ResolvedNetwork};
+pub use network::{
+    defined_network_interface, resolve_network_interface, resolve_networks, NetworkPort,
+    ResolvedNetwork,
+};
 pub use nic::{effective_caps, nic_plan};
 pub use passfd::{PassFd, PassFdUndo};
 pub use types::{

@@ -93,6 +93,45 @@ pub fn resolve_network_interface(
     ))
 }
 
+/// The inverse of [`resolve_network_interface`], for what users see (`domiflist`, live
+/// `dumpxml`, the attach answer): a NIC of VM `vm` resolved onto network `NET` (vhost-user,
+/// QEMU the server, on `socket_dir_of(NET)/VM-MAC.sock`) is the `<interface type='network'>`
+/// it was defined as again, with the resolved switch port named as libvirt's live XML names
+/// the network port: `<source network='NET' portid='VM-MAC'/>` (conf reads it back). Every
+/// other part of the NIC (MAC, model, alias, address, ...) is as resolved; `None` for an
+/// interface that was not resolved from a network.
+pub fn defined_network_interface(
+    vm: &str,
+    iface: &Interface,
+    socket_dir_of: impl Fn(&str) -> PathBuf,
+) -> Option<Interface> {
+    let InterfaceKind::VhostUser {
+        socket:
+            Some(VhostUserSocket {
+                path,
+                mode: SocketMode::Server,
+                ..
+            }),
+    } = &iface.kind
+    else {
+        return None;
+    };
+    let path = std::path::Path::new(&path.value);
+    let dir = path.parent()?;
+    let network = dir.file_name()?.to_str()?;
+    let port = port_name(vm, &iface.mac()?.to_string());
+    if socket_dir_of(network) != dir || path.file_name()?.to_str()? != format!("{port}.sock") {
+        return None;
+    }
+    let mut defined = iface.clone();
+    defined.kind = InterfaceKind::Network {
+        network: Spanned::new(network.to_string()),
+        portgroup: None,
+        portid: Some(port),
+    };
+    Some(defined)
+}
+
 /// The longest switch port name `virtnet-vswitch` accepts.
 const MAX_PORT_NAME: usize = 64;
 
@@ -219,6 +258,35 @@ mod tests {
         assert!(plan
             .sockets_to_remove
             .contains(&"/run/virtnet/networks/sw0/vm1-525400000001.sock".into()));
+    }
+
+    #[test]
+    fn resolved_nic_is_shown_as_the_network_nic_it_was_defined_as() {
+        let original = domain(true);
+        let (d, _) = resolve_networks(&original, &nets()).unwrap();
+        let dir_of = |n: &str| PathBuf::from("/run/virtnet/networks").join(n);
+        let shown = defined_network_interface("vm1", &d.devices.interfaces[0], dir_of).unwrap();
+        let mut shown_dom = d.clone();
+        shown_dom.devices.interfaces[0] = shown;
+        let mut expected = original.clone();
+        expected.devices.interfaces[0].kind = InterfaceKind::Network {
+            network: Spanned::new("sw0".into()),
+            portgroup: None,
+            portid: Some("vm1-525400000001".into()),
+        };
+        let xml = shown_dom.to_xml();
+        assert_eq!(xml, expected.to_xml());
+        assert!(
+            xml.contains("<source network='sw0' portid='vm1-525400000001'/>"),
+            "{xml}"
+        );
+        // It round-trips through conf: the live XML defines the same NIC again.
+        assert_eq!(Domain::parse(&xml).unwrap().to_xml(), xml);
+        // Not resolved from a network: the user NIC, another VM's name, another directory.
+        assert!(defined_network_interface("vm1", &d.devices.interfaces[1], dir_of).is_none());
+        assert!(defined_network_interface("vm2", &d.devices.interfaces[0], dir_of).is_none());
+        let elsewhere = |n: &str| PathBuf::from("/tmp").join(n);
+        assert!(defined_network_interface("vm1", &d.devices.interfaces[0], elsewhere).is_none());
     }
 
     #[test]
