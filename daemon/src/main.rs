@@ -81,7 +81,10 @@ fn write_man(dir: &std::path::Path) -> ExitCode {
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("virtnetd: cannot write the man page into {}: {e}", dir.display());
+            eprintln!(
+                "virtnetd: cannot write the man page into {}: {e}",
+                dir.display()
+            );
             ExitCode::FAILURE
         }
     }
