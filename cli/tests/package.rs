@@ -2,7 +2,8 @@
 //! scripts and the dependencies; `dpkg -i` into a scratch root (its own dpkg database, the
 //! maintainer scripts run against shims of useradd, groupadd, getent and systemctl: the
 //! machine's users and services are left alone) installs it, the packaged virtnetd serves the
-//! packaged `virtnet list`, and `dpkg -r` removes every file.
+//! packaged `virtnet list`, installing it again (an upgrade) creates no user twice, and `dpkg -r`
+//! stops the service and removes every file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,14 +43,14 @@ impl Drop for Daemon {
     }
 }
 
-/// Shims in `dir` that log their arguments to `dir/log`; `getent` finds nothing, the others
-/// succeed.
-fn shims(dir: &Path) {
+/// Shims in `dir` that log their arguments to `dir/log`; `getent` finds the users and groups
+/// when `users_exist`, the others succeed.
+fn shims(dir: &Path, users_exist: bool) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).unwrap();
     let log = dir.join("log");
     for (name, status) in [
-        ("getent", 2),
+        ("getent", if users_exist { 0 } else { 2 }),
         ("useradd", 0),
         ("groupadd", 0),
         ("systemctl", 0),
@@ -150,7 +151,7 @@ fn package_installs_serves_and_removes() {
     }
     std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
     let shim_dir = s.join("shims");
-    shims(&shim_dir);
+    shims(&shim_dir, false);
     dpkg(&root, &shim_dir, &["-i", deb.to_str().unwrap()]);
     let log = std::fs::read_to_string(shim_dir.join("log")).unwrap();
     let calls: Vec<&str> = log.lines().collect();
@@ -168,6 +169,23 @@ fn package_installs_serves_and_removes() {
         .arg(format!("--root={}", root.display()))
         .args(["-s", "virtnet"]));
     assert!(status.contains("Status: install ok installed"), "{status}");
+
+    // Installing again (an upgrade): prerm stops the old daemon, postinst creates no user that
+    // exists and restarts the service.
+    shims(&shim_dir, true);
+    std::fs::write(shim_dir.join("log"), "").unwrap();
+    dpkg(&root, &shim_dir, &["-i", deb.to_str().unwrap()]);
+    let log = std::fs::read_to_string(shim_dir.join("log")).unwrap();
+    assert!(
+        !log.contains("useradd") && !log.contains("groupadd"),
+        "{log}"
+    );
+    let stop = log.find("systemctl stop virtnetd.service\n");
+    let restart = log.find("systemctl restart virtnetd.service\n");
+    assert!(
+        matches!((stop, restart), (Some(s), Some(r)) if s < r),
+        "an upgrade stops then restarts: {log}"
+    );
 
     // The packaged daemon serves the packaged CLI.
     let sock = s.join("virtnetd.sock");
