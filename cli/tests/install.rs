@@ -134,7 +134,12 @@ fn install_serves_and_uninstall_removes_everything() {
 
     // Man pages: roff, and man renders them when it is installed.
     let man1 = d.join("usr/share/man/man1");
-    for page in ["virtnet.1", "virtnet-list.1", "virtnet-net-define.1"] {
+    for page in [
+        "virtnet.1",
+        "virtnet-list.1",
+        "virtnet-net-define.1",
+        "virtnetd.1",
+    ] {
         let text = std::fs::read_to_string(man1.join(page)).unwrap();
         assert!(text.starts_with(".ie") || text.contains("\n.TH "), "{page}");
         if on_path("man") {

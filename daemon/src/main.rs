@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 use virtnetd::config::{
     Config, DEFAULT_QEMU, DEFAULT_QEMU_USER, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, SOCKET_NAME,
@@ -12,9 +12,12 @@ use virtnetd::config::{
 use virtnetd::Server;
 
 /// The virtnet daemon: owns the VMs, serves the `virtnet` CLI (JSON over HTTP/1.1 on a unix
-/// socket). Log level: VIRTNETD_LOG (e.g. `debug`, `virtnetd=trace`), default `info`.
+/// socket).
+///
+/// Log level: VIRTNETD_LOG (e.g. `debug`, `virtnetd=trace`), default `info`. Run by systemd
+/// as virtnetd.service (state in /var/lib/virtnet, API socket /run/virtnet/virtnetd.sock).
 #[derive(Parser)]
-#[command(name = "virtnetd", version, about, long_about = None)]
+#[command(name = "virtnetd", version)]
 struct Args {
     /// API socket [default: RUN_DIR/virtnetd.sock].
     #[arg(long, env = "VIRTNETD_SOCKET", value_name = "PATH")]
@@ -63,6 +66,28 @@ struct Args {
     /// The user confined QEMUs run as; created (system user, own group) when missing.
     #[arg(long, env = "VIRTNETD_QEMU_USER", value_name = "NAME", default_value = DEFAULT_QEMU_USER)]
     qemu_user: String,
+    /// Write the man page virtnetd.1 into DIR and exit (used by scripts/install).
+    #[arg(long, hide = true, value_name = "DIR")]
+    man: Option<PathBuf>,
+}
+
+/// Writes `virtnetd.1`, generated from [`Args`], into `dir` (created if missing).
+fn write_man(dir: &std::path::Path) -> ExitCode {
+    let mut page = Vec::new();
+    let written = clap_mangen::Man::new(Args::command())
+        .render(&mut page)
+        .and_then(|()| std::fs::create_dir_all(dir))
+        .and_then(|()| std::fs::write(dir.join("virtnetd.1"), page));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "virtnetd: cannot write the man page into {}: {e}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `secs` as a duration, refusing what is not a positive number of seconds.
@@ -75,6 +100,9 @@ fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.man {
+        return write_man(dir);
+    }
     let filter = EnvFilter::try_from_env("VIRTNETD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
