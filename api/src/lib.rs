@@ -7,3 +7,7 @@ pub mod domains;
 pub mod networks;
 
 pub use domains::*;
+
+/// The read-only API socket's file name, next to the API socket in virtnetd's run directory
+/// (libvirt's `libvirt-sock-ro`): queries only, open to the group `virtnet`.
+pub const RO_SOCKET_NAME: &str = "virtnetd-ro.sock";

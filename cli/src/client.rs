@@ -120,7 +120,9 @@ impl Client {
                     "connection refused (a stale socket: virtnetd is not running)".to_string()
                 }
                 std::io::ErrorKind::PermissionDenied => {
-                    "permission denied (the socket is root's: run as root)".to_string()
+                    "permission denied (the API socket is root's; members of the group virtnet \
+                     may query with --readonly)"
+                        .to_string()
                 }
                 _ => e.to_string(),
             };

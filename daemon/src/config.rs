@@ -9,12 +9,20 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/virtnet";
 pub const DEFAULT_RUN_DIR: &str = "/run/virtnet";
 /// The API socket's file name inside the run directory.
 pub const SOCKET_NAME: &str = "virtnetd.sock";
+pub use virtnet_api::RO_SOCKET_NAME;
+/// The group whose members may use the read-only socket (created at start when missing).
+pub const RO_GROUP: &str = "virtnet";
 
 /// The daemon's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The API socket (default `<run_dir>/virtnetd.sock`).
+    /// The API socket (default `<run_dir>/virtnetd.sock`): root only (0600), every request.
     pub socket: PathBuf,
+    /// The read-only API socket (default `<run_dir>/virtnetd-ro.sock`): `root:`[`Config::ro_group`]
+    /// 0660, queries only; `None`: not served.
+    pub ro_socket: Option<PathBuf>,
+    /// The group of [`Config::ro_socket`] (default [`RO_GROUP`]; created when missing).
+    pub ro_group: String,
     /// Persistent state: `<state_dir>/domains/NAME.xml`.
     pub state_dir: PathBuf,
     /// Run-time state: `<run_dir>/NAME.json`, VM run dirs.
@@ -49,12 +57,14 @@ pub const DEFAULT_QEMU: &str = "/usr/bin/qemu-system-x86_64";
 
 impl Config {
     /// The configuration with every path under `base` (`base/state`, `base/run`), for tests
-    /// and users without root.
+    /// and users without root; no read-only socket (it needs a group, so root).
     pub fn under(base: impl Into<PathBuf>) -> Config {
         let base = base.into();
         let run_dir = base.join("run");
         Config {
             socket: run_dir.join(SOCKET_NAME),
+            ro_socket: None,
+            ro_group: RO_GROUP.into(),
             state_dir: base.join("state"),
             run_dir,
             qemu: DEFAULT_QEMU.into(),
@@ -66,10 +76,13 @@ impl Config {
         }
     }
 
-    /// The defaults: `/run/virtnet/virtnetd.sock`, `/var/lib/virtnet`, `/run/virtnet`.
+    /// The defaults: `/run/virtnet/virtnetd.sock` (and `virtnetd-ro.sock`), `/var/lib/virtnet`,
+    /// `/run/virtnet`.
     pub fn system() -> Config {
         Config {
             socket: PathBuf::from(DEFAULT_RUN_DIR).join(SOCKET_NAME),
+            ro_socket: Some(PathBuf::from(DEFAULT_RUN_DIR).join(RO_SOCKET_NAME)),
+            ro_group: RO_GROUP.into(),
             state_dir: DEFAULT_STATE_DIR.into(),
             run_dir: DEFAULT_RUN_DIR.into(),
             qemu: DEFAULT_QEMU.into(),

@@ -499,6 +499,29 @@ pub enum DaemonError {
         source: HostError,
     },
 
+    /// The daemon cannot start: the read-only socket's group cannot be looked up or created.
+    #[error("virtnetd cannot start: cannot use the group '{name}' of the read-only socket: {source}; run scripts/setup (it creates the group virtnet)")]
+    RoGroup {
+        /// The group name.
+        name: String,
+        /// Why.
+        #[source]
+        source: HostError,
+    },
+
+    /// A change sent to the read-only socket.
+    #[error("{method} {path}: {} is read-only (queries only); send changes to the read-write socket {} (root only)", ro_socket.display(), rw_socket.display())]
+    ReadOnly {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+        /// The socket it came on.
+        ro_socket: PathBuf,
+        /// The socket that takes changes.
+        rw_socket: PathBuf,
+    },
+
     /// The daemon cannot start: another virtnetd holds the state directory's lock.
     #[error("virtnetd cannot start: another virtnetd uses the state directory {} (lock {}: {source}); stop it or pick another --state-dir", state_dir.display(), lock.display())]
     StateDirLocked {
@@ -574,8 +597,10 @@ impl DaemonError {
             DaemonError::Broken { .. } => "broken_definition",
             DaemonError::Conflict(_) => "conflict",
             DaemonError::Store { .. } => "store",
+            DaemonError::ReadOnly { .. } => "read_only",
             DaemonError::StartupIo { .. }
             | DaemonError::QemuUser { .. }
+            | DaemonError::RoGroup { .. }
             | DaemonError::StateDirLocked { .. }
             | DaemonError::SocketInUse { .. }
             | DaemonError::NotASocket { .. }
@@ -621,6 +646,7 @@ impl DaemonError {
             DaemonError::UnsupportedMediaType { .. } => 415,
             DaemonError::PayloadTooLarge { .. } => 413,
             DaemonError::MethodNotAllowed { .. } => 405,
+            DaemonError::ReadOnly { .. } => 403,
             DaemonError::InUse { .. }
             | DaemonError::InUseByNetwork { .. }
             | DaemonError::RemovalPending { .. }
@@ -646,6 +672,7 @@ impl DaemonError {
             DaemonError::Store { .. }
             | DaemonError::StartupIo { .. }
             | DaemonError::QemuUser { .. }
+            | DaemonError::RoGroup { .. }
             | DaemonError::StateDirLocked { .. }
             | DaemonError::SocketInUse { .. }
             | DaemonError::NotASocket { .. }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 use virtnetd::config::{
-    Config, DEFAULT_QEMU, DEFAULT_QEMU_USER, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, SOCKET_NAME,
+    Config, DEFAULT_QEMU, DEFAULT_QEMU_USER, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, RO_GROUP,
+    RO_SOCKET_NAME, SOCKET_NAME,
 };
 use virtnetd::Server;
 
@@ -19,9 +20,20 @@ use virtnetd::Server;
 #[derive(Parser)]
 #[command(name = "virtnetd", version)]
 struct Args {
-    /// API socket [default: RUN_DIR/virtnetd.sock].
+    /// API socket, root only (mode 0600) [default: RUN_DIR/virtnetd.sock].
     #[arg(long, env = "VIRTNETD_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Read-only API socket (queries only; changes get 403), mode 0660 for --ro-group
+    /// [default: RUN_DIR/virtnetd-ro.sock].
+    #[arg(long, env = "VIRTNETD_RO_SOCKET", value_name = "PATH")]
+    ro_socket: Option<PathBuf>,
+    /// Serve no read-only socket.
+    #[arg(long, conflicts_with = "ro_socket")]
+    no_ro_socket: bool,
+    /// The group whose members may use the read-only socket; created (system group) when
+    /// missing.
+    #[arg(long, env = "VIRTNETD_RO_GROUP", value_name = "NAME", default_value = RO_GROUP)]
+    ro_group: String,
     /// Persistent state (definitions in STATE_DIR/domains/NAME.xml).
     #[arg(long, env = "VIRTNETD_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
@@ -122,6 +134,11 @@ fn main() -> ExitCode {
         socket: args
             .socket
             .unwrap_or_else(|| args.run_dir.join(SOCKET_NAME)),
+        ro_socket: (!args.no_ro_socket).then(|| {
+            args.ro_socket
+                .unwrap_or_else(|| args.run_dir.join(RO_SOCKET_NAME))
+        }),
+        ro_group: args.ro_group,
         state_dir: args.state_dir,
         run_dir: args.run_dir,
         qemu: args.qemu,

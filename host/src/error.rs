@@ -337,6 +337,15 @@ pub enum HostError {
         reason: String,
     },
 
+    /// A system group (the API's read-only socket's) could not be looked up or created.
+    #[error("system group {name}: {reason} (create it with `groupadd --system {name}`)")]
+    SystemGroup {
+        /// The group name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A path QEMU opens by name is out of its user's reach and virtnet will not fix that
     /// for it: a parent directory it cannot search (virtnet never changes directories), or
     /// a file whose owner bits would not give the access even after a chown.
@@ -423,6 +432,7 @@ impl HostError {
             | HostError::Cgroup { .. }
             | HostError::PfWithoutNetdev { .. }
             | HostError::SystemUser { .. }
+            | HostError::SystemGroup { .. }
             | HostError::Dac { .. }
             | HostError::VfIndexNotFound { .. }
             | HostError::VfInfoMissing { .. }

@@ -114,6 +114,31 @@ pub fn ensure_system_user(name: &str, comment: &str) -> Result<SystemUser> {
     })
 }
 
+/// Looks group `name` up and creates it when missing (`groupadd --system`, as Debian packages
+/// do for a group that grants access, like libvirt's `libvirt`); returns its gid.
+pub fn ensure_system_group(name: &str) -> Result<u32> {
+    let group_error = |reason: String| HostError::SystemGroup {
+        name: name.to_string(),
+        reason,
+    };
+    if let Some(gid) = lookup_group(name).map_err(|e| group_error(e.to_string()))? {
+        return Ok(gid);
+    }
+    let out = Command::new("groupadd")
+        .args(["--system", name])
+        .output()
+        .map_err(|e| group_error(format!("cannot run groupadd: {e}")))?;
+    // Another process may have created it meanwhile (groupadd then exits 9): look again.
+    if let Some(gid) = lookup_group(name).map_err(|e| group_error(e.to_string()))? {
+        return Ok(gid);
+    }
+    Err(group_error(format!(
+        "groupadd failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
 fn c_name(name: &str) -> Result<CString> {
     CString::new(name).map_err(|_| HostError::SystemUser {
         name: name.escape_default().to_string(),
@@ -142,5 +167,7 @@ mod tests {
         assert_eq!(lookup_user("virtnet-no-such-user-x").unwrap(), None);
         assert_eq!(lookup_group("virtnet-no-such-group-x").unwrap(), None);
         assert!(lookup_user("a\0b").is_err());
+        assert_eq!(ensure_system_group("root").unwrap(), 0);
+        assert!(ensure_system_group("a\0b").is_err());
     }
 }

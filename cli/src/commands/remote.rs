@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use virtnet_api::RO_SOCKET_NAME;
+
 use crate::client::{Client, ClientError, DEFAULT_SOCKET};
 
 /// Options of every daemon command.
@@ -18,21 +20,40 @@ pub struct GlobalOpts {
     /// Print JSON (the API's documents) instead of tables and messages.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Use virtnetd's read-only socket (virtnetd-ro.sock next to the API socket; open to the
+    /// group virtnet): queries only, changes are refused.
+    #[arg(long, short = 'r', global = true)]
+    pub readonly: bool,
 }
 
 impl GlobalOpts {
     /// The socket to use: `--connect`, else `$VIRTNET_CONNECT` (when not empty), else
-    /// [`DEFAULT_SOCKET`].
+    /// [`DEFAULT_SOCKET`]; with `--readonly`, the read-only socket in that one's directory.
     pub fn socket(&self) -> PathBuf {
-        self.connect
+        let socket = self
+            .connect
             .clone()
             .or_else(|| {
                 std::env::var_os("VIRTNET_CONNECT")
                     .filter(|v| !v.is_empty())
                     .map(PathBuf::from)
             })
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+        if self.readonly {
+            readonly_socket(&socket)
+        } else {
+            socket
+        }
     }
+}
+
+/// The read-only socket of the daemon at `socket`: [`RO_SOCKET_NAME`] in its directory (as
+/// virtnetd places it), or `socket` itself when it already names one.
+fn readonly_socket(socket: &std::path::Path) -> PathBuf {
+    if socket.file_name() == Some(RO_SOCKET_NAME.as_ref()) {
+        return socket.to_path_buf();
+    }
+    socket.with_file_name(RO_SOCKET_NAME)
 }
 
 /// The commands served by virtnetd.

@@ -18,8 +18,14 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon under a new temporary directory.
     pub fn start() -> Daemon {
+        Self::start_with(|_| {})
+    }
+
+    /// Same, with `configure` applied to its configuration first.
+    pub fn start_with(configure: impl FnOnce(&mut virtnetd::Config)) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let config = virtnetd::Config::under(dir.path());
+        let mut config = virtnetd::Config::under(dir.path());
+        configure(&mut config);
         let socket = config.socket.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();

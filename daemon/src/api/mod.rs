@@ -1,5 +1,6 @@
 //! The HTTP/1.1 + JSON API on the unix socket (see daemon/PROTOCOL.md and daemon/openapi.yaml).
 
+mod access;
 mod body;
 mod networks;
 pub mod router;
@@ -26,33 +27,57 @@ use crate::model::{
     AttachRequest, ChardevChangeRequest, DetachRequest, ErrorBody, ErrorDetail, Link, QmpRequest,
     SetLinkRequest, ShutdownRequest, UpdateRequest, VersionInfo, API_VERSION,
 };
+pub use access::Access;
 use body::{read_define_body, read_json_or_empty, wants_xml};
 use router::{query_flag, route, Route};
 
 /// How long in-flight requests may take to finish once the daemon is asked to stop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections on `listener` until `shutdown` completes, then lets the requests in
-/// flight finish (up to 10 s).
+/// Accepts connections on every listener (each with the [`Access`] it grants) until `shutdown`
+/// completes, then lets the requests in flight finish (up to 10 s).
 pub async fn serve(
-    listener: UnixListener,
+    listeners: Vec<(UnixListener, Access)>,
     daemon: Arc<Daemon>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = JoinSet::new();
+    for (listener, access) in listeners {
+        loops.spawn(accept_loop(
+            listener,
+            Arc::new(access),
+            daemon.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    while loops.join_next().await.is_some() {}
+}
+
+/// One listener's accept loop: serves its connections until `stop` turns true, then drains
+/// them (up to [`DRAIN_TIMEOUT`]).
+async fn accept_loop(
+    listener: UnixListener,
+    access: Arc<Access>,
+    daemon: Arc<Daemon>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            () = &mut shutdown => break,
+            _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let daemon = daemon.clone();
-                    let mut stop_rx = stop_rx.clone();
+                    let access = access.clone();
+                    let mut stop_rx = stop.clone();
                     conns.spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             let daemon = daemon.clone();
-                            async move { Ok::<_, Infallible>(handle(&daemon, req).await) }
+                            let access = access.clone();
+                            async move { Ok::<_, Infallible>(handle(&daemon, &access, req).await) }
                         });
                         let conn = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service);
@@ -74,7 +99,6 @@ pub async fn serve(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    let _ = stop_tx.send(true);
     let drain = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
         tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing them");
@@ -83,11 +107,11 @@ pub async fn serve(
 }
 
 /// One request → one response; every error becomes a JSON error body.
-async fn handle(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(daemon: &Daemon, access: &Access, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let response = match dispatch(daemon, req).await {
+    let response = match dispatch(daemon, access, req).await {
         Ok(r) => r,
         Err(e) => {
             if e.http_status() >= 500 {
@@ -102,8 +126,13 @@ async fn handle(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>
     response
 }
 
-async fn dispatch(daemon: &Daemon, req: Request<Incoming>) -> Result<Response<Full<Bytes>>> {
+async fn dispatch(
+    daemon: &Daemon,
+    access: &Access,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>> {
     let route = route(req.method().as_str(), req.uri().path())?;
+    access.check(req.method().as_str(), req.uri().path(), &route)?;
     let query = req.uri().query().map(str::to_string);
     let query = query.as_deref();
     match route {
