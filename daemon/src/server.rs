@@ -116,15 +116,20 @@ impl Server {
 }
 
 /// Lets the group `gid` reach the read-only socket `ro_socket` when it is in virtnetd's own
-/// run directory (mode 0700): that directory becomes `root:GROUP` 0710, enough to reach a
-/// socket whose name the group knows, not to list or read the VMs' run-time files (0600, their
-/// directories 0700). A socket placed elsewhere (`--ro-socket`) leaves its directory as it is.
+/// run directory: that directory gets group `gid` and the group's search bit (0700, as the
+/// store creates it, becomes 0710: enough to reach a socket whose name the group knows, not to
+/// list the directory or read the VMs' run-time files, 0600 in 0700 directories); its other
+/// bits are kept. A socket placed elsewhere (`--ro-socket`) leaves its directory as it is.
 fn open_run_dir_to_group(run_dir: &Path, ro_socket: &Path, gid: u32) -> Result<()> {
     if ro_socket.parent() != Some(run_dir) {
         return Ok(());
     }
-    std::os::unix::fs::chown(run_dir, None, Some(gid))
-        .and_then(|()| std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o710)))
+    std::fs::metadata(run_dir)
+        .and_then(|m| {
+            std::os::unix::fs::chown(run_dir, None, Some(gid))?;
+            let mode = (m.permissions().mode() & 0o7777) | 0o010;
+            std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(mode))
+        })
         .map_err(|source| DaemonError::StartupIo {
             action: "let the read-only socket's group reach",
             path: run_dir.to_path_buf(),

@@ -413,3 +413,25 @@ pub(crate) fn ago(unix_ms: u64) -> String {
         .map_or(0, |d| d.as_millis() as u64);
     format!("{:.1} s ago", now.saturating_sub(unix_ms) as f64 / 1000.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readonly_socket_is_next_to_the_api_socket() {
+        let ro = |p: &str| readonly_socket(std::path::Path::new(p));
+        assert_eq!(
+            ro("/run/virtnet/virtnetd.sock"),
+            PathBuf::from("/run/virtnet/virtnetd-ro.sock")
+        );
+        assert_eq!(
+            ro("/tmp/x/virtnetd-ro.sock"),
+            PathBuf::from("/tmp/x/virtnetd-ro.sock")
+        );
+        assert_eq!(
+            ro("/tmp/x/api.sock"),
+            PathBuf::from("/tmp/x/virtnetd-ro.sock")
+        );
+    }
+}
