@@ -37,6 +37,8 @@ pub struct Daemon {
     host: std::result::Result<Arc<dyn HostNet>, Arc<virtnet_host::HostError>>,
     /// Who confined QEMUs run as; `None` with `--sandbox off`.
     pub(crate) qemu_user: Option<QemuUser>,
+    /// Latency histograms of start, attach, detach and update (`/metrics`).
+    pub(crate) latencies: crate::metrics::OpLatencies,
     /// Capabilities probed per QEMU binary.
     caps: tokio::sync::Mutex<HashMap<PathBuf, QemuCaps>>,
     /// Held (flock) for the daemon's life: one daemon per state directory.
@@ -92,6 +94,7 @@ impl Daemon {
             me: me.clone(),
             host,
             qemu_user,
+            latencies: Default::default(),
             caps: tokio::sync::Mutex::new(HashMap::new()),
             _lock: lock,
         });

@@ -21,6 +21,7 @@ pub mod config;
 mod daemon;
 pub mod error;
 pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod networks;

@@ -81,6 +81,10 @@ struct Args {
     /// Write the man page virtnetd.1 into DIR and exit (used by scripts/install).
     #[arg(long, hide = true, value_name = "DIR")]
     man: Option<PathBuf>,
+    /// Also serve Prometheus metrics (`GET /metrics` only) on this TCP address, e.g.
+    /// 127.0.0.1:9860; they are always served on the API socket too.
+    #[arg(long, env = "VIRTNETD_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Writes `virtnetd.1`, generated from [`Args`], into `dir` (created if missing).
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics_listen = args.metrics_listen;
     let config = Config {
         socket: args
             .socket
@@ -166,6 +171,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let server = Server::bind(config).await?;
+        if let Some(addr) = metrics_listen {
+            let listener = virtnetd::metrics::listen::bind(addr).await?;
+            tracing::info!(%addr, "serving metrics");
+            tokio::spawn(virtnetd::metrics::listen::serve(
+                listener,
+                server.daemon().clone(),
+            ));
+        }
         let daemon = server.run(stop_signal()).await;
         // Running VMs stay up for the next virtnetd to recover: leak their handles rather
         // than kill their QEMUs by dropping them.

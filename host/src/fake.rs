@@ -424,6 +424,7 @@ impl HostNet for FakeHost {
             mtu: Some(l.mtu),
             up: true,
             master: l.master.clone(),
+            stats: None,
         }))
     }
 

@@ -48,7 +48,7 @@ pub use fake::{FakeCall, FakeHost};
 pub use linux::LinuxHost;
 pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
-pub use netlink::LinkStatus;
+pub use netlink::{LinkCounters, LinkStatus};
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,
 };

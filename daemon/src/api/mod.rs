@@ -143,6 +143,7 @@ async fn dispatch(
                 api: API_VERSION,
             },
         ),
+        Route::Metrics => Ok(crate::metrics::listen::response(daemon).await),
         Route::List => json(StatusCode::OK, &daemon.list()),
         Route::Define => {
             let xml = read_define_body(req).await?;

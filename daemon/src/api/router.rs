@@ -8,6 +8,8 @@ use crate::error::{DaemonError, Result};
 pub enum Route {
     /// `GET /v1/version`.
     Version,
+    /// `GET /metrics` (Prometheus text).
+    Metrics,
     /// `GET /v1/domains`.
     List,
     /// `POST /v1/domains`.
@@ -76,6 +78,10 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
         })
     };
     match segments.as_slice() {
+        ["metrics"] => match method {
+            "GET" => Ok(Route::Metrics),
+            _ => Err(allow("GET")),
+        },
         ["v1", "version"] => match method {
             "GET" => Ok(Route::Version),
             _ => Err(allow("GET")),

@@ -21,6 +21,7 @@
 //! - The switch runs the definition it was started with (recorded in the status): a
 //!   `net-define` while it runs applies at the next `net-start`, also across switch restarts.
 
+pub mod health;
 pub mod model;
 mod ports;
 mod switch;

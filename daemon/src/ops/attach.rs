@@ -37,6 +37,15 @@ fn check_fits(d: &Domain, iface: &Interface) -> Result<()> {
 impl Daemon {
     /// Attaches the `<interface>` in `req.xml` to VM `name` (see the module docs).
     pub async fn attach_device(&self, name: &str, req: &AttachRequest) -> Result<AttachResponse> {
+        let run = self.attach_device_untimed(name, req);
+        self.latencies.time(crate::metrics::Op::Attach, run).await
+    }
+
+    async fn attach_device_untimed(
+        &self,
+        name: &str,
+        req: &AttachRequest,
+    ) -> Result<AttachResponse> {
         tracing::debug!(vm = %name, "attach request");
         let parsed = parse_interface(&req.xml)?;
         let entry = self.entry(name)?;

@@ -39,6 +39,15 @@ pub(crate) fn detach_timeout(secs: Option<u64>) -> Result<Duration> {
 impl Daemon {
     /// Detaches the interface `req` names from VM `name` (see the module docs).
     pub async fn detach_device(&self, name: &str, req: &DetachRequest) -> Result<DetachResponse> {
+        let run = self.detach_device_untimed(name, req);
+        self.latencies.time(crate::metrics::Op::Detach, run).await
+    }
+
+    async fn detach_device_untimed(
+        &self,
+        name: &str,
+        req: &DetachRequest,
+    ) -> Result<DetachResponse> {
         let matcher = match (&req.xml, &req.type_) {
             (Some(x), None) if req.mac.is_none() => Matcher::of(&parse_interface(x)?),
             (None, Some(t)) => Matcher::by_type(t, req.mac.as_deref())?,

@@ -28,6 +28,11 @@ impl Daemon {
     /// when another running VM holds one), plans and runs the start (rolled back entirely on
     /// failure), writes the live status, and watches QEMU's exit.
     pub async fn start(&self, name: &str) -> Result<DomainInfo> {
+        let run = self.start_untimed(name);
+        self.latencies.time(crate::metrics::Op::Start, run).await
+    }
+
+    async fn start_untimed(&self, name: &str) -> Result<DomainInfo> {
         let entry = self.entry(name)?;
         let mut slot = entry.slot.lock().await;
         if slot.gone {

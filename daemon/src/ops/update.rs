@@ -39,6 +39,15 @@ fn socket_claims(i: &Interface) -> Vec<Claim> {
 impl Daemon {
     /// Updates the interface `req.xml` names in VM `name` (see the module docs).
     pub async fn update_device(&self, name: &str, req: &UpdateRequest) -> Result<UpdateResponse> {
+        let run = self.update_device_untimed(name, req);
+        self.latencies.time(crate::metrics::Op::Update, run).await
+    }
+
+    async fn update_device_untimed(
+        &self,
+        name: &str,
+        req: &UpdateRequest,
+    ) -> Result<UpdateResponse> {
         let given = parse_interface(&req.xml)?;
         let matcher = Matcher::of(&given);
         let timeout = detach_timeout(req.timeout_secs)?;

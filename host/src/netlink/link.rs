@@ -35,6 +35,30 @@ pub struct LinkStatus {
     pub up: bool,
     /// Name of the master device (bridge), if attached.
     pub master: Option<String>,
+    /// The kernel's counters (`IFLA_STATS64`), from the host's side of the link.
+    pub stats: Option<LinkCounters>,
+}
+
+/// A link's traffic counters as the kernel keeps them (`IFLA_STATS64`), seen from the host:
+/// for a tap, `rx` is what the guest sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Received packets dropped.
+    pub rx_dropped: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets dropped on the way out.
+    pub tx_dropped: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
 }
 
 impl LinkStatus {
@@ -48,11 +72,24 @@ impl LinkStatus {
             mtu: None,
             up: m.header.flags.contains(LinkFlags::Up),
             master: None,
+            stats: None,
         };
         for a in &m.attributes {
             match a {
                 LinkAttribute::Address(b) => s.mac = MacAddr::from_slice(b),
                 LinkAttribute::Mtu(v) => s.mtu = Some(*v),
+                LinkAttribute::Stats64(c) => {
+                    s.stats = Some(LinkCounters {
+                        rx_packets: c.rx_packets,
+                        rx_bytes: c.rx_bytes,
+                        rx_dropped: c.rx_dropped,
+                        rx_errors: c.rx_errors,
+                        tx_packets: c.tx_packets,
+                        tx_bytes: c.tx_bytes,
+                        tx_dropped: c.tx_dropped,
+                        tx_errors: c.tx_errors,
+                    })
+                }
                 _ => {}
             }
         }

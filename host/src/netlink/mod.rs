@@ -10,10 +10,10 @@ mod link;
 mod recorder;
 mod socket;
 
-pub use link::LinkStatus;
 pub(crate) use link::{
     del_link, get_link, link_kind, link_master, link_name, new_link, set_link, LinkRef,
 };
+pub use link::{LinkCounters, LinkStatus};
 pub use recorder::{RecordedRequest, RecordingNetlink, Responder};
 pub use socket::SocketTransport;
 
