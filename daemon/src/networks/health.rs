@@ -29,10 +29,14 @@ pub struct PortReport {
     pub counters: CounterSnapshot,
 }
 
+/// A running network as read under the table's lock: name, control socket, restarts, and
+/// port name → owning VM.
+type Running = (String, std::path::PathBuf, u32, Vec<(String, String)>);
+
 impl Networks {
     /// Every running network's switch with its ports' counters (one `list-ports` each).
     pub async fn reports(&self) -> Vec<SwitchReport> {
-        let running: Vec<(String, std::path::PathBuf, u32, Vec<(String, String)>)> = {
+        let running: Vec<Running> = {
             let table = self.table.lock().await;
             table
                 .iter()
