@@ -1,8 +1,8 @@
-//! `/metrics` end to end: a real QEMU (TCG) guest on a bridge in a private network namespace;
-//! virtnetd's Prometheus text is scraped on the API socket and on `--metrics-listen`, parsed
-//! with a real Prometheus parser (python3-prometheus-client's
-//! `text_string_to_metric_families`), and the guest's NIC counters rise by at least the N
-//! pings the guest sends.
+//! `/metrics` end to end: real QEMU (TCG) guests in a private network namespace, one on a
+//! bridge (tap counters), one on a switch network (switch port counters); virtnetd's
+//! Prometheus text is scraped on the API socket and on `--metrics-listen`, parsed with a real
+//! Prometheus parser (python3-prometheus-client's `text_string_to_metric_families`), and the
+//! guest's NIC counters rise by at least the N pings the guest sends.
 
 mod common;
 
@@ -169,5 +169,102 @@ fn nic_counters_rise_with_guest_pings() {
         assert!(!down
             .iter()
             .any(|s| s["name"] == "virtnet_nic_tx_packets_total"));
+    });
+}
+
+/// A NIC on a switch network: its counters come from the switch port (with the switch's drop
+/// reasons), and the switch's health is reported.
+#[test]
+fn switch_port_counters_rise_with_guest_pings() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    let vswitch = common::vswitch();
+    let guest = virtnet_testkit::guest();
+    with_netns(move || {
+        assert!(vswitch.is_file());
+        let tmp = virtnet_testkit::traversable_tempdir();
+        let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+        let net = "<network><name>sw0</name><virtualport type='virtnet-vswitch'/>\
+            <uplink dev='sw0-up'><ip address='10.21.0.1' prefix='24'/></uplink></network>";
+        assert_eq!(
+            d.call("POST", "/v1/networks", Some("application/xml"), net)
+                .0,
+            201
+        );
+        let (s, v) = d.post("/v1/networks/sw0/start");
+        assert_eq!(s, 200, "{v}\n{}", d.log());
+
+        let mac = "52:54:00:21:00:02";
+        let nic = format!(
+            "<interface type='network'><mac address='{mac}'/><source network='sw0'/>\
+             <model type='virtio'/></interface>"
+        );
+        let serial = tmp.path().join("serial.sock");
+        let mut dom = TestDomain::new("sw", &serial).nic(&nic, mac, Some("10.21.0.2/24"));
+        dom.shared_memory = true;
+        assert_eq!(d.define(&dom.xml(guest)).0, 201);
+        let d = std::sync::Arc::new(d);
+        let rt = virtnet_testkit::runtime();
+        let mut con = rt.block_on(async {
+            // The console is connected while the VM starts (QEMU drops output meanwhile).
+            let d2 = d.clone();
+            let started = tokio::task::spawn_blocking(move || common::e2e::start(&d2, "sw"));
+            let con = virtnet_testkit::SerialConsole::connect(&serial, Duration::from_secs(30));
+            let (con, started) = tokio::join!(con, started);
+            started.unwrap();
+            let mut con = con.unwrap();
+            con.wait_ready(common::e2e::BOOT).await.unwrap();
+            con.wait_nic_up(mac, common::e2e::CMD).await.unwrap();
+            // The switch learns the guest; the first pings may go before the port is ready.
+            let (out, rc) = con
+                .run(
+                    "i=0; while [ $i -lt 20 ]; do ping -c 1 -W 1 10.21.0.1 >/dev/null && break; \
+                     i=$((i+1)); done",
+                    Duration::from_secs(60),
+                )
+                .await
+                .unwrap();
+            assert_eq!(rc, 0, "{out}");
+            con
+        });
+
+        let labels = [("domain", "sw"), ("mac", mac)];
+        let up = scrape(&d);
+        assert_eq!(value(&up, "virtnet_switch_up", &[("network", "sw0")]), 1.0);
+        assert_eq!(
+            value(&up, "virtnet_switch_restarts_total", &[("network", "sw0")]),
+            0.0
+        );
+        // Every drop reason of the VM's port is listed.
+        let reasons = up
+            .iter()
+            .filter(|s| {
+                s["name"] == "virtnet_switch_port_drops_total" && s["labels"]["domain"] == "sw"
+            })
+            .count();
+        assert_eq!(reasons, 12, "{up:?}");
+        let tx0 = value(&up, "virtnet_nic_tx_packets_total", &labels);
+        let rx0 = value(&up, "virtnet_nic_rx_packets_total", &labels);
+        assert!(tx0 >= 1.0, "the warm-up ping was counted");
+
+        let (out, rc) = rt
+            .block_on(con.run(
+                &format!("ping -c {PINGS} -i 0.2 -W 5 10.21.0.1"),
+                Duration::from_secs(60),
+            ))
+            .unwrap();
+        assert_eq!(rc, 0, "the guest's pings: {out}");
+        let after = scrape(&d);
+        let tx1 = value(&after, "virtnet_nic_tx_packets_total", &labels);
+        let rx1 = value(&after, "virtnet_nic_rx_packets_total", &labels);
+        assert!(tx1 - tx0 >= PINGS as f64, "tx {tx0} → {tx1}");
+        assert!(rx1 - rx0 >= PINGS as f64, "rx {rx0} → {rx1}");
+
+        drop(con);
+        destroy_leaving_nothing(&d, "sw");
+        assert_eq!(d.post("/v1/networks/sw0/destroy").0, 200);
+        let down = scrape(&d);
+        assert!(!down.iter().any(|s| s["name"] == "virtnet_switch_up"));
     });
 }
