@@ -229,7 +229,13 @@ fn switch_port_counters_rise_with_guest_pings() {
             con
         });
 
-        let labels = [("domain", "sw"), ("mac", mac)];
+        // Shown as libvirt shows it: type network, source the network.
+        let labels = [
+            ("domain", "sw"),
+            ("mac", mac),
+            ("type", "network"),
+            ("source", "sw0"),
+        ];
         let up = scrape(&d);
         assert_eq!(value(&up, "virtnet_switch_up", &[("network", "sw0")]), 1.0);
         assert_eq!(
