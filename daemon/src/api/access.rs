@@ -46,6 +46,7 @@ impl Access {
 fn is_query(route: &Route) -> bool {
     match route {
         Route::Version
+        | Route::Metrics
         | Route::List
         | Route::Info(_)
         | Route::Xml(_)
@@ -96,6 +97,7 @@ mod tests {
     #[test]
     fn read_only_serves_queries_only() {
         let queries = [
+            "/metrics",
             "/v1/version",
             "/v1/domains",
             "/v1/domains/vm1",
