@@ -66,9 +66,52 @@ impl Confinement {
             // SAFETY: plain fcntl on an fd number.
             check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
         }
-        // SAFETY (every block below): plain system calls with integer arguments or pointers
-        // to memory that outlives the call.
-        check(unsafe {
+        let id = Identity {
+            uid: self.uid,
+            gid: self.gid,
+            groups: &self.groups,
+            last_cap,
+        };
+        id.drop_privileges().map_err(|(_, e)| e)
+    }
+}
+
+/// The identity a forked child takes, and the one way it gives up every privilege: used for
+/// the switch (here) and for QEMU (`virtnet_qemu`'s confinement, after its mounts).
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    /// The uid (never 0).
+    pub uid: u32,
+    /// The primary gid.
+    pub gid: u32,
+    /// The only supplementary groups kept.
+    pub groups: &'a [u32],
+    /// The highest capability number ([`last_cap`], read before the fork).
+    pub last_cap: u32,
+}
+
+impl Identity<'_> {
+    /// In a forked child, between fork and exec (async-signal-safe, allocates nothing):
+    /// empties the bounding and ambient sets, takes the groups, gid and uid (from root to
+    /// another uid the kernel clears the permitted and effective sets), empties the
+    /// inheritable set, sets NoNewPrivs. On failure returns the step's name and the error.
+    pub fn drop_privileges(&self) -> std::result::Result<(), (&'static str, io::Error)> {
+        let step = |name: &'static str, r: libc::c_int| match check(r) {
+            Ok(_) => Ok(()),
+            Err(e) => Err((name, e)),
+        };
+        for cap in 0..=self.last_cap {
+            // SAFETY: prctl with integer arguments only.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+            match check(r) {
+                // Past the kernel's last capability: done.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+                r => r.map_err(|e| ("empty the capability bounding set", e))?,
+            };
+        }
+        // SAFETY (every call below): plain system calls with integer arguments or pointers to
+        // memory that outlives the call.
+        step("clear the ambient capabilities", unsafe {
             libc::prctl(
                 libc::PR_CAP_AMBIENT,
                 libc::PR_CAP_AMBIENT_CLEAR_ALL,
@@ -77,27 +120,29 @@ impl Confinement {
                 0,
             )
         })?;
-        for cap in 0..=last_cap {
-            check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) })?;
-        }
-        check(unsafe { libc::setgroups(self.groups.len(), self.groups.as_ptr()) })?;
-        check(unsafe { libc::setresgid(self.gid, self.gid, self.gid) })?;
-        // From uid 0 to another uid (without SECBIT_KEEP_CAPS): the kernel clears the
-        // permitted, effective and ambient sets.
-        check(unsafe { libc::setresuid(self.uid, self.uid, self.uid) })?;
-        clear_inheritable()?;
-        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
-        Ok(())
+        step("setgroups", unsafe {
+            libc::setgroups(self.groups.len(), self.groups.as_ptr())
+        })?;
+        step("setresgid", unsafe {
+            libc::setresgid(self.gid, self.gid, self.gid)
+        })?;
+        step("setresuid", unsafe {
+            libc::setresuid(self.uid, self.uid, self.uid)
+        })?;
+        clear_inheritable().map_err(|e| ("clear the capability sets", e))?;
+        step("set no_new_privs", unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        })
     }
 }
 
 /// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`), read
-/// before the fork; 40 (CAP_CHECKPOINT_RESTORE) when unreadable.
-fn last_cap() -> u32 {
+/// before the fork; 63 when unreadable (the bounding loop stops at the kernel's last).
+pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+        .unwrap_or(63)
 }
 
 /// capset(2) with every set empty (after setresuid only the inheritable set can be left).

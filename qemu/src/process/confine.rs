@@ -27,7 +27,7 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::mounts::{self, attach_tree, check, clone_tree, mkdir, mount, note, prctl, touch};
+use super::mounts::{self, attach_tree, check, clone_tree, mkdir, mount, note, touch};
 use crate::error::{QemuError, Result};
 use crate::sandbox::{DevNode, Sandbox};
 
@@ -52,7 +52,7 @@ pub(crate) struct Confinement {
     uid: libc::uid_t,
     gid: libc::gid_t,
     groups: Vec<libc::gid_t>,
-    last_cap: libc::c_ulong,
+    last_cap: u32,
 }
 
 fn cstr(p: &Path) -> Result<CString> {
@@ -123,10 +123,7 @@ impl Confinement {
                 dirs,
             });
         }
-        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(63);
+        let last_cap = virtnet_host::confine::last_cap();
         Ok(Confinement {
             fds: vec![-1; devs.len() + keeps.len()],
             devs,
@@ -209,44 +206,21 @@ impl Confinement {
         self.drop_privileges()
     }
 
+    /// The identity change and the end of every privilege: the one implementation in
+    /// [`virtnet_host::confine::Identity`], shared with the switch.
     fn drop_privileges(&self) -> io::Result<()> {
-        step(b"empty the capability bounding set", || {
-            for cap in 0..=self.last_cap {
-                match prctl(libc::PR_CAPBSET_DROP, cap) {
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-                    r => r?,
-                }
-            }
-            Ok(())
-        })?;
-        step(b"clear the ambient capabilities", || {
-            // SAFETY: prctl with integer arguments only.
-            let r = unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                )
-            };
-            check(r.into()).map(drop)
-        })?;
-        step(b"setgroups", || {
-            // SAFETY: the slice is valid for its length.
-            check(unsafe { libc::setgroups(self.groups.len(), self.groups.as_ptr()) }.into())
-                .map(drop)
-        })?;
-        step(b"setresgid", || {
-            // SAFETY: plain syscall with ids.
-            check(unsafe { libc::setresgid(self.gid, self.gid, self.gid) }.into()).map(drop)
-        })?;
-        step(b"setresuid", || {
-            // SAFETY: plain syscall with ids.
-            check(unsafe { libc::setresuid(self.uid, self.uid, self.uid) }.into()).map(drop)
-        })?;
-        step(b"clear the capability sets", mounts::clear_caps)?;
-        step(b"set no_new_privs", || prctl(libc::PR_SET_NO_NEW_PRIVS, 1))
+        let id = virtnet_host::confine::Identity {
+            uid: self.uid,
+            gid: self.gid,
+            groups: &self.groups,
+            last_cap: self.last_cap,
+        };
+        id.drop_privileges().map_err(|(name, e)| {
+            note(b"virtnet: confining QEMU failed at: ");
+            note(name.as_bytes());
+            note(b"\n");
+            e
+        })
     }
 }
 

@@ -103,48 +103,6 @@ pub(super) fn chdir(path: &CStr) -> io::Result<()> {
     check(unsafe { libc::chdir(path.as_ptr()) }.into()).map(drop)
 }
 
-/// `prctl(option, arg2, 0, 0, 0)`.
-pub(super) fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    check(unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0) }.into())
-        .map(drop)
-}
-
-/// Empties the inheritable, permitted and effective capability sets (`capset(2)`, version 3).
-pub(super) fn clear_caps() -> io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let data = [
-        Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        },
-        Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        },
-    ];
-    // SAFETY: raw capset with a version-3 header and two data words on the stack.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-    check(r).map(drop)
-}
-
 /// Writes `msg` to stderr (QEMU's log): `write(2)` only, for a failing step's name.
 pub(super) fn note(msg: &[u8]) {
     // SAFETY: write from a valid buffer to fd 2; a short or failed write is ignored.
