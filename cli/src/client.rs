@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
+use hyper::header::{ACCEPT, CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -112,27 +112,7 @@ impl Client {
         body: Body<'_>,
         accept: &str,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
-            let socket = self.socket.display();
-            let why = match e.kind() {
-                std::io::ErrorKind::NotFound => "no such socket".to_string(),
-                std::io::ErrorKind::ConnectionRefused => {
-                    "connection refused (a stale socket: virtnetd is not running)".to_string()
-                }
-                std::io::ErrorKind::PermissionDenied => {
-                    "permission denied (the API socket is root's; members of the group virtnet \
-                     may query with --readonly)"
-                        .to_string()
-                }
-                _ => e.to_string(),
-            };
-            ClientError {
-                kind: "connect".into(),
-                message: format!(
-                    "cannot connect to virtnetd at {socket}: {why} (start it with `virtnetd --socket {socket}` or set VIRTNET_CONNECT)"
-                ),
-            }
-        })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| protocol(format!("HTTP handshake with virtnetd failed: {e}")))?;
@@ -172,6 +152,73 @@ impl Client {
         drop(sender);
         let _ = conn.await;
         Ok((status, bytes))
+    }
+
+    /// Connects to the API socket; the error says what to do.
+    async fn connect(&self) -> Result<UnixStream, ClientError> {
+        UnixStream::connect(&self.socket).await.map_err(|e| {
+            let socket = self.socket.display();
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such socket".to_string(),
+                std::io::ErrorKind::ConnectionRefused => {
+                    "connection refused (a stale socket: virtnetd is not running)".to_string()
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "permission denied (the API socket is root's; members of the group virtnet \
+                     may query with --readonly)"
+                        .to_string()
+                }
+                _ => e.to_string(),
+            };
+            ClientError {
+                kind: "connect".into(),
+                message: format!(
+                    "cannot connect to virtnetd at {socket}: {why} (start it with `virtnetd --socket {socket}` or set VIRTNET_CONNECT)"
+                ),
+            }
+        })
+    }
+
+    /// `POST path` asking to switch the connection to protocol `upgrade` (HTTP 101): the
+    /// connection's byte stream, or the daemon's error.
+    pub async fn upgrade(
+        &self,
+        path: &str,
+        upgrade: &str,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ClientError> {
+        let stream = self.connect().await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| protocol(format!("HTTP handshake with virtnetd failed: {e}")))?;
+        tokio::spawn(conn.with_upgrades());
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(HOST, "virtnetd")
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, upgrade)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| protocol(format!("cannot build the request: {e}")))?;
+        let resp = sender.send_request(req).await.map_err(|e| {
+            protocol(format!(
+                "virtnetd at {} closed the connection: {e} (see its log)",
+                self.socket.display()
+            ))
+        })?;
+        let status = resp.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| protocol(format!("cannot read virtnetd's answer: {e}")))?
+                .to_bytes();
+            return Err(api_error(status, &bytes));
+        }
+        hyper::upgrade::on(resp)
+            .await
+            .map(TokioIo::new)
+            .map_err(|e| protocol(format!("virtnetd did not switch to {upgrade}: {e}")))
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Daemon {
     pub(crate) qemu_user: Option<QemuUser>,
     /// Latency histograms of start, attach, detach and update (`/metrics`).
     pub(crate) latencies: crate::metrics::OpLatencies,
+    /// Who holds which console (`virtnet console`).
+    pub(crate) consoles: Arc<crate::consoles::Consoles>,
     /// Capabilities probed per QEMU binary.
     caps: tokio::sync::Mutex<HashMap<PathBuf, QemuCaps>>,
     /// Held (flock) for the daemon's life: one daemon per state directory.
@@ -95,6 +97,7 @@ impl Daemon {
             host,
             qemu_user,
             latencies: Default::default(),
+            consoles: Arc::default(),
             caps: tokio::sync::Mutex::new(HashMap::new()),
             _lock: lock,
         });

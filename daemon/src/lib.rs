@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod config;
+mod consoles;
 mod daemon;
 pub mod error;
 pub mod live;

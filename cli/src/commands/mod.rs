@@ -4,6 +4,7 @@ pub mod attach_device;
 pub mod attach_interface;
 pub mod chardev_change;
 pub mod completions;
+pub mod console;
 pub mod define;
 pub mod detach_device;
 pub mod detach_interface;

@@ -199,6 +199,17 @@ pub enum Remote {
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<u64>,
     },
+    /// Attach this terminal to a running VM's serial console (Ctrl+] leaves).
+    Console {
+        /// VM name.
+        name: String,
+        /// The console: a serial port's or channel's alias (default: the first serial port).
+        #[arg(long, value_name = "DEVNAME")]
+        devname: Option<String>,
+        /// Take the console over from the client holding it (that one is disconnected).
+        #[arg(long)]
+        force: bool,
+    },
     /// Switch the host side of a serial port, console or channel (pty, unix socket, file) while
     /// the guest runs.
     ChardevChange {
@@ -330,6 +341,11 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
                 )
                 .await
             }
+            Remote::Console {
+                name,
+                devname,
+                force,
+            } => super::console::run(&client, &name, devname.as_deref(), force).await,
             Remote::ChardevChange {
                 name,
                 device,

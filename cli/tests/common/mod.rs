@@ -21,6 +21,17 @@ impl Daemon {
         Self::start_with(|_| {})
     }
 
+    /// Starts a daemon that runs VMs with `qemu` (confined, as by default): its directory is
+    /// one the QEMU user may reach, as a user's would be.
+    pub fn start_with_qemu(qemu: &std::path::Path) -> Daemon {
+        Self::start_with(|c| {
+            c.qemu = qemu.to_path_buf();
+            if let (Some(sb), Some(base)) = (virtnet_testkit::sandbox(), c.run_dir.parent()) {
+                virtnet_testkit::sandbox_run_dir(base, &sb);
+            }
+        })
+    }
+
     /// Same, with `configure` applied to its configuration first.
     pub fn start_with(configure: impl FnOnce(&mut virtnetd::Config)) -> Daemon {
         let dir = tempfile::tempdir().unwrap();

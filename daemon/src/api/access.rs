@@ -62,6 +62,8 @@ fn is_query(route: &Route) -> bool {
         | Route::DetachDevice(_)
         | Route::UpdateDevice(_)
         | Route::ChardevChange(..)
+        // Typing into a guest's console (libvirt refuses it on a read-only connection too).
+        | Route::Console(_)
         | Route::Start(_)
         | Route::Shutdown(_)
         | Route::Destroy(_)

@@ -2,6 +2,7 @@
 
 mod access;
 mod body;
+mod console;
 mod networks;
 pub mod router;
 
@@ -73,14 +74,17 @@ async fn accept_loop(
                     let daemon = daemon.clone();
                     let access = access.clone();
                     let mut stop_rx = stop.clone();
+                    let peer = console::Peer(stream.peer_cred().ok());
                     conns.spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
+                        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                             let daemon = daemon.clone();
                             let access = access.clone();
+                            req.extensions_mut().insert(peer.clone());
                             async move { Ok::<_, Infallible>(handle(&daemon, &access, req).await) }
                         });
                         let conn = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service);
+                            .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades();
                         tokio::pin!(conn);
                         tokio::select! {
                             r = conn.as_mut() => r,
@@ -107,7 +111,11 @@ async fn accept_loop(
 }
 
 /// One request → one response; every error becomes a JSON error body.
-async fn handle(daemon: &Daemon, access: &Access, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    daemon: &Arc<Daemon>,
+    access: &Access,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
@@ -127,7 +135,7 @@ async fn handle(daemon: &Daemon, access: &Access, req: Request<Incoming>) -> Res
 }
 
 async fn dispatch(
-    daemon: &Daemon,
+    daemon: &Arc<Daemon>,
     access: &Access,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>> {
@@ -181,6 +189,7 @@ async fn dispatch(
             )
         }
         Route::Destroy(name) => json(StatusCode::OK, &daemon.destroy(&name).await?),
+        Route::Console(name) => console::open(daemon, &name, req, query).await,
         Route::Qmp(name) => {
             let r: QmpRequest = read_json_or_empty(req).await?.ok_or_else(|| {
                 DaemonError::BadRequest(

@@ -34,6 +34,9 @@ pub enum Route {
     UpdateDevice(String),
     /// `POST /v1/domains/{name}/chardevs/{device}` (chardev-change).
     ChardevChange(String, String),
+    /// `POST /v1/domains/{name}/console` (`?devname=&force=`): upgrades the connection to
+    /// the console's byte stream (`Upgrade: virtnet-console`).
+    Console(String),
     /// `POST /v1/domains/{name}/start`.
     Start(String),
     /// `POST /v1/domains/{name}/shutdown`.
@@ -106,6 +109,7 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
                 "destroy" => (Route::Destroy(n), "POST"),
                 "qmp" => (Route::Qmp(n), "POST"),
                 "devices" => (Route::AttachDevice(n), "POST"),
+                "console" => (Route::Console(n), "POST"),
                 _ => return Err(no_route()),
             };
             if method == allowed {
@@ -241,6 +245,10 @@ mod tests {
                 .unwrap_err()
                 .http_status(),
             405
+        );
+        assert_eq!(
+            route("POST", "/v1/domains/x/console").unwrap(),
+            Route::Console("x".into())
         );
         assert_eq!(route("PUT", "/v1/domains").unwrap_err().http_status(), 405);
         assert_eq!(

@@ -37,11 +37,11 @@ pub(crate) struct ChrRef {
 
 impl ChrRef {
     /// QEMU's chardev id.
-    fn chardev_id(&self) -> String {
+    pub(crate) fn chardev_id(&self) -> String {
         format!("char{}", self.alias)
     }
 
-    fn get<'a>(&self, d: &'a Domain) -> Option<&'a Chardev> {
+    pub(crate) fn get<'a>(&self, d: &'a Domain) -> Option<&'a Chardev> {
         let v = &d.devices;
         match self.kind {
             ChrKind::Serial => v.serials.get(self.index),
@@ -117,7 +117,7 @@ pub(crate) fn name_chardevs(d: &mut Domain) {
 /// The character device of `d` that `key` names: its alias, QEMU's chardev id
 /// (`charserial1`), `consoleN` for the console standing for serial port N, or a channel's
 /// target name.
-fn find_chardev(vm: &str, d: &Domain, key: &str) -> Result<ChrRef> {
+pub(crate) fn find_chardev(vm: &str, d: &Domain, key: &str) -> Result<ChrRef> {
     let refs = chardev_refs(d);
     let serial_console = key
         .strip_prefix("console")
@@ -251,7 +251,7 @@ fn bound_socket(source: &ChrSource) -> Option<PathBuf> {
 /// `d` with the character device `r` (and the console standing for it) given `source`.
 /// The path of QEMU's pty `pty` (`/dev/pts/N`) as we can open it: a confined QEMU has its
 /// own devpts instance in its own mount namespace, reached through `/proc/PID/root`.
-fn pty_from_here(pid: u32, pty: &str) -> String {
+pub(crate) fn pty_from_here(pid: u32, pty: &str) -> String {
     if virtnet_qemu::in_own_mount_namespace(pid) {
         format!("/proc/{pid}/root{pty}")
     } else {

@@ -5,6 +5,7 @@
 mod attach;
 mod chardev;
 mod chardev_fd;
+mod console;
 mod define;
 mod detach;
 mod devices;
@@ -167,3 +168,5 @@ pub(crate) fn resolve_scope(
     }
     Ok((live, config))
 }
+
+pub(crate) use console::ConsoleEnd;
