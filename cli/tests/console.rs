@@ -97,6 +97,42 @@ fn console(d: &Daemon, args: &[&str]) -> Command {
     c
 }
 
+/// Waits until the console put `tty` in raw mode (no line editing, no echo).
+fn wait_raw(tty: &OwnedFd) {
+    let end = Instant::now() + WAIT;
+    while termios::tcgetattr(tty)
+        .unwrap()
+        .local_modes
+        .intersects(LocalModes::ICANON | LocalModes::ECHO)
+    {
+        assert!(Instant::now() < end, "the terminal never went raw");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How many of this process's fds (the daemon runs in it) link to something starting with
+/// `prefix` (`/dev/pts/`, `socket:`).
+fn fds(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with(prefix))
+        .count()
+}
+
+/// Waits until [`fds`] of `prefix` is back to `n`: the relay let go of what it opened.
+fn wait_fds(prefix: &str, n: usize) {
+    let end = Instant::now() + WAIT;
+    while fds(prefix) != n {
+        assert!(
+            Instant::now() < end,
+            "{} fds on {prefix} left open (was {n})",
+            fds(prefix)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The terminal settings the console changes and must put back.
 fn modes(fd: &OwnedFd) -> String {
     let t = termios::tcgetattr(fd).unwrap();
@@ -129,6 +165,7 @@ fn console_relays_the_guest_shell_to_one_client_at_a_time() {
             con.wait_ready(BOOT).await.unwrap();
         });
 
+        let sockets = fds("socket:");
         // A: on a pty, in raw mode while attached.
         let (master, tty) = pty();
         let before = modes(&tty);
@@ -141,15 +178,7 @@ fn console_relays_the_guest_shell_to_one_client_at_a_time() {
         let seen = Seen::reading(master.try_clone().unwrap());
         let mut keys = master;
         seen.wait_for("Connected to domain 'con'\r\nEscape character is ^]");
-        let end = Instant::now() + WAIT;
-        while termios::tcgetattr(&tty)
-            .unwrap()
-            .local_modes
-            .intersects(LocalModes::ICANON | LocalModes::ECHO)
-        {
-            assert!(Instant::now() < end, "the terminal never went raw");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_raw(&tty);
         // The shell computes it: the echo of what was typed does not contain the answer.
         keys.write_all(b"echo hello-$((6*7))-there\r").unwrap();
         seen.wait_for("hello-42-there");
@@ -209,6 +238,24 @@ fn console_relays_the_guest_shell_to_one_client_at_a_time() {
         let status = wait_exit(&mut c);
         assert!(status.success(), "{status:?}");
 
+        // SIGTERM while raw: the terminal is put back too.
+        let mut a = console(&d, &["con"])
+            .stdin(Stdio::from(tty.try_clone().unwrap()))
+            .stdout(Stdio::from(tty.try_clone().unwrap()))
+            .stderr(Stdio::from(tty.try_clone().unwrap()))
+            .spawn()
+            .unwrap();
+        wait_raw(&tty);
+        let kill = Command::new("kill")
+            .args(["-TERM", &a.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = wait_exit(&mut a);
+        assert!(status.success(), "{status:?}");
+        assert_eq!(modes(&tty), before, "SIGTERM left the terminal raw");
+        wait_fds("socket:", sockets);
+
         let out = d.virtnet(&["destroy", "con"]);
         assert!(out.status.success(), "{out:?}");
     });
@@ -258,6 +305,7 @@ fn console_reaches_a_pty_serial_port() {
             assert_eq!(rc, 0, "{o}");
             con
         });
+        let ptys = fds("/dev/pts/");
         let mut c = console(&d, &["ptyvm", "--devname", "serial1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -266,6 +314,7 @@ fn console_reaches_a_pty_serial_port() {
             .unwrap();
         let c_out = Seen::reading(c.stdout.take().unwrap());
         c_out.wait_for("Connected to domain 'ptyvm'");
+        assert!(fds("/dev/pts/") > ptys, "virtnetd opened QEMU's pty");
         // Guest → console.
         rt.block_on(async {
             let (o, rc) = con
@@ -292,6 +341,7 @@ fn console_reaches_a_pty_serial_port() {
         c_in.write_all(&[0x1d]).unwrap();
         let status = wait_exit(&mut c);
         assert!(status.success(), "{status:?}");
+        wait_fds("/dev/pts/", ptys);
         drop(con);
         assert!(d.virtnet(&["destroy", "ptyvm"]).status.success());
     });

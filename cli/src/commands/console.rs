@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 
 use rustix::termios::{self, OptionalActions, Termios};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::client::{encode, Client, ClientError};
 
@@ -73,24 +73,40 @@ pub async fn run(
         path = format!("{path}?{}", query.join("&"));
     }
     let io = client.upgrade(&path, PROTOCOL).await?;
+    // Caught before the terminal goes raw: no signal may end us with it raw.
+    let signals = Signals::new()?;
     println!("Connected to domain '{name}'\nEscape character is ^]");
     let raw = RawMode::enter()?;
-    let result = relay(io).await;
+    let result = relay(io, signals).await;
     drop(raw);
     println!();
     result
 }
 
+/// SIGTERM, SIGHUP and SIGINT, caught: each ends the console the normal way.
+struct Signals {
+    term: Signal,
+    hup: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, ClientError> {
+        let sig =
+            |k: SignalKind| signal(k).map_err(|e| local(format!("cannot handle signals: {e}")));
+        Ok(Signals {
+            term: sig(SignalKind::terminate())?,
+            hup: sig(SignalKind::hangup())?,
+            int: sig(SignalKind::interrupt())?,
+        })
+    }
+}
+
 /// Console → stdout, stdin → console, until Ctrl+], either side closes or a signal comes.
 async fn relay(
     io: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    mut s: Signals,
 ) -> Result<(), ClientError> {
-    let sig = |k: SignalKind| signal(k).map_err(|e| local(format!("cannot handle signals: {e}")));
-    let (mut term, mut hup, mut int) = (
-        sig(SignalKind::terminate())?,
-        sig(SignalKind::hangup())?,
-        sig(SignalKind::interrupt())?,
-    );
     // A thread, not tokio's stdin: its blocked read must not hold the runtime at exit.
     let (tx, mut keys) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     std::thread::spawn(move || {
@@ -133,9 +149,9 @@ async fn relay(
                     return Ok(());
                 }
             }
-            _ = term.recv() => return Ok(()),
-            _ = hup.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
+            _ = s.term.recv() => return Ok(()),
+            _ = s.hup.recv() => return Ok(()),
+            _ = s.int.recv() => return Ok(()),
         }
     }
 }
