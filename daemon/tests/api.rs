@@ -150,6 +150,13 @@ fn bad_inputs_change_nothing() {
         "nope",
     );
     check(
+        "console without Upgrade",
+        d.post("/v1/domains/nope/console"),
+        400,
+        "bad_request",
+        "Upgrade: virtnet-console",
+    );
+    check(
         "malformed JSON",
         d.call(
             "POST",
@@ -598,6 +605,7 @@ fn openapi_lists_every_endpoint() {
         "POST /v1/domains/{name}/shutdown",
         "POST /v1/domains/{name}/destroy",
         "POST /v1/domains/{name}/qmp",
+        "POST /v1/domains/{name}/console",
         "POST /v1/domains/{name}/devices",
         "POST /v1/domains/{name}/devices/detach",
         "POST /v1/domains/{name}/devices/update",
