@@ -149,6 +149,7 @@ fn readonly_socket_serves_its_group_queries_only() {
         vec!["destroy", "ro1"],
         vec!["undefine", "ro1"],
         vec!["define", vm2.to_str().unwrap()],
+        vec!["console", "ro1"],
     ] {
         let mut all = vec!["--readonly"];
         all.extend(&args);
@@ -160,6 +161,7 @@ fn readonly_socket_serves_its_group_queries_only() {
     for (method, path) in [
         ("POST", "/v1/domains/ro1/start"),
         ("POST", "/v1/domains/ro1/qmp"),
+        ("POST", "/v1/domains/ro1/console"),
         ("DELETE", "/v1/domains/ro1"),
     ] {
         let answer = raw(&ro, method, path);
