@@ -78,7 +78,10 @@ impl OpLatencies {
         fut: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         let started = Instant::now();
-        let r = fut.await;
+        // Boxed: the operations' futures are large (a start or hot-plug plan and its
+        // executor); on the heap they do not add to every caller's stack, which overflowed
+        // a 2 MiB tokio worker in debug builds once the timing wrapper nested them.
+        let r = Box::pin(fut).await;
         self.observe(op, started.elapsed(), r.is_ok());
         r
     }
