@@ -61,8 +61,20 @@ impl Daemon {
             (true, Some(l)) => {
                 let i = matcher.find(name, &l.domain)?;
                 let old = &l.domain.devices.interfaces[i];
-                let ch = validate_update(old, &given, true, req.replug)
-                    .map_err(|r| update_refused(name, r))?;
+                let shown = self.networks.as_defined(name, old);
+                let ch = if shown != *old {
+                    // A NIC on a switch network: the user sees (and sends back) its network
+                    // form; only its link can change. The same change goes to the vhost-user
+                    // NIC QEMU runs.
+                    let ch = validate_update(&shown, &given, true, req.replug)
+                        .map_err(|r| update_refused(name, r))?;
+                    let mut live_given = old.clone();
+                    live_given.link.clone_from(&ch.new.link);
+                    validate_update(old, &live_given, true, req.replug)
+                } else {
+                    validate_update(old, &given, true, req.replug)
+                }
+                .map_err(|r| update_refused(name, r))?;
                 let alias = old.alias().unwrap_or_default();
                 if hotplug::is_pending(&l.status, alias) {
                     return Err(DaemonError::RemovalPending {

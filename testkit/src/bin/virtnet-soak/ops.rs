@@ -113,9 +113,9 @@ fn detach(api: &Api, view: &View, rng: &mut Rng, vm: &str) -> Req {
         nics
     };
     let nic = *rng.pick(&nics)?;
-    let mut body = json!({ "type": nic.type_, "mac": nic.mac, "timeout_secs": 3 });
+    let mut body = json!({ "type": nic.api_type(), "mac": nic.mac, "timeout_secs": 3 });
     let s = scope(rng, running, &mut body);
-    let what = format!("detach {vm} {} {}{s}", nic.type_, nic.mac);
+    let what = format!("detach {vm} {} {}{s}", nic.api_type(), nic.mac);
     Some((
         what,
         api.post_json(&format!("/v1/domains/{vm}/devices/detach"), &body),

@@ -22,6 +22,20 @@ pub struct Nic {
     pub link: String,
     /// A detach waits for the guest.
     pub pending: bool,
+    /// The network of a running `type='network'` NIC (then `type_` and `source` are its
+    /// vhost-user side).
+    pub network: Option<String>,
+}
+
+impl Nic {
+    /// The type as virtnetd shows it (what a detach names).
+    pub fn api_type(&self) -> &str {
+        if self.network.is_some() {
+            "network"
+        } else {
+            &self.type_
+        }
+    }
 }
 
 /// One VM.
@@ -114,8 +128,29 @@ fn nics(v: &Value) -> Vec<Nic> {
             source: s(r, "source"),
             link: s(r, "link").unwrap_or_default(),
             pending: r["removal_pending"].as_bool().unwrap_or(false),
+            network: None,
         })
         .collect()
+}
+
+/// A running NIC on a switch network is shown as virsh shows it (`network`, the network's
+/// name); the invariants compare its vhost-user side: the socket virtnetd gave it,
+/// `RUN/networks/NET/VM-MACHEX.sock` (the API socket lives in RUN).
+fn as_vhostuser(api: &Api, vm: &str, nic: &mut Nic) {
+    if nic.type_ != "network" {
+        return;
+    }
+    let (Some(run), Some(net)) = (api.socket.parent(), nic.source.as_ref()) else {
+        return;
+    };
+    let mac: String = nic.mac.chars().filter(|c| *c != ':').collect();
+    let socket = run
+        .join("networks")
+        .join(net)
+        .join(format!("{vm}-{}.sock", mac.to_lowercase()));
+    nic.network = Some(net.clone());
+    nic.type_ = "vhostuser".into();
+    nic.source = Some(socket.to_string_lossy().into_owned());
 }
 
 /// Asks virtnetd for everything.
@@ -128,7 +163,11 @@ pub fn view(api: &Api) -> Result<View, String> {
         let state = info["state"].as_str().unwrap_or_default().to_string();
         let persistent = info["persistent"].as_bool().unwrap_or(false);
         let live = if state == "running" {
-            nics(&api.get_ok(&format!("/v1/domains/{name}/interfaces"))?)
+            let mut live = nics(&api.get_ok(&format!("/v1/domains/{name}/interfaces"))?);
+            for nic in &mut live {
+                as_vhostuser(api, &name, nic);
+            }
+            live
         } else {
             Vec::new()
         };
