@@ -142,8 +142,13 @@ fn modes(fd: &OwnedFd) -> String {
     )
 }
 
+/// The tests count this process's pty and socket fds (the daemon runs in it): one test at a
+/// time, or one's pty pair shows up in the other's counts.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn console_relays_the_guest_shell_to_one_client_at_a_time() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         return;
     };
@@ -265,6 +270,7 @@ fn console_relays_the_guest_shell_to_one_client_at_a_time() {
 /// `/proc/PID/root/dev/pts/N` and relays both ways.
 #[test]
 fn console_reaches_a_pty_serial_port() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         return;
     };
