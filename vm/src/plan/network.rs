@@ -35,16 +35,32 @@ pub struct NetworkPort {
 /// `iface` of VM `vm`: on a network of `networks` it becomes a vhost-user NIC (QEMU the
 /// server) on `SOCKET_DIR/VM-MAC.sock`, with the port it needs; any other interface comes back
 /// unchanged with `None`. Refused: a network not in `networks` (unknown or not running), a NIC
-/// without MAC, a socket path longer than a unix socket path can be.
+/// without MAC, a `portgroup` (virtnet networks have none), a `portid` other than the port
+/// virtnet names (`VM-MAC`, as live XML shows it), a socket path longer than a unix socket
+/// path can be.
 pub fn resolve_network_interface(
     vm: &str,
     iface: &Interface,
     networks: &BTreeMap<String, ResolvedNetwork>,
 ) -> Result<(Interface, Option<NetworkPort>), VmError> {
-    let InterfaceKind::Network { network, .. } = &iface.kind else {
+    let InterfaceKind::Network {
+        network,
+        portgroup,
+        portid,
+    } = &iface.kind
+    else {
         return Ok((iface.clone(), None));
     };
     let name = network.value.clone();
+    if let Some(group) = portgroup {
+        return Err(VmError::UnsupportedInterface {
+            nic: iface.describe(),
+            reason: format!(
+                "<source portgroup='{}'>: virtnet-vswitch networks have no port groups; remove                  the attribute",
+                group.escape_default()
+            ),
+        });
+    }
     let Some(net) = networks.get(&name) else {
         return Err(VmError::UnsupportedInterface {
             nic: iface.describe(),
@@ -65,6 +81,15 @@ pub fn resolve_network_interface(
             ),
         })?;
     let port = port_name(vm, &mac);
+    if let Some(id) = portid.as_ref().filter(|id| **id != port) {
+        return Err(VmError::UnsupportedInterface {
+            nic: iface.describe(),
+            reason: format!(
+                "<source portid='{}'>: virtnet names the port after the VM and MAC ('{port}');                  remove the attribute or give that name",
+                id.escape_default()
+            ),
+        });
+    }
     let socket = net.socket_dir.join(format!("{port}.sock"));
     if socket.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(VmError::InvalidContext(format!(
@@ -179,6 +204,11 @@ mod tests {
     use virtnet_qemu::QemuCaps;
 
     fn domain(shared: bool) -> Domain {
+        domain_with(shared, "")
+    }
+
+    /// `source` adds attributes to the network NIC's `<source>`.
+    fn domain_with(shared: bool, source: &str) -> Domain {
         let backing = if shared {
             "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>"
         } else {
@@ -188,7 +218,7 @@ mod tests {
             "<domain type='qemu'><name>vm1</name><memory unit='MiB'>256</memory>{backing}\
              <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
              <interface type='network'><mac address='52:54:00:00:00:01'/>\
-             <source network='sw0'/><model type='virtio'/></interface>\
+             <source network='sw0'{source}/><model type='virtio'/></interface>\
              <interface type='user'><mac address='52:54:00:00:00:02'/></interface>\
              </devices></domain>"
         ))
@@ -314,5 +344,23 @@ mod tests {
         )]);
         let e = resolve_networks(&domain(true), &long).unwrap_err();
         assert!(e.to_string().contains("longer than"), "{e}");
+    }
+
+    /// A port group or a foreign port id cannot be honoured: refused, not dropped. The port
+    /// id live XML shows (the port's own name) is accepted, so live XML can be defined again.
+    #[test]
+    fn portgroup_and_foreign_portid_are_refused() {
+        let with = |attr: &str| resolve_networks(&domain_with(true, attr), &nets());
+        let e = with(" portgroup='gold'").unwrap_err().to_string();
+        assert!(
+            e.contains("portgroup='gold'") && e.contains("no port groups"),
+            "{e}"
+        );
+        let e = with(" portid='other'").unwrap_err().to_string();
+        assert!(
+            e.contains("portid='other'") && e.contains("vm1-525400000001"),
+            "{e}"
+        );
+        assert!(with(" portid='vm1-525400000001'").is_ok());
     }
 }
