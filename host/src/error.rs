@@ -370,6 +370,15 @@ pub enum HostError {
         source: io::Error,
     },
 
+    /// `nft` failed (see [`crate::nft`]): what it was asked and what it said.
+    #[error("nftables: {op}: {message}")]
+    Nft {
+        /// The command.
+        op: String,
+        /// nft's message.
+        message: String,
+    },
+
     /// A failure injected by [`crate::FakeHost`].
     #[error("injected failure at call #{call} ({what})")]
     Injected {
@@ -434,6 +443,7 @@ impl HostError {
             | HostError::SystemUser { .. }
             | HostError::SystemGroup { .. }
             | HostError::Dac { .. }
+            | HostError::Nft { .. }
             | HostError::VfIndexNotFound { .. }
             | HostError::VfInfoMissing { .. }
             | HostError::DriverMissing { .. }

@@ -30,6 +30,7 @@ mod linux;
 pub mod macvtap;
 mod name;
 pub mod netlink;
+pub mod nft;
 pub mod script;
 pub mod switch_identity;
 pub mod sysuser;

@@ -22,7 +22,7 @@ pub fn execute(switch: &Switch, req: Request) -> Response {
         Err(e) => Response::err(e),
     };
     match req {
-        Request::AddPort(cfg) => done(switch.add_port(cfg)),
+        Request::AddPort(cfg) => done(switch.add_port(*cfg)),
         Request::AddUplink { name, tap } => done(switch.add_tap_port(&name, &tap)),
         Request::DelPort { name } => done(switch.del_port(&name)),
         Request::ListPorts => Response {

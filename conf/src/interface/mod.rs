@@ -6,6 +6,7 @@
 //! canonical element and attribute order (`virDomainNetDefFormat`).
 
 mod driver;
+mod filter;
 mod format;
 mod ip;
 mod kind;
@@ -20,6 +21,10 @@ mod util;
 mod tests;
 
 pub use driver::{Driver, Offloads, GUEST_OFFLOADS, HOST_OFFLOADS};
+pub use filter::{
+    FilterParam, FilterPart, FilterRef, IpLearning, TrafficFilter, SUPPORTED_FILTERS,
+    SUPPORTED_FILTER_PARAMS,
+};
 pub use ip::{IpAddress, IpInfo, PortForward, PortRange, Route};
 pub use kind::{
     HostdevSource, InterfaceKind, InterfaceType, Reconnect, SocketAddr, SocketMode,
@@ -29,8 +34,7 @@ pub use mac::{MacAddr, MacParseError, QEMU_MAC_PREFIX};
 pub use model::{NicModel, KNOWN_MODELS};
 pub use netdev::{Bandwidth, Rate, VirtualPort, Vlan, VlanTag, VIRTUALPORT_TYPES};
 pub use parts::{
-    Backend, Boot, Coalesce, FilterRef, GuestName, Leaf, LinkState, Rom, Target, Teaming,
-    TeamingKind, Tune,
+    Backend, Boot, Coalesce, GuestName, Leaf, LinkState, Rom, Target, Teaming, TeamingKind, Tune,
 };
 pub use util::Spanned;
 

@@ -1,13 +1,14 @@
 //! Reading `<interface>` into [`Interface`].
 
 use super::driver::Driver;
+use super::filter::FilterRef;
 use super::ip::{IpInfo, PortForward};
 use super::kind::{parse_kind, InterfaceType};
 use super::model::NicModel;
 use super::netdev::{Bandwidth, VirtualPort, Vlan};
 use super::parts::{
-    read_acpi, read_mtu, read_port, Backend, Boot, Coalesce, FilterRef, GuestName, Leaf, LinkState,
-    Rom, Target, Teaming, Tune,
+    read_acpi, read_mtu, read_port, Backend, Boot, Coalesce, GuestName, Leaf, LinkState, Rom,
+    Target, Teaming, Tune,
 };
 use super::util::{one_of, refuse_control_chars, take_choice, take_with, take_yes_no};
 use super::{Interface, Mac, MacAddr};

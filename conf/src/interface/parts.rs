@@ -1,8 +1,8 @@
 //! The small sub-elements of `<interface>`: one element, a few attributes each.
 
 use super::util::{
-    attr_pos, on_off, require_str, take_on_off, take_str, take_uint, take_with, take_yes_no,
-    yes_no, Spanned, NON_NEGATIVE,
+    attr_pos, on_off, take_on_off, take_str, take_uint, take_with, take_yes_no, yes_no, Spanned,
+    NON_NEGATIVE,
 };
 use crate::error::ConfError;
 use crate::xml::{Element, Extra, Pos};
@@ -430,37 +430,6 @@ impl Coalesce {
             .child_opt((!rx.is_empty()).then_some(rx))
             .with_extra(&self.extra[0]);
         (!el.is_empty()).then_some(el)
-    }
-}
-
-/// `<filterref filter='clean-traffic'><parameter name='IP' value='...'/></filterref>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterRef {
-    /// The nwfilter name.
-    pub filter: Spanned<String>,
-    /// Position of the element.
-    pub pos: Pos,
-    /// Parameters and unknown content, kept as written.
-    pub extra: Extra,
-}
-
-impl FilterRef {
-    pub(crate) fn from_element(mut el: Element) -> Result<Self, ConfError> {
-        Ok(FilterRef {
-            filter: require_str(
-                &mut el,
-                "filter",
-                "name the nwfilter, e.g. filter='clean-traffic'",
-            )?,
-            pos: el.pos,
-            extra: el.into_extra(),
-        })
-    }
-
-    pub(crate) fn to_element(&self) -> Element {
-        Element::new("filterref")
-            .attr("filter", &self.filter.value)
-            .with_extra(&self.extra)
     }
 }
 

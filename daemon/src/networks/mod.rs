@@ -23,6 +23,7 @@
 
 pub mod health;
 pub mod model;
+mod policy;
 mod ports;
 mod switch;
 
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use virtnet_conf::network::{parse_network, valid_name, Network};
-use virtnet_vswitch_control::{PortConfig, Request};
+use virtnet_vswitch_control::{PortConfig, PortPolicy, Request};
 
 use crate::error::{DaemonError, Result};
 use crate::registry::{Registry, Resource};
@@ -81,6 +82,9 @@ pub struct Port {
     /// ports had them).
     #[serde(default = "one")]
     pub queues: u32,
+    /// What the port enforces (none in statuses written before ports had policies).
+    #[serde(default)]
+    pub policy: PortPolicy,
 }
 
 fn one() -> u32 {
@@ -566,11 +570,12 @@ fn add_port(dir: Option<&Path>, name: &str, port: &Port) -> Request {
         Some(dir) => switch::switch_path(dir, &port.socket),
         None => port.socket.clone(),
     };
-    Request::AddPort(PortConfig {
+    Request::AddPort(Box::new(PortConfig {
         // More than the switch takes (16) is refused by it, with the range to use.
         queues: u16::try_from(port.queues).unwrap_or(u16::MAX),
+        policy: port.policy.clone(),
         ..PortConfig::new(name, socket)
-    })
+    }))
 }
 
 fn info(net: &Net) -> NetworkInfo {

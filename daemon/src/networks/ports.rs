@@ -13,6 +13,7 @@ use virtnet_vswitch_control::Request;
 
 use super::{add_port, no_such, switch, Networks, Port};
 use crate::error::{DaemonError, Result};
+use virtnet_vswitch_control::PortPolicy;
 
 /// A switch port a VM NIC needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct NetPort {
     /// Queue pairs (`<driver queues='N'/>`, else 1): the port must offer as many as QEMU's
     /// NIC uses, or the guest's extra queues never carry traffic.
     pub queues: u32,
+    /// What the port enforces ([`super::policy::port_policy`]).
+    pub policy: PortPolicy,
 }
 
 impl Networks {
@@ -84,6 +87,7 @@ impl Networks {
             },
         )]);
         let (r, port) = resolve_network_interface(vm, iface, &networks).map_err(DaemonError::vm)?;
+        let policy = super::policy::port_policy(iface)?;
         Ok((
             r,
             port.map(|p| NetPort {
@@ -91,6 +95,7 @@ impl Networks {
                 port: p.port,
                 socket: p.socket,
                 queues: iface.queues().unwrap_or(1).max(1),
+                policy,
             }),
         ))
     }
@@ -147,6 +152,7 @@ impl Networks {
             vm: vm.into(),
             socket: p.socket.clone(),
             queues: p.queues,
+            policy: p.policy.clone(),
         };
         let dir = self.net_dir(&p.network);
         let dir = st.in_dir.then_some(dir.as_path());

@@ -193,6 +193,7 @@ fn socket_paths_are_relative_only_for_a_switch_running_in_its_directory() {
         vm: "vm1".into(),
         socket: dir.join("vm1-525400000001.sock"),
         queues: 2,
+        policy: Default::default(),
     };
     let socket = |req: Request| match req {
         Request::AddPort(cfg) => cfg.socket,

@@ -4,9 +4,13 @@
 //! switch (and its rust-vmm crates). Plain serde types and the line framing, no I/O.
 
 mod message;
+mod policy;
 mod port;
 mod report;
 
 pub use message::{Request, Response};
+pub use policy::{
+    FilterPart, NativeMode, NativeVlan, PortFilter, PortPolicy, PortVlan, TokenBucket,
+};
 pub use port::{InvalidPort, PortConfig, SocketMode, MAX_QUEUE_PAIRS};
 pub use report::{CounterSnapshot, DropReason, MacEntry, PortInfo};

@@ -10,7 +10,7 @@ use crate::report::{MacEntry, PortInfo};
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
     /// Add a vhost-user port.
-    AddPort(PortConfig),
+    AddPort(Box<PortConfig>),
     /// Add the uplink tap as port `name`.
     AddUplink {
         /// Port name.
@@ -120,7 +120,7 @@ mod tests {
         p.queues = 2;
         for (req, line) in [
             (
-                Request::AddPort(p),
+                Request::AddPort(Box::new(p)),
                 r#"{"cmd":"add-port","name":"vm1-net0","socket":"/run/virtnet/vm1-net0.sock","mode":"client","queues":2,"mtu":1500}"#,
             ),
             (
@@ -144,7 +144,7 @@ mod tests {
         }
         // Defaults as documented.
         let r = Request::from_line(r#"{"cmd":"add-port","name":"a","socket":"/a.sock"}"#).unwrap();
-        assert_eq!(r, Request::AddPort(PortConfig::new("a", "/a.sock")));
+        assert_eq!(r, Request::AddPort(Box::new(PortConfig::new("a", "/a.sock"))));
     }
 
     #[test]

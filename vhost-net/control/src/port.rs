@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::PortPolicy;
+
 /// Which side of the vhost-user socket the switch takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -37,6 +39,9 @@ pub struct PortConfig {
     /// MTU offered to the guest (VIRTIO_NET_F_MTU) and enforced on non-GSO frames.
     #[serde(default = "default_mtu")]
     pub mtu: u16,
+    /// VLAN, isolation, rate limits and filter ([`PortPolicy`]); default: none.
+    #[serde(default, skip_serializing_if = "PortPolicy::is_default")]
+    pub policy: PortPolicy,
 }
 
 fn one() -> u16 {
@@ -56,6 +61,7 @@ impl PortConfig {
             mode: SocketMode::Client,
             queues: 1,
             mtu: 1500,
+            policy: PortPolicy::default(),
         }
     }
 
@@ -79,6 +85,7 @@ impl PortConfig {
                 self.name, self.mtu
             )));
         }
+        self.policy.check_enforced(&self.name)?;
         if self.socket.as_os_str().is_empty() {
             return Err(InvalidPort(format!(
                 "port '{}': the socket path is empty",
