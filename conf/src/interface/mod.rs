@@ -19,6 +19,7 @@ mod util;
 
 #[cfg(test)]
 mod tests;
+mod unknown;
 
 pub use driver::{Driver, Offloads, GUEST_OFFLOADS, HOST_OFFLOADS};
 pub use filter::{
@@ -36,6 +37,7 @@ pub use netdev::{Bandwidth, Rate, VirtualPort, Vlan, VlanTag, VIRTUALPORT_TYPES}
 pub use parts::{
     Backend, Boot, Coalesce, GuestName, Leaf, LinkState, Rom, Target, Teaming, TeamingKind, Tune,
 };
+pub use unknown::Unknown;
 pub use util::Spanned;
 
 use crate::address::{DeviceAddress, PciAddress};

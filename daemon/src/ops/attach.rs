@@ -76,6 +76,12 @@ impl Daemon {
 
         // What cannot run (live) or be defined (config) is refused before anything else.
         if let Some(l) = slot.live.as_ref().filter(|_| live) {
+            // The NIC as given (before a network NIC becomes vhost-user), as define would see
+            // it: what is refused on its type is refused whatever it resolves to.
+            if !config {
+                validate_interface(Operation::Define, &l.domain, &iface, None)
+                    .map_err(|r| refused(Operation::Define, r))?;
+            }
             validate_interface(Operation::Attach, &l.domain, &live_src, None)
                 .map_err(|r| refused(Operation::Attach, r))?;
             if live_src.is_hostdev() && virtnet_qemu::in_own_mount_namespace(l.status.pid) {

@@ -13,11 +13,16 @@ use crate::argv::QemuCaps;
 const MAX_TAP_QUEUES: u32 = 256;
 
 /// What a rule looks at.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
+    /// The operation checked.
+    pub(super) op: Operation,
+    /// The VM's name.
+    pub(super) domain_name: &'a str,
     domain_type: DomainType,
     /// An i440fx machine without ACPI (no PCI hot-plug).
     i440fx_without_acpi: bool,
-    iface: &'a Interface,
+    /// The interface checked.
+    pub(super) iface: &'a Interface,
     caps: Option<&'a QemuCaps>,
 }
 
@@ -208,14 +213,15 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         }
         Rule::EthernetHostIp => {
             let has = !i.host_ip.ips.is_empty() || !i.host_ip.routes.is_empty();
-            (ty == InterfaceType::Ethernet && has).then(|| {
+            let how = if ty == InterfaceType::Ethernet {
+                "configure the tap yourself (<target dev='NAME' managed='no'/>) and remove them"
+            } else {
+                "virtnet sets host addresses on no interface type; remove them"
+            };
+            has.then(|| {
                 (
                     source_pos(i),
-                    msg(
-                        "host-side <ip>/<route> inside <source> are not supported yet: \
-                         configure the tap yourself (<target dev='NAME' managed='no'/>) and \
-                         remove them",
-                    ),
+                    format!("host-side <ip>/<route> inside <source> are not supported yet: {how}"),
                 )
             })
         }
@@ -232,13 +238,15 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             })
         }
         Rule::VfVlanTrunk => {
-            let v = i.vlan.as_ref().filter(|v| v.tags.len() > 1)?;
+            let v = i.vlan.as_ref().filter(|v| {
+                v.tags.len() > 1 || v.trunk || v.tags.iter().any(|t| t.native_mode.is_some())
+            })?;
             (ty == InterfaceType::Hostdev).then(|| {
                 (
                     v.pos,
                     msg(
-                        "an SR-IOV VF takes one VLAN tag; trunks (several <tag>) are not \
-                         possible",
+                        "an SR-IOV VF takes one VLAN tag, set by its PF; trunks (several <tag>, \
+                         trunk='yes', nativeMode) are not possible: give one <tag id> only",
                     ),
                 )
             })
@@ -325,6 +333,25 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         | Rule::CputuneNotEnforced
         | Rule::CputuneRange => None, // checked by super::tuning
         Rule::SecLabelModel | Rule::SecLabelDac => None, // checked by super::seclabel
+        Rule::UnknownContent
+        | Rule::VirtualPortNotSupported
+        | Rule::VlanNotEnforced
+        | Rule::BandwidthNotEnforced
+        | Rule::BandwidthFloor
+        | Rule::FilterNotEnforced
+        | Rule::FilterInvalid
+        | Rule::PortIsolationNoPort
+        | Rule::NetworkPortgroup
+        | Rule::NetworkForeignPortid
+        | Rule::CoalesceNotEnforced
+        | Rule::SndbufNeedsTap
+        | Rule::BackendNotApplied
+        | Rule::DriverNeedsVirtio
+        | Rule::GuestNameNotApplied
+        | Rule::GuestIpNotApplied
+        | Rule::MtuNotApplied
+        | Rule::TrustGuestRxFilters
+        | Rule::BackendDomain => super::settings::find(rule, c),
     }
 }
 
@@ -364,6 +391,8 @@ pub(super) fn check(
 ) -> Vec<Refusal> {
     let acpi = domain.features.as_ref().is_some_and(|f| f.is_on("acpi"));
     let c = Ctx {
+        op,
+        domain_name: domain.name(),
         domain_type: domain.domain_type(),
         i440fx_without_acpi: domain.machine_is_i440fx() && !acpi,
         iface,
@@ -379,6 +408,8 @@ pub(super) fn check(
 /// The first rule the argv builder guards that refuses `iface` ([`Rule::argv_guard`]).
 pub(super) fn argv_refusal(iface: &Interface, caps: &QemuCaps) -> Option<Refusal> {
     let c = Ctx {
+        op: Operation::Start,
+        domain_name: "",
         domain_type: DomainType::Kvm,
         i440fx_without_acpi: false,
         iface,

@@ -27,6 +27,7 @@
 mod interface;
 mod rules;
 mod seclabel;
+mod settings;
 mod tuning;
 mod update;
 
@@ -41,6 +42,7 @@ use virtnet_conf::{Domain, Interface};
 use crate::argv::QemuCaps;
 
 pub use rules::Rule;
+pub use settings::port_name;
 pub use tuning::{PERIOD_RANGE, QUOTA_RANGE, SHARES_RANGE};
 pub use update::{validate_update, NicUpdate};
 
@@ -179,6 +181,13 @@ pub fn validate_interface(
     caps: Option<&QemuCaps>,
 ) -> Result<(), Refusals> {
     result(interface::check(op, domain, iface, caps))
+}
+
+/// Whether the `<source>` of `iface`, a `type='network'` NIC of VM `vm`, can be resolved onto a
+/// virtnet-vswitch port ([`Rule::NetworkPortgroup`], [`Rule::NetworkForeignPortid`]): what
+/// network resolution checks at start and attach (define checks it with every other rule).
+pub fn validate_network_source(op: Operation, vm: &str, iface: &Interface) -> Result<(), Refusals> {
+    result(settings::network_source(op, vm, iface))
 }
 
 /// The argv builder's guard: the rules about what it cannot express ([`Rule::argv_guard`]),

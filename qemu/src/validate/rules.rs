@@ -91,6 +91,46 @@ pub enum Rule {
     SecLabelModel,
     /// A DAC `<seclabel>` virtnet cannot honour (no or malformed label, root, relabel='no').
     SecLabelDac,
+    /// Content inside `<interface>` the model does not know (libvirt's schema would reject
+    /// it; kept, it would be carried along and never applied).
+    UnknownContent,
+    /// `<virtualport>` of any type: no Open vSwitch, 802.1Qbg/Qbh or MidoNet support.
+    VirtualPortNotSupported,
+    /// `<vlan>` on a type where nothing tags frames (only virtnet-vswitch ports and hostdev
+    /// VFs, through their PF, do).
+    VlanNotEnforced,
+    /// `<bandwidth>` on a type where nothing limits rates (taps, macvtaps and switch ports do).
+    BandwidthNotEnforced,
+    /// `<bandwidth>` `floor`: no guaranteed-minimum scheduling anywhere.
+    BandwidthFloor,
+    /// `<filterref>` on a type where nothing filters (bridge taps and switch ports do).
+    FilterNotEnforced,
+    /// `<filterref>` naming a filter or parameter virtnet does not implement.
+    FilterInvalid,
+    /// `<port isolated='yes'/>` on a type without a bridge or switch port.
+    PortIsolationNoPort,
+    /// `<source portgroup>` of a network NIC: virtnet-vswitch networks have no port groups.
+    NetworkPortgroup,
+    /// `<source portid>` of a network NIC other than the port virtnet names.
+    NetworkForeignPortid,
+    /// `<coalesce>`: virtnet sets no interrupt coalescing on taps.
+    CoalesceNotEnforced,
+    /// `<tune><sndbuf>` on a type that gives QEMU no tap.
+    SndbufNeedsTap,
+    /// `<backend tap/logFile/hostname/fqdn>` outside passt (a tap path virtnet never opens).
+    BackendNotApplied,
+    /// `<driver>` settings on a NIC that is not virtio (or on a VF, beyond `name`).
+    DriverNeedsVirtio,
+    /// `<guest dev/actual>`: container guests only.
+    GuestNameNotApplied,
+    /// Guest-side `<ip>`/`<route>` where nothing hands them to the guest.
+    GuestIpNotApplied,
+    /// `<mtu>` where neither a host device nor a virtio NIC gets it.
+    MtuNotApplied,
+    /// `trustGuestRxFilters='yes'`: guest RX filter changes are not followed.
+    TrustGuestRxFilters,
+    /// `<backenddomain>` (Xen driver domains).
+    BackendDomain,
 }
 
 impl Rule {
@@ -118,6 +158,25 @@ impl Rule {
         Rule::VhostNetUnavailable,
         Rule::SocketBackendNotHotpluggable,
         Rule::HotplugNeedsAcpi,
+        Rule::UnknownContent,
+        Rule::VirtualPortNotSupported,
+        Rule::VlanNotEnforced,
+        Rule::BandwidthFloor,
+        Rule::BandwidthNotEnforced,
+        Rule::FilterNotEnforced,
+        Rule::FilterInvalid,
+        Rule::PortIsolationNoPort,
+        Rule::NetworkPortgroup,
+        Rule::NetworkForeignPortid,
+        Rule::CoalesceNotEnforced,
+        Rule::SndbufNeedsTap,
+        Rule::BackendNotApplied,
+        Rule::DriverNeedsVirtio,
+        Rule::GuestNameNotApplied,
+        Rule::GuestIpNotApplied,
+        Rule::MtuNotApplied,
+        Rule::TrustGuestRxFilters,
+        Rule::BackendDomain,
     ];
 
     /// Every tuning rule (`<memtune>`, `<cputune>`), in the order they are checked.
@@ -149,7 +208,26 @@ impl Rule {
             | Rule::VirtioNeedsPciAddress
             | Rule::RomNeedsPci
             | Rule::SecLabelModel
-            | Rule::SecLabelDac => CREATE,
+            | Rule::SecLabelDac
+            | Rule::UnknownContent
+            | Rule::VirtualPortNotSupported
+            | Rule::VlanNotEnforced
+            | Rule::BandwidthNotEnforced
+            | Rule::BandwidthFloor
+            | Rule::FilterNotEnforced
+            | Rule::FilterInvalid
+            | Rule::PortIsolationNoPort
+            | Rule::NetworkPortgroup
+            | Rule::NetworkForeignPortid
+            | Rule::CoalesceNotEnforced
+            | Rule::SndbufNeedsTap
+            | Rule::BackendNotApplied
+            | Rule::DriverNeedsVirtio
+            | Rule::GuestNameNotApplied
+            | Rule::GuestIpNotApplied
+            | Rule::MtuNotApplied
+            | Rule::TrustGuestRxFilters
+            | Rule::BackendDomain => CREATE,
             Rule::UsbHostdevNic
             | Rule::NetworkNotResolved
             | Rule::VhostNetUnavailable

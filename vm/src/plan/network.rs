@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use virtnet_conf::interface::{InterfaceKind, SocketMode, Spanned, VhostUserSocket};
 use virtnet_conf::{Domain, Interface};
 
+pub use virtnet_qemu::validate::port_name;
+use virtnet_qemu::validate::{validate_network_source, Operation};
+
 use super::MAX_SOCKET_PATH;
 use crate::error::VmError;
 
@@ -43,24 +46,13 @@ pub fn resolve_network_interface(
     iface: &Interface,
     networks: &BTreeMap<String, ResolvedNetwork>,
 ) -> Result<(Interface, Option<NetworkPort>), VmError> {
-    let InterfaceKind::Network {
-        network,
-        portgroup,
-        portid,
-    } = &iface.kind
-    else {
+    let InterfaceKind::Network { network, .. } = &iface.kind else {
         return Ok((iface.clone(), None));
     };
     let name = network.value.clone();
-    if let Some(group) = portgroup {
-        return Err(VmError::UnsupportedInterface {
-            nic: iface.describe(),
-            reason: format!(
-                "<source portgroup='{}'>: virtnet-vswitch networks have no port groups; remove                  the attribute",
-                group.escape_default()
-            ),
-        });
-    }
+    // The validation layer's rules (define refuses them too; a definition stored before them
+    // is refused here).
+    validate_network_source(Operation::Start, vm, iface).map_err(VmError::Refused)?;
     let Some(net) = networks.get(&name) else {
         return Err(VmError::UnsupportedInterface {
             nic: iface.describe(),
@@ -81,15 +73,6 @@ pub fn resolve_network_interface(
             ),
         })?;
     let port = port_name(vm, &mac);
-    if let Some(id) = portid.as_ref().filter(|id| **id != port) {
-        return Err(VmError::UnsupportedInterface {
-            nic: iface.describe(),
-            reason: format!(
-                "<source portid='{}'>: virtnet names the port after the VM and MAC ('{port}');                  remove the attribute or give that name",
-                id.escape_default()
-            ),
-        });
-    }
     let socket = net.socket_dir.join(format!("{port}.sock"));
     if socket.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(VmError::InvalidContext(format!(
@@ -157,27 +140,6 @@ pub fn defined_network_interface(
     Some(defined)
 }
 
-/// The longest switch port name `virtnet-vswitch` accepts.
-const MAX_PORT_NAME: usize = 64;
-
-/// The switch port (and socket file) name for the NIC with `mac` of VM `vm`: `VM-MAC` with
-/// the MAC's colons dropped. The switch takes 1 to 64 characters without spaces, VM names may
-/// have spaces and be longer, so whitespace becomes '_' and the VM part is cut to fit (the
-/// MAC, unique among NICs, stays whole).
-pub fn port_name(vm: &str, mac: &str) -> String {
-    let mac = mac.replace(':', "");
-    let room = MAX_PORT_NAME.saturating_sub(mac.len() + 1);
-    let mut vm_part = String::new();
-    for c in vm.chars() {
-        let c = if c.is_whitespace() { '_' } else { c };
-        if vm_part.len() + c.len_utf8() > room {
-            break;
-        }
-        vm_part.push(c);
-    }
-    format!("{vm_part}-{mac}")
-}
-
 /// Every interface of `domain` resolved with [`resolve_network_interface`]; the ports in
 /// interface order.
 pub fn resolve_networks(
@@ -243,7 +205,7 @@ mod tests {
         );
         let long = "ü".repeat(40);
         let p = port_name(&long, "52:54:00:00:00:01");
-        assert!(p.len() <= MAX_PORT_NAME, "{p}");
+        assert!(p.len() <= 64, "{p}");
         assert!(p.ends_with("-525400000001") && p.starts_with("üü"), "{p}");
         // The switch's rule (vhost-net/src/config.rs): 1 to 64 characters, no whitespace.
         for name in [p, port_name(&"x y".repeat(70), "52:54:00:00:00:01")] {

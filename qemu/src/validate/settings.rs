@@ -1,0 +1,455 @@
+//! The rules about `<interface>` settings that something must enforce: each setting is
+//! accepted only on the NIC types where virtnet (or the switch) applies it, refused on the
+//! others with what to do instead. Which component enforces what is listed, per setting and
+//! type, in `conf/interface-account.tsv` (shown as `docs/interface-account.md`).
+
+use std::fmt::Write as _;
+
+use virtnet_conf::interface::{InterfaceKind, InterfaceType, SocketMode};
+use virtnet_conf::xml::Pos;
+use virtnet_conf::Interface;
+
+use super::interface::Ctx;
+use super::{Operation, Rule};
+
+/// The tap device virtnet opens (`<backend tap>` naming it changes nothing).
+const TUN: &str = "/dev/net/tun";
+/// The vhost-net device virtnet opens (`<backend vhost>` naming it changes nothing).
+const VHOST_NET: &str = "/dev/vhost-net";
+
+/// The longest switch port name `virtnet-vswitch` accepts.
+const MAX_PORT_NAME: usize = 64;
+
+/// The switch port (and socket file) name of the NIC with `mac` of VM `vm` on a
+/// virtnet-vswitch network: `VM-MAC` with the MAC's colons dropped. The switch takes 1 to 64
+/// characters without spaces, VM names may have spaces and be longer, so whitespace becomes
+/// '_' and the VM part is cut to fit (the MAC, unique among NICs, stays whole). Live XML shows
+/// it as `<source portid>`.
+pub fn port_name(vm: &str, mac: &str) -> String {
+    let mac = mac.replace(':', "");
+    let room = MAX_PORT_NAME.saturating_sub(mac.len() + 1);
+    let mut vm_part = String::new();
+    for c in vm.chars() {
+        let c = if c.is_whitespace() { '_' } else { c };
+        if vm_part.len() + c.len_utf8() > room {
+            break;
+        }
+        vm_part.push(c);
+    }
+    format!("{vm_part}-{mac}")
+}
+
+/// Whether the NIC has a port on a virtnet-vswitch network, where the switch enforces VLANs,
+/// isolation, bandwidth and filters: `type='network'`, or at start and attach a vhost-user NIC
+/// QEMU listens on (virtnetd hands `type='network'` NICs to start and attach resolved onto the
+/// switch port's socket; a vhost-user NIC defined as such was checked at define).
+fn on_switch(op: Operation, i: &Interface) -> bool {
+    match &i.kind {
+        InterfaceKind::Network { .. } => true,
+        InterfaceKind::VhostUser { socket: Some(s) } => {
+            op != Operation::Define && s.mode == SocketMode::Server
+        }
+        _ => false,
+    }
+}
+
+/// Whether the host side is a tap or macvtap virtnet makes (QEMU gets its fd).
+fn host_tap(t: InterfaceType) -> bool {
+    matches!(
+        t,
+        InterfaceType::Bridge | InterfaceType::Ethernet | InterfaceType::Direct
+    )
+}
+
+/// What to do instead, per type, for a host-side setting only taps and switch ports take.
+fn instead(ty: InterfaceType) -> &'static str {
+    match ty {
+        InterfaceType::VhostUser => {
+            "a vhost-user back end virtnet does not run applies its own policy: set it there, \
+             or use type='network' on a virtnet-vswitch network"
+        }
+        InterfaceType::Hostdev => "a VF's traffic never passes through the host: set it on the PF",
+        _ => "use type='bridge' or type='network', or remove it",
+    }
+}
+
+/// Where the rule finds a problem, and its message; `None` when it does not apply.
+pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
+    let i = c.iface;
+    let ty = i.type_();
+    let op = c.op;
+    match rule {
+        Rule::UnknownContent => {
+            let unknown = i.unknown_content();
+            let first = unknown.first()?;
+            let mut names = String::new();
+            for (n, u) in unknown.iter().enumerate() {
+                let sep = if n == 0 { "" } else { ", " };
+                let _ = write!(names, "{sep}{}", u.what);
+                if u.pos.is_known() && n > 0 {
+                    let _ = write!(names, " ({}:{})", u.pos.line, u.pos.col);
+                }
+            }
+            Some((
+                first.pos,
+                format!(
+                    "{names}: not part of libvirt's <interface> schema as virtnet reads it, so \
+                     nothing would apply it; remove it or fix its spelling"
+                ),
+            ))
+        }
+        Rule::VirtualPortNotSupported => {
+            let vp = i.virtualport.as_ref()?;
+            let why = match vp.kind.as_deref() {
+                Some("openvswitch") => "Open vSwitch ports are not supported yet (issue 13)",
+                Some("802.1Qbg") => {
+                    "802.1Qbg (VEPA/VDP) port profiles need a VDP daemon (lldpad) virtnet does \
+                     not talk to"
+                }
+                Some("802.1Qbh") => {
+                    "802.1Qbh port profiles need Cisco VM-FEX hardware support virtnet does not \
+                     have"
+                }
+                Some("midonet") => "MidoNet ports need a MidoNet agent virtnet does not talk to",
+                _ => "virtnet networks and bridges use no virtual port profiles",
+            };
+            Some((
+                vp.pos,
+                format!(
+                    "<virtualport type='{}'>: {why}; use type='bridge' on a Linux bridge or \
+                     type='network' on a virtnet-vswitch network without <virtualport>",
+                    vp.kind.as_deref().unwrap_or("")
+                ),
+            ))
+        }
+        Rule::VlanNotEnforced => {
+            let v = i.vlan.as_ref()?;
+            if ty == InterfaceType::Hostdev || on_switch(op, i) {
+                return None;
+            }
+            let why = if host_tap(ty) {
+                "virtnet does no VLANs on Linux bridges, taps or macvtaps (this host's kernel \
+                 has neither 802.1Q devices nor bridge VLAN filtering); VLANs are enforced by \
+                 virtnet-vswitch: use type='network' on a virtnet-vswitch network, or a \
+                 hostdev VF (tagged by its PF)"
+            } else {
+                instead(ty)
+            };
+            Some((
+                v.pos,
+                format!("<vlan> is not applied on type='{ty}': {why}"),
+            ))
+        }
+        Rule::BandwidthFloor => {
+            let bw = i.bandwidth.as_ref()?;
+            let r = [&bw.inbound, &bw.outbound]
+                .into_iter()
+                .flatten()
+                .find(|r| r.floor.is_some())?;
+            Some((
+                r.pos,
+                "<bandwidth> floor: virtnet has no guaranteed-minimum scheduling (libvirt's \
+                 floor needs its network-wide QoS tree); remove floor and use average/peak/\
+                 burst limits"
+                    .into(),
+            ))
+        }
+        Rule::BandwidthNotEnforced => {
+            let bw = i.bandwidth.as_ref()?;
+            let set = bw.inbound.is_some() || bw.outbound.is_some();
+            if !set || host_tap(ty) || on_switch(op, i) {
+                return None;
+            }
+            Some((
+                bw.pos,
+                format!(
+                    "<bandwidth> is not enforced on type='{ty}': virtnet limits rates on taps \
+                     and macvtaps (bridge, ethernet, direct) and on virtnet-vswitch ports \
+                     (network); {}",
+                    instead(ty)
+                ),
+            ))
+        }
+        Rule::FilterNotEnforced => {
+            let f = i.filterref.as_ref()?;
+            if ty == InterfaceType::Bridge || on_switch(op, i) {
+                return None;
+            }
+            Some((
+                f.pos,
+                format!(
+                    "<filterref> is not enforced on type='{ty}': virtnet filters traffic on \
+                     taps in a Linux bridge (type='bridge', nftables bridge family) and on \
+                     virtnet-vswitch ports (type='network'); use one of those types, or remove \
+                     the filter"
+                ),
+            ))
+        }
+        Rule::FilterInvalid => {
+            let f = i.filterref.as_ref()?;
+            let e = f.resolve().err()?;
+            Some((error_pos(&e).unwrap_or(f.pos), error_text(&e)))
+        }
+        Rule::PortIsolationNoPort => {
+            let p = i.port_isolated.as_ref().filter(|p| p.value)?;
+            if ty == InterfaceType::Bridge || on_switch(op, i) {
+                return None;
+            }
+            Some((
+                p.pos,
+                format!(
+                    "<port isolated='yes'/> needs a bridge or switch port, and type='{ty}' has \
+                     none: isolation is enforced on Linux bridge ports (type='bridge') and \
+                     virtnet-vswitch ports (type='network'); use one of those or remove <port>"
+                ),
+            ))
+        }
+        Rule::NetworkPortgroup => find_portgroup(i),
+        Rule::NetworkForeignPortid => network_portid(c.domain_name, i),
+        Rule::CoalesceNotEnforced => {
+            let co = i.coalesce.as_ref().filter(|co| co.rx_frames_max > 0)?;
+            Some((
+                co.pos,
+                "<coalesce> is not applied: virtnet does not set interrupt coalescing on the \
+                 host tap (an ethtool ioctl libvirt makes); remove it, or set it on the tap \
+                 yourself with type='ethernet' and <target managed='no'/>"
+                    .into(),
+            ))
+        }
+        Rule::SndbufNeedsTap => {
+            i.tune.as_ref()?.sndbuf?;
+            (!host_tap(ty)).then(|| {
+                (
+                    i.pos,
+                    format!(
+                        "<tune><sndbuf> sets a tap's send buffer and type='{ty}' gives QEMU no \
+                         tap: remove <tune> or use type='bridge', 'ethernet' or 'direct'"
+                    ),
+                )
+            })
+        }
+        Rule::BackendNotApplied => {
+            let b = i.backend.as_ref().filter(|b| !b.is_passt())?;
+            let (what, pos) = if let Some(t) = b.tap.as_ref().filter(|t| t.value != TUN) {
+                ("tap", t.pos)
+            } else if let Some(v) = b
+                .vhost
+                .as_ref()
+                // On other types Rule::BackendVhostWithoutTap refuses it.
+                .filter(|v| v.value != VHOST_NET && (ty.uses_tap() || ty == InterfaceType::Direct))
+            {
+                ("vhost", v.pos)
+            } else if let Some(l) = &b.log_file {
+                ("logFile", l.pos)
+            } else if b.hostname.is_some() {
+                ("hostname", b.pos)
+            } else if b.fqdn.is_some() {
+                ("fqdn", b.pos)
+            } else {
+                return None;
+            };
+            let why = if what == "tap" || what == "vhost" {
+                "virtnet opens /dev/net/tun and /dev/vhost-net itself and hands QEMU their fds; \
+                 another device path is not used"
+            } else {
+                "it configures the passt back end, which is not in use (and not supported)"
+            };
+            Some((
+                pos,
+                format!("<backend {what}='...'/> is not applied: {why}; remove the attribute"),
+            ))
+        }
+        Rule::DriverNeedsVirtio => {
+            let d = i.driver.as_ref()?;
+            if i.is_hostdev() {
+                let set = d.txmode.is_some()
+                    || d.ioeventfd.is_some()
+                    || d.event_idx.is_some()
+                    || d.queues.is_some()
+                    || d.rx_queue_size.is_some()
+                    || d.tx_queue_size.is_some()
+                    || d.rss.is_some()
+                    || d.rss_hash_report.is_some()
+                    || d.iommu.is_some()
+                    || d.ats.is_some()
+                    || d.packed.is_some()
+                    || d.page_per_vq.is_some()
+                    || d.host.is_some()
+                    || d.guest.is_some();
+                return set.then(|| {
+                    (
+                        d.pos,
+                        "<driver> of a hostdev NIC takes only name='vfio': the other settings \
+                         are virtio-net's, and a VF is no virtio device; remove them"
+                            .into(),
+                    )
+                });
+            }
+            (!i.is_virtio()).then(|| {
+                (
+                    d.pos,
+                    format!(
+                        "<driver> settings apply to virtio NICs only, and this NIC's model is \
+                         '{}': use <model type='virtio'/> or remove <driver>",
+                        i.model().map(|m| m.to_string()).unwrap_or_default()
+                    ),
+                )
+            })
+        }
+        Rule::GuestNameNotApplied => i.guest.as_ref().map(|_| {
+            (
+                i.pos,
+                "<guest dev/actual> names the interface inside a container guest (LXC); a \
+                 QEMU guest names its NICs itself: remove <guest>"
+                    .into(),
+            )
+        }),
+        Rule::GuestIpNotApplied => {
+            let ip = &i.guest_ip;
+            if ip.ips.is_empty() && ip.routes.is_empty() {
+                return None;
+            }
+            if ty == InterfaceType::User {
+                if let Some(r) = ip.routes.first() {
+                    return Some((
+                        r.gateway.pos,
+                        "<route> on type='user': QEMU's user networking sets no guest routes; \
+                         remove it (the guest gets its default route over DHCP)"
+                            .into(),
+                    ));
+                }
+                let peer = ip.ips.iter().find(|a| a.peer.is_some())?;
+                return Some((
+                    peer.address.pos,
+                    "<ip peer='...'> on type='user': QEMU's user networking has no \
+                     point-to-point peer; remove peer"
+                        .into(),
+                ));
+            }
+            let pos = ip
+                .ips
+                .first()
+                .map(|a| a.address.pos)
+                .or(ip.routes.first().map(|r| r.gateway.pos))
+                .unwrap_or(i.pos);
+            Some((
+                pos,
+                format!(
+                    "guest-side <ip>/<route> are not applied on type='{ty}': only type='user' \
+                     (QEMU's DHCP server) hands addresses to the guest; configure the address \
+                     inside the guest and remove them"
+                ),
+            ))
+        }
+        Rule::MtuNotApplied => {
+            let m = i.mtu.as_ref()?;
+            let applied = host_tap(ty) || on_switch(op, i) || (i.is_virtio() && !i.is_hostdev());
+            (!applied).then(|| {
+                (
+                    m.pos,
+                    format!(
+                        "<mtu> is not applied on type='{ty}' with this model: virtnet sets the \
+                         MTU of host taps and macvtaps and tells it to virtio NICs (host_mtu); \
+                         use <model type='virtio'/> or remove <mtu>{}",
+                        if ty == InterfaceType::Hostdev {
+                            " (set a VF's MTU on the host)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            })
+        }
+        Rule::TrustGuestRxFilters => (i.trust_guest_rx_filters == Some(true)).then(|| {
+            (
+                i.pos,
+                "trustGuestRxFilters='yes': virtnet does not follow the guest's RX filter \
+                 changes (libvirt does it for macvtap only); remove the attribute"
+                    .into(),
+            )
+        }),
+        Rule::BackendDomain => i.backend_domain.as_ref().map(|b| {
+            (
+                b.pos,
+                "<backenddomain> names a Xen driver domain; QEMU/KVM has none: remove it".into(),
+            )
+        }),
+        _ => None,
+    }
+}
+
+/// The refusals of a `type='network'` NIC's `<source>` ([`Rule::NetworkPortgroup`],
+/// [`Rule::NetworkForeignPortid`]) for VM `vm`: what virtnetd's network resolution checks
+/// again for definitions stored before these rules existed.
+pub(super) fn network_source(op: Operation, vm: &str, i: &Interface) -> Vec<super::Refusal> {
+    [
+        (Rule::NetworkPortgroup, find_portgroup(i)),
+        (Rule::NetworkForeignPortid, network_portid(vm, i)),
+    ]
+    .into_iter()
+    .filter_map(|(r, f)| f.map(|(pos, m)| super::interface::refusal(r, op, i, pos, m)))
+    .collect()
+}
+
+/// A network NIC's `<source portgroup>`.
+fn find_portgroup(i: &Interface) -> Option<(Pos, String)> {
+    match &i.kind {
+        InterfaceKind::Network {
+            portgroup: Some(g),
+            network,
+            ..
+        } => Some((
+            network.pos,
+            format!(
+                "<source portgroup='{}'>: virtnet-vswitch networks have no port groups; put \
+                 the settings (<vlan>, <bandwidth>, <port>, <filterref>) on the interface and \
+                 remove portgroup",
+                g.escape_default()
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// A network NIC's `<source portid>` other than the port virtnet names (`VM-MAC`, as live XML
+/// shows it); `vm` is the VM's name.
+fn network_portid(vm: &str, i: &Interface) -> Option<(Pos, String)> {
+    let InterfaceKind::Network {
+        portid: Some(id),
+        network,
+        ..
+    } = &i.kind
+    else {
+        return None;
+    };
+    let own = i.mac().map(|m| port_name(vm, &m.to_string()));
+    if own.as_deref() == Some(id.as_str()) {
+        return None;
+    }
+    let name = own.map_or_else(
+        || "VM-MAC, and this NIC has no MAC yet".to_string(),
+        |p| format!("'{p}'"),
+    );
+    Some((
+        network.pos,
+        format!(
+            "<source portid='{}'>: virtnet names the port after the VM and MAC ({name}); \
+             remove the attribute or give that name",
+            id.escape_default()
+        ),
+    ))
+}
+
+/// Where a conf error points.
+fn error_pos(e: &virtnet_conf::ConfError) -> Option<Pos> {
+    Some(e.pos()).filter(Pos::is_known)
+}
+
+/// A conf error's message without its `unsupported configuration: ` prefix (the refusal adds
+/// its own).
+fn error_text(e: &virtnet_conf::ConfError) -> String {
+    match e {
+        virtnet_conf::ConfError::Unsupported { message, .. } => message.clone(),
+        e => e.to_string(),
+    }
+}
