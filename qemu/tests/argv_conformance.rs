@@ -520,14 +520,19 @@ const REFUSED_AT_DEFINE: &[(&str, Rule)] = &[
     ("net-coalesce", Rule::CoalesceNotEnforced),
     // Host-side <ip>/<route> on an ethernet tap: not set yet.
     ("net-eth-hostip", Rule::EthernetHostIp),
-    // <virtualport type='802.1Qbg'> on VFs: no VDP support.
+    // <virtualport type='802.1Qbg'> on VFs: no VDP support; <model type='rtl8139'/> on a VF,
+    // which is passed through as itself (libvirt keeps and ignores it).
     ("net-hostdev", Rule::VirtualPortNotSupported),
+    ("net-hostdev", Rule::HostdevModel),
     ("net-hostdev-multidomain", Rule::VirtualPortNotSupported),
+    ("net-hostdev-multidomain", Rule::HostdevModel),
     ("net-hostdev-vfio", Rule::VirtualPortNotSupported),
+    ("net-hostdev-vfio", Rule::HostdevModel),
     (
         "net-hostdev-vfio-multidomain",
         Rule::VirtualPortNotSupported,
     ),
+    ("net-hostdev-vfio-multidomain", Rule::HostdevModel),
     // MidoNet and Open vSwitch ports (issue 13).
     ("net-midonet", Rule::VirtualPortNotSupported),
     ("net-openvswitch", Rule::VirtualPortNotSupported),

@@ -48,7 +48,7 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 .as_ref()
                 .map(|s| s.pos)
                 .or(i.downscript.as_ref().map(|s| s.pos))
-                .filter(|_| ty.uses_tap() && ty != InterfaceType::Ethernet)?;
+                .filter(|_| ty != InterfaceType::Ethernet)?;
             Some((
                 pos,
                 format!(
@@ -351,7 +351,9 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         | Rule::GuestIpNotApplied
         | Rule::MtuNotApplied
         | Rule::TrustGuestRxFilters
-        | Rule::BackendDomain => super::settings::find(rule, c),
+        | Rule::BackendDomain
+        | Rule::TargetNotApplied
+        | Rule::HostdevModel => super::settings::find(rule, c),
     }
 }
 

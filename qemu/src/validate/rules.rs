@@ -21,9 +21,10 @@ const UPDATE: &[Operation] = &[Update];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Rule {
-    /// `<script>`/`<downscript>` on a tap type other than `ethernet` (a bridge NIC): as
-    /// libvirt's QEMU driver, scripts run only for `type='ethernet'` taps (virtnet runs them
-    /// itself around the tap it creates); on types without a tap conf refuses them.
+    /// `<script>`/`<downscript>` on a type other than `ethernet`: as libvirt's QEMU driver,
+    /// scripts run only for `type='ethernet'` taps (virtnet runs them itself around the tap it
+    /// creates; conf refuses them on types without a tap, this rule also on a network NIC
+    /// resolved onto a vhost-user switch port).
     ScriptNeedsEthernet,
     /// `<backend type='passt'/>`: virtnet does not run passt.
     PasstNotSupported,
@@ -131,6 +132,10 @@ pub enum Rule {
     TrustGuestRxFilters,
     /// `<backenddomain>` (Xen driver domains).
     BackendDomain,
+    /// `<target dev>` on a type without a host tap or macvtap to name.
+    TargetNotApplied,
+    /// `<model>` on a hostdev NIC: the VF is passed through as itself.
+    HostdevModel,
 }
 
 impl Rule {
@@ -177,6 +182,8 @@ impl Rule {
         Rule::MtuNotApplied,
         Rule::TrustGuestRxFilters,
         Rule::BackendDomain,
+        Rule::TargetNotApplied,
+        Rule::HostdevModel,
     ];
 
     /// Every tuning rule (`<memtune>`, `<cputune>`), in the order they are checked.
@@ -227,7 +234,9 @@ impl Rule {
             | Rule::GuestIpNotApplied
             | Rule::MtuNotApplied
             | Rule::TrustGuestRxFilters
-            | Rule::BackendDomain => CREATE,
+            | Rule::BackendDomain
+            | Rule::TargetNotApplied
+            | Rule::HostdevModel => CREATE,
             Rule::UsbHostdevNic
             | Rule::NetworkNotResolved
             | Rule::VhostNetUnavailable

@@ -374,7 +374,42 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 "<backenddomain> names a Xen driver domain; QEMU/KVM has none: remove it".into(),
             )
         }),
+        Rule::HostdevModel => {
+            let m = i.model.as_ref().filter(|_| ty == InterfaceType::Hostdev)?;
+            Some((
+                m.pos,
+                format!(
+                    "<model type='{}'> on a hostdev NIC: a VF is passed through as itself (QEMU's \
+                     vfio-pci), no NIC model is emulated; remove <model>",
+                    m.value
+                ),
+            ))
+        }
+        Rule::TargetNotApplied => {
+            let t = i.target.as_ref()?;
+            let d = t.dev.as_ref()?;
+            (!host_tap(ty)).then(|| {
+                (
+                    or(d.pos, t.pos),
+                    format!(
+                        "<target dev='{}'> names a host tap or macvtap, and type='{ty}' has none \
+                         (virtnet makes taps for bridge, ethernet and direct NICs only; a network NIC \
+                         is a vhost-user switch port): remove <target>",
+                        d.value.escape_default()
+                    ),
+                )
+            })
+        }
         _ => None,
+    }
+}
+
+/// `p` when it points into the input, else `at`.
+fn or(p: Pos, at: Pos) -> Pos {
+    if p.is_known() {
+        p
+    } else {
+        at
     }
 }
 
