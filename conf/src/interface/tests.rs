@@ -356,3 +356,40 @@ fn usb_hostdev_nics_round_trip_and_validate() {
         assert!(errs.is_empty(), "{errs:?}");
     }
 }
+
+/// Unknown content at any depth is listed, named and located; known content is not.
+#[test]
+fn unknown_content_is_named_and_located() {
+    let known = parse(
+        "<interface type='bridge'><mac address='52:54:00:00:00:01' type='static'/>\
+         <source bridge='br0'/><bandwidth><inbound average='1' burst='2'/></bandwidth>\
+         <driver queues='2'><host csum='off'/></driver><model type='virtio'/></interface>",
+    )
+    .unwrap();
+    assert_eq!(known.unknown_content(), Vec::new());
+    let i = parse(
+        "<interface type='bridge' colour='red'>\n<source bridge='br0' speed='9'/>\n\
+         <bandwidth>\n<inbound average='1' weight='3'/></bandwidth>\n\
+         <driver><host csum='off' turbo='on'/></driver>\n<frob/>\n\
+         <coalesce><rx><frames max='7' min='1'/></rx></coalesce></interface>",
+    )
+    .unwrap();
+    let got: Vec<(u32, u32, String)> = i
+        .unknown_content()
+        .into_iter()
+        .map(|u| (u.pos.line, u.pos.col, u.what))
+        .collect();
+    let want = [
+        (1, 26, "attribute 'colour' of <interface>"),
+        (2, 22, "attribute 'speed' of <source>"),
+        (4, 22, "attribute 'weight' of <inbound>"),
+        (5, 26, "attribute 'turbo' of <host>"),
+        (6, 1, "element <frob> inside <interface>"),
+        (7, 31, "attribute 'min' of <frames>"),
+    ];
+    let want: Vec<(u32, u32, String)> = want
+        .iter()
+        .map(|(l, c, w)| (*l, *c, w.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
