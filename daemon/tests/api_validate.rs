@@ -91,6 +91,66 @@ fn define_refuses_what_cannot_run_with_its_position() {
     assert!(d.names().is_empty(), "nothing defined");
 }
 
+/// Issue 10's findings through the API: a bridge NIC's `<vlan>` and an Open vSwitch
+/// `<virtualport>` are refused at define with their line:col and what to do instead, and by
+/// `attach --config`; nothing is stored.
+#[test]
+fn define_refuses_settings_nothing_enforces() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path());
+    let nic = |extra: &str| {
+        format!(
+            "<interface type='bridge'><mac address='52:54:00:00:0e:01'/>\n      \
+             <source bridge='br0'/>{extra}</interface>"
+        )
+    };
+    for (extra, col, says) in [
+        (
+            "<vlan><tag id='42'/></vlan>",
+            29,
+            "<vlan> is not applied on type='bridge': virtnet does no VLANs on Linux bridges",
+        ),
+        (
+            "<virtualport type='openvswitch'/>",
+            29,
+            "Open vSwitch ports are not supported yet (issue 13)",
+        ),
+    ] {
+        let (s, v) = d.define(&domain_xml("b", &nic(extra)));
+        assert_eq!(
+            (s, v["error"]["kind"].as_str()),
+            (400, Some("invalid_xml")),
+            "{v}"
+        );
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.starts_with(&format!(
+                "invalid domain XML: 8:{col}: unsupported configuration: interface \
+                 52:54:00:00:0e:01 (type='bridge'): "
+            )) && m.contains(says),
+            "{m}"
+        );
+    }
+    assert!(d.names().is_empty(), "nothing defined");
+    let user = "<interface type='user'><mac address='52:54:00:00:0e:02'/></interface>";
+    assert_eq!(d.define(&domain_xml("b", user)).0, 201);
+    let before = d.store_files();
+    let (s, v) = post_json(
+        &d,
+        "/v1/domains/b/devices",
+        &json!({ "xml": nic("<vlan><tag id='42'/></vlan>"), "config": true }),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("<vlan> is not applied"),
+        "{v}"
+    );
+    assert_eq!(d.store_files(), before, "nothing changed");
+}
+
 #[test]
 fn usb_hostdev_nic_live_attach_is_refused_before_qemu_sees_it() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {

@@ -503,7 +503,10 @@ fn unenforced_settings_are_refused_at_their_element() {
          </interface>",
     );
     let r = validate_domain(Operation::Define, &d, None).unwrap_err();
-    let got: Vec<(Rule, u32, u32)> = r.0.iter().map(|r| (r.rule, r.pos.line, r.pos.col)).collect();
+    let got: Vec<(Rule, u32, u32)> =
+        r.0.iter()
+            .map(|r| (r.rule, r.pos.line, r.pos.col))
+            .collect();
     assert_eq!(
         got,
         [
@@ -515,7 +518,10 @@ fn unenforced_settings_are_refused_at_their_element() {
     );
     let text = r.to_string();
     assert!(text.contains("5:1: unsupported configuration: interface 52:54:00:00:00:01 (type='bridge'): <vlan> is not applied on type='bridge'"), "{text}");
-    assert!(text.contains("Open vSwitch ports are not supported yet (issue 13)"), "{text}");
+    assert!(
+        text.contains("Open vSwitch ports are not supported yet (issue 13)"),
+        "{text}"
+    );
     assert!(text.contains("<filterref filter='my-own'>"), "{text}");
 }
 
@@ -550,7 +556,12 @@ fn switch_settings_pass_on_a_resolved_port_only() {
     for op in [Operation::Start, Operation::Attach] {
         assert_eq!(check(op, &nic("server")), Ok(()), "{op:?}");
         let e = check(op, &nic("client")).unwrap_err();
-        for what in ["<vlan>", "<bandwidth>", "<port isolated='yes'/>", "<filterref>"] {
+        for what in [
+            "<vlan>",
+            "<bandwidth>",
+            "<port isolated='yes'/>",
+            "<filterref>",
+        ] {
             assert!(e.contains(what), "{op:?} {what}: {e}");
         }
     }
