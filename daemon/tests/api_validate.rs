@@ -175,6 +175,24 @@ fn usb_hostdev_nic_live_attach_is_refused_before_qemu_sees_it() {
             );
             assert_unsupported_usb(s, &v);
         }
+        // A vhost-user NIC QEMU would listen on, with a rate limit nothing would apply: its
+        // resolved form cannot be told from a switch port, so the NIC as given is checked as
+        // define checks it.
+        let vhost = "<interface type='vhostuser'><mac address='52:54:00:00:0b:0a'/>\
+                     <source type='unix' path='/tmp/virtnet-api-validate.sock' mode='server'/>\
+                     <model type='virtio'/><bandwidth><inbound average='100'/></bandwidth>\
+                     </interface>";
+        let (s, v) = post_json(
+            &d,
+            "/v1/domains/l/devices",
+            &json!({ "xml": vhost, "live": true }),
+        );
+        assert_eq!(s, 400, "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("<bandwidth> is not enforced on type='vhostuser'"),
+            "{m}"
+        );
         let after = (
             qemu_objects(&d, "l"),
             d.store_files(),
