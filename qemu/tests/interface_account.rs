@@ -27,7 +27,12 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use virtnet_conf::interface::{InterfaceKind, InterfaceType, SocketMode, Spanned, VhostUserSocket};
+use virtnet_conf::interface::{
+    Backend, Bandwidth, Boot, Coalesce, Driver, FilterParam, FilterRef, GuestName, InterfaceKind,
+    InterfaceType, IpAddress, Mac, PortForward, PortRange, Rate, Reconnect, Rom, Route, SocketMode,
+    Spanned, Target, Teaming, Tune, VhostUserSocket, VirtualPort, Vlan, VlanTag, GUEST_OFFLOADS,
+    HOST_OFFLOADS,
+};
 use virtnet_conf::{load_domain, Domain, Interface};
 use virtnet_qemu::argv::{build_nic_argv, NicBackend, QemuCaps};
 use virtnet_qemu::validate::{
@@ -499,6 +504,323 @@ fn every_part_of_the_model_has_rows() {
         }
     }
     assert!(missing.is_empty(), "\n{}", missing.join("\n"));
+}
+
+/// What the model's parts read, as `(element, attribute or child)`: every pair must appear
+/// in some row's sample (the element written with it), so the rows exercise everything virtnet
+/// reads. Each part is destructured without `..`: a new field does not compile until it is
+/// listed here, and listing it needs a sample.
+#[allow(clippy::too_many_lines)]
+fn part_attributes() -> Vec<(&'static str, &'static str)> {
+    // Compile-time exhaustiveness: these functions are never called.
+    #[allow(dead_code)]
+    fn exhaustive(
+        mac: &Mac,
+        vlan: &Vlan,
+        tag: &VlanTag,
+        vp: &VirtualPort,
+        bw: &Bandwidth,
+        rate: &Rate,
+        target: &Target,
+        guest: &GuestName,
+        backend: &Backend,
+        teaming: &Teaming,
+        boot: &Boot,
+        rom: &Rom,
+        tune: &Tune,
+        coalesce: &Coalesce,
+        driver: &Driver,
+        filter: &FilterRef,
+        param: &FilterParam,
+        ip: &IpAddress,
+        route: &Route,
+        fwd: &PortForward,
+        range: &PortRange,
+        reconnect: &Reconnect,
+    ) {
+        let Mac {
+            address: _,
+            kind: _,
+            check: _,
+            pos: _,
+            extra: _,
+        } = mac;
+        let Vlan {
+            trunk: _,
+            tags: _,
+            pos: _,
+            extra: _,
+        } = vlan;
+        let VlanTag {
+            id: _,
+            native_mode: _,
+            extra: _,
+        } = tag;
+        let VirtualPort {
+            kind: _,
+            managerid: _,
+            typeid: _,
+            typeidversion: _,
+            instanceid: _,
+            interfaceid: _,
+            profileid: _,
+            pos: _,
+            extra: _,
+        } = vp;
+        let Bandwidth {
+            inbound: _,
+            outbound: _,
+            pos: _,
+            extra: _,
+        } = bw;
+        let Rate {
+            average: _,
+            peak: _,
+            floor: _,
+            burst: _,
+            pos: _,
+            extra: _,
+        } = rate;
+        let Target {
+            dev: _,
+            managed: _,
+            pos: _,
+            extra: _,
+        } = target;
+        let GuestName {
+            dev: _,
+            actual: _,
+            extra: _,
+        } = guest;
+        let Backend {
+            kind: _,
+            tap: _,
+            vhost: _,
+            log_file: _,
+            hostname: _,
+            fqdn: _,
+            pos: _,
+            extra: _,
+        } = backend;
+        let Teaming {
+            kind: _,
+            persistent: _,
+            pos: _,
+            extra: _,
+        } = teaming;
+        let Boot {
+            order: _,
+            loadparm: _,
+            extra: _,
+        } = boot;
+        let Rom {
+            enabled: _,
+            bar: _,
+            file: _,
+            extra: _,
+        } = rom;
+        let Tune {
+            sndbuf: _,
+            extra: _,
+        } = tune;
+        let Coalesce {
+            rx_frames_max: _,
+            pos: _,
+            extra: _,
+        } = coalesce;
+        let Driver {
+            name: _,
+            txmode: _,
+            ioeventfd: _,
+            event_idx: _,
+            queues: _,
+            rx_queue_size: _,
+            tx_queue_size: _,
+            rss: _,
+            rss_hash_report: _,
+            iommu: _,
+            ats: _,
+            packed: _,
+            page_per_vq: _,
+            host: _,
+            guest: _,
+            pos: _,
+            extra: _,
+        } = driver;
+        let FilterRef {
+            filter: _,
+            params: _,
+            pos: _,
+            extra: _,
+        } = filter;
+        let FilterParam {
+            name: _,
+            value: _,
+            pos: _,
+            extra: _,
+        } = param;
+        let IpAddress {
+            address: _,
+            prefix: _,
+            peer: _,
+            extra: _,
+        } = ip;
+        let Route {
+            family: _,
+            address: _,
+            netmask: _,
+            prefix: _,
+            gateway: _,
+            metric: _,
+            extra: _,
+        } = route;
+        let PortForward {
+            proto: _,
+            address: _,
+            dev: _,
+            ranges: _,
+            pos: _,
+            extra: _,
+        } = fwd;
+        let PortRange {
+            start: _,
+            end: _,
+            to: _,
+            exclude: _,
+            extra: _,
+        } = range;
+        let Reconnect {
+            enabled: _,
+            timeout: _,
+            extra: _,
+        } = reconnect;
+    }
+    let mut v = vec![
+        ("mac", "address"),
+        ("mac", "type"),
+        ("mac", "check"),
+        ("vlan", "trunk"),
+        ("vlan", "<tag"),
+        ("tag", "id"),
+        ("tag", "nativeMode"),
+        ("virtualport", "type"),
+        ("parameters", "managerid"),
+        ("parameters", "typeid"),
+        ("parameters", "typeidversion"),
+        ("parameters", "instanceid"),
+        ("parameters", "interfaceid"),
+        ("parameters", "profileid"),
+        ("bandwidth", "<inbound"),
+        ("bandwidth", "<outbound"),
+        ("inbound", "average"),
+        ("inbound", "peak"),
+        ("inbound", "floor"),
+        ("inbound", "burst"),
+        ("target", "dev"),
+        ("target", "managed"),
+        ("guest", "dev"),
+        ("guest", "actual"),
+        ("backend", "type"),
+        ("backend", "tap"),
+        ("backend", "vhost"),
+        ("backend", "logFile"),
+        ("backend", "hostname"),
+        ("backend", "fqdn"),
+        ("teaming", "type"),
+        ("teaming", "persistent"),
+        ("boot", "order"),
+        ("boot", "loadparm"),
+        ("rom", "enabled"),
+        ("rom", "bar"),
+        ("rom", "file"),
+        ("tune", "<sndbuf"),
+        ("coalesce", "<frames max"),
+        ("filterref", "filter"),
+        ("parameter", "name"),
+        ("parameter", "value"),
+        ("ip", "address"),
+        ("ip", "prefix"),
+        ("ip", "peer"),
+        ("route", "family"),
+        ("route", "address"),
+        ("route", "netmask"),
+        ("route", "prefix"),
+        ("route", "gateway"),
+        ("route", "metric"),
+        ("portForward", "proto"),
+        ("portForward", "address"),
+        ("portForward", "dev"),
+        ("range", "start"),
+        ("range", "end"),
+        ("range", "to"),
+        ("range", "exclude"),
+        ("reconnect", "enabled"),
+        ("reconnect", "timeout"),
+        ("link", "state"),
+        ("mtu", "size"),
+        ("alias", "name"),
+        ("acpi", "index"),
+        ("model", "type"),
+        ("script", "path"),
+        ("downscript", "path"),
+        ("backenddomain", "name"),
+        ("port", "isolated"),
+        ("driver", "name"),
+        ("driver", "<host"),
+        ("driver", "<guest"),
+    ];
+    for a in [
+        "txmode",
+        "ioeventfd",
+        "event_idx",
+        "queues",
+        "rx_queue_size",
+        "tx_queue_size",
+        "rss",
+        "rss_hash_report",
+        "iommu",
+        "ats",
+        "packed",
+        "page_per_vq",
+    ] {
+        v.push(("driver", a));
+    }
+    for a in HOST_OFFLOADS {
+        v.push(("host", a));
+    }
+    for a in GUEST_OFFLOADS {
+        v.push(("guest", a));
+    }
+    v
+}
+
+/// Every attribute and child the model reads is shown in some row's sample.
+#[test]
+fn every_attribute_the_model_reads_has_a_sample() {
+    let rows = rows();
+    let mut missing = Vec::new();
+    for (el, attr) in part_attributes() {
+        let needle = if attr.starts_with('<') {
+            attr.to_string()
+        } else {
+            format!(" {attr}=")
+        };
+        let shown = rows.iter().any(|r| {
+            r.xml.split(&format!("<{el}")).skip(1).any(|rest| {
+                // Within this element's own start tag, or (for a child) anywhere after it.
+                let tag = rest.split('>').next().unwrap_or_default();
+                if attr.starts_with('<') {
+                    rest.contains(&needle)
+                } else {
+                    tag.contains(&needle)
+                }
+            })
+        });
+        if !shown {
+            missing.push(format!("<{el}> {attr}"));
+        }
+    }
+    assert!(missing.is_empty(), "no sample shows: {missing:?}");
 }
 
 /// The doc, generated from the data file.

@@ -353,7 +353,8 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         | Rule::TrustGuestRxFilters
         | Rule::BackendDomain
         | Rule::TargetNotApplied
-        | Rule::HostdevModel => super::settings::find(rule, c),
+        | Rule::HostdevModel
+        | Rule::BootLoadparm => super::settings::find(rule, c),
     }
 }
 

@@ -136,6 +136,8 @@ pub enum Rule {
     TargetNotApplied,
     /// `<model>` on a hostdev NIC: the VF is passed through as itself.
     HostdevModel,
+    /// `<boot loadparm>`: an s390 (ccw) boot parameter x86 has no use for.
+    BootLoadparm,
 }
 
 impl Rule {
@@ -184,6 +186,7 @@ impl Rule {
         Rule::BackendDomain,
         Rule::TargetNotApplied,
         Rule::HostdevModel,
+        Rule::BootLoadparm,
     ];
 
     /// Every tuning rule (`<memtune>`, `<cputune>`), in the order they are checked.
@@ -236,7 +239,8 @@ impl Rule {
             | Rule::TrustGuestRxFilters
             | Rule::BackendDomain
             | Rule::TargetNotApplied
-            | Rule::HostdevModel => CREATE,
+            | Rule::HostdevModel
+            | Rule::BootLoadparm => CREATE,
             Rule::UsbHostdevNic
             | Rule::NetworkNotResolved
             | Rule::VhostNetUnavailable

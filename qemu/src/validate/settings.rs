@@ -374,6 +374,19 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 "<backenddomain> names a Xen driver domain; QEMU/KVM has none: remove it".into(),
             )
         }),
+        Rule::BootLoadparm => {
+            let b = i.boot.as_ref()?;
+            b.loadparm.as_ref().map(|l| {
+                (
+                    b.order.pos,
+                    format!(
+                        "<boot loadparm='{}'> is an s390 (ccw) boot parameter; x86 firmware \
+                         takes none: remove loadparm and keep order",
+                        l.escape_default()
+                    ),
+                )
+            })
+        }
         Rule::HostdevModel => {
             let m = i.model.as_ref().filter(|_| ty == InterfaceType::Hostdev)?;
             Some((
