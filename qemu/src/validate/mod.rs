@@ -23,8 +23,15 @@
 //! what depends on the host (`/dev/vhost-net`, given the QEMU capabilities); what only the
 //! host can tell at start (an unmanaged VF not bound to vfio-pci, a network not running, a
 //! resource another VM holds) stays with the host code and the daemon's owner registry.
+//!
+//! Every `<interface>` setting is enforced or refused, never carried along unapplied: which
+//! component applies which setting on which NIC type is accounted for, row by row, in
+//! `conf/interface-account.tsv` (shown as `docs/interface-account.md`, checked by
+//! `tests/interface_account.rs`); the rules refusing a setting on the types where nothing
+//! applies it, and unknown content anywhere inside `<interface>`, are in `settings.rs`.
 
 mod interface;
+mod network;
 mod rules;
 mod seclabel;
 mod settings;
@@ -41,8 +48,8 @@ use virtnet_conf::{Domain, Interface};
 
 use crate::argv::QemuCaps;
 
+pub use network::port_name;
 pub use rules::Rule;
-pub use settings::port_name;
 pub use tuning::{PERIOD_RANGE, QUOTA_RANGE, SHARES_RANGE};
 pub use update::{validate_update, NicUpdate};
 
@@ -187,7 +194,7 @@ pub fn validate_interface(
 /// virtnet-vswitch port ([`Rule::NetworkPortgroup`], [`Rule::NetworkForeignPortid`]): what
 /// network resolution checks at start and attach (define checks it with every other rule).
 pub fn validate_network_source(op: Operation, vm: &str, iface: &Interface) -> Result<(), Refusals> {
-    result(settings::network_source(op, vm, iface))
+    result(network::network_source(op, vm, iface))
 }
 
 /// The argv builder's guard: the rules about what it cannot express ([`Rule::argv_guard`]),

@@ -17,28 +17,6 @@ const TUN: &str = "/dev/net/tun";
 /// The vhost-net device virtnet opens (`<backend vhost>` naming it changes nothing).
 const VHOST_NET: &str = "/dev/vhost-net";
 
-/// The longest switch port name `virtnet-vswitch` accepts.
-const MAX_PORT_NAME: usize = 64;
-
-/// The switch port (and socket file) name of the NIC with `mac` of VM `vm` on a
-/// virtnet-vswitch network: `VM-MAC` with the MAC's colons dropped. The switch takes 1 to 64
-/// characters without spaces, VM names may have spaces and be longer, so whitespace becomes
-/// '_' and the VM part is cut to fit (the MAC, unique among NICs, stays whole). Live XML shows
-/// it as `<source portid>`.
-pub fn port_name(vm: &str, mac: &str) -> String {
-    let mac = mac.replace(':', "");
-    let room = MAX_PORT_NAME.saturating_sub(mac.len() + 1);
-    let mut vm_part = String::new();
-    for c in vm.chars() {
-        let c = if c.is_whitespace() { '_' } else { c };
-        if vm_part.len() + c.len_utf8() > room {
-            break;
-        }
-        vm_part.push(c);
-    }
-    format!("{vm_part}-{mac}")
-}
-
 /// Whether the NIC has a port on a virtnet-vswitch network, where the switch enforces VLANs,
 /// isolation, bandwidth and filters: `type='network'`, or at start and attach a vhost-user NIC
 /// QEMU listens on (virtnetd hands `type='network'` NICs to start and attach resolved onto the
@@ -204,8 +182,8 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 ),
             ))
         }
-        Rule::NetworkPortgroup => find_portgroup(i),
-        Rule::NetworkForeignPortid => network_portid(c.domain_name, i),
+        Rule::NetworkPortgroup => super::network::find_portgroup(i),
+        Rule::NetworkForeignPortid => super::network::network_portid(c.domain_name, i),
         Rule::CoalesceNotEnforced => {
             let co = i.coalesce.as_ref().filter(|co| co.rx_frames_max > 0)?;
             Some((
@@ -424,68 +402,6 @@ fn or(p: Pos, at: Pos) -> Pos {
     } else {
         at
     }
-}
-
-/// The refusals of a `type='network'` NIC's `<source>` ([`Rule::NetworkPortgroup`],
-/// [`Rule::NetworkForeignPortid`]) for VM `vm`: what virtnetd's network resolution checks
-/// again for definitions stored before these rules existed.
-pub(super) fn network_source(op: Operation, vm: &str, i: &Interface) -> Vec<super::Refusal> {
-    [
-        (Rule::NetworkPortgroup, find_portgroup(i)),
-        (Rule::NetworkForeignPortid, network_portid(vm, i)),
-    ]
-    .into_iter()
-    .filter_map(|(r, f)| f.map(|(pos, m)| super::interface::refusal(r, op, i, pos, m)))
-    .collect()
-}
-
-/// A network NIC's `<source portgroup>`.
-fn find_portgroup(i: &Interface) -> Option<(Pos, String)> {
-    match &i.kind {
-        InterfaceKind::Network {
-            portgroup: Some(g),
-            network,
-            ..
-        } => Some((
-            network.pos,
-            format!(
-                "<source portgroup='{}'>: virtnet-vswitch networks have no port groups; put \
-                 the settings (<vlan>, <bandwidth>, <port>, <filterref>) on the interface and \
-                 remove portgroup",
-                g.escape_default()
-            ),
-        )),
-        _ => None,
-    }
-}
-
-/// A network NIC's `<source portid>` other than the port virtnet names (`VM-MAC`, as live XML
-/// shows it); `vm` is the VM's name.
-fn network_portid(vm: &str, i: &Interface) -> Option<(Pos, String)> {
-    let InterfaceKind::Network {
-        portid: Some(id),
-        network,
-        ..
-    } = &i.kind
-    else {
-        return None;
-    };
-    let own = i.mac().map(|m| port_name(vm, &m.to_string()));
-    if own.as_deref() == Some(id.as_str()) {
-        return None;
-    }
-    let name = own.map_or_else(
-        || "VM-MAC, and this NIC has no MAC yet".to_string(),
-        |p| format!("'{p}'"),
-    );
-    Some((
-        network.pos,
-        format!(
-            "<source portid='{}'>: virtnet names the port after the VM and MAC ({name}); \
-             remove the attribute or give that name",
-            id.escape_default()
-        ),
-    ))
 }
 
 /// Where a conf error points.
