@@ -106,10 +106,10 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 return None;
             }
             let why = if host_tap(ty) {
-                "virtnet does no VLANs on Linux bridges, taps or macvtaps (this host's kernel \
-                 has neither 802.1Q devices nor bridge VLAN filtering); VLANs are enforced by \
-                 virtnet-vswitch: use type='network' on a virtnet-vswitch network, or a \
-                 hostdev VF (tagged by its PF)"
+                "virtnet does no VLANs on Linux bridges, taps or macvtaps (it uses neither \
+                 bridge VLAN filtering nor 802.1Q devices, which some host kernels lack); \
+                 VLANs are enforced by virtnet-vswitch: use type='network' on a \
+                 virtnet-vswitch network, or a hostdev VF (tagged by its PF)"
             } else {
                 instead(ty)
             };
