@@ -822,6 +822,21 @@ fn every_attribute_the_model_reads_has_a_sample() {
     assert!(missing.is_empty(), "no sample shows: {missing:?}");
 }
 
+/// For a refused row, the whole refusal its first type gets at the first operation that
+/// refuses (located, as the API and `virtnet validate` show it).
+fn message(r: &Row) -> Option<String> {
+    if r.status != "refused" {
+        return None;
+    }
+    let o = run(r.types.first()?, &r.xml);
+    let got = match r.ops.first().map(String::as_str) {
+        Some("start") => o.start,
+        Some("attach") => o.attach,
+        _ => o.define,
+    };
+    got.err()?.into_iter().find(|m| m.contains(&r.check))
+}
+
 /// The doc, generated from the data file.
 fn render(rows: &[Row]) -> String {
     let mut s = String::from(
@@ -834,32 +849,41 @@ fn render(rows: &[Row]) -> String {
          QEMU's command line the test checks, or a test).\n\
          - **enforced by NAME**: applied by the named component (NAME's tests prove it with \
          traffic); validation accepts it on these types.\n\
-         - **refused**: refused at the operations listed, with the message shown (at define \
-         with the line:col of the element). `conf` refusals come when the XML is read.\n\
+         - **refused**: refused at the operations listed, with the message the first type \
+         listed gets (at define with the line:col of the element in the test's domain). \
+         `conf` refusals come when the XML is read.\n\
          - **accepted**: has no effect by nature (why is given).\n\n\
          | element | types | status | where / rule | message or proof | sample |\n\
          |---|---|---|---|---|---|\n",
     );
     let cell = |t: &str| t.replace('|', "\\|");
+    // Messages and samples hold tags: code spans keep Markdown from taking them for HTML.
+    let code = |t: &str| {
+        if t == "-" || t.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", cell(t))
+        }
+    };
     for r in rows {
         let status = match r.status.strip_prefix("enforced-by:") {
             Some(by) => format!("enforced by {by}"),
             None if r.status == "refused" => format!("refused at {}", r.ops.join(", ")),
             None => r.status.clone(),
         };
-        let sample = if r.xml == "-" {
-            String::new()
+        let place = if r.place.contains('<') {
+            code(&r.place)
         } else {
-            format!("`{}`", cell(&r.xml))
+            cell(&r.place)
         };
         s.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} | {} |\n",
-            cell(&r.element),
+            "| {} | {} | {} | {} | {} | {} |\n",
+            code(&r.element),
             r.types.join(", "),
             status,
-            cell(&r.place),
-            cell(&r.check),
-            sample
+            place,
+            code(&message(r).unwrap_or_else(|| r.check.clone())),
+            code(&r.xml)
         ));
     }
     s
