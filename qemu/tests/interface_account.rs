@@ -331,6 +331,12 @@ fn every_row_behaves_as_it_says() {
         } else if row.status == "enforced" && !row.check.starts_with("argv:") {
             wrong.push(format!("{at}): an enforced row needs argv: or test: proof"));
         }
+        // The code named as where it is enforced exists.
+        for word in row.place.split([' ', ',', ':']) {
+            if word.contains("/src") && !root().join(word).exists() {
+                wrong.push(format!("{at}): {word} does not exist"));
+            }
+        }
         // The sample shows the element the row is about.
         let name = row
             .element
