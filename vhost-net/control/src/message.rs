@@ -144,7 +144,10 @@ mod tests {
         }
         // Defaults as documented.
         let r = Request::from_line(r#"{"cmd":"add-port","name":"a","socket":"/a.sock"}"#).unwrap();
-        assert_eq!(r, Request::AddPort(Box::new(PortConfig::new("a", "/a.sock"))));
+        assert_eq!(
+            r,
+            Request::AddPort(Box::new(PortConfig::new("a", "/a.sock")))
+        );
     }
 
     #[test]
