@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::netlink::LinkStatus;
 use crate::script::{ScriptRun, ScriptWait};
+use crate::shaping::ShapeSpec;
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{PreparedVf, SavedVf, VfSpec};
@@ -73,6 +74,14 @@ pub trait HostNet: Send + Sync {
 
     /// Removes a VM's cgroup after QEMU exited ([`crate::cgroup::remove`]); idempotent.
     fn remove_cgroup(&self, group: &CgroupGroup) -> Result<()>;
+
+    /// Makes `spec` the whole `<bandwidth>` shaping of a tap ([`crate::shaping`]): set at
+    /// start/attach, replaced by a live update (a direction without a limit loses its
+    /// limit). Returns the undo that removes it; on failure the tap is left unshaped.
+    fn shape(&self, spec: &ShapeSpec) -> Result<HostUndo>;
+
+    /// Removes a tap's shaping ([`HostUndo::Unshape`]); idempotent.
+    fn unshape(&self, dev: &str, ifindex: u32) -> Result<()>;
 
     /// Runs a script and waits for it ([`HostNet::start_script`], then
     /// [`ScriptWait::wait`]): blocks up to its timeout.

@@ -379,6 +379,30 @@ pub enum HostError {
         message: String,
     },
 
+    /// `tc` failed (see [`crate::shaping`]): what it was asked and what it said.
+    #[error("tc: {op}: {message}")]
+    Tc {
+        /// The command.
+        op: String,
+        /// tc's message.
+        message: String,
+    },
+
+    /// A `<bandwidth>` direction this host cannot enforce on a device (see
+    /// [`crate::shaping`]).
+    #[error(
+        "cannot enforce <bandwidth><{direction}> on '{dev}': {reason}; remove <{direction}> \
+         from the interface's <bandwidth> or give the host that feature"
+    )]
+    ShapingUnsupported {
+        /// The device.
+        dev: String,
+        /// `inbound` or `outbound`.
+        direction: &'static str,
+        /// What the host lacks.
+        reason: String,
+    },
+
     /// A failure injected by [`crate::FakeHost`].
     #[error("injected failure at call #{call} ({what})")]
     Injected {
@@ -431,7 +455,8 @@ impl HostError {
             // The user's own script failed, timed out, or is not an executable file.
             | HostError::ScriptFailed(_)
             | HostError::ScriptSpawn { .. }
-            | HostError::CgroupUnsupported { .. } => true,
+            | HostError::CgroupUnsupported { .. }
+            | HostError::ShapingUnsupported { .. } => true,
             HostError::TunUnavailable { .. }
             | HostError::NoFreeName { .. }
             | HostError::LinkNotFound { .. }
@@ -444,6 +469,7 @@ impl HostError {
             | HostError::SystemGroup { .. }
             | HostError::Dac { .. }
             | HostError::Nft { .. }
+            | HostError::Tc { .. }
             | HostError::VfIndexNotFound { .. }
             | HostError::VfInfoMissing { .. }
             | HostError::DriverMissing { .. }

@@ -20,6 +20,7 @@ use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::validate_ifname;
 use crate::netlink::LinkStatus;
 use crate::script::{ScriptRun, ScriptWait};
+use crate::shaping::ShapeSpec;
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{PreparedVf, SavedVf, VfSpec};
@@ -80,6 +81,15 @@ pub enum FakeCall {
     Link(String),
     /// `start_script` (nothing is run)
     RunScript(ScriptRun),
+    /// `shape`
+    Shape(ShapeSpec),
+    /// `unshape`
+    Unshape {
+        /// The device.
+        dev: String,
+        /// Its index when shaped.
+        ifindex: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +111,7 @@ struct State {
     next_macvtap: u32,
     vfs: BTreeSet<String>,
     cgroups: BTreeSet<String>,
+    shaped: BTreeMap<(String, u32), ShapeSpec>,
 }
 
 /// An in-memory host. Starts with only `lo`.
@@ -165,6 +176,11 @@ impl FakeHost {
     /// injects failures at its cgroup step itself.
     pub fn cgroups(&self) -> Vec<String> {
         self.lock().cgroups.iter().cloned().collect()
+    }
+
+    /// The shaping in place, by device and index (set by `shape`, removed by `unshape`).
+    pub fn shaped(&self) -> Vec<ShapeSpec> {
+        self.lock().shaped.values().cloned().collect()
     }
 
     /// PCI addresses of VFs currently prepared (not yet restored).
@@ -431,6 +447,34 @@ impl HostNet for FakeHost {
     fn start_script(&self, run: &ScriptRun) -> Result<ScriptWait> {
         drop(self.enter(FakeCall::RunScript(run.clone()))?);
         Ok(ScriptWait::done(Ok(())))
+    }
+
+    fn shape(&self, spec: &ShapeSpec) -> Result<HostUndo> {
+        let mut s = self.enter(FakeCall::Shape(spec.clone()))?;
+        if s.links.get(&spec.dev).map(|l| l.ifindex) != Some(spec.ifindex) {
+            return Err(HostError::LinkNotFound {
+                name: spec.dev.clone(),
+            });
+        }
+        let key = (spec.dev.clone(), spec.ifindex);
+        if spec.inbound.is_none() && spec.outbound.is_none() {
+            s.shaped.remove(&key);
+        } else {
+            s.shaped.insert(key, spec.clone());
+        }
+        Ok(HostUndo::Unshape {
+            dev: spec.dev.clone(),
+            ifindex: spec.ifindex,
+        })
+    }
+
+    fn unshape(&self, dev: &str, ifindex: u32) -> Result<()> {
+        let mut s = self.enter(FakeCall::Unshape {
+            dev: dev.to_string(),
+            ifindex,
+        })?;
+        s.shaped.remove(&(dev.to_string(), ifindex));
+        Ok(())
     }
 
     /// Records the group as made at `/fake/cgroup/<name>` (v2, every controller); no

@@ -32,6 +32,7 @@ mod name;
 pub mod netlink;
 pub mod nft;
 pub mod script;
+pub mod shaping;
 pub mod switch_identity;
 pub mod sysuser;
 pub mod tap;
@@ -55,6 +56,7 @@ pub use script::{
 };
 pub use switch_identity::{SwitchIdentity, QEMU_USER, SWITCH_USER};
 pub use sysuser::{ensure_system_group, ensure_system_user, lookup_group, lookup_user, SystemUser};
+pub use shaping::{RateLimit, ShapeSpec};
 pub use tap::{TapHandle, TapSpec};
 pub use tun::{open_tap_fd, tun_fd_info};
 pub use undo::{HostUndo, UndoStack};

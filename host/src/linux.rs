@@ -163,4 +163,16 @@ impl HostNet for LinuxHost {
     fn remove_cgroup(&self, group: &CgroupGroup) -> Result<()> {
         crate::cgroup::remove(group)
     }
+
+    fn shape(&self, spec: &crate::ShapeSpec) -> Result<HostUndo> {
+        crate::shaping::apply(spec)?;
+        Ok(HostUndo::Unshape {
+            dev: spec.dev.clone(),
+            ifindex: spec.ifindex,
+        })
+    }
+
+    fn unshape(&self, dev: &str, ifindex: u32) -> Result<()> {
+        crate::shaping::remove(dev, ifindex, true)
+    }
 }

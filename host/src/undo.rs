@@ -47,6 +47,14 @@ pub enum HostUndo {
     /// Remove the VM's cgroup (after QEMU exited: undo runs newest first, and the group is
     /// made before anything else of the VM).
     RemoveCgroup(CgroupGroup),
+    /// Remove a tap's `<bandwidth>` limits ([`crate::shaping`]): its nft table, and its root
+    /// qdisc if the device still has index `ifindex`. Idempotent.
+    Unshape {
+        /// The tap.
+        dev: String,
+        /// Its index when shaped.
+        ifindex: u32,
+    },
     /// Give a file QEMU's user was made owner of back to its original owner (or drop this
     /// VM's hold when another VM still holds it): see [`crate::dac`]. Idempotent.
     RestoreOwner(DacGrant),
@@ -62,6 +70,7 @@ impl HostUndo {
             HostUndo::RestoreVf(saved) => host.restore_vf(saved),
             HostUndo::RunScript(run) => host.run_script(run),
             HostUndo::RemoveCgroup(group) => host.remove_cgroup(group),
+            HostUndo::Unshape { dev, ifindex } => host.unshape(dev, *ifindex),
             // The filesystem, not the network: the same on every host.
             HostUndo::RestoreOwner(grant) => crate::dac::release(grant),
         }
