@@ -9,11 +9,14 @@ use virtnet_vm::{plan_start, PlanContext, StartPlan, VmError};
 
 const NICS: &str = "
     <interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/>
-      <model type='virtio'/></interface>
+      <model type='virtio'/>
+      <bandwidth><inbound average='122'/><outbound average='1220' burst='64'/></bandwidth>
+    </interface>
     <interface type='direct'><mac address='52:54:00:00:00:02'/><source dev='eth0' mode='bridge'/>
       <model type='virtio'/></interface>
     <interface type='ethernet'><mac address='52:54:00:00:00:03'/>
-      <target dev='tap-ext' managed='no'/><model type='virtio'/></interface>
+      <target dev='tap-ext' managed='no'/><model type='virtio'/>
+      <bandwidth><outbound average='122'/></bandwidth></interface>
     <interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:04'/>
       <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source>
     </interface>";
@@ -50,6 +53,7 @@ fn assert_clean(h: &FakeHost, run_dir: &std::path::Path, e: &VmError) {
     assert_eq!(h.links(), ["br0", "eth0", "lo", "tap-ext"], "after: {e}");
     assert!(h.prepared_vfs().is_empty(), "VF left prepared after: {e}");
     assert!(h.cgroups().is_empty(), "cgroup left after: {e}");
+    assert!(h.shaped().is_empty(), "bandwidth limits left after: {e}");
     assert!(!run_dir.exists(), "run dir left after: {e}");
     assert!(
         e.to_string()
@@ -63,7 +67,7 @@ fn each_host_step_failing_rolls_back() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("vm");
     let p = plan(&run_dir, "/nonexistent/qemu");
-    assert_eq!(p.host_steps.len(), 4);
+    assert_eq!(p.host_steps.len(), 6);
     let rt = runtime();
     for step in StepId::all(&p) {
         if matches!(step, StepId::QmpConnect | StepId::PostStart(_)) {
@@ -101,6 +105,26 @@ fn each_host_call_failing_rolls_back() {
     assert!(e.to_string().contains("/nonexistent/qemu"), "{e}");
     assert_clean(&h, &run_dir, &e);
     let calls = h.calls();
+    let shaped: Vec<_> = calls
+        .iter()
+        .filter_map(|c| match c {
+            virtnet_host::FakeCall::Shape(s) => Some((s.dev.as_str(), s.inbound, s.outbound)),
+            _ => None,
+        })
+        .collect();
+    let kib = |average, burst| virtnet_host::RateLimit {
+        average,
+        peak: None,
+        burst,
+    };
+    assert_eq!(
+        shaped,
+        [
+            ("vnet0", Some(kib(122, None)), Some(kib(1220, Some(64)))),
+            ("tap-ext", None, Some(kib(122, None)))
+        ],
+        "{calls:?}"
+    );
     let forward = calls
         .iter()
         .position(|c| {
@@ -109,10 +133,14 @@ fn each_host_call_failing_rolls_back() {
                 virtnet_host::FakeCall::DeleteLink { .. }
                     | virtnet_host::FakeCall::DetachFromBridge { .. }
                     | virtnet_host::FakeCall::RestoreVf(_)
+                    | virtnet_host::FakeCall::Unshape { .. }
             )
         })
         .expect("rollback calls");
-    assert_eq!(forward, 5, "tap, attach, macvtap, open tap, VF: {calls:?}");
+    assert_eq!(
+        forward, 7,
+        "tap, attach, shape, macvtap, open tap, shape, VF: {calls:?}"
+    );
     for n in 0..forward {
         let h = host();
         h.fail_at(n);

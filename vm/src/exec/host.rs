@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use virtnet_host::{
-    BridgePortOpts, HostNet, HostUndo, MacvtapSpec, ScriptKind, ScriptRun, TapSpec, UndoStack,
-    VfSpec,
+    BridgePortOpts, HostNet, HostUndo, MacvtapSpec, ScriptKind, ScriptRun, ShapeSpec, TapSpec,
+    UndoStack, VfSpec,
 };
 
 use super::resources::{HostResources, NicResource, NicResourceKind};
@@ -223,6 +223,33 @@ pub(crate) async fn open_step(
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()
+        }
+        HostStep::Shape {
+            nic,
+            inbound,
+            outbound,
+        } => {
+            let Some((dev, Some(ifindex))) = res
+                .nics
+                .iter()
+                .rev()
+                .find(|r| r.nic == *nic && r.kind == NicResourceKind::Tap)
+                .map(|r| (r.name.clone(), r.ifindex))
+            else {
+                return Err(VmError::InvalidContext(format!(
+                    "the plan limits the bandwidth of interface #{nic} before it has a tap: \
+                     re-plan"
+                )));
+            };
+            let spec = ShapeSpec {
+                dev,
+                ifindex,
+                inbound: *inbound,
+                outbound: *outbound,
+            };
+            let u = host.shape(&spec).map_err(host_err(step.describe()))?;
+            record(undo, res, std::slice::from_ref(&u));
+            Ok(Vec::new())
         }
         HostStep::PrepareVf {
             nic,

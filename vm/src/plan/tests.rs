@@ -120,6 +120,31 @@ fn snapshot_bridge() {
     insta::assert_yaml_snapshot!("bridge", plan("qemu", "", BRIDGE));
 }
 
+const BRIDGE_BANDWIDTH: &str = "<interface type='bridge'>
+      <mac address='52:54:00:00:00:01'/>
+      <source bridge='br0'/>
+      <model type='virtio'/>
+      <bandwidth>
+        <inbound average='1000' peak='2000' burst='256'/>
+        <outbound average='122'/>
+      </bandwidth>
+    </interface>
+    <interface type='ethernet'>
+      <mac address='52:54:00:00:00:08'/>
+      <target dev='tap-ext' managed='no'/>
+      <script path='/etc/virtnet/ifup-ext'/>
+      <model type='virtio'/>
+      <bandwidth><inbound average='12207'/></bandwidth>
+    </interface>";
+
+/// `<bandwidth>`: a shape step right after the tap (and after an ethernet NIC's script, as
+/// libvirt sets bandwidth after running it), opening no fd.
+#[test]
+fn snapshot_bridge_bandwidth() {
+    let p = plan("qemu", "", BRIDGE_BANDWIDTH);
+    insta::assert_yaml_snapshot!("bridge_bandwidth", p);
+}
+
 #[test]
 fn snapshot_bridge_multiqueue() {
     insta::assert_yaml_snapshot!("bridge_multiqueue", plan("qemu", "", BRIDGE_MQ));
@@ -364,6 +389,17 @@ fn refusals() {
             "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source \
              bridge='br0'/><script path='/etc/qemu-ifup'/></interface>",
             "scripts are not supported on interfaces of type 'bridge'",
+        ),
+        (
+            "<interface type='direct'><mac address='52:54:00:00:00:01'/><source \
+             dev='eth0' mode='bridge'/><bandwidth><inbound average='100'/></bandwidth>\
+             </interface>",
+            "<bandwidth> is not enforced on type='direct' (macvtap)",
+        ),
+        (
+            "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source \
+             bridge='br0'/><bandwidth><inbound floor='100'/></bandwidth></interface>",
+            "floor",
         ),
     ];
     let mut planned = 0;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use virtnet_host::{GrantSpec, MacAddr, MacvtapMode, PciAddr};
+use virtnet_host::{GrantSpec, MacAddr, MacvtapMode, PciAddr, RateLimit};
 use virtnet_qemu::{FdRef, NicBackend};
 
 /// Where the fds a host step opens go.
@@ -156,6 +156,19 @@ pub enum HostStep {
         /// `<downscript path>`, run at VM stop or NIC unplug.
         downscript: Option<String>,
     },
+    /// Limit the tap's traffic (`<bandwidth>`, [`virtnet_host::shaping`]): an HTB qdisc for
+    /// host → guest, an nftables limit for guest → host. Right after the tap (and its
+    /// scripts); undone (qdisc and table removed) at stop and unplug.
+    Shape {
+        /// Interface index.
+        nic: usize,
+        /// Host → guest (`<inbound>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inbound: Option<RateLimit>,
+        /// Guest → host (`<outbound>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outbound: Option<RateLimit>,
+    },
     /// Save an SR-IOV VF's state, set its MAC/VLAN through the PF, bind it to vfio-pci.
     PrepareVf {
         /// Interface index.
@@ -180,6 +193,7 @@ impl HostStep {
             | HostStep::CreateMacvtap { nic, .. }
             | HostStep::OpenVhostNet { nic, .. }
             | HostStep::RunScripts { nic, .. }
+            | HostStep::Shape { nic, .. }
             | HostStep::PrepareVf { nic, .. } => *nic,
         }
     }
@@ -191,7 +205,9 @@ impl HostStep {
             | HostStep::OpenTap { fds, .. }
             | HostStep::CreateMacvtap { fds, .. }
             | HostStep::OpenVhostNet { fds, .. } => Some(fds),
-            HostStep::PrepareVf { .. } | HostStep::RunScripts { .. } => None,
+            HostStep::PrepareVf { .. } | HostStep::RunScripts { .. } | HostStep::Shape { .. } => {
+                None
+            }
         }
     }
 
@@ -238,6 +254,21 @@ impl HostStep {
                     v.push(format!("run downscript {d} at teardown"));
                 }
                 v.join("; ")
+            }
+            HostStep::Shape {
+                inbound, outbound, ..
+            } => {
+                let dir = |r: &Option<RateLimit>, what: &str| {
+                    r.as_ref().map(|r| format!("{what} {}", r.describe()))
+                };
+                let v: Vec<String> = [
+                    dir(inbound, "host->guest (htb qdisc)"),
+                    dir(outbound, "guest->host (nft limit)"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                format!("limit the tap's bandwidth: {}", v.join("; "))
             }
             HostStep::PrepareVf {
                 pci, managed: true, ..

@@ -68,6 +68,7 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
             HostUndo::SetMac { name, .. } => !links.is_empty() && lower == Some(name.as_str()),
             HostUndo::RestoreVf(saved) => vfs.contains(&saved.addr.to_string().as_str()),
             HostUndo::RunScript(run) => links.contains(&run.ifname.as_str()),
+            HostUndo::Unshape { dev, .. } => links.contains(&dev.as_str()),
             HostUndo::RemoveCgroup(_) => false, // the VM's, never a NIC's
             // Held by `<vm>/<alias>` (a grant made when the NIC was plugged).
             HostUndo::RestoreOwner(g) => {

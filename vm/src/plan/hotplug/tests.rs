@@ -238,6 +238,18 @@ fn ids_and_slots_avoid_what_the_vm_uses() {
     assert!(e.contains("'net4'") && e.contains("already uses"), "{e}");
 }
 
+/// A hot-plugged NIC with `<bandwidth>`: shaped right after its tap, undone at unplug.
+#[test]
+fn snapshot_bridge_bandwidth() {
+    let p = attach(
+        "<interface type='bridge'><mac address='52:54:00:00:00:05'/>\
+         <source bridge='br0'/><model type='virtio'/>\
+         <bandwidth><inbound average='122'/><outbound average='1220' burst='128'/></bandwidth>\
+         </interface>",
+    );
+    insta::assert_yaml_snapshot!("bridge_bandwidth", p);
+}
+
 #[test]
 fn refusals_are_clear() {
     let d = live("qemu", "");

@@ -309,6 +309,7 @@ pub fn describe_undo(u: &HostUndo) -> String {
         HostUndo::RestoreVf(saved) => format!("restore VF {}", saved.addr),
         HostUndo::RunScript(run) => format!("run downscript {} {}", run.path.display(), run.ifname),
         HostUndo::RemoveCgroup(g) => format!("remove cgroup {}", g.describe()),
+        HostUndo::Unshape { dev, .. } => format!("remove the bandwidth limits of '{dev}'"),
         HostUndo::RestoreOwner(g) => g.describe(),
     }
 }
