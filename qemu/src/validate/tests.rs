@@ -336,6 +336,61 @@ fn update_refuses_other_changes_naming_them() {
     assert!(e.to_string().contains("type"), "{e}");
 }
 
+/// `<bandwidth>` of a bridge or ethernet NIC changes in place (removing it removes the limits);
+/// on other types it stays refused.
+#[test]
+fn update_changes_bandwidth_of_tap_nics_only() {
+    let old = iface(
+        "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/>\
+         <bandwidth><inbound average='122'/></bandwidth></interface>",
+    );
+    let ch = validate_update(
+        &old,
+        &iface(
+            "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/>\
+             <bandwidth><inbound average='1220' burst='64'/><outbound average='122'/>\
+             </bandwidth></interface>",
+        ),
+        true,
+        false,
+    )
+    .unwrap();
+    assert!(ch.bandwidth);
+    assert_eq!(
+        ch.words(),
+        ["bandwidth inbound average 1220 burst 64, outbound average 122"]
+    );
+    let ch = validate_update(
+        &old,
+        &iface(
+            "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/>\
+             </interface>",
+        ),
+        true,
+        false,
+    )
+    .unwrap();
+    assert!(ch.bandwidth && ch.new.bandwidth.is_none(), "{:?}", ch.words());
+    assert_eq!(ch.words(), ["bandwidth removed"]);
+    // The same setting again: no change.
+    let ch = validate_update(&old, &old.clone(), true, false).unwrap();
+    assert!(!ch.bandwidth);
+    // A vhost-user NIC: refused, naming <bandwidth>.
+    let e = validate_update(
+        &iface(OLD),
+        &iface(
+            "<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
+             <source type='unix' path='/run/a.sock' mode='client'/>\
+             <bandwidth><inbound average='122'/></bandwidth></interface>",
+        ),
+        true,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.rule, Rule::UpdateNotChangeable);
+    assert!(e.to_string().contains("<bandwidth>"), "{e}");
+}
+
 /// `<memtune>`/`<cputune>` × define/start → accepted, or refused with this text.
 #[rustfmt::skip]
 const TUNING_TABLE: &[(&str, &str, Want)] = &[

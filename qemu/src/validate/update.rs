@@ -19,6 +19,9 @@ pub struct NicUpdate {
     pub link: Option<bool>,
     /// Whether the vhost-user socket changes.
     pub socket: bool,
+    /// Whether `<bandwidth>` changes (a tap NIC: type bridge or ethernet); `new.bandwidth` is
+    /// the whole new setting (`None`: the limits go).
+    pub bandwidth: bool,
 }
 
 impl NicUpdate {
@@ -32,6 +35,32 @@ impl NicUpdate {
         }
         if let Some(up) = self.link {
             v.push(format!("link {}", if up { "up" } else { "down" }));
+        }
+        if self.bandwidth {
+            let rate = |what: &str, r: &Option<virtnet_conf::interface::Rate>| {
+                r.as_ref().map(|r| {
+                    let mut s = format!("{what} average {}", r.average.unwrap_or(0));
+                    if let Some(p) = r.peak {
+                        s.push_str(&format!(" peak {p}"));
+                    }
+                    if let Some(b) = r.burst {
+                        s.push_str(&format!(" burst {b}"));
+                    }
+                    s
+                })
+            };
+            let parts: Vec<String> = self
+                .new
+                .bandwidth
+                .iter()
+                .flat_map(|b| [rate("inbound", &b.inbound), rate("outbound", &b.outbound)])
+                .flatten()
+                .collect();
+            v.push(if parts.is_empty() {
+                "bandwidth removed".into()
+            } else {
+                format!("bandwidth {}", parts.join(", "))
+            });
         }
         v
     }
@@ -96,6 +125,16 @@ pub fn validate_update(
         }
         _ => false,
     };
+    // `<bandwidth>` of a tap NIC: its qdisc and nft limit are replaced in place.
+    let mut bandwidth = false;
+    if matches!(old.kind, InterfaceKind::Bridge { .. } | InterfaceKind::Ethernet) {
+        let mut with = applied.clone();
+        with.bandwidth.clone_from(&want.bandwidth);
+        if render(&with) != render(&applied) {
+            applied = with;
+            bandwidth = true;
+        }
+    }
     let refuse =
         |rule, message: String| Err(refusal(rule, Operation::Update, old, given.pos, message));
     if render(&applied) != render(&want) {
@@ -120,9 +159,9 @@ pub fn validate_update(
         return refuse(
             Rule::UpdateNotChangeable,
             format!(
-                "update-device cannot change {}: it changes a NIC's <link state> and a \
-                 vhost-user NIC's <source> socket; for anything else detach the NIC and attach \
-                 it again",
+                "update-device cannot change {}: it changes a NIC's <link state>, a \
+                 vhost-user NIC's <source> socket and a bridge or ethernet NIC's <bandwidth>; \
+                 for anything else detach the NIC and attach it again",
                 differ.join(", ")
             ),
         );
@@ -150,5 +189,6 @@ pub fn validate_update(
         new: applied,
         link,
         socket,
+        bandwidth,
     })
 }
