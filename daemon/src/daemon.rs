@@ -242,7 +242,41 @@ impl Daemon {
             entry.publish(&slot, None);
         }
         self.remove_stale_cgroups().await;
+        self.remove_stale_shaping().await;
         Ok(())
+    }
+
+    /// Removes the nft tables of tap bandwidth limits ([`virtnet_host::shaping`]) that no
+    /// running VM holds: left by a crash between shaping a tap and recording it (recorded ones
+    /// of VMs that died meanwhile were removed by the recovery). Such a table outlives its
+    /// tap, and this kernel hooks it onto the next device of that name: another VM's tap.
+    async fn remove_stale_shaping(&self) {
+        let tables = match virtnet_host::shaping::list_tables() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(error = %e, "no nftables: no bandwidth tables to sweep");
+                return;
+            }
+        };
+        let mut held = Vec::new();
+        for entry in self.vms.all() {
+            let slot = entry.slot.lock().await;
+            if let Some(l) = &slot.live {
+                for r in &l.status.host_resources.nics {
+                    if let Some(i) = r.ifindex {
+                        held.push(virtnet_host::shaping::table_name(&r.name, i));
+                    }
+                }
+            }
+        }
+        for t in tables.iter().filter(|t| !held.contains(t)) {
+            match virtnet_host::shaping::delete_table(t) {
+                Ok(()) => tracing::warn!(table = %t, "removed a bandwidth table left by a crash"),
+                Err(e) => {
+                    tracing::error!(table = %t, error = %e, "cannot remove a bandwidth table left by a crash")
+                }
+            }
+        }
     }
 
     /// Removes the cgroups of known VMs that are not running: left by a crash between making

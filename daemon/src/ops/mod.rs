@@ -3,6 +3,7 @@
 //! VM's view when it changes something.
 
 mod attach;
+mod bandwidth;
 mod chardev;
 mod chardev_fd;
 mod console;

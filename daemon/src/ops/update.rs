@@ -4,7 +4,8 @@
 //! hotswap"), so a live socket change is an explicit replug (`replug: true`): the NIC is
 //! unplugged and plugged again on the new socket with the same MAC, alias and PCI address; the
 //! guest sees its link go down and up. Without the flag it is refused, saying so. What may
-//! change is `virtnet_qemu::validate::validate_update`'s to say.
+//! change is `virtnet_qemu::validate::validate_update`'s to say. A bridge or ethernet NIC's
+//! `<bandwidth>` is replaced on its running tap (`bandwidth.rs`).
 
 use std::sync::Arc;
 
@@ -175,7 +176,7 @@ impl Daemon {
     ) -> Result<bool> {
         let mut new_def = None;
         if let (Some((i, ch)), Some(p)) = (&cfg_plan, persistent) {
-            if ch.link.is_some() || ch.socket {
+            if ch.link.is_some() || ch.socket || ch.bandwidth {
                 let d = replaced(p, *i, &ch.new);
                 self.save_definition(name, &d).await?;
                 new_def = Some(d);
@@ -186,10 +187,15 @@ impl Daemon {
             let r = if ch.socket {
                 replugged = true;
                 self.replug(name, l, i, &ch.new, timeout).await
-            } else if let Some(up) = ch.link {
-                self.set_link_live(name, l, i, up).await
             } else {
-                Ok(())
+                let mut r = Ok(());
+                if ch.bandwidth {
+                    r = self.set_bandwidth_live(name, l, i, &ch.new).await;
+                }
+                if let (Ok(()), Some(up)) = (&r, ch.link) {
+                    r = self.set_link_live(name, l, i, up).await;
+                }
+                r
             };
             if let Err(e) = r {
                 if new_def.is_some() {

@@ -33,7 +33,7 @@ pub use network::{
     defined_network_interface, resolve_network_interface, resolve_networks, NetworkPort,
     ResolvedNetwork,
 };
-pub use nic::{effective_caps, nic_plan};
+pub use nic::{bandwidth_limits, effective_caps, nic_plan};
 pub use passfd::{PassFd, PassFdUndo};
 pub use types::{
     FdNaming, FdSink, HostStep, NicPlan, PlannedBackend, PlannedCaps, QmpCommand, StartPlan,

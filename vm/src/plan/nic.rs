@@ -156,11 +156,27 @@ fn bridge_plan(
     Ok(())
 }
 
-/// `<bandwidth>` of a tap NIC: a [`HostStep::Shape`] after its tap. A direction with only a
-/// `floor` (a guarantee a lone tap cannot give) is refused.
+/// `<bandwidth>` of a tap NIC: a [`HostStep::Shape`] after its tap.
 fn shape_step(spec: &NicSpec<'_>) -> Result<Option<HostStep>, VmError> {
-    let Some(bw) = &spec.iface.bandwidth else {
+    let (inbound, outbound) = bandwidth_limits(spec.iface).map_err(|r| unsupported(spec, &r))?;
+    if inbound.is_none() && outbound.is_none() {
         return Ok(None);
+    }
+    Ok(Some(HostStep::Shape {
+        nic: spec.index,
+        inbound,
+        outbound,
+    }))
+}
+
+/// The limits a tap NIC's `<bandwidth>` asks for, host → guest and guest → host (start,
+/// hot-plug and a live update all use this). A direction with only a `floor` (a guarantee a
+/// lone tap cannot give) is refused with the reason.
+pub fn bandwidth_limits(
+    iface: &Interface,
+) -> Result<(Option<RateLimit>, Option<RateLimit>), String> {
+    let Some(bw) = &iface.bandwidth else {
+        return Ok((None, None));
     };
     let limit = |r: &Option<virtnet_conf::interface::Rate>, what: &str| match r {
         None => Ok(None),
@@ -170,27 +186,15 @@ fn shape_step(spec: &NicSpec<'_>) -> Result<Option<HostStep>, VmError> {
                 peak: r.peak,
                 burst: r.burst,
             })),
-            None => Err(unsupported(
-                spec,
-                &format!(
-                    "<bandwidth><{what}> at {} has a floor and no average: a floor is a \
-                     guarantee among the NICs of a network, which a tap on its own cannot \
-                     give; give it an average",
-                    r.pos
-                ),
+            None => Err(format!(
+                "<bandwidth><{what}> at {} has a floor and no average: a floor is a \
+                 guarantee among the NICs of a network, which a tap on its own cannot give; \
+                 give it an average",
+                r.pos
             )),
         },
     };
-    let inbound = limit(&bw.inbound, "inbound")?;
-    let outbound = limit(&bw.outbound, "outbound")?;
-    if inbound.is_none() && outbound.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(HostStep::Shape {
-        nic: spec.index,
-        inbound,
-        outbound,
-    }))
+    Ok((limit(&bw.inbound, "inbound")?, limit(&bw.outbound, "outbound")?))
 }
 
 /// `type='ethernet'`: a managed tap on no bridge, or an existing tap (`managed='no'`).
