@@ -5,6 +5,8 @@
 //! the tap). Each rate is set by `update-device --live`, so the same runs prove that an update
 //! changes the measured rate; removing `<bandwidth>` removes the limits. Then the limits go
 //! at destroy, and after a kill -9 of virtnetd with QEMU dying meanwhile, at recovery.
+//! A macvtap (`type='direct'`) on a veth pair is measured the same way: its qdisc shapes what
+//! the guest sends, the nft limit on its ingress what it receives.
 
 mod common;
 
@@ -45,8 +47,12 @@ fn receiver_mbits(out: &str) -> Option<f64> {
 
 /// One iperf3 run from the guest: guest → host, or host → guest with `reverse`; Mbit/s.
 async fn measure(con: &mut SerialConsole, reverse: bool) -> f64 {
+    measure_to(con, HOST_IP, reverse).await
+}
+
+async fn measure_to(con: &mut SerialConsole, host: &str, reverse: bool) -> f64 {
     let cmd = format!(
-        "iperf3 -c {HOST_IP} -t {SECONDS} -O 1 -f m{}",
+        "iperf3 -c {host} -t {SECONDS} -O 1 -f m{}",
         if reverse { " -R" } else { "" }
     );
     let (out, rc) = con
@@ -58,10 +64,14 @@ async fn measure(con: &mut SerialConsole, reverse: bool) -> f64 {
 }
 
 fn update(d: &TestDaemon, bandwidth: &str) {
+    update_to(d, "bw", &nic(bandwidth));
+}
+
+fn update_to(d: &TestDaemon, vm: &str, xml: &str) {
     let (s, v) = post_json(
         d,
-        "/v1/domains/bw/devices/update",
-        &json!({ "xml": nic(bandwidth), "live": true }),
+        &format!("/v1/domains/{vm}/devices/update"),
+        &json!({ "xml": xml, "live": true }),
     );
     assert_eq!(s, 200, "{v}\n{}", d.log());
 }
@@ -251,6 +261,107 @@ fn bandwidth_limits_measured_updated_live_and_removed() {
         });
         assert_eq!(tables().len(), 1);
         let (s, v) = d.post("/v1/domains/bw/destroy");
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["leftovers"], json!([]), "{v}");
+        common::e2e::wait_until("QEMU to be gone", Duration::from_secs(15), || {
+            !common::e2e::alive(pid)
+        });
+        assert!(tables().is_empty(), "{:?}", tables());
+        drop(server);
+        d.stop();
+    });
+}
+
+const MAC3: &str = "52:54:00:00:0b:04";
+const PEER_IP: &str = "10.0.12.1";
+
+fn direct(bandwidth: &str) -> String {
+    format!(
+        "<interface type='direct'><mac address='{MAC3}'/><source dev='veth0' mode='bridge'/>\
+         <model type='virtio'/>{bandwidth}</interface>"
+    )
+}
+
+/// A macvtap's `<bandwidth>`: both directions enforced (measured at 10 and 100 Mbit/s: 9.50 /
+/// 10.5 and 95.5 / 104 Mbit/s guest->host / host->guest), changed live, gone at destroy.
+#[test]
+fn macvtap_bandwidth_measured_both_directions() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    if !require(&[
+        Need::Binary("iperf3"),
+        Need::Binary("nft"),
+        Need::Binary("tc"),
+    ]) {
+        return;
+    }
+    let guest = virtnet_testkit::guest();
+    with_netns(move || {
+        ip("link set lo up");
+        ip("link add veth0 type veth peer name veth1");
+        ip(&format!("addr add {PEER_IP}/24 dev veth1"));
+        ip("link set veth0 up");
+        ip("link set veth1 up");
+        let server = Server(
+            Command::new("iperf3")
+                .args(["-s", "-B", PEER_IP])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let tmp = virtnet_testkit::traversable_tempdir();
+        let mut d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+        let serial = tmp.path().join("mv.sock");
+        let xml = TestDomain::new("mv", &serial)
+            .nic(&direct(&both(1221)), MAC3, Some("10.0.12.2/24"))
+            .xml(guest);
+        assert_eq!(d.define(&xml).0, 201, "{}", d.log());
+        let rt = virtnet_testkit::runtime();
+        let pid = rt.block_on(async {
+            let pid = start(&d, "mv");
+            let mut con = SerialConsole::connect(&serial, Duration::from_secs(30))
+                .await
+                .unwrap();
+            con.wait_ready(BOOT).await.unwrap();
+            con.wait_nic_up(MAC3, BOOT).await.unwrap();
+            let (_, ifl) = d.get("/v1/domains/mv/interfaces");
+            let dev = ifl["interfaces"][0]["interface"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(qdisc(&dev).starts_with("qdisc htb 1: root"), "{}", qdisc(&dev));
+            assert_eq!(tables().len(), 1, "{:?}", tables());
+            let (out, rc) = con
+                .run(
+                    &format!(
+                        "i=0; while [ $i -lt 30 ]; do ping -c 1 -W 1 {PEER_IP} >/dev/null \
+                         && break; i=$((i+1)); done"
+                    ),
+                    BOOT,
+                )
+                .await
+                .unwrap();
+            assert_eq!(rc, 0, "{out}");
+            let mut failed = Vec::new();
+            for (mbit, kib) in [(10.0, 1221), (100.0, 12207)] {
+                if kib != 1221 {
+                    update_to(&d, "mv", &direct(&both(kib)));
+                }
+                let out = measure_to(&mut con, PEER_IP, false).await;
+                let inn = measure_to(&mut con, PEER_IP, true).await;
+                eprintln!("macvtap {mbit} Mbit/s: guest->host {out:.3}, host->guest {inn:.3}");
+                for (dir, got) in [("guest->host", out), ("host->guest", inn)] {
+                    if !within(got, mbit) {
+                        failed.push(format!("{dir} {got} Mbit/s at a {mbit} Mbit/s limit"));
+                    }
+                }
+            }
+            assert!(failed.is_empty(), "out of ±10%: {failed:?}");
+            pid
+        });
+        let (s, v) = d.post("/v1/domains/mv/destroy");
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["leftovers"], json!([]), "{v}");
         common::e2e::wait_until("QEMU to be gone", Duration::from_secs(15), || {

@@ -13,7 +13,7 @@ const NICS: &str = "
       <bandwidth><inbound average='122'/><outbound average='1220' burst='64'/></bandwidth>
     </interface>
     <interface type='direct'><mac address='52:54:00:00:00:02'/><source dev='eth0' mode='bridge'/>
-      <model type='virtio'/></interface>
+      <model type='virtio'/><bandwidth><inbound average='500'/></bandwidth></interface>
     <interface type='ethernet'><mac address='52:54:00:00:00:03'/>
       <target dev='tap-ext' managed='no'/><model type='virtio'/>
       <bandwidth><outbound average='122'/></bandwidth></interface>
@@ -67,7 +67,7 @@ fn each_host_step_failing_rolls_back() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("vm");
     let p = plan(&run_dir, "/nonexistent/qemu");
-    assert_eq!(p.host_steps.len(), 6);
+    assert_eq!(p.host_steps.len(), 7);
     let rt = runtime();
     for step in StepId::all(&p) {
         if matches!(step, StepId::QmpConnect | StepId::PostStart(_)) {
@@ -108,7 +108,9 @@ fn each_host_call_failing_rolls_back() {
     let shaped: Vec<_> = calls
         .iter()
         .filter_map(|c| match c {
-            virtnet_host::FakeCall::Shape(s) => Some((s.dev.as_str(), s.inbound, s.outbound)),
+            virtnet_host::FakeCall::Shape(s) => {
+                Some((s.dev.as_str(), s.macvtap, s.inbound, s.outbound))
+            }
             _ => None,
         })
         .collect();
@@ -120,8 +122,9 @@ fn each_host_call_failing_rolls_back() {
     assert_eq!(
         shaped,
         [
-            ("vnet0", Some(kib(122, None)), Some(kib(1220, Some(64)))),
-            ("tap-ext", None, Some(kib(122, None)))
+            ("vnet0", false, Some(kib(122, None)), Some(kib(1220, Some(64)))),
+            ("macvtap0", true, Some(kib(500, None)), None),
+            ("tap-ext", false, None, Some(kib(122, None)))
         ],
         "{calls:?}"
     );
@@ -138,8 +141,8 @@ fn each_host_call_failing_rolls_back() {
         })
         .expect("rollback calls");
     assert_eq!(
-        forward, 7,
-        "tap, attach, shape, macvtap, open tap, shape, VF: {calls:?}"
+        forward, 8,
+        "tap, attach, shape, macvtap, shape, open tap, shape, VF: {calls:?}"
     );
     for n in 0..forward {
         let h = host();

@@ -1,5 +1,5 @@
-//! `update-device --live` of a tap NIC's `<bandwidth>`: its limits replaced on the running
-//! tap (HTB qdisc and nft limit, [`virtnet_host::shaping`]), a removed `<bandwidth>` removing
+//! `update-device --live` of a tap or macvtap NIC's `<bandwidth>`: its limits replaced on the
+//! running device (HTB qdisc and nft limit, [`virtnet_host::shaping`]), a removed `<bandwidth>` removing
 //! them. The tap's [`HostUndo::Unshape`] is recorded in the VM's status (once), so stop, unplug
 //! and recovery after a crash remove what an update added. If the new limits cannot be set or
 //! the status cannot be written, the old ones are put back.
@@ -36,9 +36,10 @@ fn spec_of(l: &Live, iface: &Interface) -> Result<ShapeSpec> {
         })
     })?;
     let tap = l.status.host_resources.nics.iter().find(|r| {
-        r.kind == NicResourceKind::Tap && Some(r.name.as_str()) == iface.target_dev()
+        r.kind.is_link() && Some(r.name.as_str()) == iface.target_dev()
     });
-    let Some((dev, Some(ifindex))) = tap.map(|t| (t.name.clone(), t.ifindex)) else {
+    let Some((dev, Some(ifindex), kind)) = tap.map(|t| (t.name.clone(), t.ifindex, t.kind))
+    else {
         return Err(refused(VmError::InvalidContext(format!(
             "{} has no tap recorded for this VM: its bandwidth cannot be changed live",
             iface.describe()
@@ -49,6 +50,7 @@ fn spec_of(l: &Live, iface: &Interface) -> Result<ShapeSpec> {
         ifindex,
         inbound,
         outbound,
+        macvtap: kind == NicResourceKind::Macvtap,
     })
 }
 

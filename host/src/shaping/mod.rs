@@ -25,6 +25,12 @@
 //! cell logs, buffer in ticks of the kernel's psched clock); running `tc`, as libvirt does,
 //! keeps that computation where it is maintained. `nft` runs through [`crate::nft`].
 //!
+//! A macvtap (`type='direct'`) is the other way round, as libvirt's `swapped` says: what the
+//! guest writes leaves through the macvtap's egress (`dev_queue_xmit` on it), so its qdisc
+//! shapes `<outbound>`; what comes for the guest passes the macvtap's ingress hook (the
+//! macvlan handler hands frames on to it) before it is queued to the guest, so the nft limit
+//! there polices `<inbound>`. Both measured by `daemon/tests/e2e_bandwidth.rs`.
+//!
 //! A device's shaping is set as a whole by [`apply`] (replacing what was there: a live
 //! update) and removed by [`remove`] (idempotent; the [`crate::HostUndo::Unshape`] step). The
 //! nft table outlives the tap (a netdev chain stays when its device goes, and this kernel
@@ -87,6 +93,30 @@ pub struct ShapeSpec {
     /// Guest → host (`<outbound>`): an nft `limit` on the tap's ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound: Option<RateLimit>,
+    /// The device is a macvtap: what the guest sends leaves through its egress and what it
+    /// receives passes its ingress, so the two directions swap (libvirt's `swapped`).
+    #[serde(default)]
+    pub macvtap: bool,
+}
+
+impl ShapeSpec {
+    /// The limit of what leaves the device (a qdisc shapes it), and its `<bandwidth>` name.
+    pub fn egress(&self) -> (Option<RateLimit>, &'static str) {
+        if self.macvtap {
+            (self.outbound, "outbound")
+        } else {
+            (self.inbound, "inbound")
+        }
+    }
+
+    /// The limit of what enters the device (nftables polices it), and its `<bandwidth>` name.
+    pub fn ingress(&self) -> (Option<RateLimit>, &'static str) {
+        if self.macvtap {
+            (self.inbound, "inbound")
+        } else {
+            (self.outbound, "outbound")
+        }
+    }
 }
 
 /// The nft table of `dev` (index `ifindex`): `virtnet-bw-vnet0-7`.
@@ -98,7 +128,7 @@ pub fn table_name(dev: &str, ifindex: u32) -> String {
 /// removed for a direction without a limit. On failure the device is left unshaped (both
 /// removed) and the error says what the host lacks.
 pub fn apply(spec: &ShapeSpec) -> Result<()> {
-    let r = apply_outbound(spec).and_then(|()| apply_inbound(spec));
+    let r = apply_ingress(spec).and_then(|()| apply_egress(spec));
     if r.is_err() {
         let _ = remove(&spec.dev, spec.ifindex, true);
     }
@@ -159,24 +189,24 @@ fn current_ifindex(dev: &str) -> Option<u32> {
 
 /// The nft batch for `spec`: drop every table of this device name (ours of an earlier
 /// update, or one left by a crash on a tap that had the name before), then, with an
-/// outbound limit, the table, its ingress chain and the limits.
-pub fn outbound_batch(spec: &ShapeSpec, stale: &[String]) -> Vec<Value> {
+/// ingress limit, the table, its ingress chain and the limits.
+pub fn ingress_batch(spec: &ShapeSpec, stale: &[String]) -> Vec<Value> {
     let name = table_name(&spec.dev, spec.ifindex);
     let table = |n: &str| json!({"family": "netdev", "name": n});
     let mut v = Vec::new();
     for t in stale {
         v.push(json!({"delete": {"table": table(t)}}));
     }
-    let Some(out) = spec.outbound else {
+    let Some(out) = spec.ingress().0 else {
         return v;
     };
     v.push(json!({"add": {"table": table(&name)}}));
     v.push(json!({"add": {"chain": {
-        "family": "netdev", "table": name, "name": "guest-out",
+        "family": "netdev", "table": name, "name": "limit",
         "type": "filter", "hook": "ingress", "dev": spec.dev, "prio": 0, "policy": "accept"
     }}}));
     let limit = |rate: u64, burst: u64| {
-        json!({"add": {"rule": {"family": "netdev", "table": name, "chain": "guest-out",
+        json!({"add": {"rule": {"family": "netdev", "table": name, "chain": "limit",
             "expr": [
                 {"limit": {"rate": rate, "per": "second", "rate_unit": "bytes",
                     "burst": burst, "burst_unit": "bytes", "inv": true}},
@@ -192,7 +222,7 @@ pub fn outbound_batch(spec: &ShapeSpec, stale: &[String]) -> Vec<Value> {
     v
 }
 
-fn apply_outbound(spec: &ShapeSpec) -> Result<()> {
+fn apply_ingress(spec: &ShapeSpec) -> Result<()> {
     let prefix = format!("{TABLE_PREFIX}{}-", spec.dev);
     let stale: Vec<String> = if nft::available() {
         list_tables()?
@@ -202,21 +232,21 @@ fn apply_outbound(spec: &ShapeSpec) -> Result<()> {
                     .is_some_and(|i| i.chars().all(|c| c.is_ascii_digit()))
             })
             .collect()
-    } else if spec.outbound.is_none() {
+    } else if spec.ingress().0.is_none() {
         return Ok(());
     } else {
         Vec::new()
     };
-    let batch = outbound_batch(spec, &stale);
+    let batch = ingress_batch(spec, &stale);
     if batch.is_empty() {
         return Ok(());
     }
     nft::apply(batch).map_err(|e| match e {
         HostError::Nft { message, .. } => HostError::ShapingUnsupported {
             dev: spec.dev.clone(),
-            direction: "outbound",
+            direction: spec.ingress().1,
             reason: format!(
-                "an nftables limit on the tap's ingress hook (netdev family) did not load: \
+                "an nftables limit on the device's ingress hook (netdev family) did not load: \
                  {message}"
             ),
         },
@@ -224,8 +254,8 @@ fn apply_outbound(spec: &ShapeSpec) -> Result<()> {
     })
 }
 
-/// The `tc` commands for `spec`'s inbound limit on its device (without `tc`).
-pub fn inbound_commands(dev: &str, rate: &RateLimit) -> Vec<Vec<String>> {
+/// The `tc` commands for a limit of what leaves `dev` (without `tc`).
+pub fn egress_commands(dev: &str, rate: &RateLimit) -> Vec<Vec<String>> {
     let bps = |k: u64| format!("{}bps", k.saturating_mul(1024));
     let mut class: Vec<String> = [
         "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
@@ -244,11 +274,11 @@ pub fn inbound_commands(dev: &str, rate: &RateLimit) -> Vec<Vec<String>> {
     vec![qdisc.iter().map(|s| s.to_string()).collect(), class]
 }
 
-fn apply_inbound(spec: &ShapeSpec) -> Result<()> {
-    let Some(rate) = &spec.inbound else {
+fn apply_egress(spec: &ShapeSpec) -> Result<()> {
+    let (Some(rate), direction) = spec.egress() else {
         return del_root_qdisc(&spec.dev);
     };
-    for (i, args) in inbound_commands(&spec.dev, rate).iter().enumerate() {
+    for (i, args) in egress_commands(&spec.dev, &rate).iter().enumerate() {
         let mut r = tc(args);
         if i == 0 {
             match r.as_ref().map_err(String::as_str) {
@@ -267,7 +297,7 @@ fn apply_inbound(spec: &ShapeSpec) -> Result<()> {
             if message.contains("unknown") || message.contains("not supported") {
                 HostError::ShapingUnsupported {
                     dev: spec.dev.clone(),
-                    direction: "inbound",
+                    direction,
                     reason: format!("the host kernel has no HTB qdisc (tc: {message})"),
                 }
             } else {

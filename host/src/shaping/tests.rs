@@ -23,7 +23,7 @@ fn rate(average: u64, peak: Option<u64>, burst: Option<u64>) -> RateLimit {
 /// The commands and the batch, as values: what libvirt's tc calls become.
 #[test]
 fn commands_and_batch_are_libvirts_mapping_in_bytes() {
-    let cmds = inbound_commands("vnet0", &rate(122, Some(244), Some(32)));
+    let cmds = egress_commands("vnet0", &rate(122, Some(244), Some(32)));
     let text: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
     assert_eq!(
         text,
@@ -38,17 +38,18 @@ fn commands_and_batch_are_libvirts_mapping_in_bytes() {
         ifindex: 7,
         inbound: None,
         outbound: Some(rate(1000, Some(2000), None)),
+        macvtap: false,
     };
-    let batch = outbound_batch(&spec, &["virtnet-bw-vnet0-3".into()]);
+    let batch = ingress_batch(&spec, &["virtnet-bw-vnet0-3".into()]);
     let text: Vec<String> = batch.iter().map(|c| c.to_string()).collect();
     assert_eq!(
         text,
         [
             r#"{"delete":{"table":{"family":"netdev","name":"virtnet-bw-vnet0-3"}}}"#,
             r#"{"add":{"table":{"family":"netdev","name":"virtnet-bw-vnet0-7"}}}"#,
-            r#"{"add":{"chain":{"family":"netdev","table":"virtnet-bw-vnet0-7","name":"guest-out","type":"filter","hook":"ingress","dev":"vnet0","prio":0,"policy":"accept"}}}"#,
-            r#"{"add":{"rule":{"family":"netdev","table":"virtnet-bw-vnet0-7","chain":"guest-out","expr":[{"limit":{"rate":1024000,"per":"second","rate_unit":"bytes","burst":1024000,"burst_unit":"bytes","inv":true}},{"counter":null},{"drop":null}]}}}"#,
-            r#"{"add":{"rule":{"family":"netdev","table":"virtnet-bw-vnet0-7","chain":"guest-out","expr":[{"limit":{"rate":2048000,"per":"second","rate_unit":"bytes","burst":65536,"burst_unit":"bytes","inv":true}},{"counter":null},{"drop":null}]}}}"#,
+            r#"{"add":{"chain":{"family":"netdev","table":"virtnet-bw-vnet0-7","name":"limit","type":"filter","hook":"ingress","dev":"vnet0","prio":0,"policy":"accept"}}}"#,
+            r#"{"add":{"rule":{"family":"netdev","table":"virtnet-bw-vnet0-7","chain":"limit","expr":[{"limit":{"rate":1024000,"per":"second","rate_unit":"bytes","burst":1024000,"burst_unit":"bytes","inv":true}},{"counter":null},{"drop":null}]}}}"#,
+            r#"{"add":{"rule":{"family":"netdev","table":"virtnet-bw-vnet0-7","chain":"limit","expr":[{"limit":{"rate":2048000,"per":"second","rate_unit":"bytes","burst":65536,"burst_unit":"bytes","inv":true}},{"counter":null},{"drop":null}]}}}"#,
         ]
     );
 }
@@ -68,6 +69,7 @@ fn shaping_a_tap_loads_updates_and_leaves_nothing() {
             ifindex: idx,
             inbound: Some(rate(122, Some(244), Some(32))),
             outbound: Some(rate(1220, None, None)),
+            macvtap: false,
         };
         apply(&spec).unwrap();
         let q = sh("tc class show dev bw0");
@@ -124,6 +126,7 @@ fn a_failed_shape_leaves_no_table_or_qdisc() {
             ifindex: 999,
             inbound: Some(rate(122, None, None)),
             outbound: Some(rate(122, None, None)),
+            macvtap: false,
         };
         // The netdev chain loads for a missing device (hooked by name), the qdisc does not.
         let e = apply(&spec).unwrap_err();

@@ -19,7 +19,7 @@ pub struct NicUpdate {
     pub link: Option<bool>,
     /// Whether the vhost-user socket changes.
     pub socket: bool,
-    /// Whether `<bandwidth>` changes (a tap NIC: type bridge or ethernet); `new.bandwidth` is
+    /// Whether `<bandwidth>` changes (a tap or macvtap NIC: type bridge, ethernet, direct); `new.bandwidth` is
     /// the whole new setting (`None`: the limits go).
     pub bandwidth: bool,
 }
@@ -125,9 +125,12 @@ pub fn validate_update(
         }
         _ => false,
     };
-    // `<bandwidth>` of a tap NIC: its qdisc and nft limit are replaced in place.
+    // `<bandwidth>` of a tap or macvtap NIC: its qdisc and nft limit are replaced in place.
     let mut bandwidth = false;
-    if matches!(old.kind, InterfaceKind::Bridge { .. } | InterfaceKind::Ethernet) {
+    if matches!(
+        old.kind,
+        InterfaceKind::Bridge { .. } | InterfaceKind::Ethernet | InterfaceKind::Direct { .. }
+    ) {
         let mut with = applied.clone();
         with.bandwidth.clone_from(&want.bandwidth);
         if render(&with) != render(&applied) {
@@ -160,7 +163,8 @@ pub fn validate_update(
             Rule::UpdateNotChangeable,
             format!(
                 "update-device cannot change {}: it changes a NIC's <link state>, a \
-                 vhost-user NIC's <source> socket and a bridge or ethernet NIC's <bandwidth>; \
+                 vhost-user NIC's <source> socket and a bridge, ethernet or direct NIC's \
+                 <bandwidth>; \
                  for anything else detach the NIC and attach it again",
                 differ.join(", ")
             ),

@@ -229,12 +229,12 @@ pub(crate) async fn open_step(
             inbound,
             outbound,
         } => {
-            let Some((dev, Some(ifindex))) = res
+            let Some((dev, Some(ifindex), kind)) = res
                 .nics
                 .iter()
                 .rev()
-                .find(|r| r.nic == *nic && r.kind == NicResourceKind::Tap)
-                .map(|r| (r.name.clone(), r.ifindex))
+                .find(|r| r.nic == *nic && r.kind.is_link())
+                .map(|r| (r.name.clone(), r.ifindex, r.kind))
             else {
                 return Err(VmError::InvalidContext(format!(
                     "the plan limits the bandwidth of interface #{nic} before it has a tap: \
@@ -246,6 +246,7 @@ pub(crate) async fn open_step(
                 ifindex,
                 inbound: *inbound,
                 outbound: *outbound,
+                macvtap: kind == NicResourceKind::Macvtap,
             };
             let u = host.shape(&spec).map_err(host_err(step.describe()))?;
             record(undo, res, std::slice::from_ref(&u));

@@ -254,12 +254,6 @@ fn add_scripts(spec: &NicSpec<'_>, plan: &mut NicPlan) {
     );
 }
 
-/// Why `<bandwidth>` on a macvtap is refused.
-pub const MACVTAP_BANDWIDTH: &str = "<bandwidth> is not enforced on type='direct' (macvtap) \
-    interfaces: what goes to the guest does not pass a qdisc of the macvtap, and virtnet does \
-    not yet limit either direction there; remove <bandwidth>, or use type='bridge' (a tap on a \
-    bridge enforces both directions)";
-
 /// `type='direct'`: a macvtap on the host device.
 fn direct_plan(
     spec: &NicSpec<'_>,
@@ -271,9 +265,6 @@ fn direct_plan(
     plan: &mut NicPlan,
 ) -> Result<(), VmError> {
     let iface: &Interface = spec.iface;
-    if iface.bandwidth.is_some() {
-        return Err(unsupported(spec, MACVTAP_BANDWIDTH));
-    }
     let mode: MacvtapMode = mode
         .parse()
         .map_err(|why: String| unsupported(spec, &why))?;
@@ -290,6 +281,7 @@ fn direct_plan(
         fds: fds.take(&spec.ids.device, "tapfd", need.taps),
     });
     plan.steps.extend(vhost_step(spec, need, fds));
+    plan.steps.extend(shape_step(spec)?);
     plan.backend = PlannedBackend::Tap;
     Ok(())
 }

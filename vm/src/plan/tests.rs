@@ -135,14 +135,20 @@ const BRIDGE_BANDWIDTH: &str = "<interface type='bridge'>
       <script path='/etc/virtnet/ifup-ext'/>
       <model type='virtio'/>
       <bandwidth><inbound average='12207'/></bandwidth>
+    </interface>
+    <interface type='direct'>
+      <mac address='52:54:00:00:00:09'/>
+      <source dev='eth0' mode='bridge'/>
+      <model type='virtio'/>
+      <bandwidth><outbound average='1221' peak='2442'/></bandwidth>
     </interface>";
 
-/// `<bandwidth>`: a shape step right after the tap (and after an ethernet NIC's script, as
-/// libvirt sets bandwidth after running it), opening no fd.
+/// `<bandwidth>`: a shape step right after the tap or macvtap (and after an ethernet NIC's
+/// script, as libvirt sets bandwidth after running it), opening no fd.
 #[test]
-fn snapshot_bridge_bandwidth() {
+fn snapshot_bandwidth() {
     let p = plan("qemu", "", BRIDGE_BANDWIDTH);
-    insta::assert_yaml_snapshot!("bridge_bandwidth", p);
+    insta::assert_yaml_snapshot!("bandwidth", p);
 }
 
 #[test]
@@ -389,12 +395,6 @@ fn refusals() {
             "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source \
              bridge='br0'/><script path='/etc/qemu-ifup'/></interface>",
             "scripts are not supported on interfaces of type 'bridge'",
-        ),
-        (
-            "<interface type='direct'><mac address='52:54:00:00:00:01'/><source \
-             dev='eth0' mode='bridge'/><bandwidth><inbound average='100'/></bandwidth>\
-             </interface>",
-            "<bandwidth> is not enforced on type='direct' (macvtap)",
         ),
         (
             "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source \

@@ -156,9 +156,10 @@ pub enum HostStep {
         /// `<downscript path>`, run at VM stop or NIC unplug.
         downscript: Option<String>,
     },
-    /// Limit the tap's traffic (`<bandwidth>`, [`virtnet_host::shaping`]): an HTB qdisc for
-    /// host → guest, an nftables limit for guest → host. Right after the tap (and its
-    /// scripts); undone (qdisc and table removed) at stop and unplug.
+    /// Limit the tap's or macvtap's traffic (`<bandwidth>`, [`virtnet_host::shaping`]): an
+    /// HTB qdisc on the device's egress, an nftables limit on its ingress (host → guest and
+    /// guest → host on a tap, the other way round on a macvtap). Right after the device (and
+    /// its scripts); undone (qdisc and table removed) at stop and unplug.
     Shape {
         /// Interface index.
         nic: usize,
@@ -262,13 +263,13 @@ impl HostStep {
                     r.as_ref().map(|r| format!("{what} {}", r.describe()))
                 };
                 let v: Vec<String> = [
-                    dir(inbound, "host->guest (htb qdisc)"),
-                    dir(outbound, "guest->host (nft limit)"),
+                    dir(inbound, "host->guest"),
+                    dir(outbound, "guest->host"),
                 ]
                 .into_iter()
                 .flatten()
                 .collect();
-                format!("limit the tap's bandwidth: {}", v.join("; "))
+                format!("limit the bandwidth: {}", v.join("; "))
             }
             HostStep::PrepareVf {
                 pci, managed: true, ..
