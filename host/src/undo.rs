@@ -223,6 +223,18 @@ mod tests {
         assert_eq!(serde_json::from_str::<HostUndo>(&json).unwrap(), step);
     }
 
+    /// A tap's limits are stored with its name and index, removed after a restart.
+    #[test]
+    fn unshape_stored_form() {
+        let step = HostUndo::Unshape {
+            dev: "vnet3".into(),
+            ifindex: 12,
+        };
+        let json = serde_json::to_string(&step).unwrap();
+        assert_eq!(json, r#"{"undo":"unshape","dev":"vnet3","ifindex":12}"#);
+        assert_eq!(serde_json::from_str::<HostUndo>(&json).unwrap(), step);
+    }
+
     /// A damaged state file is refused when read, not when the step is applied.
     #[test]
     fn damaged_values_are_refused() {

@@ -49,6 +49,9 @@ fn plan(xml: &str) -> AttachPlan {
 
 const BRIDGE_DOWN: &str = "<interface type='bridge'><mac address='52:54:00:00:00:05'/>\
     <source bridge='br0'/><model type='virtio'/><link state='down'/></interface>";
+const BRIDGE_SHAPED: &str = "<interface type='bridge'><mac address='52:54:00:00:00:07'/>\
+    <source bridge='br0'/><model type='virtio'/><link state='down'/>\
+    <bandwidth><inbound average='122'/><outbound average='122'/></bandwidth></interface>";
 const VHOSTUSER: &str = "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
     <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/><model type='virtio'/>\
     </interface>";
@@ -167,7 +170,7 @@ fn expected_undo(step: AttachStepId) -> Vec<&'static str> {
 
 #[test]
 fn a_failure_at_every_step_undoes_the_earlier_ones() {
-    for xml in [BRIDGE_DOWN, VHOSTUSER, VHOSTUSER_SERVER] {
+    for xml in [BRIDGE_DOWN, BRIDGE_SHAPED, VHOSTUSER, VHOSTUSER_SERVER] {
         let p = plan(xml);
         for step in p.step_ids() {
             rt().block_on(async {
@@ -214,6 +217,25 @@ fn a_failure_at_every_step_undoes_the_earlier_ones() {
                 want.extend(undo.iter().map(|s| s.to_string()));
                 assert_eq!(log.commands(), want, "failing at {step}");
                 assert_eq!(h.links(), ["br0", "lo"], "failing at {step}");
+                assert!(h.shaped().is_empty(), "limits left failing at {step}");
+                if xml == BRIDGE_SHAPED
+                    && matches!(
+                        step,
+                        AttachStepId::NetdevAdd | AttachStepId::DeviceAdd | AttachStepId::SetLink
+                    )
+                {
+                    let calls = h.calls();
+                    let shaped = |c: &&virtnet_host::FakeCall| {
+                        matches!(c, virtnet_host::FakeCall::Shape(_))
+                    };
+                    let unshaped = |c: &&virtnet_host::FakeCall| {
+                        matches!(c, virtnet_host::FakeCall::Unshape { .. })
+                    };
+                    assert!(
+                        calls.iter().any(|c| shaped(&c)) && calls.iter().any(|c| unshaped(&c)),
+                        "failing at {step}: {calls:?}"
+                    );
+                }
             });
         }
     }
