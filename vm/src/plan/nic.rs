@@ -170,8 +170,8 @@ fn shape_step(spec: &NicSpec<'_>) -> Result<Option<HostStep>, VmError> {
 }
 
 /// The limits a tap NIC's `<bandwidth>` asks for, host → guest and guest → host (start,
-/// hot-plug and a live update all use this). A direction with only a `floor` (a guarantee a
-/// lone tap cannot give) is refused with the reason.
+/// hot-plug and a live update all use this). A direction with a `floor` (a guarantee a lone
+/// tap cannot give) is refused with the reason.
 pub fn bandwidth_limits(
     iface: &Interface,
 ) -> Result<(Option<RateLimit>, Option<RateLimit>), String> {
@@ -180,16 +180,18 @@ pub fn bandwidth_limits(
     };
     let limit = |r: &Option<virtnet_conf::interface::Rate>, what: &str| match r {
         None => Ok(None),
-        Some(r) => match r.average {
-            Some(average) => Ok(Some(RateLimit {
+        Some(r) => match (r.average, r.floor) {
+            // libvirt's "no limit" (virsh domiftune clears a direction with average 0).
+            (Some(0), None) => Ok(None),
+            (Some(average), None) => Ok(Some(RateLimit {
                 average,
                 peak: r.peak,
                 burst: r.burst,
             })),
-            None => Err(format!(
-                "<bandwidth><{what}> at {} has a floor and no average: a floor is a \
-                 guarantee among the NICs of a network, which a tap on its own cannot give; \
-                 give it an average",
+            _ => Err(format!(
+                "<bandwidth><{what}> at {} has a floor: a floor is a guarantee among the NICs \
+                 of a network, which a tap or macvtap on its own cannot give; remove floor \
+                 and give it an average",
                 r.pos
             )),
         },

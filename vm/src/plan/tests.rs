@@ -143,6 +143,30 @@ const BRIDGE_BANDWIDTH: &str = "<interface type='bridge'>
       <bandwidth><outbound average='1221' peak='2442'/></bandwidth>
     </interface>";
 
+/// `average='0'` is libvirt's "no limit" for that direction; a floor on a tap is refused.
+#[test]
+fn bandwidth_average_zero_is_no_limit_and_floor_is_refused() {
+    let iface = |bw: &str| {
+        let d = load(&domain_xml(
+            "qemu",
+            "",
+            &format!(
+                "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
+                 <source bridge='br0'/><bandwidth>{bw}</bandwidth></interface>"
+            ),
+        ));
+        d.devices.interfaces[0].clone()
+    };
+    let (i, o) =
+        bandwidth_limits(&iface("<inbound average='0'/><outbound average='5'/>")).unwrap();
+    assert_eq!(i, None);
+    assert_eq!(o.map(|o| o.average), Some(5));
+    let mut with_floor = iface("<inbound average='10'/>");
+    with_floor.bandwidth.as_mut().unwrap().inbound.as_mut().unwrap().floor = Some(5);
+    let e = bandwidth_limits(&with_floor).unwrap_err();
+    assert!(e.contains("has a floor"), "{e}");
+}
+
 /// `<bandwidth>`: a shape step right after the tap or macvtap (and after an ethernet NIC's
 /// script, as libvirt sets bandwidth after running it), opening no fd.
 #[test]
