@@ -261,3 +261,64 @@ fn twenty_racing_attaches_one_owner() {
         .sum();
     assert_eq!(count, 1, "exactly one stored NIC uses the socket");
 }
+
+/// update-device of a bridge NIC's `<bandwidth>` in the definition: set, changed, removed;
+/// on a vhost-user NIC refused naming it.
+#[test]
+fn config_update_of_bandwidth() {
+    let dir = tmp();
+    let d = TestDaemon::start(dir.path());
+    let mac = "52:54:00:00:0a:21";
+    let nic = |bw: &str| {
+        format!(
+            "<interface type='bridge'><mac address='{mac}'/><source bridge='br0'/>\
+             <model type='virtio'/>{bw}</interface>"
+        )
+    };
+    assert_eq!(d.define(&domain_xml("bwc", &nic(""))).0, 201);
+    let bw = "<bandwidth><inbound average='122' burst='32'/><outbound average='1221'/></bandwidth>";
+    let (s, v) = post_json(
+        &d,
+        "/v1/domains/bwc/devices/update",
+        &json!({ "xml": nic(bw), "config": true }),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["changed"],
+        json!(["bandwidth inbound average 122 burst 32, outbound average 1221"]),
+        "{v}"
+    );
+    let x = inactive_xml(&d, "bwc");
+    assert!(x.contains("<inbound average='122' burst='32'/>"), "{x}");
+    let (s, v) = post_json(
+        &d,
+        "/v1/domains/bwc/devices/update",
+        &json!({ "xml": nic(""), "config": true }),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["changed"], json!(["bandwidth removed"]), "{v}");
+    assert!(!inactive_xml(&d, "bwc").contains("bandwidth"));
+    let sock = dir.path().join("v.sock").display().to_string();
+    assert_eq!(
+        d.define(&domain_xml("vu", &vhostuser_nic("52:54:00:00:0a:22", &sock)))
+            .0,
+        201
+    );
+    let (s, v) = post_json(
+        &d,
+        "/v1/domains/vu/devices/update",
+        &json!({ "xml": format!(
+            "<interface type='vhostuser'><mac address='52:54:00:00:0a:22'/>\
+             <source type='unix' path='{sock}' mode='client'/><model type='virtio'/>\
+             <bandwidth><inbound average='100'/></bandwidth></interface>"
+        ), "config": true }),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("<bandwidth>"),
+        "{v}"
+    );
+}

@@ -188,12 +188,19 @@ impl Daemon {
                 replugged = true;
                 self.replug(name, l, i, &ch.new, timeout).await
             } else {
+                let before = l.domain.devices.interfaces[i].clone();
                 let mut r = Ok(());
                 if ch.bandwidth {
                     r = self.set_bandwidth_live(name, l, i, &ch.new).await;
                 }
                 if let (Ok(()), Some(up)) = (&r, ch.link) {
                     r = self.set_link_live(name, l, i, up).await;
+                    if r.is_err() && ch.bandwidth {
+                        // Nothing half-applied: the old limits go back.
+                        if let Err(e) = self.set_bandwidth_live(name, l, i, &before).await {
+                            tracing::error!(vm = %name, error = %e, "cannot put the old bandwidth limits back");
+                        }
+                    }
                 }
                 r
             };
