@@ -132,6 +132,27 @@ fn bandwidth_limits_measured_updated_live_and_removed() {
         );
         let tmp = virtnet_testkit::traversable_tempdir();
         let mut d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+        // Values HTB cannot hold: the start is refused naming them, after the tap and the
+        // guest -> host table were made; nothing of it is left.
+        let links_before = virtnet_testkit::links();
+        let bad_serial = tmp.path().join("bad.sock");
+        let huge = "<bandwidth><inbound average='1' burst='1099511627776'/>\
+                    <outbound average='122'/></bandwidth>";
+        let bad = TestDomain::new("bad", &bad_serial)
+            .nic(&nic(huge), MAC2, None)
+            .xml(guest);
+        assert_eq!(d.define(&bad).0, 201);
+        let (s, v) = d.post("/v1/domains/bad/start");
+        assert_eq!(s, 409, "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("cannot enforce <bandwidth><inbound>") && m.contains("smaller burst"),
+            "{m}"
+        );
+        assert_eq!(virtnet_testkit::links(), links_before);
+        assert!(tables().is_empty(), "{:?}", tables());
+        assert_eq!(d.call("DELETE", "/v1/domains/bad", None, "").0, 200);
+
         let serial = tmp.path().join("bw.sock");
         let xml = TestDomain::new("bw", &serial)
             .nic(&nic(&both(122)), MAC, Some("10.0.11.2/24"))
@@ -230,6 +251,22 @@ fn bandwidth_limits_measured_updated_live_and_removed() {
             );
             assert_eq!(s, 200, "{v}\n{}", d.log());
             assert_eq!(v["pending"], false, "{v}");
+            assert!(tables().is_empty(), "{:?}", tables());
+            // A hot-plug whose limits HTB refuses: refused, nothing left.
+            let links_before = virtnet_testkit::links();
+            let (s, v) = post_json(
+                &d,
+                "/v1/domains/bw/devices",
+                &json!({
+                    "xml": format!(
+                        "<interface type='bridge'><mac address='{MAC2}'/>\
+                         <source bridge='br0'/><model type='virtio'/>{huge}</interface>"
+                    ),
+                    "live": true,
+                }),
+            );
+            assert_eq!(s, 409, "{v}");
+            assert_eq!(virtnet_testkit::links(), links_before);
             assert!(tables().is_empty(), "{:?}", tables());
             pid
         });

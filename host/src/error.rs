@@ -388,12 +388,9 @@ pub enum HostError {
         message: String,
     },
 
-    /// A `<bandwidth>` direction this host cannot enforce on a device (see
-    /// [`crate::shaping`]).
-    #[error(
-        "cannot enforce <bandwidth><{direction}> on '{dev}': {reason}; remove <{direction}> \
-         from the interface's <bandwidth> or give the host that feature"
-    )]
+    /// A `<bandwidth>` direction this host cannot enforce on a device, or values its shaper
+    /// refuses (see [`crate::shaping`]): the reason says what to change.
+    #[error("cannot enforce <bandwidth><{direction}> on '{dev}': {reason}")]
     ShapingUnsupported {
         /// The device.
         dev: String,

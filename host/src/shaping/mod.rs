@@ -246,8 +246,11 @@ fn apply_ingress(spec: &ShapeSpec) -> Result<()> {
             dev: spec.dev.clone(),
             direction: spec.ingress().1,
             reason: format!(
-                "an nftables limit on the device's ingress hook (netdev family) did not load: \
-                 {message}"
+                "an nftables limit on the device's ingress hook (netdev family) did not load \
+                 ({message}); remove <{}> from the interface's <bandwidth>, or give the host \
+                 nftables with netdev ingress hooks (Debian's nftables package, a kernel with \
+                 CONFIG_NETFILTER_INGRESS)",
+                spec.ingress().1
             ),
         },
         other => other,
@@ -294,11 +297,24 @@ fn apply_egress(spec: &ShapeSpec) -> Result<()> {
             }
         }
         r.map_err(|message| {
+            let first = message.lines().next().unwrap_or_default().to_string();
             if message.contains("unknown") || message.contains("not supported") {
                 HostError::ShapingUnsupported {
                     dev: spec.dev.clone(),
                     direction,
-                    reason: format!("the host kernel has no HTB qdisc (tc: {message})"),
+                    reason: format!(
+                        "the host kernel has no HTB qdisc (tc: {first}); remove <{direction}> \
+                         from the interface's <bandwidth>, or load the sch_htb module"
+                    ),
+                }
+            } else if message.contains("Illegal") {
+                HostError::ShapingUnsupported {
+                    dev: spec.dev.clone(),
+                    direction,
+                    reason: format!(
+                        "tc refuses {} (tc: {first}); give a smaller burst or rate",
+                        rate.describe()
+                    ),
                 }
             } else {
                 HostError::Tc {

@@ -134,3 +134,33 @@ fn a_failed_shape_leaves_no_table_or_qdisc() {
         assert!(list_tables().unwrap().is_empty());
     });
 }
+
+/// Values HTB cannot hold are the user's to fix: refused naming them, after the nft table of
+/// the other direction loaded, and nothing is left.
+#[test]
+fn values_tc_refuses_are_a_user_error_and_leave_nothing() {
+    if !require(&[Need::Root, Need::Binary(nft::NFT), Need::Binary(TC)]) {
+        return;
+    }
+    with_netns(|| {
+        let idx = tap("bw1");
+        let spec = ShapeSpec {
+            dev: "bw1".into(),
+            ifindex: idx,
+            inbound: Some(rate(1, None, Some(1 << 40))),
+            outbound: Some(rate(122, None, None)),
+            macvtap: false,
+        };
+        let e = apply(&spec).unwrap_err();
+        assert!(e.is_user_error(), "{e}");
+        let m = e.to_string();
+        assert!(
+            m.contains("cannot enforce <bandwidth><inbound> on 'bw1'")
+                && m.contains("Illegal \"burst\"")
+                && m.contains("smaller burst"),
+            "{m}"
+        );
+        assert!(list_tables().unwrap().is_empty());
+        assert!(!sh("tc qdisc show dev bw1").contains("htb"));
+    });
+}
