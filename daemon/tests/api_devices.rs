@@ -300,8 +300,11 @@ fn config_update_of_bandwidth() {
     assert!(!inactive_xml(&d, "bwc").contains("bandwidth"));
     let sock = dir.path().join("v.sock").display().to_string();
     assert_eq!(
-        d.define(&domain_xml("vu", &vhostuser_nic("52:54:00:00:0a:22", &sock)))
-            .0,
+        d.define(&domain_xml(
+            "vu",
+            &vhostuser_nic("52:54:00:00:0a:22", &sock)
+        ))
+        .0,
         201
     );
     let (s, v) = post_json(

@@ -32,9 +32,7 @@ fn nic(bandwidth: &str) -> String {
 
 /// `<bandwidth>` limiting both directions to `kib` KiB/s (libvirt's unit).
 fn both(kib: u64) -> String {
-    format!(
-        "<bandwidth><inbound average='{kib}'/><outbound average='{kib}'/></bandwidth>"
-    )
+    format!("<bandwidth><inbound average='{kib}'/><outbound average='{kib}'/></bandwidth>")
 }
 
 /// Mbit/s of the receiver line of `iperf3 -c ... -f m`.
@@ -176,11 +174,12 @@ fn bandwidth_limits_measured_updated_live_and_removed() {
                 .trim()
                 .parse()
                 .unwrap();
-            assert!(qdisc(&tap).starts_with("qdisc htb 1: root"), "{}", qdisc(&tap));
-            assert_eq!(
-                tables(),
-                [virtnet_host::shaping::table_name(&tap, ifindex)]
+            assert!(
+                qdisc(&tap).starts_with("qdisc htb 1: root"),
+                "{}",
+                qdisc(&tap)
             );
+            assert_eq!(tables(), [virtnet_host::shaping::table_name(&tap, ifindex)]);
             let (out, rc) = con
                 .run(
                     &format!(
@@ -368,7 +367,11 @@ fn macvtap_bandwidth_measured_both_directions() {
                 .as_str()
                 .unwrap()
                 .to_string();
-            assert!(qdisc(&dev).starts_with("qdisc htb 1: root"), "{}", qdisc(&dev));
+            assert!(
+                qdisc(&dev).starts_with("qdisc htb 1: root"),
+                "{}",
+                qdisc(&dev)
+            );
             assert_eq!(tables().len(), 1, "{:?}", tables());
             let (out, rc) = con
                 .run(

@@ -54,9 +54,9 @@ pub use netlink::{LinkCounters, LinkStatus};
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,
 };
+pub use shaping::{RateLimit, ShapeSpec};
 pub use switch_identity::{SwitchIdentity, QEMU_USER, SWITCH_USER};
 pub use sysuser::{ensure_system_group, ensure_system_user, lookup_group, lookup_user, SystemUser};
-pub use shaping::{RateLimit, ShapeSpec};
 pub use tap::{TapHandle, TapSpec};
 pub use tun::{open_tap_fd, tun_fd_info};
 pub use undo::{HostUndo, UndoStack};

@@ -122,7 +122,12 @@ fn each_host_call_failing_rolls_back() {
     assert_eq!(
         shaped,
         [
-            ("vnet0", false, Some(kib(122, None)), Some(kib(1220, Some(64)))),
+            (
+                "vnet0",
+                false,
+                Some(kib(122, None)),
+                Some(kib(1220, Some(64)))
+            ),
             ("macvtap0", true, Some(kib(500, None)), None),
             ("tap-ext", false, None, Some(kib(122, None)))
         ],

@@ -180,6 +180,12 @@ impl HostNet for RealScripts {
     fn remove_cgroup(&self, group: &virtnet_host::CgroupGroup) -> virtnet_host::Result<()> {
         self.0.remove_cgroup(group)
     }
+    fn shape(&self, spec: &virtnet_host::ShapeSpec) -> virtnet_host::Result<HostUndo> {
+        self.0.shape(spec)
+    }
+    fn unshape(&self, dev: &str, ifindex: u32) -> virtnet_host::Result<()> {
+        self.0.unshape(dev, ifindex)
+    }
 }
 
 fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {

@@ -35,11 +35,13 @@ fn spec_of(l: &Live, iface: &Interface) -> Result<ShapeSpec> {
             reason,
         })
     })?;
-    let tap = l.status.host_resources.nics.iter().find(|r| {
-        r.kind.is_link() && Some(r.name.as_str()) == iface.target_dev()
-    });
-    let Some((dev, Some(ifindex), kind)) = tap.map(|t| (t.name.clone(), t.ifindex, t.kind))
-    else {
+    let tap = l
+        .status
+        .host_resources
+        .nics
+        .iter()
+        .find(|r| r.kind.is_link() && Some(r.name.as_str()) == iface.target_dev());
+    let Some((dev, Some(ifindex), kind)) = tap.map(|t| (t.name.clone(), t.ifindex, t.kind)) else {
         return Err(refused(VmError::InvalidContext(format!(
             "{} has no tap recorded for this VM: its bandwidth cannot be changed live",
             iface.describe()

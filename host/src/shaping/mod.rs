@@ -207,15 +207,18 @@ pub fn ingress_batch(spec: &ShapeSpec, stale: &[String]) -> Vec<Value> {
     }}}));
     let limit = |rate: u64, burst: u64| {
         json!({"add": {"rule": {"family": "netdev", "table": name, "chain": "limit",
-            "expr": [
-                {"limit": {"rate": rate, "per": "second", "rate_unit": "bytes",
-                    "burst": burst, "burst_unit": "bytes", "inv": true}},
-                {"counter": null},
-                {"drop": null}
-            ]}}})
+        "expr": [
+            {"limit": {"rate": rate, "per": "second", "rate_unit": "bytes",
+                "burst": burst, "burst_unit": "bytes", "inv": true}},
+            {"counter": null},
+            {"drop": null}
+        ]}}})
     };
     let kib = |k: u64| k.saturating_mul(1024);
-    v.push(limit(kib(out.average), kib(out.burst.unwrap_or(out.average))));
+    v.push(limit(
+        kib(out.average),
+        kib(out.burst.unwrap_or(out.average)),
+    ));
     if let Some(p) = out.peak {
         v.push(limit(kib(p), PEAK_BURST));
     }
@@ -273,7 +276,9 @@ pub fn egress_commands(dev: &str, rate: &RateLimit) -> Vec<Vec<String>> {
     if let Some(b) = rate.burst {
         class.extend(["burst".into(), format!("{}b", b.saturating_mul(1024))]);
     }
-    let qdisc = ["qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1"];
+    let qdisc = [
+        "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1",
+    ];
     vec![qdisc.iter().map(|s| s.to_string()).collect(), class]
 }
 

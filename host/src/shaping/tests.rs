@@ -8,7 +8,9 @@ fn sh(cmd: &str) -> String {
 }
 
 fn tap(name: &str) -> u32 {
-    sh(&format!("ip tuntap add dev {name} mode tap && ip link set {name} up"));
+    sh(&format!(
+        "ip tuntap add dev {name} mode tap && ip link set {name} up"
+    ));
     current_ifindex(name).unwrap()
 }
 

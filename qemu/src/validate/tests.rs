@@ -370,7 +370,11 @@ fn update_changes_bandwidth_of_tap_nics_only() {
         false,
     )
     .unwrap();
-    assert!(ch.bandwidth && ch.new.bandwidth.is_none(), "{:?}", ch.words());
+    assert!(
+        ch.bandwidth && ch.new.bandwidth.is_none(),
+        "{:?}",
+        ch.words()
+    );
     assert_eq!(ch.words(), ["bandwidth removed"]);
     // The same setting again: no change.
     let ch = validate_update(&old, &old.clone(), true, false).unwrap();

@@ -196,7 +196,10 @@ pub fn bandwidth_limits(
             )),
         },
     };
-    Ok((limit(&bw.inbound, "inbound")?, limit(&bw.outbound, "outbound")?))
+    Ok((
+        limit(&bw.inbound, "inbound")?,
+        limit(&bw.outbound, "outbound")?,
+    ))
 }
 
 /// `type='ethernet'`: a managed tap on no bridge, or an existing tap (`managed='no'`).

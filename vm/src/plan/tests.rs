@@ -157,12 +157,18 @@ fn bandwidth_average_zero_is_no_limit_and_floor_is_refused() {
         ));
         d.devices.interfaces[0].clone()
     };
-    let (i, o) =
-        bandwidth_limits(&iface("<inbound average='0'/><outbound average='5'/>")).unwrap();
+    let (i, o) = bandwidth_limits(&iface("<inbound average='0'/><outbound average='5'/>")).unwrap();
     assert_eq!(i, None);
     assert_eq!(o.map(|o| o.average), Some(5));
     let mut with_floor = iface("<inbound average='10'/>");
-    with_floor.bandwidth.as_mut().unwrap().inbound.as_mut().unwrap().floor = Some(5);
+    with_floor
+        .bandwidth
+        .as_mut()
+        .unwrap()
+        .inbound
+        .as_mut()
+        .unwrap()
+        .floor = Some(5);
     let e = bandwidth_limits(&with_floor).unwrap_err();
     assert!(e.contains("has a floor"), "{e}");
 }

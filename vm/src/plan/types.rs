@@ -262,13 +262,10 @@ impl HostStep {
                 let dir = |r: &Option<RateLimit>, what: &str| {
                     r.as_ref().map(|r| format!("{what} {}", r.describe()))
                 };
-                let v: Vec<String> = [
-                    dir(inbound, "host->guest"),
-                    dir(outbound, "guest->host"),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
+                let v: Vec<String> = [dir(inbound, "host->guest"), dir(outbound, "guest->host")]
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 format!("limit the bandwidth: {}", v.join("; "))
             }
             HostStep::PrepareVf {

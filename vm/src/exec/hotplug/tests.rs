@@ -225,9 +225,8 @@ fn a_failure_at_every_step_undoes_the_earlier_ones() {
                     )
                 {
                     let calls = h.calls();
-                    let shaped = |c: &&virtnet_host::FakeCall| {
-                        matches!(c, virtnet_host::FakeCall::Shape(_))
-                    };
+                    let shaped =
+                        |c: &&virtnet_host::FakeCall| matches!(c, virtnet_host::FakeCall::Shape(_));
                     let unshaped = |c: &&virtnet_host::FakeCall| {
                         matches!(c, virtnet_host::FakeCall::Unshape { .. })
                     };
