@@ -319,7 +319,8 @@ fn direct(bandwidth: &str) -> String {
 }
 
 /// A macvtap's `<bandwidth>`: both directions enforced (measured at 10 and 100 Mbit/s: 9.50 /
-/// 10.5 and 95.5 / 104 Mbit/s guest->host / host->guest), changed live, gone at destroy.
+/// 10.5 and 95.5 / 104 Mbit/s guest->host / host->guest), set and changed live, gone at
+/// destroy.
 #[test]
 fn macvtap_bandwidth_measured_both_directions() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
@@ -351,7 +352,7 @@ fn macvtap_bandwidth_measured_both_directions() {
         let mut d = TestDaemon::start_with(tmp.path(), Some(&qemu));
         let serial = tmp.path().join("mv.sock");
         let xml = TestDomain::new("mv", &serial)
-            .nic(&direct(&both(1221)), MAC3, Some("10.0.12.2/24"))
+            .nic(&direct(""), MAC3, Some("10.0.12.2/24"))
             .xml(guest);
         assert_eq!(d.define(&xml).0, 201, "{}", d.log());
         let rt = virtnet_testkit::runtime();
@@ -367,12 +368,28 @@ fn macvtap_bandwidth_measured_both_directions() {
                 .as_str()
                 .unwrap()
                 .to_string();
+            // Started without limits; they come with a live update (so the VM's stop must
+            // release what the update added, not only what the start made).
+            assert!(tables().is_empty(), "{:?}", tables());
+            update_to(&d, "mv", &direct(&both(1221)));
             assert!(
                 qdisc(&dev).starts_with("qdisc htb 1: root"),
                 "{}",
                 qdisc(&dev)
             );
             assert_eq!(tables().len(), 1, "{:?}", tables());
+            let status: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(d.base.join("run/mv.json")).unwrap(),
+            )
+            .unwrap();
+            let undo = &status["host_resources"]["undo"];
+            assert!(
+                undo.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|u| u["undo"] == "unshape" && u["dev"] == dev.as_str()),
+                "{undo}"
+            );
             let (out, rc) = con
                 .run(
                     &format!(
