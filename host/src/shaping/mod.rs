@@ -286,20 +286,26 @@ fn apply_egress(spec: &ShapeSpec) -> Result<()> {
     let (Some(rate), direction) = spec.egress() else {
         return del_root_qdisc(&spec.dev);
     };
+    if let Some(other) = foreign_root(&spec.dev) {
+        return Err(HostError::ShapingUnsupported {
+            dev: spec.dev.clone(),
+            direction,
+            reason: format!(
+                "the device already has a root qdisc that virtnet did not make ({other}); \
+                 remove it (tc qdisc del dev {} root) or remove <{direction}>",
+                spec.dev
+            ),
+        });
+    }
     for (i, args) in egress_commands(&spec.dev, &rate).iter().enumerate() {
         let mut r = tc(args);
-        if i == 0 {
-            match r.as_ref().map_err(String::as_str) {
-                // Already virtnet's `htb 1:` (an update): HTB has no change operation, its
-                // class is replaced next.
-                Err(m) if m.contains("Change operation not supported") => r = Ok(()),
-                // A root qdisc of another kind is not replaced in place: remove it.
-                Err(m) if m.contains("must match existing qdisc") => {
-                    del_root_qdisc(&spec.dev)?;
-                    r = tc(args);
-                }
-                _ => {}
-            }
+        // Already virtnet's `htb 1:` (an update): HTB has no change operation, its class is
+        // replaced next.
+        if i == 0
+            && r.as_ref()
+                .is_err_and(|m| m.contains("Change operation not supported"))
+        {
+            r = Ok(());
         }
         r.map_err(|message| {
             let first = message.lines().next().unwrap_or_default().to_string();
@@ -332,7 +338,30 @@ fn apply_egress(spec: &ShapeSpec) -> Result<()> {
     Ok(())
 }
 
+/// `dev`'s root qdisc if someone else made it (`qdisc tbf 8001: root ...`): neither a
+/// default one (handle 0:, or `noqueue`) nor virtnet's `htb 1:`. It is not replaced: removing
+/// it at stop would lose its owner's setting.
+fn foreign_root(dev: &str) -> Option<String> {
+    let out = Command::new(TC)
+        .args(["qdisc", "show", "dev", dev, "root"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?;
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match (w.get(1), w.get(2)) {
+        (Some(_), Some(&"0:")) | (Some(&"noqueue"), _) | (Some(&"htb"), Some(&"1:")) => None,
+        (Some(_), Some(_)) => Some(line.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// Deletes virtnet's root qdisc of `dev`; a missing device or qdisc, or one someone else
+/// made, is left as it is.
 fn del_root_qdisc(dev: &str) -> Result<()> {
+    if foreign_root(dev).is_some() {
+        return Ok(());
+    }
     let args: Vec<String> = ["qdisc", "del", "dev", dev, "root"]
         .iter()
         .map(|s| s.to_string())

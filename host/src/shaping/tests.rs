@@ -166,3 +166,31 @@ fn values_tc_refuses_are_a_user_error_and_leave_nothing() {
         assert!(!sh("tc qdisc show dev bw1").contains("htb"));
     });
 }
+
+/// A root qdisc someone else made on the device (an unmanaged tap's owner) is neither replaced
+/// nor removed: refused naming it, and nothing of virtnet's is left.
+#[test]
+fn a_foreign_root_qdisc_is_kept_and_refused() {
+    if !require(&[Need::Root, Need::Binary(nft::NFT), Need::Binary(TC)]) {
+        return;
+    }
+    with_netns(|| {
+        let idx = tap("bw2");
+        sh("tc qdisc add dev bw2 root handle 5: tbf rate 1mbit burst 10k latency 50ms");
+        let spec = ShapeSpec {
+            dev: "bw2".into(),
+            ifindex: idx,
+            inbound: Some(rate(122, None, None)),
+            outbound: Some(rate(122, None, None)),
+            macvtap: false,
+        };
+        let e = apply(&spec).unwrap_err();
+        assert!(e.is_user_error(), "{e}");
+        assert!(e.to_string().contains("qdisc tbf 5: root"), "{e}");
+        assert!(sh("tc qdisc show dev bw2").contains("tbf 5:"));
+        assert!(list_tables().unwrap().is_empty());
+        // Its undo (had it been recorded) would not remove it either.
+        remove("bw2", idx, true).unwrap();
+        assert!(sh("tc qdisc show dev bw2").contains("tbf 5:"));
+    });
+}
