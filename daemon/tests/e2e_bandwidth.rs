@@ -378,10 +378,9 @@ fn macvtap_bandwidth_measured_both_directions() {
                 qdisc(&dev)
             );
             assert_eq!(tables().len(), 1, "{:?}", tables());
-            let status: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(d.base.join("run/mv.json")).unwrap(),
-            )
-            .unwrap();
+            let status: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(d.base.join("run/mv.json")).unwrap())
+                    .unwrap();
             let undo = &status["host_resources"]["undo"];
             assert!(
                 undo.as_array()

@@ -138,7 +138,13 @@ pub fn apply(spec: &ShapeSpec) -> Result<()> {
 /// Removes `dev`'s shaping: its nft table and, if `qdisc` and the device still has index
 /// `ifindex`, its root qdisc. Idempotent.
 pub fn remove(dev: &str, ifindex: u32, qdisc: bool) -> Result<()> {
-    let t = nft::delete_table("netdev", &table_name(dev, ifindex));
+    let t = match nft::delete_table("netdev", &table_name(dev, ifindex)) {
+        // No nft tool: no table was ever made with it.
+        Err(HostError::Nft { message, .. }) if message.contains("install Debian's nftables") => {
+            Ok(())
+        }
+        r => r,
+    };
     if qdisc && current_ifindex(dev) == Some(ifindex) {
         del_root_qdisc(dev)?;
     }
@@ -309,7 +315,16 @@ fn apply_egress(spec: &ShapeSpec) -> Result<()> {
         }
         r.map_err(|message| {
             let first = message.lines().next().unwrap_or_default().to_string();
-            if message.contains("unknown") || message.contains("not supported") {
+            if message.contains("install iproute2") {
+                HostError::ShapingUnsupported {
+                    dev: spec.dev.clone(),
+                    direction,
+                    reason: format!(
+                        "the tc tool cannot run ({first}); install iproute2, or remove \
+                         <{direction}> from the interface's <bandwidth>"
+                    ),
+                }
+            } else if message.contains("unknown") || message.contains("not supported") {
                 HostError::ShapingUnsupported {
                     dev: spec.dev.clone(),
                     direction,
