@@ -100,6 +100,37 @@ fn within(got: f64, want: f64) -> bool {
     (got - want).abs() <= want * 0.10
 }
 
+/// The rate the limit of one direction saw, from iperf3's goodput, checked against `mbit`:
+/// an HTB qdisc (`by_qdisc`) counts each segment's Ethernet, IP and TCP headers
+/// (`qdisc_pkt_len`: 1514 bytes per 1448 of payload), the nft `limit` the length of the
+/// guest's TSO frames (headers once per up to 64 KiB), so only the qdisc's goodput is scaled.
+/// Measured once more when outside ±10% (a loaded 2-core machine); `Err` names both runs.
+async fn check(
+    con: &mut SerialConsole,
+    host: &str,
+    reverse: bool,
+    by_qdisc: bool,
+    mbit: f64,
+) -> Result<f64, String> {
+    let scale = if by_qdisc { 1514.0 / 1448.0 } else { 1.0 };
+    let dir = if reverse {
+        "host->guest"
+    } else {
+        "guest->host"
+    };
+    let mut tries = Vec::new();
+    for _ in 0..2 {
+        let got = measure_to(con, host, reverse).await;
+        let seen = got * scale;
+        eprintln!("limit {mbit} Mbit/s, {dir}: goodput {got:.3}, at the limit {seen:.3} Mbit/s");
+        if within(seen, mbit) {
+            return Ok(seen);
+        }
+        tries.push(seen);
+    }
+    Err(format!("{dir} {tries:?} Mbit/s at a {mbit} Mbit/s limit"))
+}
+
 const MAC2: &str = "52:54:00:00:0b:03";
 
 #[test]
@@ -192,21 +223,19 @@ fn bandwidth_limits_measured_updated_live_and_removed() {
                 .unwrap();
             assert_eq!(rc, 0, "{out}");
             // 1, 10 and 100 Mbit/s in libvirt's KiB/s, each set by update-device --live.
-            // Measured on this 2-core TCG machine (iperf3 goodput, TCP/IP and Ethernet headers
-            // excluded, so about 4% under the limit): 0.96/0.94, 9.79/9.51, 101.0/95.1 Mbit/s
-            // guest->host/host->guest; without limits 2509/1727 Mbit/s, so 100 Mbit/s is
-            // within reach.
+            // Measured on this 2-core TCG machine (iperf3 goodput, guest->host/host->guest, over
+            // five runs): 0.94-1.00/0.94-0.99, 9.50-10.0/8.97-9.63, 99.3-103/89.8-95.9 Mbit/s;
+            // the qdisc's direction is about 4.4% under as it counts headers (see `check`).
+            // Without limits 1181-2509 Mbit/s, so 100 Mbit/s is within reach under TCG.
             let mut failed = Vec::new();
             for (mbit, kib) in [(1.0, 122), (10.0, 1221), (100.0, 12207)] {
                 if kib != 122 {
                     update(&d, &both(kib));
                 }
-                let out = measure(&mut con, false).await;
-                let inn = measure(&mut con, true).await;
-                eprintln!("bandwidth {mbit} Mbit/s: guest->host {out:.3}, host->guest {inn:.3}");
-                for (dir, got) in [("guest->host", out), ("host->guest", inn)] {
-                    if !within(got, mbit) {
-                        failed.push(format!("{dir} {got} Mbit/s at a {mbit} Mbit/s limit"));
+                // A tap: the nft limit polices guest -> host, the qdisc shapes host -> guest.
+                for reverse in [false, true] {
+                    if let Err(e) = check(&mut con, HOST_IP, reverse, reverse, mbit).await {
+                        failed.push(e);
                     }
                 }
             }
@@ -251,6 +280,46 @@ fn bandwidth_limits_measured_updated_live_and_removed() {
             assert_eq!(s, 200, "{v}\n{}", d.log());
             assert_eq!(v["pending"], false, "{v}");
             assert!(tables().is_empty(), "{:?}", tables());
+            // An existing tap (type='ethernet' managed='no'): shaped while plugged; at
+            // detach its limits go and the tap stays, as it was.
+            ip("tuntap add dev ext0 mode tap vnet_hdr");
+            let (s, v) = post_json(
+                &d,
+                "/v1/domains/bw/devices",
+                &json!({
+                    "xml": format!(
+                        "<interface type='ethernet'><mac address='{MAC2}'/>\
+                         <target dev='ext0' managed='no'/><model type='virtio'/>{}\
+                         </interface>",
+                        both(1221)
+                    ),
+                    "live": true,
+                }),
+            );
+            assert_eq!(s, 200, "{v}\n{}", d.log());
+            assert!(
+                qdisc("ext0").starts_with("qdisc htb 1: root"),
+                "{}",
+                qdisc("ext0")
+            );
+            assert_eq!(tables().len(), 1, "{:?}", tables());
+            let (s, v) = post_json(
+                &d,
+                "/v1/domains/bw/devices/detach",
+                &json!({
+                    "xml": format!(
+                        "<interface type='ethernet'><mac address='{MAC2}'/>\
+                         <target dev='ext0' managed='no'/></interface>"
+                    ),
+                    "live": true,
+                    "timeout_secs": 60,
+                }),
+            );
+            assert_eq!(s, 200, "{v}\n{}", d.log());
+            assert!(tables().is_empty(), "{:?}", tables());
+            assert!(virtnet_testkit::links().contains(&"ext0".to_string()));
+            assert!(!qdisc("ext0").contains("htb"), "{}", qdisc("ext0"));
+            ip("link del ext0");
             // A hot-plug whose limits HTB refuses: refused, nothing left.
             let links_before = virtnet_testkit::links();
             let (s, v) = post_json(
@@ -318,9 +387,9 @@ fn direct(bandwidth: &str) -> String {
     )
 }
 
-/// A macvtap's `<bandwidth>`: both directions enforced (measured at 10 and 100 Mbit/s: 9.50 /
-/// 10.5 and 95.5 / 104 Mbit/s guest->host / host->guest), set and changed live, gone at
-/// destroy.
+/// A macvtap's `<bandwidth>`: both directions enforced (goodput measured at 10 and 100
+/// Mbit/s: 9.50-9.54 / 9.84-10.5 and 95.4-95.6 / 101-104 Mbit/s guest->host / host->guest
+/// over three runs), set and changed live, gone at destroy.
 #[test]
 fn macvtap_bandwidth_measured_both_directions() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
@@ -405,12 +474,10 @@ fn macvtap_bandwidth_measured_both_directions() {
                 if kib != 1221 {
                     update_to(&d, "mv", &direct(&both(kib)));
                 }
-                let out = measure_to(&mut con, PEER_IP, false).await;
-                let inn = measure_to(&mut con, PEER_IP, true).await;
-                eprintln!("macvtap {mbit} Mbit/s: guest->host {out:.3}, host->guest {inn:.3}");
-                for (dir, got) in [("guest->host", out), ("host->guest", inn)] {
-                    if !within(got, mbit) {
-                        failed.push(format!("{dir} {got} Mbit/s at a {mbit} Mbit/s limit"));
+                // A macvtap: the qdisc shapes guest -> host, the nft limit host -> guest.
+                for reverse in [false, true] {
+                    if let Err(e) = check(&mut con, PEER_IP, reverse, !reverse, mbit).await {
+                        failed.push(e);
                     }
                 }
             }
