@@ -75,12 +75,12 @@ pub trait HostNet: Send + Sync {
     /// Removes a VM's cgroup after QEMU exited ([`crate::cgroup::remove`]); idempotent.
     fn remove_cgroup(&self, group: &CgroupGroup) -> Result<()>;
 
-    /// Makes `spec` the whole `<bandwidth>` shaping of a tap ([`crate::shaping`]): set at
+    /// Makes `spec` the whole `<bandwidth>` shaping of a tap or macvtap ([`crate::shaping`]): set at
     /// start/attach, replaced by a live update (a direction without a limit loses its
     /// limit). Returns the undo that removes it; on failure the tap is left unshaped.
     fn shape(&self, spec: &ShapeSpec) -> Result<HostUndo>;
 
-    /// Removes a tap's shaping ([`HostUndo::Unshape`]); idempotent.
+    /// Removes a device's shaping ([`HostUndo::Unshape`]); idempotent.
     fn unshape(&self, dev: &str, ifindex: u32) -> Result<()>;
 
     /// Runs a script and waits for it ([`HostNet::start_script`], then
