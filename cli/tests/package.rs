@@ -111,7 +111,7 @@ fn package_installs_serves_and_removes() {
         .lines()
         .find_map(|l| l.trim().strip_prefix("Depends: "))
         .unwrap_or_else(|| panic!("no Depends: {info}"));
-    for dep in ["qemu-system-x86", "iproute2", "libc6 (>= 2."] {
+    for dep in ["qemu-system-x86", "iproute2", "nftables", "libc6 (>= 2."] {
         assert!(depends.contains(dep), "{dep} not in Depends: {depends}");
     }
     for script in ["postinst", "prerm", "postrm"] {
