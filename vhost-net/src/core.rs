@@ -4,6 +4,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::config::SwitchConfig;
 use crate::counters::PortCounters;
+use crate::filter::Filter;
 use crate::frame::Frame;
 use crate::mac_table::{MacTable, PortId};
 use crate::poller::Poller;
@@ -29,6 +30,9 @@ pub struct PortEntry {
     pub counters: Arc<PortCounters>,
     /// Where frames for this port go.
     pub kind: PortKind,
+    /// The anti-spoofing filter (`<filterref>`), checked on every frame from the port and
+    /// delivered to it.
+    pub filter: Option<Filter>,
 }
 
 impl PortEntry {
@@ -105,12 +109,27 @@ impl SwitchCore {
     /// source addresses, then delivers each frame to the port its destination was
     /// learned on, or floods it (broadcast, multicast, unknown unicast) to every other
     /// port. Never sends a frame back where it came from.
+    /// A frame the source port's filter refuses goes nowhere (counted on that port, and
+    /// its address is not learned); a frame a destination's filter refuses is not
+    /// delivered there (counted on the destination).
     pub fn forward(&self, src: PortId, src_qp: usize, frames: &mut [Frame], sc: &mut FwdScratch) {
+        let ports = self.ports();
+        let src_filter = ports
+            .iter()
+            .find(|p| p.id == src)
+            .and_then(|p| Some((p.filter.as_ref()?, &p.counters)));
         sc.dst.clear();
         // Frames of a batch mostly share addresses: learn and look up once per change.
         let mut last_src = [0u8; 6];
         let mut last: Option<([u8; 6], Dst)> = None;
         for f in frames.iter() {
+            if let Some((filter, counters)) = src_filter {
+                if let Err(reason) = filter.from_guest(f.bytes()) {
+                    counters.drop_frame(reason);
+                    sc.dst.push(Dst::Nowhere);
+                    continue;
+                }
+            }
             let src_mac = f.src_mac();
             if src_mac != last_src {
                 self.macs.learn(&src_mac, src);
@@ -136,7 +155,6 @@ impl SwitchCore {
             };
             sc.dst.push(d);
         }
-        let ports = self.ports();
         for port in ports.iter() {
             if port.id == src {
                 continue;
@@ -146,6 +164,15 @@ impl SwitchCore {
                 if *d == Dst::Flood || *d == Dst::Port(port.id) {
                     sc.idx.push(i);
                 }
+            }
+            if let Some(filter) = &port.filter {
+                sc.idx.retain(|&i| match filter.to_guest(frames[i].bytes()) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        port.counters.drop_frame(reason);
+                        false
+                    }
+                });
             }
             if !sc.idx.is_empty() {
                 port.deliver(frames, &sc.idx, src_qp, &mut sc.rx);

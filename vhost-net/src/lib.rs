@@ -25,6 +25,7 @@ mod core;
 pub mod counters;
 mod deliver;
 pub mod error;
+pub mod filter;
 pub mod frame;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

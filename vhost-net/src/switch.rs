@@ -8,6 +8,7 @@ use crate::config::{PortConfig, SwitchConfig};
 use crate::core::{PortEntry, PortKind, SwitchCore};
 use crate::counters::{CounterSnapshot, PortCounters};
 use crate::error::{Error, Result};
+use crate::filter::Filter;
 use crate::mac_table::{format_mac, MacEntry};
 use crate::tap::{adopt_tap, open_tap, TapPort};
 use crate::vhost_port::VhostPort;
@@ -58,6 +59,10 @@ impl Switch {
         config.validate()?;
         let _g = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         self.check_unique(&config.name, &config.socket.to_string_lossy())?;
+        let filter = match &config.policy.filter {
+            Some(f) => Some(Filter::new(&config.name, f)?),
+            None => None,
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let counters = Arc::new(PortCounters::default());
         let name = config.name.clone();
@@ -67,6 +72,7 @@ impl Switch {
             name,
             counters,
             kind: PortKind::Vhost(port),
+            filter,
         }));
         Ok(())
     }
@@ -100,6 +106,7 @@ impl Switch {
             name: name.to_string(),
             counters,
             kind: PortKind::Tap(port),
+            filter: None,
         }));
         Ok(())
     }
@@ -139,6 +146,7 @@ impl Switch {
                         ready_queues: v.ready_queues(),
                         features: v.connected().then(|| format!("{f:#x}")),
                         counters: p.counters.snapshot(),
+                        learned_ip: p.filter.as_ref().and_then(Filter::learned_ip),
                     }
                 }
                 PortKind::Tap(t) => PortInfo {
@@ -151,6 +159,7 @@ impl Switch {
                     ready_queues: 1,
                     features: None,
                     counters: p.counters.snapshot(),
+                    learned_ip: None,
                 },
             })
             .collect()

@@ -81,3 +81,61 @@ pub fn used(m: &Mem, q: &Queue, from: u16) -> (Vec<(u32, u32)>, u16) {
     let idx: u16 = m.read_obj(GuestAddress(q.used_ring() + 2)).unwrap();
     (out, idx)
 }
+
+/// Frame builders for filter tests: Ethernet, IPv4, UDP, ARP, VLAN tags.
+pub mod frames {
+    /// An Ethernet frame `dst`, `src`, `ethertype`, then `payload`.
+    pub fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::with_capacity(14 + payload.len());
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A 20-byte IPv4 header (`proto`, `src` → `dst`) followed by `payload`.
+    pub fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0];
+        let total = (20 + payload.len()) as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// A UDP datagram `sport` → `dport` inside IPv4 `src` → `dst`.
+    pub fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut u = Vec::new();
+        u.extend_from_slice(&sport.to_be_bytes());
+        u.extend_from_slice(&dport.to_be_bytes());
+        u.extend_from_slice(&[0, 8, 0, 0]);
+        ipv4(src, dst, 17, &u)
+    }
+
+    /// An ICMP echo request inside IPv4 `src` → `dst`.
+    pub fn icmp(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        ipv4(src, dst, 1, &[8, 0, 0, 0, 0, 1, 0, 1])
+    }
+
+    /// An ARP (or, `rarp`, RARP) packet: Ethernet/IPv4, opcode `op`, sender and target.
+    pub fn arp(op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u8> {
+        let mut a = vec![0, 1, 8, 0, 6, 4];
+        a.extend_from_slice(&op.to_be_bytes());
+        a.extend_from_slice(&sha);
+        a.extend_from_slice(&spa);
+        a.extend_from_slice(&tha);
+        a.extend_from_slice(&tpa);
+        a
+    }
+
+    /// `frame` with an 802.1Q tag of VLAN `id` inserted after the MAC addresses.
+    pub fn tagged(frame: &[u8], id: u16) -> Vec<u8> {
+        let mut f = frame[..12].to_vec();
+        f.extend_from_slice(&0x8100u16.to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+        f.extend_from_slice(&frame[12..]);
+        f
+    }
+}

@@ -18,11 +18,12 @@ const STATES: [(VmState, &str); 5] = [
 ];
 
 /// Drop reasons counted on the port a frame went to: the guest did not receive it.
-const RX_REASONS: [DropReason; 4] = [
+const RX_REASONS: [DropReason; 5] = [
     DropReason::RxNoBuffer,
     DropReason::RxBufferTooSmall,
     DropReason::OffloadUnsupported,
     DropReason::QueueNotReady,
+    DropReason::L2NotAllowedIn,
 ];
 
 /// A NIC's counters, the guest's view.
@@ -78,8 +79,9 @@ impl NicCounters {
     }
 
     /// A switch port's counters (the switch's rx is what the guest sent). Drops for want of
-    /// room or readiness at the guest are rx drops; the rest (malformed frames from the guest)
-    /// are tx drops. The switch keeps no separate error counts.
+    /// room or readiness at the guest, or refused by its port filter on the way in, are rx
+    /// drops; the rest (malformed or filtered frames from the guest) are tx drops. The switch
+    /// keeps no separate error counts.
     fn from_port(c: &CounterSnapshot) -> Self {
         let rx_drops: u64 = RX_REASONS.iter().map(|r| c.drop_count(*r)).sum();
         NicCounters {

@@ -46,7 +46,6 @@ impl PortPolicy {
                 self.inbound.is_some() || self.outbound.is_some(),
                 "rate limits",
             ),
-            (self.filter.is_some(), "filter"),
         ]
         .into_iter()
         .filter_map(|(set, what)| set.then_some(what))

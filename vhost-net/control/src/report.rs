@@ -28,6 +28,10 @@ pub struct PortInfo {
     pub features: Option<String>,
     /// Counters.
     pub counters: CounterSnapshot,
+    /// The IPv4 address the port filter learned (`<filterref>` without an `IP` parameter:
+    /// the first address the guest used), once it has.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub learned_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// A copy of a port's counters, as reported by `list-ports`.
@@ -88,11 +92,25 @@ pub enum DropReason {
     QueueNotReady,
     /// Reading from or writing to the uplink tap failed.
     TapError,
+    /// Port filter (`no-mac-spoofing`): the guest sent a frame whose source MAC is not its own.
+    SpoofedMac,
+    /// Port filter (`no-ip-spoofing`): the guest sent IPv4 from an address that is not its
+    /// own (0.0.0.0 passes only as a DHCP request).
+    SpoofedIp,
+    /// Port filter (`no-arp-spoofing`): the guest sent ARP naming another MAC or address, an
+    /// opcode other than request or reply, or a malformed ARP packet.
+    SpoofedArp,
+    /// Port filter (`no-other-l2-traffic`): the guest sent a frame that is neither IPv4,
+    /// ARP nor QEMU's announce-self RARP.
+    L2NotAllowed,
+    /// Port filter (`no-other-l2-traffic`, incoming direction): a frame for the guest that
+    /// is neither IPv4, ARP nor an announce-self RARP of its own MAC.
+    L2NotAllowedIn,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::ShortFrame,
         DropReason::OversizedFrame,
         DropReason::BadAddress,
@@ -105,6 +123,11 @@ impl DropReason {
         DropReason::OffloadUnsupported,
         DropReason::QueueNotReady,
         DropReason::TapError,
+        DropReason::SpoofedMac,
+        DropReason::SpoofedIp,
+        DropReason::SpoofedArp,
+        DropReason::L2NotAllowed,
+        DropReason::L2NotAllowedIn,
     ];
 
     /// The snake_case name used in the control protocol.
@@ -122,6 +145,11 @@ impl DropReason {
             DropReason::OffloadUnsupported => "offload_unsupported",
             DropReason::QueueNotReady => "queue_not_ready",
             DropReason::TapError => "tap_error",
+            DropReason::SpoofedMac => "spoofed_mac",
+            DropReason::SpoofedIp => "spoofed_ip",
+            DropReason::SpoofedArp => "spoofed_arp",
+            DropReason::L2NotAllowed => "l2_not_allowed",
+            DropReason::L2NotAllowedIn => "l2_not_allowed_in",
         }
     }
 }
