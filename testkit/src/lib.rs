@@ -10,6 +10,7 @@
 //! - [`domain`]: domain XML for the test guest ([`TestDomain`]).
 //! - [`vswitch`]: the `virtnet-vswitch` binary, built when missing ([`vswitch_binary`]), and
 //!   a running one as a test VM's vhost-user back end ([`VSwitch`]).
+//! - [`spoof`]: a guest forging its MAC, IP and ARP sender; what the host side saw.
 //! - [`sandbox`]: confined QEMU in tests: [`sandbox()`], [`assert_qemu_confined`].
 //! - [`conformance`]: per-case conformance tables written for `scripts/test` to print.
 //! - [`tmp`]: temporary directories a confined QEMU can pass through
@@ -26,6 +27,7 @@ pub mod need;
 pub mod netns;
 pub mod sandbox;
 pub mod serial;
+pub mod spoof;
 pub mod tmp;
 pub mod vswitch;
 
