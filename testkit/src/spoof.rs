@@ -53,7 +53,10 @@ pub async fn arp_from(
     run_ok(con, "echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind").await?;
     run(
         con,
-        &format!("arping -c {count} -w {} -I {ifname} -s {sender} {target}", count + 1),
+        &format!(
+            "arping -c {count} -w {} -I {ifname} -s {sender} {target}",
+            count + 1
+        ),
     )
     .await
 }

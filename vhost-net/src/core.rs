@@ -166,13 +166,14 @@ impl SwitchCore {
                 }
             }
             if let Some(filter) = &port.filter {
-                sc.idx.retain(|&i| match filter.to_guest(frames[i].bytes()) {
-                    Ok(()) => true,
-                    Err(reason) => {
-                        port.counters.drop_frame(reason);
-                        false
-                    }
-                });
+                sc.idx
+                    .retain(|&i| match filter.to_guest(frames[i].bytes()) {
+                        Ok(()) => true,
+                        Err(reason) => {
+                            port.counters.drop_frame(reason);
+                            false
+                        }
+                    });
             }
             if !sc.idx.is_empty() {
                 port.deliver(frames, &sc.idx, src_qp, &mut sc.rx);

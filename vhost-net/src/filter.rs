@@ -196,10 +196,12 @@ impl Filter {
         {
             // Two queues of the port may race here: one address wins, the other is checked
             // against it.
-            return match self
-                .learned
-                .compare_exchange(0, addr, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            return match self.learned.compare_exchange(
+                0,
+                addr,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => true,
                 Err(winner) => winner == addr,
             };

@@ -59,7 +59,11 @@ fn dhcp_discover() -> Vec<u8> {
 #[test]
 fn no_mac_spoofing_drops_a_foreign_source_mac_of_any_ethertype() {
     let f = filter(&[FilterPart::NoMacSpoofing], &[], false);
-    assert_eq!(f.from_guest(&ping(ME, OTHER_IP)), Ok(()), "only the MAC part");
+    assert_eq!(
+        f.from_guest(&ping(ME, OTHER_IP)),
+        Ok(()),
+        "only the MAC part"
+    );
     assert_eq!(
         f.from_guest(&ping(PEER, MY_IP)),
         Err(DropReason::SpoofedMac)
@@ -131,7 +135,12 @@ fn no_arp_spoofing_checks_sender_mac_address_and_opcode() {
             "opcode {op}"
         );
     }
-    let short = eth(BCAST, ME, 0x0806, &arp(1, ME, MY_IP, [0; 6], OTHER_IP)[..20]);
+    let short = eth(
+        BCAST,
+        ME,
+        0x0806,
+        &arp(1, ME, MY_IP, [0; 6], OTHER_IP)[..20],
+    );
     assert_eq!(f.from_guest(&short), Err(DropReason::SpoofedArp));
     let mut bad_hlen = arp(1, ME, MY_IP, [0; 6], OTHER_IP);
     bad_hlen[4] = 8;
@@ -143,7 +152,12 @@ fn no_arp_spoofing_checks_sender_mac_address_and_opcode() {
     assert_eq!(f.from_guest(&ping(ME, OTHER_IP)), Ok(()));
     // Incoming ARP of any kind passes.
     assert_eq!(
-        f.to_guest(&eth(BCAST, PEER, 0x0806, &arp(2, PEER, OTHER_IP, ME, MY_IP))),
+        f.to_guest(&eth(
+            BCAST,
+            PEER,
+            0x0806,
+            &arp(2, PEER, OTHER_IP, ME, MY_IP)
+        )),
         Ok(())
     );
 }
@@ -169,7 +183,12 @@ fn no_other_l2_traffic_lets_ipv4_arp_and_announce_self_through_both_ways() {
     // Incoming as libvirt: IPv4, ARP, the announce of its own MAC; nothing else.
     assert_eq!(f.to_guest(&ping(PEER, OTHER_IP)), Ok(()));
     assert_eq!(
-        f.to_guest(&eth(BCAST, PEER, 0x0806, &arp(1, PEER, OTHER_IP, [0; 6], MY_IP))),
+        f.to_guest(&eth(
+            BCAST,
+            PEER,
+            0x0806,
+            &arp(1, PEER, OTHER_IP, [0; 6], MY_IP)
+        )),
         Ok(())
     );
     assert_eq!(f.to_guest(&rarp_announce(ME)), Ok(()));
@@ -198,7 +217,10 @@ fn without_no_other_l2_traffic_other_ethertypes_pass_both_ways() {
     let v6 = eth(BCAST, ME, 0x86dd, &[0x60; 40]);
     assert_eq!(f.from_guest(&v6), Ok(()));
     assert_eq!(f.to_guest(&v6), Ok(()));
-    assert_eq!(f.from_guest(&rarp_announce(PEER)), Err(DropReason::SpoofedMac));
+    assert_eq!(
+        f.from_guest(&rarp_announce(PEER)),
+        Err(DropReason::SpoofedMac)
+    );
 }
 
 #[test]
@@ -208,7 +230,10 @@ fn clean_traffic_with_ip_parameters() {
     assert_eq!(f.from_guest(&dhcp_discover()), Ok(()));
     assert_eq!(f.from_guest(&arp_frame(2, ME, MY_IP)), Ok(()));
     assert_eq!(f.from_guest(&rarp_announce(ME)), Ok(()));
-    assert_eq!(f.from_guest(&ping(PEER, MY_IP)), Err(DropReason::SpoofedMac));
+    assert_eq!(
+        f.from_guest(&ping(PEER, MY_IP)),
+        Err(DropReason::SpoofedMac)
+    );
     assert_eq!(
         f.from_guest(&ping(ME, OTHER_IP)),
         Err(DropReason::SpoofedIp)
@@ -228,10 +253,7 @@ fn clean_traffic_with_ip_parameters() {
 #[test]
 fn without_ip_parameter_and_learning_no_address_passes() {
     let f = filter(&all(), &[], false);
-    assert_eq!(
-        f.from_guest(&ping(ME, MY_IP)),
-        Err(DropReason::SpoofedIp)
-    );
+    assert_eq!(f.from_guest(&ping(ME, MY_IP)), Err(DropReason::SpoofedIp));
     assert_eq!(f.from_guest(&dhcp_discover()), Ok(()));
     assert_eq!(f.learned_ip(), None);
 }
@@ -276,10 +298,7 @@ fn learning_from_an_arp_sender() {
     assert_eq!(f.from_guest(&arp_frame(1, ME, MY_IP2)), Ok(()));
     assert_eq!(f.learned_ip(), Some(Ipv4Addr::from(MY_IP2)));
     assert_eq!(f.from_guest(&ping(ME, MY_IP2)), Ok(()));
-    assert_eq!(
-        f.from_guest(&ping(ME, MY_IP)),
-        Err(DropReason::SpoofedIp)
-    );
+    assert_eq!(f.from_guest(&ping(ME, MY_IP)), Err(DropReason::SpoofedIp));
 }
 
 #[test]
@@ -320,12 +339,22 @@ fn short_frames_are_judged_without_panicking() {
         }
     }
     let fr = eth(BCAST, ME, 0x0800, &ipv4([0; 4], [255; 4], 17, &[]));
-    assert_eq!(f.from_guest(&fr), Err(DropReason::SpoofedIp), "no UDP header");
+    assert_eq!(
+        f.from_guest(&fr),
+        Err(DropReason::SpoofedIp),
+        "no UDP header"
+    );
 }
 
 #[test]
 fn a_filter_without_a_unicast_mac_is_refused() {
-    for mac in ["", "52:54:00:00:00", "01:00:5e:00:00:01", "00:00:00:00:00:00", "zz:54:00:00:00:01"] {
+    for mac in [
+        "",
+        "52:54:00:00:00",
+        "01:00:5e:00:00:01",
+        "00:00:00:00:00:00",
+        "zz:54:00:00:00:01",
+    ] {
         let e = Filter::new(
             "vm-1",
             &PortFilter {
@@ -337,7 +366,10 @@ fn a_filter_without_a_unicast_mac_is_refused() {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("port 'vm-1'") && e.contains("unicast MAC"), "{e}");
+        assert!(
+            e.contains("port 'vm-1'") && e.contains("unicast MAC"),
+            "{e}"
+        );
     }
 }
 
