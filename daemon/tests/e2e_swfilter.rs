@@ -10,6 +10,8 @@
 //!   echo request counted, no neighbour entry for the forged address), and the switch counts
 //!   each under its reason (`spoofed_ip`, `spoofed_arp`, `spoofed_mac`); with its MAC back,
 //!   the guest's pings pass again;
+//! - the switch is SIGKILLed: virtnetd restarts it with the ports and their filters (a forged
+//!   ping is dropped and counted by the new switch);
 //! - the filter goes with the port: detaching `fl`'s NIC and stopping `fa` remove their
 //!   ports (and filters) from the switch.
 
@@ -245,6 +247,24 @@ fn clean_traffic_on_a_switch_port_drops_and_counts_forged_frames() {
             assert_eq!(fl["learned_ip"], "10.20.0.12", "{fl}");
             // The guests still reach each other.
             guest_ping(&mut cons[1], "10.20.0.11", 20).await;
+
+            // The switch is killed: virtnetd restarts it and adds the ports again, with their
+            // filters (a forged ping is dropped and counted by the new switch).
+            let old = net_info(&d)["pid"].as_i64().unwrap();
+            // SAFETY: kill(2) on the switch's pid.
+            unsafe { libc::kill(old as i32, libc::SIGKILL) };
+            common::e2e::wait_until("the switch restarted", Duration::from_secs(20), || {
+                let i = net_info(&d);
+                i["pid"].as_i64().is_some_and(|p| p != old) && i["restarts"] == 1
+            });
+            guest_ping(&mut cons[0], HOST, 30).await;
+            let echos = spoof::icmp_echo_requests();
+            let rc = spoof::ping_from(&mut cons[0], &ifnames[0], "10.20.0.97", HOST, 2)
+                .await
+                .unwrap();
+            assert_ne!(rc, 0, "a forged ping was answered after the switch restarted");
+            assert_eq!(spoof::icmp_echo_requests(), echos);
+            assert!(drops(&control, "fa", "spoofed_ip") > 0, "{:?}", switch_port(&control, "fa"));
 
             // The filter goes with the port: detach fl's NIC.
             let (s, v) = post_json(

@@ -280,3 +280,37 @@ fn encode_switches(e: &mut Exposition, switches: &[SwitchReport]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The port filter's drops: those of frames from the guest are its tx drops, those of
+    /// frames refused on the way to it its rx drops.
+    #[test]
+    fn port_filter_drops_count_as_the_guests_tx_or_rx_drops() {
+        let drops = DropReason::ALL
+            .iter()
+            .map(|r| {
+                let n = match r {
+                    DropReason::SpoofedMac | DropReason::SpoofedIp | DropReason::SpoofedArp => 1,
+                    DropReason::L2NotAllowed => 2,
+                    DropReason::L2NotAllowedIn => 7,
+                    _ => 0,
+                };
+                (r.name().to_string(), n)
+            })
+            .collect();
+        let c = CounterSnapshot {
+            rx_packets: 10,
+            rx_bytes: 1000,
+            tx_packets: 20,
+            tx_bytes: 2000,
+            drops,
+            connections: 1,
+        };
+        let n = NicCounters::from_port(&c);
+        assert_eq!((n.tx_drops, n.rx_drops), (5, 7));
+        assert_eq!((n.tx_packets, n.rx_packets), (10, 20));
+    }
+}
