@@ -92,8 +92,10 @@ async fn forge_all(
 ) {
     // Source IP (right after a legitimate ping: the host's neighbour entry is fresh, so the
     // forged echo requests leave the guest at once).
+    let before = spoof::icmp_echo_requests();
     guest_ping(con, HOST, 10).await;
     let echos = spoof::icmp_echo_requests();
+    assert!(echos > before, "the host counts the guest's echo requests");
     let ip_before = drops(control, vm, "spoofed_ip");
     let rc = spoof::ping_from(con, ifname, forged, HOST, 3)
         .await

@@ -62,9 +62,11 @@ pub async fn arp_from(
 }
 
 /// ICMP echo requests the calling thread's network namespace received so far (`Icmp:
-/// InEchos` of `/proc/net/snmp`, which is per namespace).
+/// InEchos` of `/proc/thread-self/net/snmp`: `/proc/net` would show the namespace of the
+/// process's main thread, not the test thread's).
 pub fn icmp_echo_requests() -> u64 {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").expect("read /proc/net/snmp");
+    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp")
+        .expect("read /proc/thread-self/net/snmp");
     let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
     let (names, values) = (icmp.next().unwrap_or(""), icmp.next().unwrap_or(""));
     names
