@@ -13,7 +13,8 @@
 //! - the switch is SIGKILLed: virtnetd restarts it with the ports and their filters (a forged
 //!   ping is dropped and counted by the new switch);
 //! - the filter goes with the port: detaching `fl`'s NIC and stopping `fa` remove their
-//!   ports (and filters) from the switch.
+//!   ports (and filters) from the switch; `fl`'s NIC hot-plugged again gets a new filter that
+//!   learns afresh and drops a forged ping.
 
 mod common;
 
@@ -264,9 +265,16 @@ fn clean_traffic_on_a_switch_port_drops_and_counts_forged_frames() {
             let rc = spoof::ping_from(&mut cons[0], &ifnames[0], "10.20.0.97", HOST, 2)
                 .await
                 .unwrap();
-            assert_ne!(rc, 0, "a forged ping was answered after the switch restarted");
+            assert_ne!(
+                rc, 0,
+                "a forged ping was answered after the switch restarted"
+            );
             assert_eq!(spoof::icmp_echo_requests(), echos);
-            assert!(drops(&control, "fa", "spoofed_ip") > 0, "{:?}", switch_port(&control, "fa"));
+            assert!(
+                drops(&control, "fa", "spoofed_ip") > 0,
+                "{:?}",
+                switch_port(&control, "fa")
+            );
 
             // The filter goes with the port: detach fl's NIC.
             let (s, v) = post_json(
@@ -276,6 +284,39 @@ fn clean_traffic_on_a_switch_port_drops_and_counts_forged_frames() {
             );
             assert_eq!(s, 200, "{v}\n{}", d.log());
             assert!(switch_port(&control, "fl").is_none());
+
+            // Hot-plugged again: a new port with a new filter, learning afresh.
+            let (s, v) = post_json(
+                &d,
+                "/v1/domains/fl/devices",
+                &json!({ "xml": filtered_nic(vms[1].1, None), "live": true }),
+            );
+            assert_eq!(s, 200, "{v}\n{}", d.log());
+            cons[1].wait_nic_up(vms[1].1, CMD).await.unwrap();
+            guest_ping(&mut cons[1], HOST, 30).await;
+            let fl = switch_port(&control, "fl").unwrap();
+            assert_eq!(fl["learned_ip"], "10.20.0.12", "{fl}");
+            let rc = spoof::ping_from(&mut cons[1], &ifnames[1], "10.20.0.96", HOST, 2)
+                .await
+                .unwrap();
+            assert_ne!(rc, 0, "a forged ping from the hot-plugged NIC was answered");
+            assert!(
+                drops(&control, "fl", "spoofed_ip") > 0,
+                "{:?}",
+                switch_port(&control, "fl")
+            );
+            // The live XML shows the hot-plugged NIC as defined, with its filter.
+            for vm in ["fa", "fl"] {
+                let (s, v) = d.get(&format!("/v1/domains/{vm}/xml"));
+                assert_eq!(s, 200, "{v}");
+                let xml = v["xml"].as_str().unwrap();
+                assert!(
+                    xml.contains("<interface type='network'>")
+                        && xml.contains("<filterref filter='clean-traffic'")
+                        && !xml.contains("vhostuser"),
+                    "{xml}"
+                );
+            }
         });
 
         // And with the VM at stop.

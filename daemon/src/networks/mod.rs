@@ -23,7 +23,7 @@
 
 pub mod health;
 pub mod model;
-mod policy;
+pub(crate) mod policy;
 mod ports;
 mod switch;
 

@@ -66,6 +66,17 @@ pub fn port_policy(iface: &Interface) -> Result<PortPolicy> {
     })
 }
 
+/// The vhost-user NIC a switch-network NIC runs as (`resolved`), as conf's checks of the
+/// live domain and the hot-plug plan see it: without its `<filterref>`, which the switch port
+/// enforces ([`port_policy`]) and which conf refuses on a vhost-user NIC (there it would have
+/// to act on a host tap). The live definition keeps it.
+pub fn without_port_filter(resolved: &Interface) -> Interface {
+    Interface {
+        filterref: None,
+        ..resolved.clone()
+    }
+}
+
 fn part(p: ConfPart) -> FilterPart {
     match p {
         ConfPart::NoMacSpoofing => FilterPart::NoMacSpoofing,

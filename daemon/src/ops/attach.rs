@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use virtnet_conf::interface::InterfaceKind;
 use virtnet_conf::validate::validate_new_interface;
 use virtnet_conf::{Domain, Interface};
 use virtnet_qemu::validate::{validate_interface, Operation};
@@ -118,7 +119,12 @@ impl Daemon {
         let live_iface = match slot.live.as_ref().filter(|_| live) {
             Some(l) => {
                 let i = complete_for(&l.domain, &live_src, None)?;
-                check_fits(&l.domain, &i)?;
+                // The switch port enforces a network NIC's <filterref>, not QEMU.
+                let checked = match net_port {
+                    Some(_) => crate::networks::policy::without_port_filter(&i),
+                    None => i.clone(),
+                };
+                check_fits(&l.domain, &checked)?;
                 Some(i)
             }
             None => None,
@@ -252,7 +258,23 @@ impl Daemon {
             .unwrap_or_else(|| self.config.qemu.clone());
         let caps = self.caps(&qemu).await?;
         let backend_timeout = self.config.backend_timeout;
-        let plugged = hotplug::plug(l, host.as_ref(), &caps, &iface, backend_timeout).await?;
+        // A NIC on a switch network: its <filterref> is enforced by its switch port (added
+        // before), not by QEMU or a host tap; it is planned without it and kept in the live
+        // definition.
+        let on_switch = matches!(iface.kind, InterfaceKind::VhostUser { .. })
+            && matches!(
+                self.networks.as_defined(name, &iface).kind,
+                InterfaceKind::Network { .. }
+            );
+        let port_filter = iface.filterref.clone().filter(|_| on_switch);
+        let to_plug = match port_filter {
+            Some(_) => crate::networks::policy::without_port_filter(&iface),
+            None => iface,
+        };
+        let mut plugged = hotplug::plug(l, host.as_ref(), &caps, &to_plug, backend_timeout).await?;
+        if port_filter.is_some() {
+            plugged.iface.filterref = port_filter;
+        }
         let new_live = with_interface(&l.domain, plugged.iface.clone());
         let mut status = l.status.clone();
         status.live_xml = new_live.to_xml();
