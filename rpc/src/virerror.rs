@@ -11,6 +11,8 @@ pub enum ErrorCode {
     InternalError = 1,
     /// `VIR_ERR_NO_SUPPORT`: "this function is not supported by the connection driver".
     NoSupport = 3,
+    /// `VIR_ERR_NO_CONNECT`: no driver for the URI opened.
+    NoConnect = 5,
     /// `VIR_ERR_INVALID_ARG`: a bad argument (unknown flags, a bad name).
     InvalidArg = 8,
     /// `VIR_ERR_OPERATION_FAILED`: the host or QEMU failed.
