@@ -188,33 +188,11 @@ fn list_all_domains(daemon: &Daemon, a: ListAllDomainsArgs) -> Reply {
     if a.flags & !KNOWN != 0 {
         return Err(unsupported_flags(a.flags & !KNOWN, "virConnectListAllDomains"));
     }
-    let group = |mask: u32, bits: &[(u32, bool)]| {
-        a.flags & mask == 0 || bits.iter().any(|&(bit, yes)| a.flags & bit != 0 && yes)
-    };
     let domains: Vec<NonnullDomain> = daemon
         .list()
         .domains
         .iter()
-        .filter(|s| {
-            let active = s.id.is_some();
-            let st = state(s.state).0;
-            group(0x3, &[(0x1, active), (0x2, !active)])
-                && group(0xc, &[(0x4, s.persistent), (0x8, !s.persistent)])
-                && group(
-                    0xf0,
-                    &[
-                        (0x10, st == 1),
-                        (0x20, st == 3),
-                        (0x40, st == 5),
-                        (0x80, ![1, 3, 5].contains(&st)),
-                    ],
-                )
-                // No managed save, autostart, snapshots or checkpoints in virtnet.
-                && group(0x300, &[(0x200, true)])
-                && group(0xc00, &[(0x800, true)])
-                && group(0x3000, &[(0x2000, true)])
-                && group(0xc000, &[(0x8000, true)])
-        })
+        .filter(|s| listed(a.flags, s))
         .map(|s| nonnull(&s.name, s.uuid.as_deref(), s.id))
         .collect();
     let ret = domains.len() as u32;
@@ -228,10 +206,36 @@ fn list_all_domains(daemon: &Daemon, a: ListAllDomainsArgs) -> Reply {
     })
 }
 
+/// Whether `s` passes `virConnectListAllDomains`'s `flags`.
+pub(super) fn listed(flags: u32, s: &DomainSummary) -> bool {
+    let group = |mask: u32, bits: &[(u32, bool)]| {
+        flags & mask == 0 || bits.iter().any(|&(bit, yes)| flags & bit != 0 && yes)
+    };
+    let active = s.id.is_some();
+    let st = state(s.state).0;
+    group(0x3, &[(0x1, active), (0x2, !active)])
+        && group(0xc, &[(0x4, s.persistent), (0x8, !s.persistent)])
+        && group(
+            0xf0,
+            &[
+                (0x10, st == 1),
+                (0x20, st == 3),
+                (0x40, st == 5),
+                (0x80, ![1, 3, 5].contains(&st)),
+            ],
+        )
+        // No managed save, autostart, snapshots or checkpoints in virtnet: only the NO_*
+        // bit of each of these groups matches.
+        && group(0x300, &[(0x200, true)])
+        && group(0xc00, &[(0x800, true)])
+        && group(0x3000, &[(0x2000, true)])
+        && group(0xc000, &[(0x8000, true)])
+}
+
 /// `virDomainState` and its reason for a virtnet state: running (booted), shut off
 /// (unknown reason), shutting down (`VIR_DOMAIN_SHUTDOWN`), and no state while starting or
 /// unknown.
-fn state(s: VmState) -> (i32, i32) {
+pub(super) fn state(s: VmState) -> (i32, i32) {
     match s {
         VmState::Running => (1, 1),
         VmState::ShutOff => (5, 0),

@@ -14,6 +14,8 @@ mod conn;
 mod dispatch;
 mod errors;
 mod host;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
