@@ -1,6 +1,7 @@
 //! `RUN_DIR/libvirt-sock`: the real virsh (Debian's libvirt-clients) and python3-libvirt
-//! against the real virtnetd, unchanged, over libvirt's remote protocol; and bad input on the
-//! socket, which ends at most the connection that sent it.
+//! against the real virtnetd, unchanged, over libvirt's remote protocol (queries, define,
+//! start, destroy, undefine, refusals); bad input on the socket, which ends at most the
+//! connection that sent it; read-only connections.
 
 mod common;
 
@@ -79,7 +80,6 @@ fn virsh_queries_the_host_and_domains() {
     let qemu = String::from_utf8_lossy(&qemu.stdout);
     let qemu_version = qemu.split_whitespace().nth(3).unwrap();
     assert_eq!(field(&out, "Running hypervisor"), format!("QEMU {qemu_version}"));
-    assert_eq!(field(&out, "Using API"), "QEMU 9.0.0");
     assert_eq!(virsh_ok(&d, &["uri"]).trim(), uri(&d));
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(virsh_ok(&d, &["hostname"]).trim(), host.trim());
@@ -131,9 +131,10 @@ fn virsh_queries_the_host_and_domains() {
     let (ok, _, err, _) = virsh(&d, &["dominfo", "nosuch"]);
     assert!(!ok && err.contains("failed to get domain 'nosuch'"), "{err}");
 
-    // Running: an id, the live state.
-    let (s, v) = d.post("/v1/domains/vm1/start");
-    assert_eq!(s, 200, "{v}");
+    // Running (started through virsh): an id, the live state; the HTTP API sees it.
+    assert_eq!(virsh_ok(&d, &["start", "vm1"]).trim(), "Domain 'vm1' started");
+    let (_, v) = d.get("/v1/domains/vm1");
+    assert_eq!(v["state"], "running", "{v}");
     let list = virsh_ok(&d, &["list"]);
     assert!(
         list.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
@@ -147,9 +148,33 @@ fn virsh_queries_the_host_and_domains() {
         virsh_ok(&d, &["domstate", "--reason", "vm1"]).trim(),
         "running (booted)"
     );
-    let (s, v) = d.post("/v1/domains/vm1/destroy");
-    assert_eq!(s, 200, "{v}");
+    let (ok, _, err, _) = virsh(&d, &["start", "vm1"]);
+    assert!(!ok && err.contains("already active"), "{err}");
+    let (ok, _, err, _) = virsh(&d, &["undefine", "vm1"]);
+    assert!(!ok && err.contains("running"), "virtnet refuses to undefine a running VM: {err}");
+    let (ok, _, err, _) = virsh(&d, &["destroy", "--graceful", "vm1"]);
+    assert!(
+        !ok && err.contains("unsupported flags (0x1) in function virDomainDestroyFlags"),
+        "{err}"
+    );
+    assert_eq!(virsh_ok(&d, &["destroy", "vm1"]).trim(), "Domain 'vm1' destroyed");
     assert_eq!(virsh_ok(&d, &["domstate", "vm1"]).trim(), "shut off");
+    let (_, v) = d.get("/v1/domains/vm1");
+    assert_eq!(v["state"], "shut_off", "{v}");
+
+    // Define and undefine through virsh; bad XML gets virtnet's located message.
+    let file = dir.path().join("vm2.xml");
+    std::fs::write(&file, domain_xml("vm2", "")).unwrap();
+    let out = virsh_ok(&d, &["define", file.to_str().unwrap()]);
+    assert!(out.contains("Domain 'vm2' defined"), "{out}");
+    assert!(d.names().contains(&"vm2".to_string()));
+    let (ok, _, err, _) = virsh(&d, &["-r", "undefine", "vm2"]);
+    assert!(!ok && err.contains("read only"), "{err}");
+    assert!(virsh_ok(&d, &["undefine", "vm2"]).contains("Domain 'vm2' has been undefined"));
+    assert!(!d.names().contains(&"vm2".to_string()));
+    std::fs::write(&file, "<domain type='qemu'><name>bad</nam></domain>").unwrap();
+    let (ok, _, err, _) = virsh(&d, &["define", file.to_str().unwrap()]);
+    assert!(!ok && err.contains("1:"), "a located XML error: {err}");
 
     // What is not served is refused at once with libvirt's own words.
     let (ok, _, err, took) = virsh(&d, &["snapshot-list", "vm1"]);
@@ -162,8 +187,8 @@ fn virsh_queries_the_host_and_domains() {
 }
 
 #[test]
-fn python3_libvirt_opens_and_lists() {
-    if !require(&[Need::Root, Need::Binary("virsh")]) {
+fn python3_libvirt_opens_lists_and_runs_a_cycle() {
+    if !require(&[Need::Root, Need::Qemu, Need::Binary("virsh")]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -180,6 +205,12 @@ try:
     c.lookupByName("nosuch")
 except libvirt.libvirtError as e:
     print("error", e.get_error_code())
+dom = c.defineXML(sys.argv[2])
+dom.create()
+print(dom.name(), dom.isActive(), dom.ID() > 0, dom.state())
+dom.destroy()
+dom.undefine()
+print(sorted(d.name() for d in c.listAllDomains(0)))
 c.close()
 "#;
     // Debian's python, where python3-libvirt is (not a python3 earlier on PATH).
@@ -187,6 +218,7 @@ c.close()
         .arg("-c")
         .arg(script)
         .arg(uri(&d))
+        .arg(domain_xml("py2", ""))
         .output()
         .expect("python3 (scripts/setup installs python3-libvirt)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -206,6 +238,8 @@ c.close()
         format!("py1 {} -1 0 1 [5, 0]", v["uuid"].as_str().unwrap())
     );
     assert_eq!(lines[2], "error 42", "VIR_ERR_NO_DOMAIN");
+    assert_eq!(lines[3], "py2 1 True [1, 1]", "defined and started");
+    assert_eq!(lines[4], "['py1']", "destroyed and undefined");
 }
 
 /// A raw client of the socket.
@@ -391,6 +425,29 @@ fn bad_input_ends_at_most_its_own_connection() {
     assert_eq!(fresh.get_type(2), "QEMU");
     let (s, _) = d.get("/v1/domains");
     assert_eq!(s, 200, "the HTTP API still answers");
+}
+
+#[test]
+fn read_only_connections_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path());
+    let mut c = Raw::connect(&d);
+    let args = to_bytes(&ConnectOpenArgs {
+        name: None,
+        flags: 1, // VIR_CONNECT_RO
+    });
+    c.call(Procedure::ConnectOpen, 1, &args);
+    c.reply(1).unwrap();
+    let xml = to_bytes(&virtnet_rpc::remote::DefineXmlArgs {
+        xml: domain_xml("ro1", ""),
+    });
+    c.call(Procedure::DomainDefineXml, 2, &xml);
+    assert_eq!(
+        c.reply(2).unwrap_err().code,
+        ErrorCode::OperationDenied as i32
+    );
+    assert!(d.names().is_empty());
+    assert_eq!(c.get_type(3), "QEMU", "queries are served");
 }
 
 #[test]

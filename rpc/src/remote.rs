@@ -191,7 +191,8 @@ xdr_struct! {
 }
 
 xdr_struct! {
-    /// `remote_domain_lookup_by_*_ret`.
+    /// `remote_domain_lookup_by_*_ret`, `remote_domain_define_xml(_flags)_ret`,
+    /// `remote_domain_create_with_flags_ret`.
     pub struct DomainRet {
         /// The domain.
         pub dom: NonnullDomain,
@@ -208,7 +209,8 @@ xdr_struct! {
 }
 
 xdr_struct! {
-    /// `remote_domain_get_state_args`, `remote_domain_get_xml_desc_args`: a domain and flags.
+    /// `remote_domain_get_state_args`, `_get_xml_desc_args`, `_create_with_flags_args`,
+    /// `_destroy_flags_args`, `_undefine_flags_args`: a domain and flags.
     pub struct DomainFlagsArgs {
         /// The domain.
         pub dom: NonnullDomain,
@@ -258,6 +260,24 @@ xdr_struct! {
         pub state: i32,
         /// The state's reason (`virDomainRunningReason`, ...).
         pub reason: i32,
+    }
+}
+
+xdr_struct! {
+    /// `remote_domain_define_xml_args`.
+    pub struct DefineXmlArgs {
+        /// The domain XML.
+        pub xml: String,
+    }
+}
+
+xdr_struct! {
+    /// `remote_domain_define_xml_flags_args`.
+    pub struct DefineXmlFlagsArgs {
+        /// The domain XML.
+        pub xml: String,
+        /// `virDomainDefineFlags`.
+        pub flags: u32,
     }
 }
 

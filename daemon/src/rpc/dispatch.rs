@@ -15,7 +15,7 @@ use virtnet_rpc::virerror::NonnullDomain;
 use virtnet_rpc::xdr::{from_bytes, to_bytes, Xdr};
 use virtnet_rpc::{ErrorCode, Procedure, RemoteError};
 
-use super::errors::{not_supported, remote_error, unsupported_flags};
+use super::errors::{remote_error, unsupported_flags};
 use super::host;
 use crate::daemon::Daemon;
 
@@ -24,9 +24,15 @@ use crate::daemon::Daemon;
 pub(super) struct ConnState {
     /// Between `CONNECT_OPEN` and `CONNECT_CLOSE`.
     open: AtomicBool,
+    /// Opened with `VIR_CONNECT_RO`: changes are refused.
+    read_only: AtomicBool,
 }
 
-type Reply = Result<Vec<u8>, RemoteError>;
+/// `VIR_CONNECT_RO`.
+const CONNECT_RO: u32 = 1;
+
+/// A procedure's encoded result, or the error to send.
+pub(super) type Reply = Result<Vec<u8>, RemoteError>;
 
 /// Runs procedure `p` with the encoded `args`; the encoded result or the error to send.
 pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: &[u8]) -> Reply {
@@ -58,6 +64,8 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
                     ))
                 }
             }
+            conn.read_only
+                .store(a.flags & CONNECT_RO != 0, Ordering::SeqCst);
             conn.open.store(true, Ordering::SeqCst);
             Ok(Vec::new())
         }
@@ -177,7 +185,8 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
                 .map_err(|e| remote_error(&e))?;
             ok(&StringRet { value: x.xml })
         }
-        _ => Err(not_supported(p)),
+        // The procedures that change something.
+        p => super::lifecycle::call(daemon, conn.read_only.load(Ordering::SeqCst), p, args).await,
     }
 }
 
@@ -252,7 +261,7 @@ fn find(daemon: &Daemon, pred: impl Fn(&DomainSummary) -> bool) -> Option<Vec<u8
     }))
 }
 
-fn nonnull(name: &str, uuid: Option<&str>, id: Option<u32>) -> NonnullDomain {
+pub(super) fn nonnull(name: &str, uuid: Option<&str>, id: Option<u32>) -> NonnullDomain {
     NonnullDomain {
         name: name.to_string(),
         uuid: uuid.and_then(remote::uuid_bytes).unwrap_or_default(),
@@ -269,7 +278,7 @@ fn no_domain(what: String) -> RemoteError {
     RemoteError::new(ErrorCode::NoDomain, format!("Domain not found: {what}"))
 }
 
-fn ok<T: Xdr>(v: &T) -> Reply {
+pub(super) fn ok<T: Xdr>(v: &T) -> Reply {
     Ok(to_bytes(v))
 }
 
@@ -286,7 +295,7 @@ fn no_args(p: Procedure, args: &[u8]) -> Result<(), RemoteError> {
     }
 }
 
-fn decode<T: Xdr>(p: Procedure, args: &[u8]) -> Result<T, RemoteError> {
+pub(super) fn decode<T: Xdr>(p: Procedure, args: &[u8]) -> Result<T, RemoteError> {
     from_bytes(args).map_err(|e| bad_args(p, e.to_string()))
 }
 

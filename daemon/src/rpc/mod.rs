@@ -8,12 +8,16 @@
 //! `CONNECT_SUPPORTS_FEATURE`, `CONNECT_GET_TYPE`/`VERSION`/`LIB_VERSION`/`HOSTNAME`/`URI`/
 //! `CAPABILITIES`, `CONNECT_IS_SECURE`, `NODE_GET_INFO`, `CONNECT_LIST_ALL_DOMAINS`,
 //! `DOMAIN_LOOKUP_BY_NAME`/`UUID`/`ID`, `DOMAIN_GET_INFO`/`STATE`/`XML_DESC`/`OS_TYPE`/
-//! `AUTOSTART`, `DOMAIN_IS_ACTIVE`/`PERSISTENT`. Every other procedure: `VIR_ERR_NO_SUPPORT`.
+//! `AUTOSTART`, `DOMAIN_IS_ACTIVE`/`PERSISTENT`; changes ([`lifecycle`], refused on a
+//! connection opened read-only): `DOMAIN_DEFINE_XML(_FLAGS)`, `DOMAIN_CREATE(_WITH_FLAGS)`,
+//! `DOMAIN_DESTROY(_FLAGS)`, `DOMAIN_UNDEFINE(_FLAGS)`. Every other procedure:
+//! `VIR_ERR_NO_SUPPORT`.
 
 mod conn;
 mod dispatch;
 mod errors;
 mod host;
+mod lifecycle;
 #[cfg(test)]
 mod tests;
 
