@@ -187,6 +187,38 @@ fn virsh_queries_the_host_and_domains() {
 }
 
 #[test]
+fn virsh_keepalive_keeps_an_idle_connection() {
+    if !require(&[Need::Root, Need::Binary("virsh")]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path());
+    // virsh's shell pings every second once idle and drops the connection after one
+    // unanswered ping: after 4 s idle the connection must still serve.
+    let mut child = Command::new("virsh")
+        .args(["-k", "1", "-K", "1", "-c", &uri(&d)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    stdin.write_all(b"hostname\nquit\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(
+        stdout.lines().any(|l| l.trim() == host.trim()) && stderr.trim().is_empty(),
+        "{stdout}\n{stderr}"
+    );
+}
+
+#[test]
 fn python3_libvirt_opens_lists_and_runs_a_cycle() {
     if !require(&[Need::Root, Need::Qemu, Need::Binary("virsh")]) {
         return;
