@@ -79,7 +79,10 @@ fn virsh_queries_the_host_and_domains() {
         .unwrap();
     let qemu = String::from_utf8_lossy(&qemu.stdout);
     let qemu_version = qemu.split_whitespace().nth(3).unwrap();
-    assert_eq!(field(&out, "Running hypervisor"), format!("QEMU {qemu_version}"));
+    assert_eq!(
+        field(&out, "Running hypervisor"),
+        format!("QEMU {qemu_version}")
+    );
     assert_eq!(virsh_ok(&d, &["uri"]).trim(), uri(&d));
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(virsh_ok(&d, &["hostname"]).trim(), host.trim());
@@ -88,7 +91,13 @@ fn virsh_queries_the_host_and_domains() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert_eq!(field(&out, "CPU(s)"), cpus.to_string());
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let total = meminfo.lines().next().unwrap().split_whitespace().nth(1).unwrap();
+    let total = meminfo
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap();
     assert_eq!(field(&out, "Memory size"), format!("{total} KiB"));
     let caps = virsh_ok(&d, &["capabilities"]);
     assert!(caps.contains("<arch>x86_64</arch>"), "{caps}");
@@ -107,8 +116,8 @@ fn virsh_queries_the_host_and_domains() {
     let uuid = v["uuid"].as_str().unwrap().to_string();
     let list = virsh_ok(&d, &["list", "--all"]);
     assert!(
-        list.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["-", "vm1", "shut", "off"]),
+        list.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["-", "vm1", "shut", "off"]),
         "{list}"
     );
     assert!(!virsh_ok(&d, &["list"]).contains("vm1"), "not running");
@@ -127,18 +136,27 @@ fn virsh_queries_the_host_and_domains() {
     let (_, http_xml) = d.get("/v1/domains/vm1/xml");
     let xml = virsh_ok(&d, &["dumpxml", "vm1"]);
     assert_eq!(xml.trim(), http_xml["xml"].as_str().unwrap().trim());
-    assert_eq!(virsh_ok(&d, &["dumpxml", "--inactive", "vm1"]).trim(), xml.trim());
+    assert_eq!(
+        virsh_ok(&d, &["dumpxml", "--inactive", "vm1"]).trim(),
+        xml.trim()
+    );
     let (ok, _, err, _) = virsh(&d, &["dominfo", "nosuch"]);
-    assert!(!ok && err.contains("failed to get domain 'nosuch'"), "{err}");
+    assert!(
+        !ok && err.contains("failed to get domain 'nosuch'"),
+        "{err}"
+    );
 
     // Running (started through virsh): an id, the live state; the HTTP API sees it.
-    assert_eq!(virsh_ok(&d, &["start", "vm1"]).trim(), "Domain 'vm1' started");
+    assert_eq!(
+        virsh_ok(&d, &["start", "vm1"]).trim(),
+        "Domain 'vm1' started"
+    );
     let (_, v) = d.get("/v1/domains/vm1");
     assert_eq!(v["state"], "running", "{v}");
     let list = virsh_ok(&d, &["list"]);
     assert!(
-        list.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["1", "vm1", "running"]),
+        list.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "vm1", "running"]),
         "{list}"
     );
     let info = virsh_ok(&d, &["dominfo", "1"]);
@@ -151,13 +169,19 @@ fn virsh_queries_the_host_and_domains() {
     let (ok, _, err, _) = virsh(&d, &["start", "vm1"]);
     assert!(!ok && err.contains("already active"), "{err}");
     let (ok, _, err, _) = virsh(&d, &["undefine", "vm1"]);
-    assert!(!ok && err.contains("running"), "virtnet refuses to undefine a running VM: {err}");
+    assert!(
+        !ok && err.contains("running"),
+        "virtnet refuses to undefine a running VM: {err}"
+    );
     let (ok, _, err, _) = virsh(&d, &["destroy", "--graceful", "vm1"]);
     assert!(
         !ok && err.contains("unsupported flags (0x1) in function virDomainDestroyFlags"),
         "{err}"
     );
-    assert_eq!(virsh_ok(&d, &["destroy", "vm1"]).trim(), "Domain 'vm1' destroyed");
+    assert_eq!(
+        virsh_ok(&d, &["destroy", "vm1"]).trim(),
+        "Domain 'vm1' destroyed"
+    );
     assert_eq!(virsh_ok(&d, &["domstate", "vm1"]).trim(), "shut off");
     let (_, v) = d.get("/v1/domains/vm1");
     assert_eq!(v["state"], "shut_off", "{v}");
@@ -297,7 +321,13 @@ impl Raw {
     }
 
     fn call(&mut self, p: Procedure, serial: u32, payload: &[u8]) {
-        self.send(REMOTE_PROGRAM, p.to_u32(), MessageType::Call, serial, payload);
+        self.send(
+            REMOTE_PROGRAM,
+            p.to_u32(),
+            MessageType::Call,
+            serial,
+            payload,
+        );
     }
 
     /// The next frame; `None` when the server closed the connection.
@@ -384,7 +414,10 @@ fn bad_input_ends_at_most_its_own_connection() {
     let mut c = Raw::connect(&d);
     // Before CONNECT_OPEN: refused.
     c.call(Procedure::ConnectGetType, 1, &[]);
-    assert_eq!(c.reply(1).unwrap_err().code, ErrorCode::InternalError as i32);
+    assert_eq!(
+        c.reply(1).unwrap_err().code,
+        ErrorCode::InternalError as i32
+    );
     c.open();
     // Wrong program, wrong version of the right one.
     c.send(0x1234_5678, 1, MessageType::Call, 5, &[]);
@@ -415,15 +448,36 @@ fn bad_input_ends_at_most_its_own_connection() {
     assert_eq!(c.reply(9).unwrap_err().code, ErrorCode::Rpc as i32);
     c.call(Procedure::ConnectGetType, 10, &[0; 4]);
     assert_eq!(c.reply(10).unwrap_err().code, ErrorCode::Rpc as i32);
-    c.call(Procedure::DomainLookupByName, 11, &[0x7f, 0xff, 0xff, 0xff, b'a']);
+    c.call(
+        Procedure::DomainLookupByName,
+        11,
+        &[0x7f, 0xff, 0xff, 0xff, b'a'],
+    );
     assert_eq!(c.reply(11).unwrap_err().code, ErrorCode::Rpc as i32);
     // Keepalive: PING answered by PONG; a PONG needs no answer.
-    c.send(KEEPALIVE_PROGRAM, KEEPALIVE_PROC_PONG, MessageType::Message, 0, &[]);
-    c.send(KEEPALIVE_PROGRAM, KEEPALIVE_PROC_PING, MessageType::Message, 0, &[]);
+    c.send(
+        KEEPALIVE_PROGRAM,
+        KEEPALIVE_PROC_PONG,
+        MessageType::Message,
+        0,
+        &[],
+    );
+    c.send(
+        KEEPALIVE_PROGRAM,
+        KEEPALIVE_PROC_PING,
+        MessageType::Message,
+        0,
+        &[],
+    );
     let (h, p) = c.recv().unwrap();
     assert_eq!(
         (h.prog, h.proc_, h.type_, h.serial),
-        (KEEPALIVE_PROGRAM, KEEPALIVE_PROC_PONG, MessageType::Message, 0)
+        (
+            KEEPALIVE_PROGRAM,
+            KEEPALIVE_PROC_PONG,
+            MessageType::Message,
+            0
+        )
     );
     assert!(p.is_empty());
     // Pipelined calls: each reply carries its call's serial.
@@ -434,7 +488,9 @@ fn bad_input_ends_at_most_its_own_connection() {
     got.sort_by_key(|(h, _)| h.serial);
     assert_eq!(got[0].0.serial, 20);
     assert_eq!(
-        from_bytes::<SupportsFeatureRet>(&got[0].1).unwrap().supported,
+        from_bytes::<SupportsFeatureRet>(&got[0].1)
+            .unwrap()
+            .supported,
         1,
         "keepalive is supported"
     );

@@ -1505,8 +1505,12 @@ impl Procedure {
             Procedure::ConnectNetworkEventRegisterAny => "CONNECT_NETWORK_EVENT_REGISTER_ANY",
             Procedure::ConnectNetworkEventDeregisterAny => "CONNECT_NETWORK_EVENT_DEREGISTER_ANY",
             Procedure::NetworkEventLifecycle => "NETWORK_EVENT_LIFECYCLE",
-            Procedure::ConnectDomainEventCallbackRegisterAny => "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY",
-            Procedure::ConnectDomainEventCallbackDeregisterAny => "CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY",
+            Procedure::ConnectDomainEventCallbackRegisterAny => {
+                "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY"
+            }
+            Procedure::ConnectDomainEventCallbackDeregisterAny => {
+                "CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY"
+            }
             Procedure::DomainEventCallbackLifecycle => "DOMAIN_EVENT_CALLBACK_LIFECYCLE",
             Procedure::DomainEventCallbackReboot => "DOMAIN_EVENT_CALLBACK_REBOOT",
             Procedure::DomainEventCallbackRtcChange => "DOMAIN_EVENT_CALLBACK_RTC_CHANGE",
@@ -1548,7 +1552,9 @@ impl Procedure {
             Procedure::DomainDelIothread => "DOMAIN_DEL_IOTHREAD",
             Procedure::DomainSetUserPassword => "DOMAIN_SET_USER_PASSWORD",
             Procedure::DomainRename => "DOMAIN_RENAME",
-            Procedure::DomainEventCallbackMigrationIteration => "DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION",
+            Procedure::DomainEventCallbackMigrationIteration => {
+                "DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION"
+            }
             Procedure::ConnectRegisterCloseCallback => "CONNECT_REGISTER_CLOSE_CALLBACK",
             Procedure::ConnectUnregisterCloseCallback => "CONNECT_UNREGISTER_CLOSE_CALLBACK",
             Procedure::ConnectEventConnectionClosed => "CONNECT_EVENT_CONNECTION_CLOSED",
@@ -1556,15 +1562,25 @@ impl Procedure {
             Procedure::DomainMigrateStartPostCopy => "DOMAIN_MIGRATE_START_POST_COPY",
             Procedure::DomainGetPerfEvents => "DOMAIN_GET_PERF_EVENTS",
             Procedure::DomainSetPerfEvents => "DOMAIN_SET_PERF_EVENTS",
-            Procedure::DomainEventCallbackDeviceRemovalFailed => "DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED",
-            Procedure::ConnectStoragePoolEventRegisterAny => "CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY",
-            Procedure::ConnectStoragePoolEventDeregisterAny => "CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY",
+            Procedure::DomainEventCallbackDeviceRemovalFailed => {
+                "DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED"
+            }
+            Procedure::ConnectStoragePoolEventRegisterAny => {
+                "CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY"
+            }
+            Procedure::ConnectStoragePoolEventDeregisterAny => {
+                "CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY"
+            }
             Procedure::StoragePoolEventLifecycle => "STORAGE_POOL_EVENT_LIFECYCLE",
             Procedure::DomainGetGuestVcpus => "DOMAIN_GET_GUEST_VCPUS",
             Procedure::DomainSetGuestVcpus => "DOMAIN_SET_GUEST_VCPUS",
             Procedure::StoragePoolEventRefresh => "STORAGE_POOL_EVENT_REFRESH",
-            Procedure::ConnectNodeDeviceEventRegisterAny => "CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY",
-            Procedure::ConnectNodeDeviceEventDeregisterAny => "CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY",
+            Procedure::ConnectNodeDeviceEventRegisterAny => {
+                "CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY"
+            }
+            Procedure::ConnectNodeDeviceEventDeregisterAny => {
+                "CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY"
+            }
             Procedure::NodeDeviceEventLifecycle => "NODE_DEVICE_EVENT_LIFECYCLE",
             Procedure::NodeDeviceEventUpdate => "NODE_DEVICE_EVENT_UPDATE",
             Procedure::StorageVolGetInfoFlags => "STORAGE_VOL_GET_INFO_FLAGS",

@@ -195,7 +195,10 @@ impl Xdr for bool {
         match u32::decode(r)? {
             0 => Ok(false),
             1 => Ok(true),
-            v => Err(RpcError::BadEnum { what: "bool", value: v }),
+            v => Err(RpcError::BadEnum {
+                what: "bool",
+                value: v,
+            }),
         }
     }
 }

@@ -16,7 +16,10 @@ use virtnet_rpc::{
 fn scalars_are_big_endian_words() {
     assert_eq!(to_bytes(&1u32), [0, 0, 0, 1]);
     assert_eq!(to_bytes(&-2i32), [0xff, 0xff, 0xff, 0xfe]);
-    assert_eq!(to_bytes(&0x0102_0304_0506_0708u64), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(
+        to_bytes(&0x0102_0304_0506_0708u64),
+        [1, 2, 3, 4, 5, 6, 7, 8]
+    );
     assert_eq!(to_bytes(&true), [0, 0, 0, 1]);
     assert_eq!(
         from_bytes::<bool>(&[0, 0, 0, 2]),
@@ -33,13 +36,19 @@ fn strings_are_length_bytes_padding() {
     assert_eq!(to_bytes(&"abcde".to_string()), b"\0\0\0\x05abcde\0\0\0");
     assert_eq!(to_bytes(&String::new()), [0, 0, 0, 0]);
     assert_eq!(to_bytes(&None::<String>), [0, 0, 0, 0]);
-    assert_eq!(to_bytes(&Some("a".to_string())), b"\0\0\0\x01\0\0\0\x01a\0\0\0");
+    assert_eq!(
+        to_bytes(&Some("a".to_string())),
+        b"\0\0\0\x01\0\0\0\x01a\0\0\0"
+    );
     // Padding must be zero, the string UTF-8, the length within bounds and input.
     assert_eq!(
         from_bytes::<String>(b"\0\0\0\x01ab\0\0"),
         Err(RpcError::BadPadding)
     );
-    assert_eq!(from_bytes::<String>(b"\0\0\0\x01\xff\0\0\0"), Err(RpcError::NotUtf8));
+    assert_eq!(
+        from_bytes::<String>(b"\0\0\0\x01\xff\0\0\0"),
+        Err(RpcError::NotUtf8)
+    );
     assert!(matches!(
         from_bytes::<String>(&[0x00, 0x10, 0x00, 0x01]),
         Err(RpcError::TooLong { .. })
@@ -54,7 +63,10 @@ fn strings_are_length_bytes_padding() {
 fn arrays_are_bounded_before_allocating() {
     // A count of 4 billion items with no bytes behind it: refused, nothing allocated.
     let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff]);
-    assert!(matches!(r.array::<u32>(u32::MAX), Err(RpcError::Truncated { .. })));
+    assert!(matches!(
+        r.array::<u32>(u32::MAX),
+        Err(RpcError::Truncated { .. })
+    ));
     let mut r = Reader::new(&[0, 0, 0, 21]);
     assert!(matches!(
         AuthListRet::decode(&mut r),
@@ -70,8 +82,8 @@ fn arrays_are_bounded_before_allocating() {
 fn a_call_frame_as_libvirt_sends_it() {
     // virsh's first call: REMOTE_PROC_AUTH_LIST (66), serial 0, empty payload.
     let bytes = [
-        0, 0, 0, 28, 0x20, 0x00, 0x80, 0x86, 0, 0, 0, 1, 0, 0, 0, 66, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0,
+        0, 0, 0, 28, 0x20, 0x00, 0x80, 0x86, 0, 0, 0, 1, 0, 0, 0, 66, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
     ];
     let (h, payload) = frame::decode_frame(&bytes).unwrap();
     assert_eq!(h.prog, REMOTE_PROGRAM);
@@ -157,21 +169,21 @@ fn remote_error_layout() {
     let b = to_bytes(&e);
     let mut want: Vec<u8> = Vec::new();
     for w in [
-        [0, 0, 0, 3],            // code
-        [0, 0, 0, 10],           // domain: VIR_FROM_QEMU
-        [0, 0, 0, 1],            // message present
-        [0, 0, 0, 2],            // its length
-        [b'n', b'o', 0, 0],      // "no", padded
-        [0, 0, 0, 2],            // level: VIR_ERR_ERROR
-        [0, 0, 0, 0],            // dom: null
-        [0, 0, 0, 1],            // str1 present
-        [0, 0, 0, 2],            // its length
-        [b'n', b'o', 0, 0],      // "no"
-        [0, 0, 0, 0],            // str2: null
-        [0, 0, 0, 0],            // str3: null
-        [0, 0, 0, 0],            // int1
-        [0, 0, 0, 0],            // int2
-        [0, 0, 0, 0],            // net: null
+        [0, 0, 0, 3],       // code
+        [0, 0, 0, 10],      // domain: VIR_FROM_QEMU
+        [0, 0, 0, 1],       // message present
+        [0, 0, 0, 2],       // its length
+        [b'n', b'o', 0, 0], // "no", padded
+        [0, 0, 0, 2],       // level: VIR_ERR_ERROR
+        [0, 0, 0, 0],       // dom: null
+        [0, 0, 0, 1],       // str1 present
+        [0, 0, 0, 2],       // its length
+        [b'n', b'o', 0, 0], // "no"
+        [0, 0, 0, 0],       // str2: null
+        [0, 0, 0, 0],       // str3: null
+        [0, 0, 0, 0],       // int1
+        [0, 0, 0, 0],       // int2
+        [0, 0, 0, 0],       // net: null
     ] {
         want.extend_from_slice(&w);
     }
@@ -318,7 +330,10 @@ fn header_enums_are_checked() {
     }
     assert!(matches!(
         from_bytes::<Header>(&b),
-        Err(RpcError::BadEnum { what: "message type", value: 9 })
+        Err(RpcError::BadEnum {
+            what: "message type",
+            value: 9
+        })
     ));
     let h = Header {
         prog: 1,
@@ -329,5 +344,8 @@ fn header_enums_are_checked() {
         status: Status::Ok,
     };
     let r = h.reply(Status::Error);
-    assert_eq!((r.type_, r.serial, r.status), (MessageType::Reply, 7, Status::Error));
+    assert_eq!(
+        (r.type_, r.serial, r.status),
+        (MessageType::Reply, 7, Status::Error)
+    );
 }

@@ -118,11 +118,15 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
             let found = find(daemon, |s| {
                 s.uuid.as_deref().and_then(remote::uuid_bytes) == Some(a.uuid)
             });
-            found.ok_or_else(|| no_domain(format!("no domain with matching uuid '{}'", uuid(&a.uuid))))
+            found.ok_or_else(|| {
+                no_domain(format!("no domain with matching uuid '{}'", uuid(&a.uuid)))
+            })
         }
         Procedure::DomainLookupById => {
             let a: LookupByIdArgs = decode(p, args)?;
-            let found = find(daemon, |s| s.id.is_some_and(|id| i64::from(id) == i64::from(a.id)));
+            let found = find(daemon, |s| {
+                s.id.is_some_and(|id| i64::from(id) == i64::from(a.id))
+            });
             found.ok_or_else(|| no_domain(format!("no domain with matching id {}", a.id)))
         }
         Procedure::DomainGetInfo => {
@@ -195,7 +199,10 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
 fn list_all_domains(daemon: &Daemon, a: ListAllDomainsArgs) -> Reply {
     const KNOWN: u32 = 0xffff;
     if a.flags & !KNOWN != 0 {
-        return Err(unsupported_flags(a.flags & !KNOWN, "virConnectListAllDomains"));
+        return Err(unsupported_flags(
+            a.flags & !KNOWN,
+            "virConnectListAllDomains",
+        ));
     }
     let domains: Vec<NonnullDomain> = daemon
         .list()
@@ -271,7 +278,14 @@ pub(super) fn nonnull(name: &str, uuid: Option<&str>, id: Option<u32>) -> Nonnul
 
 fn uuid(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn no_domain(what: String) -> RemoteError {

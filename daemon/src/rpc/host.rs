@@ -24,7 +24,10 @@ pub(super) fn hostname() -> Result<String, RemoteError> {
     if rc != 0 {
         return Err(RemoteError::new(
             ErrorCode::OperationFailed,
-            format!("cannot get the host name: {}", std::io::Error::last_os_error()),
+            format!(
+                "cannot get the host name: {}",
+                std::io::Error::last_os_error()
+            ),
         ));
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());

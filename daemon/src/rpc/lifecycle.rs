@@ -2,7 +2,9 @@
 //! daemon operation the HTTP API calls. libvirt's flags are accepted where virtnet does what
 //! they ask (or there is nothing for them to do), and refused otherwise.
 
-use virtnet_rpc::remote::{DefineXmlArgs, DefineXmlFlagsArgs, DomainArgs, DomainFlagsArgs, DomainRet};
+use virtnet_rpc::remote::{
+    DefineXmlArgs, DefineXmlFlagsArgs, DomainArgs, DomainFlagsArgs, DomainRet,
+};
 use virtnet_rpc::{ErrorCode, Procedure, RemoteError};
 
 use super::dispatch::{decode, nonnull, ok, Reply};

@@ -49,7 +49,11 @@ fn list_all_domains_filters_as_libvirt() {
     assert_eq!(names(0x40), [1], "SHUTOFF");
     assert_eq!(names(0x20), Vec::<usize>::new(), "PAUSED: none in virtnet");
     assert_eq!(names(0x100), Vec::<usize>::new(), "MANAGEDSAVE: none");
-    assert_eq!(names(0x200 | 0x800), [0, 1, 2], "NO_MANAGEDSAVE, NO_AUTOSTART");
+    assert_eq!(
+        names(0x200 | 0x800),
+        [0, 1, 2],
+        "NO_MANAGEDSAVE, NO_AUTOSTART"
+    );
     assert_eq!(names(0x1000), Vec::<usize>::new(), "HAS_SNAPSHOT: none");
 }
 
@@ -79,7 +83,11 @@ fn daemon_errors_carry_libvirts_codes() {
     let e = remote_error(&DaemonError::NoSuchVm { name: "x".into() });
     assert_eq!(
         e.message.as_deref(),
-        Some(DaemonError::NoSuchVm { name: "x".into() }.to_string().as_str()),
+        Some(
+            DaemonError::NoSuchVm { name: "x".into() }
+                .to_string()
+                .as_str()
+        ),
         "virtnet's own message"
     );
 }
@@ -96,7 +104,9 @@ fn refusals_use_libvirts_words() {
         )
     );
     assert_eq!(
-        unsupported_flags(4, "virDomainGetXMLDesc").message.as_deref(),
+        unsupported_flags(4, "virDomainGetXMLDesc")
+            .message
+            .as_deref(),
         Some("unsupported flags (0x4) in function virDomainGetXMLDesc")
     );
 }
