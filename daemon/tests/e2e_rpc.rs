@@ -341,12 +341,12 @@ impl Raw {
         Some((h, p.to_vec()))
     }
 
-    fn reply(&mut self, serial: u32) -> Result<Vec<u8>, RemoteError> {
+    fn reply(&mut self, serial: u32) -> Result<Vec<u8>, Box<RemoteError>> {
         let (h, p) = self.recv().expect("a reply");
         assert_eq!((h.type_, h.serial), (MessageType::Reply, serial), "{h:?}");
         match h.status {
             Status::Ok => Ok(p),
-            _ => Err(from_bytes(&p).unwrap()),
+            _ => Err(Box::new(from_bytes(&p).unwrap())),
         }
     }
 
@@ -388,9 +388,9 @@ fn bad_input_ends_at_most_its_own_connection() {
     drop(c);
     // A length over VIR_NET_MESSAGE_MAX (17 MiB) and one under the header: closed at once,
     // before any body is read.
-    for len in [17 << 20, MESSAGE_MAX + 5, 10, 0] {
+    for len in [17u32 << 20, MESSAGE_MAX + 5, 10, 0] {
         let mut c = Raw::connect(&d);
-        c.0.write_all(&(len as u32).to_be_bytes()).unwrap();
+        c.0.write_all(&len.to_be_bytes()).unwrap();
         assert!(c.closed(), "length {len}");
     }
     // A header with a message type that does not exist: closed.

@@ -119,7 +119,7 @@ impl RemoteError {
     }
 
     /// The same error reported by the protocol layer (`VIR_FROM_RPC`).
-    pub fn from_rpc(mut self) -> RemoteError {
+    pub fn by_protocol(mut self) -> RemoteError {
         self.domain = FROM_RPC;
         self
     }

@@ -10,12 +10,12 @@ use tokio::sync::{mpsc, Semaphore};
 use virtnet_rpc::frame::{self, LEN_SIZE};
 use virtnet_rpc::xdr::to_bytes;
 use virtnet_rpc::{
-    ErrorCode, Header, MessageType, Procedure, RemoteError, Status, KEEPALIVE_PROC_PING,
-    KEEPALIVE_PROC_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, REMOTE_PROGRAM,
-    REMOTE_PROTOCOL_VERSION,
+    ErrorCode, Header, MessageType, Procedure, Status, KEEPALIVE_PROC_PING, KEEPALIVE_PROC_PONG,
+    KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION,
 };
 
 use super::dispatch::{self, ConnState};
+use super::errors::Refusal;
 use crate::daemon::Daemon;
 
 /// Calls of one client running at once (libvirtd's `max_client_requests` default); the next
@@ -69,7 +69,7 @@ pub(super) async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
                     let p = Procedure::from_u32(header.proc_);
                     let reply = dispatch::call(&daemon, &conn, p, &payload).await;
                     if let Err(e) = &reply {
-                        tracing::debug!(procedure = %p, code = e.code, "libvirt call refused");
+                        tracing::debug!(procedure = %p, code = ?e.code, "libvirt call refused");
                     }
                     // The client may be gone: the operation is done either way.
                     let _ = tx.send(reply_frame(&header, reply)).await;
@@ -78,7 +78,7 @@ pub(super) async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
             }
             (_, MessageType::Call) => {
                 let e = if header.prog == REMOTE_PROGRAM {
-                    RemoteError::new(
+                    Refusal::new(
                         ErrorCode::Rpc,
                         format!(
                             "program 0x{:x} version {} is not served (version {} is)",
@@ -86,7 +86,7 @@ pub(super) async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
                         ),
                     )
                 } else {
-                    RemoteError::new(
+                    Refusal::new(
                         ErrorCode::Rpc,
                         format!(
                             "cannot find program 0x{:x} version {}: virtnetd serves the remote \
@@ -95,10 +95,10 @@ pub(super) async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
                         ),
                     )
                 };
-                let _ = tx.send(reply_frame(&header, Err(e.from_rpc()))).await;
+                let _ = tx.send(reply_frame(&header, Err(e.by_protocol()))).await;
             }
             (_, MessageType::CallWithFds) => {
-                let e = RemoteError::new(
+                let e = Refusal::new(
                     ErrorCode::NoSupport,
                     "this function is not supported by the connection driver: file descriptor \
                      passing",
@@ -166,9 +166,9 @@ fn keepalive(h: &Header) -> Option<Vec<u8>> {
     }
 }
 
-fn reply_frame(call: &Header, reply: Result<Vec<u8>, RemoteError>) -> Vec<u8> {
+fn reply_frame(call: &Header, reply: Result<Vec<u8>, Refusal>) -> Vec<u8> {
     match reply {
         Ok(ret) => frame::encode_frame(&call.reply(Status::Ok), &ret),
-        Err(e) => frame::encode_frame(&call.reply(Status::Error), &to_bytes(&e)),
+        Err(e) => frame::encode_frame(&call.reply(Status::Error), &to_bytes(&e.to_remote())),
     }
 }

@@ -13,9 +13,9 @@ use virtnet_rpc::remote::{
 };
 use virtnet_rpc::virerror::NonnullDomain;
 use virtnet_rpc::xdr::{from_bytes, to_bytes, Xdr};
-use virtnet_rpc::{ErrorCode, Procedure, RemoteError};
+use virtnet_rpc::{ErrorCode, Procedure};
 
-use super::errors::{remote_error, unsupported_flags};
+use super::errors::{remote_error, unsupported_flags, Refusal};
 use super::host;
 use crate::daemon::Daemon;
 
@@ -32,7 +32,7 @@ pub(super) struct ConnState {
 const CONNECT_RO: u32 = 1;
 
 /// A procedure's encoded result, or the error to send.
-pub(super) type Reply = Result<Vec<u8>, RemoteError>;
+pub(super) type Reply = Result<Vec<u8>, Refusal>;
 
 /// Runs procedure `p` with the encoded `args`; the encoded result or the error to send.
 pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: &[u8]) -> Reply {
@@ -55,7 +55,7 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
             match a.name.as_deref() {
                 None | Some("") | Some(host::URI) => {}
                 Some(other) => {
-                    return Err(RemoteError::new(
+                    return Err(Refusal::new(
                         ErrorCode::NoConnect,
                         format!(
                             "no connection driver available for {other}: virtnetd serves {}",
@@ -69,7 +69,7 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
             conn.open.store(true, Ordering::SeqCst);
             Ok(Vec::new())
         }
-        _ if !conn.open.load(Ordering::SeqCst) => Err(RemoteError::new(
+        _ if !conn.open.load(Ordering::SeqCst) => Err(Refusal::new(
             ErrorCode::InternalError,
             format!("connection not open: {p} needs REMOTE_PROC_CONNECT_OPEN first"),
         )),
@@ -288,8 +288,8 @@ fn uuid(b: &[u8; 16]) -> String {
     )
 }
 
-fn no_domain(what: String) -> RemoteError {
-    RemoteError::new(ErrorCode::NoDomain, format!("Domain not found: {what}"))
+fn no_domain(what: String) -> Refusal {
+    Refusal::new(ErrorCode::NoDomain, format!("Domain not found: {what}"))
 }
 
 pub(super) fn ok<T: Xdr>(v: &T) -> Reply {
@@ -301,7 +301,7 @@ fn string_ret(p: Procedure, args: &[u8], value: String) -> Reply {
     ok(&StringRet { value })
 }
 
-fn no_args(p: Procedure, args: &[u8]) -> Result<(), RemoteError> {
+fn no_args(p: Procedure, args: &[u8]) -> Result<(), Refusal> {
     if args.is_empty() {
         Ok(())
     } else {
@@ -309,14 +309,14 @@ fn no_args(p: Procedure, args: &[u8]) -> Result<(), RemoteError> {
     }
 }
 
-pub(super) fn decode<T: Xdr>(p: Procedure, args: &[u8]) -> Result<T, RemoteError> {
+pub(super) fn decode<T: Xdr>(p: Procedure, args: &[u8]) -> Result<T, Refusal> {
     from_bytes(args).map_err(|e| bad_args(p, e.to_string()))
 }
 
-fn bad_args(p: Procedure, why: String) -> RemoteError {
-    RemoteError::new(
+fn bad_args(p: Procedure, why: String) -> Refusal {
+    Refusal::new(
         ErrorCode::Rpc,
         format!("cannot decode the arguments of {p}: {why}"),
     )
-    .from_rpc()
+    .by_protocol()
 }

@@ -6,9 +6,50 @@ use virtnet_rpc::{ErrorCode, Procedure, RemoteError};
 
 use crate::error::DaemonError;
 
+/// Why a call is refused: the code and message of the `remote_error` sent back (the rest of
+/// `remote_error` is filled in when it is sent, [`Refusal::to_remote`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Refusal {
+    /// libvirt's error number.
+    pub code: ErrorCode,
+    /// The whole message the client shows.
+    pub message: String,
+    /// Raised by the protocol layer (`VIR_FROM_RPC`) rather than the driver.
+    pub protocol: bool,
+}
+
+impl Refusal {
+    /// A refusal by the driver (`VIR_FROM_QEMU`).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+            protocol: false,
+        }
+    }
+
+    /// The same refusal, raised by the protocol layer.
+    pub fn by_protocol(self) -> Refusal {
+        Refusal {
+            protocol: true,
+            ..self
+        }
+    }
+
+    /// The `remote_error` sent.
+    pub fn to_remote(&self) -> RemoteError {
+        let e = RemoteError::new(self.code, self.message.clone());
+        if self.protocol {
+            e.by_protocol()
+        } else {
+            e
+        }
+    }
+}
+
 /// The libvirt error for `e`.
-pub(super) fn remote_error(e: &DaemonError) -> RemoteError {
-    RemoteError::new(code(e), e.to_string())
+pub(super) fn remote_error(e: &DaemonError) -> Refusal {
+    Refusal::new(code(e), e.to_string())
 }
 
 fn code(e: &DaemonError) -> ErrorCode {
@@ -33,16 +74,16 @@ fn code(e: &DaemonError) -> ErrorCode {
 }
 
 /// `VIR_ERR_NO_SUPPORT` for a procedure virtnetd does not serve, with libvirt's wording.
-pub(super) fn not_supported(p: Procedure) -> RemoteError {
-    RemoteError::new(
+pub(super) fn not_supported(p: Procedure) -> Refusal {
+    Refusal::new(
         ErrorCode::NoSupport,
         format!("this function is not supported by the connection driver: {p}"),
     )
 }
 
 /// libvirt's `virCheckFlags` refusal of flag bits a procedure does not know.
-pub(super) fn unsupported_flags(flags: u32, api: &str) -> RemoteError {
-    RemoteError::new(
+pub(super) fn unsupported_flags(flags: u32, api: &str) -> Refusal {
+    Refusal::new(
         ErrorCode::InvalidArg,
         format!("unsupported flags (0x{flags:x}) in function {api}"),
     )

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use virtnet_rpc::remote::NodeGetInfoRet;
-use virtnet_rpc::{ErrorCode, RemoteError};
+
+use super::errors::Refusal;
+use virtnet_rpc::ErrorCode;
 
 /// The libvirt release whose protocol files (`remote_protocol.x`, ...) virtnetd follows:
 /// Debian 12's libvirt 9.0.0, reported as the daemon's library version.
@@ -17,12 +19,12 @@ pub(super) const LIB_VERSION: u64 = 9_000_000;
 pub(super) const URI: &str = "qemu:///system";
 
 /// The host's name (`gethostname`).
-pub(super) fn hostname() -> Result<String, RemoteError> {
+pub(super) fn hostname() -> Result<String, Refusal> {
     let mut buf = [0u8; 256];
     // SAFETY: `buf` is valid for `buf.len()` bytes; gethostname writes at most that many.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
     if rc != 0 {
-        return Err(RemoteError::new(
+        return Err(Refusal::new(
             ErrorCode::OperationFailed,
             format!(
                 "cannot get the host name: {}",
@@ -36,14 +38,14 @@ pub(super) fn hostname() -> Result<String, RemoteError> {
 
 /// QEMU's version as libvirt encodes it (major * 1,000,000 + minor * 1,000 + micro), from
 /// `qemu -version` of the configured binary, asked once.
-pub(super) async fn qemu_version(qemu: &Path) -> Result<u64, RemoteError> {
+pub(super) async fn qemu_version(qemu: &Path) -> Result<u64, Refusal> {
     static VERSION: OnceLock<u64> = OnceLock::new();
     if let Some(v) = VERSION.get() {
         return Ok(*v);
     }
     let v = virtnet_qemu::qemu_binary_version(qemu)
         .await
-        .map_err(|e| RemoteError::new(ErrorCode::OperationFailed, e.to_string()))?;
+        .map_err(|e| Refusal::new(ErrorCode::OperationFailed, e.to_string()))?;
     let n = u64::from(v.major) * 1_000_000 + u64::from(v.minor) * 1_000 + u64::from(v.micro);
     Ok(*VERSION.get_or_init(|| n))
 }

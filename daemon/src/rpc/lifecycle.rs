@@ -5,10 +5,10 @@
 use virtnet_rpc::remote::{
     DefineXmlArgs, DefineXmlFlagsArgs, DomainArgs, DomainFlagsArgs, DomainRet,
 };
-use virtnet_rpc::{ErrorCode, Procedure, RemoteError};
+use virtnet_rpc::{ErrorCode, Procedure};
 
 use super::dispatch::{decode, nonnull, ok, Reply};
-use super::errors::{not_supported, remote_error, unsupported_flags};
+use super::errors::{not_supported, remote_error, unsupported_flags, Refusal};
 use crate::daemon::Daemon;
 
 /// `VIR_DOMAIN_DEFINE_VALIDATE`: virtnet validates every definition anyway.
@@ -37,7 +37,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         return Err(not_supported(p));
     }
     if read_only {
-        return Err(RemoteError::new(
+        return Err(Refusal::new(
             ErrorCode::OperationDenied,
             format!("operation forbidden: {p} on a read-only connection"),
         ));
@@ -84,7 +84,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
     }
 }
 
-fn check(flags: u32, known: u32, api: &str) -> Result<(), RemoteError> {
+fn check(flags: u32, known: u32, api: &str) -> Result<(), Refusal> {
     match flags & !known {
         0 => Ok(()),
         bad => Err(unsupported_flags(bad, api)),

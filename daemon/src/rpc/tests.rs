@@ -59,7 +59,7 @@ fn list_all_domains_filters_as_libvirt() {
 
 #[test]
 fn daemon_errors_carry_libvirts_codes() {
-    let code = |e: DaemonError| remote_error(&e).code;
+    let code = |e: DaemonError| remote_error(&e).code as i32;
     assert_eq!(
         code(DaemonError::NoSuchVm { name: "x".into() }),
         ErrorCode::NoDomain as i32
@@ -82,7 +82,7 @@ fn daemon_errors_carry_libvirts_codes() {
     );
     let e = remote_error(&DaemonError::NoSuchVm { name: "x".into() });
     assert_eq!(
-        e.message.as_deref(),
+        Some(e.message.as_str()),
         Some(
             DaemonError::NoSuchVm { name: "x".into() }
                 .to_string()
@@ -95,18 +95,17 @@ fn daemon_errors_carry_libvirts_codes() {
 #[test]
 fn refusals_use_libvirts_words() {
     let e = not_supported(Procedure::DomainSnapshotNum);
-    assert_eq!(e.code, ErrorCode::NoSupport as i32);
+    assert_eq!(e.code, ErrorCode::NoSupport);
+    assert_eq!(e.to_remote().code, 3);
     assert_eq!(
-        e.message.as_deref(),
+        Some(e.message.as_str()),
         Some(
             "this function is not supported by the connection driver: \
              REMOTE_PROC_DOMAIN_SNAPSHOT_NUM (187)"
         )
     );
     assert_eq!(
-        unsupported_flags(4, "virDomainGetXMLDesc")
-            .message
-            .as_deref(),
+        Some(unsupported_flags(4, "virDomainGetXMLDesc").message.as_str()),
         Some("unsupported flags (0x4) in function virDomainGetXMLDesc")
     );
 }
