@@ -62,7 +62,7 @@ fn field<'a>(out: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
-fn virsh_queries_the_host_and_domains() {
+fn virsh_queries_the_host_and_drives_domains() {
     if !require(&[Need::Root, Need::Qemu, Need::Binary("virsh")]) {
         return;
     }
@@ -145,6 +145,45 @@ fn virsh_queries_the_host_and_domains() {
         !ok && err.contains("failed to get domain 'nosuch'"),
         "{err}"
     );
+
+    // Device changes in the definition (--config; the live path is the same daemon
+    // operation, tested through the HTTP API): attach, update the link, detach.
+    let nic = dir.path().join("nic.xml");
+    let mac = "52:54:00:aa:00:01";
+    let nic_xml = |link: &str| {
+        format!("<interface type='ethernet'><mac address='{mac}'/><model type='virtio'/>{link}</interface>")
+    };
+    std::fs::write(&nic, nic_xml("")).unwrap();
+    let nic = nic.to_str().unwrap();
+    let out = virsh_ok(&d, &["attach-device", "vm1", nic, "--config"]);
+    assert!(out.contains("Device attached successfully"), "{out}");
+    assert!(virsh_ok(&d, &["domiflist", "vm1"]).contains(mac));
+    let (_, v) = d.get("/v1/domains/vm1/interfaces");
+    assert_eq!(v["interfaces"][0]["mac"], mac, "{v}");
+    std::fs::write(dir.path().join("nic.xml"), nic_xml("<link state='down'/>")).unwrap();
+    assert!(virsh_ok(&d, &["update-device", "vm1", nic, "--config"]).contains("updated"));
+    assert_eq!(
+        virsh_ok(&d, &["domif-getlink", "vm1", mac, "--config"]).trim(),
+        format!("{mac} down")
+    );
+    // No flag on libvirt's oldest detach call means the running VM: refused, it is off.
+    let (ok, _, err, _) = virsh(&d, &["detach-device", "vm1", nic]);
+    assert!(!ok && err.contains("shut off"), "{err}");
+    let (ok, _, err, _) = virsh(&d, &["attach-device", "vm1", nic, "--live"]);
+    assert!(!ok && err.contains("shut off"), "{err}");
+    assert!(virsh_ok(&d, &["detach-device", "vm1", nic, "--config"]).contains("detached"));
+    assert!(!virsh_ok(&d, &["domiflist", "vm1"]).contains(mac));
+    // virsh builds the XML of attach-interface and detach-interface itself.
+    let args = [
+        "--type", "bridge", "--source", "br0", "--mac", mac, "--model", "virtio", "--config",
+    ];
+    let out = virsh_ok(&d, &[&["attach-interface", "vm1"][..], &args].concat());
+    assert!(out.contains("Interface attached successfully"), "{out}");
+    assert!(virsh_ok(&d, &["domiflist", "vm1"]).contains("br0"));
+    let args = ["--type", "bridge", "--mac", mac, "--config"];
+    let out = virsh_ok(&d, &[&["detach-interface", "vm1"][..], &args].concat());
+    assert!(out.contains("Interface detached successfully"), "{out}");
+    assert!(!virsh_ok(&d, &["domiflist", "vm1"]).contains(mac));
 
     // Running (started through virsh): an id, the live state; the HTTP API sees it.
     assert_eq!(

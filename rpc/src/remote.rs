@@ -282,6 +282,29 @@ xdr_struct! {
 }
 
 xdr_struct! {
+    /// `remote_domain_attach_device_args`, `remote_domain_detach_device_args`.
+    pub struct DomainXmlArgs {
+        /// The domain.
+        pub dom: NonnullDomain,
+        /// The device XML.
+        pub xml: String,
+    }
+}
+
+xdr_struct! {
+    /// `remote_domain_attach_device_flags_args`, `_detach_device_flags_args`,
+    /// `_update_device_flags_args`.
+    pub struct DomainXmlFlagsArgs {
+        /// The domain.
+        pub dom: NonnullDomain,
+        /// The device XML.
+        pub xml: String,
+        /// `virDomainDeviceModifyFlags` (`VIR_DOMAIN_AFFECT_LIVE` 1, `_CONFIG` 2).
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
     /// One `int` result: `remote_domain_is_active_ret`, `_is_persistent_ret`,
     /// `_get_autostart_ret`.
     pub struct IntRet {

@@ -20,7 +20,8 @@ const START_FORCE_BOOT: u32 = 8;
 /// keeping them is the same.
 const UNDEFINE_NOTHING_KEPT: u32 = 0x7f;
 
-/// Runs the changing procedure `p` (refused when `read_only`); any other is not served.
+/// Runs the changing procedure `p` (refused when `read_only`), here or in
+/// [`super::devices`]; any other is not served.
 pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &[u8]) -> Reply {
     let served = matches!(
         p,
@@ -33,7 +34,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
             | Procedure::DomainUndefine
             | Procedure::DomainUndefineFlags
     );
-    if !served {
+    if !served && !super::devices::serves(p) {
         return Err(not_supported(p));
     }
     if read_only {
@@ -80,7 +81,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
             check(a.flags, UNDEFINE_NOTHING_KEPT, "virDomainUndefineFlags")?;
             undefine(daemon, &a.dom.name).await
         }
-        _ => Err(not_supported(p)),
+        p => super::devices::call(daemon, p, args).await,
     }
 }
 

@@ -10,10 +10,13 @@
 //! `DOMAIN_LOOKUP_BY_NAME`/`UUID`/`ID`, `DOMAIN_GET_INFO`/`STATE`/`XML_DESC`/`OS_TYPE`/
 //! `AUTOSTART`, `DOMAIN_IS_ACTIVE`/`PERSISTENT`; changes ([`lifecycle`], refused on a
 //! connection opened read-only): `DOMAIN_DEFINE_XML(_FLAGS)`, `DOMAIN_CREATE(_WITH_FLAGS)`,
-//! `DOMAIN_DESTROY(_FLAGS)`, `DOMAIN_UNDEFINE(_FLAGS)`. Every other procedure:
+//! `DOMAIN_DESTROY(_FLAGS)`, `DOMAIN_UNDEFINE(_FLAGS)`, and ([`devices`])
+//! `DOMAIN_ATTACH_DEVICE(_FLAGS)`, `DOMAIN_DETACH_DEVICE(_FLAGS)`, `DOMAIN_UPDATE_DEVICE_FLAGS`.
+//! Every other procedure:
 //! `VIR_ERR_NO_SUPPORT`.
 
 mod conn;
+mod devices;
 mod dispatch;
 mod errors;
 mod host;
