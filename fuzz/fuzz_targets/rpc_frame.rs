@@ -7,9 +7,10 @@
 use libfuzzer_sys::fuzz_target;
 use virtnet_rpc::frame;
 use virtnet_rpc::remote::{
-    AuthListRet, ConnectOpenArgs, DomainArgs, DomainFlagsArgs, DomainGetInfoRet,
-    DomainGetStateRet, ListAllDomainsArgs, ListAllDomainsRet, LookupByIdArgs, LookupByNameArgs,
-    LookupByUuidArgs, NodeGetInfoRet, StringRet, SupportsFeatureArgs,
+    AuthListRet, ConnectOpenArgs, DefineXmlArgs, DefineXmlFlagsArgs, DomainArgs, DomainFlagsArgs,
+    DomainGetInfoRet, DomainGetStateRet, DomainXmlArgs, DomainXmlFlagsArgs, ListAllDomainsArgs,
+    ListAllDomainsRet, LookupByIdArgs, LookupByNameArgs, LookupByUuidArgs, NodeGetInfoRet,
+    StringRet, SupportsFeatureArgs,
 };
 use virtnet_rpc::xdr::{from_bytes, to_bytes, Xdr};
 use virtnet_rpc::{Procedure, RemoteError};
@@ -53,6 +54,14 @@ fuzz_target!(|data: &[u8]| {
             check::<DomainFlagsArgs>(payload);
             check::<DomainGetStateRet>(payload);
         }
+        Procedure::DomainDefineXml => check::<DefineXmlArgs>(payload),
+        Procedure::DomainDefineXmlFlags => check::<DefineXmlFlagsArgs>(payload),
+        Procedure::DomainAttachDevice | Procedure::DomainDetachDevice => {
+            check::<DomainXmlArgs>(payload)
+        }
+        Procedure::DomainAttachDeviceFlags
+        | Procedure::DomainDetachDeviceFlags
+        | Procedure::DomainUpdateDeviceFlags => check::<DomainXmlFlagsArgs>(payload),
         _ => check::<StringRet>(payload),
     }
 });

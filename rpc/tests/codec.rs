@@ -4,7 +4,8 @@
 use proptest::prelude::*;
 use virtnet_rpc::frame::{self, FRAME_MAX, FRAME_MIN};
 use virtnet_rpc::remote::{
-    AuthListRet, ConnectOpenArgs, DomainGetInfoRet, ListAllDomainsRet, NodeGetInfoRet,
+    AuthListRet, ConnectOpenArgs, DefineXmlFlagsArgs, DomainGetInfoRet, DomainXmlFlagsArgs,
+    ListAllDomainsRet, NodeGetInfoRet,
 };
 use virtnet_rpc::virerror::{NonnullDomain, NonnullNetwork};
 use virtnet_rpc::xdr::{from_bytes, to_bytes, Reader, Xdr};
@@ -288,6 +289,11 @@ proptest! {
         round_trip(&e);
         round_trip(&ListAllDomainsRet { ret: doms.len() as u32, domains: doms });
         round_trip(&ConnectOpenArgs { name, flags });
+        round_trip(&DomainXmlFlagsArgs {
+            dom: NonnullDomain { name: "d".into(), uuid: [7; 16], id: -1 },
+            xml: "<interface/>".into(),
+            flags,
+        });
         round_trip(&DomainGetInfoRet {
             state: info.0, max_mem: info.1, memory: info.2, nr_virt_cpu: info.3, cpu_time: info.4,
         });
@@ -316,6 +322,8 @@ proptest! {
         let _ = from_bytes::<ConnectOpenArgs>(&bytes);
         let _ = from_bytes::<AuthListRet>(&bytes);
         let _ = from_bytes::<DomainGetInfoRet>(&bytes);
+        let _ = from_bytes::<DomainXmlFlagsArgs>(&bytes);
+        let _ = from_bytes::<DefineXmlFlagsArgs>(&bytes);
         if bytes.len() >= 4 {
             let _ = frame::body_len([bytes[0], bytes[1], bytes[2], bytes[3]]);
         }
