@@ -21,6 +21,9 @@ pub struct Config {
     /// The read-only API socket (default `<run_dir>/virtnetd-ro.sock`): `root:`[`Config::ro_group`]
     /// 0660, queries only; `None`: not served.
     pub ro_socket: Option<PathBuf>,
+    /// The libvirt protocol socket (default `<run_dir>/libvirt-sock`): root only (0600),
+    /// for libvirt's clients (virsh, python3-libvirt); `None`: not served.
+    pub libvirt_socket: Option<PathBuf>,
     /// The group of [`Config::ro_socket`] (default [`RO_GROUP`]; created when missing).
     pub ro_group: String,
     /// Persistent state: `<state_dir>/domains/NAME.xml`.
@@ -57,13 +60,15 @@ pub const DEFAULT_QEMU: &str = "/usr/bin/qemu-system-x86_64";
 
 impl Config {
     /// The configuration with every path under `base` (`base/state`, `base/run`), for tests
-    /// and users without root; no read-only socket (it needs a group, so root).
+    /// and users without root; no read-only socket (it needs a group, so root) and no libvirt
+    /// socket.
     pub fn under(base: impl Into<PathBuf>) -> Config {
         let base = base.into();
         let run_dir = base.join("run");
         Config {
             socket: run_dir.join(SOCKET_NAME),
             ro_socket: None,
+            libvirt_socket: None,
             ro_group: RO_GROUP.into(),
             state_dir: base.join("state"),
             run_dir,
@@ -82,6 +87,7 @@ impl Config {
         Config {
             socket: PathBuf::from(DEFAULT_RUN_DIR).join(SOCKET_NAME),
             ro_socket: Some(PathBuf::from(DEFAULT_RUN_DIR).join(RO_SOCKET_NAME)),
+            libvirt_socket: Some(PathBuf::from(DEFAULT_RUN_DIR).join(crate::rpc::SOCKET_NAME)),
             ro_group: RO_GROUP.into(),
             state_dir: DEFAULT_STATE_DIR.into(),
             run_dir: DEFAULT_RUN_DIR.into(),

@@ -6,6 +6,9 @@
 //! CLI talks to it with the same types ([`model`], from the `virtnet-api` crate), and
 //! virtnetd talks to its switches with theirs (`virtnet-vswitch-control`).
 //!
+//! libvirt's own clients reach the same operations over libvirt's remote protocol on a second
+//! socket ([`rpc`]).
+//!
 //! Operations on one VM are serialised (each holds the VM's lock, [`vms`]); operations on
 //! different VMs run concurrently; queries never wait for an operation.
 //!
@@ -28,6 +31,7 @@ pub mod names;
 pub mod networks;
 mod ops;
 pub mod registry;
+pub mod rpc;
 mod server;
 pub mod store;
 pub mod vms;

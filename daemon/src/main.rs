@@ -30,6 +30,14 @@ struct Args {
     /// Serve no read-only socket.
     #[arg(long, conflicts_with = "ro_socket")]
     no_ro_socket: bool,
+    /// Socket speaking libvirt's remote protocol, root only (mode 0600), for virsh and
+    /// python3-libvirt: `virsh -c 'qemu+unix:///system?socket=PATH'`
+    /// [default: RUN_DIR/libvirt-sock].
+    #[arg(long, env = "VIRTNETD_LIBVIRT_SOCKET", value_name = "PATH")]
+    libvirt_socket: Option<PathBuf>,
+    /// Serve no libvirt protocol socket.
+    #[arg(long, conflicts_with = "libvirt_socket")]
+    no_libvirt_socket: bool,
     /// The group whose members may use the read-only socket; created (system group) when
     /// missing.
     #[arg(long, env = "VIRTNETD_RO_GROUP", value_name = "NAME", default_value = RO_GROUP)]
@@ -142,6 +150,10 @@ fn main() -> ExitCode {
         ro_socket: (!args.no_ro_socket).then(|| {
             args.ro_socket
                 .unwrap_or_else(|| args.run_dir.join(RO_SOCKET_NAME))
+        }),
+        libvirt_socket: (!args.no_libvirt_socket).then(|| {
+            args.libvirt_socket
+                .unwrap_or_else(|| args.run_dir.join(virtnetd::rpc::SOCKET_NAME))
         }),
         ro_group: args.ro_group,
         state_dir: args.state_dir,

@@ -16,13 +16,14 @@ use crate::error::{DaemonError, Result};
 /// Longest unix socket path (`sun_path` holds 108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
-/// The daemon with its API socket bound (mode 0600), and its read-only socket (`root:virtnet`
-/// 0660) when configured.
+/// The daemon with its API socket bound (mode 0600), its read-only socket (`root:virtnet`
+/// 0660) and its libvirt protocol socket (0600) when configured.
 pub struct Server {
     daemon: Arc<Daemon>,
     listener: UnixListener,
     socket: PathBuf,
     ro: Option<(UnixListener, PathBuf)>,
+    libvirt: Option<(UnixListener, PathBuf)>,
 }
 
 impl Server {
@@ -32,7 +33,11 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server> {
         let socket = config.socket.clone();
         let ro_socket = config.ro_socket.clone();
-        for path in std::iter::once(&socket).chain(&ro_socket) {
+        let libvirt_socket = config.libvirt_socket.clone();
+        for path in std::iter::once(&socket)
+            .chain(&ro_socket)
+            .chain(&libvirt_socket)
+        {
             if path.as_os_str().len() > MAX_SOCKET_PATH {
                 return Err(DaemonError::SocketPathTooLong {
                     path: path.clone(),
@@ -66,17 +71,36 @@ impl Server {
             }
             _ => None,
         };
+        let libvirt = match libvirt_socket {
+            Some(path) => {
+                let l = bind_socket(&path, 0o600, None).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&socket);
+                    if let Some((_, p)) = &ro {
+                        let _ = std::fs::remove_file(p);
+                    }
+                })?;
+                tracing::info!(socket = %path.display(), "listening (libvirt protocol)");
+                Some((l, path))
+            }
+            None => None,
+        };
         Ok(Server {
             daemon,
             listener,
             socket,
             ro,
+            libvirt,
         })
     }
 
     /// The read-only API socket, when served.
     pub fn ro_socket(&self) -> Option<&Path> {
         self.ro.as_ref().map(|(_, p)| p.as_path())
+    }
+
+    /// The libvirt protocol socket, when served.
+    pub fn libvirt_socket(&self) -> Option<&Path> {
+        self.libvirt.as_ref().map(|(_, p)| p.as_path())
     }
 
     /// The API socket.
@@ -105,7 +129,17 @@ impl Server {
             ));
             ro_path = Some(path);
         }
+        let libvirt = self.libvirt.map(|(l, path)| {
+            (
+                tokio::spawn(crate::rpc::serve(l, self.daemon.clone())),
+                path,
+            )
+        });
         crate::api::serve(listeners, self.daemon.clone(), shutdown).await;
+        if let Some((task, path)) = libvirt {
+            task.abort();
+            let _ = std::fs::remove_file(path);
+        }
         let _ = std::fs::remove_file(&self.socket);
         if let Some(p) = ro_path {
             let _ = std::fs::remove_file(p);

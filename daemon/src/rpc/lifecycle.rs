@@ -1,0 +1,125 @@
+//! The procedures that change domains: define, start (create), destroy, undefine, each the
+//! daemon operation the HTTP API calls. libvirt's flags are accepted where virtnet does what
+//! they ask (or there is nothing for them to do), and refused otherwise.
+
+use virtnet_rpc::remote::{
+    DefineXmlArgs, DefineXmlFlagsArgs, DomainArgs, DomainFlagsArgs, DomainRet,
+};
+use virtnet_rpc::{ErrorCode, Procedure};
+
+use super::dispatch::{decode, nonnull, ok, Reply};
+use super::errors::{not_supported, remote_error, unsupported_flags, Refusal};
+use crate::daemon::Daemon;
+
+/// `VIR_DOMAIN_DEFINE_VALIDATE`: virtnet validates every definition anyway.
+const DEFINE_VALIDATE: u32 = 1;
+/// `VIR_DOMAIN_START_FORCE_BOOT`: boot even with a managed save image; virtnet has none.
+const START_FORCE_BOOT: u32 = 8;
+/// `VIR_DOMAIN_UNDEFINE_*` of things virtnet never keeps for a domain (managed save,
+/// snapshot and checkpoint metadata, NVRAM, TPM state: 1, 2, 4, 8, 16, 32, 64): removing or
+/// keeping them is the same.
+const UNDEFINE_NOTHING_KEPT: u32 = 0x7f;
+
+/// Runs the changing procedure `p` (refused when `read_only`), here or in
+/// [`super::devices`]; any other is not served.
+pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &[u8]) -> Reply {
+    let served = matches!(
+        p,
+        Procedure::DomainDefineXml
+            | Procedure::DomainDefineXmlFlags
+            | Procedure::DomainCreate
+            | Procedure::DomainCreateWithFlags
+            | Procedure::DomainDestroy
+            | Procedure::DomainDestroyFlags
+            | Procedure::DomainUndefine
+            | Procedure::DomainUndefineFlags
+    );
+    if !served && !super::devices::serves(p) {
+        return Err(not_supported(p));
+    }
+    if read_only {
+        return Err(Refusal::new(
+            ErrorCode::OperationDenied,
+            format!("operation forbidden: {p} on a read-only connection"),
+        ));
+    }
+    match p {
+        Procedure::DomainDefineXml => {
+            let a: DefineXmlArgs = decode(p, args)?;
+            define(daemon, &a.xml).await
+        }
+        Procedure::DomainDefineXmlFlags => {
+            let a: DefineXmlFlagsArgs = decode(p, args)?;
+            check(a.flags, DEFINE_VALIDATE, "virDomainDefineXMLFlags")?;
+            define(daemon, &a.xml).await
+        }
+        Procedure::DomainCreate => {
+            let a: DomainArgs = decode(p, args)?;
+            start(daemon, &a.dom.name).await.map(|_| Vec::new())
+        }
+        Procedure::DomainCreateWithFlags => {
+            let a: DomainFlagsArgs = decode(p, args)?;
+            check(a.flags, START_FORCE_BOOT, "virDomainCreateWithFlags")?;
+            start(daemon, &a.dom.name).await
+        }
+        Procedure::DomainDestroy => {
+            let a: DomainArgs = decode(p, args)?;
+            destroy(daemon, &a.dom.name).await
+        }
+        Procedure::DomainDestroyFlags => {
+            // VIR_DOMAIN_DESTROY_GRACEFUL (no SIGKILL) is not what virtnet's destroy does.
+            let a: DomainFlagsArgs = decode(p, args)?;
+            check(a.flags, 0, "virDomainDestroyFlags")?;
+            destroy(daemon, &a.dom.name).await
+        }
+        Procedure::DomainUndefine => {
+            let a: DomainArgs = decode(p, args)?;
+            undefine(daemon, &a.dom.name).await
+        }
+        Procedure::DomainUndefineFlags => {
+            let a: DomainFlagsArgs = decode(p, args)?;
+            check(a.flags, UNDEFINE_NOTHING_KEPT, "virDomainUndefineFlags")?;
+            undefine(daemon, &a.dom.name).await
+        }
+        p => super::devices::call(daemon, p, args).await,
+    }
+}
+
+fn check(flags: u32, known: u32, api: &str) -> Result<(), Refusal> {
+    match flags & !known {
+        0 => Ok(()),
+        bad => Err(unsupported_flags(bad, api)),
+    }
+}
+
+async fn define(daemon: &Daemon, xml: &str) -> Reply {
+    let r = daemon.define(xml).await.map_err(|e| remote_error(&e))?;
+    for w in &r.warnings {
+        // libvirt's define has no warnings in its answer: they go to the log.
+        tracing::warn!(vm = %r.name, warning = %w, "defined over the libvirt socket");
+    }
+    let info = daemon.info(&r.name).map_err(|e| remote_error(&e))?;
+    ok(&DomainRet {
+        dom: nonnull(&info.name, info.uuid.as_deref(), info.id),
+    })
+}
+
+async fn start(daemon: &Daemon, name: &str) -> Reply {
+    let info = daemon.start(name).await.map_err(|e| remote_error(&e))?;
+    ok(&DomainRet {
+        dom: nonnull(&info.name, info.uuid.as_deref(), info.id),
+    })
+}
+
+async fn destroy(daemon: &Daemon, name: &str) -> Reply {
+    let r = daemon.destroy(name).await.map_err(|e| remote_error(&e))?;
+    for l in &r.leftovers {
+        tracing::warn!(vm = %name, leftover = %l, "destroyed over the libvirt socket; not released");
+    }
+    Ok(Vec::new())
+}
+
+async fn undefine(daemon: &Daemon, name: &str) -> Reply {
+    daemon.undefine(name).await.map_err(|e| remote_error(&e))?;
+    Ok(Vec::new())
+}

@@ -1,0 +1,50 @@
+//! `RUN_DIR/libvirt-sock`: libvirt's remote protocol, so that libvirt's own clients (virsh,
+//! python3-libvirt) drive virtnetd with `qemu+unix:///system?socket=RUN_DIR/libvirt-sock`.
+//! Root only (0600, `REMOTE_AUTH_NONE` as libvirtd's unix socket); `--no-libvirt-socket`
+//! turns it off. The wire format is the `virtnet-rpc` crate's; [`dispatch`] maps procedures
+//! to the daemon's operations (the ones the HTTP API calls), [`conn`] runs a connection.
+//!
+//! Served: keepalive (PING answered with PONG), `AUTH_LIST`, `CONNECT_OPEN`/`CLOSE`,
+//! `CONNECT_SUPPORTS_FEATURE`, `CONNECT_GET_TYPE`/`VERSION`/`LIB_VERSION`/`HOSTNAME`/`URI`/
+//! `CAPABILITIES`, `CONNECT_IS_SECURE`, `NODE_GET_INFO`, `CONNECT_LIST_ALL_DOMAINS`,
+//! `DOMAIN_LOOKUP_BY_NAME`/`UUID`/`ID`, `DOMAIN_GET_INFO`/`STATE`/`XML_DESC`/`OS_TYPE`/
+//! `AUTOSTART`, `DOMAIN_IS_ACTIVE`/`PERSISTENT`; changes ([`lifecycle`], refused on a
+//! connection opened read-only): `DOMAIN_DEFINE_XML(_FLAGS)`, `DOMAIN_CREATE(_WITH_FLAGS)`,
+//! `DOMAIN_DESTROY(_FLAGS)`, `DOMAIN_UNDEFINE(_FLAGS)`, and ([`devices`])
+//! `DOMAIN_ATTACH_DEVICE(_FLAGS)`, `DOMAIN_DETACH_DEVICE(_FLAGS)`, `DOMAIN_UPDATE_DEVICE_FLAGS`.
+//! Every other procedure:
+//! `VIR_ERR_NO_SUPPORT`.
+
+mod conn;
+mod devices;
+mod dispatch;
+mod errors;
+mod host;
+mod lifecycle;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+
+use crate::daemon::Daemon;
+
+/// The socket's file name inside the run directory.
+pub const SOCKET_NAME: &str = "libvirt-sock";
+
+/// Serves libvirt clients on `listener` for as long as the runtime runs: a task per
+/// connection; a connection's failure ends only that connection.
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(conn::serve(stream, daemon.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "libvirt socket: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
