@@ -218,6 +218,30 @@ pub struct InterfaceRow {
     /// removal completes when QEMU reports `DEVICE_DELETED`).
     #[serde(default)]
     pub removal_pending: bool,
+    /// The NIC's `<filterref>` as enforced on the host (running VMs, filtered tap NICs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterReport>,
+}
+
+/// What a NIC's anti-spoofing filter (`<filterref>`) has done so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterReport {
+    /// The filter name (`clean-traffic`).
+    pub filter: String,
+    /// Where it is enforced: the nftables table (`bridge virtnet-filter-VM-TAP`).
+    pub table: String,
+    /// Whether the table is loaded (false: it is gone, the NIC is not filtered: a fault).
+    pub loaded: bool,
+    /// Frames dropped, per counter (`mac_spoofing`, `ip_spoofing`, `arp_spoofing`,
+    /// `other_l2`, `other_l2_in`).
+    #[serde(default)]
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    /// The address learnt (no `<parameter name='IP'>`: the first the guest used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_ip: Option<String>,
+    /// Why the counters could not be read, if they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `GET /v1/domains/{name}/interfaces`.

@@ -243,6 +243,7 @@ impl Daemon {
         }
         self.remove_stale_cgroups().await;
         self.remove_stale_shaping().await;
+        self.remove_stale_filters().await;
         Ok(())
     }
 
@@ -275,6 +276,37 @@ impl Daemon {
                 Err(e) => {
                     tracing::error!(table = %t, error = %e, "cannot remove a bandwidth table left by a crash")
                 }
+            }
+        }
+    }
+
+    /// Deletes the tap filter tables no running VM holds: left by a crash between loading a
+    /// NIC's filter and recording it in the live status (the recorded tables of VMs that died
+    /// meanwhile went with the rest of their host resources in the recovery; a running VM
+    /// that was adopted keeps its own).
+    async fn remove_stale_filters(&self) {
+        let Ok(host) = self.host() else { return };
+        let tables = match host.filter_tables() {
+            Ok(t) => t,
+            Err(e) => {
+                // No nft on this host: no filter could have been loaded either.
+                tracing::debug!(error = %e, "cannot list filter tables");
+                return;
+            }
+        };
+        let mut held = std::collections::BTreeSet::new();
+        for entry in self.vms.all() {
+            let slot = entry.slot.lock().await;
+            for u in slot.live.iter().flat_map(|l| &l.status.host_resources.undo) {
+                if let virtnet_host::HostUndo::DeleteNftTable { name, .. } = u {
+                    held.insert(name.clone());
+                }
+            }
+        }
+        for (family, t) in tables.into_iter().filter(|(_, t)| !held.contains(t)) {
+            match host.delete_nft_table(family.as_str(), &t) {
+                Ok(()) => tracing::warn!(table = %t, "removed a filter table left by a crash"),
+                Err(e) => tracing::error!(table = %t, error = %e, "cannot remove a filter table"),
             }
         }
     }

@@ -6,6 +6,7 @@ use crate::cgroup::{CgroupGroup, CgroupPlacement, CgroupSpec, CreatedCgroup};
 use crate::error::Result;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::netlink::LinkStatus;
+use crate::nwfilter::TapFilter;
 use crate::script::{ScriptRun, ScriptWait};
 use crate::shaping::ShapeSpec;
 use crate::tap::{TapHandle, TapSpec};
@@ -82,6 +83,17 @@ pub trait HostNet: Send + Sync {
 
     /// Removes a device's shaping ([`HostUndo::Unshape`]); idempotent.
     fn unshape(&self, dev: &str, ifindex: u32) -> Result<()>;
+
+    /// Loads a tap's `<filterref>` as an nftables table ([`crate::nwfilter::load`]): one
+    /// transaction, a leftover table of the same name replaced; returns the undo deleting it.
+    fn load_filter(&self, filter: &TapFilter) -> Result<HostUndo>;
+
+    /// Deletes nftables table `family`/`name`; a missing table is fine.
+    fn delete_nft_table(&self, family: &str, name: &str) -> Result<()>;
+
+    /// The filter tables loaded ([`crate::nwfilter::tables`]: bridge family, virtnet's
+    /// prefix), to find those no running VM holds after a crash.
+    fn filter_tables(&self) -> Result<Vec<(crate::nwfilter::FilterFamily, String)>>;
 
     /// Runs a script and waits for it ([`HostNet::start_script`], then
     /// [`ScriptWait::wait`]): blocks up to its timeout.

@@ -19,6 +19,7 @@ use crate::error::{HostError, Result};
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::validate_ifname;
 use crate::netlink::LinkStatus;
+use crate::nwfilter::{FilterFamily, TapFilter};
 use crate::script::{ScriptRun, ScriptWait};
 use crate::shaping::ShapeSpec;
 use crate::tap::{TapHandle, TapSpec};
@@ -90,6 +91,15 @@ pub enum FakeCall {
         /// Its index when shaped.
         ifindex: u32,
     },
+    /// `load_filter`
+    LoadFilter(TapFilter),
+    /// `delete_nft_table`
+    DeleteNftTable {
+        /// Family.
+        family: String,
+        /// Name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +122,7 @@ struct State {
     vfs: BTreeSet<String>,
     cgroups: BTreeSet<String>,
     shaped: BTreeMap<(String, u32), ShapeSpec>,
+    nft_tables: BTreeSet<String>,
 }
 
 /// An in-memory host. Starts with only `lo`.
@@ -181,6 +192,11 @@ impl FakeHost {
     /// The shaping in place, by device and index (set by `shape`, removed by `unshape`).
     pub fn shaped(&self) -> Vec<ShapeSpec> {
         self.lock().shaped.values().cloned().collect()
+    }
+
+    /// nftables tables loaded and not deleted (`family/name`), sorted.
+    pub fn nft_tables(&self) -> Vec<String> {
+        self.lock().nft_tables.iter().cloned().collect()
     }
 
     /// PCI addresses of VFs currently prepared (not yet restored).
@@ -475,6 +491,57 @@ impl HostNet for FakeHost {
         })?;
         s.shaped.remove(&(dev.to_string(), ifindex));
         Ok(())
+    }
+
+    fn load_filter(&self, filter: &TapFilter) -> Result<HostUndo> {
+        let mut s = self.enter(FakeCall::LoadFilter(filter.clone()))?;
+        let tap = s
+            .links
+            .get(&filter.tap)
+            .ok_or_else(|| HostError::LinkNotFound {
+                name: filter.tap.clone(),
+            })?;
+        if (filter.family == FilterFamily::Bridge) != tap.master.is_some() {
+            return Err(HostError::Nft {
+                op: format!("load filter table {}", filter.table),
+                message: format!(
+                    "a {} filter on tap {} whose bridge is {:?}",
+                    filter.family.as_str(),
+                    filter.tap,
+                    tap.master
+                ),
+            });
+        }
+        let family = filter.family.as_str();
+        s.nft_tables.insert(format!("{family}/{}", filter.table));
+        Ok(HostUndo::DeleteNftTable {
+            family: family.into(),
+            name: filter.table.clone(),
+        })
+    }
+
+    fn delete_nft_table(&self, family: &str, name: &str) -> Result<()> {
+        let mut s = self.enter(FakeCall::DeleteNftTable {
+            family: family.to_string(),
+            name: name.to_string(),
+        })?;
+        s.nft_tables.remove(&format!("{family}/{name}"));
+        Ok(())
+    }
+
+    /// Not recorded as a call (a query the daemon makes at start).
+    fn filter_tables(&self) -> Result<Vec<(FilterFamily, String)>> {
+        let s = self.lock();
+        Ok(FilterFamily::ALL
+            .into_iter()
+            .flat_map(|f| {
+                let prefix = format!("{}/", f.as_str());
+                s.nft_tables
+                    .iter()
+                    .filter_map(move |t| t.strip_prefix(&prefix).map(|n| (f, n.to_string())))
+                    .collect::<Vec<_>>()
+            })
+            .collect())
     }
 
     /// Records the group as made at `/fake/cgroup/<name>` (v2, every controller); no

@@ -31,6 +31,7 @@ pub mod macvtap;
 mod name;
 pub mod netlink;
 pub mod nft;
+pub mod nwfilter;
 pub mod script;
 pub mod shaping;
 pub mod switch_identity;
@@ -51,6 +52,7 @@ pub use linux::LinuxHost;
 pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
 pub use netlink::{LinkCounters, LinkStatus};
+pub use nwfilter::{FilterSpec, FilterStatus, TapFilter};
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,
 };

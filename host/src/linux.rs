@@ -175,4 +175,16 @@ impl HostNet for LinuxHost {
     fn unshape(&self, dev: &str, ifindex: u32) -> Result<()> {
         crate::shaping::remove(dev, ifindex, true)
     }
+
+    fn load_filter(&self, filter: &crate::nwfilter::TapFilter) -> Result<HostUndo> {
+        crate::nwfilter::load(filter)
+    }
+
+    fn delete_nft_table(&self, family: &str, name: &str) -> Result<()> {
+        crate::nft::delete_table(family, name)
+    }
+
+    fn filter_tables(&self) -> Result<Vec<(crate::nwfilter::FilterFamily, String)>> {
+        crate::nwfilter::tables()
+    }
 }

@@ -58,6 +58,14 @@ pub enum HostUndo {
     /// Give a file QEMU's user was made owner of back to its original owner (or drop this
     /// VM's hold when another VM still holds it): see [`crate::dac`]. Idempotent.
     RestoreOwner(DacGrant),
+    /// Delete an nftables table virtnet loaded (a tap's filter: [`crate::nwfilter`]).
+    /// Idempotent: a missing table is fine.
+    DeleteNftTable {
+        /// Its family (`bridge`).
+        family: String,
+        /// Its name.
+        name: String,
+    },
 }
 
 impl HostUndo {
@@ -71,6 +79,7 @@ impl HostUndo {
             HostUndo::RunScript(run) => host.run_script(run),
             HostUndo::RemoveCgroup(group) => host.remove_cgroup(group),
             HostUndo::Unshape { dev, ifindex } => host.unshape(dev, *ifindex),
+            HostUndo::DeleteNftTable { family, name } => host.delete_nft_table(family, name),
             // The filesystem, not the network: the same on every host.
             HostUndo::RestoreOwner(grant) => crate::dac::release(grant),
         }
@@ -232,6 +241,21 @@ mod tests {
         };
         let json = serde_json::to_string(&step).unwrap();
         assert_eq!(json, r#"{"undo":"unshape","dev":"vnet3","ifindex":12}"#);
+        assert_eq!(serde_json::from_str::<HostUndo>(&json).unwrap(), step);
+    }
+
+    /// A tap filter's table is stored by family and name, to be deleted after a restart.
+    #[test]
+    fn nft_table_stored_form() {
+        let step = HostUndo::DeleteNftTable {
+            family: "bridge".into(),
+            name: "virtnet-filter-vm1-vnet0".into(),
+        };
+        let json = serde_json::to_string(&step).unwrap();
+        assert_eq!(
+            json,
+            r#"{"undo":"delete_nft_table","family":"bridge","name":"virtnet-filter-vm1-vnet0"}"#
+        );
         assert_eq!(serde_json::from_str::<HostUndo>(&json).unwrap(), step);
     }
 

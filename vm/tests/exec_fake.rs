@@ -11,12 +11,15 @@ const NICS: &str = "
     <interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/>
       <model type='virtio'/>
       <bandwidth><inbound average='122'/><outbound average='1220' burst='64'/></bandwidth>
+      <filterref filter='clean-traffic'/>
     </interface>
     <interface type='direct'><mac address='52:54:00:00:00:02'/><source dev='eth0' mode='bridge'/>
       <model type='virtio'/><bandwidth><inbound average='500'/></bandwidth></interface>
     <interface type='ethernet'><mac address='52:54:00:00:00:03'/>
       <target dev='tap-ext' managed='no'/><model type='virtio'/>
-      <bandwidth><outbound average='122'/></bandwidth></interface>
+      <bandwidth><outbound average='122'/></bandwidth>
+      <filterref filter='no-ip-spoofing'><parameter name='IP' value='10.0.0.3'/></filterref>
+    </interface>
     <interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:04'/>
       <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source>
     </interface>";
@@ -54,6 +57,7 @@ fn assert_clean(h: &FakeHost, run_dir: &std::path::Path, e: &VmError) {
     assert!(h.prepared_vfs().is_empty(), "VF left prepared after: {e}");
     assert!(h.cgroups().is_empty(), "cgroup left after: {e}");
     assert!(h.shaped().is_empty(), "bandwidth limits left after: {e}");
+    assert!(h.nft_tables().is_empty(), "filter table left after: {e}");
     assert!(!run_dir.exists(), "run dir left after: {e}");
     assert!(
         e.to_string()
@@ -67,7 +71,7 @@ fn each_host_step_failing_rolls_back() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("vm");
     let p = plan(&run_dir, "/nonexistent/qemu");
-    assert_eq!(p.host_steps.len(), 7);
+    assert_eq!(p.host_steps.len(), 9);
     let rt = runtime();
     for step in StepId::all(&p) {
         if matches!(step, StepId::QmpConnect | StepId::PostStart(_)) {
@@ -142,12 +146,13 @@ fn each_host_call_failing_rolls_back() {
                     | virtnet_host::FakeCall::DetachFromBridge { .. }
                     | virtnet_host::FakeCall::RestoreVf(_)
                     | virtnet_host::FakeCall::Unshape { .. }
+                    | virtnet_host::FakeCall::DeleteNftTable { .. }
             )
         })
         .expect("rollback calls");
     assert_eq!(
-        forward, 8,
-        "tap, attach, shape, macvtap, shape, open tap, shape, VF: {calls:?}"
+        forward, 10,
+        "tap, attach, filter, shape, macvtap, shape, open tap, filter, shape, VF: {calls:?}"
     );
     for n in 0..forward {
         let h = host();

@@ -186,6 +186,17 @@ impl HostNet for RealScripts {
     fn unshape(&self, dev: &str, ifindex: u32) -> virtnet_host::Result<()> {
         self.0.unshape(dev, ifindex)
     }
+    fn load_filter(&self, f: &virtnet_host::TapFilter) -> virtnet_host::Result<HostUndo> {
+        self.0.load_filter(f)
+    }
+    fn delete_nft_table(&self, family: &str, name: &str) -> virtnet_host::Result<()> {
+        self.0.delete_nft_table(family, name)
+    }
+    fn filter_tables(
+        &self,
+    ) -> virtnet_host::Result<Vec<(virtnet_host::nwfilter::FilterFamily, String)>> {
+        self.0.filter_tables()
+    }
 }
 
 fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {

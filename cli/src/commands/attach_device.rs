@@ -95,6 +95,7 @@ mod tests {
                 alias: Some("net1".into()),
                 link: "up".into(),
                 removal_pending: false,
+                filter: None,
             },
             live: true,
             config: false,

@@ -84,6 +84,25 @@ impl FilterPart {
     ];
 }
 
+/// Serialised as libvirt's filter name (`"no-mac-spoofing"`), read back by that name.
+#[cfg(feature = "serde")]
+impl serde::Serialize for FilterPart {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for FilterPart {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        FilterPart::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown filter part '{s}'")))
+    }
+}
+
 /// The filter names virtnet enforces (what a refusal lists).
 pub const SUPPORTED_FILTERS: &[&str] = &[
     "clean-traffic",

@@ -223,6 +223,20 @@ fn encode_nics(e: &mut Exposition, nics: &[Nic]) {
             }
         }
     }
+    let name = "virtnet_nic_filter_dropped_total";
+    e.family(
+        name,
+        "Frames a tap NIC's <filterref> dropped, per counter (mac_spoofing, ip_spoofing, \
+         arp_spoofing, other_l2, other_l2_in).",
+        Kind::Counter,
+    );
+    for n in nics {
+        for (counter, v) in n.row.filter.iter().flat_map(|f| &f.dropped) {
+            let mut labels = nic_labels(n).to_vec();
+            labels.push(("counter", counter));
+            e.sample(name, &labels, *v as f64);
+        }
+    }
 }
 
 fn nic_labels(n: &Nic) -> [(&'static str, &str); 5] {

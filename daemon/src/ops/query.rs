@@ -7,9 +7,10 @@ use virtnet_conf::{Domain, Interface};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::model::{
-    DomainInfo, DomainList, DomainSummary, InterfaceList, InterfaceRow, XmlResponse,
+    DomainInfo, DomainList, DomainSummary, FilterReport, InterfaceList, InterfaceRow, XmlResponse,
 };
 use crate::vms::VmView;
+use virtnet_host::nwfilter;
 
 impl Daemon {
     /// Every VM, sorted by name.
@@ -98,7 +99,14 @@ impl Daemon {
                 .devices
                 .interfaces
                 .iter()
-                .map(|i| interface_row(&self.networks.as_defined(&v.name, i), pending(i)))
+                .map(|i| {
+                    let mut row = interface_row(&self.networks.as_defined(&v.name, i), pending(i));
+                    if !is_inactive {
+                        // Counters read now (one `nft` run per filtered NIC).
+                        row.filter = filter_report(&v.name, i);
+                    }
+                    row
+                })
                 .collect(),
         })
     }
@@ -162,5 +170,38 @@ pub(crate) fn interface_row(i: &Interface, removal_pending: bool) -> InterfaceRo
         alias: i.alias().map(str::to_string),
         link: if i.link_up() { "up" } else { "down" }.into(),
         removal_pending,
+        filter: None,
     }
+}
+
+/// The filter report of a running VM's tap NIC with a `<filterref>` (its table named after
+/// the VM and the tap the live definition records); `None` for any other NIC.
+fn filter_report(vm: &str, i: &Interface) -> Option<FilterReport> {
+    let f = i.filterref.as_ref()?;
+    if !matches!(
+        i.kind,
+        InterfaceKind::Bridge { .. } | InterfaceKind::Ethernet
+    ) {
+        return None;
+    }
+    let table = nwfilter::table_name(vm, i.target_dev()?);
+    let mut r = FilterReport {
+        filter: f.filter.value.clone(),
+        table: table.clone(),
+        loaded: false,
+        dropped: Default::default(),
+        learned_ip: None,
+        error: None,
+    };
+    match nwfilter::status_in(&table) {
+        Ok(Some((family, st))) => {
+            r.table = format!("{} {table}", family.as_str());
+            r.loaded = true;
+            r.dropped = st.dropped;
+            r.learned_ip = st.learned.map(|a| a.to_string());
+        }
+        Ok(None) => {}
+        Err(e) => r.error = Some(e.to_string()),
+    }
+    Some(r)
 }

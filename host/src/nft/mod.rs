@@ -55,6 +55,21 @@ pub fn delete_table(family: &str, name: &str) -> Result<()> {
     }
 }
 
+/// The names of the tables of `family` (`nft -j list tables FAMILY`).
+pub fn list_tables(family: &str) -> Result<Vec<String>> {
+    let out = run(&["-j", "list", "tables", family], None)?;
+    let v: Value = serde_json::from_slice(&out).map_err(|e| HostError::Nft {
+        op: format!("read the JSON of the {family} tables"),
+        message: e.to_string(),
+    })?;
+    Ok(v.get("nftables")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.get("table")?.get("name")?.as_str().map(str::to_string))
+        .collect())
+}
+
 /// Whether `nft` runs and the kernel has nftables (lists the ruleset).
 pub fn available() -> bool {
     run(&["list", "tables"], None).is_ok()

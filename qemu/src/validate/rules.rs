@@ -104,7 +104,7 @@ pub enum Rule {
     BandwidthNotEnforced,
     /// `<bandwidth>` `floor`: no guaranteed-minimum scheduling anywhere.
     BandwidthFloor,
-    /// `<filterref>` on a type where nothing filters (bridge taps and switch ports do).
+    /// `<filterref>` on a type where nothing filters (taps and switch ports do).
     FilterNotEnforced,
     /// `<filterref>` naming a filter or parameter virtnet does not implement.
     FilterInvalid,

@@ -150,16 +150,16 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         }
         Rule::FilterNotEnforced => {
             let f = i.filterref.as_ref()?;
-            if ty == InterfaceType::Bridge || on_switch(op, i) {
+            if matches!(ty, InterfaceType::Bridge | InterfaceType::Ethernet) || on_switch(op, i) {
                 return None;
             }
             Some((
                 f.pos,
                 format!(
                     "<filterref> is not enforced on type='{ty}': virtnet filters traffic on \
-                     taps in a Linux bridge (type='bridge', nftables bridge family) and on \
-                     virtnet-vswitch ports (type='network'); use one of those types, or remove \
-                     the filter"
+                     taps (type='bridge' in nftables' bridge family, type='ethernet' at the \
+                     tap's own hooks) and on virtnet-vswitch ports (type='network'); use one \
+                     of those types, or remove the filter"
                 ),
             ))
         }

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use virtnet_host::{
-    BridgePortOpts, HostNet, HostUndo, MacvtapSpec, ScriptKind, ScriptRun, ShapeSpec, TapSpec,
-    UndoStack, VfSpec,
+    BridgePortOpts, HostNet, HostUndo, MacvtapSpec, ScriptKind, ScriptRun, ShapeSpec, TapFilter,
+    TapSpec, UndoStack, VfSpec,
 };
 
 use super::resources::{HostResources, NicResource, NicResourceKind};
 use crate::error::VmError;
 use crate::plan::{FdSink, HostStep};
+use virtnet_host::nwfilter::FilterFamily;
 
 /// The fds one step opened, with the numbers QEMU must see them at.
 pub(crate) type PlacedFds = Vec<(OwnedFd, i32)>;
@@ -106,6 +107,43 @@ pub(crate) async fn open_step(
                 let u = HostUndo::RunScript(run(ScriptKind::Down, d));
                 record(undo, res, std::slice::from_ref(&u));
             }
+            Ok(Vec::new())
+        }
+        HostStep::LoadFilter {
+            nic,
+            vm,
+            mac,
+            filter,
+        } => {
+            let Some(tap) = res
+                .nics
+                .iter()
+                .rev()
+                .find(|r| r.nic == *nic && r.kind == NicResourceKind::Tap)
+            else {
+                return Err(VmError::InvalidContext(format!(
+                    "the plan filters interface #{nic} before it has a tap: re-plan"
+                )));
+            };
+            // A bridge port in the bridge family, a tap on its own at its own hooks.
+            let family = if tap.bridge.is_some() {
+                FilterFamily::Bridge
+            } else {
+                FilterFamily::Netdev
+            };
+            let f = TapFilter {
+                table: virtnet_host::nwfilter::table_name(vm, &tap.name),
+                tap: tap.name.clone(),
+                family,
+                mac: *mac,
+                filter: filter.clone(),
+            };
+            let u = host.load_filter(&f).map_err(host_err(format!(
+                "{} on tap '{}'",
+                step.describe(),
+                tap.name
+            )))?;
+            record(undo, res, std::slice::from_ref(&u));
             Ok(Vec::new())
         }
         HostStep::CreateTap {

@@ -7,7 +7,7 @@ use virtnet_conf::domain::DomainType;
 use virtnet_conf::interface::MacAddr;
 use virtnet_conf::interface::{HostdevSource, InterfaceKind, InterfaceType};
 use virtnet_conf::{Domain, Interface};
-use virtnet_host::{MacvtapMode, PciAddr, RateLimit};
+use virtnet_host::{FilterSpec, MacvtapMode, PciAddr, RateLimit};
 use virtnet_qemu::validate::Rule;
 use virtnet_qemu::{tap_fds_needed, NicSpec, QemuCaps, TapFds};
 
@@ -86,7 +86,46 @@ pub fn nic_plan(
         InterfaceKind::Network { .. } => return Err(unvalidated(&spec, Rule::NetworkNotResolved)),
         InterfaceKind::Vdpa { .. } => return Err(unvalidated(&spec, Rule::VdpaNotSupported)),
     }
+    filter_step(&domain.name, &spec, mac, &mut plan)?;
     Ok(plan)
+}
+
+/// A `<filterref>` on a tap NIC (bridge, ethernet): a [`HostStep::LoadFilter`] right after the
+/// tap is made (and, for a bridge, on the bridge), before its scripts and before QEMU has the
+/// tap's fd: no frame of the guest passes unfiltered. Other types: a switch network's NIC
+/// (resolved to vhost-user) has it enforced by its switch port, and validation refuses the
+/// rest.
+fn filter_step(
+    vm: &str,
+    spec: &NicSpec<'_>,
+    mac: MacAddr,
+    plan: &mut NicPlan,
+) -> Result<(), VmError> {
+    let Some(f) = &spec.iface.filterref else {
+        return Ok(());
+    };
+    if !matches!(
+        spec.iface.kind,
+        InterfaceKind::Bridge { .. } | InterfaceKind::Ethernet
+    ) {
+        return Ok(());
+    }
+    let filter = f.resolve().map_err(|e| unsupported(spec, &e.located()))?;
+    let at = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s, HostStep::CreateTap { .. } | HostStep::OpenTap { .. }))
+        .map_or(plan.steps.len(), |i| i + 1);
+    plan.steps.insert(
+        at,
+        HostStep::LoadFilter {
+            nic: spec.index,
+            vm: vm.to_string(),
+            mac,
+            filter: FilterSpec::from(&filter),
+        },
+    );
+    Ok(())
 }
 
 /// A NIC the plan cannot build for a reason only known here (not a validation rule).

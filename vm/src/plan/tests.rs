@@ -403,6 +403,67 @@ fn network_type_is_refused_with_a_way_out() {
     );
 }
 
+const BRIDGE_FILTERS: &str = "<interface type='bridge'>
+      <mac address='52:54:00:00:00:11'/>
+      <source bridge='br0'/>
+      <model type='virtio'/>
+      <filterref filter='clean-traffic'>
+        <parameter name='IP' value='10.0.0.2'/>
+        <parameter name='IP' value='10.0.0.3'/>
+      </filterref>
+    </interface>
+    <interface type='bridge'>
+      <mac address='52:54:00:00:00:12'/>
+      <source bridge='br0'/>
+      <model type='virtio'/>
+      <filterref filter='no-mac-spoofing'/>
+    </interface>";
+
+/// The filter is loaded right after its tap is on the bridge (before the vhost-net fds and
+/// QEMU): nothing from the guest crosses the bridge unfiltered.
+#[test]
+fn snapshot_bridge_filters() {
+    let p = plan("kvm", "", BRIDGE_FILTERS);
+    let kinds: Vec<&str> = p.nics[0]
+        .steps
+        .iter()
+        .map(|s| match s {
+            HostStep::CreateTap { .. } => "tap",
+            HostStep::LoadFilter { .. } => "filter",
+            HostStep::OpenVhostNet { .. } => "vhost",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["tap", "filter", "vhost"]);
+    insta::assert_yaml_snapshot!("bridge_filters", p);
+}
+
+/// On an ethernet tap (made or existing) the filter follows the tap, before its script.
+#[test]
+fn a_filter_on_an_ethernet_tap_comes_before_its_script() {
+    let nics = "<interface type='ethernet'><mac address='52:54:00:00:00:01'/>\
+        <model type='virtio'/><script path='/etc/virtnet/ifup'/>\
+        <filterref filter='clean-traffic'/></interface>\
+        <interface type='ethernet'><mac address='52:54:00:00:00:02'/>\
+        <target dev='tap-ext' managed='no'/><model type='virtio'/>\
+        <filterref filter='no-ip-spoofing'><parameter name='IP' value='10.0.0.2'/>\
+        </filterref></interface>";
+    let p = plan("qemu", "", nics);
+    let kinds = |n: &NicPlan| -> Vec<&str> {
+        n.steps
+            .iter()
+            .map(|s| match s {
+                HostStep::CreateTap { .. } | HostStep::OpenTap { .. } => "tap",
+                HostStep::LoadFilter { .. } => "filter",
+                HostStep::RunScripts { .. } => "scripts",
+                _ => "other",
+            })
+            .collect()
+    };
+    assert_eq!(kinds(&p.nics[0]), ["tap", "filter", "scripts"]);
+    assert_eq!(kinds(&p.nics[1]), ["tap", "filter"]);
+}
+
 #[test]
 fn refusals() {
     let cases = [

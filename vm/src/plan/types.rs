@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use virtnet_host::{GrantSpec, MacAddr, MacvtapMode, PciAddr, RateLimit};
+use virtnet_host::{FilterSpec, GrantSpec, MacAddr, MacvtapMode, PciAddr, RateLimit};
 use virtnet_qemu::{FdRef, NicBackend};
 
 /// Where the fds a host step opens go.
@@ -170,6 +170,19 @@ pub enum HostStep {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outbound: Option<RateLimit>,
     },
+    /// Load the NIC's `<filterref>` as an nftables table on the tap the step before created or
+    /// opened ([`virtnet_host::nwfilter`]: bridge family for a bridge port, netdev family
+    /// for a tap on no bridge): table `virtnet-filter-VM-TAP`, deleted when the NIC goes.
+    LoadFilter {
+        /// Interface index.
+        nic: usize,
+        /// The domain's name (part of the table's name).
+        vm: String,
+        /// The guest MAC (frames from the guest must carry it).
+        mac: MacAddr,
+        /// What to enforce (the `<filterref>` resolved).
+        filter: FilterSpec,
+    },
     /// Save an SR-IOV VF's state, set its MAC/VLAN through the PF, bind it to vfio-pci.
     PrepareVf {
         /// Interface index.
@@ -195,6 +208,7 @@ impl HostStep {
             | HostStep::OpenVhostNet { nic, .. }
             | HostStep::RunScripts { nic, .. }
             | HostStep::Shape { nic, .. }
+            | HostStep::LoadFilter { nic, .. }
             | HostStep::PrepareVf { nic, .. } => *nic,
         }
     }
@@ -206,9 +220,10 @@ impl HostStep {
             | HostStep::OpenTap { fds, .. }
             | HostStep::CreateMacvtap { fds, .. }
             | HostStep::OpenVhostNet { fds, .. } => Some(fds),
-            HostStep::PrepareVf { .. } | HostStep::RunScripts { .. } | HostStep::Shape { .. } => {
-                None
-            }
+            HostStep::PrepareVf { .. }
+            | HostStep::RunScripts { .. }
+            | HostStep::Shape { .. }
+            | HostStep::LoadFilter { .. } => None,
         }
     }
 
@@ -267,6 +282,18 @@ impl HostStep {
                     .flatten()
                     .collect();
                 format!("limit the bandwidth: {}", v.join("; "))
+            }
+            HostStep::LoadFilter { filter, .. } => {
+                let ips: Vec<String> = filter.ips.iter().map(|i| i.to_string()).collect();
+                let ips = if filter.learning {
+                    "the first address the guest uses".to_string()
+                } else {
+                    ips.join(", ")
+                };
+                format!(
+                    "filter the tap with nftables (filter '{}', addresses: {ips})",
+                    filter.name
+                )
             }
             HostStep::PrepareVf {
                 pci, managed: true, ..

@@ -52,6 +52,9 @@ const BRIDGE_DOWN: &str = "<interface type='bridge'><mac address='52:54:00:00:00
 const BRIDGE_SHAPED: &str = "<interface type='bridge'><mac address='52:54:00:00:00:07'/>\
     <source bridge='br0'/><model type='virtio'/><link state='down'/>\
     <bandwidth><inbound average='122'/><outbound average='122'/></bandwidth></interface>";
+const BRIDGE_FILTER: &str = "<interface type='bridge'><mac address='52:54:00:00:00:09'/>\
+    <source bridge='br0'/><model type='virtio'/><filterref filter='clean-traffic'/>\
+    <link state='down'/></interface>";
 const VHOSTUSER: &str = "<interface type='vhostuser'><mac address='52:54:00:00:00:06'/>\
     <source type='unix' path='/run/vhost/vm1-a.sock' mode='client'/><model type='virtio'/>\
     </interface>";
@@ -154,6 +157,34 @@ fn attach_then_detach_in_libvirts_order() {
     });
 }
 
+/// A filtered NIC's table exists once it is attached, is recorded with it, and goes with it.
+#[test]
+fn a_filter_table_comes_and_goes_with_its_nic() {
+    rt().block_on(async {
+        let h = host();
+        let (qmp, _log) = fake_qmp::start(cooperative).await;
+        let nic = attach(&plan(BRIDGE_FILTER), &h, &qmp, &fast())
+            .await
+            .unwrap();
+        let tap = nic.host.nics[0].name.clone();
+        let table = format!("virtnet-filter-vm1-{tap}");
+        assert_eq!(h.nft_tables(), [format!("bridge/{table}")]);
+        assert!(nic
+            .host
+            .undo
+            .contains(&virtnet_host::HostUndo::DeleteNftTable {
+                family: "bridge".into(),
+                name: table,
+            }));
+        let dp = detach_plan_for(&nic);
+        let mut pending = PendingDetaches::default();
+        let out = detach(&dp, &h, &qmp, &mut pending, &fast()).await.unwrap();
+        assert!(matches!(out, DetachOutcome::Done(_)), "{out:?}");
+        assert!(h.nft_tables().is_empty());
+        assert_eq!(h.links(), ["br0", "lo"]);
+    });
+}
+
 /// For a failure at each step: which QEMU-side undo commands follow, in order.
 fn expected_undo(step: AttachStepId) -> Vec<&'static str> {
     match step {
@@ -170,7 +201,13 @@ fn expected_undo(step: AttachStepId) -> Vec<&'static str> {
 
 #[test]
 fn a_failure_at_every_step_undoes_the_earlier_ones() {
-    for xml in [BRIDGE_DOWN, BRIDGE_SHAPED, VHOSTUSER, VHOSTUSER_SERVER] {
+    for xml in [
+        BRIDGE_DOWN,
+        BRIDGE_SHAPED,
+        BRIDGE_FILTER,
+        VHOSTUSER,
+        VHOSTUSER_SERVER,
+    ] {
         let p = plan(xml);
         for step in p.step_ids() {
             rt().block_on(async {
@@ -235,6 +272,7 @@ fn a_failure_at_every_step_undoes_the_earlier_ones() {
                         "failing at {step}: {calls:?}"
                     );
                 }
+                assert!(h.nft_tables().is_empty(), "failing at {step}");
             });
         }
     }

@@ -69,6 +69,9 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
             HostUndo::RestoreVf(saved) => vfs.contains(&saved.addr.to_string().as_str()),
             HostUndo::RunScript(run) => links.contains(&run.ifname.as_str()),
             HostUndo::Unshape { dev, .. } => links.contains(&dev.as_str()),
+            HostUndo::DeleteNftTable { name, .. } => links
+                .iter()
+                .any(|l| virtnet_host::nwfilter::is_table_of(name, l)),
             HostUndo::RemoveCgroup(_) => false, // the VM's, never a NIC's
             // Held by `<vm>/<alias>` (a grant made when the NIC was plugged).
             HostUndo::RestoreOwner(g) => {

@@ -60,6 +60,86 @@ fn snapshot_bridge() {
     insta::assert_yaml_snapshot!("bridge", p);
 }
 
+/// A filtered bridge NIC: the filter right after the tap is on the bridge, before QEMU gets
+/// the fd; the filter undo is recorded with the NIC's, and the detach of that NIC (only) deletes
+/// its table.
+#[test]
+fn snapshot_bridge_filter_and_its_detach() {
+    let p = attach(
+        "<interface type='bridge'><mac address='52:54:00:00:00:05'/><source bridge='br0'/>\
+         <model type='virtio'/><filterref filter='clean-traffic'/></interface>",
+    );
+    let host: Vec<&crate::plan::HostStep> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            AttachAction::Host(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(
+        host.as_slice(),
+        [
+            crate::plan::HostStep::CreateTap { .. },
+            crate::plan::HostStep::LoadFilter { .. }
+        ]
+    ));
+    insta::assert_yaml_snapshot!("bridge_filter", p);
+
+    let mut held = boot_resources();
+    held.add(&HostResources {
+        nics: vec![NicResource {
+            nic: 1,
+            kind: crate::exec::NicResourceKind::Tap,
+            name: "vnet1".into(),
+            ifindex: Some(8),
+            managed: true,
+            bridge: Some("br0".into()),
+        }],
+        undo: vec![
+            HostUndo::DeleteLink {
+                name: "vnet1".into(),
+                ifindex: Some(8),
+            },
+            HostUndo::DetachFromBridge {
+                port: "vnet1".into(),
+                bridge: "br0".into(),
+            },
+            HostUndo::DeleteNftTable {
+                family: "bridge".into(),
+                name: "virtnet-filter-vm1-vnet1".into(),
+            },
+        ],
+        cgroup: None,
+    });
+    held.undo.push(HostUndo::DeleteNftTable {
+        family: "bridge".into(),
+        name: "virtnet-filter-vm1-vnet11".into(),
+    });
+    let d = live(
+        "qemu",
+        "<interface type='bridge'><mac address='52:54:00:00:00:05'/><source bridge='br0'/>\
+         <target dev='vnet1'/><model type='virtio'/><filterref filter='clean-traffic'/>\
+         <alias name='net1'/></interface>",
+    );
+    let detach = plan_detach(&d, &d.devices.interfaces[1], &held).unwrap();
+    let tables: Vec<&HostUndo> = detach
+        .host
+        .undo
+        .iter()
+        .filter(|u| matches!(u, HostUndo::DeleteNftTable { .. }))
+        .collect();
+    assert_eq!(
+        tables,
+        [&HostUndo::DeleteNftTable {
+            family: "bridge".into(),
+            name: "virtnet-filter-vm1-vnet1".into(),
+        }]
+    );
+    let boot = plan_detach(&d, &d.devices.interfaces[0], &held).unwrap();
+    assert_eq!(boot.host, boot_resources());
+}
+
 #[test]
 fn snapshot_bridge_multiqueue_kvm_vhost_net() {
     let xml = "<interface type='bridge'><mac address='52:54:00:00:00:05'/>\

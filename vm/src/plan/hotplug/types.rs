@@ -311,6 +311,9 @@ pub fn describe_undo(u: &HostUndo) -> String {
         HostUndo::RemoveCgroup(g) => format!("remove cgroup {}", g.describe()),
         HostUndo::Unshape { dev, .. } => format!("remove the bandwidth limits of '{dev}'"),
         HostUndo::RestoreOwner(g) => g.describe(),
+        HostUndo::DeleteNftTable { family, name } => {
+            format!("delete nftables table {family} {name}")
+        }
     }
 }
 
