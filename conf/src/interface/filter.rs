@@ -55,8 +55,8 @@ pub enum FilterPart {
     AllowDhcp,
     /// `allow-arp`: ARP in both directions.
     AllowArp,
-    /// `no-other-l2-traffic`: from the guest, only IPv4, ARP (and QEMU's announce-self RARP)
-    /// pass; every other ethertype is dropped.
+    /// `no-other-l2-traffic`: in both directions only IPv4, ARP and QEMU's announce-self
+    /// RARP pass; every other ethertype is dropped (as clean-traffic does in libvirt).
     NoOtherL2Traffic,
 }
 
