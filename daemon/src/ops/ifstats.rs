@@ -421,7 +421,9 @@ mod tests {
     fn types_without_counters_say_why() {
         let kind = |xml: &str| {
             let d = virtnet_conf::load_domain(&format!(
-                "<domain type='qemu'><name>v</name><memory>65536</memory><devices>{xml}\
+                "<domain type='qemu'><name>v</name><memory>65536</memory>\
+                 <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\
+                 <os><type>hvm</type></os><devices>{xml}\
                  </devices></domain>"
             ))
             .unwrap();
