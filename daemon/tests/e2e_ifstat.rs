@@ -1,8 +1,10 @@
 //! `domifstat` and `domifaddr --source arp` end to end: one TCG guest on a bridge in a private
 //! network namespace pings the host's address; `virtnet domifstat` shows the guest's view of
 //! its tap's counters (tx: what the guest sent) and the real virsh over `libvirt-sock` the
-//! same numbers; the guest's address shows in the host's ARP table through both. A second,
-//! user-mode NIC has no host device: both refuse its counters saying why.
+//! same numbers; the guest's address shows in the host's ARP table through both. A second NIC,
+//! on a switch network with a port filter, pings the uplink: its counters come from the switch
+//! port and its address from the filter's learning. A third, user-mode NIC has no host
+//! device: both refuse its counters saying why.
 
 mod common;
 
@@ -91,24 +93,41 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
     let guest = virtnet_testkit::guest();
     let cli = cli_binary();
     assert!(cli.is_file());
+    let vswitch = common::vswitch();
     with_netns(move || {
+        assert!(vswitch.is_file());
         ip("link add br0 type bridge");
         ip("addr add 10.0.8.1/24 dev br0");
         ip("link set br0 up");
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = virtnet_testkit::traversable_tempdir();
         let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
+        let net = "<network><name>sw0</name><virtualport type='virtnet-vswitch'/>\
+            <uplink dev='sw0-up'><ip address='10.22.0.1' prefix='24'/></uplink></network>";
+        let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), net);
+        assert_eq!(s, 201, "{v}");
+        let (s, v) = d.post("/v1/networks/sw0/start");
+        assert_eq!(s, 200, "{v}\n{}", d.log());
         let serial = tmp.path().join("serial.sock");
         let mac = "52:54:00:00:08:02";
         let user_mac = "52:54:00:00:08:03";
-        let xml = TestDomain::new("ifs", &serial)
+        let sw_mac = "52:54:00:00:08:04";
+        let mut dom = TestDomain::new("ifs", &serial)
             .nic(&bridge_nic(mac, "br0"), mac, Some("10.0.8.2/24"))
             .nic(
                 &format!("<interface type='user'><mac address='{user_mac}'/><model type='virtio'/></interface>"),
                 user_mac,
                 None,
             )
-            .xml(guest);
-        assert_eq!(d.define(&xml).0, 201);
+            .nic(
+                &format!(
+                    "<interface type='network'><mac address='{sw_mac}'/><source network='sw0'/>\
+                     <model type='virtio'/><filterref filter='clean-traffic'/></interface>"
+                ),
+                sw_mac,
+                Some("10.22.0.2/24"),
+            );
+        dom.shared_memory = true;
+        assert_eq!(d.define(&dom.xml(guest)).0, 201);
 
         // A VM that does not run has no counters.
         let (ok, _, err) = virtnet(&d, &["domifstat", "ifs", mac]);
@@ -204,6 +223,53 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         assert!(!ok && err.contains("no DHCP server"), "{err}");
         let (ok, _, err) = virsh(&d, &["domifaddr", "ifs", "--source", "agent"]);
         assert!(!ok && err.contains("guest agent"), "{err}");
+
+        // The switch NIC: the port's counters, without error counts (virsh leaves them out),
+        // and the address the port filter learned.
+        rt.block_on(con.wait_nic_up(sw_mac, Duration::from_secs(60)))
+            .unwrap();
+        let (out, rc) = rt
+            .block_on(con.run(
+                "i=0; while [ $i -lt 20 ]; do ping -c 1 -W 1 10.22.0.1 >/dev/null && break; \
+                 i=$((i+1)); done",
+                Duration::from_secs(60),
+            ))
+            .unwrap();
+        assert_eq!(rc, 0, "{out}");
+        let (ok, out, err) = virtnet(&d, &["domifstat", "ifs", sw_mac]);
+        assert!(ok, "{err}");
+        let before = counters(&out);
+        assert!(!before.contains_key("rx_errs"), "{out}");
+        let (out, rc) = rt
+            .block_on(con.run(
+                &format!("ping -c {PINGS} -i 0.2 -W 5 10.22.0.1"),
+                Duration::from_secs(60),
+            ))
+            .unwrap();
+        assert_eq!(rc, 0, "the guest's pings over the switch: {out}");
+        let (ok, out, err) = virtnet(&d, &["domifstat", "ifs", sw_mac]);
+        assert!(ok, "{err}");
+        let after = counters(&out);
+        let (ok, vout, err) = virsh(&d, &["domifstat", "ifs", sw_mac]);
+        assert!(ok, "virsh domifstat: {err}");
+        let by_virsh = counters(&vout);
+        assert_eq!(by_virsh.len(), 6, "no error counts: {vout}");
+        for k in ["tx_packets", "rx_packets"] {
+            assert!(after[k] - before[k] >= PINGS, "{k}: {before:?} -> {after:?}");
+            assert!(by_virsh[k] >= after[k] && by_virsh[k] <= after[k] + 5, "{vout}");
+        }
+        let (ok, json, err) = virtnet(&d, &["--json", "domifstat", "ifs", sw_mac]);
+        assert!(ok, "{err}");
+        assert!(json.contains("switch port"), "{json}");
+        let (ok, out, err) = virtnet(&d, &["domifaddr", "ifs", sw_mac]);
+        assert!(ok, "{err}");
+        assert!(out.contains("10.22.0.2/0"), "{out}");
+        let (ok, vout, err) = virsh(&d, &["domifaddr", "ifs", "--source", "arp"]);
+        assert!(ok, "{err}");
+        assert!(
+            vout.lines().any(|l| l.contains(sw_mac) && l.contains("10.22.0.2/0")),
+            "{vout}"
+        );
 
         destroy_leaving_nothing(&d, "ifs");
     });
