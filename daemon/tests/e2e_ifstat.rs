@@ -164,7 +164,10 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         // The CLI by tap name, its JSON by MAC, and virsh: the guest's view.
         let (ok, out, err) = virtnet(&d, &["domifstat", "ifs", &tap]);
         assert!(ok, "{err}");
-        assert!(out.lines().all(|l| l.starts_with(&format!("{tap} "))), "{out}");
+        assert!(
+            out.lines().all(|l| l.starts_with(&format!("{tap} "))),
+            "{out}"
+        );
         let after = counters(&out);
         let (ok, json, err) = virtnet(&d, &["--json", "domifstat", "ifs", mac]);
         assert!(ok, "{err}");
@@ -203,10 +206,16 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         // Addresses as the host sees them: the guest's ARP entry on br0.
         let (ok, out, err) = virtnet(&d, &["domifaddr", "ifs", "--source", "arp"]);
         assert!(ok, "{err}");
-        let line = out.lines().find(|l| l.contains(mac)).unwrap_or_else(|| panic!("{out}"));
+        let line = out
+            .lines()
+            .find(|l| l.contains(mac))
+            .unwrap_or_else(|| panic!("{out}"));
         let words: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(words, [tap.as_str(), mac, "ipv4", "10.0.8.2/0"], "{out}");
-        assert!(out.contains(user_mac) && out.contains("none known"), "{out}");
+        assert!(
+            out.contains(user_mac) && out.contains("none known"),
+            "{out}"
+        );
         let (ok, json, err) = virtnet(&d, &["--json", "domifaddr", "ifs", mac]);
         assert!(ok, "{err}");
         let json: Value = serde_json::from_str(&json).unwrap();
@@ -214,10 +223,16 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         assert_eq!(json["interfaces"][0]["addresses"][0]["address"], "10.0.8.2");
         let (ok, vout, err) = virsh(&d, &["domifaddr", "ifs", "--source", "arp"]);
         assert!(ok, "virsh domifaddr: {err}");
-        let line = vout.lines().find(|l| l.contains(mac)).unwrap_or_else(|| panic!("{vout}"));
+        let line = vout
+            .lines()
+            .find(|l| l.contains(mac))
+            .unwrap_or_else(|| panic!("{vout}"));
         let words: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(words, [tap.as_str(), mac, "ipv4", "10.0.8.2/0"], "{vout}");
-        assert!(!vout.contains(user_mac), "libvirt lists only NICs with an address: {vout}");
+        assert!(
+            !vout.contains(user_mac),
+            "libvirt lists only NICs with an address: {vout}"
+        );
         // No DHCP server, no guest agent: refused, saying so.
         let (ok, _, err) = virtnet(&d, &["domifaddr", "ifs", "--source", "lease"]);
         assert!(!ok && err.contains("no DHCP server"), "{err}");
@@ -255,8 +270,14 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         let by_virsh = counters(&vout);
         assert_eq!(by_virsh.len(), 6, "no error counts: {vout}");
         for k in ["tx_packets", "rx_packets"] {
-            assert!(after[k] - before[k] >= PINGS, "{k}: {before:?} -> {after:?}");
-            assert!(by_virsh[k] >= after[k] && by_virsh[k] <= after[k] + 5, "{vout}");
+            assert!(
+                after[k] - before[k] >= PINGS,
+                "{k}: {before:?} -> {after:?}"
+            );
+            assert!(
+                by_virsh[k] >= after[k] && by_virsh[k] <= after[k] + 5,
+                "{vout}"
+            );
         }
         let (ok, json, err) = virtnet(&d, &["--json", "domifstat", "ifs", sw_mac]);
         assert!(ok, "{err}");
@@ -267,7 +288,8 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         let (ok, vout, err) = virsh(&d, &["domifaddr", "ifs", "--source", "arp"]);
         assert!(ok, "{err}");
         assert!(
-            vout.lines().any(|l| l.contains(sw_mac) && l.contains("10.22.0.2/0")),
+            vout.lines()
+                .any(|l| l.contains(sw_mac) && l.contains("10.22.0.2/0")),
             "{vout}"
         );
 

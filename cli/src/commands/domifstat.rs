@@ -8,7 +8,12 @@ use crate::client::{encode, Body, Client, ClientError};
 
 /// Runs `domifstat`: virsh's lines (`DEV rx_bytes N`), a counter the source does not keep
 /// left out as virsh does.
-pub async fn stats(client: &Client, json: bool, name: &str, iface: &str) -> Result<(), ClientError> {
+pub async fn stats(
+    client: &Client,
+    json: bool,
+    name: &str,
+    iface: &str,
+) -> Result<(), ClientError> {
     let s: InterfaceStats = client
         .call(
             Method::GET,
@@ -69,7 +74,10 @@ pub async fn addresses(
         print_json(&r);
         return Ok(());
     }
-    print_table(&["Name", "MAC address", "Protocol", "Address"], &address_rows(&r));
+    print_table(
+        &["Name", "MAC address", "Protocol", "Address"],
+        &address_rows(&r),
+    );
     Ok(())
 }
 

@@ -25,9 +25,8 @@ use tokio::task::JoinSet;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::model::{
-    AddrSource,
-    AttachRequest, ChardevChangeRequest, DetachRequest, ErrorBody, ErrorDetail, Link, QmpRequest,
-    SetLinkRequest, ShutdownRequest, UpdateRequest, VersionInfo, API_VERSION,
+    AddrSource, AttachRequest, ChardevChangeRequest, DetachRequest, ErrorBody, ErrorDetail, Link,
+    QmpRequest, SetLinkRequest, ShutdownRequest, UpdateRequest, VersionInfo, API_VERSION,
 };
 pub use access::Access;
 use body::{read_define_body, read_json_or_empty, wants_xml};

@@ -144,7 +144,9 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
                 _ => Err(allow("POST")),
             }
         }
-        ["v1", "domains", n, "interfaces", iface, "stats"] if !n.is_empty() && !iface.is_empty() => {
+        ["v1", "domains", n, "interfaces", iface, "stats"]
+            if !n.is_empty() && !iface.is_empty() =>
+        {
             match method {
                 "GET" => Ok(Route::InterfaceStats(name(n)?, name(iface)?)),
                 _ => Err(allow("GET")),

@@ -4,8 +4,8 @@ use virtnet_api::{InterfaceRow, VmState};
 
 use super::text::{Exposition, Kind};
 use crate::daemon::Daemon;
-use crate::ops::ifstats::NicCounters;
 use crate::networks::health::SwitchReport;
+use crate::ops::ifstats::NicCounters;
 
 /// Every state a VM can be in, with its label.
 const STATES: [(VmState, &str); 5] = [

@@ -127,9 +127,9 @@ pub(crate) fn no_counters_why(kind: &InterfaceKind) -> Option<&'static str> {
             "the guest owns the device (PCI passthrough): its traffic never crosses a host \
              device; read the counters inside the guest",
         ),
-        InterfaceKind::Vdpa { .. } => Some(
-            "a vDPA device's traffic goes through the hardware, not a host network device",
-        ),
+        InterfaceKind::Vdpa { .. } => {
+            Some("a vDPA device's traffic goes through the hardware, not a host network device")
+        }
         InterfaceKind::User => Some(
             "QEMU's user-mode network stack has no host device to count on; use a bridge, \
              tap or switch network NIC for counters",
@@ -181,32 +181,36 @@ impl Daemon {
         } else {
             Vec::new()
         };
-        let (counters, source) =
-            if let Some(p) = port_of(&switches, name, row.mac.as_deref()) {
-                (
-                    NicCounters::from_port(&p.counters),
-                    format!("switch port {}", p.port),
-                )
-            } else {
-                let dev = row.interface.as_deref().ok_or_else(|| DaemonError::NotAvailable {
+        let (counters, source) = if let Some(p) = port_of(&switches, name, row.mac.as_deref()) {
+            (
+                NicCounters::from_port(&p.counters),
+                format!("switch port {}", p.port),
+            )
+        } else {
+            let dev = row
+                .interface
+                .as_deref()
+                .ok_or_else(|| DaemonError::NotAvailable {
                     what: what(),
                     why: "the NIC has no host device (its switch did not report its port)".into(),
                 })?;
-                let link = self.host()?.link(dev).map_err(host_fault)?.ok_or_else(|| DaemonError::NotAvailable {
+            let link = self.host()?.link(dev).map_err(host_fault)?.ok_or_else(|| {
+                DaemonError::NotAvailable {
                     what: what(),
                     why: format!("its host device {dev} is gone"),
-                })?;
-                let stats = link.stats.ok_or_else(|| DaemonError::NotAvailable {
-                    what: what(),
-                    why: format!("the kernel reported no counters for {dev}"),
-                })?;
-                let macvtap = link.kind.as_deref() == Some("macvtap");
-                let kind = if macvtap { "macvtap" } else { "tap" };
-                (
-                    NicCounters::from_link(&stats, !macvtap),
-                    format!("{kind} {dev}"),
-                )
-            };
+                }
+            })?;
+            let stats = link.stats.ok_or_else(|| DaemonError::NotAvailable {
+                what: what(),
+                why: format!("the kernel reported no counters for {dev}"),
+            })?;
+            let macvtap = link.kind.as_deref() == Some("macvtap");
+            let kind = if macvtap { "macvtap" } else { "tap" };
+            (
+                NicCounters::from_link(&stats, !macvtap),
+                format!("{kind} {dev}"),
+            )
+        };
         Ok(InterfaceStats {
             name: name.into(),
             interface: key.into(),
@@ -436,7 +440,8 @@ mod tests {
              <model type='virtio'/></interface>",
         );
         assert!(no_counters_why(&vu).unwrap().contains("vhost-user"));
-        let mcast = kind("<interface type='mcast'><source address='230.0.0.1' port='5558'/></interface>");
+        let mcast =
+            kind("<interface type='mcast'><source address='230.0.0.1' port='5558'/></interface>");
         assert!(no_counters_why(&mcast).unwrap().contains("socket"));
         let br = kind("<interface type='bridge'><source bridge='br0'/></interface>");
         assert_eq!(no_counters_why(&br), None);

@@ -72,9 +72,10 @@ mod tests {
         m.header.family = AddressFamily::Inet;
         m.header.state = state;
         m.header.ifindex = 7;
-        m.attributes.push(NeighbourAttribute::Destination(
-            NeighbourAddress::Inet(Ipv4Addr::from(ip)),
-        ));
+        m.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                Ipv4Addr::from(ip),
+            )));
         if let Some(mac) = mac {
             m.attributes
                 .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
