@@ -591,3 +591,78 @@ pub struct ChardevChangeResponse {
     /// Whether the persistent definition was changed.
     pub config: bool,
 }
+
+/// `GET /v1/domains/{name}/interfaces/{iface}/stats` (`virtnet domifstat`): a running VM's NIC
+/// counters seen from the guest, as `virsh domifstat` reports them (`tx` is what the guest
+/// sent). A counter the source does not keep is `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceStats {
+    /// VM name.
+    pub name: String,
+    /// The interface as asked (host device name, MAC or alias).
+    pub interface: String,
+    /// Where the counters come from: `tap DEV`, `macvtap DEV` or `switch port PORT`.
+    pub source: String,
+    /// Bytes the guest received.
+    pub rx_bytes: u64,
+    /// Packets the guest received.
+    pub rx_packets: u64,
+    /// Receive errors.
+    pub rx_errs: Option<u64>,
+    /// Packets for the guest dropped before it received them.
+    pub rx_drop: u64,
+    /// Bytes the guest sent.
+    pub tx_bytes: u64,
+    /// Packets the guest sent.
+    pub tx_packets: u64,
+    /// Transmit errors.
+    pub tx_errs: Option<u64>,
+    /// Packets the guest sent that were dropped.
+    pub tx_drop: u64,
+}
+
+/// Where `domifaddr` takes addresses from (`?source=`), as virsh's `--source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddrSource {
+    /// The host's view: the neighbour (ARP) table, the switch's learned address.
+    Arp,
+    /// A DHCP server's leases (virtnet runs none: refused).
+    Lease,
+    /// The guest agent (virtnet has none: refused).
+    Agent,
+}
+
+/// One address of a NIC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpAddress {
+    /// `ipv4` or `ipv6`.
+    pub protocol: String,
+    /// The address.
+    pub address: String,
+    /// Prefix length (0 when unknown, as from ARP).
+    pub prefix: u32,
+}
+
+/// One NIC's addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceAddress {
+    /// Host device name (`<target dev>`), else the alias.
+    pub interface: String,
+    /// Guest MAC.
+    pub mac: String,
+    /// The addresses found (may be empty).
+    pub addresses: Vec<IpAddress>,
+    /// Why no address is known, when none is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
+}
+
+/// `GET /v1/domains/{name}/addresses?source=arp` (`virtnet domifaddr`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceAddresses {
+    /// VM name.
+    pub name: String,
+    /// Every NIC of the running VM (or the one asked for).
+    pub interfaces: Vec<InterfaceAddress>,
+}

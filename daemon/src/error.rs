@@ -92,6 +92,16 @@ pub enum DaemonError {
         key: String,
     },
 
+    /// What was asked does not exist for this object and cannot (interface statistics of a
+    /// NIC without a host device, addresses from a DHCP server virtnet does not run...).
+    #[error("{what}: {why}")]
+    NotAvailable {
+        /// What was asked.
+        what: String,
+        /// Why virtnet has no such thing, and what there is instead.
+        why: String,
+    },
+
     /// Several interfaces match what was given.
     #[error("'{key}' matches {count} interfaces of VM '{vm}': give the MAC address of one")]
     AmbiguousInterface {
@@ -576,6 +586,7 @@ impl DaemonError {
             DaemonError::MethodNotAllowed { .. } => "method_not_allowed",
             DaemonError::NoSuchInterface { .. } => "no_such_interface",
             DaemonError::AmbiguousInterface { .. } => "ambiguous_interface",
+            DaemonError::NotAvailable { .. } => "not_available",
             DaemonError::NoSuchDevice { .. } => "no_such_device",
             DaemonError::RemovalPending { .. } => "removal_pending",
             DaemonError::NotHotpluggable(_) => "not_hotpluggable",
@@ -642,6 +653,7 @@ impl DaemonError {
             | DaemonError::BadRequest(_)
             | DaemonError::QmpRefused { .. }
             | DaemonError::NotHotpluggable(_)
+            | DaemonError::NotAvailable { .. }
             | DaemonError::Unsupported { .. } => 400,
             DaemonError::UnsupportedMediaType { .. } => 415,
             DaemonError::PayloadTooLarge { .. } => 413,

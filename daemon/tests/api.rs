@@ -600,6 +600,8 @@ fn openapi_lists_every_endpoint() {
         "DELETE /v1/domains/{name}",
         "GET /v1/domains/{name}/xml",
         "GET /v1/domains/{name}/interfaces",
+        "GET /v1/domains/{name}/interfaces/{iface}/stats",
+        "GET /v1/domains/{name}/addresses",
         "POST /v1/domains/{name}/interfaces/{iface}/link",
         "POST /v1/domains/{name}/start",
         "POST /v1/domains/{name}/shutdown",

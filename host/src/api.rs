@@ -61,6 +61,10 @@ pub trait HostNet: Send + Sync {
     /// Looks up a link by name; `Ok(None)` if there is none.
     fn link(&self, name: &str) -> Result<Option<LinkStatus>>;
 
+    /// The IPv4 neighbour (ARP) table of the calling thread's namespace: the entries with a
+    /// known MAC (`ip -4 neigh`).
+    fn ipv4_neighbours(&self) -> Result<Vec<crate::Neighbour>>;
+
     /// Starts an interface's `<script>` or `<downscript>` with the tap's name, in the calling
     /// thread's network namespace (see [`crate::script`]: deadline, process group, output to
     /// the VM's log); [`ScriptWait::wait`] waits for it, on any thread. A method here, not a

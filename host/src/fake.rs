@@ -460,6 +460,11 @@ impl HostNet for FakeHost {
         }))
     }
 
+    /// The fake host has no neighbours.
+    fn ipv4_neighbours(&self) -> Result<Vec<crate::Neighbour>> {
+        Ok(Vec::new())
+    }
+
     fn start_script(&self, run: &ScriptRun) -> Result<ScriptWait> {
         drop(self.enter(FakeCall::RunScript(run.clone()))?);
         Ok(ScriptWait::done(Ok(())))

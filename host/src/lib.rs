@@ -51,7 +51,7 @@ pub use fake::{FakeCall, FakeHost};
 pub use linux::LinuxHost;
 pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
-pub use netlink::{LinkCounters, LinkStatus};
+pub use netlink::{LinkCounters, LinkStatus, Neighbour};
 pub use nwfilter::{FilterSpec, FilterStatus, TapFilter};
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,

@@ -152,6 +152,11 @@ impl HostNet for LinuxHost {
         Ok(Some(status))
     }
 
+    fn ipv4_neighbours(&self) -> Result<Vec<crate::Neighbour>> {
+        netlink::ipv4_neighbours(&*self.nl)
+            .map_err(|e| HostError::netlink("read the neighbour table".to_string(), e))
+    }
+
     fn start_script(&self, run: &ScriptRun) -> Result<ScriptWait> {
         crate::script::spawn_script(run)
     }

@@ -326,3 +326,112 @@ pub fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
     }
     Some(out)
 }
+
+/// `REMOTE_DOMAIN_INTERFACE_MAX`.
+pub const DOMAIN_INTERFACE_MAX: u32 = 2048;
+/// `REMOTE_DOMAIN_IP_ADDR_MAX`.
+pub const DOMAIN_IP_ADDR_MAX: u32 = 2048;
+/// `VIR_IP_ADDR_TYPE_IPV4`.
+pub const IP_ADDR_TYPE_IPV4: i32 = 0;
+/// `VIR_IP_ADDR_TYPE_IPV6`.
+pub const IP_ADDR_TYPE_IPV6: i32 = 1;
+
+xdr_struct! {
+    /// `remote_domain_interface_stats_args`.
+    pub struct DomainInterfaceStatsArgs {
+        /// The domain.
+        pub dom: NonnullDomain,
+        /// The interface (`path`: its target dev or MAC).
+        pub device: String,
+    }
+}
+
+xdr_struct! {
+    /// `remote_domain_interface_stats_ret`: the guest's view; -1 for a counter not kept.
+    pub struct DomainInterfaceStatsRet {
+        /// Bytes received.
+        pub rx_bytes: i64,
+        /// Packets received.
+        pub rx_packets: i64,
+        /// Receive errors.
+        pub rx_errs: i64,
+        /// Receive drops.
+        pub rx_drop: i64,
+        /// Bytes sent.
+        pub tx_bytes: i64,
+        /// Packets sent.
+        pub tx_packets: i64,
+        /// Transmit errors.
+        pub tx_errs: i64,
+        /// Transmit drops.
+        pub tx_drop: i64,
+    }
+}
+
+xdr_struct! {
+    /// `remote_domain_interface_addresses_args`.
+    pub struct DomainInterfaceAddressesArgs {
+        /// The domain.
+        pub dom: NonnullDomain,
+        /// `virDomainInterfaceAddressesSource` (0 lease, 1 agent, 2 arp).
+        pub source: u32,
+        /// No flags are defined.
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    /// `remote_domain_ip_addr`.
+    pub struct DomainIpAddr {
+        /// `virIPAddrType`.
+        pub type_: i32,
+        /// The address.
+        pub addr: String,
+        /// Prefix length.
+        pub prefix: u32,
+    }
+}
+
+/// `remote_domain_interface`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInterface {
+    /// Interface name.
+    pub name: String,
+    /// MAC address, may be null.
+    pub hwaddr: Option<String>,
+    /// `addrs<REMOTE_DOMAIN_IP_ADDR_MAX>`.
+    pub addrs: Vec<DomainIpAddr>,
+}
+
+impl Xdr for DomainInterface {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.name.encode(out);
+        self.hwaddr.encode(out);
+        put_array(out, &self.addrs);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(DomainInterface {
+            name: String::decode(r)?,
+            hwaddr: Option::<String>::decode(r)?,
+            addrs: r.array(DOMAIN_IP_ADDR_MAX)?,
+        })
+    }
+}
+
+/// `remote_domain_interface_addresses_ret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInterfaceAddressesRet {
+    /// `ifaces<REMOTE_DOMAIN_INTERFACE_MAX>`.
+    pub ifaces: Vec<DomainInterface>,
+}
+
+impl Xdr for DomainInterfaceAddressesRet {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_array(out, &self.ifaces);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(DomainInterfaceAddressesRet {
+            ifaces: r.array(DOMAIN_INTERFACE_MAX)?,
+        })
+    }
+}

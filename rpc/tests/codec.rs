@@ -357,3 +357,51 @@ fn header_enums_are_checked() {
         (MessageType::Reply, 7, Status::Error)
     );
 }
+
+/// `remote_domain_interface_addresses_ret` as libvirt lays it out: the array count, then per
+/// interface the name, the optional MAC (a 1 word then the string), the address array; and
+/// `remote_domain_interface_stats_ret`'s eight hypers.
+#[test]
+fn interface_addresses_and_stats_layout() {
+    use virtnet_rpc::remote::{
+        DomainInterface, DomainInterfaceAddressesRet, DomainInterfaceStatsRet, DomainIpAddr,
+    };
+    let ret = DomainInterfaceAddressesRet {
+        ifaces: vec![DomainInterface {
+            name: "vnet0".into(),
+            hwaddr: Some("52:54:00:00:00:01".into()),
+            addrs: vec![DomainIpAddr {
+                type_: 0,
+                addr: "10.0.0.2".into(),
+                prefix: 0,
+            }],
+        }],
+    };
+    let b = to_bytes(&ret);
+    let mut want = Vec::new();
+    1u32.encode(&mut want);
+    "vnet0".to_string().encode(&mut want);
+    1u32.encode(&mut want);
+    "52:54:00:00:00:01".to_string().encode(&mut want);
+    1u32.encode(&mut want);
+    0i32.encode(&mut want);
+    "10.0.0.2".to_string().encode(&mut want);
+    0u32.encode(&mut want);
+    assert_eq!(b, want);
+    assert_eq!(from_bytes::<DomainInterfaceAddressesRet>(&b).unwrap(), ret);
+
+    let s = DomainInterfaceStatsRet {
+        rx_bytes: 1,
+        rx_packets: 2,
+        rx_errs: -1,
+        rx_drop: 4,
+        tx_bytes: 5,
+        tx_packets: 6,
+        tx_errs: -1,
+        tx_drop: 8,
+    };
+    let b = to_bytes(&s);
+    assert_eq!(b.len(), 64);
+    assert_eq!(&b[16..24], &(-1i64).to_be_bytes());
+    assert_eq!(from_bytes::<DomainInterfaceStatsRet>(&b).unwrap(), s);
+}

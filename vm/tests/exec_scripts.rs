@@ -167,6 +167,9 @@ impl HostNet for RealScripts {
     fn link(&self, name: &str) -> virtnet_host::Result<Option<LinkStatus>> {
         self.0.link(name)
     }
+    fn ipv4_neighbours(&self) -> virtnet_host::Result<Vec<virtnet_host::Neighbour>> {
+        self.0.ipv4_neighbours()
+    }
     fn start_script(&self, run: &ScriptRun) -> virtnet_host::Result<ScriptWait> {
         self.0.start_script(run)?;
         virtnet_host::script::spawn_script(run)

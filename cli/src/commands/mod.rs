@@ -11,6 +11,7 @@ pub mod detach_interface;
 pub mod device_scope;
 pub mod domif_setlink;
 pub mod domiflist;
+pub mod domifstat;
 pub mod dominfo;
 pub mod domxml_to_native;
 pub mod dumpxml;

@@ -121,6 +121,27 @@ pub enum Remote {
         #[arg(long)]
         inactive: bool,
     },
+    /// Show a running VM's NIC counters, seen from the guest (tx: what the guest sent), as
+    /// virsh domifstat: from the tap or macvtap, or the switch port for a switch network.
+    Domifstat {
+        /// VM name.
+        name: String,
+        /// The interface: its host device name, MAC or alias.
+        interface: String,
+    },
+    /// Show the addresses the host sees for a running VM's NICs (virsh domifaddr): the
+    /// neighbour (ARP) table for tap NICs, the switch's learned address for switch NICs with
+    /// a filter.
+    Domifaddr {
+        /// VM name.
+        name: String,
+        /// Only this interface (host device name, MAC or alias).
+        interface: Option<String>,
+        /// Where addresses come from: arp (the host's view). lease and agent are refused:
+        /// virtnet runs no DHCP server and talks to no guest agent.
+        #[arg(long, default_value = "arp", value_parser = ["arp", "lease", "agent"])]
+        source: String,
+    },
     /// Set a network interface's link state (QMP set_link live; <link state> in the definition).
     DomifSetlink {
         /// VM name.
@@ -290,6 +311,17 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
             }
             Remote::Domiflist { name, inactive } => {
                 super::domiflist::run(&client, json, &name, inactive).await
+            }
+            Remote::Domifstat { name, interface } => {
+                super::domifstat::stats(&client, json, &name, &interface).await
+            }
+            Remote::Domifaddr {
+                name,
+                interface,
+                source,
+            } => {
+                super::domifstat::addresses(&client, json, &name, interface.as_deref(), &source)
+                    .await
             }
             Remote::DomifSetlink {
                 name,

@@ -51,6 +51,8 @@ fn is_query(route: &Route) -> bool {
         | Route::Info(_)
         | Route::Xml(_)
         | Route::Interfaces(_)
+        | Route::InterfaceStats(..)
+        | Route::Addresses(_)
         | Route::NetList
         | Route::NetInfo(_)
         | Route::NetXml(_) => true,
@@ -105,6 +107,8 @@ mod tests {
             "/v1/domains/vm1",
             "/v1/domains/vm1/xml",
             "/v1/domains/vm1/interfaces",
+            "/v1/domains/vm1/interfaces/vnet0/stats",
+            "/v1/domains/vm1/addresses",
             "/v1/networks",
             "/v1/networks/sw0",
             "/v1/networks/sw0/xml",

@@ -25,12 +25,12 @@ use tokio::task::JoinSet;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::model::{
-    AttachRequest, ChardevChangeRequest, DetachRequest, ErrorBody, ErrorDetail, Link, QmpRequest,
-    SetLinkRequest, ShutdownRequest, UpdateRequest, VersionInfo, API_VERSION,
+    AddrSource, AttachRequest, ChardevChangeRequest, DetachRequest, ErrorBody, ErrorDetail, Link,
+    QmpRequest, SetLinkRequest, ShutdownRequest, UpdateRequest, VersionInfo, API_VERSION,
 };
 pub use access::Access;
 use body::{read_define_body, read_json_or_empty, wants_xml};
-use router::{query_flag, route, Route};
+use router::{query_flag, query_param, route, Route};
 
 /// How long in-flight requests may take to finish once the daemon is asked to stop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -168,6 +168,29 @@ async fn dispatch(
         Route::Interfaces(name) => {
             let inactive = query_flag(query, "inactive")?;
             json(StatusCode::OK, &daemon.interfaces(&name, inactive)?)
+        }
+        Route::InterfaceStats(name, iface) => json(
+            StatusCode::OK,
+            &daemon.interface_stats(&name, &iface).await?,
+        ),
+        Route::Addresses(name) => {
+            let source = match query_param(query, "source").as_deref() {
+                None | Some("arp") => AddrSource::Arp,
+                Some("lease") => AddrSource::Lease,
+                Some("agent") => AddrSource::Agent,
+                Some(other) => {
+                    return Err(DaemonError::BadRequest(format!(
+                        "unknown address source '{other}': give arp, lease or agent"
+                    )))
+                }
+            };
+            let iface = query_param(query, "interface");
+            json(
+                StatusCode::OK,
+                &daemon
+                    .interface_addresses(&name, iface.as_deref(), source)
+                    .await?,
+            )
         }
         Route::Start(name) => {
             read_json_or_empty::<serde_json::Map<String, serde_json::Value>>(req)

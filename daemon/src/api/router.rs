@@ -22,6 +22,10 @@ pub enum Route {
     Xml(String),
     /// `GET /v1/domains/{name}/interfaces`.
     Interfaces(String),
+    /// `GET /v1/domains/{name}/interfaces/{iface}/stats` (domifstat).
+    InterfaceStats(String, String),
+    /// `GET /v1/domains/{name}/addresses` (`?source=arp&interface=`; domifaddr).
+    Addresses(String),
     /// `POST /v1/domains/{name}/interfaces/{iface}/link`.
     SetLink(String, String),
     /// `POST /v1/domains/{name}/qmp`.
@@ -104,6 +108,7 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
             let (route, allowed) = match *action {
                 "xml" => (Route::Xml(n), "GET"),
                 "interfaces" => (Route::Interfaces(n), "GET"),
+                "addresses" => (Route::Addresses(n), "GET"),
                 "start" => (Route::Start(n), "POST"),
                 "shutdown" => (Route::Shutdown(n), "POST"),
                 "destroy" => (Route::Destroy(n), "POST"),
@@ -137,6 +142,14 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
             match method {
                 "POST" => Ok(Route::SetLink(name(n)?, name(iface)?)),
                 _ => Err(allow("POST")),
+            }
+        }
+        ["v1", "domains", n, "interfaces", iface, "stats"]
+            if !n.is_empty() && !iface.is_empty() =>
+        {
+            match method {
+                "GET" => Ok(Route::InterfaceStats(name(n)?, name(iface)?)),
+                _ => Err(allow("GET")),
             }
         }
         ["v1", "networks"] => match method {

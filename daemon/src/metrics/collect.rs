@@ -1,12 +1,11 @@
 //! One scrape: the daemon's state turned into the text exposition.
 
 use virtnet_api::{InterfaceRow, VmState};
-use virtnet_host::LinkCounters;
-use virtnet_vswitch_control::{CounterSnapshot, DropReason};
 
 use super::text::{Exposition, Kind};
 use crate::daemon::Daemon;
 use crate::networks::health::SwitchReport;
+use crate::ops::ifstats::NicCounters;
 
 /// Every state a VM can be in, with its label.
 const STATES: [(VmState, &str); 5] = [
@@ -16,86 +15,6 @@ const STATES: [(VmState, &str); 5] = [
     (VmState::ShuttingDown, "shutting_down"),
     (VmState::Unknown, "unknown"),
 ];
-
-/// Drop reasons counted on the port a frame went to: the guest did not receive it.
-const RX_REASONS: [DropReason; 5] = [
-    DropReason::RxNoBuffer,
-    DropReason::RxBufferTooSmall,
-    DropReason::OffloadUnsupported,
-    DropReason::QueueNotReady,
-    DropReason::L2NotAllowedIn,
-];
-
-/// A NIC's counters, the guest's view.
-#[derive(Debug, Clone, Copy, Default)]
-struct NicCounters {
-    rx_packets: u64,
-    rx_bytes: u64,
-    rx_drops: u64,
-    rx_errors: Option<u64>,
-    tx_packets: u64,
-    tx_bytes: u64,
-    tx_drops: u64,
-    tx_errors: Option<u64>,
-}
-
-impl NicCounters {
-    /// A tap's (`swapped`: its rx is the guest's tx) or a macvtap's counters.
-    fn from_link(c: &LinkCounters, swapped: bool) -> Self {
-        let (rx_packets, rx_bytes, rx_drops, rx_errors, tx_packets, tx_bytes, tx_drops, tx_errors) =
-            if swapped {
-                (
-                    c.tx_packets,
-                    c.tx_bytes,
-                    c.tx_dropped,
-                    c.tx_errors,
-                    c.rx_packets,
-                    c.rx_bytes,
-                    c.rx_dropped,
-                    c.rx_errors,
-                )
-            } else {
-                (
-                    c.rx_packets,
-                    c.rx_bytes,
-                    c.rx_dropped,
-                    c.rx_errors,
-                    c.tx_packets,
-                    c.tx_bytes,
-                    c.tx_dropped,
-                    c.tx_errors,
-                )
-            };
-        NicCounters {
-            rx_packets,
-            rx_bytes,
-            rx_drops,
-            rx_errors: Some(rx_errors),
-            tx_packets,
-            tx_bytes,
-            tx_drops,
-            tx_errors: Some(tx_errors),
-        }
-    }
-
-    /// A switch port's counters (the switch's rx is what the guest sent). Drops for want of
-    /// room or readiness at the guest, or refused by its port filter on the way in, are rx
-    /// drops; the rest (malformed or filtered frames from the guest) are tx drops. The switch
-    /// keeps no separate error counts.
-    fn from_port(c: &CounterSnapshot) -> Self {
-        let rx_drops: u64 = RX_REASONS.iter().map(|r| c.drop_count(*r)).sum();
-        NicCounters {
-            rx_packets: c.tx_packets,
-            rx_bytes: c.tx_bytes,
-            rx_drops,
-            rx_errors: None,
-            tx_packets: c.rx_packets,
-            tx_bytes: c.rx_bytes,
-            tx_drops: c.total_drops().saturating_sub(rx_drops),
-            tx_errors: None,
-        }
-    }
-}
 
 /// One VM NIC with its counters.
 struct Nic {
@@ -142,31 +61,6 @@ impl Daemon {
         encode_switches(&mut e, &switches);
         self.latencies.encode(&mut e);
         e.finish()
-    }
-
-    /// The counters of one live NIC: its switch port's (a NIC on a switch network, found by
-    /// VM and MAC), else its tap's or macvtap's; `None` for a NIC without either.
-    fn nic_counters(
-        &self,
-        vm: &str,
-        row: &InterfaceRow,
-        switches: &[SwitchReport],
-    ) -> Option<NicCounters> {
-        if let Some(mac) = &row.mac {
-            let suffix = format!("-{}", mac.replace(':', ""));
-            let port = switches
-                .iter()
-                .flat_map(|s| &s.ports)
-                .find(|p| p.vm.as_deref() == Some(vm) && p.port.ends_with(&suffix));
-            if let Some(p) = port {
-                return Some(NicCounters::from_port(&p.counters));
-            }
-        }
-        let dev = row.interface.as_deref()?;
-        let link = self.host().ok()?.link(dev).ok()??;
-        let stats = link.stats?;
-        let macvtap = link.kind.as_deref() == Some("macvtap");
-        Some(NicCounters::from_link(&stats, !macvtap))
     }
 }
 
@@ -292,39 +186,5 @@ fn encode_switches(e: &mut Exposition, switches: &[SwitchReport]) {
                 );
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The port filter's drops: those of frames from the guest are its tx drops, those of
-    /// frames refused on the way to it its rx drops.
-    #[test]
-    fn port_filter_drops_count_as_the_guests_tx_or_rx_drops() {
-        let drops = DropReason::ALL
-            .iter()
-            .map(|r| {
-                let n = match r {
-                    DropReason::SpoofedMac | DropReason::SpoofedIp | DropReason::SpoofedArp => 1,
-                    DropReason::L2NotAllowed => 2,
-                    DropReason::L2NotAllowedIn => 7,
-                    _ => 0,
-                };
-                (r.name().to_string(), n)
-            })
-            .collect();
-        let c = CounterSnapshot {
-            rx_packets: 10,
-            rx_bytes: 1000,
-            tx_packets: 20,
-            tx_bytes: 2000,
-            drops,
-            connections: 1,
-        };
-        let n = NicCounters::from_port(&c);
-        assert_eq!((n.tx_drops, n.rx_drops), (5, 7));
-        assert_eq!((n.tx_packets, n.rx_packets), (10, 20));
     }
 }

@@ -27,6 +27,8 @@ pub struct PortReport {
     pub vm: Option<String>,
     /// The switch's counters (from the switch's side: `rx` is what the guest sent).
     pub counters: CounterSnapshot,
+    /// The IPv4 address the port's filter learned, if it has a filter and has learned one.
+    pub learned_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// A running network as read under the table's lock: name, control socket, restarts, and
@@ -66,6 +68,7 @@ impl Networks {
                         .map(|(_, vm)| vm.clone()),
                     port: p.name,
                     counters: p.counters,
+                    learned_ip: p.learned_ip,
                 })
                 .collect();
             out.push(SwitchReport {

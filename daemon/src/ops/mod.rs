@@ -10,6 +10,7 @@ mod console;
 mod define;
 mod detach;
 mod devices;
+pub(crate) mod ifstats;
 mod lifecycle;
 mod qmp;
 mod query;

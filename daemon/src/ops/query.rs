@@ -34,7 +34,7 @@ impl Daemon {
         DomainList { domains }
     }
 
-    fn view_of(&self, name: &str) -> Result<std::sync::Arc<VmView>> {
+    pub(crate) fn view_of(&self, name: &str) -> Result<std::sync::Arc<VmView>> {
         let view = self.entry(name)?.view();
         if view.is_empty() {
             return Err(DaemonError::NoSuchVm { name: name.into() });

@@ -189,6 +189,7 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
                 .map_err(|e| remote_error(&e))?;
             ok(&StringRet { value: x.xml })
         }
+        p if super::ifstats::serves(p) => super::ifstats::call(daemon, p, args).await,
         // The procedures that change something.
         p => super::lifecycle::call(daemon, conn.read_only.load(Ordering::SeqCst), p, args).await,
     }

@@ -62,7 +62,9 @@ fn code(e: &DaemonError) -> ErrorCode {
             ErrorCode::DeviceMissing
         }
         DaemonError::Unsupported { .. } => ErrorCode::ConfigUnsupported,
-        DaemonError::NotHotpluggable(_) => ErrorCode::OperationUnsupported,
+        DaemonError::NotHotpluggable(_) | DaemonError::NotAvailable { .. } => {
+            ErrorCode::OperationUnsupported
+        }
         DaemonError::ReadOnly { .. } => ErrorCode::OperationDenied,
         DaemonError::Internal(_) => ErrorCode::InternalError,
         // Everything else the HTTP API calls a conflict with the object's state (409) is

@@ -8,7 +8,8 @@
 //! `CONNECT_SUPPORTS_FEATURE`, `CONNECT_GET_TYPE`/`VERSION`/`LIB_VERSION`/`HOSTNAME`/`URI`/
 //! `CAPABILITIES`, `CONNECT_IS_SECURE`, `NODE_GET_INFO`, `CONNECT_LIST_ALL_DOMAINS`,
 //! `DOMAIN_LOOKUP_BY_NAME`/`UUID`/`ID`, `DOMAIN_GET_INFO`/`STATE`/`XML_DESC`/`OS_TYPE`/
-//! `AUTOSTART`, `DOMAIN_IS_ACTIVE`/`PERSISTENT`; changes ([`lifecycle`], refused on a
+//! `AUTOSTART`, `DOMAIN_IS_ACTIVE`/`PERSISTENT`, ([`ifstats`]) `DOMAIN_INTERFACE_STATS`/
+//! `ADDRESSES` (ARP source only); changes ([`lifecycle`], refused on a
 //! connection opened read-only): `DOMAIN_DEFINE_XML(_FLAGS)`, `DOMAIN_CREATE(_WITH_FLAGS)`,
 //! `DOMAIN_DESTROY(_FLAGS)`, `DOMAIN_UNDEFINE(_FLAGS)`, and ([`devices`])
 //! `DOMAIN_ATTACH_DEVICE(_FLAGS)`, `DOMAIN_DETACH_DEVICE(_FLAGS)`, `DOMAIN_UPDATE_DEVICE_FLAGS`.
@@ -20,6 +21,7 @@ mod devices;
 mod dispatch;
 mod errors;
 mod host;
+mod ifstats;
 mod lifecycle;
 #[cfg(test)]
 mod tests;

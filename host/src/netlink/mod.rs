@@ -7,6 +7,7 @@
 //! called from a plain thread, a test, or `tokio::task::spawn_blocking`.
 
 mod link;
+mod neigh;
 mod recorder;
 mod socket;
 
@@ -14,6 +15,8 @@ pub(crate) use link::{
     del_link, get_link, link_kind, link_master, link_name, new_link, set_link, LinkRef,
 };
 pub use link::{LinkCounters, LinkStatus};
+pub(crate) use neigh::ipv4_neighbours;
+pub use neigh::Neighbour;
 pub use recorder::{RecordedRequest, RecordingNetlink, Responder};
 pub use socket::SocketTransport;
 
