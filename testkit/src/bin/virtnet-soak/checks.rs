@@ -541,7 +541,11 @@ pub fn run_dir(c: &Ctx, view: &View) -> Vec<Violation> {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        if name == "virtnetd.sock" || name == "virtnetd-ro.sock" || name == "virtnetd.pid" {
+        if name == "virtnetd.sock"
+            || name == "virtnetd-ro.sock"
+            || name == "libvirt-sock"
+            || name == "virtnetd.pid"
+        {
             continue;
         }
         if p.extension().is_some_and(|e| e == "json") && running.contains(&stem(&p)) {
