@@ -4,6 +4,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackend, VringT};
@@ -31,6 +32,7 @@ use crate::counters::{DropReason, PortCounters};
 use crate::frame::{read_tx_frame, Frame};
 use crate::guestmem::GuestView;
 use crate::mac_table::PortId;
+use crate::policy::{PolicyCell, TxBudget};
 use crate::ring::{AvailCursor, UsedBatch};
 use crate::rx::{Gm, Mem, Vring};
 use crate::vhost_port::ConnState;
@@ -101,6 +103,12 @@ pub struct Worker {
     pub(crate) frames: Vec<Frame>,
     segs: Vec<Segment>,
     fwd: FwdScratch,
+    /// Bytes the next pass may take (the outbound rate's budget; at least one frame).
+    pub(crate) budget: u64,
+    /// Set by a pass that took nothing because of the outbound rate.
+    pub(crate) throttled: bool,
+    /// The earliest time a throttled queue may be read again.
+    pub(crate) wake_at: Option<Instant>,
 }
 
 impl Default for Worker {
@@ -112,6 +120,9 @@ impl Default for Worker {
             frames: (0..TX_BATCH).map(|_| Frame::default()).collect(),
             segs: Vec::with_capacity(64),
             fwd: FwdScratch::default(),
+            budget: u64::MAX,
+            throttled: false,
+            wake_at: None,
         }
     }
 }
@@ -151,7 +162,8 @@ pub(crate) fn tx_pass(
     // Phase 1: take the chains and start fetching their first bytes.
     w.chains.clear();
     w.segs.clear();
-    while w.chains.len() < TX_BATCH {
+    let mut taken = 0u64;
+    while w.chains.len() < TX_BATCH && taken < w.budget {
         let Some(head) = avail.pop(mem) else {
             break;
         };
@@ -170,6 +182,7 @@ pub(crate) fn tx_pass(
             }
             res
         };
+        taken = taken.saturating_add(*res.as_ref().unwrap_or(&0));
         w.chains.push((head, start, w.segs.len(), res));
     }
     // Phase 2: copy them out.
@@ -206,6 +219,7 @@ pub struct NetBackend {
     counters: Arc<PortCounters>,
     conn: Arc<ConnState>,
     config: PortConfig,
+    policy: PolicyCell,
     registered: Vec<AtomicBool>,
     me: Mutex<Weak<NetBackend>>,
 }
@@ -218,6 +232,7 @@ impl NetBackend {
         counters: Arc<PortCounters>,
         conn: Arc<ConnState>,
         config: PortConfig,
+        policy: PolicyCell,
     ) -> Self {
         let qps = config.queues as usize;
         NetBackend {
@@ -226,6 +241,7 @@ impl NetBackend {
             counters,
             conn,
             config,
+            policy,
             registered: (0..qps).map(|_| AtomicBool::new(false)).collect(),
             me: Mutex::new(Weak::new()),
         }
@@ -253,6 +269,22 @@ impl NetBackend {
         if self.conn.exit.load(Ordering::Acquire) {
             return false;
         }
+        // Under the read lock, no Arc clone: this runs on every poll of the queue.
+        let budget = self
+            .policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .tx_budget();
+        w.budget = match budget {
+            TxBudget::Unlimited => u64::MAX,
+            TxBudget::Bytes(b) => b,
+            TxBudget::Wait(at) => {
+                // Over the outbound rate: the frames stay in the guest's ring until then.
+                w.throttled = true;
+                w.wake_at = Some(w.wake_at.map_or(at, |t| t.min(at)));
+                return false;
+            }
+        };
         let hdr_len = self.conn.hdr_len();
         let mtu = self.config.mtu as usize;
         // A memory update bumps the generation after replacing the map: a changed

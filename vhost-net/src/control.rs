@@ -25,6 +25,7 @@ pub fn execute(switch: &Switch, req: Request) -> Response {
         Request::AddPort(cfg) => done(switch.add_port(*cfg)),
         Request::AddUplink { name, tap } => done(switch.add_tap_port(&name, &tap)),
         Request::DelPort { name } => done(switch.del_port(&name)),
+        Request::SetPolicy { name, policy } => done(switch.set_policy(&name, policy)),
         Request::ListPorts => Response {
             ports: Some(switch.list_ports()),
             ..Response::ok()

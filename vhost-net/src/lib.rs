@@ -33,6 +33,7 @@ pub mod fuzz_api;
 pub mod gso;
 pub mod guestmem;
 pub mod mac_table;
+pub mod policy;
 pub mod poller;
 pub mod ring;
 pub mod rx;

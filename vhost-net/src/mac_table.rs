@@ -1,4 +1,5 @@
-//! The learning switch's MAC table: MAC address → port, with ageing and a size cap.
+//! The learning switch's MAC table: (VLAN, MAC address) → port, with ageing and a size cap.
+//! Each VLAN learns on its own (the same address may live in two VLANs on two ports).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -10,6 +11,11 @@ pub type PortId = u32;
 
 /// A 48-bit Ethernet address.
 pub type Mac = [u8; 6];
+
+/// A VLAN inside the switch (see [`crate::policy::vlan`]).
+pub type Vid = u16;
+
+type Key = (Vid, Mac);
 
 struct Entry {
     port: PortId,
@@ -24,7 +30,7 @@ pub struct MacTable {
     epoch: Instant,
     ageing_ms: u64,
     capacity: usize,
-    map: RwLock<HashMap<Mac, Entry>>,
+    map: RwLock<HashMap<Key, Entry>>,
 }
 
 /// Formats a MAC address the usual way.
@@ -52,15 +58,17 @@ impl MacTable {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Records that `mac` was seen as a source on `port`. Group addresses are ignored.
-    pub fn learn(&self, mac: &Mac, port: PortId) {
+    /// Records that `mac` was seen as a source in VLAN `vid` on `port`. Group addresses
+    /// are ignored.
+    pub fn learn(&self, vid: Vid, mac: &Mac, port: PortId) {
         if mac[0] & 1 != 0 || *mac == [0; 6] {
             return;
         }
+        let key = (vid, *mac);
         let now = self.now_ms();
         {
             let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(e) = map.get(mac) {
+            if let Some(e) = map.get(&key) {
                 if e.port == port {
                     // Coarse: only store when it changed by a second, to keep the line clean.
                     if now.saturating_sub(e.last_seen.load(Relaxed)) >= 1000 {
@@ -71,7 +79,7 @@ impl MacTable {
             }
         }
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.capacity && !map.contains_key(mac) {
+        if map.len() >= self.capacity && !map.contains_key(&key) {
             let ageing = self.ageing_ms;
             map.retain(|_, e| now.saturating_sub(e.last_seen.load(Relaxed)) < ageing);
             if map.len() >= self.capacity {
@@ -79,7 +87,7 @@ impl MacTable {
             }
         }
         map.insert(
-            *mac,
+            key,
             Entry {
                 port,
                 last_seen: AtomicU64::new(now),
@@ -87,10 +95,10 @@ impl MacTable {
         );
     }
 
-    /// The port `mac` was learned on, if it is known and not aged out.
-    pub fn lookup(&self, mac: &Mac) -> Option<PortId> {
+    /// The port `mac` was learned on in VLAN `vid`, if it is known and not aged out.
+    pub fn lookup(&self, vid: Vid, mac: &Mac) -> Option<PortId> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let e = map.get(mac)?;
+        let e = map.get(&(vid, *mac))?;
         if self.now_ms().saturating_sub(e.last_seen.load(Relaxed)) >= self.ageing_ms {
             return None;
         }
@@ -103,16 +111,18 @@ impl MacTable {
         map.retain(|_, e| e.port != port);
     }
 
-    /// Removes aged-out entries and returns the live ones as (mac, port, age in seconds).
-    pub fn entries(&self) -> Vec<(Mac, PortId, u64)> {
+    /// Removes aged-out entries and returns the live ones as (VLAN, mac, port, age in
+    /// seconds).
+    pub fn entries(&self) -> Vec<(Vid, Mac, PortId, u64)> {
         let now = self.now_ms();
         let ageing = self.ageing_ms;
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, e| now.saturating_sub(e.last_seen.load(Relaxed)) < ageing);
         let mut v: Vec<_> = map
             .iter()
-            .map(|(m, e)| {
+            .map(|((v, m), e)| {
                 (
+                    *v,
                     *m,
                     e.port,
                     now.saturating_sub(e.last_seen.load(Relaxed)) / 1000,
@@ -134,19 +144,39 @@ mod tests {
         let a = [2, 0, 0, 0, 0, 1];
         let b = [2, 0, 0, 0, 0, 2];
         let c = [2, 0, 0, 0, 0, 3];
-        t.learn(&a, 1);
-        assert_eq!(t.lookup(&a), Some(1));
-        t.learn(&a, 2);
-        assert_eq!(t.lookup(&a), Some(2), "a station that moves is relearned");
-        t.learn(&[0xff; 6], 1);
-        assert_eq!(t.lookup(&[0xff; 6]), None, "broadcast is never learned");
-        t.learn(&b, 1);
-        t.learn(&c, 1);
-        assert_eq!(t.lookup(&c), None, "table full: not learned");
+        t.learn(0, &a, 1);
+        assert_eq!(t.lookup(0, &a), Some(1));
+        t.learn(0, &a, 2);
+        assert_eq!(
+            t.lookup(0, &a),
+            Some(2),
+            "a station that moves is relearned"
+        );
+        t.learn(0, &[0xff; 6], 1);
+        assert_eq!(t.lookup(0, &[0xff; 6]), None, "broadcast is never learned");
+        t.learn(0, &b, 1);
+        t.learn(0, &c, 1);
+        assert_eq!(t.lookup(0, &c), None, "table full: not learned");
         t.flush_port(1);
-        assert_eq!(t.lookup(&b), None);
+        assert_eq!(t.lookup(0, &b), None);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(t.lookup(&a), None, "aged out");
+        assert_eq!(t.lookup(0, &a), None, "aged out");
         assert!(t.entries().is_empty());
+    }
+
+    #[test]
+    fn each_vlan_learns_on_its_own() {
+        let t = MacTable::new(Duration::from_secs(60), 16);
+        let a = [2, 0, 0, 0, 0, 1];
+        t.learn(10, &a, 1);
+        t.learn(20, &a, 2);
+        assert_eq!(t.lookup(10, &a), Some(1));
+        assert_eq!(t.lookup(20, &a), Some(2));
+        assert_eq!(
+            t.lookup(30, &a),
+            None,
+            "unknown in another VLAN: flooded there"
+        );
+        assert_eq!(t.entries().len(), 2);
     }
 }

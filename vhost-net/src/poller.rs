@@ -114,6 +114,8 @@ fn run(s: Arc<Shared>, me: usize) {
     let mut idle_rounds = 0u32;
     // Whether guest kicks may be on for some source (new sources start with them on).
     let mut kicks_on = true;
+    // Which sources the last round left alone because of their outbound rate.
+    let mut throttled: Vec<bool> = Vec::new();
     while !s.stop.load(Ordering::Acquire) {
         let v = s.version.load(Ordering::Acquire);
         if v != seen {
@@ -126,13 +128,17 @@ fn run(s: Arc<Shared>, me: usize) {
         }
         let mut work = false;
         let mut gone = false;
+        throttled.clear();
+        w.wake_at = None;
         for (t, mc) in list.iter().zip(caches.iter_mut()) {
+            w.throttled = false;
             if t.backend.gone() {
                 gone = true;
                 *mc = MemCache::default();
-                continue;
+            } else {
+                work |= t.backend.tx_batch(t.qp, &t.vring, &mut w, mc);
             }
-            work |= t.backend.tx_batch(t.qp, &t.vring, &mut w, mc);
+            throttled.push(w.throttled);
         }
         if gone {
             s.version.fetch_add(1, Ordering::Release);
@@ -161,19 +167,28 @@ fn run(s: Arc<Shared>, me: usize) {
         }
         // Going to sleep: ask for kicks, and look once more (a frame may have arrived
         // before the guest saw the request).
+        // A queue held back by its outbound rate has frames waiting: it is read again when
+        // its bucket allows (`wake_at`), not at once.
         let mut again = false;
         kicks_on = true;
-        for t in &list {
-            again |= t.backend.set_tx_notification(&t.vring, true);
+        for (t, held) in list.iter().zip(&throttled) {
+            let pending = t.backend.set_tx_notification(&t.vring, true);
+            again |= pending && !held;
         }
         if again {
             continue;
         }
+        let nap = w
+            .wake_at
+            .map_or(Duration::from_millis(100), |at| {
+                at.saturating_duration_since(Instant::now())
+            })
+            .min(Duration::from_millis(100));
         let mut k = s.kicked.lock().unwrap_or_else(|e| e.into_inner());
-        if !*k {
+        if !*k && !nap.is_zero() {
             k = s
                 .cond
-                .wait_timeout(k, Duration::from_millis(100))
+                .wait_timeout(k, nap)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }

@@ -6,14 +6,17 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{PortConfig, SwitchConfig};
 use crate::core::{PortEntry, PortKind, SwitchCore};
-use crate::counters::{CounterSnapshot, PortCounters};
+use crate::counters::{CounterSnapshot, DropReason, PortCounters};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::mac_table::{format_mac, MacEntry};
+use crate::policy::vlan::NO_VLAN;
+use crate::policy::PortRuntime;
 use crate::tap::{adopt_tap, open_tap, TapPort};
 use crate::vhost_port::VhostPort;
 
 pub use virtnet_vswitch_control::PortInfo;
+use virtnet_vswitch_control::PortPolicy;
 
 /// A running switch. Dropping it (or calling [`Switch::shutdown`]) disconnects every
 /// port and joins every thread.
@@ -27,8 +30,10 @@ pub struct Switch {
 impl Switch {
     /// An empty switch.
     pub fn new(config: SwitchConfig) -> Switch {
+        let core = Arc::new(SwitchCore::new(config));
+        core.releaser.start(Arc::downgrade(&core));
         Switch {
-            core: Arc::new(SwitchCore::new(config)),
+            core,
             next_id: AtomicU32::new(1),
             admin: Mutex::new(()),
         }
@@ -66,13 +71,21 @@ impl Switch {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let counters = Arc::new(PortCounters::default());
         let name = config.name.clone();
-        let port = VhostPort::start(self.core.clone(), id, counters.clone(), config)?;
+        let policy = PortRuntime::cell(config.policy.clone());
+        let port = VhostPort::start(
+            self.core.clone(),
+            id,
+            counters.clone(),
+            config,
+            policy.clone(),
+        )?;
         self.core.insert(Arc::new(PortEntry {
             id,
             name,
             counters,
             kind: PortKind::Vhost(port),
             filter,
+            policy,
         }));
         Ok(())
     }
@@ -107,6 +120,7 @@ impl Switch {
             counters,
             kind: PortKind::Tap(port),
             filter: None,
+            policy: PortRuntime::cell(PortPolicy::default()),
         }));
         Ok(())
     }
@@ -124,6 +138,40 @@ impl Switch {
             .ok_or_else(|| Error::NoSuchPort(name.to_string()))?;
         if let Some(entry) = self.core.remove(id) {
             stop_entry(&entry);
+        }
+        Ok(())
+    }
+
+    /// Replaces the policy of port `name` (VLAN, isolation, rate limits) at once: frames
+    /// forwarded after this returns follow `policy`. Refused (and nothing changed) like
+    /// `add-port` refuses a policy, and when it changes the filter (not replaced in place);
+    /// the uplink keeps the default policy.
+    pub fn set_policy(&self, name: &str, policy: PortPolicy) -> Result<()> {
+        policy.check_enforced(name)?;
+        let _g = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let ports = self.core.ports();
+        let p = ports
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::NoSuchPort(name.to_string()))?;
+        let current = p.runtime();
+        if policy.filter != current.policy.filter {
+            return Err(Error::InvalidOption(format!(
+                "port '{name}': set-policy does not change a port's filter (its learned address \
+                 lives with it); remove the port and add it again with the new filter"
+            )));
+        }
+        if matches!(p.kind, PortKind::Tap(_)) && !policy.is_default() {
+            return Err(Error::InvalidOption(format!(
+                "port '{name}' is the uplink: it carries the untagged network without limits; set policies on vhost-user ports"
+            )));
+        }
+        p.set_runtime(PortRuntime::new(policy));
+        // Frames held for the old inbound rate go with it, counted.
+        if let Some(q) = &current.inbound {
+            for _ in 0..q.lock().unwrap_or_else(|e| e.into_inner()).len() {
+                p.counters.drop_frame(DropReason::RateLimited);
+            }
         }
         Ok(())
     }
@@ -147,6 +195,7 @@ impl Switch {
                         features: v.connected().then(|| format!("{f:#x}")),
                         counters: p.counters.snapshot(),
                         learned_ip: p.filter.as_ref().and_then(Filter::learned_ip),
+                        policy: p.runtime().policy.clone(),
                     }
                 }
                 PortKind::Tap(t) => PortInfo {
@@ -160,6 +209,7 @@ impl Switch {
                     features: None,
                     counters: p.counters.snapshot(),
                     learned_ip: None,
+                    policy: PortPolicy::default(),
                 },
             })
             .collect()
@@ -182,11 +232,12 @@ impl Switch {
             .macs
             .entries()
             .into_iter()
-            .filter_map(|(mac, id, age)| {
+            .filter_map(|(vid, mac, id, age)| {
                 let port = ports.iter().find(|p| p.id == id)?;
                 Some(MacEntry {
                     mac: format_mac(&mac),
                     port: port.name.clone(),
+                    vlan: (vid != NO_VLAN).then_some(vid),
                     age_secs: age,
                 })
             })
@@ -214,6 +265,7 @@ fn stop_entry(entry: &PortEntry) {
 impl Drop for Switch {
     fn drop(&mut self) {
         self.shutdown();
+        self.core.releaser.stop();
         // Joined here, from outside: the polling threads hold the last references to
         // the ports' back ends, which hold the core.
         self.core.poller.stop();

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::guestmem::GuestView;
 use crate::mac_table::PortId;
+use crate::policy::PolicyCell;
 use crate::rx::{Gm, RxScratch, Vring};
 use crate::shim::Relay;
 use crate::vnet_hdr::{HDR_LEN_LEGACY, HDR_LEN_MRG};
@@ -88,6 +89,7 @@ impl VhostPort {
         id: PortId,
         counters: Arc<PortCounters>,
         config: PortConfig,
+        policy: PolicyCell,
     ) -> Result<Arc<VhostPort>> {
         let listener = match config.mode {
             SocketMode::Server => {
@@ -117,7 +119,7 @@ impl VhostPort {
         let p = port.clone();
         let handle = std::thread::Builder::new()
             .name(format!("vsw-{}", config.name))
-            .spawn(move || p.supervise(core, id, counters, listener))
+            .spawn(move || p.supervise(core, id, counters, listener, policy))
             .map_err(|source| Error::Thread {
                 name: config.name.clone(),
                 source,
@@ -175,6 +177,7 @@ impl VhostPort {
         id: PortId,
         counters: Arc<PortCounters>,
         listener: Option<UnixListener>,
+        policy: PolicyCell,
     ) {
         let qps = self.config.queues as usize;
         let max_backoff = core.config.max_backoff;
@@ -197,6 +200,7 @@ impl VhostPort {
                 counters.clone(),
                 conn.clone(),
                 self.config.clone(),
+                policy.clone(),
             ));
             backend.set_self();
             serial += 1;

@@ -164,6 +164,59 @@ impl Networks {
         Ok(())
     }
 
+    /// Gives port `port` of network `network` the policy of `iface` (its `<bandwidth>`,
+    /// `<vlan>`, `<port isolated>`), replaced whole by the switch (`set-policy`); returns the
+    /// policy it had, to put back if what follows fails.
+    pub async fn set_port_policy(
+        &self,
+        network: &str,
+        port: &str,
+        iface: &Interface,
+    ) -> Result<PortPolicy> {
+        let policy = super::policy::port_policy(iface)?;
+        self.set_policy(network, port, policy).await
+    }
+
+    /// Sets a port's policy on its switch and in the network's status; returns the old one.
+    pub async fn set_policy(
+        &self,
+        network: &str,
+        port: &str,
+        policy: PortPolicy,
+    ) -> Result<PortPolicy> {
+        let mut table = self.table.lock().await;
+        let st = table
+            .get_mut(network)
+            .ok_or_else(|| no_such(network))?
+            .run
+            .as_mut()
+            .ok_or_else(|| DaemonError::NetworkState {
+                name: network.into(),
+                state: "inactive".into(),
+                hint: format!("start it with `virtnet net-start {network}` first"),
+            })?;
+        let Some(old) = st.ports.get(port).map(|p| p.policy.clone()) else {
+            return Err(DaemonError::Conflict(format!(
+                "network '{network}' has no port '{port}'"
+            )));
+        };
+        switch::request(
+            &st.control,
+            &Request::SetPolicy {
+                name: port.to_string(),
+                policy: policy.clone(),
+            },
+        )
+        .await?;
+        if let Some(p) = st.ports.get_mut(port) {
+            p.policy = policy;
+        }
+        if let Err(e) = self.save_status(st) {
+            tracing::error!(network, error = %e, "cannot save the network status");
+        }
+        Ok(old)
+    }
+
     /// Removes port `port` from network `network` (the switch, the record, the socket file).
     pub async fn remove_port(&self, network: &str, port: &str) {
         let mut table = self.table.lock().await;

@@ -109,6 +109,55 @@ async fn driver_queues_reach_the_switch_port_also_after_a_restart() {
     let ports = switch_ports(&control).await;
     assert_eq!(queues_of(&ports, &p4.port), 4, "{ports:?}");
 
+    // A live policy change (update-device of a network NIC) reaches the switch, is recorded,
+    // and survives a restart; a policy the switch refuses changes nothing.
+    let vlan = iface(
+        "<interface type='network'><mac address='52:54:00:00:00:01'/>\
+         <source network='q'/><model type='virtio'/><vlan><tag id='42'/></vlan>\
+         <bandwidth><inbound average='1000'/></bandwidth><port isolated='yes'/></interface>",
+    );
+    let old_policy = nets.set_port_policy("q", &p1.port, &vlan).await.unwrap();
+    assert!(old_policy.is_default());
+    let policy_of = |ports: &[SwitchPort], name: &str| {
+        ports
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.policy.clone())
+            .unwrap()
+    };
+    let want = policy::port_policy(&vlan).unwrap();
+    assert_eq!(want.vlan.as_ref().unwrap().tags, [42]);
+    assert!(want.isolated && want.inbound.is_some());
+    assert_eq!(policy_of(&switch_ports(&control).await, &p1.port), want);
+    let bad = PortPolicy {
+        vlan: Some(virtnet_vswitch_control::PortVlan {
+            tags: vec![5000],
+            trunk: false,
+            native: None,
+        }),
+        ..PortPolicy::default()
+    };
+    let e = nets
+        .set_policy("q", &p1.port, bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("out of range"), "{e}");
+    assert_eq!(policy_of(&switch_ports(&control).await, &p1.port), want);
+    let old = nets.info("q").await.unwrap().pid.unwrap();
+    // SAFETY: kill(2) on the switch we started.
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let i = nets.info("q").await.unwrap();
+        if i.pid.is_some_and(|p| p != old) && i.restarts == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not restarted: {i:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(policy_of(&switch_ports(&control).await, &p1.port), want);
+
     // More than the switch offers: refused with the switch's reason, nothing recorded.
     let many = iface(
         "<interface type='network'><mac address='52:54:00:00:00:20'/>\

@@ -5,12 +5,14 @@
 //! unplugged and plugged again on the new socket with the same MAC, alias and PCI address; the
 //! guest sees its link go down and up. Without the flag it is refused, saying so. What may
 //! change is `virtnet_qemu::validate::validate_update`'s to say. A bridge or ethernet NIC's
-//! `<bandwidth>` is replaced on its running tap (`bandwidth.rs`).
+//! `<bandwidth>` is replaced on its running tap (`bandwidth.rs`). A NIC on a virtnet-vswitch
+//! network changes its `<bandwidth>`, `<vlan>` and `<port isolated>` in place: its switch
+//! port's policy is replaced whole (the switch's `set-policy`).
 
 use std::sync::Arc;
 
 use serde_json::json;
-use virtnet_conf::interface::{Leaf, LinkState};
+use virtnet_conf::interface::{InterfaceKind, Leaf, LinkState};
 use virtnet_conf::{Domain, Interface};
 use virtnet_qemu::validate::{validate_update, NicUpdate};
 
@@ -71,7 +73,17 @@ impl Daemon {
                         .map_err(|r| update_refused(name, r))?;
                     let mut live_given = old.clone();
                     live_given.link.clone_from(&ch.new.link);
-                    validate_update(old, &live_given, true, req.replug)
+                    validate_update(old, &live_given, true, req.replug).map(|mut live| {
+                        // Its switch port's policy: the same elements on the vhost-user NIC
+                        // (they stay in the live XML), set on the switch by set-policy.
+                        if ch.port_policy {
+                            live.new.bandwidth.clone_from(&ch.new.bandwidth);
+                            live.new.vlan.clone_from(&ch.new.vlan);
+                            live.new.port_isolated.clone_from(&ch.new.port_isolated);
+                            live.port_policy = true;
+                        }
+                        live
+                    })
                 } else {
                     validate_update(old, &given, true, req.replug)
                 }
@@ -176,7 +188,7 @@ impl Daemon {
     ) -> Result<bool> {
         let mut new_def = None;
         if let (Some((i, ch)), Some(p)) = (&cfg_plan, persistent) {
-            if ch.link.is_some() || ch.socket || ch.bandwidth {
+            if ch.link.is_some() || ch.socket || ch.bandwidth || ch.port_policy {
                 let d = replaced(p, *i, &ch.new);
                 self.save_definition(name, &d).await?;
                 new_def = Some(d);
@@ -193,12 +205,20 @@ impl Daemon {
                 if ch.bandwidth {
                     r = self.set_bandwidth_live(name, l, i, &ch.new).await;
                 }
+                if r.is_ok() && ch.port_policy {
+                    r = self.set_policy_live(name, l, i, &ch.new).await;
+                }
                 if let (Ok(()), Some(up)) = (&r, ch.link) {
                     r = self.set_link_live(name, l, i, up).await;
                     if r.is_err() && ch.bandwidth {
                         // Nothing half-applied: the old limits go back.
                         if let Err(e) = self.set_bandwidth_live(name, l, i, &before).await {
                             tracing::error!(vm = %name, error = %e, "cannot put the old bandwidth limits back");
+                        }
+                    }
+                    if r.is_err() && ch.port_policy {
+                        if let Err(e) = self.set_policy_live(name, l, i, &before).await {
+                            tracing::error!(vm = %name, error = %e, "cannot put the old port policy back");
                         }
                     }
                 }
@@ -215,6 +235,49 @@ impl Daemon {
             slot.persistent = Some(Arc::new(d));
         }
         Ok(replugged)
+    }
+
+    /// Gives the switch port of network NIC `i` the `<bandwidth>`, `<vlan>` and `<port>` of
+    /// `new` (its vhost-user form), then records them in the live XML; the switch gets its
+    /// old policy back when that record cannot be saved.
+    async fn set_policy_live(
+        &self,
+        name: &str,
+        l: &mut Live,
+        i: usize,
+        new: &Interface,
+    ) -> Result<()> {
+        let shown = self
+            .networks
+            .as_defined(name, &l.domain.devices.interfaces[i]);
+        let InterfaceKind::Network {
+            network,
+            portid: Some(port),
+            ..
+        } = &shown.kind
+        else {
+            return Err(DaemonError::Conflict(format!(
+                "{} is not on a virtnet-vswitch network: its port policy cannot change",
+                shown.describe()
+            )));
+        };
+        let old = self
+            .networks
+            .set_port_policy(&network.value, port, new)
+            .await?;
+        let new_live = replaced(&l.domain, i, new);
+        let mut status = l.status.clone();
+        status.live_xml = new_live.to_xml();
+        if let Err(e) = self.save_status(&status).await {
+            if let Err(back) = self.networks.set_policy(&network.value, port, old).await {
+                tracing::error!(vm = %name, %port, error = %back, "cannot restore a port policy");
+            }
+            return Err(e);
+        }
+        l.domain = Arc::new(new_live);
+        l.status = status;
+        tracing::info!(vm = %name, %port, "switch port policy set (live)");
+        Ok(())
     }
 
     async fn set_link_live(&self, name: &str, l: &mut Live, i: usize, up: bool) -> Result<()> {

@@ -395,6 +395,47 @@ fn update_changes_bandwidth_of_tap_nics_only() {
     assert!(e.to_string().contains("<bandwidth>"), "{e}");
 }
 
+/// A network NIC's switch port policy changes in place (set-policy); on any other NIC
+/// `<bandwidth>`/`<vlan>`/`<port>` stay not changeable here.
+#[test]
+fn update_changes_a_network_nics_bandwidth_vlan_and_isolation() {
+    let old = iface(
+        "<interface type='network'><mac address='52:54:00:00:00:01'/>\
+         <source network='sw'/><bandwidth><inbound average='100'/></bandwidth></interface>",
+    );
+    let given = iface(
+        "<interface type='network'>\n<mac address='52:54:00:00:00:01'/>\
+         <source network='sw'/><bandwidth><inbound average='200' burst='64'/></bandwidth>\
+         <vlan><tag id='42'/></vlan><port isolated='yes'/></interface>",
+    );
+    let ch = validate_update(&old, &given, true, false).unwrap();
+    assert!(ch.port_policy && !ch.socket && ch.link.is_none());
+    assert_eq!(
+        ch.new
+            .bandwidth
+            .as_ref()
+            .unwrap()
+            .inbound
+            .as_ref()
+            .unwrap()
+            .average,
+        Some(200)
+    );
+    assert!(ch.new.vlan.is_some() && ch.new.port_isolated.is_some());
+    assert!(ch.words()[0].contains("switch port policy"));
+    let same = validate_update(&old, &old, true, false).unwrap();
+    assert!(!same.port_policy);
+    // The same change on a vhost-user NIC is refused.
+    let vu = iface(
+        "<interface type='vhostuser'><mac address='52:54:00:00:00:01'/>\
+         <source type='unix' path='/run/a.sock' mode='client'/><vlan><tag id='42'/></vlan>\
+         </interface>",
+    );
+    let e = validate_update(&iface(OLD), &vu, true, false).unwrap_err();
+    assert_eq!(e.rule, Rule::UpdateNotChangeable);
+    assert!(e.to_string().contains("<vlan>"), "{e}");
+}
+
 /// `<memtune>`/`<cputune>` × define/start → accepted, or refused with this text.
 #[rustfmt::skip]
 const TUNING_TABLE: &[(&str, &str, Want)] = &[

@@ -22,6 +22,9 @@ pub struct NicUpdate {
     /// Whether `<bandwidth>` changes (a tap or macvtap NIC: type bridge, ethernet, direct); `new.bandwidth` is
     /// the whole new setting (`None`: the limits go).
     pub bandwidth: bool,
+    /// Whether a `type='network'` NIC's switch port policy (`<bandwidth>`, `<vlan>`,
+    /// `<port isolated>`) changes: the switch replaces it in place (`set-policy`).
+    pub port_policy: bool,
 }
 
 impl NicUpdate {
@@ -62,6 +65,9 @@ impl NicUpdate {
                 format!("bandwidth {}", parts.join(", "))
             });
         }
+        if self.port_policy {
+            v.push("switch port policy (bandwidth, vlan, port isolation)".into());
+        }
         v
     }
 }
@@ -78,6 +84,16 @@ fn socket_key(s: &Option<VhostUserSocket>) -> Option<SocketKey<'_>> {
             s.reconnect.as_ref().map(|r| (r.enabled, r.timeout)),
         )
     })
+}
+
+/// A NIC's `<bandwidth>`, `<vlan>` and `<port>` as XML (positions left out).
+fn policy_xml(i: &Interface) -> Vec<String> {
+    i.to_element()
+        .children
+        .iter()
+        .filter(|c| matches!(c.name.as_str(), "bandwidth" | "vlan" | "port"))
+        .map(write_document)
+        .collect()
 }
 
 fn render(i: &Interface) -> String {
@@ -138,6 +154,14 @@ pub fn validate_update(
             bandwidth = true;
         }
     }
+    // A NIC on a virtnet-vswitch network: its switch port takes a new policy in place.
+    let port_policy =
+        matches!(old.kind, InterfaceKind::Network { .. }) && policy_xml(old) != policy_xml(&want);
+    if port_policy {
+        applied.bandwidth.clone_from(&want.bandwidth);
+        applied.vlan.clone_from(&want.vlan);
+        applied.port_isolated.clone_from(&want.port_isolated);
+    }
     let refuse =
         |rule, message: String| Err(refusal(rule, Operation::Update, old, given.pos, message));
     if render(&applied) != render(&want) {
@@ -163,9 +187,9 @@ pub fn validate_update(
             Rule::UpdateNotChangeable,
             format!(
                 "update-device cannot change {}: it changes a NIC's <link state>, a \
-                 vhost-user NIC's <source> socket and a bridge, ethernet or direct NIC's \
-                 <bandwidth>; \
-                 for anything else detach the NIC and attach it again",
+                 vhost-user NIC's <source> socket, a bridge, ethernet or direct NIC's \
+                 <bandwidth> and a network NIC's <bandwidth>, <vlan> and <port>; for anything \
+                 else detach the NIC and attach it again",
                 differ.join(", ")
             ),
         );
@@ -194,5 +218,6 @@ pub fn validate_update(
         link,
         socket,
         bandwidth,
+        port_policy,
     })
 }

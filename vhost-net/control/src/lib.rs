@@ -10,7 +10,7 @@ mod report;
 
 pub use message::{Request, Response};
 pub use policy::{
-    FilterPart, NativeMode, NativeVlan, PortFilter, PortPolicy, PortVlan, TokenBucket,
+    FilterPart, NativeMode, NativeVlan, PortFilter, PortPolicy, PortVlan, TokenBucket, MAX_VLAN_ID,
 };
 pub use port::{InvalidPort, PortConfig, SocketMode, MAX_QUEUE_PAIRS};
 pub use report::{CounterSnapshot, DropReason, MacEntry, PortInfo};

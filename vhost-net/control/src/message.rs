@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::PortPolicy;
 use crate::port::PortConfig;
 use crate::report::{MacEntry, PortInfo};
 
@@ -22,6 +23,15 @@ pub enum Request {
     DelPort {
         /// Port name.
         name: String,
+    },
+    /// Replace a port's policy (VLAN, isolation, rate limits) atomically: frames forwarded
+    /// after the reply follow the new policy; rate limits start with a full bucket.
+    SetPolicy {
+        /// Port name.
+        name: String,
+        /// The new policy (the whole policy: parts left out are removed).
+        #[serde(default)]
+        policy: PortPolicy,
     },
     /// List ports with counters.
     ListPorts,

@@ -35,28 +35,69 @@ impl PortPolicy {
         *self == PortPolicy::default()
     }
 
-    /// Refuses what this switch does not enforce yet (a port that silently ignored a VLAN,
-    /// a limit or a filter would lie about isolation and security). Each part is removed
-    /// from here when the switch enforces it.
+    /// Refuses policies that make no sense (a VLAN id over 4095, an access port with several
+    /// tags, a native VLAN not in the trunk, a zero rate). The switch enforces every part of
+    /// a policy (VLAN, isolation, rate limits, filter); a part it did not enforce would be
+    /// refused here, never ignored.
     pub fn check_enforced(&self, port: &str) -> Result<(), InvalidPort> {
-        let missing: Vec<&str> = [
-            (self.vlan.is_some(), "vlan"),
-            (self.isolated, "isolated"),
-            (
-                self.inbound.is_some() || self.outbound.is_some(),
-                "rate limits",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(set, what)| set.then_some(what))
-        .collect();
-        if missing.is_empty() {
-            return Ok(());
+        let bad = |what: String| Err(InvalidPort(format!("port '{port}': {what}")));
+        if let Some(v) = &self.vlan {
+            if let Some(e) = v.problem() {
+                return bad(e);
+            }
         }
-        Err(InvalidPort(format!(
-            "port '{port}': this switch does not enforce {}; remove it from the NIC",
-            missing.join(", ")
-        )))
+        for (dir, b) in [("inbound", &self.inbound), ("outbound", &self.outbound)] {
+            if let Some(b) = b {
+                if b.average_kib == 0 {
+                    return bad(format!(
+                        "{dir} average rate 0 would drop everything; give a rate in KiB/s above 0 or remove <{dir}>"
+                    ));
+                }
+                if b.peak_kib == Some(0) {
+                    return bad(format!(
+                        "{dir} peak rate 0 would drop everything; give a rate in KiB/s above 0 or remove peak"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest 802.1Q VLAN id.
+pub const MAX_VLAN_ID: u16 = 4095;
+
+impl PortVlan {
+    /// What is wrong with these VLAN settings, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if self.tags.is_empty() {
+            return Some("<vlan> without a <tag id>: give at least one VLAN id".into());
+        }
+        if let Some(t) = self.tags.iter().find(|t| **t > MAX_VLAN_ID) {
+            return Some(format!(
+                "VLAN id {t} is out of range, use 0 to {MAX_VLAN_ID}"
+            ));
+        }
+        if !self.trunk && self.tags.len() > 1 {
+            return Some(format!(
+                "{} VLAN tags on a port that is not a trunk: set <vlan trunk='yes'> or keep one <tag>",
+                self.tags.len()
+            ));
+        }
+        if let Some(n) = &self.native {
+            if !self.trunk {
+                return Some(
+                    "nativeMode is for trunks: set <vlan trunk='yes'> or remove nativeMode".into(),
+                );
+            }
+            if !self.tags.contains(&n.id) {
+                return Some(format!(
+                    "native VLAN {} is not one of the trunk's tags",
+                    n.id
+                ));
+            }
+        }
+        None
     }
 }
 

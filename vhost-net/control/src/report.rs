@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::PortPolicy;
 use crate::port::SocketMode;
 
 /// One port as reported by `list-ports`.
@@ -32,6 +33,10 @@ pub struct PortInfo {
     /// the first address the guest used), once it has.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub learned_ip: Option<std::net::Ipv4Addr>,
+    /// What the port enforces (as `add-port` or the last `set-policy` gave it); left out
+    /// when it enforces nothing.
+    #[serde(default, skip_serializing_if = "PortPolicy::is_default")]
+    pub policy: PortPolicy,
 }
 
 /// A copy of a port's counters, as reported by `list-ports`.
@@ -106,11 +111,17 @@ pub enum DropReason {
     /// Port filter (`no-other-l2-traffic`, incoming direction): a frame for the guest that
     /// is neither IPv4, ARP nor an announce-self RARP of its own MAC.
     L2NotAllowedIn,
+    /// Over the port's `inbound` rate (`<bandwidth>`) with its queue full; counted on that
+    /// port (over `outbound` nothing is dropped: the guest's transmit ring waits).
+    RateLimited,
+    /// From the guest, a frame of a VLAN the port is not in: a tagged frame on an access
+    /// port, a tag not in a trunk's list, an untagged frame on a trunk without a native VLAN.
+    VlanNotAllowed,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::ShortFrame,
         DropReason::OversizedFrame,
         DropReason::BadAddress,
@@ -128,6 +139,8 @@ impl DropReason {
         DropReason::SpoofedArp,
         DropReason::L2NotAllowed,
         DropReason::L2NotAllowedIn,
+        DropReason::RateLimited,
+        DropReason::VlanNotAllowed,
     ];
 
     /// The snake_case name used in the control protocol.
@@ -150,6 +163,8 @@ impl DropReason {
             DropReason::SpoofedArp => "spoofed_arp",
             DropReason::L2NotAllowed => "l2_not_allowed",
             DropReason::L2NotAllowedIn => "l2_not_allowed_in",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::VlanNotAllowed => "vlan_not_allowed",
         }
     }
 }
@@ -161,6 +176,9 @@ pub struct MacEntry {
     pub mac: String,
     /// Port name it was learned on.
     pub port: String,
+    /// The VLAN it was learned in (`None`: the untagged network of ports without `<vlan>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
     /// Seconds since a frame from it was last seen.
     pub age_secs: u64,
 }
