@@ -103,10 +103,7 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
         let net = "<network><name>sw0</name><virtualport type='virtnet-vswitch'/>\
             <uplink dev='sw0-up'><ip address='10.22.0.1' prefix='24'/></uplink></network>";
-        let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), net);
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = d.post("/v1/networks/sw0/start");
-        assert_eq!(s, 200, "{v}\n{}", d.log());
+        common::e2e::define_and_start_network(&d, net, "sw0");
         let serial = tmp.path().join("serial.sock");
         let mac = "52:54:00:00:08:02";
         let user_mac = "52:54:00:00:08:03";

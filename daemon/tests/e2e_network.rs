@@ -109,10 +109,7 @@ fn switch_network_guests_ping_hotplug_uplink_restart_and_nothing_left() {
         let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
 
         // The network.
-        let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), NET_XML);
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = d.post("/v1/networks/sw0/start");
-        assert_eq!(s, 200, "{v}\n{}", d.log());
+        let v = common::e2e::define_and_start_network(&d, NET_XML, "sw0");
         assert_eq!(v["state"], "active");
         assert!(links().contains(&"sw0-up".to_string()), "{:?}", links());
         assert_switch_confined(&d, tmp.path());
@@ -333,10 +330,7 @@ fn persistent_network_attach_leaves_no_socket_claim_after_stop() {
         let tmp = virtnet_testkit::traversable_tempdir();
         assert!(vswitch.is_file());
         let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
-        let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), NET_XML);
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = d.post("/v1/networks/sw0/start");
-        assert_eq!(s, 200, "{v}\n{}", d.log());
+        common::e2e::define_and_start_network(&d, NET_XML, "sw0");
         let mut dom = TestDomain::new("va", tmp.path().join("va.sock"));
         dom.shared_memory = true;
         assert_eq!(d.define(&dom.xml(guest)).0, 201);

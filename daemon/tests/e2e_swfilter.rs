@@ -167,10 +167,7 @@ fn clean_traffic_on_a_switch_port_drops_and_counts_forged_frames() {
         let tmp = virtnet_testkit::traversable_tempdir();
         assert!(vswitch.is_file());
         let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
-        let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), NET_XML);
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = d.post("/v1/networks/sw0/start");
-        assert_eq!(s, 200, "{v}\n{}", d.log());
+        common::e2e::define_and_start_network(&d, NET_XML, "sw0");
 
         let vms = [
             ("fa", "52:54:00:20:00:01", "10.20.0.11", Some("10.20.0.11")),

@@ -139,10 +139,7 @@ fn switch_port_rate_vlan_and_isolation_with_live_updates() {
         let tmp = virtnet_testkit::traversable_tempdir();
         assert!(vswitch.is_file());
         let d = TestDaemon::start_with(tmp.path(), Some(&qemu));
-        let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), NET_XML);
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = d.post("/v1/networks/qos0/start");
-        assert_eq!(s, 200, "{v}\n{}", d.log());
+        let v = common::e2e::define_and_start_network(&d, NET_XML, "qos0");
         let control = v["control"].as_str().unwrap().to_string();
 
         // 1 Mbit/s = 125000 B/s = 122 KiB/s (the switch counts Ethernet frame bytes, as the

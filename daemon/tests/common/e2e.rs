@@ -178,3 +178,13 @@ pub fn wait_ping(addr: &str, within: Duration) {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// Defines switch network `name` from `xml` and starts it; returns the start reply (the
+/// network's info: state, control socket, ...).
+pub fn define_and_start_network(d: &TestDaemon, xml: &str, name: &str) -> Value {
+    let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), xml);
+    assert_eq!(s, 201, "define network {name}: {v}");
+    let (s, v) = d.post(&format!("/v1/networks/{name}/start"));
+    assert_eq!(s, 200, "start network {name}: {v}\n{}", d.log());
+    v
+}
