@@ -324,7 +324,14 @@ pub fn validate_interface(iface: &Interface) -> Vec<ConfError> {
                 format!("teaming transient device must be type='hostdev', not '{ty}'"),
             ));
         }
-        if t.kind == TeamingKind::Persistent && !iface.is_virtio() && iface.model.is_some() {
+        if t.kind == TeamingKind::Persistent && ty == InterfaceType::Hostdev {
+            errs.push(ConfError::unsupported(
+                at(t.pos),
+                "teaming persistent device must be a virtio NIC, not type='hostdev': the VF is \
+                 the transient side of a failover pair, use <teaming type='transient' \
+                 persistent='ALIAS'/> naming the virtio NIC's alias",
+            ));
+        } else if t.kind == TeamingKind::Persistent && !iface.is_virtio() && iface.model.is_some() {
             errs.push(ConfError::unsupported(
                 at(t.pos),
                 "teaming persistent device must use a virtio model (<model type='virtio'/>): \
