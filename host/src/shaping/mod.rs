@@ -159,30 +159,9 @@ pub fn remove(dev: &str, ifindex: u32, qdisc: bool) -> Result<()> {
 
 /// The netdev tables virtnet made (`virtnet-bw-*`), for the sweep after a crash.
 pub fn list_tables() -> Result<Vec<String>> {
-    let out = Command::new(nft::NFT)
-        .args(["-j", "list", "tables", "netdev"])
-        .output()
-        .map_err(|e| HostError::Nft {
-            op: "nft -j list tables netdev".into(),
-            message: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(HostError::Nft {
-            op: "nft -j list tables netdev".into(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| HostError::Nft {
-        op: "read nft's list of tables".into(),
-        message: e.to_string(),
-    })?;
-    Ok(v.get("nftables")
-        .and_then(Value::as_array)
+    Ok(nft::list_tables("netdev")?
         .into_iter()
-        .flatten()
-        .filter_map(|o| o.get("table")?.get("name")?.as_str())
         .filter(|n| n.starts_with(TABLE_PREFIX))
-        .map(str::to_string)
         .collect())
 }
 
