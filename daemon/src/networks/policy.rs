@@ -1,7 +1,7 @@
 //! A NIC's `<vlan>`, `<port isolated>`, `<bandwidth>` and `<filterref>`, mapped onto the
 //! switch's [`PortPolicy`]: the one place that says what a switch port enforces for a NIC.
 
-use virtnet_conf::interface::{FilterPart as ConfPart, Interface, Rate};
+use virtnet_conf::interface::{FilterPart as ConfPart, Interface, IpLearning, Rate};
 use virtnet_vswitch_control::{
     FilterPart, NativeMode, NativeVlan, PortFilter, PortPolicy, PortVlan, TokenBucket,
 };
@@ -53,7 +53,7 @@ pub fn port_policy(iface: &Interface) -> Result<PortPolicy> {
                         std::net::IpAddr::V6(_) => None,
                     })
                     .collect(),
-                learn: tf.ips.is_empty(),
+                learn: tf.learning == IpLearning::FirstUsed,
             })
         }
     };
