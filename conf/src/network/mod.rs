@@ -5,6 +5,7 @@
 //! ```xml
 //! <network>
 //!   <name>sw0</name>
+//!   <uuid>3e3fce45-4f53-4fa7-bb32-11f34168b82b</uuid>
 //!   <virtualport type='virtnet-vswitch'/>
 //!   <uplink dev='sw0-up'>
 //!     <ip address='10.20.0.1' prefix='24'/>
@@ -12,6 +13,8 @@
 //! </network>
 //! ```
 //!
+//! `<uuid>` is optional: virtnetd generates one at define when it is absent, and keeps a
+//! network's UUID when it is redefined without one (as libvirt does).
 //! `<uplink>` is optional: a tap the switch adds as a port, so guests reach the host; with
 //! `<ip>`, the host side of the tap gets that address. Guests join with
 //! `<interface type='network'><source network='sw0'/></interface>` (vhost-user: the domain
@@ -19,6 +22,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::domain::Uuid;
 use crate::error::ConfError;
 use crate::xml::{parse_document, write_document, Element, Limits};
 
@@ -30,6 +34,8 @@ pub const VSWITCH_TYPE: &str = "virtnet-vswitch";
 pub struct Network {
     /// `<name>`: 1–32 characters of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
     pub name: String,
+    /// `<uuid>` (the daemon fills it in at define when absent).
+    pub uuid: Option<Uuid>,
     /// `<uplink>`: the switch's tap port towards the host.
     pub uplink: Option<Uplink>,
 }
@@ -48,7 +54,7 @@ fn unknown(el: &Element) -> Option<ConfError> {
         return Some(ConfError::unsupported(
             a.pos,
             format!(
-                "unknown attribute '{}' in <{}>: a virtnet-vswitch network has only <name>, \
+                "unknown attribute '{}' in <{}>: a virtnet-vswitch network has only <name>, <uuid>, \
                  <virtualport type='virtnet-vswitch'/> and <uplink dev='...'><ip address='...' \
                  prefix='...'/></uplink>",
                 a.name, el.name
@@ -59,7 +65,7 @@ fn unknown(el: &Element) -> Option<ConfError> {
         return Some(ConfError::unsupported(
             c.pos,
             format!(
-                "unknown element <{}> in <{}>: a virtnet-vswitch network has only <name>, \
+                "unknown element <{}> in <{}>: a virtnet-vswitch network has only <name>, <uuid>, \
                  <virtualport type='virtnet-vswitch'/> and <uplink dev='...'><ip address='...' \
                  prefix='...'/></uplink>",
                 c.name, el.name
@@ -130,6 +136,15 @@ pub fn parse_network(text: &str) -> Result<Network, ConfError> {
             ),
         ));
     }
+    let uuid = match root.take_one_text("uuid")? {
+        None => None,
+        Some((u, pos)) => Some(Uuid::parse(&u).ok_or_else(|| ConfError::InvalidText {
+            pos,
+            element: "uuid".into(),
+            value: u.clone(),
+            expected: "32 hexadecimal digits, e.g. '3e3fce45-4f53-4fa7-bb32-11f34168b82b'".into(),
+        })?),
+    };
     let mut vp = root.require_one(
         "virtualport",
         "a network virtnet runs needs <virtualport type='virtnet-vswitch'/>",
@@ -179,7 +194,7 @@ pub fn parse_network(text: &str) -> Result<Network, ConfError> {
     if let Some(e) = unknown(&root) {
         return Err(e);
     }
-    Ok(Network { name, uplink })
+    Ok(Network { name, uuid, uplink })
 }
 
 impl Network {
@@ -192,6 +207,7 @@ impl Network {
         });
         let root = Element::new("network")
             .child(Element::new("name").text(&self.name))
+            .child_opt(self.uuid.map(|u| Element::new("uuid").text(u)))
             .child(Element::new("virtualport").attr("type", VSWITCH_TYPE))
             .child_opt(uplink);
         write_document(&root)

@@ -58,3 +58,40 @@ fn refusals_are_positioned() {
         err("<network><name>a</name><name>b</name><virtualport type='virtnet-vswitch'/></network>");
     assert!(m.contains("more than once"), "{m}");
 }
+
+#[test]
+fn uuid_is_read_and_written() {
+    let n = parse_network(
+        "<network><name>a</name><uuid>3E3FCE45-4f534fa7bb32-11f34168b82b</uuid>\
+         <virtualport type='virtnet-vswitch'/></network>",
+    )
+    .unwrap();
+    let u = n.uuid.unwrap();
+    assert_eq!(u.to_string(), "3e3fce45-4f53-4fa7-bb32-11f34168b82b");
+    let xml = n.to_xml();
+    assert!(
+        xml.contains("<name>a</name>\n  <uuid>3e3fce45-4f53-4fa7-bb32-11f34168b82b</uuid>"),
+        "{xml}"
+    );
+    assert_eq!(parse_network(&xml).unwrap(), n);
+    // Absent: none (the daemon generates one), and none written.
+    let n = parse_network("<network><name>a</name><virtualport type='virtnet-vswitch'/></network>")
+        .unwrap();
+    assert_eq!(n.uuid, None);
+    assert!(!n.to_xml().contains("uuid"));
+}
+
+#[test]
+fn bad_uuid_is_refused_where_it_is() {
+    let (m, p) = err(
+        "<network><name>a</name>\n  <uuid>not-a-uuid</uuid><virtualport type='virtnet-vswitch'/></network>",
+    );
+    assert!(m.contains("not-a-uuid") && m.contains("32 hexadecimal digits"), "{m}");
+    assert_eq!((p.line, p.col), (2, 3));
+    let (m, p) = err(
+        "<network><name>a</name><uuid>3e3fce45-4f53-4fa7-bb32-11f34168b82b</uuid>\n\
+         <uuid>3e3fce45-4f53-4fa7-bb32-11f34168b82c</uuid><virtualport type='virtnet-vswitch'/></network>",
+    );
+    assert!(m.contains("more than once"), "{m}");
+    assert_eq!(p.line, 2);
+}
