@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 pub struct NetworkInfo {
     /// The network's name.
     pub name: String,
+    /// Its UUID (`8-4-4-4-12` hex; empty only from a daemon older than network UUIDs).
+    #[serde(default)]
+    pub uuid: String,
     /// `active` (its switch runs) or `inactive`.
     pub state: String,
     /// The uplink tap, if any (while active: the one the switch runs with).

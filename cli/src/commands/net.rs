@@ -168,6 +168,7 @@ pub async fn run(client: &Client, json: bool, cmd: NetCommand) -> Result<(), Cli
                 print_json(&r);
             } else {
                 println!("Name:      {}", r.name);
+                println!("UUID:      {}", r.uuid);
                 println!("State:     {}", r.state);
                 println!("Autostart: {}", yes_no(r.autostart));
                 println!("Uplink:    {}", dash(r.uplink.as_ref()));
@@ -240,6 +241,7 @@ mod tests {
     fn net_list_shows_autostart() {
         let net = |name: &str, autostart| NetworkInfo {
             name: name.into(),
+            uuid: "3e3fce45-4f53-4fa7-bb32-11f34168b82b".into(),
             state: "inactive".into(),
             uplink: None,
             autostart,

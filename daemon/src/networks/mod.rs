@@ -18,6 +18,11 @@
 //! - `net-autostart`: a marker `STATE_DIR/networks/autostart/NAME` (kept with the definition,
 //!   removed by `net-undefine`); [`Networks::autostart`] starts those networks when virtnetd
 //!   starts, after the VM definitions are loaded and before running VMs are recovered.
+//! - Every network has a UUID (libvirt's clients name networks by name and UUID): generated
+//!   at `net-define` when the XML has none, kept when the same name is redefined without one
+//!   (a different one is refused, as is a UUID another network has), stored in the
+//!   definition. A definition stored without one (before networks had UUIDs) gets one when
+//!   loaded, written back so that it stays the same.
 //! - The switch runs the definition it was started with (recorded in the status): a
 //!   `net-define` while it runs applies at the next `net-start`, also across switch restarts.
 
@@ -33,6 +38,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use virtnet_conf::domain::Uuid;
 use virtnet_conf::network::{parse_network, valid_name, Network};
 use virtnet_vswitch_control::{PortConfig, PortPolicy, Request};
 
@@ -195,7 +201,13 @@ impl Networks {
                 .map_err(|e| e.to_string())
                 .and_then(|t| parse_network(&t).map_err(|e| e.to_string()))
             {
-                Ok(def) if def.name == name => {
+                Ok(mut def) if def.name == name => {
+                    if def.uuid.is_none() {
+                        def.uuid = Some(Uuid::new_random());
+                        if let Err((a, e)) = write_atomic(&path, def.to_xml().as_bytes(), 0o600) {
+                            tracing::error!(path = %path.display(), action = a, error = %e, "cannot store the UUID given to a network definition without one");
+                        }
+                    }
                     let autostart = self.autostart_path(&name).is_file();
                     table.insert(
                         name,
@@ -265,12 +277,14 @@ impl Networks {
     }
 
     /// `net-define`: stores the definition (replacing one of the same name; a running switch
-    /// keeps its uplink until restarted).
+    /// keeps its uplink until restarted), with its UUID: the XML's, else the existing
+    /// definition's, else a new one.
     pub async fn define(&self, xml: &str) -> Result<NetDefineResponse> {
-        let def = parse_network(xml).map_err(|e| DaemonError::InvalidXml {
+        let mut def = parse_network(xml).map_err(|e| DaemonError::InvalidXml {
             problems: vec![e.located()],
         })?;
         let mut table = self.table.lock().await;
+        def.uuid = Some(assign_uuid(&table, &def)?);
         let path = self.def_path(&def.name);
         write_atomic(&path, def.to_xml().as_bytes(), 0o600)
             .map_err(|(a, e)| DaemonError::store(a, &path, e))?;
@@ -562,6 +576,33 @@ impl Networks {
     }
 }
 
+/// The UUID network `def` is defined with: its own, else the one of the definition it
+/// replaces, else a new one. Refused: a UUID other than the replaced definition's, or one
+/// another network has.
+fn assign_uuid(table: &BTreeMap<String, Net>, def: &Network) -> Result<Uuid> {
+    let existing = table.get(&def.name).and_then(|n| n.def.uuid);
+    let uuid = match (def.uuid, existing) {
+        (Some(new), Some(old)) if new != old => {
+            return Err(DaemonError::Conflict(format!(
+                "network '{}' is already defined with UUID {old}, the new definition has \
+                 UUID {new}: use the same <uuid> or leave it out to keep the existing one",
+                def.name
+            )))
+        }
+        (Some(u), _) | (None, Some(u)) => u,
+        (None, None) => Uuid::new_random(),
+    };
+    if let Some((other, _)) = table
+        .iter()
+        .find(|(name, n)| **name != def.name && n.def.uuid == Some(uuid))
+    {
+        return Err(DaemonError::Conflict(format!(
+            "network '{other}' already has UUID {uuid}: leave <uuid> out to get a new one"
+        )));
+    }
+    Ok(uuid)
+}
+
 /// The switch's `add-port` for `port` (client mode: QEMU listens), with its queue pairs; the
 /// socket named relative to the switch's directory `dir` (its working directory) when the
 /// switch runs there (`in_dir`), else absolute.
@@ -581,6 +622,7 @@ fn add_port(dir: Option<&Path>, name: &str, port: &Port) -> Request {
 fn info(net: &Net) -> NetworkInfo {
     NetworkInfo {
         name: net.def.name.clone(),
+        uuid: net.def.uuid.map(|u| u.to_string()).unwrap_or_default(),
         state: if net.run.is_some() {
             "active"
         } else {

@@ -254,3 +254,73 @@ fn socket_paths_are_relative_only_for_a_switch_running_in_its_directory() {
         PathBuf::from("vm1-525400000001.sock")
     );
 }
+
+async fn open_in(dir: &Path) -> Arc<Networks> {
+    Networks::open(
+        &dir.join("state"),
+        &dir.join("run"),
+        Arc::new(Registry::new()),
+        virtnet_host::QEMU_USER,
+    )
+    .await
+    .unwrap()
+}
+
+const BARE: &str = "<network><name>u</name><virtualport type='virtnet-vswitch'/></network>";
+
+#[tokio::test]
+async fn a_network_gets_a_uuid_at_define_and_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nets = open_in(tmp.path()).await;
+    nets.define(BARE).await.unwrap();
+    let uuid = nets.info("u").await.unwrap().uuid;
+    assert!(Uuid::parse(&uuid).is_some(), "{uuid:?}");
+    // Stored with the definition, shown by net-dumpxml.
+    let xml = nets.xml("u").await.unwrap().xml;
+    assert!(xml.contains(&format!("<uuid>{uuid}</uuid>")), "{xml}");
+    let stored = std::fs::read_to_string(tmp.path().join("state/networks/u.xml")).unwrap();
+    assert!(stored.contains(&uuid), "{stored}");
+    // Redefined without <uuid>: the same UUID; with the same one: fine.
+    nets.define(BARE).await.unwrap();
+    assert_eq!(nets.info("u").await.unwrap().uuid, uuid);
+    let same = BARE.replace("</name>", &format!("</name><uuid>{uuid}</uuid>"));
+    nets.define(&same).await.unwrap();
+    // With another UUID: refused, the definition unchanged.
+    let other = BARE.replace(
+        "</name>",
+        "</name><uuid>3e3fce45-4f53-4fa7-bb32-11f34168b82b</uuid>",
+    );
+    let e = nets.define(&other).await.unwrap_err();
+    assert!(matches!(e, DaemonError::Conflict(_)), "{e:?}");
+    assert!(e.to_string().contains(&uuid), "{e}");
+    assert_eq!(nets.info("u").await.unwrap().uuid, uuid);
+    // Another network with u's UUID: refused.
+    let twin = same.replace("<name>u</name>", "<name>v</name>");
+    let e = nets.define(&twin).await.unwrap_err();
+    assert!(e.to_string().contains("network 'u' already has UUID"), "{e}");
+    assert!(nets.info("v").await.is_err());
+    // Given at define: kept as given.
+    let given = other.replace("<name>u</name>", "<name>w</name>");
+    nets.define(&given).await.unwrap();
+    assert_eq!(
+        nets.info("w").await.unwrap().uuid,
+        "3e3fce45-4f53-4fa7-bb32-11f34168b82b"
+    );
+    // After undefine, the name is new again: a new UUID.
+    nets.undefine("u").await.unwrap();
+    nets.define(BARE).await.unwrap();
+    assert_ne!(nets.info("u").await.unwrap().uuid, uuid);
+}
+
+#[tokio::test]
+async fn a_definition_stored_without_uuid_gets_one_that_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = tmp.path().join("state/networks");
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::write(defs.join("u.xml"), BARE).unwrap();
+    let uuid = open_in(tmp.path()).await.info("u").await.unwrap().uuid;
+    assert!(Uuid::parse(&uuid).is_some(), "{uuid:?}");
+    // Written back: the next daemon sees the same.
+    let again = open_in(tmp.path()).await.info("u").await.unwrap().uuid;
+    assert_eq!(again, uuid);
+}
