@@ -2,9 +2,10 @@
 //! (virsh, python3-libvirt): the XDR codec ([`xdr`]), the packet (4-byte length counting
 //! itself, [`Header`], payload: [`frame`]), `remote_error` with libvirt's error numbers
 //! ([`virerror`]), the programs and the remote program's procedure numbers ([`Procedure`]),
-//! and the arguments and results of the procedures served ([`remote`]). Numbers, bounds and
-//! layouts come from libvirt's `src/rpc/virnetprotocol.x`, `src/rpc/virkeepaliveprotocol.x`,
-//! `src/remote/remote_protocol.x` and `include/libvirt/virterror.h`.
+//! and the arguments and results of the procedures served ([`remote`], networks' in
+//! [`network`]). Numbers, bounds and layouts come from libvirt's `src/rpc/virnetprotocol.x`,
+//! `src/rpc/virkeepaliveprotocol.x`, `src/remote/remote_protocol.x` and
+//! `include/libvirt/virterror.h`.
 //!
 //! No I/O here: the daemon reads frames off its socket and hands the bytes to this crate.
 //!
@@ -26,6 +27,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod network;
 mod procedure;
 pub mod remote;
 pub mod virerror;
