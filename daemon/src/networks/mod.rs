@@ -110,6 +110,11 @@ impl Net {
             .as_ref()
             .and_then(|st| st.xml.as_deref())
             .and_then(|x| parse_network(x).ok())
+            // A status written before networks had UUIDs: the network's UUID all the same.
+            .map(|d| Network {
+                uuid: d.uuid.or(self.def.uuid),
+                ..d
+            })
             .unwrap_or_else(|| self.def.clone())
     }
 }
@@ -563,6 +568,19 @@ impl Networks {
     pub async fn info(&self, name: &str) -> Result<NetworkInfo> {
         let table = self.table.lock().await;
         table.get(name).map(info).ok_or_else(|| no_such(name))
+    }
+
+    /// The canonical XML of the definition its switch runs (`inactive`, or while inactive:
+    /// the stored definition, which a `net-define` while it runs replaced): libvirt's
+    /// `virNetworkGetXMLDesc` with and without `VIR_NETWORK_XML_INACTIVE`.
+    pub async fn xml_desc(&self, name: &str, inactive: bool) -> Result<String> {
+        let table = self.table.lock().await;
+        let net = table.get(name).ok_or_else(|| no_such(name))?;
+        Ok(if inactive {
+            net.def.to_xml()
+        } else {
+            net.running_def().to_xml()
+        })
     }
 
     /// Its canonical XML.

@@ -190,6 +190,10 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
             ok(&StringRet { value: x.xml })
         }
         p if super::ifstats::serves(p) => super::ifstats::call(daemon, p, args).await,
+        p if super::networks::serves(p) => {
+            let read_only = conn.read_only.load(Ordering::SeqCst);
+            super::networks::call(daemon, read_only, p, args).await
+        }
         // The procedures that change something.
         p => super::lifecycle::call(daemon, conn.read_only.load(Ordering::SeqCst), p, args).await,
     }
@@ -302,7 +306,7 @@ fn string_ret(p: Procedure, args: &[u8], value: String) -> Reply {
     ok(&StringRet { value })
 }
 
-fn no_args(p: Procedure, args: &[u8]) -> Result<(), Refusal> {
+pub(super) fn no_args(p: Procedure, args: &[u8]) -> Result<(), Refusal> {
     if args.is_empty() {
         Ok(())
     } else {

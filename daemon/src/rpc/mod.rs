@@ -23,6 +23,7 @@ mod errors;
 mod host;
 mod ifstats;
 mod lifecycle;
+mod networks;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,341 @@
+//! The network procedures: list (all, and the older count/name calls), lookups by name and
+//! UUID, define, undefine, create (start), destroy, XML, state, autostart, each the daemon
+//! operation the HTTP API's `/v1/networks` calls. Changes are refused on a read-only
+//! connection. Errors carry libvirt's codes and, where libvirt has a wording for the same
+//! refusal (no such network, starting an active network, stopping an inactive one), its
+//! message, so that scripts matching libvirt's messages keep working.
+//!
+//! Every virtnet network is persistent (defined, then started: there is no transient
+//! `net-create`) and is a `virtnet-vswitch` (a vhost-user switch, not a Linux bridge:
+//! `virNetworkGetBridgeName` is refused, as libvirt refuses it for a network without one).
+
+use virtnet_api::networks::NetworkInfo;
+use virtnet_rpc::network::{
+    ListAllNetworksArgs, ListAllNetworksRet, ListNetworkNamesArgs, ListNetworkNamesRet,
+    NetworkArgs, NetworkGetXmlDescArgs, NetworkRet, NetworkSetAutostartArgs, NETWORK_LIST_MAX,
+};
+use virtnet_rpc::remote::{
+    self, DefineXmlArgs, DefineXmlFlagsArgs, IntRet, LookupByNameArgs, LookupByUuidArgs,
+    StringRet,
+};
+use virtnet_rpc::virerror::NonnullNetwork;
+use virtnet_rpc::{ErrorCode, Procedure};
+
+use super::dispatch::{decode, no_args, ok, Reply};
+use super::errors::{remote_error, unsupported_flags, Refusal};
+use crate::daemon::Daemon;
+use crate::error::DaemonError;
+
+/// `REMOTE_PROC_NETWORK_DEFINE_XML_FLAGS` (libvirt 7.7; past the numbers `Procedure` names).
+pub(super) const PROC_NETWORK_DEFINE_XML_FLAGS: u32 = 432;
+/// `VIR_NETWORK_DEFINE_VALIDATE`: virtnet validates every definition anyway.
+const DEFINE_VALIDATE: u32 = 1;
+/// `VIR_NETWORK_XML_INACTIVE`.
+const XML_INACTIVE: u32 = 1;
+/// Every `virConnectListAllNetworksFlags` bit (INACTIVE 1, ACTIVE 2, PERSISTENT 4,
+/// TRANSIENT 8, AUTOSTART 16, NO_AUTOSTART 32).
+const LIST_KNOWN: u32 = 0x3f;
+
+/// Whether `p` is a network procedure served (or refused with a reason) here.
+pub(super) fn serves(p: Procedure) -> bool {
+    matches!(
+        p,
+        Procedure::ConnectListAllNetworks
+            | Procedure::ConnectNumOfNetworks
+            | Procedure::ConnectListNetworks
+            | Procedure::ConnectNumOfDefinedNetworks
+            | Procedure::ConnectListDefinedNetworks
+            | Procedure::NetworkLookupByName
+            | Procedure::NetworkLookupByUuid
+            | Procedure::NetworkGetXmlDesc
+            | Procedure::NetworkIsActive
+            | Procedure::NetworkIsPersistent
+            | Procedure::NetworkGetAutostart
+            | Procedure::NetworkGetBridgeName
+    ) || changes(p)
+}
+
+/// The procedures that change a network: refused on a read-only connection.
+fn changes(p: Procedure) -> bool {
+    matches!(
+        p,
+        Procedure::NetworkDefineXml
+            | Procedure::NetworkUndefine
+            | Procedure::NetworkCreate
+            | Procedure::NetworkCreateXml
+            | Procedure::NetworkDestroy
+            | Procedure::NetworkSetAutostart
+            | Procedure::Unknown(PROC_NETWORK_DEFINE_XML_FLAGS)
+    )
+}
+
+/// Runs the network procedure `p` ([`serves`]) with the encoded `args`.
+pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &[u8]) -> Reply {
+    let nets = &daemon.networks;
+    if read_only && changes(p) {
+        return Err(Refusal::new(
+            ErrorCode::OperationDenied,
+            format!("operation forbidden: {p} on a read-only connection"),
+        ));
+    }
+    match p {
+        Procedure::ConnectListAllNetworks => {
+            let a: ListAllNetworksArgs = decode(p, args)?;
+            if a.flags & !LIST_KNOWN != 0 {
+                return Err(unsupported_flags(
+                    a.flags & !LIST_KNOWN,
+                    "virConnectListAllNetworks",
+                ));
+            }
+            let found: Vec<NonnullNetwork> = nets
+                .list(true)
+                .await
+                .iter()
+                .filter(|n| listed(a.flags, n))
+                .map(nonnull)
+                .collect();
+            let ret = found.len() as u32;
+            ok(&ListAllNetworksRet {
+                nets: if a.need_results != 0 {
+                    found
+                } else {
+                    Vec::new()
+                },
+                ret,
+            })
+        }
+        Procedure::ConnectNumOfNetworks | Procedure::ConnectNumOfDefinedNetworks => {
+            no_args(p, args)?;
+            let active = p == Procedure::ConnectNumOfNetworks;
+            let n = names(daemon, active).await.len();
+            ok(&IntRet {
+                value: i32::try_from(n).unwrap_or(i32::MAX),
+            })
+        }
+        Procedure::ConnectListNetworks | Procedure::ConnectListDefinedNetworks => {
+            let a: ListNetworkNamesArgs = decode(p, args)?;
+            let max = u32::try_from(a.maxnames)
+                .ok()
+                .filter(|m| *m <= NETWORK_LIST_MAX)
+                .ok_or_else(|| {
+                    Refusal::new(
+                        ErrorCode::Rpc,
+                        format!("maxnames {} is not within 0..={NETWORK_LIST_MAX}", a.maxnames),
+                    )
+                    .by_protocol()
+                })?;
+            let mut names = names(daemon, p == Procedure::ConnectListNetworks).await;
+            names.truncate(max as usize);
+            ok(&ListNetworkNamesRet { names })
+        }
+        Procedure::NetworkLookupByName => {
+            let a: LookupByNameArgs = decode(p, args)?;
+            ok(&NetworkRet {
+                net: nonnull(&info(daemon, &a.name).await?),
+            })
+        }
+        Procedure::NetworkLookupByUuid => {
+            let a: LookupByUuidArgs = decode(p, args)?;
+            let all = nets.list(true).await;
+            let n = all
+                .iter()
+                .find(|n| remote::uuid_bytes(&n.uuid) == Some(a.uuid))
+                .ok_or_else(|| {
+                    no_network(format!(
+                        "no network with matching uuid '{}'",
+                        virtnet_conf::domain::Uuid(a.uuid)
+                    ))
+                })?;
+            ok(&NetworkRet { net: nonnull(n) })
+        }
+        Procedure::NetworkGetXmlDesc => {
+            let a: NetworkGetXmlDescArgs = decode(p, args)?;
+            if a.flags & !XML_INACTIVE != 0 {
+                return Err(unsupported_flags(
+                    a.flags & !XML_INACTIVE,
+                    "virNetworkGetXMLDesc",
+                ));
+            }
+            let xml = nets
+                .xml_desc(&a.net.name, a.flags & XML_INACTIVE != 0)
+                .await
+                .map_err(|e| refusal(&e))?;
+            ok(&StringRet { value: xml })
+        }
+        Procedure::NetworkIsActive => {
+            let a: NetworkArgs = decode(p, args)?;
+            let n = info(daemon, &a.net.name).await?;
+            ok(&IntRet {
+                value: i32::from(n.state == "active"),
+            })
+        }
+        Procedure::NetworkIsPersistent => {
+            // Every virtnet network is defined before it runs.
+            let a: NetworkArgs = decode(p, args)?;
+            info(daemon, &a.net.name).await?;
+            ok(&IntRet { value: 1 })
+        }
+        Procedure::NetworkGetAutostart => {
+            let a: NetworkArgs = decode(p, args)?;
+            let n = info(daemon, &a.net.name).await?;
+            ok(&IntRet {
+                value: i32::from(n.autostart),
+            })
+        }
+        Procedure::NetworkGetBridgeName => {
+            let a: NetworkArgs = decode(p, args)?;
+            let n = info(daemon, &a.net.name).await?;
+            Err(Refusal::new(
+                ErrorCode::OperationUnsupported,
+                format!(
+                    "Operation not supported: network '{}' does not have a bridge name: it is \
+                     a virtnet-vswitch (a vhost-user switch, no Linux bridge); guests join it \
+                     with <interface type='network'><source network='{}'/></interface>",
+                    n.name, n.name
+                ),
+            ))
+        }
+        Procedure::NetworkDefineXml => {
+            let a: DefineXmlArgs = decode(p, args)?;
+            define(daemon, &a.xml).await
+        }
+        Procedure::Unknown(PROC_NETWORK_DEFINE_XML_FLAGS) => {
+            let a: DefineXmlFlagsArgs = decode(p, args)?;
+            if a.flags & !DEFINE_VALIDATE != 0 {
+                return Err(unsupported_flags(
+                    a.flags & !DEFINE_VALIDATE,
+                    "virNetworkDefineXMLFlags",
+                ));
+            }
+            define(daemon, &a.xml).await
+        }
+        Procedure::NetworkCreateXml => {
+            let _: DefineXmlArgs = decode(p, args)?;
+            Err(Refusal::new(
+                ErrorCode::OperationUnsupported,
+                "Operation not supported: virtnet has no transient networks: define the \
+                 network (virsh net-define FILE) and start it (virsh net-start NAME)",
+            ))
+        }
+        Procedure::NetworkUndefine => {
+            let a: NetworkArgs = decode(p, args)?;
+            nets.undefine(&a.net.name)
+                .await
+                .map_err(|e| refusal(&e))?;
+            Ok(Vec::new())
+        }
+        Procedure::NetworkCreate => {
+            let a: NetworkArgs = decode(p, args)?;
+            nets.start(&a.net.name).await.map_err(|e| match &e {
+                DaemonError::NetworkState { state, .. } if state == "active" => invalid(
+                    "network is already active".into(),
+                ),
+                e => refusal(e),
+            })?;
+            Ok(Vec::new())
+        }
+        Procedure::NetworkDestroy => {
+            let a: NetworkArgs = decode(p, args)?;
+            nets.destroy(&a.net.name).await.map_err(|e| match &e {
+                DaemonError::NetworkState { name, state, .. } if state == "inactive" => {
+                    invalid(format!("network '{name}' is not active"))
+                }
+                e => refusal(e),
+            })?;
+            Ok(Vec::new())
+        }
+        Procedure::NetworkSetAutostart => {
+            let a: NetworkSetAutostartArgs = decode(p, args)?;
+            nets.set_autostart(&a.net.name, a.autostart != 0)
+                .await
+                .map_err(|e| refusal(&e))?;
+            Ok(Vec::new())
+        }
+        p => Err(super::errors::not_supported(p)),
+    }
+}
+
+async fn define(daemon: &Daemon, xml: &str) -> Reply {
+    let r = daemon.networks.define(xml).await.map_err(|e| match e {
+        // The daemon's wording names domain XML; this is a network's.
+        DaemonError::InvalidXml { problems } => Refusal::new(
+            ErrorCode::XmlError,
+            format!("XML error: invalid network XML: {}", problems.join("; ")),
+        ),
+        e => refusal(&e),
+    })?;
+    ok(&NetworkRet {
+        net: nonnull(&info(daemon, &r.name).await?),
+    })
+}
+
+/// The names of the active (`active`) or inactive networks, sorted.
+async fn names(daemon: &Daemon, active: bool) -> Vec<String> {
+    daemon
+        .networks
+        .list(true)
+        .await
+        .into_iter()
+        .filter(|n| (n.state == "active") == active)
+        .map(|n| n.name)
+        .collect()
+}
+
+async fn info(daemon: &Daemon, name: &str) -> Result<NetworkInfo, Refusal> {
+    daemon.networks.info(name).await.map_err(|e| refusal(&e))
+}
+
+/// Whether network `n` passes `virConnectListAllNetworks`'s `flags`: within a group
+/// (active/inactive, persistent/transient, autostart/no autostart) any set bit matches,
+/// groups combine with AND, an empty group matches everything.
+pub(super) fn listed(flags: u32, n: &NetworkInfo) -> bool {
+    let group = |mask: u32, bits: &[(u32, bool)]| {
+        flags & mask == 0 || bits.iter().any(|&(bit, yes)| flags & bit != 0 && yes)
+    };
+    let active = n.state == "active";
+    group(0x3, &[(0x1, !active), (0x2, active)])
+        // Every virtnet network is persistent: only PERSISTENT matches in its group.
+        && group(0xc, &[(0x4, true)])
+        && group(0x30, &[(0x10, n.autostart), (0x20, !n.autostart)])
+}
+
+/// `remote_nonnull_network` for `n`.
+pub(super) fn nonnull(n: &NetworkInfo) -> NonnullNetwork {
+    NonnullNetwork {
+        name: n.name.clone(),
+        uuid: remote::uuid_bytes(&n.uuid).unwrap_or_default(),
+    }
+}
+
+/// The libvirt error for a network operation's failure: libvirt's wording for a missing
+/// network; otherwise virtnet's message after libvirt's prefix for the code.
+pub(super) fn refusal(e: &DaemonError) -> Refusal {
+    match e {
+        DaemonError::NoSuchNetwork { name } => {
+            no_network(format!("no network with matching name '{name}'"))
+        }
+        e => {
+            let r = remote_error(e);
+            let prefix = match r.code {
+                ErrorCode::OperationInvalid => "Requested operation is not valid: ",
+                ErrorCode::OperationFailed => "operation failed: ",
+                ErrorCode::InternalError => "internal error: ",
+                ErrorCode::InvalidArg => "invalid argument: ",
+                ErrorCode::OperationDenied => "operation forbidden: ",
+                _ => "",
+            };
+            Refusal::new(r.code, format!("{prefix}{}", r.message))
+        }
+    }
+}
+
+fn no_network(what: String) -> Refusal {
+    Refusal::new(ErrorCode::NoNetwork, format!("Network not found: {what}"))
+}
+
+fn invalid(what: String) -> Refusal {
+    Refusal::new(
+        ErrorCode::OperationInvalid,
+        format!("Requested operation is not valid: {what}"),
+    )
+}
