@@ -339,3 +339,92 @@ fn invalid(what: String) -> Refusal {
         format!("Requested operation is not valid: {what}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(active: bool, autostart: bool) -> NetworkInfo {
+        NetworkInfo {
+            name: "n".into(),
+            uuid: "3e3fce45-4f53-4fa7-bb32-11f34168b82b".into(),
+            state: if active { "active" } else { "inactive" }.into(),
+            uplink: None,
+            autostart,
+            pid: None,
+            control: None,
+            restarts: 0,
+            ports: vec![],
+        }
+    }
+
+    #[test]
+    fn list_all_networks_filters_as_libvirt() {
+        let all = [net(true, true), net(true, false), net(false, true)];
+        let which = |flags| -> Vec<usize> {
+            (0..all.len()).filter(|&i| listed(flags, &all[i])).collect()
+        };
+        assert_eq!(which(0), [0, 1, 2]);
+        assert_eq!(which(1), [2], "INACTIVE");
+        assert_eq!(which(2), [0, 1], "ACTIVE");
+        assert_eq!(which(3), [0, 1, 2], "either");
+        assert_eq!(which(4), [0, 1, 2], "PERSISTENT: all are");
+        assert_eq!(which(8), Vec::<usize>::new(), "TRANSIENT: none is");
+        assert_eq!(which(16), [0, 2], "AUTOSTART");
+        assert_eq!(which(32), [1], "NO_AUTOSTART");
+        assert_eq!(which(2 | 16), [0], "groups combine with AND");
+    }
+
+    #[test]
+    fn nonnull_carries_the_uuid_bytes() {
+        let n = nonnull(&net(false, false));
+        assert_eq!(n.name, "n");
+        assert_eq!(&n.uuid[..4], &[0x3e, 0x3f, 0xce, 0x45]);
+    }
+
+    #[test]
+    fn refusals_have_libvirts_codes_and_wording() {
+        let r = refusal(&DaemonError::NoSuchNetwork { name: "x".into() });
+        assert_eq!(r.code, ErrorCode::NoNetwork);
+        assert_eq!(
+            r.message,
+            "Network not found: no network with matching name 'x'"
+        );
+        let r = refusal(&DaemonError::NetworkState {
+            name: "x".into(),
+            state: "in use by VM(s) vm1".into(),
+            hint: "stop those VMs".into(),
+        });
+        assert_eq!(r.code, ErrorCode::OperationInvalid);
+        assert!(
+            r.message
+                .starts_with("Requested operation is not valid: network 'x' is in use"),
+            "{}",
+            r.message
+        );
+        let r = refusal(&DaemonError::Conflict("network 'y' already has UUID u".into()));
+        assert_eq!(r.code, ErrorCode::OperationInvalid);
+    }
+
+    #[test]
+    fn changes_are_the_writing_procedures() {
+        for p in [
+            Procedure::NetworkDefineXml,
+            Procedure::NetworkUndefine,
+            Procedure::NetworkCreate,
+            Procedure::NetworkDestroy,
+            Procedure::NetworkSetAutostart,
+            Procedure::from_u32(PROC_NETWORK_DEFINE_XML_FLAGS),
+        ] {
+            assert!(changes(p) && serves(p), "{p}");
+        }
+        for p in [
+            Procedure::ConnectListAllNetworks,
+            Procedure::NetworkLookupByUuid,
+            Procedure::NetworkGetXmlDesc,
+        ] {
+            assert!(!changes(p) && serves(p), "{p}");
+        }
+        assert!(!serves(Procedure::NetworkUpdate));
+    }
+}
