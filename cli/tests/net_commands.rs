@@ -1,6 +1,6 @@
 //! The network commands against a real virtnetd (in-process) and the real virtnet-vswitch:
-//! net-define (and its positioned refusal), net-list [--all], net-start, net-info --json,
-//! net-dumpxml, net-destroy, net-undefine.
+//! net-define (and its positioned refusal), net-list [--all], net-start, net-info (with the
+//! network's UUID; --json), net-dumpxml, net-destroy, net-undefine.
 
 use std::path::Path;
 use std::process::Output;
@@ -65,9 +65,23 @@ fn net_commands() {
     assert_eq!(v["state"], "active");
     let pid = v["pid"].as_i64().unwrap();
     assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // The UUID the daemon generated: in net-info (both forms) and net-dumpxml.
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    assert_eq!(uuid.len(), 36, "{v}");
+    let o = d.virtnet(&["net-info", "sw0"]);
+    assert!(
+        text(&o).lines().any(|l| l == format!("UUID:      {uuid}")),
+        "{}",
+        text(&o)
+    );
     let o = d.virtnet(&["net-dumpxml", "sw0"]);
     assert!(
         text(&o).contains("<virtualport type='virtnet-vswitch'/>"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains(&format!("<uuid>{uuid}</uuid>")),
         "{}",
         text(&o)
     );
