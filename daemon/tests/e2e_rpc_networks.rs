@@ -26,8 +26,8 @@ use serde_json::Value;
 use virtnet_rpc::network::{NetworkArgs, NetworkRet};
 use virtnet_rpc::remote::{ConnectOpenArgs, LookupByNameArgs};
 use virtnet_rpc::xdr::{from_bytes, to_bytes};
-use virtnet_rpc::{frame, ErrorCode, Header, MessageType, Procedure, RemoteError, Status};
 use virtnet_rpc::REMOTE_PROGRAM;
+use virtnet_rpc::{frame, ErrorCode, Header, MessageType, Procedure, RemoteError, Status};
 use virtnet_testkit::{links, require, with_netns, Need};
 
 fn sock(d: &TestDaemon) -> PathBuf {
@@ -190,7 +190,8 @@ fn virsh_drives_networks() {
         let err = virsh_err(&d, &["net-start", "rn0"]);
         assert!(
             err.contains("error: Failed to start network rn0")
-                && err.contains("error: Requested operation is not valid: network is already active"),
+                && err
+                    .contains("error: Requested operation is not valid: network is already active"),
             "{err}"
         );
         let info = virsh_ok(&d, &["net-info", "rn0"]);
@@ -213,7 +214,10 @@ fn virsh_drives_networks() {
         assert_eq!(names(&["net-list", "--autostart"]), ["rn0"]);
         assert_eq!(names(&["net-list", "--no-autostart", "--all"]), ["rn1"]);
         assert_eq!(names(&["net-list", "--inactive"]), ["rn1"]);
-        assert_eq!(names(&["net-list", "--persistent", "--all"]), ["rn0", "rn1"]);
+        assert_eq!(
+            names(&["net-list", "--persistent", "--all"]),
+            ["rn0", "rn1"]
+        );
         assert!(names(&["net-list", "--transient", "--all"]).is_empty());
         let out = virsh_ok(&d, &["net-autostart", "rn0", "--disable"]);
         assert_eq!(out.trim(), "Network rn0 unmarked as autostarted");
@@ -231,7 +235,10 @@ fn virsh_drives_networks() {
         // Another UUID for the same name, or rn1's UUID for rn0: refused.
         let clash = write(files, "clash.xml", &net_xml("rn0", Some(GIVEN), None));
         let err = virsh_err(&d, &["net-define", &clash]);
-        assert!(err.contains(&format!("already defined with UUID {uuid}")), "{err}");
+        assert!(
+            err.contains(&format!("already defined with UUID {uuid}")),
+            "{err}"
+        );
         let twin = write(files, "twin.xml", &net_xml("rn2", Some(GIVEN), None));
         let err = virsh_err(&d, &["net-define", &twin]);
         assert!(err.contains("network 'rn1' already has UUID"), "{err}");
@@ -241,9 +248,7 @@ fn virsh_drives_networks() {
         let err = virsh_err(&d, &["net-info", "nosuch"]);
         assert!(
             err.contains("error: failed to get network 'nosuch'")
-                && err.contains(
-                    "error: Network not found: no network with matching name 'nosuch'"
-                ),
+                && err.contains("error: Network not found: no network with matching name 'nosuch'"),
             "{err}"
         );
         let bad = write(

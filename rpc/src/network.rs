@@ -151,7 +151,10 @@ mod tests {
             net: net("x", 0),
             flags: 1,
         };
-        assert_eq!(from_bytes::<NetworkGetXmlDescArgs>(&to_bytes(&a)).unwrap(), a);
+        assert_eq!(
+            from_bytes::<NetworkGetXmlDescArgs>(&to_bytes(&a)).unwrap(),
+            a
+        );
     }
 
     #[test]

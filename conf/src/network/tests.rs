@@ -86,7 +86,10 @@ fn bad_uuid_is_refused_where_it_is() {
     let (m, p) = err(
         "<network><name>a</name>\n  <uuid>not-a-uuid</uuid><virtualport type='virtnet-vswitch'/></network>",
     );
-    assert!(m.contains("not-a-uuid") && m.contains("32 hexadecimal digits"), "{m}");
+    assert!(
+        m.contains("not-a-uuid") && m.contains("32 hexadecimal digits"),
+        "{m}"
+    );
     assert_eq!((p.line, p.col), (2, 3));
     let (m, p) = err(
         "<network><name>a</name><uuid>3e3fce45-4f53-4fa7-bb32-11f34168b82b</uuid>\n\

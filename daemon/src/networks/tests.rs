@@ -297,7 +297,10 @@ async fn a_network_gets_a_uuid_at_define_and_keeps_it() {
     // Another network with u's UUID: refused.
     let twin = same.replace("<name>u</name>", "<name>v</name>");
     let e = nets.define(&twin).await.unwrap_err();
-    assert!(e.to_string().contains("network 'u' already has UUID"), "{e}");
+    assert!(
+        e.to_string().contains("network 'u' already has UUID"),
+        "{e}"
+    );
     assert!(nets.info("v").await.is_err());
     // Given at define: kept as given.
     let given = other.replace("<name>u</name>", "<name>w</name>");

@@ -15,8 +15,7 @@ use virtnet_rpc::network::{
     NetworkArgs, NetworkGetXmlDescArgs, NetworkRet, NetworkSetAutostartArgs, NETWORK_LIST_MAX,
 };
 use virtnet_rpc::remote::{
-    self, DefineXmlArgs, DefineXmlFlagsArgs, IntRet, LookupByNameArgs, LookupByUuidArgs,
-    StringRet,
+    self, DefineXmlArgs, DefineXmlFlagsArgs, IntRet, LookupByNameArgs, LookupByUuidArgs, StringRet,
 };
 use virtnet_rpc::virerror::NonnullNetwork;
 use virtnet_rpc::{ErrorCode, Procedure};
@@ -120,7 +119,10 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
                 .ok_or_else(|| {
                     Refusal::new(
                         ErrorCode::Rpc,
-                        format!("maxnames {} is not within 0..={NETWORK_LIST_MAX}", a.maxnames),
+                        format!(
+                            "maxnames {} is not within 0..={NETWORK_LIST_MAX}",
+                            a.maxnames
+                        ),
                     )
                     .by_protocol()
                 })?;
@@ -219,17 +221,15 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         }
         Procedure::NetworkUndefine => {
             let a: NetworkArgs = decode(p, args)?;
-            nets.undefine(&a.net.name)
-                .await
-                .map_err(|e| refusal(&e))?;
+            nets.undefine(&a.net.name).await.map_err(|e| refusal(&e))?;
             Ok(Vec::new())
         }
         Procedure::NetworkCreate => {
             let a: NetworkArgs = decode(p, args)?;
             nets.start(&a.net.name).await.map_err(|e| match &e {
-                DaemonError::NetworkState { state, .. } if state == "active" => invalid(
-                    "network is already active".into(),
-                ),
+                DaemonError::NetworkState { state, .. } if state == "active" => {
+                    invalid("network is already active".into())
+                }
                 e => refusal(e),
             })?;
             Ok(Vec::new())
@@ -361,9 +361,8 @@ mod tests {
     #[test]
     fn list_all_networks_filters_as_libvirt() {
         let all = [net(true, true), net(true, false), net(false, true)];
-        let which = |flags| -> Vec<usize> {
-            (0..all.len()).filter(|&i| listed(flags, &all[i])).collect()
-        };
+        let which =
+            |flags| -> Vec<usize> { (0..all.len()).filter(|&i| listed(flags, &all[i])).collect() };
         assert_eq!(which(0), [0, 1, 2]);
         assert_eq!(which(1), [2], "INACTIVE");
         assert_eq!(which(2), [0, 1], "ACTIVE");
@@ -402,7 +401,9 @@ mod tests {
             "{}",
             r.message
         );
-        let r = refusal(&DaemonError::Conflict("network 'y' already has UUID u".into()));
+        let r = refusal(&DaemonError::Conflict(
+            "network 'y' already has UUID u".into(),
+        ));
         assert_eq!(r.code, ErrorCode::OperationInvalid);
     }
 
