@@ -349,7 +349,7 @@ for f in (lambda: c.networkLookupByName("pyB"),
     try:
         f()
     except libvirt.libvirtError as e:
-        print("error", e.get_error_code(), e.get_error_message())
+        print("error", e.get_error_code(), e.get_error_domain(), e.get_error_message())
 print(names(0))
 c.close()
 "#;
@@ -380,8 +380,8 @@ c.close()
             "pyB True".into(),
             "error 84".into(),
             "stopped 0".into(),
-            "error 43 Network not found: no network with matching name 'pyB'".into(),
-            "error 43 Network not found: no network with matching uuid \
+            "error 43 19 Network not found: no network with matching name 'pyB'".into(),
+            "error 43 19 Network not found: no network with matching uuid \
              '00000000-0000-4000-8000-000000000000'"
                 .into(),
             "['pyA']".into(),

@@ -47,6 +47,8 @@ pub const FROM_QEMU: i32 = 10;
 pub const FROM_REMOTE: i32 = 13;
 /// `VIR_FROM_RPC`.
 pub const FROM_RPC: i32 = 7;
+/// `VIR_FROM_NETWORK`: the error domain of the network driver.
+pub const FROM_NETWORK: i32 = 19;
 /// `VIR_ERR_ERROR`: the level of every error virtnetd sends.
 pub const LEVEL_ERROR: i32 = 2;
 
@@ -121,6 +123,12 @@ impl RemoteError {
     /// The same error reported by the protocol layer (`VIR_FROM_RPC`).
     pub fn by_protocol(mut self) -> RemoteError {
         self.domain = FROM_RPC;
+        self
+    }
+
+    /// The same error reported by the network driver (`VIR_FROM_NETWORK`).
+    pub fn by_network_driver(mut self) -> RemoteError {
+        self.domain = FROM_NETWORK;
         self
     }
 }

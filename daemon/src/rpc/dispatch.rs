@@ -192,7 +192,9 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
         p if super::ifstats::serves(p) => super::ifstats::call(daemon, p, args).await,
         p if super::networks::serves(p) => {
             let read_only = conn.read_only.load(Ordering::SeqCst);
-            super::networks::call(daemon, read_only, p, args).await
+            super::networks::call(daemon, read_only, p, args)
+                .await
+                .map_err(super::errors::Refusal::by_network_driver)
         }
         // The procedures that change something.
         p => super::lifecycle::call(daemon, conn.read_only.load(Ordering::SeqCst), p, args).await,

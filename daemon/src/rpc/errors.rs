@@ -14,8 +14,20 @@ pub(super) struct Refusal {
     pub code: ErrorCode,
     /// The whole message the client shows.
     pub message: String,
-    /// Raised by the protocol layer (`VIR_FROM_RPC`) rather than the driver.
-    pub protocol: bool,
+    /// Who raised it: libvirt clients show the error domain (python's
+    /// `get_error_domain()`, "QEMU Driver error" vs "Network Driver error").
+    pub origin: Origin,
+}
+
+/// The libvirt driver (`virErrorDomain`) a refusal comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// The domain driver (`VIR_FROM_QEMU`).
+    Qemu,
+    /// The network driver (`VIR_FROM_NETWORK`).
+    Network,
+    /// The protocol layer (`VIR_FROM_RPC`).
+    Protocol,
 }
 
 impl Refusal {
@@ -24,25 +36,36 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
-            protocol: false,
+            origin: Origin::Qemu,
         }
     }
 
     /// The same refusal, raised by the protocol layer.
     pub fn by_protocol(self) -> Refusal {
         Refusal {
-            protocol: true,
+            origin: Origin::Protocol,
             ..self
+        }
+    }
+
+    /// The same refusal, raised by the network driver (unless the protocol layer raised it).
+    pub fn by_network_driver(self) -> Refusal {
+        match self.origin {
+            Origin::Protocol => self,
+            _ => Refusal {
+                origin: Origin::Network,
+                ..self
+            },
         }
     }
 
     /// The `remote_error` sent.
     pub fn to_remote(&self) -> RemoteError {
         let e = RemoteError::new(self.code, self.message.clone());
-        if self.protocol {
-            e.by_protocol()
-        } else {
-            e
+        match self.origin {
+            Origin::Qemu => e,
+            Origin::Network => e.by_network_driver(),
+            Origin::Protocol => e.by_protocol(),
         }
     }
 }
