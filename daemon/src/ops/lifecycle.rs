@@ -184,6 +184,30 @@ impl Daemon {
         self.stop(name, StopMode::Graceful(timeout)).await
     }
 
+    /// Presses the VM's ACPI power button and returns without waiting (libvirt's
+    /// `virDomainShutdown`): the guest decides what to do. When it powers off, QEMU exits and
+    /// the exit watcher releases everything, as after any exit of QEMU on its own
+    /// ([`Daemon::on_qemu_exit`]); a guest that ignores the button keeps running. Refused on
+    /// a VM that does not run or is stalled.
+    pub async fn press_power_button(&self, name: &str) -> Result<()> {
+        let entry = self.entry(name)?;
+        let slot = entry.slot.lock().await;
+        if slot.gone {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        let Some(live) = slot.live.as_ref() else {
+            return Err(DaemonError::InvalidState {
+                name: name.into(),
+                state: "shut off".into(),
+                hint: format!("nothing to shut down; `virtnet start {name}` starts it"),
+            });
+        };
+        live.qmp("shutdown", "system_powerdown", serde_json::json!({}))
+            .await?;
+        tracing::info!(vm = %name, "ACPI power button pressed");
+        Ok(())
+    }
+
     /// Stops the VM at once (SIGTERM, then SIGKILL) and releases its host resources. On a VM
     /// whose live status could not be read, removes that status (its QEMU, if any, must be
     /// stopped by hand: the file that named it is unreadable).

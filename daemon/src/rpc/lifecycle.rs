@@ -1,5 +1,5 @@
-//! The procedures that change domains: define, start (create), destroy, undefine, each the
-//! daemon operation the HTTP API calls. libvirt's flags are accepted where virtnet does what
+//! The procedures that change domains: define, start (create), shutdown, destroy, undefine,
+//! each the daemon operation the HTTP API calls. libvirt's flags are accepted where virtnet does what
 //! they ask (or there is nothing for them to do), and refused otherwise.
 
 use virtnet_rpc::remote::{
@@ -10,6 +10,7 @@ use virtnet_rpc::{ErrorCode, Procedure};
 use super::dispatch::{decode, nonnull, ok, Reply};
 use super::errors::{not_supported, remote_error, unsupported_flags, Refusal};
 use crate::daemon::Daemon;
+use crate::error::DaemonError;
 
 /// `VIR_DOMAIN_DEFINE_VALIDATE`: virtnet validates every definition anyway.
 const DEFINE_VALIDATE: u32 = 1;
@@ -19,6 +20,15 @@ const START_FORCE_BOOT: u32 = 8;
 /// snapshot and checkpoint metadata, NVRAM, TPM state: 1, 2, 4, 8, 16, 32, 64): removing or
 /// keeping them is the same.
 const UNDEFINE_NOTHING_KEPT: u32 = 0x7f;
+/// `VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN`: what virtnet's shutdown does (and its default).
+const SHUTDOWN_ACPI_POWER_BTN: u32 = 1;
+/// The other `VIR_DOMAIN_SHUTDOWN_*` modes, each with why virtnet has none.
+const SHUTDOWN_MODES_REFUSED: [(u32, &str, &str); 4] = [
+    (2, "agent", "virtnet runs no guest agent channel"),
+    (4, "initctl", "virtnet is no container driver"),
+    (8, "signal", "a signal to QEMU is `virsh destroy`"),
+    (16, "paravirt", "QEMU has no paravirtual shutdown"),
+];
 
 /// Runs the changing procedure `p` (refused when `read_only`), here or in
 /// [`super::devices`]; any other is not served.
@@ -29,6 +39,8 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
             | Procedure::DomainDefineXmlFlags
             | Procedure::DomainCreate
             | Procedure::DomainCreateWithFlags
+            | Procedure::DomainShutdown
+            | Procedure::DomainShutdownFlags
             | Procedure::DomainDestroy
             | Procedure::DomainDestroyFlags
             | Procedure::DomainUndefine
@@ -61,6 +73,15 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
             let a: DomainFlagsArgs = decode(p, args)?;
             check(a.flags, START_FORCE_BOOT, "virDomainCreateWithFlags")?;
             start(daemon, &a.dom.name).await
+        }
+        Procedure::DomainShutdown => {
+            let a: DomainArgs = decode(p, args)?;
+            shutdown(daemon, &a.dom.name).await
+        }
+        Procedure::DomainShutdownFlags => {
+            let a: DomainFlagsArgs = decode(p, args)?;
+            shutdown_mode(a.flags)?;
+            shutdown(daemon, &a.dom.name).await
         }
         Procedure::DomainDestroy => {
             let a: DomainArgs = decode(p, args)?;
@@ -111,6 +132,39 @@ async fn start(daemon: &Daemon, name: &str) -> Reply {
     })
 }
 
+/// Refuses the `VIR_DOMAIN_SHUTDOWN_*` modes other than the ACPI power button (virsh's
+/// `shutdown --mode`): asked for any of them, virtnet would not shut down the way asked.
+fn shutdown_mode(flags: u32) -> Result<(), Refusal> {
+    let known = SHUTDOWN_MODES_REFUSED
+        .iter()
+        .fold(SHUTDOWN_ACPI_POWER_BTN, |k, m| k | m.0);
+    check(flags, known, "virDomainShutdownFlags")?;
+    match SHUTDOWN_MODES_REFUSED.iter().find(|m| flags & m.0 != 0) {
+        None => Ok(()),
+        Some((_, mode, why)) => Err(Refusal::new(
+            ErrorCode::ArgumentUnsupported,
+            format!(
+                "argument unsupported: shutdown mode '{mode}' is not supported: {why}; \
+                 virtnet shuts down with the ACPI power button (no --mode, or --mode acpi)"
+            ),
+        )),
+    }
+}
+
+/// libvirt's `virDomainShutdown`: the guest is asked (ACPI power button) and the call returns;
+/// the domain is shut off when the guest powers off and QEMU exits.
+async fn shutdown(daemon: &Daemon, name: &str) -> Reply {
+    match daemon.press_power_button(name).await {
+        Ok(()) => Ok(Vec::new()),
+        // libvirt's own words, which scripts match on.
+        Err(DaemonError::InvalidState { state, .. }) if state == "shut off" => Err(Refusal::new(
+            ErrorCode::OperationInvalid,
+            "Requested operation is not valid: domain is not running",
+        )),
+        Err(e) => Err(remote_error(&e)),
+    }
+}
+
 async fn destroy(daemon: &Daemon, name: &str) -> Reply {
     let r = daemon.destroy(name).await.map_err(|e| remote_error(&e))?;
     for l in &r.leftovers {
@@ -122,4 +176,25 @@ async fn destroy(daemon: &Daemon, name: &str) -> Reply {
 async fn undefine(daemon: &Daemon, name: &str) -> Reply {
     daemon.undefine(name).await.map_err(|e| remote_error(&e))?;
     Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_modes_other_than_the_power_button_are_refused() {
+        assert_eq!(shutdown_mode(0), Ok(()), "default: the power button");
+        assert_eq!(shutdown_mode(SHUTDOWN_ACPI_POWER_BTN), Ok(()));
+        for (bit, mode, _) in SHUTDOWN_MODES_REFUSED {
+            for flags in [bit, bit | SHUTDOWN_ACPI_POWER_BTN] {
+                let r = shutdown_mode(flags).unwrap_err();
+                assert_eq!(r.code, ErrorCode::ArgumentUnsupported, "{flags:#x}");
+                assert!(r.message.contains(&format!("'{mode}'")), "{}", r.message);
+            }
+        }
+        let r = shutdown_mode(0x40).unwrap_err();
+        assert_eq!(r.code, ErrorCode::InvalidArg, "an unknown bit: virCheckFlags' refusal");
+        assert!(r.message.contains("0x40"), "{}", r.message);
+    }
 }

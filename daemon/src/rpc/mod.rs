@@ -11,6 +11,7 @@
 //! `AUTOSTART`, `DOMAIN_IS_ACTIVE`/`PERSISTENT`, ([`ifstats`]) `DOMAIN_INTERFACE_STATS`/
 //! `ADDRESSES` (ARP source only); changes ([`lifecycle`], refused on a
 //! connection opened read-only): `DOMAIN_DEFINE_XML(_FLAGS)`, `DOMAIN_CREATE(_WITH_FLAGS)`,
+//! `DOMAIN_SHUTDOWN(_FLAGS)` (the ACPI power button; returns once pressed),
 //! `DOMAIN_DESTROY(_FLAGS)`, `DOMAIN_UNDEFINE(_FLAGS)`, and ([`devices`])
 //! `DOMAIN_ATTACH_DEVICE(_FLAGS)`, `DOMAIN_DETACH_DEVICE(_FLAGS)`, `DOMAIN_UPDATE_DEVICE_FLAGS`.
 //! Networks ([`networks`]): `CONNECT_LIST_ALL_NETWORKS`, `CONNECT_NUM_OF_(DEFINED_)NETWORKS`,
