@@ -10,7 +10,7 @@
 //! - seed 000's rule in virsh: a second vhost-user NIC on one socket is refused, in one XML at
 //!   define and hot-plugged onto a running VM, with virtnet's message;
 //! - `shutdown` of a VM in its cgroup (outside a network namespace, where cgroups are usable)
-//!   removes the cgroup and the run dir;
+//!   removes the cgroup and the run dir; of a VM on a switch network, its switch port;
 //! - `examples/libvirt-python-cycle.py` (plain python3-libvirt) runs its whole cycle.
 
 mod common;
@@ -400,6 +400,57 @@ fn virsh_refuses_a_second_vhost_user_nic_on_one_socket() {
         virsh_ok(&d, &["destroy", "vu"]);
         virsh_ok(&d, &["undefine", "vu"]);
         drop(sw);
+    });
+}
+
+/// Shutdown of a guest on a switch network: its port on the switch is gone when it is shut
+/// off, with its socket.
+#[test]
+fn virsh_shutdown_frees_the_switch_port() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    if !require(&[Need::Binary("virsh")]) {
+        return;
+    }
+    let vswitch = common::vswitch();
+    let guest = virtnet_testkit::guest();
+    with_netns(move || {
+        assert!(vswitch.is_file());
+        let tmp = virtnet_testkit::traversable_tempdir();
+        let dir = tmp.path();
+        let d = TestDaemon::start_with(dir, Some(&qemu));
+        let net = "<network><name>sw0</name><virtualport type='virtnet-vswitch'/></network>";
+        common::e2e::define_and_start_network(&d, net, "sw0");
+        let ports = || {
+            let (s, v) = d.get("/v1/networks/sw0");
+            assert_eq!(s, 200, "{v}");
+            v["ports"].as_array().unwrap().clone()
+        };
+        let serial = dir.join("serial.sock");
+        let mac = "52:54:00:24:00:02";
+        let nic = format!(
+            "<interface type='network'><mac address='{mac}'/><source network='sw0'/>\
+             <model type='virtio'/></interface>"
+        );
+        let mut dom = TestDomain::new("swsd", &serial).nic(&nic, mac, None);
+        dom.shared_memory = true;
+        virsh_ok(&d, &["define", &file(dir, "swsd.xml", &dom.xml(guest))]);
+        let before = Snapshot::take(&[&dir.join("run")]);
+        virsh_ok(&d, &["start", "swsd"]);
+        let port = ports();
+        assert_eq!(port.len(), 1, "{port:?}");
+        let socket = PathBuf::from(port[0]["socket"].as_str().unwrap());
+        assert!(socket.exists());
+        runtime().block_on(async {
+            let mut con = ready_console(&serial).await;
+            con.wait_nic_up(mac, CMD).await.unwrap();
+        });
+        shutdown_and_wait(&d, "swsd");
+        assert!(ports().is_empty(), "{:?}", ports());
+        assert!(!socket.exists(), "{} left", socket.display());
+        before.assert_no_leaks("virsh shutdown on a switch network");
+        virsh_ok(&d, &["undefine", "swsd"]);
     });
 }
 
