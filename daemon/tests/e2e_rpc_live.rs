@@ -2,6 +2,7 @@
 //!
 //! - the real virsh changes NICs of the running guest: `attach-device --live` and
 //!   `attach-interface --live` (the guest reports each NIC up and answers ping over it),
+//!   `detach-interface --live --config`,
 //!   `domiflist`, `update-device --live` with `<link state='down'/>` (the guest sees no
 //!   carrier), `domif-setlink`, `detach-device --live` (gone from `domiflist` once the guest
 //!   released it), `--config`, `--current` and `--live --config` with virsh's meaning on a
@@ -10,7 +11,8 @@
 //! - seed 000's rule in virsh: a second vhost-user NIC on one socket is refused, in one XML at
 //!   define and hot-plugged onto a running VM, with virtnet's message;
 //! - `shutdown` of a VM in its cgroup (outside a network namespace, where cgroups are usable)
-//!   removes the cgroup and the run dir; of a VM on a switch network, its switch port;
+//!   removes the cgroup and the run dir, also for a VM adopted by a restarted daemon; of a VM
+//!   on a switch network, its switch port;
 //! - `examples/libvirt-python-cycle.py` (plain python3-libvirt) runs its whole cycle.
 
 mod common;
@@ -294,7 +296,12 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
             assert!(up.is_ok(), "{up:?}");
             assert!(inactive(m3));
             assert!(macs(&domiflist(&d, "lv", &[])).contains(&m3.to_string()));
-            virsh_ok(&d, &["detach-device", "lv", &nic3, "--live", "--config"]);
+            // detach-interface: virsh finds the NIC in the XML and sends it back.
+            let args = [
+                "detach-interface", "lv", "--type", "bridge", "--mac", m3, "--live", "--config",
+            ];
+            let out = virsh_ok(&d, &args);
+            assert!(out.contains("Interface detached successfully"), "{out}");
             assert!(!inactive(m3));
             wait_until("m3 gone again", CMD, || {
                 !macs(&domiflist(&d, "lv", &[])).contains(&m3.to_string())
@@ -454,8 +461,8 @@ fn virsh_shutdown_frees_the_switch_port() {
     });
 }
 
-/// Shutdown of a VM in its cgroup: outside a network namespace (no NIC), where the daemon can
-/// place QEMU in a cgroup.
+/// Shutdown of a VM in its cgroup, started by this daemon and adopted by a restarted one:
+/// outside a network namespace (no NIC), where the daemon can place QEMU in a cgroup.
 #[test]
 fn virsh_shutdown_releases_the_cgroup_and_run_dir() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
@@ -467,7 +474,7 @@ fn virsh_shutdown_releases_the_cgroup_and_run_dir() {
     let guest = virtnet_testkit::guest();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let d = TestDaemon::start_with(dir, Some(&qemu));
+    let mut d = TestDaemon::start_with(dir, Some(&qemu));
     let serial = dir.join("serial.sock");
     let xml = TestDomain::new("cgsd", &serial).xml(guest);
     virsh_ok(&d, &["define", &file(dir, "cgsd.xml", &xml)]);
@@ -482,6 +489,25 @@ fn virsh_shutdown_releases_the_cgroup_and_run_dir() {
     assert!(!serial.exists(), "serial socket left");
     let leaks = before.leaks_in(&before.again());
     assert!(leaks.is_empty(), "{leaks}");
+
+    // A VM the daemon adopted at its restart (no QEMU child of its own): the same.
+    virsh_ok(&d, &["start", "cgsd"]);
+    let cgroups = cgroup_dirs(&d, "cgsd");
+    runtime().block_on(async {
+        ready_console(&serial).await;
+    });
+    d.stop();
+    d.restart();
+    assert_eq!(virsh_ok(&d, &["domstate", "cgsd"]).trim(), "running");
+    assert_eq!(cgroup_dirs(&d, "cgsd"), cgroups, "adopted in its cgroup");
+    shutdown_and_wait(&d, "cgsd");
+    assert!(!serial.exists(), "serial socket left");
+    let leaks = before.leaks_in(&before.again());
+    let leaks: Vec<&str> = leaks
+        .lines()
+        .filter(|l| !l.contains(env!("CARGO_BIN_EXE_virtnetd")))
+        .collect();
+    assert!(leaks.is_empty(), "{leaks:?} (the restarted virtnetd aside)");
     virsh_ok(&d, &["undefine", "cgsd"]);
 }
 
