@@ -164,7 +164,7 @@ fn shutdown_and_wait(d: &TestDaemon, vm: &str) {
     assert!(!d.base.join(format!("run/{vm}.json")).exists(), "status");
     assert!(
         d.log()
-            .contains("QEMU exited on its own; marking the VM shut off"),
+            .contains("the guest powered off after its power button was pressed"),
         "the exit watcher cleaned up"
     );
 }

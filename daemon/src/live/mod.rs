@@ -57,6 +57,8 @@ pub struct Live {
     pub events: Option<AbortHandle>,
     /// The task that clears a stall once QEMU answers again ([`spawn_stall_watch`]).
     pub stall_watch: Option<AbortHandle>,
+    /// The ACPI power button was pressed (libvirt's shutdown): QEMU exiting is expected.
+    pub powerdown_requested: bool,
 }
 
 impl Live {
@@ -274,6 +276,7 @@ pub(crate) async fn recover(daemon: &Daemon, name: &str, slot: &mut VmSlot, stat
                 watcher,
                 events,
                 stall_watch,
+                powerdown_requested: false,
             });
         }
         None => {

@@ -174,6 +174,7 @@ impl Daemon {
             watcher: Some(watcher),
             events: Some(events),
             stall_watch: Some(stall_watch),
+            powerdown_requested: false,
         })
     }
 
@@ -191,11 +192,11 @@ impl Daemon {
     /// a VM that does not run or is stalled.
     pub async fn press_power_button(&self, name: &str) -> Result<()> {
         let entry = self.entry(name)?;
-        let slot = entry.slot.lock().await;
+        let mut slot = entry.slot.lock().await;
         if slot.gone {
             return Err(DaemonError::NoSuchVm { name: name.into() });
         }
-        let Some(live) = slot.live.as_ref() else {
+        let Some(live) = slot.live.as_mut() else {
             return Err(DaemonError::InvalidState {
                 name: name.into(),
                 state: "shut off".into(),
@@ -204,6 +205,7 @@ impl Daemon {
         };
         live.qmp("shutdown", "system_powerdown", serde_json::json!({}))
             .await?;
+        live.powerdown_requested = true;
         tracing::info!(vm = %name, "ACPI power button pressed");
         Ok(())
     }
@@ -345,7 +347,11 @@ impl Daemon {
         let mut live = slot.live.take().expect("checked above");
         // We run inside the watcher task: do not abort ourselves.
         live.watcher = None;
-        tracing::warn!(vm = %name, "QEMU exited on its own; marking the VM shut off and releasing its host resources");
+        if live.powerdown_requested {
+            tracing::info!(vm = %name, "the guest powered off after its power button was pressed; releasing its host resources");
+        } else {
+            tracing::warn!(vm = %name, "QEMU exited on its own; marking the VM shut off and releasing its host resources");
+        }
         self.stop_live(name, live, StopMode::Destroy).await;
         self.finish_stop(&entry, &mut slot);
     }
