@@ -196,10 +196,7 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
             .xml(guest);
         let before = Snapshot::take(&[&dir.join("run")]);
         assert!(virsh_ok(&d, &["define", &file(dir, "lv.xml", &xml)]).contains("defined"));
-        assert_eq!(
-            virsh_ok(&d, &["start", "lv"]).trim(),
-            "Domain 'lv' started"
-        );
+        assert_eq!(virsh_ok(&d, &["start", "lv"]).trim(), "Domain 'lv' started");
         let nic1 = file(dir, "nic1.xml", &bridge_nic(m1, "br0"));
         let nic3 = file(dir, "nic3.xml", &bridge_nic(m3, "br0"));
         let link = |state: &str| {
@@ -226,8 +223,17 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
 
             // attach-interface --live (virsh writes the XML).
             let args = [
-                "attach-interface", "lv", "--type", "bridge", "--source", "br0", "--mac", m2,
-                "--model", "virtio", "--live",
+                "attach-interface",
+                "lv",
+                "--type",
+                "bridge",
+                "--source",
+                "br0",
+                "--mac",
+                m2,
+                "--model",
+                "virtio",
+                "--live",
             ];
             let out = virsh_ok(&d, &args);
             assert!(out.contains("Interface attached successfully"), "{out}");
@@ -255,7 +261,15 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
             assert!(domiflist(&d, "lv", &["--inactive"]).is_empty());
 
             // update-device --live: link down; the guest has no carrier, no ping.
-            let out = virsh_ok(&d, &["update-device", "lv", &file(dir, "down.xml", &link("down")), "--live"]);
+            let out = virsh_ok(
+                &d,
+                &[
+                    "update-device",
+                    "lv",
+                    &file(dir, "down.xml", &link("down")),
+                    "--live",
+                ],
+            );
             assert!(out.contains("Device updated successfully"), "{out}");
             assert_eq!(carrier(&mut con, &if1).await, "0");
             assert!(!ping("10.0.21.2", 2).0, "answers with its link down");
@@ -298,7 +312,14 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
             assert!(macs(&domiflist(&d, "lv", &[])).contains(&m3.to_string()));
             // detach-interface: virsh finds the NIC in the XML and sends it back.
             let args = [
-                "detach-interface", "lv", "--type", "bridge", "--mac", m3, "--live", "--config",
+                "detach-interface",
+                "lv",
+                "--type",
+                "bridge",
+                "--mac",
+                m3,
+                "--live",
+                "--config",
             ];
             let out = virsh_ok(&d, &args);
             assert!(out.contains("Interface detached successfully"), "{out}");
@@ -392,12 +413,25 @@ fn virsh_refuses_a_second_vhost_user_nic_on_one_socket() {
         runtime().block_on(async {
             let mut con = ready_console(&serial).await;
             let nic = |mac: &str| vhostuser_nic(mac, &sock, "client");
-            virsh_ok(&d, &["attach-device", "vu", &file(dir, "n1.xml", &nic(m1)), "--live"]);
+            virsh_ok(
+                &d,
+                &[
+                    "attach-device",
+                    "vu",
+                    &file(dir, "n1.xml", &nic(m1)),
+                    "--live",
+                ],
+            );
             con.wait_nic_up(m1, CMD).await.unwrap();
             assert_eq!(sw.port("p1")["connected"], true);
             let err = virsh_err(
                 &d,
-                &["attach-device", "vu", &file(dir, "n2.xml", &nic(m2)), "--live"],
+                &[
+                    "attach-device",
+                    "vu",
+                    &file(dir, "n2.xml", &nic(m2)),
+                    "--live",
+                ],
             );
             eprintln!("a second NIC on the socket, attach-device --live: {err}");
             assert!(err.contains("VM 'vu'") && err.contains(m1), "{err}");
@@ -530,7 +564,11 @@ fn python3_libvirt_cycle_script() {
         let d = TestDaemon::start_with(dir, Some(&qemu));
         let serial = dir.join("serial.sock");
         let mac = "52:54:00:23:00:02";
-        let dom = file(dir, "py.xml", &TestDomain::new("pycycle", &serial).xml(guest));
+        let dom = file(
+            dir,
+            "py.xml",
+            &TestDomain::new("pycycle", &serial).xml(guest),
+        );
         let nic = file(dir, "nic.xml", &bridge_nic(mac, "br0"));
         let before = Snapshot::take(&[&dir.join("run")]);
         let script = virtnet_testkit::repo_root().join("examples/libvirt-python-cycle.py");
@@ -548,7 +586,10 @@ fn python3_libvirt_cycle_script() {
         // Up to "started": the script waits for a line on stdin once the guest runs.
         loop {
             let mut l = String::new();
-            assert!(stdout.read_line(&mut l).unwrap() > 0, "script ended: {lines:?}");
+            assert!(
+                stdout.read_line(&mut l).unwrap() > 0,
+                "script ended: {lines:?}"
+            );
             lines.push(l.trim_end().to_string());
             if l.starts_with("ok create") {
                 break;

@@ -194,7 +194,11 @@ mod tests {
             }
         }
         let r = shutdown_mode(0x40).unwrap_err();
-        assert_eq!(r.code, ErrorCode::InvalidArg, "an unknown bit: virCheckFlags' refusal");
+        assert_eq!(
+            r.code,
+            ErrorCode::InvalidArg,
+            "an unknown bit: virCheckFlags' refusal"
+        );
         assert!(r.message.contains("0x40"), "{}", r.message);
     }
 }
