@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A domain's whole cycle with plain python3-libvirt, as against any libvirt daemon.
 
-    libvirt-python-cycle.py URI DOMAIN.xml NIC.xml [--wait-for-boot] [--timeout SECONDS]
+    libvirt-python-cycle.py URI DOMAIN.xml NIC.xml [--confirm] [--timeout SECONDS]
 
 URI is the daemon's, for virtnetd `qemu+unix:///system?socket=/run/virtnet/libvirt-sock`;
 DOMAIN.xml a domain that is not defined yet; NIC.xml one <interface> with a <mac> (a bridge
@@ -10,9 +10,10 @@ NIC into the running guest, sets its link down, unplugs it, shuts the guest down
 button), starts it again, destroys and undefines it, checking the result of each call. It
 prints `ok STEP DETAILS` per step and exits 1 at the first failure, saying why.
 
-With --wait-for-boot it reads one line on stdin once the domain runs (whoever runs it says
-when the guest has booted: a guest that has not yet started its ACPI handling cannot release
-a NIC or power off). Python 3 and python3-libvirt only; nothing of virtnet's.
+With --confirm it reads one line on stdin once the domain runs and one once the NIC is
+plugged: whoever runs it (watching the guest's console, say) says when the guest has booted
+(a guest that has not yet started its ACPI handling cannot release a NIC or power off) and
+when it sees the NIC. Python 3 and python3-libvirt only; nothing of virtnet's.
 """
 
 import argparse
@@ -65,7 +66,7 @@ def main():
     p.add_argument("uri")
     p.add_argument("domain_xml")
     p.add_argument("nic_xml")
-    p.add_argument("--wait-for-boot", action="store_true")
+    p.add_argument("--confirm", action="store_true")
     p.add_argument("--timeout", type=float, default=120.0)
     a = p.parse_args()
     with open(a.domain_xml) as f:
@@ -86,7 +87,7 @@ def main():
     if dom.isActive() != 1 or dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
         fail("create", f"state {dom.state()}")
     ok("create", f"id {dom.ID()}")
-    if a.wait_for_boot:
+    if a.confirm:
         sys.stdin.readline()
 
     call("attach", dom.attachDeviceFlags, nic_xml, LIVE)
@@ -97,6 +98,8 @@ def main():
         fail("attach", f"{mac} in the persistent definition after a live attach")
     alias = live.find("alias")
     ok("attach", f"{mac} alias {alias.get('name') if alias is not None else '-'}")
+    if a.confirm:
+        sys.stdin.readline()
 
     down = ET.fromstring(nic_xml)
     for old in down.findall("link"):
