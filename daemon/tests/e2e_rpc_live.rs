@@ -1,7 +1,7 @@
 //! libvirt's own clients against a running TCG guest, through `RUN_DIR/libvirt-sock`:
 //!
-//! - the real virsh changes NICs of the running guest: `attach-device --live` and
-//!   `attach-interface --live` (the guest reports each NIC up and answers ping over it),
+//! - the real virsh changes NICs of the running guest: `attach-device --live` (bridge and
+//!   ethernet NICs) and `attach-interface --live` (the guest reports each NIC up and answers ping over it),
 //!   `detach-interface --live --config`,
 //!   `domiflist`, `update-device --live` with `<link state='down'/>` (the guest sees no
 //!   carrier), `domif-setlink`, `detach-device --live` (gone from `domiflist` once the guest
@@ -224,7 +224,14 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
         assert!(virsh_ok(&d, &["define", &file(dir, "lv.xml", &xml)]).contains("defined"));
         assert_eq!(virsh_ok(&d, &["start", "lv"]).trim(), "Domain 'lv' started");
         let nic1 = file(dir, "nic1.xml", &bridge_nic(m1, "br0"));
-        let nic3 = file(dir, "nic3.xml", &bridge_nic(m3, "br0"));
+        // An ethernet NIC: a tap of its own, on no bridge.
+        let nic3 = file(
+            dir,
+            "nic3.xml",
+            &format!(
+                "<interface type='ethernet'><mac address='{m3}'/><model type='virtio'/></interface>"
+            ),
+        );
         let link = |state: &str| {
             bridge_nic(m1, "br0").replace(
                 "</interface>",
@@ -336,12 +343,18 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
             assert!(up.is_ok(), "{up:?}");
             assert!(inactive(m3));
             assert!(macs(&domiflist(&d, "lv", &[])).contains(&m3.to_string()));
+            let row = domiflist(&d, "lv", &[])
+                .into_iter()
+                .find(|r| r[4] == m3)
+                .unwrap();
+            assert_eq!(row[1..4], ["ethernet", "-", "virtio"], "{row:?}");
+            assert!(links().contains(&row[0]), "tap {} exists", row[0]);
             // detach-interface: virsh finds the NIC in the XML and sends it back.
             let args = [
                 "detach-interface",
                 "lv",
                 "--type",
-                "bridge",
+                "ethernet",
                 "--mac",
                 m3,
                 "--live",
