@@ -157,7 +157,14 @@ pub fn children_in_netns() -> Vec<(u32, String)> {
                     .to_string()
             })
             .unwrap_or_default();
-        v.push((pid, format!("[{state}] {cmd}")));
+        // Only a zombie is marked: a live child's state letter (R, S, D) changes with load
+        // and is no leak.
+        let shown = if state == "Z" {
+            format!("[zombie] {cmd}")
+        } else {
+            cmd
+        };
+        v.push((pid, shown));
     }
     v.sort();
     v
