@@ -41,6 +41,8 @@ pub struct Daemon {
     pub(crate) latencies: crate::metrics::OpLatencies,
     /// Who holds which console (`virtnet console`).
     pub(crate) consoles: Arc<crate::consoles::Consoles>,
+    /// Domain events (lifecycle, device removed) for whoever subscribes.
+    pub(crate) events: crate::events::EventBus,
     /// Capabilities probed per QEMU binary.
     caps: tokio::sync::Mutex<HashMap<PathBuf, QemuCaps>>,
     /// Held (flock) for the daemon's life: one daemon per state directory.
@@ -98,6 +100,7 @@ impl Daemon {
             qemu_user,
             latencies: Default::default(),
             consoles: Arc::default(),
+            events: Default::default(),
             caps: tokio::sync::Mutex::new(HashMap::new()),
             _lock: lock,
         });
@@ -108,6 +111,11 @@ impl Daemon {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The domain event bus.
+    pub fn events(&self) -> &crate::events::EventBus {
+        &self.events
     }
 
     /// The owner registry.

@@ -24,6 +24,7 @@ pub mod config;
 mod consoles;
 mod daemon;
 pub mod error;
+pub mod events;
 pub mod live;
 pub mod metrics;
 pub mod model;

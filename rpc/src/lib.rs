@@ -26,6 +26,7 @@
 //! tests and the `rpc_frame` fuzz target check it).
 
 pub mod error;
+pub mod event;
 pub mod frame;
 pub mod network;
 mod procedure;

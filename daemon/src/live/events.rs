@@ -53,6 +53,10 @@ pub(crate) fn spawn_event_listener(
                             d.on_device_deleted(&name, id, dev).await;
                         }
                     }
+                    Ok(ev) if ev.name == "SHUTDOWN" => {
+                        let reason = ev.data.get("reason").and_then(|v| v.as_str());
+                        qmp.note_shutdown(reason.unwrap_or_default());
+                    }
                     Ok(_) => {}
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(vm = %name, missed = n, "QMP events missed; checking pending removals");

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use virtnet_qemu::{QemuError, QmpClient, QmpOptions};
 
 use super::stall::Stall;
+use crate::events::Stopped;
 use crate::model::Stalled;
 
 /// How long QEMU may take to greet a new connection.
@@ -27,6 +28,9 @@ pub struct QmpLink {
     stall: Mutex<Option<Stall>>,
     /// Wakes the stall watcher when a stall is marked.
     stalled: Notify,
+    /// How the guest ended, as QEMU's `SHUTDOWN` event said (the event listener notes it),
+    /// for the stopped event of a QEMU that then exits on its own.
+    guest_end: tokio::sync::watch::Sender<Option<Stopped>>,
 }
 
 impl QmpLink {
@@ -37,6 +41,7 @@ impl QmpLink {
             client: tokio::sync::Mutex::new(Some(client)),
             stall: Mutex::new(None),
             stalled: Notify::new(),
+            guest_end: tokio::sync::watch::Sender::new(None),
         }
     }
 
@@ -47,6 +52,7 @@ impl QmpLink {
             client: tokio::sync::Mutex::new(None),
             stall: Mutex::new(None),
             stalled: Notify::new(),
+            guest_end: tokio::sync::watch::Sender::new(None),
         }
     }
 
@@ -114,6 +120,27 @@ impl QmpLink {
     /// Waits until a stall is marked.
     pub(crate) async fn stall_marked(&self) {
         self.stalled.notified().await;
+    }
+
+    /// Notes QEMU's `SHUTDOWN` event: `reason` is its `reason` field (`guest-shutdown`,
+    /// `guest-panic`, `host-signal`, ...). As libvirt does, any shutdown QEMU reported before
+    /// exiting makes a shutdown, a guest panic a crash.
+    pub(crate) fn note_shutdown(&self, reason: &str) {
+        let why = if reason == "guest-panic" {
+            Stopped::Crashed
+        } else {
+            Stopped::Shutdown
+        };
+        self.guest_end.send_replace(Some(why));
+    }
+
+    /// How the guest ended, waiting up to `grace` for the event listener to note it (QEMU
+    /// sends `SHUTDOWN` before it exits, the listener may not have read it yet); `None`
+    /// when QEMU reported no shutdown.
+    pub(crate) async fn guest_end(&self, grace: Duration) -> Option<Stopped> {
+        let mut rx = self.guest_end.subscribe();
+        let _ = tokio::time::timeout(grace, rx.wait_for(Option::is_some)).await;
+        *self.guest_end.borrow()
     }
 
     /// Drops the connection (the VM stopped): QEMU sees the monitor close.

@@ -10,6 +10,7 @@ use virtnet_qemu::validate::{validate_domain, Operation};
 use super::invalid_xml;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
+use crate::events::{Defined, Lifecycle};
 use crate::model::DefineResponse;
 use crate::names::check_vm_name;
 use crate::registry::{claims_of, Resource, Scope};
@@ -35,6 +36,19 @@ impl Daemon {
             }
             let created = slot.persistent.is_none() && slot.definition_problem.is_none();
             let result = self.define_locked(&entry, &mut slot, domain.clone()).await;
+            if result.is_ok() {
+                let what = if created {
+                    Defined::Added
+                } else {
+                    Defined::Updated
+                };
+                self.events.lifecycle(
+                    &entry.name,
+                    slot.persistent.as_ref().and_then(|d| d.uuid),
+                    slot.live.as_ref().map(|l| l.status.id),
+                    Lifecycle::Defined(what),
+                );
+            }
             if slot.is_empty() {
                 slot.gone = true;
                 self.vms.remove(&entry);

@@ -14,6 +14,7 @@ use super::devices::{parse_interface, without_interface, Matcher};
 use super::resolve_scope;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
+use crate::events::{DomainEvent, EventDomain, EventKind};
 use crate::live::{hotplug, Live};
 use crate::model::{DetachRequest, DetachResponse};
 use crate::registry::{claims_of_interface, Scope};
@@ -234,6 +235,16 @@ impl Daemon {
         l.domain = Arc::new(new_live);
         l.status = status;
         tracing::info!(vm = %name, nic = %iface.describe(), %alias, "NIC removed (live)");
+        self.events.emit(DomainEvent {
+            domain: EventDomain {
+                name: name.to_string(),
+                uuid: l.domain.uuid,
+                id: Some(l.status.id),
+            },
+            kind: EventKind::DeviceRemoved {
+                alias: alias.to_string(),
+            },
+        });
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use virtnet_vm::{exec, plan_start, CgroupOptions, ExecOptions, PlanContext, Stop
 use super::refused;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
+use crate::events::{Lifecycle, Started, Stopped};
 use crate::live::{
     live_domain, spawn_event_listener, spawn_stall_watch, status_of, Handle, Live, QmpLink,
 };
@@ -19,6 +20,9 @@ use crate::model::{DomainInfo, StopResponse, VmState};
 use crate::registry::{claims_of, Scope};
 use crate::store::LiveStatus;
 use crate::vms::{VmEntry, VmSlot};
+
+/// How long a QEMU that exited on its own is given for its `SHUTDOWN` event to be read.
+const GUEST_END_GRACE: Duration = Duration::from_millis(300);
 
 /// Default time the guest gets to power off on `shutdown`.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,6 +62,14 @@ impl Daemon {
         let result = self.start_locked(&entry, &mut slot, domain).await;
         entry.publish(&slot, None);
         result?;
+        if let Some(l) = &slot.live {
+            self.events.lifecycle(
+                name,
+                l.domain.uuid,
+                Some(l.status.id),
+                Lifecycle::Started(Started::Booted),
+            );
+        }
         drop(slot);
         self.info(name)
     }
@@ -262,7 +274,19 @@ impl Daemon {
             });
         };
         entry.publish(&slot, Some(VmState::ShuttingDown));
+        let (uuid, qmp) = (live.domain.uuid, live.qmp.clone());
         let (method, leftovers) = self.stop_live(name, live, mode).await;
+        let why = match (method, mode) {
+            (StopMethod::Powerdown, _) => Stopped::Shutdown,
+            // Gone before we asked: what QEMU said before it exited, if anything.
+            (StopMethod::AlreadyExited, _) => qmp
+                .guest_end(Duration::ZERO)
+                .await
+                .unwrap_or(Stopped::Destroyed),
+            _ => Stopped::Destroyed,
+        };
+        self.events
+            .lifecycle(name, uuid, None, Lifecycle::Stopped(why));
         self.finish_stop(&entry, &mut slot);
         Ok(StopResponse {
             name: name.into(),
@@ -340,6 +364,16 @@ impl Daemon {
     /// QEMU of VM `name` (instance `id`) exited on its own: mark it shut off and clean up.
     pub(crate) async fn on_qemu_exit(&self, name: &str, id: u32) {
         let Ok(entry) = self.entry(name) else { return };
+        // Whether the guest shut down (QEMU said so before it exited) or QEMU failed: asked
+        // before the VM's lock is taken, so that the event listener can still note it.
+        let qmp = {
+            let slot = entry.slot.lock().await;
+            match slot.live.as_ref().filter(|l| l.status.id == id) {
+                Some(l) => l.qmp.clone(),
+                None => return, // stopped by an operation meanwhile
+            }
+        };
+        let noted = qmp.guest_end(GUEST_END_GRACE).await;
         let mut slot = entry.slot.lock().await;
         if slot.live.as_ref().is_none_or(|l| l.status.id != id) {
             return; // stopped by an operation meanwhile
@@ -347,12 +381,22 @@ impl Daemon {
         let mut live = slot.live.take().expect("checked above");
         // We run inside the watcher task: do not abort ourselves.
         live.watcher = None;
+        // The guest's power-off after the button was pressed is a shutdown, even when QEMU's
+        // SHUTDOWN event was not read in time.
+        let why = noted.unwrap_or(if live.powerdown_requested {
+            Stopped::Shutdown
+        } else {
+            Stopped::Failed
+        });
         if live.powerdown_requested {
             tracing::info!(vm = %name, "the guest powered off after its power button was pressed; releasing its host resources");
         } else {
-            tracing::warn!(vm = %name, "QEMU exited on its own; marking the VM shut off and releasing its host resources");
+            tracing::warn!(vm = %name, stopped = ?why, "QEMU exited on its own; marking the VM shut off and releasing its host resources");
         }
+        let uuid = live.domain.uuid;
         self.stop_live(name, live, StopMode::Destroy).await;
+        self.events
+            .lifecycle(name, uuid, None, Lifecycle::Stopped(why));
         self.finish_stop(&entry, &mut slot);
     }
 

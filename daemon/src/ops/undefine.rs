@@ -2,6 +2,7 @@
 
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
+use crate::events::{Lifecycle, Undefined};
 use crate::model::UndefineResponse;
 use crate::registry::Scope;
 
@@ -34,7 +35,7 @@ impl Daemon {
         self.with_store(move |s| s.remove_definition(&owned))
             .await?;
         self.registry.release(name, Scope::Persistent);
-        slot.persistent = None;
+        let uuid = slot.persistent.take().and_then(|d| d.uuid);
         slot.definition_problem = None;
         if slot.is_empty() {
             slot.gone = true;
@@ -42,6 +43,8 @@ impl Daemon {
         }
         entry.publish(&slot, None);
         tracing::info!(vm = %name, "undefined");
+        self.events
+            .lifecycle(name, uuid, None, Lifecycle::Undefined(Undefined::Removed));
         Ok(UndefineResponse { name: name.into() })
     }
 }

@@ -35,6 +35,7 @@ pub(super) async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
         }
     });
     let conn = Arc::new(ConnState::default());
+    conn.events.set_writer(tx.downgrade());
     let slots = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
     loop {
         let body = match read_frame(&mut rd).await {
@@ -110,6 +111,8 @@ pub(super) async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
             (prog, t) => tracing::debug!(prog, ?t, "libvirt socket: ignored a message"),
         }
     }
+    // Its event registrations go with it.
+    conn.events.close();
     drop(tx);
     let _ = writer.await;
 }

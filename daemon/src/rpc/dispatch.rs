@@ -26,6 +26,8 @@ pub(super) struct ConnState {
     open: AtomicBool,
     /// Opened with `VIR_CONNECT_RO`: changes are refused.
     read_only: AtomicBool,
+    /// Domain event registrations ([`super::events`]).
+    pub(super) events: super::events::Registrations,
 }
 
 /// `VIR_CONNECT_RO`.
@@ -45,9 +47,12 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
         }
         Procedure::ConnectSupportsFeature => {
             let a: SupportsFeatureArgs = decode(p, args)?;
-            // Keepalive is answered; no migration, fd passing, event callbacks (yet) or
-            // close callbacks: the client falls back or does without.
-            let supported = i32::from(a.feature == remote::FEATURE_PROGRAM_KEEPALIVE);
+            // Keepalive is answered, events are filtered per callback; no migration, fd
+            // passing or close callbacks: the client falls back or does without.
+            let supported = i32::from(
+                a.feature == remote::FEATURE_PROGRAM_KEEPALIVE
+                    || a.feature == virtnet_rpc::event::FEATURE_REMOTE_EVENT_CALLBACK,
+            );
             ok(&SupportsFeatureRet { supported })
         }
         Procedure::ConnectOpen => {
@@ -76,6 +81,7 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
         Procedure::ConnectClose => {
             no_args(p, args)?;
             conn.open.store(false, Ordering::SeqCst);
+            conn.events.close();
             Ok(Vec::new())
         }
         Procedure::ConnectGetType => string_ret(p, args, "QEMU".into()),
@@ -196,6 +202,7 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
                 .await
                 .map_err(super::errors::Refusal::by_network_driver)
         }
+        p if super::events::serves(p) => super::events::call(daemon, &conn.events, p, args),
         // The procedures that change something.
         p => super::lifecycle::call(daemon, conn.read_only.load(Ordering::SeqCst), p, args).await,
     }

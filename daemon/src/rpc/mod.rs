@@ -20,6 +20,13 @@
 //! read-only) `NETWORK_DEFINE_XML(_FLAGS)`, `NETWORK_UNDEFINE`, `NETWORK_CREATE`,
 //! `NETWORK_DESTROY`, `NETWORK_SET_AUTOSTART`; `NETWORK_GET_BRIDGE_NAME` and
 //! `NETWORK_CREATE_XML` are refused with the reason (no Linux bridge, no transient networks).
+//! Domain events ([`events`], allowed read-only too): `CONNECT_DOMAIN_EVENT_CALLBACK_
+//! REGISTER_ANY`/`DEREGISTER_ANY` (`CONNECT_SUPPORTS_FEATURE` says yes to
+//! `VIR_DRV_FEATURE_REMOTE_EVENT_CALLBACK`) and the legacy `CONNECT_DOMAIN_EVENT_REGISTER_ANY`/
+//! `DEREGISTER_ANY`, for every event id; sent: `DOMAIN_EVENT_CALLBACK_LIFECYCLE` (defined
+//! added/updated, undefined, started booted, stopped shutdown/destroyed/crashed/failed) and
+//! `DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED` (a NIC's live removal completed), or their legacy
+//! forms.
 //! Every other procedure:
 //! `VIR_ERR_NO_SUPPORT`.
 
@@ -27,6 +34,7 @@ mod conn;
 mod devices;
 mod dispatch;
 mod errors;
+mod events;
 mod host;
 mod ifstats;
 mod lifecycle;
