@@ -37,7 +37,7 @@ use virtnet_rpc::{
 use super::dispatch::{decode, ok, Reply};
 use super::errors::Refusal;
 use crate::daemon::Daemon;
-use crate::events::{DomainEvent, EventKind};
+use crate::events::{DomainEvent, EventBus, EventKind};
 
 /// Registrations one connection may hold (libvirt has no limit; this bounds what a client
 /// can make the daemon keep). `virsh event --all` needs one per event id.
@@ -60,7 +60,7 @@ pub(super) fn call(daemon: &Daemon, regs: &Registrations, p: Procedure, args: &[
         Procedure::ConnectDomainEventCallbackRegisterAny => {
             let a: EventCallbackRegisterAnyArgs = decode(p, args)?;
             check_event_id(a.event_id)?;
-            let id = regs.add(daemon, a.event_id, a.dom, false)?;
+            let id = regs.add(daemon.events(), a.event_id, a.dom, false)?;
             ok(&EventCallbackId { callback_id: id })
         }
         Procedure::ConnectDomainEventCallbackDeregisterAny => {
@@ -83,7 +83,7 @@ pub(super) fn call(daemon: &Daemon, regs: &Registrations, p: Procedure, args: &[
                     format!("domain event {} already registered", a.event_id),
                 ));
             }
-            regs.add(daemon, a.event_id, None, true)?;
+            regs.add(daemon.events(), a.event_id, None, true)?;
             Ok(Vec::new())
         }
         Procedure::ConnectDomainEventDeregisterAny => {
@@ -169,7 +169,7 @@ impl Registrations {
 
     fn add(
         &self,
-        daemon: &Daemon,
+        bus: &EventBus,
         event_id: i32,
         dom: Option<NonnullDomain>,
         legacy: bool,
@@ -192,7 +192,7 @@ impl Registrations {
                     "the connection has no writer for events",
                 ));
             };
-            let rx = daemon.events().subscribe();
+            let rx = bus.subscribe();
             let task = tokio::spawn(forward(rx, Arc::downgrade(&self.inner), writer));
             inner.forwarder = Some(task.abort_handle());
         }
@@ -463,6 +463,43 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, [0, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_holds_up_nobody_and_loses_the_oldest_events() {
+        let bus = EventBus::default();
+        let regs = Registrations::default();
+        // The connection's writer, never drained (a client that does not read its socket).
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
+        regs.set_writer(tx.downgrade());
+        let id = regs.add(&bus, EVENT_ID_LIFECYCLE, None, false).unwrap();
+        assert_eq!(id, 1, "libvirt's callback ids start at 1");
+        let sent = crate::events::CAPACITY * 3;
+        let t = std::time::Instant::now();
+        for _ in 0..sent {
+            bus.emit(event(EventKind::Lifecycle(Lifecycle::Defined(Defined::Updated))));
+            tokio::task::yield_now().await;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "emitting waited");
+        // What the client gets once it reads: at most the bus's backlog plus what was queued.
+        let mut got = 0;
+        while let Ok(Some(_)) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await
+        {
+            got += 1;
+        }
+        assert!(got > 0 && got < sent, "got {got} of {sent}");
+        // Its registrations end with the connection: no more frames.
+        regs.close();
+        tokio::task::yield_now().await;
+        bus.emit(event(EventKind::Lifecycle(Lifecycle::Defined(Defined::Updated))));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv())
+                .await
+                .is_err(),
+            "a frame after close"
+        );
+        drop(tx);
     }
 
     #[test]
