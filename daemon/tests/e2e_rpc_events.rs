@@ -3,12 +3,13 @@
 //! that powers off on its own, destroy, a QEMU that dies, undefine, and the device-removed event of a NIC the running guest released
 //! after `virsh detach-device --live`; python3-libvirt's event API
 //! (`virEventRegisterDefaultImpl` + `domainEventRegisterAny`, with and without a domain)
-//! gets the lifecycle events of its own cycle. Real virtnetd, real QEMU (TCG), the test
+//! gets the lifecycle events of its own cycle; a raw client checks libvirtd's rules for the
+//! callback and legacy registrations. Real virtnetd, real QEMU (TCG), the test
 //! guest, a private network namespace.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +17,14 @@ use std::time::{Duration, Instant};
 use common::e2e::{post_json, qmp, ready_console, wait_until, CMD};
 use common::{domain_xml, TestDaemon};
 use serde_json::json;
+use virtnet_rpc::event::{
+    CallbackLifecycleMsg, EventCallbackId, EventCallbackRegisterAnyArgs, EventRegisterAnyArgs,
+    LifecycleMsg, FEATURE_REMOTE_EVENT_CALLBACK,
+};
+use virtnet_rpc::frame;
+use virtnet_rpc::remote::{ConnectOpenArgs, SupportsFeatureArgs, SupportsFeatureRet};
+use virtnet_rpc::xdr::{from_bytes, to_bytes};
+use virtnet_rpc::{Header, MessageType, Procedure, RemoteError, Status, REMOTE_PROGRAM};
 use virtnet_testkit::{add_bridge, bridge_nic, require, runtime, with_netns, Need, TestDomain};
 
 fn uri(d: &TestDaemon) -> String {
@@ -138,15 +147,11 @@ impl Drop for EventWatch {
 
 /// Defines throwaway domains until virsh prints their event: its registrations are in.
 fn wait_registered(d: &TestDaemon, w: &EventWatch) {
-    wait_until(
-        "virsh event to register",
-        Duration::from_secs(30),
-        || {
-            assert_eq!(d.define(&domain_xml("probe", "")).0 / 100, 2);
-            std::thread::sleep(Duration::from_millis(200));
-            !w.events_of("probe").is_empty()
-        },
-    );
+    wait_until("virsh event to register", Duration::from_secs(30), || {
+        assert_eq!(d.define(&domain_xml("probe", "")).0 / 100, 2);
+        std::thread::sleep(Duration::from_millis(200));
+        !w.events_of("probe").is_empty()
+    });
 }
 
 #[test]
@@ -217,16 +222,22 @@ fn virsh_event_all_prints_lifecycle_and_device_removed_events() {
             Some("application/json"),
             "{\"timeout_secs\": 60}",
         );
-        assert_eq!((s, v["stopped_by"].as_str()), (200, Some("powerdown")), "{v}");
+        assert_eq!(
+            (s, v["stopped_by"].as_str()),
+            (200, Some("powerdown")),
+            "{v}"
+        );
         // The guest powers off with nobody asking virtnetd: QEMU says SHUTDOWN and exits.
         virsh_ok(&d, &["start", "ev"]);
         runtime().block_on(async {
             ready_console(&serial).await;
         });
         qmp(&d, "ev", "system_powerdown", json!({})).unwrap();
-        wait_until("the guest's poweroff noticed", Duration::from_secs(60), || {
-            d.get("/v1/domains/ev").1["state"] == "shut_off"
-        });
+        wait_until(
+            "the guest's poweroff noticed",
+            Duration::from_secs(60),
+            || d.get("/v1/domains/ev").1["state"] == "shut_off",
+        );
         // destroy; a start again; QEMU killed behind virtnetd's back; undefine.
         virsh_ok(&d, &["start", "ev"]);
         virsh_ok(&d, &["destroy", "ev"]);
@@ -340,4 +351,153 @@ for s in sorted(seen):
         ],
         "{stdout}"
     );
+}
+
+/// A raw client of the libvirt socket (frames by hand).
+struct Raw(std::os::unix::net::UnixStream);
+
+impl Raw {
+    fn connect(d: &TestDaemon) -> Raw {
+        let s = std::os::unix::net::UnixStream::connect(d.base.join("run/libvirt-sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Raw(s)
+    }
+
+    fn call(&mut self, p: Procedure, serial: u32, payload: &[u8]) -> Result<Vec<u8>, String> {
+        let h = Header {
+            prog: REMOTE_PROGRAM,
+            vers: 1,
+            proc_: p.to_u32(),
+            type_: MessageType::Call,
+            serial,
+            status: Status::Ok,
+        };
+        self.0.write_all(&frame::encode_frame(&h, payload)).unwrap();
+        let (h, p) = self.recv().expect("a reply");
+        assert_eq!((h.type_, h.serial), (MessageType::Reply, serial), "{h:?}");
+        match h.status {
+            Status::Ok => Ok(p),
+            _ => Err(from_bytes::<RemoteError>(&p).unwrap().message.unwrap()),
+        }
+    }
+
+    /// The next frame; `None` on a timeout or a closed connection.
+    fn recv(&mut self) -> Option<(Header, Vec<u8>)> {
+        let mut word = [0u8; 4];
+        self.0.read_exact(&mut word).ok()?;
+        let len = frame::body_len(word).unwrap();
+        let mut body = vec![0; len];
+        self.0.read_exact(&mut body).unwrap();
+        let (h, p) = frame::split_body(&body).unwrap();
+        Some((h, p.to_vec()))
+    }
+}
+
+#[test]
+fn legacy_and_callback_registrations_behave_as_libvirtds() {
+    if !require(&[Need::Root]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path());
+    let mut c = Raw::connect(&d);
+    let open = to_bytes(&ConnectOpenArgs {
+        name: Some("qemu:///system".into()),
+        flags: 1, // read-only: events are allowed
+    });
+    c.call(Procedure::ConnectOpen, 1, &open).unwrap();
+    let feature = to_bytes(&SupportsFeatureArgs {
+        feature: FEATURE_REMOTE_EVENT_CALLBACK,
+    });
+    let r = c
+        .call(Procedure::ConnectSupportsFeature, 2, &feature)
+        .unwrap();
+    assert_eq!(from_bytes::<SupportsFeatureRet>(&r).unwrap().supported, 1);
+
+    let cb_args = |event_id| {
+        to_bytes(&EventCallbackRegisterAnyArgs {
+            event_id,
+            dom: None,
+        })
+    };
+    let legacy = |event_id| to_bytes(&EventRegisterAnyArgs { event_id });
+    assert_eq!(
+        c.call(
+            Procedure::ConnectDomainEventCallbackRegisterAny,
+            3,
+            &cb_args(27)
+        ),
+        Err("unsupported event ID 27".into())
+    );
+    c.call(Procedure::ConnectDomainEventRegisterAny, 4, &legacy(0))
+        .unwrap();
+    assert_eq!(
+        c.call(Procedure::ConnectDomainEventRegisterAny, 5, &legacy(0)),
+        Err("domain event 0 already registered".into())
+    );
+    let r = c
+        .call(
+            Procedure::ConnectDomainEventCallbackRegisterAny,
+            6,
+            &cb_args(0),
+        )
+        .unwrap();
+    let id = from_bytes::<EventCallbackId>(&r).unwrap().callback_id;
+
+    // A define through the HTTP API: one message per registration, in each one's form.
+    let (s, v) = d.define(&domain_xml("raw1", ""));
+    assert_eq!(s, 201, "{v}");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let (h, p) = c.recv().expect("an event");
+        assert_eq!((h.type_, h.serial), (MessageType::Message, 0), "{h:?}");
+        got.push(match Procedure::from_u32(h.proc_) {
+            Procedure::DomainEventLifecycle => {
+                let m: LifecycleMsg = from_bytes(&p).unwrap();
+                (None, m.dom.name, m.event, m.detail)
+            }
+            Procedure::DomainEventCallbackLifecycle => {
+                let m: CallbackLifecycleMsg = from_bytes(&p).unwrap();
+                (
+                    Some(m.callback_id),
+                    m.msg.dom.name,
+                    m.msg.event,
+                    m.msg.detail,
+                )
+            }
+            other => panic!("unexpected {other}"),
+        });
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (None, "raw1".to_string(), 0, 0),
+            (Some(id), "raw1".to_string(), 0, 0)
+        ]
+    );
+
+    // Deregistered (twice is refused): an undefine sends nothing, the next frame is a reply.
+    let dereg = to_bytes(&EventCallbackId { callback_id: id });
+    c.call(
+        Procedure::ConnectDomainEventCallbackDeregisterAny,
+        7,
+        &dereg,
+    )
+    .unwrap();
+    assert!(c
+        .call(
+            Procedure::ConnectDomainEventCallbackDeregisterAny,
+            8,
+            &dereg
+        )
+        .is_err());
+    c.call(Procedure::ConnectDomainEventDeregisterAny, 9, &legacy(0))
+        .unwrap();
+    assert_eq!(
+        c.call(Procedure::ConnectDomainEventDeregisterAny, 10, &legacy(0)),
+        Err("domain event 0 not registered".into())
+    );
+    assert_eq!(d.call("DELETE", "/v1/domains/raw1", None, "").0, 200);
+    c.call(Procedure::ConnectGetType, 11, &[]).unwrap();
 }

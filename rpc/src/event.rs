@@ -92,3 +92,63 @@ xdr_struct! {
         pub msg: DeviceRemovedMsg,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xdr::{from_bytes, to_bytes};
+    use crate::RpcError;
+
+    #[test]
+    fn a_registration_for_every_domain_has_a_null_domain() {
+        // What virsh sends for `event --all`: eventID, then `remote_domain` NULL (false).
+        let a: EventCallbackRegisterAnyArgs = from_bytes(&[0, 0, 0, 15, 0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            a,
+            EventCallbackRegisterAnyArgs {
+                event_id: EVENT_ID_DEVICE_REMOVED,
+                dom: None
+            }
+        );
+        // A domain: present (true), name, uuid, id.
+        let dom = NonnullDomain {
+            name: "vm".into(),
+            uuid: [7; 16],
+            id: -1,
+        };
+        let with = EventCallbackRegisterAnyArgs {
+            event_id: 0,
+            dom: Some(dom),
+        };
+        let bytes = to_bytes(&with);
+        assert_eq!(&bytes[..12], [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2]);
+        assert_eq!(bytes.len(), 4 + 4 + 8 + 16 + 4);
+        assert_eq!(from_bytes::<EventCallbackRegisterAnyArgs>(&bytes), Ok(with));
+        // Neither more nor less than the struct.
+        assert!(matches!(
+            from_bytes::<EventCallbackRegisterAnyArgs>(&[0, 0, 0, 0, 0, 0, 0, 2]),
+            Err(RpcError::BadEnum { .. })
+        ));
+        assert!(from_bytes::<EventCallbackId>(&[0, 0, 0, 1, 0]).is_err());
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let msg = CallbackDeviceRemovedMsg {
+            callback_id: 4,
+            msg: DeviceRemovedMsg {
+                dom: NonnullDomain {
+                    name: "a".into(),
+                    uuid: [1; 16],
+                    id: 2,
+                },
+                dev_alias: "net10".into(),
+            },
+        };
+        let bytes = to_bytes(&msg);
+        // callbackID, then the legacy message: the domain, then the alias (5 bytes, padded).
+        assert_eq!(&bytes[..4], [0, 0, 0, 4]);
+        assert_eq!(&bytes[bytes.len() - 12..], b"\0\0\0\x05net10\0\0\0");
+        assert_eq!(from_bytes::<CallbackDeviceRemovedMsg>(&bytes), Ok(msg));
+    }
+}

@@ -477,10 +477,15 @@ mod tests {
         let sent = crate::events::CAPACITY * 3;
         let t = std::time::Instant::now();
         for _ in 0..sent {
-            bus.emit(event(EventKind::Lifecycle(Lifecycle::Defined(Defined::Updated))));
+            bus.emit(event(EventKind::Lifecycle(Lifecycle::Defined(
+                Defined::Updated,
+            ))));
             tokio::task::yield_now().await;
         }
-        assert!(t.elapsed() < std::time::Duration::from_secs(5), "emitting waited");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "emitting waited"
+        );
         // What the client gets once it reads: at most the bus's backlog plus what was queued.
         let mut got = 0;
         while let Ok(Some(_)) =
@@ -492,7 +497,9 @@ mod tests {
         // Its registrations end with the connection: no more frames.
         regs.close();
         tokio::task::yield_now().await;
-        bus.emit(event(EventKind::Lifecycle(Lifecycle::Defined(Defined::Updated))));
+        bus.emit(event(EventKind::Lifecycle(Lifecycle::Defined(
+            Defined::Updated,
+        ))));
         assert!(
             tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv())
                 .await
