@@ -250,6 +250,9 @@ impl Daemon {
                 let owned = name.to_string();
                 self.with_store(move |s| s.remove_status(&owned)).await?;
                 slot.status_problem = None;
+                let uuid = slot.persistent.as_ref().and_then(|d| d.uuid);
+                self.events
+                    .lifecycle(name, uuid, None, Lifecycle::Stopped(Stopped::Destroyed));
                 self.finish_stop(&entry, &mut slot);
                 tracing::warn!(vm = %name, "discarded an unreadable live status");
                 return Ok(StopResponse {
