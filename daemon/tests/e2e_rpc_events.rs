@@ -1,6 +1,6 @@
 //! Domain events over `RUN_DIR/libvirt-sock`: the real `virsh event --all --loop` (Debian's
-//! libvirt-clients, unchanged) prints the lifecycle events of define, start, shutdown, a guest
-//! that powers off on its own, destroy, a QEMU that dies, undefine, and the device-removed event of a NIC the running guest released
+//! libvirt-clients, unchanged) prints the lifecycle events of define, start, shutdown (the
+//! API's and virsh's), a guest that powers off on its own, destroy, a QEMU that dies, undefine, and the device-removed event of a NIC the running guest released
 //! after `virsh detach-device --live`; python3-libvirt's event API
 //! (`virEventRegisterDefaultImpl` + `domainEventRegisterAny`, with and without a domain)
 //! gets the lifecycle events of its own cycle; a raw client checks libvirtd's rules for the
@@ -238,6 +238,17 @@ fn virsh_event_all_prints_lifecycle_and_device_removed_events() {
             Duration::from_secs(60),
             || d.get("/v1/domains/ev").1["state"] == "shut_off",
         );
+        // virsh shutdown: the power button, then the guest powers off.
+        virsh_ok(&d, &["start", "ev"]);
+        runtime().block_on(async {
+            ready_console(&serial).await;
+        });
+        virsh_ok(&d, &["shutdown", "ev"]);
+        wait_until(
+            "the guest's poweroff noticed",
+            Duration::from_secs(60),
+            || d.get("/v1/domains/ev").1["state"] == "shut_off",
+        );
         // destroy; a start again; QEMU killed behind virtnetd's back; undefine.
         virsh_ok(&d, &["start", "ev"]);
         virsh_ok(&d, &["destroy", "ev"]);
@@ -258,6 +269,8 @@ fn virsh_event_all_prints_lifecycle_and_device_removed_events() {
                 "lifecycle: Defined Added",
                 "lifecycle: Started Booted",
                 &removed,
+                "lifecycle: Stopped Shutdown",
+                "lifecycle: Started Booted",
                 "lifecycle: Stopped Shutdown",
                 "lifecycle: Started Booted",
                 "lifecycle: Stopped Shutdown",
