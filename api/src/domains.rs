@@ -7,6 +7,20 @@ use serde::{Deserialize, Serialize};
 /// The version of the HTTP API (the `/v1` path prefix).
 pub const API_VERSION: u32 = 1;
 
+/// Why a VM last stopped (libvirt's shut-off reasons that virtnet can tell apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The guest powered off.
+    Shutdown,
+    /// Stopped by the host (destroy, or a shutdown the guest did not act on in time).
+    Destroyed,
+    /// The guest crashed (a guest panic).
+    Crashed,
+    /// QEMU ended without being asked to.
+    Failed,
+}
+
 /// A VM's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,6 +125,9 @@ pub struct DomainInfo {
     /// While running: the VM's cgroup, or why it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupInfo>,
+    /// While shut off: why it last stopped, if it ran since virtnetd started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
 }
 
 /// Where a running VM's processes are accounted and limited.

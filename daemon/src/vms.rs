@@ -13,6 +13,7 @@ use virtnet_conf::Domain;
 use virtnet_host::cgroup::CgroupVersion;
 use virtnet_host::CgroupPlacement;
 
+use crate::events::Stopped;
 use crate::live::{Live, QmpLink};
 use crate::model::{Stalled, VmState};
 
@@ -30,6 +31,8 @@ pub struct VmSlot {
     pub live: Option<Live>,
     /// Why the live status could not be read (VM state unknown).
     pub status_problem: Option<String>,
+    /// Why it last stopped (since virtnetd started); shown while shut off.
+    pub last_stop: Option<Stopped>,
 }
 
 impl VmSlot {
@@ -78,6 +81,8 @@ pub struct VmView {
     pub qmp: Option<Arc<QmpLink>>,
     /// The running VM's cgroup, or why it has none.
     pub cgroup: Option<CgroupInfo>,
+    /// While shut off: why it last stopped.
+    pub stop_reason: Option<Stopped>,
 }
 
 impl VmView {
@@ -124,6 +129,7 @@ impl VmEntry {
                 pending_removals: Vec::new(),
                 qmp: None,
                 cgroup: None,
+                stop_reason: None,
             })),
         }
     }
@@ -159,6 +165,7 @@ impl VmEntry {
                 .unwrap_or_default(),
             qmp: live.map(|l| l.qmp.clone()),
             cgroup: live.and_then(|l| l.status.host_resources.cgroup.as_ref().map(cgroup_info)),
+            stop_reason: slot.last_stop.filter(|_| state == VmState::ShutOff),
         };
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
     }

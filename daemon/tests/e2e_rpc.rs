@@ -222,8 +222,13 @@ fn virsh_queries_the_host_and_drives_domains() {
         "Domain 'vm1' destroyed"
     );
     assert_eq!(virsh_ok(&d, &["domstate", "vm1"]).trim(), "shut off");
+    assert_eq!(
+        virsh_ok(&d, &["domstate", "--reason", "vm1"]).trim(),
+        "shut off (destroyed)"
+    );
     let (_, v) = d.get("/v1/domains/vm1");
     assert_eq!(v["state"], "shut_off", "{v}");
+    assert_eq!(v["stop_reason"], "destroyed", "{v}");
 
     // Define and undefine through virsh; bad XML gets virtnet's located message.
     let file = dir.path().join("vm2.xml");

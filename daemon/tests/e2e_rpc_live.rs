@@ -400,6 +400,11 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
         // --mode acpi is the same power button.
         let (ok, _, err, _) = virsh(&d, &["shutdown", "lv", "--mode", "acpi"]);
         assert!(!ok && err.contains("domain is not running"), "{err}");
+        assert_eq!(
+            virsh_ok(&d, &["domstate", "--reason", "lv"]).trim(),
+            "shut off (shutdown)",
+            "the guest powered off"
+        );
 
         // destroy, undefine.
         virsh_ok(&d, &["start", "lv"]);

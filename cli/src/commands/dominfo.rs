@@ -97,6 +97,7 @@ mod tests {
             qmp_socket: None,
             log_path: None,
             problem: None,
+            stop_reason: None,
             stalled: Some(Stalled {
                 reason: "`netdev_add` of the attach got no reply".into(),
                 operation: "attach-device".into(),

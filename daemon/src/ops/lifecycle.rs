@@ -58,6 +58,8 @@ impl Daemon {
         let Some(domain) = slot.persistent.clone() else {
             return Err(DaemonError::NoSuchVm { name: name.into() });
         };
+        // A failed start has no stop reason of its own: the last one no longer applies.
+        slot.last_stop = None;
         entry.publish(&slot, Some(VmState::Starting));
         let result = self.start_locked(&entry, &mut slot, domain).await;
         entry.publish(&slot, None);
@@ -253,6 +255,7 @@ impl Daemon {
                 let uuid = slot.persistent.as_ref().and_then(|d| d.uuid);
                 self.events
                     .lifecycle(name, uuid, None, Lifecycle::Stopped(Stopped::Destroyed));
+                slot.last_stop = Some(Stopped::Destroyed);
                 self.finish_stop(&entry, &mut slot);
                 tracing::warn!(vm = %name, "discarded an unreadable live status");
                 return Ok(StopResponse {
@@ -290,6 +293,7 @@ impl Daemon {
         };
         self.events
             .lifecycle(name, uuid, None, Lifecycle::Stopped(why));
+        slot.last_stop = Some(why);
         self.finish_stop(&entry, &mut slot);
         Ok(StopResponse {
             name: name.into(),
@@ -400,6 +404,7 @@ impl Daemon {
         self.stop_live(name, live, StopMode::Destroy).await;
         self.events
             .lifecycle(name, uuid, None, Lifecycle::Stopped(why));
+        slot.last_stop = Some(why);
         self.finish_stop(&entry, &mut slot);
     }
 

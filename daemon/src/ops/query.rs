@@ -6,8 +6,10 @@ use virtnet_conf::{Domain, Interface};
 
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
+use crate::events::Stopped;
 use crate::model::{
-    DomainInfo, DomainList, DomainSummary, FilterReport, InterfaceList, InterfaceRow, XmlResponse,
+    DomainInfo, DomainList, DomainSummary, FilterReport, InterfaceList, InterfaceRow, StopReason,
+    XmlResponse,
 };
 use crate::vms::VmView;
 use virtnet_host::nwfilter;
@@ -61,6 +63,12 @@ impl Daemon {
             problem: v.problem.clone(),
             stalled: v.stalled(),
             cgroup: v.cgroup.clone(),
+            stop_reason: v.stop_reason.map(|s| match s {
+                Stopped::Shutdown => StopReason::Shutdown,
+                Stopped::Destroyed => StopReason::Destroyed,
+                Stopped::Crashed => StopReason::Crashed,
+                Stopped::Failed => StopReason::Failed,
+            }),
         })
     }
 

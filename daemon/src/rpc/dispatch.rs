@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use virtnet_api::domains::{DomainSummary, VmState};
+use virtnet_api::domains::{DomainSummary, StopReason, VmState};
 use virtnet_rpc::remote::{
     self, AuthListRet, ConnectOpenArgs, DomainArgs, DomainFlagsArgs, DomainGetInfoRet,
     DomainGetStateRet, DomainRet, IntRet, ListAllDomainsArgs, ListAllDomainsRet, LookupByIdArgs,
@@ -153,7 +153,10 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
                 return Err(unsupported_flags(a.flags, "virDomainGetState"));
             }
             let d = daemon.info(&a.dom.name).map_err(|e| remote_error(&e))?;
-            let (state, reason) = state(d.state);
+            let (state, mut reason) = state(d.state);
+            if let Some(why) = d.stop_reason {
+                reason = shutoff_reason(why);
+            }
             ok(&DomainGetStateRet { state, reason })
         }
         Procedure::DomainIsActive => {
@@ -271,6 +274,16 @@ pub(super) fn state(s: VmState) -> (i32, i32) {
         VmState::ShutOff => (5, 0),
         VmState::ShuttingDown => (4, 0),
         VmState::Starting | VmState::Unknown => (0, 0),
+    }
+}
+
+/// `virDomainShutoffReason` for why a VM stopped.
+fn shutoff_reason(why: StopReason) -> i32 {
+    match why {
+        StopReason::Shutdown => 1,
+        StopReason::Destroyed => 2,
+        StopReason::Crashed => 3,
+        StopReason::Failed => 6,
     }
 }
 
