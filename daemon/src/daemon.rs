@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::task::AbortHandle;
 use virtnet_conf::{load_domain, Domain};
-use virtnet_host::{HostNet, LinuxHost};
+use virtnet_host::{HostNet, LinuxHost, Vsctl};
 use virtnet_qemu::{QemuCaps, QemuUser};
 
 use crate::config::Config;
@@ -82,8 +82,12 @@ impl Daemon {
             &config.qemu_user,
         )
         .await?;
+        let ovs = match &config.ovsdb {
+            Some(db) => Vsctl::default().with_db(db),
+            None => Vsctl::default(),
+        };
         let host = LinuxHost::new()
-            .map(|h| Arc::new(h) as Arc<dyn HostNet>)
+            .map(|h| Arc::new(h.with_ovs(ovs)) as Arc<dyn HostNet>)
             .map_err(Arc::new);
         if let Err(e) = &host {
             tracing::warn!(error = %e, "host networking unavailable: VMs with host NICs cannot start");
