@@ -51,7 +51,9 @@ fn add_port_sets_external_ids_and_vlan_and_undo_removes_it() {
             trunk: false,
             native: None,
         };
-        let undo = host.ovs_add_port(&port("br-int", "t0", Some(access))).unwrap();
+        let undo = host
+            .ovs_add_port(&port("br-int", "t0", Some(access)))
+            .unwrap();
         assert_eq!(
             undo,
             HostUndo::OvsDelPort {
@@ -85,7 +87,9 @@ fn add_port_sets_external_ids_and_vlan_and_undo_removes_it() {
             trunk: true,
             native: None,
         };
-        let undo = host.ovs_add_port(&port("br-int", "t0", Some(trunk))).unwrap();
+        let undo = host
+            .ovs_add_port(&port("br-int", "t0", Some(trunk)))
+            .unwrap();
         assert_eq!(ovs.get("Port", "t0", "trunks"), "[42, 43]");
         assert_eq!(ovs.get("Port", "t0", "tag"), "[]");
         let mut stack = UndoStack::from(t.undo.clone());
@@ -126,7 +130,10 @@ fn a_bridge_ovs_does_not_have_is_refused() {
             .unwrap()
             .with_ovs(Vsctl::default().with_db(format!("unix:{}/none.sock", dir.path().display())));
         let e = gone.ovs_add_port(&port("br-int", "t1", None)).unwrap_err();
-        assert!(matches!(e, HostError::Ovs { .. }) && !e.is_user_error(), "{e}");
+        assert!(
+            matches!(e, HostError::Ovs { .. }) && !e.is_user_error(),
+            "{e}"
+        );
         assert!(e.to_string().contains("none.sock"), "{e}");
     });
 }

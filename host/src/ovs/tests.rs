@@ -54,22 +54,25 @@ fn vlans_become_tag_trunks_and_vlan_mode() {
             tagged: false,
         }),
     };
-    assert_eq!(cols(native), "vlan_mode=native-untagged tag=42 trunks=42,43");
+    assert_eq!(
+        cols(native),
+        "vlan_mode=native-untagged tag=42 trunks=42,43"
+    );
 }
 
 /// Removal names the port only (wherever it is) and tolerates a missing one.
 #[test]
 fn del_port_is_idempotent_and_global_options_come_first() {
-    assert_eq!(del_port_args("vnet3").join(" "), "-- --if-exists del-port vnet3");
+    assert_eq!(
+        del_port_args("vnet3").join(" "),
+        "-- --if-exists del-port vnet3"
+    );
     let v = Vsctl::default().with_db("unix:/tmp/x/db.sock");
     assert_eq!(
         v.argv(&del_port_args("vnet3")).join(" "),
         "--timeout=5 --db=unix:/tmp/x/db.sock -- --if-exists del-port vnet3"
     );
-    assert_eq!(
-        Vsctl::default().db(),
-        "unix:/var/run/openvswitch/db.sock"
-    );
+    assert_eq!(Vsctl::default().db(), "unix:/var/run/openvswitch/db.sock");
 }
 
 /// A port is stored in the VM's undo record as this (read back after a restart).
@@ -84,5 +87,8 @@ fn undo_stored_form() {
         json,
         r#"{"undo":"ovs_del_port","bridge":"br-int","port":"vnet3"}"#
     );
-    assert_eq!(serde_json::from_str::<crate::HostUndo>(&json).unwrap(), step);
+    assert_eq!(
+        serde_json::from_str::<crate::HostUndo>(&json).unwrap(),
+        step
+    );
 }

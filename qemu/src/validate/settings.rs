@@ -88,14 +88,11 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 return None;
             }
             let why = match vp.kind.as_deref() {
-                Some("openvswitch") if ty == InterfaceType::Network => {
-                    "Open vSwitch networks (<forward mode='bridge'/> with <virtualport \
-                     type='openvswitch'/>) are not supported yet; use <interface type='bridge'> \
-                     with <source bridge='OVS-BRIDGE'/> and this <virtualport>"
-                }
                 Some("openvswitch") => {
                     "an Open vSwitch port is a tap virtnet adds to an OVS bridge: use \
-                     type='bridge' with <source bridge='OVS-BRIDGE'/>"
+                     type='bridge' with <source bridge='OVS-BRIDGE'/> (libvirt's network form, \
+                     <forward mode='bridge'/> with <virtualport type='openvswitch'/>, is not \
+                     supported yet)"
                 }
                 Some("802.1Qbg") => {
                     "802.1Qbg (VEPA/VDP) port profiles need a VDP daemon (lldpad) virtnet does \
@@ -107,7 +104,7 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                 }
                 Some("midonet") => "MidoNet ports need a MidoNet agent virtnet does not talk to",
                 _ => {
-                    "virtnet networks and Linux bridges use no virtual port profiles (an Open \
+                    "virtnet networks and bridges use no virtual port profiles (an Open \
                      vSwitch bridge needs type='openvswitch')"
                 }
             };

@@ -689,7 +689,7 @@ fn openvswitch_port_on_bridge_only_with_its_vlan() {
     );
     let r = validate_domain(Operation::Define, &network, None).unwrap_err();
     assert_eq!(r.0[0].rule, Rule::VirtualPortNotSupported, "{r}");
-    assert!(r.to_string().contains("Open vSwitch networks"), "{r}");
+    assert!(r.to_string().contains("libvirt's network form"), "{r}");
 }
 
 /// Start and attach see a network NIC resolved onto its switch port (vhost-user, QEMU the
