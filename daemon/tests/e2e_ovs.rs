@@ -10,7 +10,8 @@
 //!   XML and set as its iface-id; detaching it removes its port and tap.
 //! - A start on a bridge OVS does not have fails naming it and leaves no port and no tap.
 //! - destroy removes the port; after virtnetd and QEMU are killed (kill -9), the restarted
-//!   virtnetd's recovery removes it.
+//!   virtnetd's recovery removes it; a port of the VM no record holds is swept at startup,
+//!   another manager's port is not.
 
 mod common;
 
@@ -237,6 +238,39 @@ fn ovs_port_external_ids_ping_hotplug_and_stop() {
         wait_gone(&ovs, "recovery to remove the port");
         let (_, info): (u16, Value) = d.get("/v1/domains/ovs");
         assert_eq!(info["state"], "shut_off", "{info}\n{}", d.log());
+
+        // A port of this VM no record holds (a crash between adding it and recording it) is
+        // removed when virtnetd starts; another manager's port (a VM virtnet does not know)
+        // stays.
+        for (port, vm) in [
+            ("stale0", UUID),
+            ("other0", "0b2d64da-3d0e-431e-a32a-4b3e3e6b1a7e"),
+        ] {
+            ovs.vsctl(&[
+                "add-port",
+                "br-int",
+                port,
+                "--",
+                "set",
+                "Interface",
+                port,
+                &format!("external_ids:vm-id={vm}"),
+            ]);
+        }
+        d.stop();
+        d.restart();
+        common::e2e::wait_until(
+            "the sweep to remove stale0",
+            Duration::from_secs(15),
+            || {
+                let mut p = ovs.all_ports();
+                p.sort();
+                p == ["h42", "other0"]
+            },
+        );
+        assert!(d
+            .log()
+            .contains("removed an Open vSwitch port left by a crash"));
         d.stop();
         drop(ovs);
     });

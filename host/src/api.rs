@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::netlink::LinkStatus;
 use crate::nwfilter::TapFilter;
-use crate::ovs::OvsPortSpec;
+use crate::ovs::{OvsInterface, OvsPortSpec};
 use crate::script::{ScriptRun, ScriptWait};
 use crate::shaping::ShapeSpec;
 use crate::tap::{TapHandle, TapSpec};
@@ -47,6 +47,10 @@ pub trait HostNet: Send + Sync {
 
     /// Removes an Open vSwitch port (a tap); a missing port is fine.
     fn ovs_del_port(&self, port: &str) -> Result<()>;
+
+    /// The Open vSwitch interfaces with their `vm-id` (to find ports a crash left); an error
+    /// when there is no Open vSwitch to ask.
+    fn ovs_interfaces(&self) -> Result<Vec<OvsInterface>>;
 
     /// Creates a macvtap on a host device and opens its `/dev/tapN` queues.
     fn create_macvtap(&self, spec: &MacvtapSpec) -> Result<MacvtapHandle>;

@@ -409,6 +409,17 @@ impl HostNet for FakeHost {
         })
     }
 
+    fn ovs_interfaces(&self) -> Result<Vec<crate::ovs::OvsInterface>> {
+        let s = self.lock();
+        Ok(s.ovs_ports
+            .values()
+            .map(|p| crate::ovs::OvsInterface {
+                name: p.port.clone(),
+                vm_id: Some(p.vm_id.clone()),
+            })
+            .collect())
+    }
+
     fn ovs_del_port(&self, port: &str) -> Result<()> {
         let mut s = self.enter(FakeCall::OvsDelPort(port.to_string()))?;
         s.ovs_ports.remove(port);

@@ -55,7 +55,7 @@ pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
 pub use netlink::{LinkCounters, LinkStatus, Neighbour};
 pub use nwfilter::{FilterSpec, FilterStatus, TapFilter};
-pub use ovs::{OvsNative, OvsPortSpec, OvsVlan, Vsctl};
+pub use ovs::{OvsInterface, OvsNative, OvsPortSpec, OvsVlan, Vsctl};
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,
 };

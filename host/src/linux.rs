@@ -117,6 +117,10 @@ impl HostNet for LinuxHost {
         self.ovs.del_port(port)
     }
 
+    fn ovs_interfaces(&self) -> Result<Vec<crate::ovs::OvsInterface>> {
+        self.ovs.interfaces()
+    }
+
     fn create_macvtap(&self, spec: &MacvtapSpec) -> Result<MacvtapHandle> {
         self.create_macvtap_impl(spec)
     }

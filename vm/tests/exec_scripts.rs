@@ -155,6 +155,9 @@ impl HostNet for RealScripts {
     fn ovs_del_port(&self, port: &str) -> virtnet_host::Result<()> {
         self.0.ovs_del_port(port)
     }
+    fn ovs_interfaces(&self) -> virtnet_host::Result<Vec<virtnet_host::OvsInterface>> {
+        self.0.ovs_interfaces()
+    }
     fn create_macvtap(&self, spec: &MacvtapSpec) -> virtnet_host::Result<MacvtapHandle> {
         self.0.create_macvtap(spec)
     }

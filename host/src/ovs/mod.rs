@@ -69,6 +69,32 @@ pub struct OvsPortSpec {
     pub vlan: Option<OvsVlan>,
 }
 
+/// One Open vSwitch interface as [`Vsctl::interfaces`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OvsInterface {
+    /// Its name (for virtnet's ports, the tap's).
+    pub name: String,
+    /// `external_ids:vm-id`, if set (libvirt's and virtnet's ports have it).
+    pub vm_id: Option<String>,
+}
+
+/// Reads `ovs-vsctl --format=json --columns=name,external_ids list Interface`.
+pub fn parse_interfaces(json: &str) -> Option<Vec<OvsInterface>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let rows = v.get("data")?.as_array()?;
+    rows.iter()
+        .map(|row| {
+            let name = row.get(0)?.as_str()?.to_string();
+            // ["map", [["key", "value"], ...]]
+            let pairs = row.get(1)?.get(1)?.as_array()?;
+            let vm_id = pairs.iter().find_map(|p| {
+                (p.get(0)?.as_str()? == "vm-id").then(|| p.get(1)?.as_str().map(String::from))?
+            });
+            Some(OvsInterface { name, vm_id })
+        })
+        .collect()
+}
+
 /// The port's columns for `add-port` (`tag=42`, `trunks=42,43`, `vlan_mode=...`), as libvirt
 /// writes them.
 fn vlan_columns(v: &OvsVlan) -> Vec<String> {

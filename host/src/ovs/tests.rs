@@ -92,3 +92,23 @@ fn undo_stored_form() {
         step
     );
 }
+
+/// ovs-vsctl's JSON listing gives each interface's name and vm-id.
+#[test]
+fn interfaces_are_read_from_the_json_listing() {
+    let json = r#"{"data":[["vnet0",["map",[["attached-mac","52:54:00:00:00:01"],["vm-id","c7a5fdbd-edaf-9455-926a-d65c16db1809"]]]],["br-int",["map",[]]]],"headings":["name","external_ids"]}"#;
+    assert_eq!(
+        parse_interfaces(json).unwrap(),
+        [
+            OvsInterface {
+                name: "vnet0".into(),
+                vm_id: Some("c7a5fdbd-edaf-9455-926a-d65c16db1809".into()),
+            },
+            OvsInterface {
+                name: "br-int".into(),
+                vm_id: None,
+            },
+        ]
+    );
+    assert_eq!(parse_interfaces("nonsense"), None);
+}

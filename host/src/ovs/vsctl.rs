@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::{add_port_args, del_port_args, OvsPortSpec};
+use super::{add_port_args, del_port_args, parse_interfaces, OvsInterface, OvsPortSpec};
 use crate::error::{HostError, Result};
 use crate::undo::HostUndo;
 
@@ -126,5 +126,22 @@ impl Vsctl {
     pub fn del_port(&self, port: &str) -> Result<()> {
         let op = format!("remove Open vSwitch port '{port}'");
         self.run(&op, &del_port_args(port)).map(|_| ())
+    }
+
+    /// Every interface in the database with its `vm-id` (to find ports a crash left).
+    pub fn interfaces(&self) -> Result<Vec<OvsInterface>> {
+        let op = "list Open vSwitch interfaces";
+        let args = [
+            "--format=json",
+            "--columns=name,external_ids",
+            "list",
+            "Interface",
+        ]
+        .map(String::from);
+        let out = self.run(op, &args)?;
+        parse_interfaces(&out).ok_or_else(|| HostError::Ovs {
+            op: op.into(),
+            detail: format!("unexpected output: {}", out.trim()),
+        })
     }
 }
