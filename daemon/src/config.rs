@@ -47,6 +47,10 @@ pub struct Config {
     pub sandbox: bool,
     /// The user confined QEMUs run as (created at start when missing).
     pub qemu_user: String,
+    /// The Open vSwitch database `ovs-vsctl` is told (`--ovsdb unix:PATH`) for
+    /// `<virtualport type='openvswitch'>` ports; `None`: ovs-vsctl's default
+    /// (`unix:/var/run/openvswitch/db.sock`).
+    pub ovsdb: Option<String>,
 }
 
 /// Default of [`Config::qemu_user`].
@@ -78,6 +82,7 @@ impl Config {
             qemu_pids_max: Some(virtnet_vm::DEFAULT_QEMU_PIDS_MAX),
             sandbox: true,
             qemu_user: DEFAULT_QEMU_USER.into(),
+            ovsdb: None,
         }
     }
 
@@ -97,6 +102,7 @@ impl Config {
             qemu_pids_max: Some(virtnet_vm::DEFAULT_QEMU_PIDS_MAX),
             sandbox: true,
             qemu_user: DEFAULT_QEMU_USER.into(),
+            ovsdb: None,
         }
     }
 }

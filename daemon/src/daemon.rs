@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::task::AbortHandle;
 use virtnet_conf::{load_domain, Domain};
-use virtnet_host::{HostNet, LinuxHost};
+use virtnet_host::{HostNet, LinuxHost, Vsctl};
 use virtnet_qemu::{QemuCaps, QemuUser};
 
 use crate::config::Config;
@@ -82,8 +82,12 @@ impl Daemon {
             &config.qemu_user,
         )
         .await?;
+        let ovs = match &config.ovsdb {
+            Some(db) => Vsctl::default().with_db(db),
+            None => Vsctl::default(),
+        };
         let host = LinuxHost::new()
-            .map(|h| Arc::new(h) as Arc<dyn HostNet>)
+            .map(|h| Arc::new(h.with_ovs(ovs)) as Arc<dyn HostNet>)
             .map_err(Arc::new);
         if let Err(e) = &host {
             tracing::warn!(error = %e, "host networking unavailable: VMs with host NICs cannot start");
@@ -252,7 +256,68 @@ impl Daemon {
         self.remove_stale_cgroups().await;
         self.remove_stale_shaping().await;
         self.remove_stale_filters().await;
+        self.remove_stale_ovs_ports().await;
         Ok(())
+    }
+
+    /// Removes the Open vSwitch ports of virtnet's VMs (their `vm-id` is the UUID of a VM
+    /// virtnetd knows) that no running VM holds: left by a crash between adding a NIC's port
+    /// and recording it (recorded ports of VMs that died meanwhile were removed by the
+    /// recovery). Ports of other VMs (another manager's) are left alone; a host without Open
+    /// vSwitch has none.
+    async fn remove_stale_ovs_ports(&self) {
+        let Ok(host) = self.host() else { return };
+        let mut ours = std::collections::BTreeSet::new();
+        let mut held = std::collections::BTreeSet::new();
+        for entry in self.vms.all() {
+            let slot = entry.slot.lock().await;
+            let doms = [
+                slot.persistent.as_deref(),
+                slot.live.as_ref().map(|l| &*l.domain),
+            ];
+            ours.extend(
+                doms.into_iter()
+                    .flatten()
+                    .filter_map(|d| d.uuid())
+                    .map(|u| u.to_string()),
+            );
+            for u in slot.live.iter().flat_map(|l| &l.status.host_resources.undo) {
+                if let virtnet_host::HostUndo::OvsDelPort { port, .. } = u {
+                    held.insert(port.clone());
+                }
+            }
+        }
+        if ours.is_empty() {
+            return;
+        }
+        let host2 = host.clone();
+        let listed = tokio::task::spawn_blocking(move || host2.ovs_interfaces()).await;
+        let interfaces = match listed {
+            Ok(Ok(i)) => i,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "no Open vSwitch to sweep");
+                return;
+            }
+            Err(_) => return,
+        };
+        for i in interfaces {
+            let stale =
+                i.vm_id.as_ref().is_some_and(|v| ours.contains(v)) && !held.contains(&i.name);
+            if !stale {
+                continue;
+            }
+            let h = host.clone();
+            let name = i.name.clone();
+            match tokio::task::spawn_blocking(move || h.ovs_del_port(&name)).await {
+                Ok(Ok(())) => {
+                    tracing::warn!(port = %i.name, "removed an Open vSwitch port left by a crash")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(port = %i.name, error = %e, "cannot remove an Open vSwitch port left by a crash")
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// Removes the nft tables of tap bandwidth limits ([`virtnet_host::shaping`]) that no

@@ -86,6 +86,11 @@ struct Args {
     /// The user confined QEMUs run as; created (system user, own group) when missing.
     #[arg(long, env = "VIRTNETD_QEMU_USER", value_name = "NAME", default_value = DEFAULT_QEMU_USER)]
     qemu_user: String,
+    /// The Open vSwitch database for <virtualport type='openvswitch'> ports, as ovs-vsctl's
+    /// --db takes it (unix:PATH, tcp:IP:PORT); default: ovs-vsctl's own
+    /// (unix:/var/run/openvswitch/db.sock).
+    #[arg(long, env = "VIRTNETD_OVSDB", value_name = "unix:PATH")]
+    ovsdb: Option<String>,
     /// Write the man page virtnetd.1 into DIR and exit (used by scripts/install).
     #[arg(long, hide = true, value_name = "DIR")]
     man: Option<PathBuf>,
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
         qemu_pids_max: (args.qemu_pids_max > 0).then_some(args.qemu_pids_max),
         sandbox: args.sandbox == "on",
         qemu_user: args.qemu_user,
+        ovsdb: args.ovsdb,
     };
     // One thread runs every task: the daemon's work is waiting on sockets (API clients, QMP,
     // switches) and short bursts of CPU, and its replies wait on QEMU, which needs the cores.

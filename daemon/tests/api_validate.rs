@@ -91,7 +91,7 @@ fn define_refuses_what_cannot_run_with_its_position() {
     assert!(d.names().is_empty(), "nothing defined");
 }
 
-/// Issue 10's findings through the API: a bridge NIC's `<vlan>` and an Open vSwitch
+/// Issue 10's findings through the API: a bridge NIC's `<vlan>` and a MidoNet
 /// `<virtualport>` are refused at define with their line:col and what to do instead, and by
 /// `attach --config`; nothing is stored.
 #[test]
@@ -111,9 +111,9 @@ fn define_refuses_settings_nothing_enforces() {
             "<vlan> is not applied on type='bridge': virtnet does no VLANs on Linux bridges",
         ),
         (
-            "<virtualport type='openvswitch'/>",
+            "<virtualport type='midonet'/>",
             29,
-            "Open vSwitch ports are not supported yet (issue 13)",
+            "MidoNet ports need a MidoNet agent",
         ),
     ] {
         let (s, v) = d.define(&domain_xml("b", &nic(extra)));
@@ -315,5 +315,46 @@ fn define_refuses_unenforced_tuning_and_keeps_enforced_tuning() {
         xml.contains("<memtune>\n    <hard_limit unit='KiB'>524288</hard_limit>\n  </memtune>")
             && xml.contains("<cputune>\n    <shares>2048</shares>\n  </cputune>"),
         "{xml}"
+    );
+}
+
+/// An Open vSwitch port defined without an `interfaceid` gets one at define (as libvirt
+/// does), shown in the stored definition and kept when that definition is defined again.
+#[test]
+fn define_assigns_an_open_vswitch_interfaceid_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path());
+    let nic = "<interface type='bridge'><mac address='52:54:00:00:0e:05'/>\
+               <source bridge='br-int'/><virtualport type='openvswitch'/></interface>";
+    assert_eq!(d.define(&domain_xml("o", nic)).0, 201);
+    let xml = |d: &TestDaemon| {
+        let (s, v) = d.get("/v1/domains/o/xml");
+        assert_eq!(s, 200, "{v}");
+        v["xml"].as_str().unwrap().to_string()
+    };
+    let first = xml(&d);
+    let id = first
+        .split("interfaceid='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_else(|| panic!("no interfaceid: {first}"))
+        .to_string();
+    assert_eq!(id.len(), 36, "{first}");
+    assert_eq!(d.define(&first).0, 200, "redefined");
+    assert!(
+        xml(&d).contains(&format!("interfaceid='{id}'")),
+        "{}",
+        xml(&d)
+    );
+    // A malformed one is refused at its line.
+    let bad = nic.replace(
+        "<virtualport type='openvswitch'/>",
+        "<virtualport type='openvswitch'><parameters interfaceid='x'/></virtualport>",
+    );
+    let (s, v) = d.define(&domain_xml("p", &bad));
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("a UUID"),
+        "{v}"
     );
 }

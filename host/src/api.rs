@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::netlink::LinkStatus;
 use crate::nwfilter::TapFilter;
+use crate::ovs::{OvsInterface, OvsPortSpec};
 use crate::script::{ScriptRun, ScriptWait};
 use crate::shaping::ShapeSpec;
 use crate::tap::{TapHandle, TapSpec};
@@ -39,6 +40,17 @@ pub trait HostNet: Send + Sync {
 
     /// Removes `port` from `bridge`; does nothing if the port is gone or not on that bridge.
     fn detach_from_bridge(&self, port: &str, bridge: &str) -> Result<()>;
+
+    /// Adds a tap to an Open vSwitch bridge with libvirt's `external_ids` and its VLAN
+    /// ([`crate::ovs`]); refuses a bridge OVS does not have. Returns the undo removing it.
+    fn ovs_add_port(&self, spec: &OvsPortSpec) -> Result<HostUndo>;
+
+    /// Removes an Open vSwitch port (a tap); a missing port is fine.
+    fn ovs_del_port(&self, port: &str) -> Result<()>;
+
+    /// The Open vSwitch interfaces with their `vm-id` (to find ports a crash left); an error
+    /// when there is no Open vSwitch to ask.
+    fn ovs_interfaces(&self) -> Result<Vec<OvsInterface>>;
 
     /// Creates a macvtap on a host device and opens its `/dev/tapN` queues.
     fn create_macvtap(&self, spec: &MacvtapSpec) -> Result<MacvtapHandle>;

@@ -118,13 +118,35 @@ pub enum HostError {
     /// The named device exists but is not a Linux bridge.
     #[error(
         "'{bridge}' is a {kind} device, not a Linux bridge: fix <source bridge='{bridge}'/> \
-         (Open vSwitch bridges need <virtualport type='openvswitch'/>, which is not supported)"
+         (an Open vSwitch bridge needs <virtualport type='openvswitch'/> in the interface)"
     )]
     NotABridge {
         /// The device name.
         bridge: String,
         /// Its actual kind.
         kind: String,
+    },
+
+    /// `<virtualport type='openvswitch'>` names a bridge the OVS database does not have.
+    #[error(
+        "'{bridge}' is not an Open vSwitch bridge (ovs-vsctl br-exists, database {db}): create \
+         it with `ovs-vsctl add-br {bridge}`, fix <source bridge='{bridge}'/>, or remove \
+         <virtualport type='openvswitch'> to use a Linux bridge"
+    )]
+    OvsBridgeNotFound {
+        /// The bridge name.
+        bridge: String,
+        /// The OVSDB asked.
+        db: String,
+    },
+
+    /// An `ovs-vsctl` call failed (or could not run).
+    #[error("Open vSwitch: cannot {op}: {detail}")]
+    Ovs {
+        /// What we tried, e.g. "add port 'vnet0' to Open vSwitch bridge 'br-int'".
+        op: String,
+        /// ovs-vsctl's message, exit status and database.
+        detail: String,
     },
 
     /// The port is already enslaved to another master device.
@@ -442,6 +464,7 @@ impl HostError {
             | HostError::TapFlagsMismatch { .. }
             | HostError::BridgeNotFound { .. }
             | HostError::NotABridge { .. }
+            | HostError::OvsBridgeNotFound { .. }
             | HostError::AlreadyAttached { .. }
             | HostError::LowerDeviceNotFound { .. }
             | HostError::MacInUse { .. }
@@ -466,6 +489,7 @@ impl HostError {
             | HostError::SystemGroup { .. }
             | HostError::Dac { .. }
             | HostError::Nft { .. }
+            | HostError::Ovs { .. }
             | HostError::Tc { .. }
             | HostError::VfIndexNotFound { .. }
             | HostError::VfInfoMissing { .. }

@@ -20,12 +20,16 @@ use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::validate_ifname;
 use crate::netlink::LinkStatus;
 use crate::nwfilter::{FilterFamily, TapFilter};
+use crate::ovs::OvsPortSpec;
 use crate::script::{ScriptRun, ScriptWait};
 use crate::shaping::ShapeSpec;
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
 use crate::vf::{PreparedVf, SavedVf, VfSpec};
 use virtnet_conf::interface::MacAddr;
+
+/// The kind [`FakeHost::add_link`] takes for an Open vSwitch bridge.
+pub const OVS_BRIDGE: &str = "openvswitch";
 
 /// Where [`FakeHost`] says its cgroups are.
 const FAKE_CGROUP_ROOT: &str = "/fake/cgroup";
@@ -58,6 +62,10 @@ pub enum FakeCall {
         /// Bridge.
         bridge: String,
     },
+    /// `ovs_add_port`
+    OvsAddPort(OvsPortSpec),
+    /// `ovs_del_port`
+    OvsDelPort(String),
     /// `create_macvtap`
     CreateMacvtap(MacvtapSpec),
     /// `delete_link`
@@ -123,6 +131,7 @@ struct State {
     cgroups: BTreeSet<String>,
     shaped: BTreeMap<(String, u32), ShapeSpec>,
     nft_tables: BTreeSet<String>,
+    ovs_ports: BTreeMap<String, OvsPortSpec>,
 }
 
 /// An in-memory host. Starts with only `lo`.
@@ -149,7 +158,8 @@ impl FakeHost {
         host
     }
 
-    /// Adds a pre-existing device (`kind` e.g. `bridge`, `veth`, `tun`, `physical`).
+    /// Adds a pre-existing device (`kind` e.g. `bridge`, `veth`, `tun`, `physical`, or
+    /// [`OVS_BRIDGE`] for an Open vSwitch bridge).
     pub fn add_link(&self, name: &str, kind: &str) {
         let mut s = self.lock();
         let ifindex = s.next_ifindex;
@@ -197,6 +207,11 @@ impl FakeHost {
     /// nftables tables loaded and not deleted (`family/name`), sorted.
     pub fn nft_tables(&self) -> Vec<String> {
         self.lock().nft_tables.iter().cloned().collect()
+    }
+
+    /// Open vSwitch ports added and not removed, by port name.
+    pub fn ovs_ports(&self) -> Vec<OvsPortSpec> {
+        self.lock().ovs_ports.values().cloned().collect()
     }
 
     /// PCI addresses of VFs currently prepared (not yet restored).
@@ -371,6 +386,43 @@ impl HostNet for FakeHost {
                 p.master = None;
             }
         }
+        Ok(())
+    }
+
+    fn ovs_add_port(&self, spec: &OvsPortSpec) -> Result<HostUndo> {
+        let mut s = self.enter(FakeCall::OvsAddPort(spec.clone()))?;
+        if s.links.get(&spec.bridge).map(|l| l.kind.as_str()) != Some(OVS_BRIDGE) {
+            return Err(HostError::OvsBridgeNotFound {
+                bridge: spec.bridge.clone(),
+                db: "fake".into(),
+            });
+        }
+        if !s.links.contains_key(&spec.port) {
+            return Err(HostError::LinkNotFound {
+                name: spec.port.clone(),
+            });
+        }
+        s.ovs_ports.insert(spec.port.clone(), spec.clone());
+        Ok(HostUndo::OvsDelPort {
+            bridge: spec.bridge.clone(),
+            port: spec.port.clone(),
+        })
+    }
+
+    fn ovs_interfaces(&self) -> Result<Vec<crate::ovs::OvsInterface>> {
+        let s = self.lock();
+        Ok(s.ovs_ports
+            .values()
+            .map(|p| crate::ovs::OvsInterface {
+                name: p.port.clone(),
+                vm_id: Some(p.vm_id.clone()),
+            })
+            .collect())
+    }
+
+    fn ovs_del_port(&self, port: &str) -> Result<()> {
+        let mut s = self.enter(FakeCall::OvsDelPort(port.to_string()))?;
+        s.ovs_ports.remove(port);
         Ok(())
     }
 

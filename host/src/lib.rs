@@ -7,6 +7,7 @@
 //!   name for `managed='no'`;
 //! - Linux bridge ports over rtnetlink (IFLA_MASTER, optional port isolation);
 //! - macvtap devices on a host NIC, used through `/dev/tapN`;
+//! - Open vSwitch ports for taps, with libvirt's `external_ids` ([`ovs`], through `ovs-vsctl`);
 //! - SR-IOV VFs: MAC/VLAN through the PF, rebinding to vfio-pci, restore on release;
 //! - an interface's `<script>`/`<downscript>`, run with the tap's name and a deadline
 //!   ([`script`]);
@@ -32,6 +33,7 @@ mod name;
 pub mod netlink;
 pub mod nft;
 pub mod nwfilter;
+pub mod ovs;
 pub mod script;
 pub mod shaping;
 pub mod switch_identity;
@@ -47,12 +49,13 @@ pub use cgroup::{CgroupGroup, CgroupLimits, CgroupPlacement, CgroupSpec, Created
 pub use confine::Confinement;
 pub use dac::{Access, DacGrant, GrantSpec, Identity, PathNeed};
 pub use error::{HostError, Result};
-pub use fake::{FakeCall, FakeHost};
+pub use fake::{FakeCall, FakeHost, OVS_BRIDGE};
 pub use linux::LinuxHost;
 pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
 pub use netlink::{LinkCounters, LinkStatus, Neighbour};
 pub use nwfilter::{FilterSpec, FilterStatus, TapFilter};
+pub use ovs::{OvsInterface, OvsNative, OvsPortSpec, OvsVlan, Vsctl};
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,
 };

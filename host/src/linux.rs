@@ -11,6 +11,7 @@ use crate::error::{HostError, Result};
 use crate::macvtap::{MacvtapHandle, MacvtapSpec};
 use crate::name::NameCounter;
 use crate::netlink::{self, LinkRef, LinkStatus, NetlinkTransport, SocketTransport};
+use crate::ovs::{OvsPortSpec, Vsctl};
 use crate::script::{ScriptRun, ScriptWait};
 use crate::tap::{TapHandle, TapSpec};
 use crate::undo::HostUndo;
@@ -29,6 +30,7 @@ pub struct LinuxHost {
     pub(crate) dev_dir: PathBuf,
     pub(crate) tap_names: NameCounter,
     pub(crate) macvtap_names: NameCounter,
+    pub(crate) ovs: Vsctl,
 }
 
 impl LinuxHost {
@@ -52,7 +54,15 @@ impl LinuxHost {
             dev_dir: dev_dir.into(),
             tap_names: NameCounter::new("vnet"),
             macvtap_names: NameCounter::new("macvtap"),
+            ovs: Vsctl::default(),
         }
+    }
+
+    /// Uses `ovs` for Open vSwitch ports (e.g. another OVSDB: [`Vsctl::with_db`]); the default
+    /// is ovs-vsctl's own database.
+    pub fn with_ovs(mut self, ovs: Vsctl) -> Self {
+        self.ovs = ovs;
+        self
     }
 
     /// The sysfs used for macvtap and VF lookups.
@@ -97,6 +107,18 @@ impl HostNet for LinuxHost {
 
     fn detach_from_bridge(&self, port: &str, bridge: &str) -> Result<()> {
         self.detach_impl(port, bridge)
+    }
+
+    fn ovs_add_port(&self, spec: &OvsPortSpec) -> Result<HostUndo> {
+        self.ovs.add_port(spec)
+    }
+
+    fn ovs_del_port(&self, port: &str) -> Result<()> {
+        self.ovs.del_port(port)
+    }
+
+    fn ovs_interfaces(&self) -> Result<Vec<crate::ovs::OvsInterface>> {
+        self.ovs.interfaces()
     }
 
     fn create_macvtap(&self, spec: &MacvtapSpec) -> Result<MacvtapHandle> {

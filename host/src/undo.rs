@@ -32,6 +32,13 @@ pub enum HostUndo {
         /// The bridge it was attached to.
         bridge: String,
     },
+    /// Remove a tap's Open vSwitch port ([`crate::ovs`]). Idempotent: a missing port is fine.
+    OvsDelPort {
+        /// The OVS bridge it was added to.
+        bridge: String,
+        /// The port (the tap's name).
+        port: String,
+    },
     /// Give a link back a MAC it had (e.g. the lower device of a passthrough macvtap).
     SetMac {
         /// Interface name.
@@ -74,6 +81,7 @@ impl HostUndo {
         match self {
             HostUndo::DeleteLink { name, ifindex } => host.delete_link(name, *ifindex),
             HostUndo::DetachFromBridge { port, bridge } => host.detach_from_bridge(port, bridge),
+            HostUndo::OvsDelPort { port, .. } => host.ovs_del_port(port),
             HostUndo::SetMac { name, mac } => host.set_mac(name, *mac),
             HostUndo::RestoreVf(saved) => host.restore_vf(saved),
             HostUndo::RunScript(run) => host.run_script(run),

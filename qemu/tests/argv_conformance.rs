@@ -533,7 +533,7 @@ const REFUSED_AT_DEFINE: &[(&str, Rule)] = &[
         Rule::VirtualPortNotSupported,
     ),
     ("net-hostdev-vfio-multidomain", Rule::HostdevModel),
-    // MidoNet and Open vSwitch ports (issue 13).
+    // MidoNet ports, and an Open vSwitch port on a network (only the type='bridge' form runs).
     ("net-midonet", Rule::VirtualPortNotSupported),
     ("net-openvswitch", Rule::VirtualPortNotSupported),
     // <tune><sndbuf> on a network NIC, which virtnet runs on a vhost-user switch port.

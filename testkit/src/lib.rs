@@ -8,6 +8,8 @@
 //! - [`kvm`]: whether KVM can really boot a guest here ([`kvm::kvm_usable`]).
 //! - [`leak`]: before/after snapshots of links, fds, child processes, files ([`Snapshot`]).
 //! - [`domain`]: domain XML for the test guest ([`TestDomain`]).
+//! - [`ovs`]: a private Open vSwitch (ovsdb-server + ovs-vswitchd, userspace datapath) in a
+//!   test's namespace, stopped on drop ([`ovs::Ovs`]).
 //! - [`vswitch`]: the `virtnet-vswitch` binary, built when missing ([`vswitch_binary`]), and
 //!   a running one as a test VM's vhost-user back end ([`VSwitch`]).
 //! - [`spoof`]: a guest forging its MAC, IP and ARP sender; what the host side saw.
@@ -25,6 +27,7 @@ pub mod kvm;
 pub mod leak;
 pub mod need;
 pub mod netns;
+pub mod ovs;
 pub mod sandbox;
 pub mod serial;
 pub mod spoof;

@@ -149,6 +149,15 @@ impl HostNet for RealScripts {
     fn detach_from_bridge(&self, port: &str, bridge: &str) -> virtnet_host::Result<()> {
         self.0.detach_from_bridge(port, bridge)
     }
+    fn ovs_add_port(&self, spec: &virtnet_host::OvsPortSpec) -> virtnet_host::Result<HostUndo> {
+        self.0.ovs_add_port(spec)
+    }
+    fn ovs_del_port(&self, port: &str) -> virtnet_host::Result<()> {
+        self.0.ovs_del_port(port)
+    }
+    fn ovs_interfaces(&self) -> virtnet_host::Result<Vec<virtnet_host::OvsInterface>> {
+        self.0.ovs_interfaces()
+    }
     fn create_macvtap(&self, spec: &MacvtapSpec) -> virtnet_host::Result<MacvtapHandle> {
         self.0.create_macvtap(spec)
     }

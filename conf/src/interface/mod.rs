@@ -200,6 +200,19 @@ impl Interface {
         }
     }
 
+    /// Gives an Open vSwitch virtual port without an `interfaceid` one from `gen` (libvirt
+    /// generates one when it reads the definition, and keeps it); other NICs are unchanged.
+    /// Returns whether one was assigned.
+    pub fn assign_interfaceid(&mut self, gen: impl FnOnce() -> crate::domain::Uuid) -> bool {
+        match self.virtualport.as_mut() {
+            Some(vp) if vp.is_openvswitch() && vp.interfaceid.is_none() => {
+                vp.interfaceid = Some(gen().to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The NIC model, if given or defaulted.
     pub fn model(&self) -> Option<&NicModel> {
         self.model.as_ref().map(|m| &m.value)

@@ -1,6 +1,7 @@
 //! Host-side network settings: `<vlan>`, `<virtualport>`, `<bandwidth>`.
 
 use super::util::{take_choice, take_str, take_uint, take_with};
+use crate::domain::Uuid;
 use crate::error::ConfError;
 use crate::xml::{Element, Extra, Pos};
 
@@ -132,7 +133,15 @@ pub struct VirtualPort {
 /// The virtual port types libvirt knows.
 pub const VIRTUALPORT_TYPES: &[&str] = &["802.1Qbg", "802.1Qbh", "openvswitch", "midonet"];
 
+/// libvirt's buffer for a profile id, with its NUL: ids are shorter.
+const PROFILEID_BUF: usize = 40;
+
 impl VirtualPort {
+    /// Whether it is an Open vSwitch port (`type='openvswitch'`).
+    pub fn is_openvswitch(&self) -> bool {
+        self.kind.as_deref() == Some("openvswitch")
+    }
+
     pub(crate) fn from_element(mut el: Element) -> Result<Self, ConfError> {
         let pos = el.pos;
         let kind = take_choice(&mut el, "type", VIRTUALPORT_TYPES)?.map(|k| k.value);
@@ -147,12 +156,30 @@ impl VirtualPort {
                 ("managerid", &mut vp.managerid),
                 ("typeid", &mut vp.typeid),
                 ("typeidversion", &mut vp.typeidversion),
-                ("instanceid", &mut vp.instanceid),
-                ("interfaceid", &mut vp.interfaceid),
-                ("profileid", &mut vp.profileid),
             ] {
                 *slot = take_str(&mut p, name).map(|s| s.value);
             }
+            // UUIDs as libvirt reads them (virUUIDParse), kept in canonical form.
+            for (name, slot) in [
+                ("instanceid", &mut vp.instanceid),
+                ("interfaceid", &mut vp.interfaceid),
+            ] {
+                *slot = take_with(
+                    &mut p,
+                    name,
+                    "a UUID, e.g. '09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'",
+                    |v| Uuid::parse(v).map(|u| u.to_string()),
+                )?
+                .map(|s| s.value);
+            }
+            // libvirt's profileid is at most 39 bytes (LIBVIRT_PROFILEID_BUF_SIZE).
+            vp.profileid = take_with(
+                &mut p,
+                "profileid",
+                "a profile name of 1 to 39 bytes",
+                |v| (!v.is_empty() && v.len() < PROFILEID_BUF).then(|| v.to_string()),
+            )?
+            .map(|s| s.value);
             params_extra = p.into_extra();
         }
         vp.extra = [el.into_extra(), params_extra];

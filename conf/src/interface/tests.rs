@@ -393,3 +393,40 @@ fn unknown_content_is_named_and_located() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// An Open vSwitch port's interfaceid is a UUID (written canonically), its profileid at most
+/// 39 bytes; a missing interfaceid is assigned once and then kept.
+#[test]
+fn openvswitch_parameters_are_checked_and_interfaceid_assigned() {
+    let ovs = |params: &str| {
+        parse(&format!(
+            "<interface type='bridge'><source bridge='br-int'/>\n<virtualport \
+             type='openvswitch'><parameters {params}/></virtualport></interface>"
+        ))
+    };
+    let i = ovs("interfaceid='09B11C538B5C4EEB8F00D84EAA0AAA4F' profileid='menial'").unwrap();
+    let vp = i.virtualport.as_ref().unwrap();
+    assert!(vp.is_openvswitch());
+    assert_eq!(
+        vp.interfaceid.as_deref(),
+        Some("09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f")
+    );
+    assert_eq!(vp.profileid.as_deref(), Some("menial"));
+    let e = ovs("interfaceid='not-a-uuid'").unwrap_err();
+    assert_eq!(e.pos().line, 2, "{e}");
+    assert!(e.to_string().contains("a UUID"), "{e}");
+    let e = ovs(&format!("profileid='{}'", "p".repeat(40))).unwrap_err();
+    assert!(e.to_string().contains("1 to 39 bytes"), "{e}");
+
+    let mut i = ovs("profileid='menial'").unwrap();
+    let id = crate::domain::Uuid::parse("c7a5fdbd-edaf-9455-926a-d65c16db1809").unwrap();
+    assert!(i.assign_interfaceid(|| id));
+    assert!(!i.assign_interfaceid(|| unreachable!("kept")));
+    let out = write_document(&i.to_element());
+    assert!(
+        out.contains("interfaceid='c7a5fdbd-edaf-9455-926a-d65c16db1809' profileid='menial'"),
+        "{out}"
+    );
+    let mut plain = parse("<interface type='bridge'><source bridge='br0'/></interface>").unwrap();
+    assert!(!plain.assign_interfaceid(|| unreachable!("no virtualport")));
+}

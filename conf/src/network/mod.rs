@@ -150,6 +150,15 @@ pub fn parse_network(text: &str) -> Result<Network, ConfError> {
         "a network virtnet runs needs <virtualport type='virtnet-vswitch'/>",
     )?;
     let ty = vp.require_attr("type", "use type='virtnet-vswitch'")?;
+    if ty.value == "openvswitch" {
+        return Err(ConfError::unsupported(
+            vp.pos,
+            "an Open vSwitch network (libvirt's <forward mode='bridge'/><bridge name='BR'/> \
+             with <virtualport type='openvswitch'/>) is not supported yet: give the domain's \
+             NIC <interface type='bridge'><source bridge='BR'/><virtualport \
+             type='openvswitch'/></interface> instead, or use type='virtnet-vswitch'",
+        ));
+    }
     if ty.value != VSWITCH_TYPE {
         return Err(vp.invalid_attr(
             &ty,

@@ -52,6 +52,15 @@ fn refusals_are_positioned() {
     assert!(m.contains("interface name"), "{m}");
     let (m, _) = err("<network><name>a</name><virtualport type='virtnet-vswitch'/><uplink dev='u'><ip address='10.0.0.1' prefix='40'/></uplink></network>");
     assert!(m.contains("prefix"), "{m}");
+    let (m, p) = err(
+        "<network><name>ovs</name><forward mode='bridge'/><bridge name='br-int'/>\n\
+         <virtualport type='openvswitch'/></network>",
+    );
+    assert!(
+        m.contains("Open vSwitch network") && m.contains("<interface type='bridge'>"),
+        "{m}"
+    );
+    assert_eq!(p.line, 2);
     let (m, _) = err("<domain/>");
     assert!(m.contains("expected root element <network>"), "{m}");
     let (m, _) =

@@ -68,6 +68,7 @@ impl Daemon {
             let mac = self.new_mac(&taken);
             iface.assign_mac(|| mac);
         }
+        iface.assign_interfaceid(virtnet_conf::domain::Uuid::new_random);
         // On a switch network the live NIC is vhost-user on a socket the daemon picks.
         let (live_src, net_port) = if live {
             self.networks.resolve_interface(name, &iface).await?

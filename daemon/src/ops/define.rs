@@ -153,7 +153,8 @@ impl Daemon {
     }
 
     /// Gives every interface without a MAC a random one with QEMU's prefix 52:54:00, unused by
-    /// this domain and by every VM the registry knows (as libvirt does at parse time).
+    /// this domain and by every VM the registry knows (as libvirt does at parse time), and
+    /// every Open vSwitch port without an `interfaceid` a random one.
     fn assign_macs(&self, domain: &mut Domain) {
         let mut taken: Vec<MacAddr> = domain
             .devices
@@ -167,6 +168,8 @@ impl Daemon {
                 taken.push(mac);
                 mac
             });
+            // An Open vSwitch port's interfaceid, kept from now on (as libvirt does).
+            iface.assign_interfaceid(Uuid::new_random);
         }
     }
 

@@ -335,6 +335,7 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         Rule::SecLabelModel | Rule::SecLabelDac => None, // checked by super::seclabel
         Rule::UnknownContent
         | Rule::VirtualPortNotSupported
+        | Rule::OvsPortSetting
         | Rule::VlanNotEnforced
         | Rule::BandwidthNotEnforced
         | Rule::BandwidthFloor

@@ -95,8 +95,13 @@ pub enum Rule {
     /// Content inside `<interface>` the model does not know (libvirt's schema would reject
     /// it; kept, it would be carried along and never applied).
     UnknownContent,
-    /// `<virtualport>` of any type: no Open vSwitch, 802.1Qbg/Qbh or MidoNet support.
+    /// `<virtualport>` virtnet does not run: 802.1Qbg/Qbh, MidoNet, none given, or Open
+    /// vSwitch on a type other than `bridge` (the Open vSwitch network form is not done).
     VirtualPortNotSupported,
+    /// A setting on an Open vSwitch port (`type='bridge'` with `<virtualport
+    /// type='openvswitch'>`) virtnet enforces only on Linux bridge ports and taps:
+    /// `<bandwidth>`, `<filterref>`, `<port isolated>`.
+    OvsPortSetting,
     /// `<vlan>` on a type where nothing tags frames (only virtnet-vswitch ports and hostdev
     /// VFs, through their PF, do).
     VlanNotEnforced,
@@ -167,6 +172,7 @@ impl Rule {
         Rule::HotplugNeedsAcpi,
         Rule::UnknownContent,
         Rule::VirtualPortNotSupported,
+        Rule::OvsPortSetting,
         Rule::VlanNotEnforced,
         Rule::BandwidthFloor,
         Rule::BandwidthNotEnforced,
@@ -221,6 +227,7 @@ impl Rule {
             | Rule::SecLabelDac
             | Rule::UnknownContent
             | Rule::VirtualPortNotSupported
+            | Rule::OvsPortSetting
             | Rule::VlanNotEnforced
             | Rule::BandwidthNotEnforced
             | Rule::BandwidthFloor

@@ -31,6 +31,12 @@ fn on_switch(op: Operation, i: &Interface) -> bool {
     }
 }
 
+/// Whether the NIC is a tap virtnet adds to an Open vSwitch bridge (`type='bridge'` with
+/// `<virtualport type='openvswitch'>`), where OVS applies `<vlan>` (the port's tag/trunks).
+pub(crate) fn ovs_port(i: &Interface) -> bool {
+    i.type_() == InterfaceType::Bridge && i.virtualport.as_ref().is_some_and(|v| v.is_openvswitch())
+}
+
 /// Whether the host side is a tap or macvtap virtnet makes (QEMU gets its fd).
 fn host_tap(t: InterfaceType) -> bool {
     matches!(
@@ -78,8 +84,16 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         }
         Rule::VirtualPortNotSupported => {
             let vp = i.virtualport.as_ref()?;
+            if ovs_port(i) {
+                return None;
+            }
             let why = match vp.kind.as_deref() {
-                Some("openvswitch") => "Open vSwitch ports are not supported yet (issue 13)",
+                Some("openvswitch") => {
+                    "an Open vSwitch port is a tap virtnet adds to an OVS bridge: use \
+                     type='bridge' with <source bridge='OVS-BRIDGE'/> (libvirt's network form, \
+                     <forward mode='bridge'/> with <virtualport type='openvswitch'/>, is not \
+                     supported yet)"
+                }
                 Some("802.1Qbg") => {
                     "802.1Qbg (VEPA/VDP) port profiles need a VDP daemon (lldpad) virtnet does \
                      not talk to"
@@ -89,27 +103,58 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
                      have"
                 }
                 Some("midonet") => "MidoNet ports need a MidoNet agent virtnet does not talk to",
-                _ => "virtnet networks and bridges use no virtual port profiles",
+                _ => {
+                    "virtnet networks and bridges use no virtual port profiles (an Open \
+                     vSwitch bridge needs type='openvswitch')"
+                }
             };
             Some((
                 vp.pos,
                 format!(
-                    "<virtualport type='{}'>: {why}; use type='bridge' on a Linux bridge or \
+                    "<virtualport type='{}'>: {why}; or use type='bridge' on a Linux bridge or \
                      type='network' on a virtnet-vswitch network without <virtualport>",
                     vp.kind.as_deref().unwrap_or("")
                 ),
             ))
         }
+        Rule::OvsPortSetting => {
+            if !ovs_port(i) {
+                return None;
+            }
+            let bw = i
+                .bandwidth
+                .as_ref()
+                .filter(|b| b.inbound.is_some() || b.outbound.is_some());
+            let (pos, what) = if let Some(b) = bw {
+                (b.pos, "<bandwidth>")
+            } else if let Some(f) = &i.filterref {
+                (f.pos, "<filterref>")
+            } else if let Some(p) = i.port_isolated.as_ref().filter(|p| p.value) {
+                (p.pos, "<port isolated='yes'/>")
+            } else {
+                return None;
+            };
+            Some((
+                pos,
+                format!(
+                    "{what} is not enforced on an Open vSwitch port: the userspace datapath \
+                     reads the tap before the host's qdiscs and nftables hooks see its frames, \
+                     and virtnet sets no OVS QoS or flows; set it in Open vSwitch (QoS, \
+                     OpenFlow, OVN ACLs) and remove it here, or use a Linux bridge"
+                ),
+            ))
+        }
         Rule::VlanNotEnforced => {
             let v = i.vlan.as_ref()?;
-            if ty == InterfaceType::Hostdev || on_switch(op, i) {
+            if ty == InterfaceType::Hostdev || on_switch(op, i) || ovs_port(i) {
                 return None;
             }
             let why = if host_tap(ty) {
                 "virtnet does no VLANs on Linux bridges, taps or macvtaps (it uses neither \
                  bridge VLAN filtering nor 802.1Q devices, which some host kernels lack); \
                  VLANs are enforced by virtnet-vswitch: use type='network' on a \
-                 virtnet-vswitch network, or a hostdev VF (tagged by its PF)"
+                 virtnet-vswitch network, an Open vSwitch bridge (<virtualport \
+                 type='openvswitch'>), or a hostdev VF (tagged by its PF)"
             } else {
                 instead(ty)
             };

@@ -599,7 +599,7 @@ fn unenforced_settings_are_refused_at_their_element() {
         "kvm",
         "\n<interface type='bridge'>\n<mac address='52:54:00:00:00:01'/>\n\
          <source bridge='br0'/>\n<vlan><tag id='42'/></vlan>\n\
-         <virtualport type='openvswitch'/>\n<filterref filter='my-own'/>\n<frob/>\n\
+         <virtualport type='midonet'/>\n<filterref filter='my-own'/>\n<frob/>\n\
          </interface>",
     );
     let r = validate_domain(Operation::Define, &d, None).unwrap_err();
@@ -619,10 +619,77 @@ fn unenforced_settings_are_refused_at_their_element() {
     let text = r.to_string();
     assert!(text.contains("5:1: unsupported configuration: interface 52:54:00:00:00:01 (type='bridge'): <vlan> is not applied on type='bridge'"), "{text}");
     assert!(
-        text.contains("Open vSwitch ports are not supported yet (issue 13)"),
+        text.contains("MidoNet ports need a MidoNet agent"),
         "{text}"
     );
     assert!(text.contains("<filterref filter='my-own'>"), "{text}");
+}
+
+/// `<virtualport type='openvswitch'>` runs on type='bridge' (with its `<vlan>`, one tag or a
+/// trunk); on other types it is refused, and so are the settings virtnet enforces only on
+/// Linux bridge ports and taps.
+#[test]
+fn openvswitch_port_on_bridge_only_with_its_vlan() {
+    let ovs = "<virtualport type='openvswitch'><parameters \
+               interfaceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/></virtualport>";
+    let bridge = |extra: &str| {
+        domain(
+            "kvm",
+            &format!(
+                "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
+                 <source bridge='br-int'/>{ovs}{extra}</interface>"
+            ),
+        )
+    };
+    for op in [Operation::Define, Operation::Start, Operation::Attach] {
+        for vlan in [
+            "",
+            "<vlan><tag id='42'/></vlan>",
+            "<vlan trunk='yes'><tag id='42' nativeMode='untagged'/><tag id='43'/></vlan>",
+        ] {
+            validate_domain(op, &bridge(vlan), None).unwrap_or_else(|e| panic!("{vlan}: {e}"));
+        }
+    }
+    for (extra, what) in [
+        (
+            "<bandwidth><inbound average='100'/></bandwidth>",
+            "<bandwidth>",
+        ),
+        ("<filterref filter='clean-traffic'/>", "<filterref>"),
+        ("<port isolated='yes'/>", "<port isolated='yes'/>"),
+    ] {
+        let r = validate_domain(Operation::Define, &bridge(extra), None).unwrap_err();
+        assert_eq!(r.0[0].rule, Rule::OvsPortSetting, "{r}");
+        assert!(
+            r.to_string()
+                .contains(&format!("{what} is not enforced on an Open vSwitch port")),
+            "{r}"
+        );
+    }
+    let direct = domain(
+        "kvm",
+        &format!(
+            "<interface type='direct'><mac address='52:54:00:00:00:01'/>\
+             <source dev='eth0' mode='bridge'/>{ovs}</interface>"
+        ),
+    );
+    let r = validate_domain(Operation::Define, &direct, None).unwrap_err();
+    assert_eq!(r.0[0].rule, Rule::VirtualPortNotSupported, "{r}");
+    assert!(
+        r.to_string()
+            .contains("use type='bridge' with <source bridge"),
+        "{r}"
+    );
+    let network = domain(
+        "kvm",
+        &format!(
+            "<interface type='network'><mac address='52:54:00:00:00:01'/>\
+             <source network='ovs'/>{ovs}</interface>"
+        ),
+    );
+    let r = validate_domain(Operation::Define, &network, None).unwrap_err();
+    assert_eq!(r.0[0].rule, Rule::VirtualPortNotSupported, "{r}");
+    assert!(r.to_string().contains("libvirt's network form"), "{r}");
 }
 
 /// Start and attach see a network NIC resolved onto its switch port (vhost-user, QEMU the

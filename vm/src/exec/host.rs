@@ -188,6 +188,28 @@ pub(crate) async fn open_step(
             }
             Ok(tap.fds)
         }
+        HostStep::AddOvsPort { nic, port } => {
+            let Some(tap) = res
+                .nics
+                .iter()
+                .rev()
+                .find(|r| r.nic == *nic && r.kind == NicResourceKind::Tap)
+            else {
+                return Err(VmError::InvalidContext(format!(
+                    "the plan adds interface #{nic} to Open vSwitch before it has a tap: re-plan"
+                )));
+            };
+            let spec = virtnet_host::OvsPortSpec {
+                port: tap.name.clone(),
+                ..port.clone()
+            };
+            let u = host.ovs_add_port(&spec).map_err(host_err(format!(
+                "add tap '{}' to Open vSwitch bridge '{}'",
+                tap.name, port.bridge
+            )))?;
+            record(undo, res, std::slice::from_ref(&u));
+            Ok(Vec::new())
+        }
         HostStep::OpenTap {
             nic,
             name,

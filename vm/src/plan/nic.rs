@@ -7,7 +7,7 @@ use virtnet_conf::domain::DomainType;
 use virtnet_conf::interface::MacAddr;
 use virtnet_conf::interface::{HostdevSource, InterfaceKind, InterfaceType};
 use virtnet_conf::{Domain, Interface};
-use virtnet_host::{FilterSpec, MacvtapMode, PciAddr, RateLimit};
+use virtnet_host::{FilterSpec, MacvtapMode, OvsNative, OvsPortSpec, OvsVlan, PciAddr, RateLimit};
 use virtnet_qemu::validate::Rule;
 use virtnet_qemu::{tap_fds_needed, NicSpec, QemuCaps, TapFds};
 
@@ -58,10 +58,18 @@ pub fn nic_plan(
     // Checked just above for every type that uses it (a VF keeps its own without one).
     let mac = iface.mac().unwrap_or_default();
     match &iface.kind {
-        InterfaceKind::Bridge { bridge } => {
-            let b = Some(bridge.value.clone());
-            bridge_plan(&spec, &caps, mac, b, fds, &mut plan)?
-        }
+        InterfaceKind::Bridge { bridge } => match ovs_port(domain, &spec, mac, &bridge.value)? {
+            Some(port) => {
+                bridge_plan(&spec, &caps, mac, None, fds, &mut plan)?;
+                // Right after its tap, before QEMU has the tap's fd.
+                plan.steps
+                    .insert(1, HostStep::AddOvsPort { nic: index, port });
+            }
+            None => {
+                let b = Some(bridge.value.clone());
+                bridge_plan(&spec, &caps, mac, b, fds, &mut plan)?
+            }
+        },
         InterfaceKind::Ethernet => ethernet_plan(&spec, &caps, mac, fds, &mut plan)?,
         InterfaceKind::Direct { dev, mode } => {
             direct_plan(&spec, &caps, mac, &dev.value, mode, fds, &mut plan)?
@@ -126,6 +134,54 @@ fn filter_step(
         },
     );
     Ok(())
+}
+
+/// The Open vSwitch port of a `type='bridge'` NIC with `<virtualport type='openvswitch'>`
+/// (`None` for a Linux bridge NIC): libvirt's `external_ids` and the `<vlan>`.
+fn ovs_port(
+    domain: &Domain,
+    spec: &NicSpec<'_>,
+    mac: MacAddr,
+    bridge: &str,
+) -> Result<Option<OvsPortSpec>, VmError> {
+    let Some(vp) = spec
+        .iface
+        .virtualport
+        .as_ref()
+        .filter(|v| v.is_openvswitch())
+    else {
+        return Ok(None);
+    };
+    let missing = |what: &str| {
+        VmError::InvalidContext(format!(
+            "{} has no {what}: define assigns one (plan a defined domain)",
+            spec.describe()
+        ))
+    };
+    let iface_id = vp
+        .interfaceid
+        .clone()
+        .ok_or_else(|| missing("interfaceid"))?;
+    let vm_id = domain.uuid.ok_or_else(|| missing("domain UUID"))?;
+    let vlan = spec.iface.vlan.as_ref().map(|v| OvsVlan {
+        tags: v.tags.iter().map(|t| t.id).collect(),
+        trunk: v.trunk,
+        native: v.tags.iter().find_map(|t| {
+            t.native_mode.as_deref().map(|m| OvsNative {
+                tag: t.id,
+                tagged: m == "tagged",
+            })
+        }),
+    });
+    Ok(Some(OvsPortSpec {
+        bridge: bridge.to_string(),
+        port: String::new(),
+        iface_id,
+        mac,
+        vm_id: vm_id.to_string(),
+        profile_id: vp.profileid.clone(),
+        vlan,
+    }))
 }
 
 /// A NIC the plan cannot build for a reason only known here (not a validation rule).

@@ -666,3 +666,30 @@ fn opting_out_runs_unconfined_without_seccomp() {
     assert_eq!(p.sandbox, None);
     assert!(!p.argv.iter().any(|a| a == "-sandbox"));
 }
+
+const OVS: &str = "<interface type='bridge'>
+      <mac address='52:54:00:00:00:05'/>
+      <source bridge='br-int'/>
+      <model type='virtio'/>
+      <virtualport type='openvswitch'>
+        <parameters interfaceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f' profileid='menial'/>
+      </virtualport>
+      <vlan trunk='yes'><tag id='42' nativeMode='untagged'/><tag id='43'/></vlan>
+    </interface>";
+
+/// An Open vSwitch NIC: a tap on no Linux bridge, then the port step with libvirt's ids
+/// (the VM's UUID, the interfaceid) and the VLAN, before QEMU gets the tap's fd.
+#[test]
+fn snapshot_openvswitch() {
+    let p = plan("qemu", "", OVS);
+    let steps: Vec<String> = p.host_steps.iter().map(|s| s.describe()).collect();
+    assert_eq!(
+        steps,
+        [
+            "create tap vnetN",
+            "add the tap to Open vSwitch bridge 'br-int' (iface-id \
+             09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f), trunks 42,43"
+        ]
+    );
+    insta::assert_yaml_snapshot!("openvswitch", p.host_steps);
+}

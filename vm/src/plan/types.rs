@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use virtnet_host::{FilterSpec, GrantSpec, MacAddr, MacvtapMode, PciAddr, RateLimit};
+use virtnet_host::{FilterSpec, GrantSpec, MacAddr, MacvtapMode, OvsPortSpec, PciAddr, RateLimit};
 use virtnet_qemu::{FdRef, NicBackend};
 
 /// Where the fds a host step opens go.
@@ -98,6 +98,17 @@ pub enum HostStep {
         isolated: bool,
         /// Where the tap fds go.
         fds: FdSink,
+    },
+    /// Add the tap the step before created to an Open vSwitch bridge (`type='bridge'` with
+    /// `<virtualport type='openvswitch'>`, [`virtnet_host::ovs`]): with libvirt's
+    /// `external_ids` and `<vlan>` as its tag/trunks; undone (port removed) at unplug, stop,
+    /// failure and recovery. The tap's name is known only at run time, so the spec's `port`
+    /// is filled in then.
+    AddOvsPort {
+        /// Interface index.
+        nic: usize,
+        /// The port; `port` is empty here (the tap's name, chosen at run time).
+        port: OvsPortSpec,
     },
     /// Open an existing tap (`type='ethernet'` with `<target dev managed='no'/>`): nothing is
     /// created, and the tap stays when the VM stops.
@@ -209,7 +220,8 @@ impl HostStep {
             | HostStep::RunScripts { nic, .. }
             | HostStep::Shape { nic, .. }
             | HostStep::LoadFilter { nic, .. }
-            | HostStep::PrepareVf { nic, .. } => *nic,
+            | HostStep::PrepareVf { nic, .. }
+            | HostStep::AddOvsPort { nic, .. } => *nic,
         }
     }
 
@@ -221,6 +233,7 @@ impl HostStep {
             | HostStep::CreateMacvtap { fds, .. }
             | HostStep::OpenVhostNet { fds, .. } => Some(fds),
             HostStep::PrepareVf { .. }
+            | HostStep::AddOvsPort { .. }
             | HostStep::RunScripts { .. }
             | HostStep::Shape { .. }
             | HostStep::LoadFilter { .. } => None,
@@ -247,6 +260,18 @@ impl HostStep {
                 s
             }
             HostStep::OpenTap { name, .. } => format!("open existing tap '{name}'"),
+            HostStep::AddOvsPort { port, .. } => {
+                let mut s = format!(
+                    "add the tap to Open vSwitch bridge '{}' (iface-id {})",
+                    port.bridge, port.iface_id
+                );
+                if let Some(v) = &port.vlan {
+                    let tags: Vec<String> = v.tags.iter().map(u16::to_string).collect();
+                    let what = if v.trunk { "trunks" } else { "tag" };
+                    s.push_str(&format!(", {what} {}", tags.join(",")));
+                }
+                s
+            }
             HostStep::CreateMacvtap {
                 name: n,
                 lower,

@@ -64,7 +64,9 @@ pub(super) fn of_interface(held: &HostResources, iface: &Interface, index: usize
         .iter()
         .filter(|u| match u {
             HostUndo::DeleteLink { name, .. } => links.contains(&name.as_str()),
-            HostUndo::DetachFromBridge { port, .. } => links.contains(&port.as_str()),
+            HostUndo::DetachFromBridge { port, .. } | HostUndo::OvsDelPort { port, .. } => {
+                links.contains(&port.as_str())
+            }
             HostUndo::SetMac { name, .. } => !links.is_empty() && lower == Some(name.as_str()),
             HostUndo::RestoreVf(saved) => vfs.contains(&saved.addr.to_string().as_str()),
             HostUndo::RunScript(run) => links.contains(&run.ifname.as_str()),

@@ -634,3 +634,55 @@ fn confined_vhostuser_client_attach_and_detach() {
     let part = resources::of_interface(&held, &p.interface, 1);
     assert_eq!(part.undo, vec![grant("vm1/net1")]);
 }
+
+const OVS: &str = "<interface type='bridge'><mac address='52:54:00:00:00:0a'/>\
+    <source bridge='br-int'/><model type='virtio'/><virtualport type='openvswitch'>\
+    <parameters interfaceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/></virtualport>\
+    <vlan><tag id='42'/></vlan></interface>";
+
+/// Hot-plugging an Open vSwitch NIC: its tap, then its port (before `getfd` hands QEMU the
+/// tap); detaching it removes the port before the tap (newest first), and only its own.
+#[test]
+fn snapshot_openvswitch_attach_and_detach() {
+    let p = attach(OVS);
+    let steps: Vec<&str> = p
+        .steps
+        .iter()
+        .map(|s| match &s.action {
+            AttachAction::Host(crate::plan::HostStep::CreateTap { .. }) => "create_tap",
+            AttachAction::Host(crate::plan::HostStep::AddOvsPort { .. }) => "add_ovs_port",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(&steps[..2], ["create_tap", "add_ovs_port"], "{steps:?}");
+    insta::assert_yaml_snapshot!("openvswitch", p);
+
+    let mut held = boot_resources();
+    let ovs = HostResources {
+        nics: vec![NicResource {
+            nic: 1,
+            kind: crate::exec::NicResourceKind::Tap,
+            name: "vnet1".into(),
+            ifindex: Some(8),
+            managed: true,
+            bridge: None,
+        }],
+        undo: vec![
+            HostUndo::DeleteLink {
+                name: "vnet1".into(),
+                ifindex: Some(8),
+            },
+            HostUndo::OvsDelPort {
+                bridge: "br-int".into(),
+                port: "vnet1".into(),
+            },
+        ],
+        cgroup: None,
+    };
+    held.add(&ovs);
+    let with_alias = OVS.replace("</interface>", "<alias name='net1'/></interface>");
+    let d = live("qemu", &with_alias);
+    let detach = plan_detach(&d, &d.devices.interfaces[1], &held).unwrap();
+    assert_eq!(detach.host, ovs);
+    insta::assert_yaml_snapshot!("detach_openvswitch", detach);
+}

@@ -305,6 +305,9 @@ pub fn describe_undo(u: &HostUndo) -> String {
         HostUndo::DetachFromBridge { port, bridge } => {
             format!("take '{port}' off bridge '{bridge}'")
         }
+        HostUndo::OvsDelPort { port, bridge } => {
+            format!("remove port '{port}' from Open vSwitch bridge '{bridge}'")
+        }
         HostUndo::SetMac { name, mac } => format!("give '{name}' back MAC {mac}"),
         HostUndo::RestoreVf(saved) => format!("restore VF {}", saved.addr),
         HostUndo::RunScript(run) => format!("run downscript {} {}", run.path.display(), run.ifname),
