@@ -23,6 +23,8 @@ pub struct TestDaemon {
     child: Option<Child>,
     qemu: Option<PathBuf>,
     args: Vec<String>,
+    /// The named network namespace it runs in (`ip netns exec`), if not the test's own.
+    netns: Option<String>,
 }
 
 impl TestDaemon {
@@ -39,12 +41,24 @@ impl TestDaemon {
 
     /// Same, with more command line arguments (`--backend-timeout 2`).
     pub fn start_with_args(base: &Path, qemu: Option<&Path>, args: &[&str]) -> TestDaemon {
+        Self::start_in(base, qemu, args, None)
+    }
+
+    /// Same, in the named network namespace `netns` (`ip netns exec NS virtnetd ...`, e.g. a
+    /// simulated host of testkit's `ovn::MultiHost`) when given.
+    pub fn start_in(
+        base: &Path,
+        qemu: Option<&Path>,
+        args: &[&str],
+        netns: Option<&str>,
+    ) -> TestDaemon {
         let mut d = TestDaemon {
             base: base.to_path_buf(),
             socket: base.join("run/virtnetd.sock"),
             child: None,
             qemu: qemu.map(Path::to_path_buf),
             args: args.iter().map(|a| a.to_string()).collect(),
+            netns: netns.map(str::to_string),
         };
         if d.confined() {
             // `base` stands for a user's directory where the tests put sockets and files;
@@ -74,7 +88,15 @@ impl TestDaemon {
             .append(true)
             .open(self.base.join("daemon.log"))
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtnetd"));
+        let mut cmd = match &self.netns {
+            // `ip netns exec` execs virtnetd: the child's pid is virtnetd's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_virtnetd")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_virtnetd")),
+        };
         cmd.arg("--state-dir")
             .arg(self.base.join("state"))
             .arg("--run-dir")
