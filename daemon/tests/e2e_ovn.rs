@@ -142,6 +142,25 @@ fn tunnel_between_host_ports() {
             )
             .unwrap_or_else(|e| panic!("h1 -> h2 over Geneve: {e}\n{}", mh.logs()));
         assert!(out.contains(" 0% packet loss"), "{out}");
+        // A full-size frame fits too (the underlay's MTU leaves room for Geneve's headers).
+        let out = h1
+            .run(
+                "ping",
+                &[
+                    "-n",
+                    "-c",
+                    "2",
+                    "-W",
+                    "2",
+                    "-s",
+                    "1472",
+                    "-M",
+                    "do",
+                    "10.100.0.12",
+                ],
+            )
+            .unwrap_or_else(|e| panic!("h1 -> h2, 1500-byte packets: {e}"));
+        assert!(out.contains(" 0% packet loss"), "{out}");
         let after = wait_tunnel_counters_rise(&mh, &before);
         eprintln!(
             "tunnel packets (rx, tx): h1 {:?} -> {:?}, h2 {:?} -> {:?}",

@@ -43,6 +43,10 @@ pub use named_ns::NamedNetns;
 /// The underlay subnet's first three octets (central is `.1`, hosts `.11`, `.12`, ...).
 const UNDERLAY: &str = "10.99.0";
 
+/// The underlay's MTU: a 1500-byte overlay frame plus Geneve's 58 bytes (outer Ethernet, IP,
+/// UDP, Geneve with OVN's option) must fit, so the guests keep the usual 1500.
+pub const UNDERLAY_MTU: u32 = 1600;
+
 /// A running multi-host OVN setup (see the module doc).
 pub struct MultiHost {
     // Dropped in this order: the hosts (their daemons, then their namespaces), central, the
@@ -216,8 +220,20 @@ fn plug(ns: &NamedNetns, outer: &str) {
         "link add {outer} type veth peer name eth0 netns {}",
         ns.name()
     ));
-    crate::ip(&format!("link set {outer} master ul0 up"));
-    ns.ok("ip", &["link", "set", "eth0", "up"]);
+    crate::ip(&format!(
+        "link set {outer} mtu {UNDERLAY_MTU} master ul0 up"
+    ));
+    ns.ok(
+        "ip",
+        &[
+            "link",
+            "set",
+            "eth0",
+            "mtu",
+            &UNDERLAY_MTU.to_string(),
+            "up",
+        ],
+    );
 }
 
 /// Polls `f` every 100 ms until it holds or `timeout` passes.
