@@ -77,25 +77,36 @@ fn leftovers(namespaces: &[String], dirs: &[std::path::PathBuf]) -> Vec<String> 
     left
 }
 
-/// Waits until both hosts' tunnel ports count more packets (both directions) than `before`
-/// (the Interface table is refreshed every 5 s).
-fn wait_tunnel_counters_rise(mh: &MultiHost, before: &[(u64, u64); 2]) -> [(u64, u64); 2] {
+/// Waits until both hosts' tunnel ports (h1's towards h2 and h2's towards h1) have received
+/// and sent at least `min` packets more than `before` (the Interface table is refreshed every
+/// 5 s); returns the counters then.
+fn wait_tunnel_counters_rise(
+    mh: &MultiHost,
+    before: &[(u64, u64); 2],
+    min: u64,
+) -> [(u64, u64); 2] {
     let now = || {
         [
             mh.host("h1").tunnel_packets("h2"),
             mh.host("h2").tunnel_packets("h1"),
         ]
     };
-    let risen = |n: &[(u64, u64); 2]| (0..2).all(|i| n[i].0 > before[i].0 && n[i].1 > before[i].1);
-    let _ = ovn::wait_until("tunnel counters rising", Duration::from_secs(12), || {
+    let risen = |n: &[(u64, u64); 2]| {
+        (0..2).all(|i| n[i].0 >= before[i].0 + min && n[i].1 >= before[i].1 + min)
+    };
+    let _ = ovn::wait_until("tunnel counters rising", Duration::from_secs(15), || {
         risen(&now())
     });
     let after = now();
     assert!(
         risen(&after),
-        "tunnel port counters (rx, tx) did not rise on both hosts: before {before:?}, after \
-         {after:?}\n{}",
+        "tunnel port counters (rx, tx) did not rise by {min} on both hosts: before {before:?}, \
+         after {after:?}\n{}",
         mh.host("h1").appctl(&["dpctl/show", "-s"])
+    );
+    eprintln!(
+        "tunnel packets (rx, tx): h1 {:?} -> {:?}, h2 {:?} -> {:?}",
+        before[0], after[0], before[1], after[1]
     );
     after
 }
@@ -161,17 +172,9 @@ fn tunnel_between_host_ports() {
             )
             .unwrap_or_else(|e| panic!("h1 -> h2, 1500-byte packets: {e}"));
         assert!(out.contains(" 0% packet loss"), "{out}");
-        let after = wait_tunnel_counters_rise(&mh, &before);
-        eprintln!(
-            "tunnel packets (rx, tx): h1 {:?} -> {:?}, h2 {:?} -> {:?}",
-            before[0], after[0], before[1], after[1]
-        );
-        // The ping really crossed the tunnel: at least the 5 requests left h1's tunnel port
-        // and the 5 replies came back into it.
-        assert!(
-            after[0].1 - before[0].1 >= 5 && after[0].0 - before[0].0 >= 5,
-            "{after:?}"
-        );
+        // The pings crossed the tunnel: h1's 7 requests left through its tunnel port and
+        // entered h2's, the replies went back the same way.
+        wait_tunnel_counters_rise(&mh, &before, 7);
 
         drop(mh);
         let left = made.leftovers();
@@ -284,19 +287,19 @@ fn guests_on_two_hosts_ping_over_geneve() {
                 .unwrap();
             assert_eq!(rc, 0, "vm1 -> vm2 over Geneve:\n{out}\n{}", mh.logs());
         });
-        let after = wait_tunnel_counters_rise(&mh, &before);
-        eprintln!(
-            "tunnel packets (rx, tx): h1 {:?} -> {:?}, h2 {:?} -> {:?}",
-            before[0], after[0], before[1], after[1]
-        );
+        // Guest 1's 5 requests and guest 2's 5 replies crossed both tunnel ports.
+        wait_tunnel_counters_rise(&mh, &before, 5);
 
         // Destroying the VMs takes their taps off br-int; then nothing is left.
         for ((host, vm, ..), (d, ..)) in GUESTS.iter().zip(&daemons) {
             destroy_leaving_nothing(d, vm);
             assert_eq!(vm_ports(&mh, host), Vec::<String>::new(), "{host}");
         }
+        let mut made = made;
         for (mut d, base, _) in daemons {
             d.stop();
+            // No QEMU or virtnetd of it may run on after its directory is gone.
+            made.dirs.push(base.path().to_path_buf());
             drop(base);
         }
         drop(mh);
