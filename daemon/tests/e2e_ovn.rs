@@ -10,6 +10,7 @@
 //!   that host's own virtnetd with `<virtualport type='openvswitch'>` bound to its logical
 //!   port; guest 1 pings guest 2; both tunnel ports' counters rise; destroying the VMs removes
 //!   their OVS ports.
+//! - `a_failing_test_leaves_nothing`: a panic with the setup running leaves nothing of it.
 
 mod common;
 
@@ -303,6 +304,28 @@ fn guests_on_two_hosts_ping_over_geneve() {
             drop(base);
         }
         drop(mh);
+        let left = made.leftovers();
+        assert!(left.is_empty(), "left behind: {left:#?}");
+    });
+}
+
+/// A test that fails half-way (a panic while the setup runs) still leaves nothing: the
+/// MultiHost's Drop runs during the unwinding.
+#[test]
+fn a_failing_test_leaves_nothing() {
+    if !require(ovn::NEEDS) {
+        return;
+    }
+    with_netns(|| {
+        let made = std::sync::Mutex::new(None);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mh = MultiHost::start(&["h1", "h2"]);
+            *made.lock().unwrap() = Some(Made::of(&mh));
+            mh.add_port("ls0", "p-h1", "0a:00:00:00:00:11", "10.100.0.11");
+            panic!("a test failing with the setup running");
+        }));
+        assert!(r.is_err());
+        let made = made.into_inner().unwrap().expect("the setup started");
         let left = made.leftovers();
         assert!(left.is_empty(), "left behind: {left:#?}");
     });
