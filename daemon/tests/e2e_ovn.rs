@@ -222,8 +222,6 @@ fn vm_ports(mh: &MultiHost, host: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs virtnet's Open vSwitch ports (issue 13 part 1: <virtualport type='openvswitch'>, \
-            virtnetd --ovsdb), not on main yet"]
 fn guests_on_two_hosts_ping_over_geneve() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         return;

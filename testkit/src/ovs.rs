@@ -163,35 +163,36 @@ impl Ovs {
         }
     }
 
-    /// The pid in `DIR/NAME.pid`, if the daemon wrote one.
-    fn pid(&self, name: &str) -> Option<i32> {
-        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Stops `name` (SIGTERM, then SIGKILL after 5 s) and waits until it is gone.
+    /// Stops `name` by its pidfile `DIR/NAME.pid` ([`stop_pidfile`]).
     fn stop(&self, name: &str) {
-        let Some(pid) = self.pid(name) else {
-            return;
-        };
-        let alive = || Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
-        // SAFETY: kill(2) on a pid read from the daemon's own pidfile; no memory involved.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while alive() {
-            if t0.elapsed() > Duration::from_secs(5) {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            if t0.elapsed() > Duration::from_secs(10) {
-                eprintln!("ovs: {name} (pid {pid}) did not stop");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        stop_pidfile(&self.dir.join(format!("{name}.pid")));
+    }
+}
+
+/// Stops the daemon whose pid is in `pidfile` (one an OVS or OVN tool detached with
+/// `--pidfile`): SIGTERM, SIGKILL after 5 s, and waits until it is gone; nothing when there is
+/// no pidfile (it never started). Also used by [`crate::ovn`].
+pub(crate) fn stop_pidfile(pidfile: &Path) {
+    let Some(pid) = std::fs::read_to_string(pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let alive = || Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
+    // SAFETY: kill(2) on a pid read from the daemon's own pidfile; no memory involved.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let t0 = Instant::now();
+    while alive() {
+        if t0.elapsed() > Duration::from_secs(5) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
+        if t0.elapsed() > Duration::from_secs(10) {
+            eprintln!("ovs: pid {pid} ({}) did not stop", pidfile.display());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

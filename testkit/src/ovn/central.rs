@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::daemons::stop_pidfile;
 use super::named_ns::{run, NamedNetns};
+use crate::ovs::stop_pidfile;
 
 /// The schemas Debian's ovn-common installs.
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";

@@ -16,16 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::central::daemon_args;
-use super::daemons::stop_pidfile;
 use super::named_ns::NamedNetns;
+use crate::ovs::{stop_pidfile, Ovs};
 
-/// The Open_vSwitch schema Debian's openvswitch-common installs.
-const VSWITCH_SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
-
-/// A running host (see the module doc); [`Drop`] stops ovn-controller, ovs-vswitchd and
-/// ovsdb-server (the namespace goes with the [`NamedNetns`]).
+/// A running host (see the module doc); [`Drop`] stops ovn-controller, then the fields drop in
+/// order: Open vSwitch ([`Ovs`]: ovs-vswitchd, ovsdb-server), the namespace.
 pub struct OvnHost {
     name: String,
+    ovs: Ovs,
     ns: NamedNetns,
     dir: PathBuf,
     underlay_ip: String,
@@ -44,30 +42,15 @@ impl OvnHost {
     ) -> OvnHost {
         std::fs::create_dir_all(dir).expect("create the host's directory");
         let ip = underlay_cidr.split('/').next().unwrap_or(underlay_cidr);
+        // Open vSwitch (testkit's own: ovsdb-server and ovs-vswitchd, files in `dir`).
+        let ovs = Ovs::start(Some(ns.name()), dir);
         let h = OvnHost {
             name: name.to_string(),
+            ovs,
             ns,
             dir: dir.to_path_buf(),
             underlay_ip: ip.to_string(),
         };
-        let d = dir.display();
-        // Open vSwitch: the database, then the switch daemon.
-        let db = format!("{d}/conf.db");
-        h.daemon(
-            "ovsdb-tool",
-            &["create".into(), db.clone(), VSWITCH_SCHEMA.into()],
-        );
-        let mut args = vec![
-            "-vconsole:off".into(),
-            db,
-            format!("--remote=punix:{d}/db.sock"),
-        ];
-        args.extend(daemon_args(dir, "ovsdb-server"));
-        h.daemon("ovsdb-server", &args);
-        h.vsctl(&["--no-wait", "init"]);
-        let mut args = vec!["-vconsole:off".into(), h.ovsdb()];
-        args.extend(daemon_args(dir, "ovs-vswitchd"));
-        h.daemon("ovs-vswitchd", &args);
         // The underlay: eth0 in br-phys, the address on br-phys.
         h.vsctl(&[
             "add-br",
@@ -139,18 +122,19 @@ impl OvnHost {
         &self.underlay_ip
     }
 
+    /// The host's Open vSwitch.
+    pub fn ovs(&self) -> &Ovs {
+        &self.ovs
+    }
+
     /// The host's OVSDB as ovs-vsctl's `--db` and `virtnetd --ovsdb` take it.
     pub fn ovsdb(&self) -> String {
-        format!("unix:{}/db.sock", self.dir.display())
+        self.ovs.db()
     }
 
     /// `ovs-vsctl ARGS` on this host's OVSDB: trimmed stdout; panics with stderr.
     pub fn vsctl(&self, args: &[&str]) -> String {
-        let db = format!("--db={}", self.ovsdb());
-        let mut a = vec![db.as_str(), "--timeout=20"];
-        a.extend_from_slice(args);
-        super::named_ns::run(self.env(&mut Command::new("ovs-vsctl")).args(&a))
-            .unwrap_or_else(|e| panic!("{}: ovs-vsctl {}: {e}", self.name, args.join(" ")))
+        self.ovs.vsctl(args)
     }
 
     /// `ovs-appctl ARGS` to this host's ovs-vswitchd: trimmed stdout; panics with stderr.
@@ -214,7 +198,8 @@ impl OvnHost {
         (get("rx_packets"), get("tx_packets"))
     }
 
-    /// Runs `program ARGS` in the host's namespace with its OVS/OVN directories.
+    /// Runs `program ARGS` in the host's namespace with its OVS/OVN directories (ovn-controller
+    /// finds ovs-vswitchd's `br-int.mgmt` in `OVS_RUNDIR`).
     fn daemon(&self, program: &str, args: &[String]) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut cmd = self.ns.command(program);
@@ -248,8 +233,6 @@ impl OvnHost {
 
 impl Drop for OvnHost {
     fn drop(&mut self) {
-        for name in ["ovn-controller", "ovs-vswitchd", "ovsdb-server"] {
-            stop_pidfile(&self.dir.join(format!("{name}.pid")));
-        }
+        stop_pidfile(&self.dir.join("ovn-controller.pid"));
     }
 }

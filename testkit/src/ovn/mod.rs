@@ -29,7 +29,6 @@
 //! complete (ping works, TCP does not).
 
 mod central;
-mod daemons;
 mod host;
 mod named_ns;
 
@@ -44,7 +43,8 @@ pub use named_ns::NamedNetns;
 const UNDERLAY: &str = "10.99.0";
 
 /// The underlay's MTU: a 1500-byte overlay frame plus Geneve's 58 bytes (outer Ethernet, IP,
-/// UDP, Geneve with OVN's option) must fit, so the guests keep the usual 1500.
+/// UDP, Geneve with OVN's option) must fit, so the guests keep the usual 1500. Set on the veths;
+/// OVS gives `br-phys` (an internal port) the smallest MTU of its bridge's other ports.
 pub const UNDERLAY_MTU: u32 = 1600;
 
 /// A running multi-host OVN setup (see the module doc).
