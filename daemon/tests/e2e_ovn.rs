@@ -11,6 +11,8 @@
 //!   port; guest 1 pings guest 2; both tunnel ports' counters rise; destroying the VMs removes
 //!   their OVS ports.
 //! - `a_failing_test_leaves_nothing`: a panic with the setup running leaves nothing of it.
+//! - `the_multihost_script_shows_the_tunnel_and_cleans_up_on_sigterm`: `scripts/multihost`
+//!   itself, up to its `--hold` and then SIGTERM: nothing left.
 
 mod common;
 
@@ -326,5 +328,71 @@ fn a_failing_test_leaves_nothing() {
         let made = made.into_inner().unwrap().expect("the setup started");
         let left = made.leftovers();
         assert!(left.is_empty(), "left behind: {left:#?}");
+    });
+}
+
+/// `scripts/multihost --hold` (the demo): it builds the setup, shows both chassis and a ping
+/// through the tunnel with 0% loss, and on SIGTERM (its trap) stops and removes everything it
+/// made: no namespace `vnmh-PID-*`, no process from its directory, no directory.
+#[test]
+fn the_multihost_script_shows_the_tunnel_and_cleans_up_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    if !require(ovn::NEEDS) {
+        return;
+    }
+    with_netns(|| {
+        let script = virtnet_testkit::repo_root().join("scripts/multihost");
+        let mut child = Command::new(&script)
+            .arg("--hold")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run scripts/multihost");
+        let pid = child.id();
+        let mut out = String::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            out += &line;
+            out.push('\n');
+            // The last of the commands it prints once holding.
+            if line.contains("tnl/neigh/show") {
+                break;
+            }
+        }
+        // The directory, from a command it prints: `--db=unix:DIR/central/sb.sock`.
+        let dir = out
+            .split("--db=unix:")
+            .nth(1)
+            .and_then(|s| s.split("/central/").next())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| panic!("scripts/multihost did not reach --hold:\n{out}"));
+        for want in [
+            "Chassis h1",
+            "Chassis h2",
+            "Port_Binding p-h1",
+            " 0% packet loss",
+        ] {
+            assert!(out.contains(want), "no '{want}' in:\n{out}");
+        }
+        let namespaces: Vec<String> = ["ul", "central", "h1", "h2"]
+            .iter()
+            .map(|n| format!("vnmh-{pid}-{n}"))
+            .collect();
+        assert!(
+            leftovers(&namespaces, &[dir.clone()]).len() > 1,
+            "the setup is running"
+        );
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        for line in lines {
+            out += &line.unwrap();
+            out.push('\n');
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(143), "{out}");
+        let left = leftovers(&namespaces, &[dir]);
+        assert!(left.is_empty(), "left behind: {left:#?}\n{out}");
     });
 }

@@ -1,5 +1,6 @@
 //! [`OvnHost`]: one simulated hypervisor host in its own namespace: ovsdb-server and
-//! ovs-vswitchd (userspace datapath) and ovn-controller, every file in one directory.
+//! ovs-vswitchd on the userspace datapath ([`crate::ovs::Ovs`]) and ovn-controller, every file
+//! in one directory.
 //!
 //! What the userspace datapath needs for Geneve (OVS's "userspace tunneling" setup): the
 //! underlay veth `eth0` is a port of an OVS bridge `br-phys` and the host's underlay address is
