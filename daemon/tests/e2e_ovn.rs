@@ -381,7 +381,7 @@ fn the_multihost_script_shows_the_tunnel_and_cleans_up_on_sigterm() {
             .map(|n| format!("vnmh-{pid}-{n}"))
             .collect();
         assert!(
-            leftovers(&namespaces, &[dir.clone()]).len() > 1,
+            leftovers(&namespaces, std::slice::from_ref(&dir)).len() > 1,
             "the setup is running"
         );
         // SAFETY: kill(2) on our own child's pid.
