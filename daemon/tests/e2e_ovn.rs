@@ -18,10 +18,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::e2e::{destroy_leaving_nothing, ready_console, start, BOOT, CMD};
+use common::e2e::{destroy_leaving_nothing, start, BOOT, CMD};
 use common::TestDaemon;
 use virtnet_testkit::ovn::{self, MultiHost};
-use virtnet_testkit::{require, runtime, with_netns, TestDomain};
+use virtnet_testkit::{require, runtime, with_netns, SerialConsole, TestDomain};
 
 /// What a MultiHost made (its namespaces and directories), to check nothing of it is left.
 struct Made {
@@ -238,6 +238,8 @@ fn guests_on_two_hosts_ping_over_geneve() {
         // One virtnetd per host, in the host's namespace, on the host's own OVSDB, with its
         // own state and run directories.
         let mut daemons = Vec::new();
+        let mut consoles = Vec::new();
+        let rt = runtime();
         for (host, vm, mac, ip, lsp) in GUESTS {
             mh.add_port("ls0", lsp, mac, ip);
             let base = virtnet_testkit::traversable_tempdir();
@@ -258,6 +260,11 @@ fn guests_on_two_hosts_ping_over_geneve() {
             let (s, v) = d.define(&dom.xml(guest));
             assert_eq!(s, 201, "define {vm} on {host}: {v}");
             start(&d, vm);
+            // At once: QEMU drops what the guest prints while no client is connected.
+            let con = rt
+                .block_on(SerialConsole::connect(&serial, Duration::from_secs(10)))
+                .unwrap();
+            consoles.push(con);
             // virtnet put the VM's tap on br-int with the iface-id ovn-controller binds.
             let ports = vm_ports(&mh, host);
             assert_eq!(
@@ -270,26 +277,38 @@ fn guests_on_two_hosts_ping_over_geneve() {
             let ids = h.vsctl(&["get", "interface", tap, "external_ids"]);
             assert!(ids.contains(lsp) && ids.contains(mac), "{tap}: {ids}");
             mh.wait_bound(lsp, host);
-            daemons.push((d, base, serial));
+            daemons.push((d, base));
         }
 
         let before = [
             mh.host("h1").tunnel_packets("h2"),
             mh.host("h2").tunnel_packets("h1"),
         ];
-        runtime().block_on(async {
-            let mut c1 = ready_console(&daemons[0].2).await;
-            let mut c2 = ready_console(&daemons[1].2).await;
+        let [c1, c2] = &mut consoles[..] else {
+            unreachable!("one console per guest")
+        };
+        let replies = rt.block_on(async {
             c1.wait_nic_up(GUESTS[0].2, BOOT).await.unwrap();
             c2.wait_nic_up(GUESTS[1].2, BOOT).await.unwrap();
+            c2.wait_ready(BOOT).await.unwrap();
             let (out, rc) = c1
                 .run(&format!("ping -c 5 -W 2 {}", GUESTS[1].3), CMD)
                 .await
                 .unwrap();
             assert_eq!(rc, 0, "vm1 -> vm2 over Geneve:\n{out}\n{}", mh.logs());
+            // busybox: "5 packets transmitted, 5 packets received, 0% packet loss"
+            let replies: u64 = out
+                .split(" packets received")
+                .next()
+                .and_then(|s| s.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no reply count in:\n{out}"));
+            // Two TCG guests on a loaded 2-core machine may lose the odd probe; most must pass.
+            assert!(replies >= 3, "vm1 -> vm2: {replies}/5 replies:\n{out}");
+            replies
         });
-        // Guest 1's 5 requests and guest 2's 5 replies crossed both tunnel ports.
-        wait_tunnel_counters_rise(&mh, &before, 5);
+        // Each request that got its reply crossed both tunnel ports, and so did the reply.
+        wait_tunnel_counters_rise(&mh, &before, replies);
 
         // Destroying the VMs takes their taps off br-int; then nothing is left.
         for ((host, vm, ..), (d, ..)) in GUESTS.iter().zip(&daemons) {
@@ -297,7 +316,8 @@ fn guests_on_two_hosts_ping_over_geneve() {
             assert_eq!(vm_ports(&mh, host), Vec::<String>::new(), "{host}");
         }
         let mut made = made;
-        for (mut d, base, _) in daemons {
+        drop(consoles);
+        for (mut d, base) in daemons {
             d.stop();
             // No QEMU or virtnetd of it may run on after its directory is gone.
             made.dirs.push(base.path().to_path_buf());
