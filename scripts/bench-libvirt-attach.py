@@ -18,8 +18,10 @@ other round), so a change of the machine's load hits all of them alike:
   http/virtnetd     one HTTP request `POST /v1/domains/guest/devices` from this process (a new
                     unix-socket connection per request, as the CLI makes)
 
-plus, as the client-side baseline, `virsh dominfo guest` (both daemons) and `virtnet dominfo
-guest`: a process that connects and makes one lookup. Every timed step starts after a pause
+plus the clients' own cost: `virsh --version` and `virtnet --version` (a process that
+starts and exits, no daemon), `virsh -c URI uri` against each daemon (start, connect: auth
+list, open, supports-feature calls; close) and `virtnet dominfo guest` (start, one
+request). Every timed step starts after a pause
 (SETTLE) so the guest has handled the previous hot-plug event. Writes a markdown report.
 """
 
@@ -181,8 +183,10 @@ def main():
         "http/virtnetd": ("virtnetd", http),
     }
     lookups = {
-        "virsh dominfo/libvirtd": lambda: run(["virsh", "-c", uri["libvirtd"], "dominfo", "guest"]),
-        "virsh dominfo/virtnetd": lambda: run(["virsh", "-c", uri["virtnetd"], "dominfo", "guest"]),
+        "virsh --version": lambda: run(["virsh", "--version"]),
+        "virtnet --version": lambda: run([a.virtnet, "--version"]),
+        "virsh uri/libvirtd": lambda: run(["virsh", "-c", uri["libvirtd"], "uri"]),
+        "virsh uri/virtnetd": lambda: run(["virsh", "-c", uri["virtnetd"], "uri"]),
         "virtnet dominfo/virtnetd": lambda: run([a.virtnet, "--connect", a.vn_socket, "dominfo", "guest"]),
     }
     att = {w: [] for w in ways}
@@ -263,7 +267,7 @@ def report(a, att, det, look, loads):
             row("`virsh detach-device --live` (until removed): A virtnetd, B libvirtd", det["virsh/virtnetd"], det["virsh/libvirtd"]),
             row("python3-libvirt `attachDeviceFlags(LIVE)`, open connection: A virtnetd, B libvirtd", att["py/virtnetd"], att["py/libvirtd"]),
             row("python3-libvirt `detachDeviceFlags(LIVE)`: A virtnetd, B libvirtd", det["py/virtnetd"], det["py/libvirtd"]),
-            row("`virsh dominfo` (client process + one lookup): A virtnetd, B libvirtd", look["virsh dominfo/virtnetd"], look["virsh dominfo/libvirtd"]),
+            row("`virsh uri` (client process, connect + close): A virtnetd, B libvirtd", look["virsh uri/virtnetd"], look["virsh uri/libvirtd"]),
         ]
     )
     t2 = "\n".join(
@@ -272,7 +276,8 @@ def report(a, att, det, look, loads):
             row("attach --live: A `virsh attach-device` (RPC), B `virtnet attach-device` (HTTP)", att["virsh/virtnetd"], att["virtnet/virtnetd"], "≤ 1.2×"),
             row("detach --live: A `virsh detach-device` (RPC), B `virtnet detach-device` (HTTP)", det["virsh/virtnetd"], det["virtnet/virtnetd"]),
             row("attach, in-process: A python3-libvirt call (RPC), B one HTTP request", att["py/virtnetd"], att["http/virtnetd"]),
-            row("`dominfo`: A `virsh` (RPC), B `virtnet` (HTTP), client process + one lookup", look["virsh dominfo/virtnetd"], look["virtnet dominfo/virtnetd"]),
+            row("client start only: A `virsh --version`, B `virtnet --version` (no daemon)", look["virsh --version"], look["virtnet --version"]),
+            row("connect: A `virsh uri` (RPC: start, connect, close), B `virtnet dominfo` (HTTP: start, one request)", look["virsh uri/virtnetd"], look["virtnet dominfo/virtnetd"]),
         ]
     )
     l1 = [x[0] for x in loads]
@@ -289,9 +294,33 @@ rounds (5- and 15-minute at the end: {loads[-1][1]:.2f}, {loads[-1][2]:.2f}). {n
 
 {t1}
 
+What bounds the first ratio: `virsh --version` alone (start and exit, no connection) took
+{ms(med(look["virsh --version"]))} and `virsh uri` against virtnetd (start, connect, close) {ms(med(look["virsh uri/virtnetd"]))}:
+{med(look["virsh uri/virtnetd"]) / med(att["virsh/libvirtd"]):.2f}× libvirtd's `virsh attach-device` before any attach work. The daemons' own part
+(python3-libvirt, connection already open): virtnetd {ms(med(att["py/virtnetd"]))}, libvirtd {ms(med(att["py/libvirtd"]))}.
+
 ## virtnetd: the libvirt RPC path vs the HTTP path
 
 {t2}
+
+The clients differ by {ms(med(look["virsh --version"]) - med(look["virtnet --version"]))} in starting alone (`--version`); virtnetd's two paths for the
+same attach, without the client processes (third row): {paired(att["py/virtnetd"], att["http/virtnetd"]):.2f}×.
+
+## Method
+
+- Both daemons run at once, each with the same test guest (TCG, 256 MiB, 1 vCPU, ACPI), in
+  one private network namespace; the NIC is `{NIC_XML}` (a tap on bridge br0, made and
+  removed by the daemon). libvirtd 9.0 (Debian's package, `scripts/setup --bench`) runs with
+  private tmpfs /run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt and its
+  own libvirtd.conf/qemu.conf (QEMU as root, `security_driver = "none"`, no cgroups, seccomp
+  sandbox and QEMU mount namespace as by default); virtnetd (release build) runs with its
+  defaults (QEMU confined: own user, seccomp, mount namespace, cgroup), run dir on a tmpfs.
+- Every round times each way once, attach then detach, in an order rotated every round and
+  reversed every other round; a pause of {int(SETTLE * 1000)} ms precedes every timed step; after each
+  detach the NIC's absence from the live XML is checked (untimed) before the next step.
+  {WARM_ROUNDS} untimed warm-up rounds first.
+- Times are wall clock (`time.perf_counter`) around the client process (spawn to exit) or
+  around the in-process call. "per-round ratio": A/B within a round, median over rounds.
 """
     print(md)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
