@@ -23,6 +23,8 @@ starts and exits, no daemon), `virsh -c URI uri` against each daemon (start, con
 list, open, supports-feature calls; close) and `virtnet dominfo guest` (start, one
 request). Every timed step starts after a pause
 (SETTLE) so the guest has handled the previous hot-plug event. Writes a markdown report.
+BENCH_HOLD=SECS keeps both daemons and guests up that long after the warm-up (for measuring
+by hand).
 """
 
 import argparse
@@ -70,26 +72,32 @@ def domain_xml(guest, serial):
 </domain>"""
 
 
-def wait_ready(serial, timeout=180):
+def connect_console(serial, timeout=30):
+    """Connects to a guest's serial socket (QEMU listens; what the guest prints before a client
+    connects is lost: connect right after the start)."""
     deadline = time.monotonic() + timeout
     while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(serial)
-            break
+            return s
         except OSError:
             s.close()
             if time.monotonic() > deadline:
                 sys.exit(f"no serial socket {serial}")
-            time.sleep(0.05)
+            time.sleep(0.01)
+
+
+def wait_ready(s, timeout=180):
+    """Reads the console until the guest says it is ready; the socket stays open (the guest's
+    console output has somewhere to go)."""
     s.settimeout(timeout)
     seen = b""
     while b"virtnet-guest: ready" not in seen:
         chunk = s.recv(4096)
         if not chunk:
-            sys.exit(f"{serial}: console closed before the guest was ready")
+            sys.exit("a console closed before the guest was ready")
         seen += chunk
-    return s  # kept open: the guest's console output has somewhere to go
 
 
 def run(argv, expect=None):
@@ -139,9 +147,10 @@ def main():
         serial = os.path.join(a.work, f"{d}-serial.sock")
         dom = conn.defineXML(domain_xml(a.guest, serial))
         dom.create()
+        consoles.append(connect_console(serial))
         doms[d] = dom
-    for d in conns:
-        consoles.append(wait_ready(os.path.join(a.work, f"{d}-serial.sock")))
+    for c in consoles:
+        wait_ready(c)
     print(f"   both guests ready ({conns['libvirtd'].getLibVersion()} vs virtnetd)", flush=True)
 
     uri = {"libvirtd": a.lv_uri, "virtnetd": a.vn_uri}
@@ -209,6 +218,10 @@ def main():
     for _ in range(WARM_ROUNDS):
         for w in names:
             one(w, False)
+    if os.environ.get("BENCH_HOLD"):
+        # For measuring by hand: both daemons and guests stay up for BENCH_HOLD seconds.
+        print(f"   holding {os.environ['BENCH_HOLD']} s: virsh -c '{a.vn_uri}' attach-device guest {nic} --live", flush=True)
+        time.sleep(float(os.environ["BENCH_HOLD"]))
     for r in range(a.rounds):
         k = r % len(names)
         order = names[k:] + names[:k]
