@@ -137,6 +137,8 @@ def main():
     for a in ("--work", "--guest", "--lv-uri", "--vn-uri", "--vn-socket", "--virtnet", "--out"):
         ap.add_argument(a, required=True)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--lv-pid", type=int, required=True)
+    ap.add_argument("--vn-pid", type=int, required=True)
     a = ap.parse_args()
 
     nic = os.path.join(a.work, "nic.xml")
@@ -203,14 +205,24 @@ def main():
     look = {w: [] for w in lookups}
     loads = [os.getloadavg()]
 
+    pids = {"libvirtd": a.lv_pid, "virtnetd": a.vn_pid}
+    for d, pid in pids.items():
+        comm = open(f"/proc/{pid}/comm").read().strip()
+        if comm != d:
+            sys.exit(f"pid {pid} is {comm}, not {d}")
+    cpu = {w: [] for w in ways}
+
     def one(w, keep):
         d, f = ways[w]
         time.sleep(SETTLE)
+        before = cpu_ns(pids[d])
         ta = f("attach")
+        used = cpu_ns(pids[d]) - before
         time.sleep(SETTLE)
         td = f("detach")
         gone(d)
         if keep:
+            cpu[w].append(used / 1e9)
             att[w].append(ta)
             det[w].append(td)
 
@@ -242,7 +254,18 @@ def main():
         c.close()
     for c in conns.values():
         c.close()
-    report(a, att, det, look, loads)
+    report(a, att, det, look, loads, cpu)
+
+
+def cpu_ns(pid):
+    """CPU time of all a process's threads so far (/proc/PID/task/*/schedstat), in ns."""
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 def ms(x):
@@ -261,7 +284,7 @@ def spread(v):
     return f"{min(v) * 1000:.1f}–{max(v) * 1000:.1f}"
 
 
-def report(a, att, det, look, loads):
+def report(a, att, det, look, loads, cpu):
     def row(what, x, y, target=""):
         return (
             f"| {what} | {ms(med(x))} ({spread(x)}) | {ms(med(y))} ({spread(y)}) | "
@@ -281,6 +304,7 @@ def report(a, att, det, look, loads):
             row("python3-libvirt `attachDeviceFlags(LIVE)`, open connection: A virtnetd, B libvirtd", att["py/virtnetd"], att["py/libvirtd"]),
             row("python3-libvirt `detachDeviceFlags(LIVE)`: A virtnetd, B libvirtd", det["py/virtnetd"], det["py/libvirtd"]),
             row("`virsh uri` (client process, connect + close): A virtnetd, B libvirtd", look["virsh uri/virtnetd"], look["virsh uri/libvirtd"]),
+            row("the daemon's CPU time per `virsh attach-device`: A virtnetd, B libvirtd", cpu["virsh/virtnetd"], cpu["virsh/libvirtd"]),
         ]
     )
     t2 = "\n".join(
@@ -289,6 +313,8 @@ def report(a, att, det, look, loads):
             row("attach --live: A `virsh attach-device` (RPC), B `virtnet attach-device` (HTTP)", att["virsh/virtnetd"], att["virtnet/virtnetd"], "≤ 1.2×"),
             row("detach --live: A `virsh detach-device` (RPC), B `virtnet detach-device` (HTTP)", det["virsh/virtnetd"], det["virtnet/virtnetd"]),
             row("attach, in-process: A python3-libvirt call (RPC), B one HTTP request", att["py/virtnetd"], att["http/virtnetd"]),
+            row("virtnetd's CPU time per attach: A `virsh` (RPC, with connect/close calls), B `virtnet` (HTTP)", cpu["virsh/virtnetd"], cpu["virtnet/virtnetd"]),
+            row("virtnetd's CPU time per attach, in-process clients: A python3-libvirt (RPC), B HTTP request", cpu["py/virtnetd"], cpu["http/virtnetd"]),
             row("client start only: A `virsh --version`, B `virtnet --version` (no daemon)", look["virsh --version"], look["virtnet --version"]),
             row("connect: A `virsh uri` (RPC: start, connect, close), B `virtnet dominfo` (HTTP: start, one request)", look["virsh uri/virtnetd"], look["virtnet dominfo/virtnetd"]),
         ]
@@ -334,11 +360,13 @@ same attach, without the client processes (third row): {paired(att["py/virtnetd"
   {WARM_ROUNDS} untimed warm-up rounds first.
 - Times are wall clock (`time.perf_counter`) around the client process (spawn to exit) or
   around the in-process call. "per-round ratio": A/B within a round, median over rounds.
+  "CPU time": the daemon's threads' run time over the attach (`/proc/PID/task/*/schedstat`),
+  which a busy machine disturbs much less than wall time.
 """
     print(md)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     open(a.out, "w").write(md)
-    raw = {"attach": att, "detach": det, "lookup": look, "loadavg": loads}
+    raw = {"attach": att, "detach": det, "lookup": look, "daemon_cpu_attach": cpu, "loadavg": loads}
     open(a.out.replace(".md", ".json"), "w").write(json.dumps(raw, indent=1))
     print(f"wrote {a.out}")
 
