@@ -29,6 +29,6 @@ pub use process::{
     in_own_mount_namespace, listen_unix, open_for_writing, open_host, QemuProcess, QemuSpawn,
     StopMethod, StopOptions, StopOutcome,
 };
-pub use qmp::{QmpClient, QmpEvent, QmpGreeting, QmpOptions};
+pub use qmp::{MigrationInfo, MigrationRam, QmpClient, QmpEvent, QmpGreeting, QmpOptions};
 pub use sandbox::{DevNode, QemuUser, Sandbox};
 pub use version::{qemu_binary_version, QemuVersion};

@@ -35,6 +35,35 @@ pub enum VmError {
         reason: String,
     },
 
+    /// A live migration refused before anything was done: one line per reason.
+    #[error("VM '{vm}' cannot be migrated live: {}", problems.join("; "))]
+    NotMigratable {
+        /// The VM.
+        vm: String,
+        /// Each device that prevents it and why.
+        problems: Vec<String>,
+    },
+
+    /// A live migration failed at `step`; everything before it was undone (the VM runs on the
+    /// source as before) except what `cleanup` lists.
+    #[error("migration of VM '{vm}' failed at step {step_index} ({step}): {cause}{}",
+        if cleanup.is_empty() { "; undone, the VM runs on the source".to_string() }
+        else { format!("; NOT undone: {}", cleanup.join("; ")) })]
+    MigrationFailed {
+        /// The VM.
+        vm: String,
+        /// The step that failed.
+        step: String,
+        /// Its index in the plan.
+        step_index: usize,
+        /// Why (the side's message).
+        cause: String,
+        /// Whether the user can fix the cause (the destination refused).
+        user_error: bool,
+        /// What could not be undone.
+        cleanup: Vec<String>,
+    },
+
     /// The plan context is unusable (e.g. a first fd number below 3).
     #[error("invalid plan context: {0}")]
     InvalidContext(String),
@@ -230,7 +259,13 @@ impl VmError {
             | VmError::NoPendingDetach { .. }
             | VmError::Identity { .. }
             // The definition's back end is not there (nothing connected to its socket).
-            | VmError::NoBackEnd { .. } => true,
+            | VmError::NoBackEnd { .. }
+            | VmError::NotMigratable { .. } => true,
+            VmError::MigrationFailed {
+                user_error,
+                cleanup,
+                ..
+            } => *user_error && cleanup.is_empty(),
             VmError::Argv(e) => e.is_user_error(),
             VmError::Qemu { source, .. } => source.is_user_error(),
             VmError::Host { source, .. } => source.is_user_error(),

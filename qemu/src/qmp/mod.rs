@@ -18,6 +18,7 @@ mod commands;
 mod deleted;
 mod dispatch;
 mod fdpass;
+mod migration;
 mod wire;
 
 use std::os::fd::BorrowedFd;
@@ -33,6 +34,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 pub use commands::{AddFdInfo, FdsetFd, FdsetInfo, VmStatus};
+pub use migration::{MigrationInfo, MigrationRam};
 pub use wire::{QmpEvent, QmpGreeting};
 
 use crate::error::{QemuError, Result};

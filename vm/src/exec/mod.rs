@@ -11,6 +11,7 @@
 mod back_end;
 mod host;
 pub mod hotplug;
+pub mod migrate;
 mod resources;
 mod running;
 
@@ -29,6 +30,9 @@ pub use host::rollback_host;
 pub use hotplug::{
     attach, complete_detach, detach, AttachedNic, DetachOutcome, DetachReport, HotplugOptions,
     PendingDetach, PendingDetaches,
+};
+pub use migrate::{
+    migrate, MigrateExecOptions, MigrateReport, MigrationSides, SideError, StepTiming,
 };
 pub use resources::{HostResources, NicResource, NicResourceKind};
 pub use running::{RunningVm, StopMode, StopReport};

@@ -5,6 +5,7 @@
 
 mod cgroup;
 pub mod hotplug;
+pub mod migrate;
 mod network;
 mod nic;
 mod passfd;
@@ -28,6 +29,10 @@ pub use cgroup::{CgroupOptions, DEFAULT_QEMU_PIDS_MAX};
 pub use hotplug::{
     describe_undo, live_ids, plan_attach, plan_detach, AttachAction, AttachPlan, AttachStep,
     AttachStepId, AttachUndo, DetachPlan, DetachStep, FdFrom,
+};
+pub use migrate::{
+    destination_domain, plan_migrate, MigrateAction, MigrateOptions, MigratePlan, MigrateStep,
+    MigrateUndo,
 };
 pub use network::{
     defined_network_interface, resolve_network_interface, resolve_networks, NetworkPort,
@@ -73,6 +78,10 @@ pub struct PlanContext {
     /// networks' directory, where QEMU listens on its vhost-user sockets: QEMU 7.2 takes no
     /// passed fd for a vhost-user netdev).
     pub reach: Vec<PathBuf>,
+    /// Start as the destination of a live migration: QEMU gets `-incoming defer`, and the
+    /// commands after start end with `migrate-incoming` on this URI instead of `cont` (the
+    /// guest runs once the migration's finish `cont`s it). `None` = a normal start.
+    pub incoming: Option<String>,
 }
 
 impl PlanContext {
@@ -92,6 +101,7 @@ impl PlanContext {
             cgroup: Some(CgroupOptions::default()),
             hide: Vec::new(),
             reach: Vec::new(),
+            incoming: None,
         }
     }
 }
@@ -147,15 +157,21 @@ pub fn plan_start(domain: &Domain, ctx: &PlanContext) -> Result<StartPlan, VmErr
         chardev_fds: passed.chardev_fds,
         ..RuntimePaths::new(&qmp_socket)
     };
-    let argv = build_argv(domain, &caps, &backends, &paths).map_err(VmError::argv)?;
+    let mut argv = build_argv(domain, &caps, &backends, &paths).map_err(VmError::argv)?;
     let mut post_start: Vec<QmpCommand> = post_start_qmp(domain)
         .into_iter()
         .map(|(execute, arguments)| QmpCommand { execute, arguments })
         .collect();
-    post_start.push(QmpCommand {
-        execute: "cont".into(),
-        arguments: json!({}),
-    });
+    match &ctx.incoming {
+        None => post_start.push(QmpCommand {
+            execute: "cont".into(),
+            arguments: json!({}),
+        }),
+        Some(uri) => {
+            argv.extend(["-incoming".to_string(), "defer".to_string()]);
+            post_start.extend(migrate::incoming_commands(uri));
+        }
+    }
     // What the plan decided (a domain opting out gets no sandbox, so nothing to grant).
     let access = sandbox
         .as_ref()

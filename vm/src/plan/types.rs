@@ -437,7 +437,8 @@ pub struct StartPlan {
     pub host_steps: Vec<HostStep>,
     /// QEMU's arguments (without the binary); inherited fds by the numbers in `host_steps`.
     pub argv: Vec<String>,
-    /// QMP commands after QEMU is up, ending with `cont`.
+    /// QMP commands after QEMU is up, ending with `cont` (with `migrate-incoming` for the
+    /// destination of a live migration).
     pub post_start: Vec<QmpCommand>,
     /// Unix sockets QEMU listens on outside the run dir (vhost-user `mode='server'`, serial
     /// `mode='bind'`): removed after QEMU exits.

@@ -1,0 +1,241 @@
+//! The executor against a fake pair of sides: every step failing in turn undoes exactly what
+//! was done, newest first; after the switch-over nothing is undone.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use virtnet_qemu::MigrationInfo;
+
+use super::*;
+use crate::plan::{plan_migrate, MigrateOptions};
+
+/// Records every call; `query` answers `active` twice, then `completed` (or `status_end`).
+#[derive(Default)]
+struct Fake {
+    calls: Vec<String>,
+    polls: usize,
+    status_end: Option<String>,
+    fail: Option<&'static str>,
+    paused: bool,
+}
+
+impl Fake {
+    fn check(&mut self, call: &str) -> Result<(), SideError> {
+        self.calls.push(call.to_string());
+        if self.fail == Some(call) {
+            return Err(SideError::fault(format!("{call} failed")));
+        }
+        Ok(())
+    }
+}
+
+impl MigrationSides for Fake {
+    async fn prepare(&mut self, uri: &str) -> Result<String, SideError> {
+        self.check("prepare")?;
+        Ok(uri.replace(":0", ":49152"))
+    }
+    async fn abort_destination(&mut self) -> Result<(), SideError> {
+        self.check("abort_destination")
+    }
+    async fn finish(&mut self) -> Result<(), SideError> {
+        self.check("finish")
+    }
+    async fn set_capabilities(&mut self, _caps: &[(String, bool)]) -> Result<(), SideError> {
+        self.check("set_capabilities")
+    }
+    async fn migrate(&mut self, uri: &str) -> Result<(), SideError> {
+        assert_eq!(uri, "tcp:10.99.0.2:49152", "the port the destination chose");
+        self.check("migrate")
+    }
+    async fn query(&mut self) -> Result<MigrationInfo, SideError> {
+        self.calls.push("query".into());
+        self.polls += 1;
+        let status = if self.calls.iter().any(|c| c == "cancel") {
+            "cancelled".to_string()
+        } else if self.polls < 3 {
+            "active".to_string()
+        } else {
+            self.paused = true;
+            self.status_end
+                .clone()
+                .unwrap_or_else(|| "completed".into())
+        };
+        Ok(
+            serde_json::from_value(json!({"status": status, "total-time": 900, "downtime": 40}))
+                .unwrap(),
+        )
+    }
+    async fn cancel(&mut self) -> Result<(), SideError> {
+        self.check("cancel")
+    }
+    async fn resume_source(&mut self) -> Result<bool, SideError> {
+        self.check("resume_source")?;
+        Ok(std::mem::take(&mut self.paused))
+    }
+    async fn stop_source(&mut self) -> Result<Vec<String>, SideError> {
+        self.check("stop_source")?;
+        Ok(vec![])
+    }
+    async fn undefine_source(&mut self) -> Result<(), SideError> {
+        self.check("undefine_source")
+    }
+    fn progress(&mut self, _line: &str) {}
+}
+
+fn plan(undefine: bool) -> MigratePlan {
+    let xml = "<domain type='qemu'><name>vm1</name><memory unit='MiB'>256</memory>\
+               <os><type>hvm</type></os><devices/></domain>";
+    let d = virtnet_conf::load_domain(xml).unwrap();
+    plan_migrate(
+        &d,
+        &MigrateOptions {
+            dest: "/run/b.sock".into(),
+            host: "10.99.0.2".into(),
+            port: 0,
+            timeout_ms: 5_000,
+            undefine_source: undefine,
+            switch_networks: BTreeSet::new(),
+            switch_socket_dir: None,
+        },
+    )
+    .unwrap()
+}
+
+fn opts() -> MigrateExecOptions {
+    MigrateExecOptions {
+        poll: Duration::from_millis(1),
+        ..MigrateExecOptions::default()
+    }
+}
+
+fn run(
+    fake: &mut Fake,
+    plan: &MigratePlan,
+    o: &MigrateExecOptions,
+) -> Result<MigrateReport, VmError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(migrate(plan, fake, o))
+}
+
+/// The calls without the polls.
+fn calls(f: &Fake) -> Vec<&str> {
+    f.calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "query")
+        .collect()
+}
+
+#[test]
+fn a_migration_runs_every_step_in_order() {
+    let mut f = Fake::default();
+    let r = run(&mut f, &plan(true), &opts()).unwrap();
+    assert_eq!(
+        calls(&f),
+        [
+            "prepare",
+            "set_capabilities",
+            "migrate",
+            "finish",
+            "stop_source",
+            "undefine_source"
+        ]
+    );
+    assert_eq!((r.qemu.total_time, r.qemu.downtime), (Some(900), Some(40)));
+    assert_eq!(r.uri, "tcp:10.99.0.2:49152");
+    assert_eq!(r.steps.len(), 7);
+}
+
+#[test]
+fn each_step_failing_undoes_what_came_before() {
+    let p = plan(false);
+    let expected_undo: [&[&str]; 6] = [
+        &[],                                               // prepare
+        &["abort_destination"],                            // set_capabilities
+        &["abort_destination"],                            // migrate
+        &["cancel", "resume_source", "abort_destination"], // wait
+        &["cancel", "resume_source", "abort_destination"], // finish
+        &[],                                               // stop_source: after the switch-over
+    ];
+    for (n, undo) in expected_undo.iter().enumerate() {
+        let mut f = Fake::default();
+        let o = MigrateExecOptions {
+            fail_at: Some(n),
+            ..opts()
+        };
+        let r = run(&mut f, &p, &o);
+        let c = calls(&f);
+        if n == 5 {
+            let r = r.expect("a failure after the switch-over is a leftover");
+            assert_eq!(r.leftovers.len(), 1, "{r:?}");
+            continue;
+        }
+        let e = r.expect_err("the step fails");
+        assert!(
+            matches!(e, VmError::MigrationFailed { step_index, ref cleanup, .. } if step_index == n && cleanup.is_empty()),
+            "{e}"
+        );
+        let tail: Vec<&str> = c[c.len() - undo.len()..].to_vec();
+        assert_eq!(&tail, undo, "step {n}: calls {c:?}");
+    }
+}
+
+#[test]
+fn a_failed_migration_resumes_a_paused_source() {
+    let mut f = Fake {
+        status_end: Some("failed".into()),
+        ..Fake::default()
+    };
+    let e = run(&mut f, &plan(false), &opts()).unwrap_err();
+    assert!(
+        e.to_string().contains("QEMU reports the migration failed"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("undone, the VM runs on the source"),
+        "{e}"
+    );
+    assert!(!f.paused, "resumed");
+    assert_eq!(
+        calls(&f)[calls(&f).len() - 3..],
+        ["cancel", "resume_source", "abort_destination"]
+    );
+}
+
+#[test]
+fn a_deadline_cancels() {
+    let mut p = plan(false);
+    for s in &mut p.steps {
+        if let MigrateAction::WaitCompleted { timeout_ms } = &mut s.action {
+            *timeout_ms = 0;
+        }
+    }
+    let mut f = Fake::default();
+    let e = run(&mut f, &p, &opts()).unwrap_err();
+    assert!(
+        e.to_string().contains("did not complete within 0 ms"),
+        "{e}"
+    );
+    assert!(calls(&f).contains(&"cancel"));
+}
+
+#[test]
+fn an_undo_that_fails_is_reported() {
+    let mut f = Fake {
+        fail: Some("abort_destination"),
+        ..Fake::default()
+    };
+    let o = MigrateExecOptions {
+        fail_at: Some(2),
+        ..opts()
+    };
+    let e = run(&mut f, &plan(false), &o).unwrap_err();
+    assert!(
+        e.to_string().contains("NOT undone: abort the destination"),
+        "{e}"
+    );
+    assert!(!e.is_user_error());
+}

@@ -1,0 +1,394 @@
+//! Planning a live migration, source side: pure, no I/O. [`plan_migrate`] refuses what cannot
+//! be migrated and turns the options into a [`MigratePlan`]: steps in order, each with the
+//! undo that takes it back, which [`crate::exec::migrate`] carries out.
+//!
+//! The split follows libvirt's (qemu_migration.c): the destination *prepares* (defines the
+//! VM if needed, creates its NICs' host side, starts QEMU with `-incoming defer` and runs
+//! `migrate-incoming`), the source *performs* (`migrate`, then waits for `completed`), the
+//! destination *finishes* (`cont`, `announce-self`) and the source *confirms* (stops its QEMU,
+//! releases its taps). Until the destination's guest runs, any failure undoes everything: the
+//! destination is aborted (QEMU killed, taps gone, a definition it made removed) and the
+//! source's migration cancelled and its guest resumed.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use virtnet_conf::interface::{InterfaceKind, InterfaceType};
+use virtnet_conf::Domain;
+
+use super::QmpCommand;
+use crate::error::VmError;
+
+/// QEMU migration capabilities the source turns on: `events` (QEMU reports each state
+/// change as a `MIGRATION` event) and `pause-before-switchover` off (QEMU 7.2 default, named
+/// so the plan shows it).
+const CAPABILITIES: &[(&str, bool)] = &[("events", true), ("pause-before-switchover", false)];
+
+/// What `virtnet migrate --live` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateOptions {
+    /// The destination virtnetd, as given (its API socket).
+    pub dest: String,
+    /// Where the destination QEMU listens and the source QEMU connects (an address of the
+    /// destination host on the migration network).
+    pub host: String,
+    /// The TCP port; 0 = the destination QEMU picks a free one.
+    pub port: u16,
+    /// How long the migration itself may take once started (then it is cancelled).
+    pub timeout_ms: u64,
+    /// Remove the source's persistent definition once the guest runs on the destination
+    /// (virsh `--undefinesource`).
+    pub undefine_source: bool,
+    /// The switch networks of the source (a `type='network'` NIC on one is a vhost-user NIC on
+    /// virtnet-vswitch).
+    pub switch_networks: BTreeSet<String>,
+    /// Where the switch networks' vhost-user sockets are.
+    pub switch_socket_dir: Option<PathBuf>,
+}
+
+/// One thing the migration does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum MigrateAction {
+    /// The destination defines the VM (when it has no definition of it), creates its NICs'
+    /// host side and starts QEMU with `-incoming defer`, listening on `uri`.
+    Prepare {
+        /// `tcp:HOST:PORT` (port 0: the destination's QEMU picks one and says which).
+        uri: String,
+    },
+    /// `migrate-set-capabilities` on the source QEMU.
+    SetCapabilities {
+        /// `(capability, state)`.
+        capabilities: Vec<(String, bool)>,
+    },
+    /// `migrate` on the source QEMU to the URI the destination listens on.
+    Migrate,
+    /// Poll `query-migrate` until `completed` (the source's guest is paused then); `failed`,
+    /// `cancelled` or the deadline fail the step.
+    WaitCompleted {
+        /// Deadline from the start of the step.
+        timeout_ms: u64,
+    },
+    /// The destination `cont`s its QEMU and sends `announce-self`: the guest runs there now.
+    Finish,
+    /// The source stops its QEMU and releases its host resources (taps, run dir). No undo:
+    /// the guest runs on the destination.
+    StopSource,
+    /// The source removes its persistent definition (`--undefinesource`).
+    UndefineSource,
+}
+
+/// What takes a step back, run newest first on a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "snake_case")]
+pub enum MigrateUndo {
+    /// The destination kills its QEMU, releases its taps and removes a definition it made.
+    AbortDestination,
+    /// `migrate_cancel` on the source, wait until QEMU says the migration is over, then `cont`
+    /// if the source's guest was left paused (a migration that had completed pauses it).
+    CancelAndResume,
+}
+
+/// A step and its undo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateStep {
+    /// What to do.
+    #[serde(flatten)]
+    pub action: MigrateAction,
+    /// What undoes it (`None`: nothing to undo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<MigrateUndo>,
+}
+
+/// A whole live migration, decided before anything is touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigratePlan {
+    /// The VM.
+    pub vm: String,
+    /// The destination virtnetd.
+    pub dest: String,
+    /// The steps, in order.
+    pub steps: Vec<MigrateStep>,
+}
+
+impl MigratePlan {
+    /// One line per step with its undo.
+    pub fn summary(&self) -> String {
+        let mut s = format!("migrate VM '{}' to {}\n", self.vm, self.dest);
+        for (n, st) in self.steps.iter().enumerate() {
+            s.push_str(&format!("  {n}: {}", st.action.describe()));
+            if let Some(u) = &st.undo {
+                s.push_str(&format!(" (undo: {})", u.describe()));
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+impl MigrateAction {
+    /// A short description for progress lines and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            MigrateAction::Prepare { uri } => {
+                format!("destination prepares the VM (QEMU -incoming, listening on {uri})")
+            }
+            MigrateAction::SetCapabilities { capabilities } => format!(
+                "set migration capabilities {}",
+                capabilities
+                    .iter()
+                    .map(|(c, s)| format!("{c}={}", if *s { "on" } else { "off" }))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            MigrateAction::Migrate => "start the migration (QMP migrate)".into(),
+            MigrateAction::WaitCompleted { timeout_ms } => {
+                format!("wait for the migration to complete (at most {timeout_ms} ms)")
+            }
+            MigrateAction::Finish => "destination resumes the guest and announces it".into(),
+            MigrateAction::StopSource => "stop the source QEMU, release its host side".into(),
+            MigrateAction::UndefineSource => "remove the source's definition".into(),
+        }
+    }
+}
+
+impl MigrateUndo {
+    /// A short description.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            MigrateUndo::AbortDestination => "abort the destination (QEMU, taps, definition)",
+            MigrateUndo::CancelAndResume => "migrate_cancel, resume the source guest",
+        }
+    }
+}
+
+/// Plans the migration of the running VM whose live definition is `live`. Refused
+/// ([`VmError::NotMigratable`]), before anything is done: hostdev NICs (libvirt too needs
+/// failover teaming to migrate them: the VF is unplugged first), vhost-user NICs on
+/// virtnet-vswitch (the switch does not log the guest pages it writes: no `VHOST_F_LOG_ALL` /
+/// `VHOST_USER_SET_LOG_BASE`, so pages written during the migration would be lost), vDPA NICs.
+pub fn plan_migrate(live: &Domain, opts: &MigrateOptions) -> Result<MigratePlan, VmError> {
+    let mut problems = Vec::new();
+    for iface in &live.devices.interfaces {
+        let what = iface.describe();
+        match iface.type_() {
+            InterfaceType::Hostdev => problems.push(format!(
+                "{what}: a hostdev NIC (a VF passed through) cannot be migrated: QEMU cannot move \
+                 the device's state, libvirt migrates it only with failover teaming (the VF \
+                 unplugged and a virtio NIC carrying the traffic); detach it first"
+            )),
+            InterfaceType::Vdpa => problems.push(format!(
+                "{what}: a vDPA NIC cannot be migrated by virtnet; detach it first"
+            )),
+            _ => {}
+        }
+        if on_switch(iface, opts) {
+            problems.push(format!(
+                "{what}: a NIC on virtnet-vswitch cannot be migrated yet: the switch does not \
+                 log the guest pages it writes (VHOST_F_LOG_ALL / VHOST_USER_SET_LOG_BASE are \
+                 not implemented), so pages it writes during the migration would be lost; \
+                 detach it before migrating and attach it again on the destination"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(VmError::NotMigratable {
+            vm: live.name().to_string(),
+            problems,
+        });
+    }
+    if opts.host.is_empty() {
+        return Err(VmError::InvalidContext(
+            "no address for the migration stream: give the destination's address".into(),
+        ));
+    }
+    let host = if opts.host.contains(':') && !opts.host.starts_with('[') {
+        format!("[{}]", opts.host) // IPv6
+    } else {
+        opts.host.clone()
+    };
+    let step = |action, undo| MigrateStep { action, undo };
+    let mut steps = vec![
+        step(
+            MigrateAction::Prepare {
+                uri: format!("tcp:{host}:{}", opts.port),
+            },
+            Some(MigrateUndo::AbortDestination),
+        ),
+        step(
+            MigrateAction::SetCapabilities {
+                capabilities: CAPABILITIES
+                    .iter()
+                    .map(|(c, s)| (c.to_string(), *s))
+                    .collect(),
+            },
+            None,
+        ),
+        step(MigrateAction::Migrate, Some(MigrateUndo::CancelAndResume)),
+        step(
+            MigrateAction::WaitCompleted {
+                timeout_ms: opts.timeout_ms,
+            },
+            None,
+        ),
+        step(MigrateAction::Finish, None),
+        step(MigrateAction::StopSource, None),
+    ];
+    if opts.undefine_source {
+        steps.push(step(MigrateAction::UndefineSource, None));
+    }
+    Ok(MigratePlan {
+        vm: live.name().to_string(),
+        dest: opts.dest.clone(),
+        steps,
+    })
+}
+
+/// Whether `iface` is a vhost-user NIC on virtnet-vswitch: `type='network'` on a switch
+/// network, or a vhost-user socket in the switch networks' directory (the live form of the
+/// same NIC).
+fn on_switch(iface: &virtnet_conf::Interface, opts: &MigrateOptions) -> bool {
+    match iface.kind() {
+        InterfaceKind::Network { network, .. } => opts.switch_networks.contains(&network.value),
+        InterfaceKind::VhostUser { socket: Some(s) } => opts
+            .switch_socket_dir
+            .as_ref()
+            .is_some_and(|d| std::path::Path::new(&s.path.value).starts_with(d)),
+        _ => false,
+    }
+}
+
+/// The QMP commands that end a destination start (after the usual post-start ones): QEMU
+/// reports migration events, then listens on `uri`.
+pub(crate) fn incoming_commands(uri: &str) -> Vec<QmpCommand> {
+    vec![
+        QmpCommand {
+            execute: "migrate-set-capabilities".into(),
+            arguments: json!({ "capabilities": [{ "capability": "events", "state": true }] }),
+        },
+        QmpCommand {
+            execute: "migrate-incoming".into(),
+            arguments: json!({ "uri": uri }),
+        },
+    ]
+}
+
+/// The domain the destination runs: the source's live definition without its domain id and
+/// without the host device names virtnet generated (`vnetN`, `macvtapN`: the destination
+/// picks its own, as libvirt does); device aliases stay, so QEMU's device ids match.
+pub fn destination_domain(live: &Domain) -> Domain {
+    let mut d = live.clone();
+    d.id = None;
+    for iface in &mut d.devices.interfaces {
+        if let Some(t) = iface.target.as_mut() {
+            if t.dev.as_ref().is_some_and(|n| generated_name(&n.value)) {
+                t.dev = None;
+            }
+        }
+    }
+    d
+}
+
+/// `vnet7`, `macvtap0`: names virtnet (and libvirt) pick for host devices.
+fn generated_name(name: &str) -> bool {
+    ["vnet", "macvtap"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(nics: &str) -> Domain {
+        let xml = format!(
+            "<domain type='qemu'><name>vm1</name><memory unit='MiB'>256</memory>\
+             <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\
+             <os><type>hvm</type></os><devices>{nics}</devices></domain>"
+        );
+        virtnet_conf::load_domain(&xml).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn opts() -> MigrateOptions {
+        MigrateOptions {
+            dest: "/run/virtnet-b/virtnetd.sock".into(),
+            host: "10.99.0.2".into(),
+            port: 0,
+            timeout_ms: 60_000,
+            undefine_source: false,
+            switch_networks: ["sw0".to_string()].into(),
+            switch_socket_dir: Some("/run/virtnet/networks".into()),
+        }
+    }
+
+    const BRIDGE: &str = "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
+        <source bridge='br0'/><target dev='vnet3'/><model type='virtio'/><alias name='net0'/></interface>";
+
+    #[test]
+    fn bridge_nic() {
+        let plan = plan_migrate(&load(BRIDGE), &opts()).unwrap();
+        insta::assert_yaml_snapshot!(plan);
+        insta::assert_snapshot!("bridge_summary", plan.summary());
+    }
+
+    #[test]
+    fn undefine_source_and_ipv6() {
+        let mut o = opts();
+        o.undefine_source = true;
+        o.host = "fd00::2".into();
+        o.port = 49152;
+        let plan = plan_migrate(&load(BRIDGE), &o).unwrap();
+        insta::assert_yaml_snapshot!(plan);
+    }
+
+    #[test]
+    fn refusals_name_each_nic_and_why() {
+        let nics = "<interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:02'/>\
+            <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source></interface>\
+            <interface type='network'><mac address='52:54:00:00:00:03'/><source network='sw0'/><model type='virtio'/></interface>\
+            <interface type='vhostuser'><mac address='52:54:00:00:00:04'/>\
+            <source type='unix' path='/run/virtnet/networks/sw0/vm1-525400000004.sock' mode='server'/><model type='virtio'/></interface>";
+        let e = plan_migrate(&load(nics), &opts()).unwrap_err();
+        insta::assert_snapshot!(e.to_string());
+    }
+
+    #[test]
+    fn a_vhost_user_nic_elsewhere_is_left_to_qemu() {
+        let nic = "<interface type='vhostuser'><mac address='52:54:00:00:00:04'/>\
+            <source type='unix' path='/run/dpdk/vm1.sock' mode='client'/><model type='virtio'/></interface>";
+        assert!(plan_migrate(&load(nic), &opts()).is_ok());
+    }
+
+    #[test]
+    fn destination_drops_generated_names_only() {
+        let nics = format!(
+            "{BRIDGE}<interface type='bridge'><mac address='52:54:00:00:00:05'/>\
+             <source bridge='br0'/><target dev='mytap'/><model type='virtio'/></interface>"
+        );
+        let mut live = load(&nics);
+        live.id = Some(4);
+        let d = destination_domain(&live);
+        assert_eq!(d.id, None);
+        let devs: Vec<Option<String>> = d
+            .devices
+            .interfaces
+            .iter()
+            .map(|i| {
+                i.target
+                    .as_ref()
+                    .and_then(|t| t.dev.as_ref())
+                    .map(|n| n.value.clone())
+            })
+            .collect();
+        assert_eq!(devs, vec![None, Some("mytap".to_string())]);
+        assert!(
+            d.to_xml().contains("<alias name='net0'/>"),
+            "{}",
+            d.to_xml()
+        );
+        assert!(generated_name("vnet12") && !generated_name("vnet") && !generated_name("vnetx"));
+    }
+}
