@@ -4,9 +4,11 @@
 //! the daemon. Plain serde types, no I/O.
 
 pub mod domains;
+pub mod migrate;
 pub mod networks;
 
 pub use domains::*;
+pub use migrate::*;
 
 /// The read-only API socket's file name, next to the API socket in virtnetd's run directory
 /// (libvirt's `libvirt-sock-ro`): queries only, open to the group `virtnet`.

@@ -45,6 +45,9 @@ pub struct Daemon {
     pub(crate) events: crate::events::EventBus,
     /// Capabilities probed per QEMU binary.
     caps: tokio::sync::Mutex<HashMap<PathBuf, QemuCaps>>,
+    /// Live migrations in progress: VMs received (prepared, not finished) and the progress
+    /// of those sent.
+    pub(crate) migrations: crate::ops::migrate::Migrations,
     /// Held (flock) for the daemon's life: one daemon per state directory.
     _lock: File,
 }
@@ -106,6 +109,7 @@ impl Daemon {
             consoles: Arc::default(),
             events: Default::default(),
             caps: tokio::sync::Mutex::new(HashMap::new()),
+            migrations: Default::default(),
             _lock: lock,
         });
         daemon.load().await?;

@@ -18,6 +18,7 @@ pub mod dumpxml;
 pub mod format;
 pub mod list;
 pub mod man;
+pub mod migrate;
 pub mod net;
 pub mod qemu_monitor_command;
 pub mod remote;

@@ -83,6 +83,9 @@ pub enum Remote {
         #[arg(long, value_name = "SECONDS", default_value_t = 30)]
         timeout: u64,
     },
+    /// Move a running VM to another virtnetd without stopping its guest (live migration).
+    #[command(after_help = super::migrate::AFTER_HELP)]
+    Migrate(super::migrate::MigrateArgs),
     /// Stop a VM at once (terminate QEMU) and release its host resources.
     Destroy {
         /// VM name.
@@ -300,6 +303,7 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
                 super::shutdown::run(&client, json, &name, Some(timeout)).await
             }
             Remote::Destroy { name } => super::shutdown::run(&client, json, &name, None).await,
+            Remote::Migrate(args) => super::migrate::run(&client, json, &args).await,
             Remote::List {
                 all,
                 inactive,

@@ -53,6 +53,7 @@ fn is_query(route: &Route) -> bool {
         | Route::Interfaces(_)
         | Route::InterfaceStats(..)
         | Route::Addresses(_)
+        | Route::MigrateProgress(_)
         | Route::NetList
         | Route::NetInfo(_)
         | Route::NetXml(_) => true,
@@ -69,6 +70,8 @@ fn is_query(route: &Route) -> bool {
         | Route::Start(_)
         | Route::Shutdown(_)
         | Route::Destroy(_)
+        | Route::Migrate(_)
+        | Route::MigrateIncoming(..)
         | Route::NetDefine
         | Route::NetUndefine(_)
         | Route::NetStart(_)

@@ -212,6 +212,29 @@ async fn dispatch(
             )
         }
         Route::Destroy(name) => json(StatusCode::OK, &daemon.destroy(&name).await?),
+        Route::Migrate(name) => {
+            let r: virtnet_api::MigrateRequest = required_json(
+                req,
+                "send {\"dest\": \"/path/to/destination/virtnetd.sock\", \"migrate_uri\": \"tcp:HOST[:PORT]\", \"timeout_secs\": N}",
+            )
+            .await?;
+            json(StatusCode::OK, &daemon.migrate(&name, &r).await?)
+        }
+        Route::MigrateProgress(name) => json(StatusCode::OK, &daemon.migrate_progress(&name)?),
+        Route::MigrateIncoming(name, step) => match step {
+            router::MigrateStep::Prepare => {
+                let r: virtnet_api::PrepareRequest = required_json(
+                    req,
+                    "send {\"live_xml\", \"definition_xml\", \"listen_uri\"}",
+                )
+                .await?;
+                json(StatusCode::OK, &daemon.migrate_prepare(&name, &r).await?)
+            }
+            router::MigrateStep::Finish => {
+                json(StatusCode::OK, &daemon.migrate_finish(&name).await?)
+            }
+            router::MigrateStep::Abort => json(StatusCode::OK, &daemon.migrate_abort(&name).await?),
+        },
         Route::Console(name) => console::open(daemon, &name, req, query).await,
         Route::Qmp(name) => {
             let r: QmpRequest = read_json_or_empty(req).await?.ok_or_else(|| {

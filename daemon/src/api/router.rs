@@ -43,6 +43,12 @@ pub enum Route {
     Console(String),
     /// `POST /v1/domains/{name}/start`.
     Start(String),
+    /// `POST /v1/domains/{name}/migrate` (source: `virtnet migrate --live`).
+    Migrate(String),
+    /// `GET /v1/domains/{name}/migrate`: the outgoing migration's progress.
+    MigrateProgress(String),
+    /// `POST /v1/domains/{name}/migrate/{prepare,finish,abort}` (destination).
+    MigrateIncoming(String, MigrateStep),
     /// `POST /v1/domains/{name}/shutdown`.
     Shutdown(String),
     /// `POST /v1/domains/{name}/destroy`.
@@ -63,6 +69,17 @@ pub enum Route {
     NetDestroy(String),
     /// `POST /v1/networks/{name}/autostart` (net-autostart; body `{"enable": bool}`).
     NetAutostart(String),
+}
+
+/// A destination-side step of a live migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateStep {
+    /// Define if needed, start QEMU with `-incoming`.
+    Prepare,
+    /// Resume the guest, announce it.
+    Finish,
+    /// Undo the prepare.
+    Abort,
 }
 
 /// The route of `method path`, or a 404/405 error saying what exists.
@@ -103,6 +120,11 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
             "DELETE" => Ok(Route::Undefine(name(n)?)),
             _ => Err(allow("GET, DELETE")),
         },
+        ["v1", "domains", n, "migrate"] if !n.is_empty() => match method {
+            "GET" => Ok(Route::MigrateProgress(name(n)?)),
+            "POST" => Ok(Route::Migrate(name(n)?)),
+            _ => Err(allow("GET, POST")),
+        },
         ["v1", "domains", n, action] if !n.is_empty() => {
             let n = name(n)?;
             let (route, allowed) = match *action {
@@ -131,6 +153,18 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
             };
             match method {
                 "POST" => Ok(route),
+                _ => Err(allow("POST")),
+            }
+        }
+        ["v1", "domains", n, "migrate", step] if !n.is_empty() => {
+            let step = match *step {
+                "prepare" => MigrateStep::Prepare,
+                "finish" => MigrateStep::Finish,
+                "abort" => MigrateStep::Abort,
+                _ => return Err(no_route()),
+            };
+            match method {
+                "POST" => Ok(Route::MigrateIncoming(name(n)?, step)),
                 _ => Err(allow("POST")),
             }
         }

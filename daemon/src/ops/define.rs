@@ -63,7 +63,7 @@ impl Daemon {
         }
     }
 
-    async fn define_locked(
+    pub(crate) async fn define_locked(
         &self,
         entry: &VmEntry,
         slot: &mut VmSlot,

@@ -61,7 +61,7 @@ impl Daemon {
         // A failed start has no stop reason of its own: the last one no longer applies.
         slot.last_stop = None;
         entry.publish(&slot, Some(VmState::Starting));
-        let result = self.start_locked(&entry, &mut slot, domain).await;
+        let result = self.start_locked(&entry, &mut slot, domain, None).await;
         entry.publish(&slot, None);
         result?;
         if let Some(l) = &slot.live {
@@ -76,11 +76,14 @@ impl Daemon {
         self.info(name)
     }
 
-    async fn start_locked(
+    /// Starts `domain` as VM `entry` (the slot locked, not running); with `incoming`, as a
+    /// live migration's destination listening on that URI (QEMU paused until the finish).
+    pub(crate) async fn start_locked(
         &self,
         entry: &VmEntry,
         slot: &mut VmSlot,
         domain: Arc<virtnet_conf::Domain>,
+        incoming: Option<String>,
     ) -> Result<()> {
         let name = entry.name.as_str();
         // <interface type='network'> on a switch network → vhost-user on a daemon-chosen socket.
@@ -100,7 +103,7 @@ impl Daemon {
             self.registry.release(name, Scope::Live);
             return Err(e);
         }
-        let result = self.start_qemu(name, &domain).await;
+        let result = self.start_qemu(name, &domain, incoming).await;
         match result {
             Ok(live) => {
                 // The names chosen at start (taps) are claimed too.
@@ -121,7 +124,12 @@ impl Daemon {
         }
     }
 
-    async fn start_qemu(&self, name: &str, domain: &Arc<virtnet_conf::Domain>) -> Result<Live> {
+    async fn start_qemu(
+        &self,
+        name: &str,
+        domain: &Arc<virtnet_conf::Domain>,
+        incoming: Option<String>,
+    ) -> Result<Live> {
         let host = self.host()?.clone();
         let qemu = domain
             .emulator()
@@ -145,6 +153,7 @@ impl Daemon {
         ctx.hide = vec![self.config.state_dir.clone(), self.config.run_dir.clone()];
         // QEMU listens on switch-network NICs' sockets by path (no fd for vhost-user in 7.2).
         ctx.reach = vec![self.networks.sockets_dir().to_path_buf()];
+        ctx.incoming = incoming;
         if self.qemu_user.is_some() && domain.unconfined() {
             tracing::warn!(vm = %name, "<seclabel type='none'/>: QEMU runs unconfined, as virtnetd's user");
         }
@@ -304,7 +313,7 @@ impl Daemon {
 
     /// Stops QEMU, releases host resources, the live claims and the status file. Returns what
     /// ended QEMU and what could not be released.
-    async fn stop_live(
+    pub(crate) async fn stop_live(
         &self,
         name: &str,
         mut live: Live,
@@ -360,7 +369,7 @@ impl Daemon {
         (method, leftovers)
     }
 
-    fn finish_stop(&self, entry: &Arc<VmEntry>, slot: &mut VmSlot) {
+    pub(crate) fn finish_stop(&self, entry: &Arc<VmEntry>, slot: &mut VmSlot) {
         if slot.is_empty() {
             slot.gone = true;
             self.vms.remove(entry);

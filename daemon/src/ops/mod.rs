@@ -12,6 +12,7 @@ mod detach;
 mod devices;
 pub(crate) mod ifstats;
 mod lifecycle;
+pub(crate) mod migrate;
 mod qmp;
 mod query;
 mod setlink;

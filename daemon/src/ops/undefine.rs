@@ -15,6 +15,17 @@ impl Daemon {
         if slot.gone {
             return Err(DaemonError::NoSuchVm { name: name.into() });
         }
+        self.undefine_locked(&entry, &mut slot).await?;
+        Ok(UndefineResponse { name: name.into() })
+    }
+
+    /// [`Daemon::undefine`] with the VM's slot locked.
+    pub(crate) async fn undefine_locked(
+        &self,
+        entry: &std::sync::Arc<crate::vms::VmEntry>,
+        slot: &mut crate::vms::VmSlot,
+    ) -> Result<()> {
+        let name = entry.name.as_str();
         if slot.live.is_some() {
             return Err(DaemonError::InvalidState {
                 name: name.into(),
@@ -39,12 +50,12 @@ impl Daemon {
         slot.definition_problem = None;
         if slot.is_empty() {
             slot.gone = true;
-            self.vms.remove(&entry);
+            self.vms.remove(entry);
         }
-        entry.publish(&slot, None);
+        entry.publish(slot, None);
         tracing::info!(vm = %name, "undefined");
         self.events
             .lifecycle(name, uuid, None, Lifecycle::Undefined(Undefined::Removed));
-        Ok(UndefineResponse { name: name.into() })
+        Ok(())
     }
 }

@@ -1,0 +1,368 @@
+//! `migrate --live`: the source side drives ([`Daemon::migrate`]: plan with
+//! [`virtnet_vm::plan_migrate`], run with [`virtnet_vm::exec::migrate`] on [`SourceSides`]),
+//! the destination answers prepare/finish/abort ([`incoming`]).
+
+mod incoming;
+mod peer;
+
+use std::time::Duration;
+
+use virtnet_api::{
+    AbortResponse, DomainInfo, MigrateProgress, MigrateRequest, MigrateResponse, MigrateStepTime,
+    PrepareRequest, PrepareResponse,
+};
+use virtnet_conf::Domain;
+use virtnet_qemu::{MigrationInfo, QmpClient};
+use virtnet_vm::exec::{MigrateExecOptions, MigrationSides, SideError};
+use virtnet_vm::{destination_domain, plan_migrate, MigrateOptions, StopMode};
+
+pub use incoming::Migrations;
+use peer::Peer;
+
+use super::invalid_xml;
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::vms::{VmEntry, VmSlot};
+
+/// Default deadline of the migration itself.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Daemon {
+    /// Migrates running VM `name` live to the destination virtnetd `req.dest`. On any failure
+    /// before the guest runs there, the VM runs on here as before and nothing of it is left
+    /// there; the error names the step.
+    pub async fn migrate(&self, name: &str, req: &MigrateRequest) -> Result<MigrateResponse> {
+        let peer = Peer::parse(&req.dest)?;
+        let (host, port) = parse_migrate_uri(req.migrate_uri.as_deref())?;
+        let timeout = req
+            .timeout_secs
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+        let entry = self.entry(name)?;
+        let mut slot = entry.slot.lock().await;
+        if slot.gone {
+            return Err(DaemonError::NoSuchVm { name: name.into() });
+        }
+        if self.migrations.contains(name) {
+            return Err(DaemonError::InvalidState {
+                name: name.into(),
+                state: "being received".into(),
+                hint: "it is the destination of a migration that has not finished".into(),
+            });
+        }
+        let Some(live) = slot.live.as_ref() else {
+            return Err(DaemonError::InvalidState {
+                name: name.into(),
+                state: "shut off".into(),
+                hint: format!(
+                    "only a running VM migrates live; start it with `virtnet start {name}` \
+                     (or define it on the destination)"
+                ),
+            });
+        };
+        live.refuse_if_stalled()?;
+        let opts = MigrateOptions {
+            dest: req.dest.clone(),
+            host,
+            port,
+            timeout_ms: timeout.as_millis() as u64,
+            undefine_source: req.undefine_source,
+            switch_networks: self
+                .networks
+                .list(true)
+                .await
+                .into_iter()
+                .map(|n| n.name)
+                .collect(),
+            switch_socket_dir: Some(self.networks.sockets_dir().to_path_buf()),
+        };
+        let plan = plan_migrate(&live.domain, &opts).map_err(DaemonError::vm)?;
+        tracing::info!(vm = %name, plan = %plan.summary(), "migrating");
+        let (live_xml, definition_xml) =
+            destination_xml(&live.domain, slot.persistent.as_deref(), req)?;
+        let qmp = live.qmp_client().await?;
+        self.migrations.begin(name);
+        let mut sides = SourceSides {
+            daemon: self,
+            entry: &entry,
+            slot: &mut slot,
+            qmp,
+            peer,
+            name: name.to_string(),
+            prepare: PrepareRequest {
+                live_xml,
+                definition_xml,
+                listen_uri: String::new(),
+            },
+        };
+        let r = virtnet_vm::exec::migrate(&plan, &mut sides, &MigrateExecOptions::default()).await;
+        self.migrations.end(name);
+        if !slot.gone {
+            entry.publish(&slot, None);
+        }
+        let report = r.map_err(DaemonError::vm)?;
+        tracing::info!(vm = %name, dest = %req.dest, total_ms = ?report.qemu.total_time, downtime_ms = ?report.qemu.downtime, "migrated");
+        Ok(MigrateResponse {
+            name: name.into(),
+            dest: req.dest.clone(),
+            uri: report.uri,
+            total_time_ms: report.qemu.total_time,
+            downtime_ms: report.qemu.downtime,
+            setup_time_ms: report.qemu.setup_time,
+            transferred_bytes: report.qemu.ram.as_ref().map(|r| r.transferred),
+            steps: report
+                .steps
+                .into_iter()
+                .map(|s| MigrateStepTime {
+                    step: s.step,
+                    elapsed_ms: s.elapsed_ms,
+                })
+                .collect(),
+            leftovers: report.leftovers,
+        })
+    }
+}
+
+impl Daemon {
+    /// The progress of VM `name`'s outgoing migration (not `active` when none runs).
+    pub fn migrate_progress(&self, name: &str) -> Result<MigrateProgress> {
+        self.entry(name)?;
+        let lines = self.migrations.progress(name);
+        Ok(MigrateProgress {
+            name: name.into(),
+            active: lines.is_some(),
+            lines: lines.unwrap_or_default(),
+        })
+    }
+}
+
+/// `tcp:HOST[:PORT]` or `tcp://HOST[:PORT]` (IPv6 in brackets) → host and port (0 = the
+/// destination picks); none → `127.0.0.1`, port 0.
+fn parse_migrate_uri(uri: Option<&str>) -> Result<(String, u16)> {
+    let Some(uri) = uri else {
+        return Ok(("127.0.0.1".into(), 0));
+    };
+    let bad = || {
+        DaemonError::BadRequest(format!(
+            "migrate URI '{uri}': give tcp:HOST or tcp:HOST:PORT (HOST an address of the \
+             destination host; an IPv6 one in brackets)"
+        ))
+    };
+    let rest = uri
+        .strip_prefix("tcp://")
+        .or_else(|| uri.strip_prefix("tcp:"))
+        .ok_or_else(bad)?;
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None if tail.is_empty() => 0,
+            None => return Err(bad()),
+        };
+        (h.to_string(), port)
+    } else {
+        match rest.split_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad())?),
+            None => (rest.to_string(), 0),
+        }
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(bad());
+    }
+    Ok((host, port))
+}
+
+/// What the destination runs and stores: the source's live definition (generated host names
+/// dropped) and its persistent one, or both the user's `--xml` (same name and UUID).
+fn destination_xml(
+    live: &Domain,
+    persistent: Option<&Domain>,
+    req: &MigrateRequest,
+) -> Result<(String, String)> {
+    if let Some(xml) = &req.dest_xml {
+        let mut d = Domain::parse(xml).map_err(|e| invalid_xml(&[e]))?;
+        if d.name() != live.name() {
+            return Err(DaemonError::BadRequest(format!(
+                "the destination XML names VM '{}', not '{}'",
+                d.name(),
+                live.name()
+            )));
+        }
+        match (d.uuid, live.uuid) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(DaemonError::BadRequest(format!(
+                    "the destination XML has UUID {a}, the VM has {b}: leave <uuid> out or \
+                     give the VM's"
+                )))
+            }
+            (None, u) => d.uuid = u,
+            _ => {}
+        }
+        let xml = d.to_xml();
+        return Ok((xml.clone(), xml));
+    }
+    let run = destination_domain(live).to_xml();
+    let keep = persistent.map_or_else(|| run.clone(), Domain::to_xml);
+    Ok((run, keep))
+}
+
+/// The source's QEMU and the destination virtnetd, for the executor. Holds the VM's slot
+/// (locked for the whole migration).
+struct SourceSides<'a> {
+    daemon: &'a Daemon,
+    entry: &'a std::sync::Arc<VmEntry>,
+    slot: &'a mut VmSlot,
+    qmp: QmpClient,
+    peer: Peer,
+    name: String,
+    prepare: PrepareRequest,
+}
+
+impl SourceSides<'_> {
+    fn path(&self, action: &str) -> String {
+        format!("/v1/domains/{}/migrate/{action}", encode(&self.name))
+    }
+}
+
+/// `%XX`-encodes a VM name for a URL path segment (the router decodes it).
+fn encode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn qmp_err(what: &str) -> impl Fn(virtnet_qemu::QemuError) -> SideError + '_ {
+    move |e| SideError {
+        message: format!("{what}: {e}"),
+        user_error: false,
+    }
+}
+
+impl MigrationSides for SourceSides<'_> {
+    async fn prepare(&mut self, uri: &str) -> std::result::Result<String, SideError> {
+        self.prepare.listen_uri = uri.to_string();
+        let r: PrepareResponse = self.peer.post(&self.path("prepare"), &self.prepare).await?;
+        Ok(r.uri)
+    }
+
+    async fn abort_destination(&mut self) -> std::result::Result<(), SideError> {
+        let r: AbortResponse = self
+            .peer
+            .post(&self.path("abort"), &serde_json::json!({}))
+            .await?;
+        if r.leftovers.is_empty() {
+            Ok(())
+        } else {
+            Err(SideError::fault(format!(
+                "the destination could not release: {}",
+                r.leftovers.join("; ")
+            )))
+        }
+    }
+
+    async fn finish(&mut self) -> std::result::Result<(), SideError> {
+        let _: DomainInfo = self
+            .peer
+            .post(&self.path("finish"), &serde_json::json!({}))
+            .await?;
+        Ok(())
+    }
+
+    async fn set_capabilities(
+        &mut self,
+        caps: &[(String, bool)],
+    ) -> std::result::Result<(), SideError> {
+        self.qmp
+            .migrate_set_capabilities(caps)
+            .await
+            .map_err(qmp_err("migrate-set-capabilities"))
+    }
+
+    async fn migrate(&mut self, uri: &str) -> std::result::Result<(), SideError> {
+        self.qmp.migrate(uri).await.map_err(qmp_err("migrate"))
+    }
+
+    async fn query(&mut self) -> std::result::Result<MigrationInfo, SideError> {
+        self.qmp
+            .query_migrate()
+            .await
+            .map_err(qmp_err("query-migrate"))
+    }
+
+    async fn cancel(&mut self) -> std::result::Result<(), SideError> {
+        self.qmp
+            .migrate_cancel()
+            .await
+            .map_err(qmp_err("migrate_cancel"))
+    }
+
+    async fn resume_source(&mut self) -> std::result::Result<bool, SideError> {
+        let st = self
+            .qmp
+            .query_status()
+            .await
+            .map_err(qmp_err("query-status"))?;
+        if st.running {
+            return Ok(false);
+        }
+        self.qmp.cont().await.map_err(qmp_err("cont"))?;
+        tracing::info!(vm = %self.name, was = %st.status, "source guest resumed");
+        Ok(true)
+    }
+
+    async fn stop_source(&mut self) -> std::result::Result<Vec<String>, SideError> {
+        let Some(live) = self.slot.live.take() else {
+            return Ok(vec![]);
+        };
+        let (_, leftovers) = self
+            .daemon
+            .stop_live(&self.name, live, StopMode::Destroy)
+            .await;
+        self.daemon.finish_stop(self.entry, self.slot);
+        Ok(leftovers)
+    }
+
+    async fn undefine_source(&mut self) -> std::result::Result<(), SideError> {
+        if self.slot.gone || self.slot.persistent.is_none() {
+            return Ok(());
+        }
+        self.daemon
+            .undefine_locked(self.entry, self.slot)
+            .await
+            .map_err(|e| SideError::fault(e.to_string()))
+    }
+
+    fn progress(&mut self, line: &str) {
+        tracing::info!(vm = %self.name, "migrate: {line}");
+        self.daemon.migrations.note(&self.name, line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_uris() {
+        let ok = |u: Option<&str>| parse_migrate_uri(u).unwrap();
+        assert_eq!(ok(None), ("127.0.0.1".into(), 0));
+        assert_eq!(ok(Some("tcp:10.0.0.2")), ("10.0.0.2".into(), 0));
+        assert_eq!(ok(Some("tcp://10.0.0.2:4444")), ("10.0.0.2".into(), 4444));
+        assert_eq!(ok(Some("tcp:[fd00::2]:4444")), ("fd00::2".into(), 4444));
+        assert_eq!(ok(Some("tcp:[fd00::2]")), ("fd00::2".into(), 0));
+        for bad in [
+            "unix:/x",
+            "tcp:",
+            "tcp:h:port",
+            "tcp:[fd00::2",
+            "rdma:1.2.3.4:5",
+        ] {
+            assert!(parse_migrate_uri(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
