@@ -19,6 +19,10 @@ pub struct MigrateRequest {
     /// Seconds the migration may take once started (then it is cancelled); default 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// Bandwidth limit of the migration stream in MiB/s (virsh `--bandwidth`); default
+    /// unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_mib: Option<u64>,
     /// Remove the source's persistent definition afterwards (virsh `--undefinesource`).
     #[serde(default)]
     pub undefine_source: bool,

@@ -43,8 +43,8 @@ pub use guest::{e2e_qemu, guest, repo_root, GuestArtifacts};
 pub use leak::Snapshot;
 pub use need::{on_path, qemu_path, require, Need};
 pub use netns::{
-    add_bridge, add_veth_pair, ip, ip_status, link_details, links, ping, with_netns,
-    with_netns_exclusive,
+    add_bridge, add_veth_pair, in_another_netns, ip, ip_status, link_details, links, ping,
+    with_netns, with_netns_exclusive,
 };
 pub use sandbox::{assert_qemu_confined, assert_unconfined, sandbox, sandbox_run_dir};
 pub use serial::SerialConsole;

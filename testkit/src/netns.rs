@@ -38,6 +38,15 @@ pub fn with_netns_exclusive<R: Send + 'static>(
     Some(run_in_new_netns(true, f))
 }
 
+/// From inside a [`with_netns`] closure: runs `f` in one more fresh network (and mount)
+/// namespace, on its own thread, and returns its result. Meant for a second "host": a process
+/// `f` starts (a daemon) keeps that namespace alive after `f` returns, and dies with it when
+/// the process ends; reach the namespace through the process's pid (`ip link set X netns
+/// PID`, `nsenter -t PID -n`).
+pub fn in_another_netns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    run_in_new_netns(false, f)
+}
+
 thread_local! {
     static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

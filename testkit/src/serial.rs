@@ -161,6 +161,12 @@ impl SerialConsole {
     /// lines printed meanwhile left out) and exit code.
     pub async fn run(&mut self, command: &str, timeout: Duration) -> io::Result<(String, i32)> {
         self.wait_ready(timeout).await?;
+        self.run_now(command, timeout).await
+    }
+
+    /// [`SerialConsole::run`] without waiting for `ready` first: for a console connected
+    /// after the guest printed it (a guest that moved here by live migration).
+    pub async fn run_now(&mut self, command: &str, timeout: Duration) -> io::Result<(String, i32)> {
         let start = self.lines.len();
         self.writer
             .write_all(format!("{command}\n").as_bytes())

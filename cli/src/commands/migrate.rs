@@ -38,6 +38,9 @@ pub struct MigrateArgs {
     /// Seconds the migration may take before it is cancelled (default 300).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Bandwidth limit of the migration stream in MiB/s (default: unlimited).
+    #[arg(long, value_name = "MiB/s")]
+    pub bandwidth: Option<u64>,
     /// Remove the VM's definition here once it runs on the destination.
     #[arg(long)]
     pub undefinesource: bool,
@@ -57,6 +60,7 @@ pub async fn run(client: &Client, json: bool, a: &MigrateArgs) -> Result<(), Cli
         dest: a.dest.clone(),
         migrate_uri: a.migrateuri.clone(),
         timeout_secs: a.timeout,
+        bandwidth_mib: a.bandwidth,
         undefine_source: a.undefinesource,
         dest_xml,
     };

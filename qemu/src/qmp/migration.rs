@@ -84,6 +84,16 @@ impl QmpClient {
             .map(drop)
     }
 
+    /// `migrate-set-parameters` with `max-bandwidth` (bytes/s).
+    pub async fn migrate_set_max_bandwidth(&self, bytes_per_sec: u64) -> Result<()> {
+        self.execute(
+            "migrate-set-parameters",
+            json!({ "max-bandwidth": bytes_per_sec }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// `migrate-incoming` on `uri` (QEMU started with `-incoming defer`).
     pub async fn migrate_incoming(&self, uri: &str) -> Result<()> {
         self.execute("migrate-incoming", json!({ "uri": uri }))

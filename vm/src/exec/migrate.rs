@@ -53,6 +53,9 @@ pub trait MigrationSides {
         &mut self,
         caps: &[(String, bool)],
     ) -> impl Future<Output = Result<(), SideError>>;
+    /// `migrate-set-parameters` on the source QEMU.
+    fn set_parameters(&mut self, max_bandwidth: u64)
+        -> impl Future<Output = Result<(), SideError>>;
     /// `migrate` on the source QEMU.
     fn migrate(&mut self, uri: &str) -> impl Future<Output = Result<(), SideError>>;
     /// `query-migrate` on the source QEMU.
@@ -140,6 +143,9 @@ pub async fn migrate<S: MigrationSides>(
                 }
                 MigrateAction::SetCapabilities { capabilities } => {
                     sides.set_capabilities(capabilities).await
+                }
+                MigrateAction::SetParameters { max_bandwidth } => {
+                    sides.set_parameters(*max_bandwidth).await
                 }
                 MigrateAction::Migrate => sides.migrate(&uri).await,
                 MigrateAction::WaitCompleted { timeout_ms } => {

@@ -26,6 +26,10 @@ use crate::error::VmError;
 /// so the plan shows it).
 const CAPABILITIES: &[(&str, bool)] = &[("events", true), ("pause-before-switchover", false)];
 
+/// `max-bandwidth` when none is asked for: 1 TiB/s, i.e. unlimited (QEMU 7.2's own default
+/// is 32 MiB/s; libvirt too lifts it unless `--bandwidth` is given).
+pub const UNLIMITED_BANDWIDTH: u64 = 1 << 40;
+
 /// What `virtnet migrate --live` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrateOptions {
@@ -38,6 +42,9 @@ pub struct MigrateOptions {
     pub port: u16,
     /// How long the migration itself may take once started (then it is cancelled).
     pub timeout_ms: u64,
+    /// Bandwidth limit of the migration stream in bytes/s (virsh `--bandwidth`, in MiB/s
+    /// there); `None` = [`UNLIMITED_BANDWIDTH`].
+    pub max_bandwidth: Option<u64>,
     /// Remove the source's persistent definition once the guest runs on the destination
     /// (virsh `--undefinesource`).
     pub undefine_source: bool,
@@ -62,6 +69,11 @@ pub enum MigrateAction {
     SetCapabilities {
         /// `(capability, state)`.
         capabilities: Vec<(String, bool)>,
+    },
+    /// `migrate-set-parameters` on the source QEMU.
+    SetParameters {
+        /// `max-bandwidth` in bytes/s.
+        max_bandwidth: u64,
     },
     /// `migrate` on the source QEMU to the URI the destination listens on.
     Migrate,
@@ -143,6 +155,9 @@ impl MigrateAction {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
+            MigrateAction::SetParameters { max_bandwidth } => {
+                format!("set migration parameters max-bandwidth={max_bandwidth} B/s")
+            }
             MigrateAction::Migrate => "start the migration (QMP migrate)".into(),
             MigrateAction::WaitCompleted { timeout_ms } => {
                 format!("wait for the migration to complete (at most {timeout_ms} ms)")
@@ -223,6 +238,12 @@ pub fn plan_migrate(live: &Domain, opts: &MigrateOptions) -> Result<MigratePlan,
                     .iter()
                     .map(|(c, s)| (c.to_string(), *s))
                     .collect(),
+            },
+            None,
+        ),
+        step(
+            MigrateAction::SetParameters {
+                max_bandwidth: opts.max_bandwidth.unwrap_or(UNLIMITED_BANDWIDTH),
             },
             None,
         ),
@@ -318,6 +339,7 @@ mod tests {
             host: "10.99.0.2".into(),
             port: 0,
             timeout_ms: 60_000,
+            max_bandwidth: None,
             undefine_source: false,
             switch_networks: ["sw0".to_string()].into(),
             switch_socket_dir: Some("/run/virtnet/networks".into()),
@@ -340,6 +362,7 @@ mod tests {
         o.undefine_source = true;
         o.host = "fd00::2".into();
         o.port = 49152;
+        o.max_bandwidth = Some(4 << 20);
         let plan = plan_migrate(&load(BRIDGE), &o).unwrap();
         insta::assert_yaml_snapshot!(plan);
     }

@@ -65,6 +65,7 @@ impl Daemon {
             host,
             port,
             timeout_ms: timeout.as_millis() as u64,
+            max_bandwidth: req.bandwidth_mib.map(|m| m << 20),
             undefine_source: req.undefine_source,
             switch_networks: self
                 .networks
@@ -281,6 +282,13 @@ impl MigrationSides for SourceSides<'_> {
             .migrate_set_capabilities(caps)
             .await
             .map_err(qmp_err("migrate-set-capabilities"))
+    }
+
+    async fn set_parameters(&mut self, max_bandwidth: u64) -> std::result::Result<(), SideError> {
+        self.qmp
+            .migrate_set_max_bandwidth(max_bandwidth)
+            .await
+            .map_err(qmp_err("migrate-set-parameters"))
     }
 
     async fn migrate(&mut self, uri: &str) -> std::result::Result<(), SideError> {

@@ -43,6 +43,9 @@ impl MigrationSides for Fake {
     async fn set_capabilities(&mut self, _caps: &[(String, bool)]) -> Result<(), SideError> {
         self.check("set_capabilities")
     }
+    async fn set_parameters(&mut self, _max_bandwidth: u64) -> Result<(), SideError> {
+        self.check("set_parameters")
+    }
     async fn migrate(&mut self, uri: &str) -> Result<(), SideError> {
         assert_eq!(uri, "tcp:10.99.0.2:49152", "the port the destination chose");
         self.check("migrate")
@@ -93,6 +96,7 @@ fn plan(undefine: bool) -> MigratePlan {
             host: "10.99.0.2".into(),
             port: 0,
             timeout_ms: 5_000,
+            max_bandwidth: None,
             undefine_source: undefine,
             switch_networks: BTreeSet::new(),
             switch_socket_dir: None,
@@ -138,6 +142,7 @@ fn a_migration_runs_every_step_in_order() {
         [
             "prepare",
             "set_capabilities",
+            "set_parameters",
             "migrate",
             "finish",
             "stop_source",
@@ -146,15 +151,16 @@ fn a_migration_runs_every_step_in_order() {
     );
     assert_eq!((r.qemu.total_time, r.qemu.downtime), (Some(900), Some(40)));
     assert_eq!(r.uri, "tcp:10.99.0.2:49152");
-    assert_eq!(r.steps.len(), 7);
+    assert_eq!(r.steps.len(), 8);
 }
 
 #[test]
 fn each_step_failing_undoes_what_came_before() {
     let p = plan(false);
-    let expected_undo: [&[&str]; 6] = [
+    let expected_undo: [&[&str]; 7] = [
         &[],                                               // prepare
         &["abort_destination"],                            // set_capabilities
+        &["abort_destination"],                            // set_parameters
         &["abort_destination"],                            // migrate
         &["cancel", "resume_source", "abort_destination"], // wait
         &["cancel", "resume_source", "abort_destination"], // finish
@@ -168,7 +174,7 @@ fn each_step_failing_undoes_what_came_before() {
         };
         let r = run(&mut f, &p, &o);
         let c = calls(&f);
-        if n == 5 {
+        if n == 6 {
             let r = r.expect("a failure after the switch-over is a leftover");
             assert_eq!(r.leftovers.len(), 1, "{r:?}");
             continue;
@@ -229,7 +235,7 @@ fn an_undo_that_fails_is_reported() {
         ..Fake::default()
     };
     let o = MigrateExecOptions {
-        fail_at: Some(2),
+        fail_at: Some(3),
         ..opts()
     };
     let e = run(&mut f, &plan(false), &o).unwrap_err();
