@@ -1,0 +1,441 @@
+//! Live migration between two virtnetd instances, end to end with real QEMU (TCG) and the
+//! test guest. Two "hosts": host A is the test's network namespace, host B another one
+//! ([`virtnet_testkit::in_another_netns`]); each runs its own virtnetd (own state and run
+//! directories) and has a Linux bridge `br0` for the guest's bridge NIC; a veth pair `ul0`
+//! (10.99.0.1 on A, 10.99.0.2 on B) is the underlay the migration stream crosses.
+//!
+//! The guest's liveness across the move: a counter the guest prints on its console once a
+//! second (`virtnet-guest: tick N`, a shell loop started through the console's command loop:
+//! no change to the test guest needed) and its `/proc/uptime`, both read on A before and on B
+//! after. On every failure path the VM keeps running on A and nothing of it is on B.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::e2e::{alive, post_json, state, wait_until, BOOT, CMD};
+use common::TestDaemon;
+use serde_json::{json, Value};
+use virtnet_testkit::{bridge_nic, ip, links, with_netns, SerialConsole, Snapshot, TestDomain};
+
+const MAC: &str = "52:54:00:00:0d:02";
+const GUEST_IP: &str = "10.0.13.2";
+
+/// Host A (this namespace) and host B (another), each with a virtnetd.
+struct Hosts {
+    a: TestDaemon,
+    b: TestDaemon,
+    /// virtnetd B's pid: the handle on namespace B.
+    b_pid: u32,
+    tmp: tempfile::TempDir,
+}
+
+impl Hosts {
+    /// Both hosts, their bridges and the underlay.
+    fn new(qemu: &Path) -> Hosts {
+        ip("link add br0 type bridge");
+        ip("addr add 10.0.13.1/24 dev br0");
+        ip("link set br0 up");
+        let tmp = tempfile::tempdir().unwrap();
+        let a = TestDaemon::start_with(&tmp.path().join("a"), Some(qemu));
+        let (base_b, qemu_b) = (tmp.path().join("b"), qemu.to_path_buf());
+        let b = virtnet_testkit::in_another_netns(move || {
+            ip("link add br0 type bridge");
+            ip("addr add 10.0.13.254/24 dev br0");
+            ip("link set br0 up");
+            TestDaemon::start_with(&base_b, Some(&qemu_b))
+        });
+        let b_pid = b.pid();
+        ip(&format!(
+            "link add ul0 type veth peer name ul0 netns {b_pid}"
+        ));
+        ip("addr add 10.99.0.1/24 dev ul0");
+        ip("link set ul0 up");
+        in_b(b_pid, "ip addr add 10.99.0.2/24 dev ul0");
+        in_b(b_pid, "ip link set ul0 up");
+        Hosts { a, b, b_pid, tmp }
+    }
+
+    fn serial(&self, host: &str) -> PathBuf {
+        self.tmp.path().join(format!("{host}-serial.sock"))
+    }
+
+    /// The test domain `name` with its console at `host`'s serial socket.
+    fn xml(&self, name: &str, host: &str) -> String {
+        TestDomain::new(name, self.serial(host))
+            .nic(
+                &bridge_nic(MAC, "br0"),
+                MAC,
+                Some(&format!("{GUEST_IP}/24")),
+            )
+            .xml(virtnet_testkit::guest())
+    }
+
+    /// Links in namespace B.
+    fn links_b(&self) -> Vec<String> {
+        let mut v: Vec<String> = in_b(self.b_pid, "ip -o link show")
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `POST /v1/domains/NAME/migrate` on A towards B over the underlay.
+    fn migrate(&self, name: &str, extra: Value) -> (u16, Value) {
+        let mut body = json!({
+            "dest": self.b.socket,
+            "migrate_uri": "tcp:10.99.0.2",
+            "timeout_secs": 120,
+            "dest_xml": self.xml(name, "b"),
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        post_json(&self.a, &format!("/v1/domains/{name}/migrate"), &body)
+    }
+}
+
+/// Runs `CMD` (words) in namespace B; stdout, panics on failure.
+fn in_b(pid: u32, cmd: &str) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "--"])
+        .args(cmd.split_whitespace())
+        .output()
+        .expect("run nsenter");
+    assert!(
+        out.status.success(),
+        "{cmd} in B: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn pid_of(d: &TestDaemon, name: &str) -> u64 {
+    let (s, v) = d.get(&format!("/v1/domains/{name}"));
+    assert_eq!(s, 200, "{v}");
+    v["pid"].as_u64().expect("running")
+}
+
+/// The guest's counter: starts it (once a second, on the console).
+async fn start_ticks(con: &mut SerialConsole) {
+    let (_, rc) = con
+        .run(
+            "(i=0; while :; do i=$((i+1)); echo \"virtnet-guest: tick $i\"; sleep 1; done) >/dev/ttyS0 2>&1 &",
+            CMD,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rc, 0);
+}
+
+/// The highest tick on the console after waiting for one more than `after`.
+async fn tick_after(con: &mut SerialConsole, after: u64) -> u64 {
+    let l = con
+        .wait_line(
+            |l| tick(l).is_some_and(|n| n > after),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    tick(&l).unwrap()
+}
+
+fn tick(line: &str) -> Option<u64> {
+    line.strip_prefix("virtnet-guest: tick ")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+async fn uptime(con: &mut SerialConsole, after_migration: bool) -> f64 {
+    let (out, rc) = if after_migration {
+        con.run_now("cat /proc/uptime", CMD).await.unwrap()
+    } else {
+        con.run("cat /proc/uptime", CMD).await.unwrap()
+    };
+    assert_eq!(rc, 0, "{out}");
+    out.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The guest `name` runs on A as before a failed migration: the same QEMU, the guest answers.
+async fn still_on_a(h: &Hosts, name: &str, pid: u64, con: &mut SerialConsole) {
+    assert_eq!(state(&h.a, name), "running");
+    assert_eq!(pid_of(&h.a, name), pid, "the same QEMU");
+    let (s, v) = common::e2e::qmp(&h.a, name, "query-status", json!({}))
+        .map_or_else(|e| (500, Value::String(e)), |v| (200, v));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "running", "the source guest was resumed: {v}");
+    let (out, rc) = con.run("echo still-here", CMD).await.unwrap();
+    assert_eq!((out.as_str(), rc), ("still-here", 0));
+}
+
+/// Nothing of `name` on B: no VM, no QEMU, no tap, no file in its run dir.
+fn nothing_on_b(h: &Hosts, name: &str, links_before: &[String], files_before: &Snapshot) {
+    wait_until("B to forget the VM", Duration::from_secs(10), || {
+        !h.b.names().contains(&name.to_string())
+    });
+    assert_eq!(h.links_b(), links_before, "links on B");
+    // Files only: the snapshot's links and processes are this (A's) namespace's.
+    let now = files_before.again();
+    let new: Vec<_> = now
+        .files
+        .iter()
+        .filter(|f| !files_before.files.contains(f))
+        .collect();
+    assert!(new.is_empty(), "left on B: {new:?}");
+    assert!(!h.serial("b").exists(), "B's serial socket");
+}
+
+#[test]
+fn migrate_a_running_guest_over_tcp() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    with_netns(move || {
+        let h = Hosts::new(&qemu);
+        let rt = virtnet_testkit::runtime();
+        let a_before = Snapshot::take(&[&h.a.base.join("run")]);
+        let b_links = h.links_b();
+        let b_files = Snapshot::take(&[&h.b.base.join("run"), &h.b.base.join("state")]);
+        assert_eq!(h.a.define(&h.xml("mig", "a")).0, 201);
+        let pid_a = common::e2e::start(&h.a, "mig");
+        let (_con, u0, t0) = rt.block_on(async {
+            let mut con = common::e2e::ready_console(&h.serial("a")).await;
+            start_ticks(&mut con).await;
+            let t0 = tick_after(&mut con, 1).await;
+            let u0 = uptime(&mut con, false).await;
+            (con, u0, t0)
+        });
+        common::e2e::wait_ping(GUEST_IP, BOOT);
+
+        let started = Instant::now();
+        let (s, r) = h.migrate("mig", json!({}));
+        let wall = started.elapsed();
+        assert_eq!(s, 200, "{r}\nA:\n{}\nB:\n{}", h.a.log(), h.b.log());
+        assert_eq!(r["leftovers"], json!([]), "{r}");
+        let total = r["total_time_ms"].as_u64().expect("QEMU's total time");
+        let downtime = r["downtime_ms"].as_u64().expect("QEMU's downtime");
+        assert!(
+            r["uri"].as_str().unwrap().starts_with("tcp:10.99.0.2:"),
+            "{r}"
+        );
+        println!(
+            "MIGRATION wall_ms={} total_time_ms={total} downtime_ms={downtime} setup_ms={} sent_mib={}",
+            wall.as_millis(),
+            r["setup_time_ms"],
+            r["transferred_bytes"].as_u64().unwrap_or(0) >> 20
+        );
+        println!("steps: {}", r["steps"]);
+        // Progress is gone once it is over.
+        let (_, p) = h.a.get("/v1/domains/mig/migrate");
+        assert_eq!(p["active"], false, "{p}");
+
+        // B runs it: QEMU there, its tap on B's br0, the guest counting on.
+        assert_eq!(state(&h.b, "mig"), "running");
+        let pid_b = pid_of(&h.b, "mig");
+        let (_, ifl) = h.b.get("/v1/domains/mig/interfaces");
+        let tap_b = ifl["interfaces"][0]["interface"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            in_b(h.b_pid, &format!("ip -d link show {tap_b}")).contains("master br0"),
+            "tap {tap_b} on B's bridge"
+        );
+        rt.block_on(async {
+            let mut con_b = SerialConsole::connect(h.serial("b"), Duration::from_secs(10))
+                .await
+                .unwrap();
+            let t1 = tick_after(&mut con_b, t0).await;
+            let u1 = uptime(&mut con_b, true).await;
+            assert!(u1 > u0, "uptime went on: {u0} -> {u1}");
+            println!("guest: tick {t0} -> {t1}, uptime {u0} -> {u1}");
+            // The NIC works on B: B's bridge reaches the guest.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !in_b_ok(h.b_pid, &format!("ping -n -c 1 -W 1 {GUEST_IP}")) {
+                assert!(Instant::now() < deadline, "the guest does not answer on B");
+            }
+        });
+
+        // Nothing of it on A: QEMU gone, tap gone, run files gone; the definition stays
+        // (virsh keeps it without --undefinesource).
+        wait_until("A's QEMU to exit", Duration::from_secs(15), || {
+            !alive(pid_a)
+        });
+        assert_eq!(state(&h.a, "mig"), "shut_off");
+        let leaks = a_before.leaks_in(&a_before.again());
+        assert!(leaks.is_empty(), "left on A: {leaks}");
+        assert!(!h.serial("a").exists(), "A's serial socket");
+        assert!(alive(pid_b));
+
+        // Back again with --undefinesource: A runs it, B has nothing of it.
+        let (s, r) = post_json(
+            &h.b,
+            "/v1/domains/mig/migrate",
+            &json!({
+                "dest": h.a.socket,
+                "migrate_uri": "tcp:10.99.0.1",
+                "dest_xml": h.xml("mig", "a"),
+                "undefine_source": true,
+            }),
+        );
+        assert_eq!(s, 200, "{r}\nB:\n{}", h.b.log());
+        assert_eq!(state(&h.a, "mig"), "running");
+        wait_until("B's QEMU to exit", Duration::from_secs(15), || {
+            !alive(pid_b)
+        });
+        nothing_on_b(&h, "mig", &b_links, &b_files);
+        common::e2e::wait_ping(GUEST_IP, Duration::from_secs(30));
+        common::e2e::destroy_leaving_nothing(&h.a, "mig");
+    });
+}
+
+fn in_b_ok(pid: u32, cmd: &str) -> bool {
+    Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "--"])
+        .args(cmd.split_whitespace())
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn failed_migrations_leave_the_guest_on_the_source() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    with_netns(move || {
+        let h = Hosts::new(&qemu);
+        let rt = virtnet_testkit::runtime();
+        let b_links = h.links_b();
+        let b_files = Snapshot::take(&[&h.b.base.join("run"), &h.b.base.join("state")]);
+        assert_eq!(h.a.define(&h.xml("mig", "a")).0, 201);
+
+        // Not running: refused at once.
+        let (s, v) = h.migrate("mig", json!({}));
+        assert_eq!(s, 409, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("shut off"),
+            "{v}"
+        );
+
+        let pid = common::e2e::start(&h.a, "mig");
+        let a_links = links();
+        let mut con = rt.block_on(common::e2e::ready_console(&h.serial("a")));
+
+        // 1. The destination refuses: it has no bridge br0.
+        in_b(h.b_pid, "ip link del br0");
+        let b_links_nobr: Vec<String> = h.links_b();
+        let (s, v) = h.migrate("mig", json!({}));
+        assert_eq!(s, 409, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("step 0") && msg.contains("br0"), "{msg}");
+        assert!(msg.contains("undone, the VM runs on the source"), "{msg}");
+        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+        assert_eq!(h.links_b(), b_links_nobr);
+        in_b(h.b_pid, "ip link add br0 type bridge");
+        in_b(h.b_pid, "ip link set br0 up");
+        nothing_on_b(&h, "mig", &b_links, &b_files);
+
+        // 2. The destination's QEMU dies mid-migration (slowed to 2 MiB/s so there is time).
+        let b_sock = h.b.socket.clone();
+        let killer = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (s, v) = common::http(&b_sock, "GET", "/v1/domains/mig", &[], b"");
+                let v: Value = serde_json::from_str(&v).unwrap_or_default();
+                if s == 200 && v["pid"].is_u64() {
+                    // Let the stream start, then kill.
+                    std::thread::sleep(Duration::from_millis(1500));
+                    let pid = v["pid"].as_u64().unwrap() as i32;
+                    // SAFETY: kill with a pid read from virtnetd B and a valid signal.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return pid;
+                }
+                assert!(Instant::now() < deadline, "B never started QEMU");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2 }));
+        let killed = killer.join().unwrap();
+        assert!(s >= 400, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("undone, the VM runs on the source"), "{msg}");
+        println!("QEMU {killed} on B killed: {msg}");
+        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+        nothing_on_b(&h, "mig", &b_links, &b_files);
+        assert_eq!(links(), a_links, "links on A");
+
+        // 3. Cancelled by its deadline (1 s at 2 MiB/s).
+        let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2, "timeout_secs": 1 }));
+        assert_eq!(s, 500, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("did not complete within 1000 ms"), "{msg}");
+        assert!(msg.contains("undone, the VM runs on the source"), "{msg}");
+        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+        nothing_on_b(&h, "mig", &b_links, &b_files);
+
+        // 4. B runs a VM of that name already: refused by B, which keeps its own VM.
+        let other = common::domain_xml("mig", "");
+        assert_eq!(h.b.define(&other).0, 201);
+        let (s, v) = h.b.post("/v1/domains/mig/start");
+        assert_eq!(s, 200, "{v}\n{}", h.b.log());
+        let b_own = v["pid"].as_u64().unwrap();
+        let (s, v) = h.migrate("mig", json!({}));
+        assert_eq!(s, 409, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("runs here already"),
+            "{v}"
+        );
+        assert_eq!(pid_of(&h.b, "mig"), b_own, "B's own VM untouched");
+        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+        common::e2e::destroy_leaving_nothing(&h.b, "mig");
+        assert_eq!(h.b.call("DELETE", "/v1/domains/mig", None, "").0, 200);
+        nothing_on_b(&h, "mig", &b_links, &b_files);
+
+        common::e2e::destroy_leaving_nothing(&h.a, "mig");
+    });
+}
+
+#[test]
+fn a_nic_on_virtnet_vswitch_is_refused() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    with_netns(move || {
+        let h = Hosts::new(&qemu);
+        common::e2e::define_and_start_network(
+            &h.a,
+            "<network><name>sw0</name><virtualport type='virtnet-vswitch'/></network>",
+            "sw0",
+        );
+        let mut dom = TestDomain::new("sw", h.serial("a")).nic(
+            "<interface type='network'><mac address='52:54:00:00:0d:09'/>\
+             <source network='sw0'/><model type='virtio'/></interface>",
+            "52:54:00:00:0d:09",
+            None,
+        );
+        dom.shared_memory = true;
+        let xml = dom.xml(virtnet_testkit::guest());
+        let (s, v) = h.a.define(&xml);
+        assert_eq!(s, 201, "{v}");
+        let pid = common::e2e::start(&h.a, "sw");
+        let (s, v) = h.migrate("sw", json!({}));
+        assert_eq!(s, 409, "{v}");
+        assert_eq!(v["error"]["kind"], "refused", "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("virtnet-vswitch") && msg.contains("VHOST_F_LOG_ALL"),
+            "{msg}"
+        );
+        assert_eq!(pid_of(&h.a, "sw"), pid);
+        assert!(h.b.names().is_empty(), "B was not asked");
+        common::e2e::destroy_leaving_nothing(&h.a, "sw");
+    });
+}
