@@ -336,3 +336,36 @@ fn device_commands_on_the_definition() {
     );
     assert_eq!(ok(&d.virtnet(&["domiflist", "cli1"])).lines().count(), 3);
 }
+
+/// `virtnet migrate`: `--live` is required; a VM that does not run is refused in one line;
+/// a DEST that is not a socket path is refused before anything is done.
+#[test]
+fn migrate_refusals() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("ok.xml");
+    std::fs::write(&f, XML).unwrap();
+    ok(&d.virtnet(&["define", f.to_str().unwrap()]));
+    let o = d.virtnet(&["migrate", "cli1", "/run/elsewhere.sock"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("--live"), "{}", err(&o));
+    fails_with(
+        &d.virtnet(&["migrate", "--live", "cli1", "/run/elsewhere.sock"]),
+        "VM 'cli1' is shut off: only a running VM migrates live",
+    );
+    fails_with(
+        &d.virtnet(&["migrate", "--live", "cli1", "qemu+ssh://h/system"]),
+        "give the destination virtnetd's API socket as an absolute path",
+    );
+    fails_with(
+        &d.virtnet(&[
+            "migrate",
+            "--live",
+            "cli1",
+            "/run/elsewhere.sock",
+            "--migrateuri",
+            "rdma:1.2.3.4",
+        ]),
+        "give tcp:HOST or tcp:HOST:PORT",
+    );
+}

@@ -378,6 +378,26 @@ mod tests {
         insta::assert_snapshot!(e.to_string());
     }
 
+    /// The destination's start: `-incoming defer`, no `cont`, `migrate-incoming` last.
+    #[test]
+    fn incoming_start() {
+        let caps = virtnet_qemu::QemuCaps {
+            version: virtnet_qemu::QemuVersion::new(7, 2, 22),
+            vhost_net: false,
+        };
+        let mut ctx = crate::PlanContext::new("/usr/bin/qemu-system-x86_64", caps, "/run/v/vm1");
+        ctx.incoming = Some("tcp:10.99.0.2:0".into());
+        let plan = crate::plan_start(&load(BRIDGE), &ctx).unwrap();
+        let n = plan.argv.len();
+        assert_eq!(plan.argv[n - 2..], ["-incoming", "defer"]);
+        assert!(plan.argv.contains(&"-S".to_string()));
+        insta::assert_yaml_snapshot!(plan.post_start);
+        ctx.incoming = None;
+        let normal = crate::plan_start(&load(BRIDGE), &ctx).unwrap();
+        assert_eq!(normal.post_start.last().unwrap().execute, "cont");
+        assert!(!normal.argv.contains(&"-incoming".to_string()));
+    }
+
     #[test]
     fn a_vhost_user_nic_elsewhere_is_left_to_qemu() {
         let nic = "<interface type='vhostuser'><mac address='52:54:00:00:00:04'/>\
