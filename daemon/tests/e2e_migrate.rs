@@ -272,6 +272,56 @@ fn migrate_a_running_guest_over_tcp() {
         assert!(!h.serial("a").exists(), "A's serial socket");
         assert!(alive(pid_b));
 
+        // More round trips for the figures (VIRTNET_MIGRATE_RUNS, default none): medians of
+        // QEMU's total time and downtime.
+        let runs: usize = std::env::var("VIRTNET_MIGRATE_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let sent = |r: &Value| r["transferred_bytes"].as_u64().unwrap_or(0) >> 20;
+        let mut figures = vec![(total, downtime, wall.as_millis() as u64, sent(&r))];
+        let mut on_b = true;
+        for i in 0..runs + runs % 2 {
+            let (from, to, host, addr) = if on_b {
+                (&h.b, &h.a, "a", "10.99.0.1")
+            } else {
+                (&h.a, &h.b, "b", "10.99.0.2")
+            };
+            let started = Instant::now();
+            let (s, r) = post_json(
+                from,
+                "/v1/domains/mig/migrate",
+                &json!({
+                    "dest": to.socket,
+                    "migrate_uri": format!("tcp:{addr}"),
+                    "dest_xml": h.xml("mig", host),
+                }),
+            );
+            assert_eq!(s, 200, "run {i}: {r}");
+            figures.push((
+                r["total_time_ms"].as_u64().unwrap(),
+                r["downtime_ms"].as_u64().unwrap(),
+                started.elapsed().as_millis() as u64,
+                sent(&r),
+            ));
+            on_b = !on_b;
+        }
+        let median = |f: fn(&(u64, u64, u64, u64)) -> u64| {
+            let mut v: Vec<u64> = figures.iter().map(f).collect();
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        println!(
+            "MIGRATION {} runs: median total_time_ms={} downtime_ms={} wall_ms={} sent_mib={}; \
+             all (total, downtime, wall, MiB): {figures:?}",
+            figures.len(),
+            median(|f| f.0),
+            median(|f| f.1),
+            median(|f| f.2),
+            median(|f| f.3)
+        );
+        let pid_b = pid_of(&h.b, "mig");
+
         // Back again with --undefinesource: A runs it, B has nothing of it.
         let (s, r) = post_json(
             &h.b,

@@ -206,7 +206,7 @@ async fn wait_completed<S: MigrationSides>(
     loop {
         let info = sides.query().await?;
         match info.status.as_deref() {
-            Some("completed") => return Ok(info),
+            Some("completed") => return Ok(figures(sides, info, opts).await),
             Some(s @ ("failed" | "cancelled" | "cancelling")) => {
                 return Err(SideError::fault(format!(
                     "QEMU reports the migration {s}{}",
@@ -241,6 +241,24 @@ async fn wait_completed<S: MigrationSides>(
         }
         tokio::time::sleep(opts.poll).await;
     }
+}
+
+/// QEMU 7.2 reports `completed` (event and status) a moment before its migration thread
+/// computes total time and downtime (both 0 until then): asks again, for at most a second.
+async fn figures<S: MigrationSides>(
+    sides: &mut S,
+    mut info: MigrationInfo,
+    opts: &MigrateExecOptions,
+) -> MigrationInfo {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while info.total_time.unwrap_or(0) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(opts.poll).await;
+        match sides.query().await {
+            Ok(i) => info = i,
+            Err(_) => break,
+        }
+    }
+    info
 }
 
 /// Runs the undos newest first; returns what could not be undone.

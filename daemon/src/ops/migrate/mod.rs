@@ -94,6 +94,8 @@ impl Daemon {
                 definition_xml,
                 listen_uri: String::new(),
             },
+            events: None,
+            status: None,
         };
         let r = virtnet_vm::exec::migrate(&plan, &mut sides, &MigrateExecOptions::default()).await;
         self.migrations.end(name);
@@ -216,6 +218,10 @@ struct SourceSides<'a> {
     peer: Peer,
     name: String,
     prepare: PrepareRequest,
+    /// QEMU's `MIGRATION` events, subscribed before `migrate`.
+    events: Option<tokio::sync::broadcast::Receiver<virtnet_qemu::QmpEvent>>,
+    /// The status of the last `MIGRATION` event (`None` before the first).
+    status: Option<String>,
 }
 
 impl SourceSides<'_> {
@@ -292,14 +298,36 @@ impl MigrationSides for SourceSides<'_> {
     }
 
     async fn migrate(&mut self, uri: &str) -> std::result::Result<(), SideError> {
+        self.events = Some(self.qmp.subscribe());
         self.qmp.migrate(uri).await.map_err(qmp_err("migrate"))
     }
 
+    /// `query-migrate` for the figures, with the status of the last `MIGRATION` event: a QEMU
+    /// that was itself a migration's destination reports that incoming migration's status in
+    /// `query-migrate` (QEMU 7.2 fills it over the outgoing one), so `completed` there can be
+    /// stale.
     async fn query(&mut self) -> std::result::Result<MigrationInfo, SideError> {
-        self.qmp
+        if let Some(rx) = self.events.as_mut() {
+            loop {
+                match rx.try_recv() {
+                    Ok(ev) if ev.name == "MIGRATION" => {
+                        self.status = ev.data["status"].as_str().map(str::to_string);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut info = self
+            .qmp
             .query_migrate()
             .await
-            .map_err(qmp_err("query-migrate"))
+            .map_err(qmp_err("query-migrate"))?;
+        if self.events.is_some() {
+            info.status = Some(self.status.clone().unwrap_or_else(|| "setup".into()));
+        }
+        Ok(info)
     }
 
     async fn cancel(&mut self) -> std::result::Result<(), SideError> {
