@@ -44,25 +44,10 @@ pub enum VmError {
         problems: Vec<String>,
     },
 
-    /// A live migration failed at `step`; everything before it was undone (the VM runs on the
-    /// source as before) except what `cleanup` lists.
-    #[error("migration of VM '{vm}' failed at step {step_index} ({step}): {cause}{}",
-        if cleanup.is_empty() { "; undone, the VM runs on the source".to_string() }
-        else { format!("; NOT undone: {}", cleanup.join("; ")) })]
-    MigrationFailed {
-        /// The VM.
-        vm: String,
-        /// The step that failed.
-        step: String,
-        /// Its index in the plan.
-        step_index: usize,
-        /// Why (the side's message).
-        cause: String,
-        /// Whether the user can fix the cause (the destination refused).
-        user_error: bool,
-        /// What could not be undone.
-        cleanup: Vec<String>,
-    },
+    /// A live migration failed; everything before the failed step was undone (the VM runs on
+    /// the source as before) except what [`MigrationFailure::cleanup`] lists.
+    #[error("{0}")]
+    MigrationFailed(Box<MigrationFailure>),
 
     /// The plan context is unusable (e.g. a first fd number below 3).
     #[error("invalid plan context: {0}")]
@@ -261,11 +246,7 @@ impl VmError {
             // The definition's back end is not there (nothing connected to its socket).
             | VmError::NoBackEnd { .. }
             | VmError::NotMigratable { .. } => true,
-            VmError::MigrationFailed {
-                user_error,
-                cleanup,
-                ..
-            } => *user_error && cleanup.is_empty(),
+            VmError::MigrationFailed(f) => f.user_error && f.cleanup.is_empty(),
             VmError::Argv(e) => e.is_user_error(),
             VmError::Qemu { source, .. } => source.is_user_error(),
             VmError::Host { source, .. } => source.is_user_error(),
@@ -347,5 +328,37 @@ mod tests {
         let e = start_failed(bridge(), vec![]);
         let host = std::error::Error::source(&e).and_then(std::error::Error::source);
         assert!(host.is_some_and(|h| h.to_string().starts_with("bridge 'br9' does not exist")));
+    }
+}
+
+/// What [`VmError::MigrationFailed`] carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationFailure {
+    /// The VM.
+    pub vm: String,
+    /// The step that failed.
+    pub step: String,
+    /// Its index in the plan.
+    pub step_index: usize,
+    /// Why (the side's message).
+    pub cause: String,
+    /// Whether the user can fix the cause (the destination refused).
+    pub user_error: bool,
+    /// What could not be undone.
+    pub cleanup: Vec<String>,
+}
+
+impl std::fmt::Display for MigrationFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "migration of VM '{}' failed at step {} ({}): {}",
+            self.vm, self.step_index, self.step, self.cause
+        )?;
+        if self.cleanup.is_empty() {
+            f.write_str("; undone, the VM runs on the source")
+        } else {
+            write!(f, "; NOT undone: {}", self.cleanup.join("; "))
+        }
     }
 }

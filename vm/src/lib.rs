@@ -32,7 +32,7 @@ pub mod plan;
 
 use std::path::Path;
 
-pub use error::VmError;
+pub use error::{MigrationFailure, VmError};
 pub use exec::{
     AttachedNic, DetachOutcome, ExecOptions, HostResources, HotplugOptions, NicResourceKind,
     PendingDetaches, RunningVm, StepId, StopMode, StopReport,

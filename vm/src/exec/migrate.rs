@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use virtnet_qemu::MigrationInfo;
 
-use crate::error::VmError;
+use crate::error::{MigrationFailure, VmError};
 use crate::plan::{MigrateAction, MigratePlan, MigrateUndo};
 
 /// What a side reports when it fails: a message and whether the user can fix it (the
@@ -176,14 +176,14 @@ pub async fn migrate<S: MigrationSides>(
             Err(e) => {
                 tracing::warn!(vm = %plan.vm, step = %what, error = %e.message, "migration failed; undoing");
                 let cleanup = rollback(sides, undo, opts).await;
-                return Err(VmError::MigrationFailed {
+                return Err(VmError::MigrationFailed(Box::new(MigrationFailure {
                     vm: plan.vm.clone(),
                     step: what,
                     step_index: n,
                     cause: e.message,
                     user_error: e.user_error,
                     cleanup,
-                });
+                })));
             }
         }
     }

@@ -180,10 +180,10 @@ fn each_step_failing_undoes_what_came_before() {
             continue;
         }
         let e = r.expect_err("the step fails");
-        assert!(
-            matches!(e, VmError::MigrationFailed { step_index, ref cleanup, .. } if step_index == n && cleanup.is_empty()),
-            "{e}"
-        );
+        let VmError::MigrationFailed(f) = &e else {
+            panic!("{e}")
+        };
+        assert!(f.step_index == n && f.cleanup.is_empty(), "{e}");
         let tail: Vec<&str> = c[c.len() - undo.len()..].to_vec();
         assert_eq!(&tail, undo, "step {n}: calls {c:?}");
     }
