@@ -86,6 +86,10 @@ pub struct PrepareRequest {
     pub definition_xml: String,
     /// Where QEMU listens: `tcp:HOST:PORT` (port 0: QEMU picks one).
     pub listen_uri: String,
+    /// Seconds after which the destination aborts the prepare by itself when no finish or
+    /// abort came (a source that died); default 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_within_secs: Option<u64>,
 }
 
 /// The answer to a prepare.

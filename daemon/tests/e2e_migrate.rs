@@ -489,3 +489,68 @@ fn a_nic_on_virtnet_vswitch_is_refused() {
         common::e2e::destroy_leaving_nothing(&h.a, "sw");
     });
 }
+
+/// The destination side on its own: a prepare nobody finishes is aborted by the destination
+/// after `finish_within_secs` (a source that died); an explicit abort undoes another; finish
+/// and abort of a VM not being received are refused.
+#[test]
+fn the_destination_undoes_a_prepare_nobody_finishes() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    with_netns(move || {
+        let h = Hosts::new(&qemu);
+        let b_links = h.links_b();
+        let b_files = Snapshot::take(&[&h.b.base.join("run"), &h.b.base.join("state")]);
+        let prepare = |within: u64| {
+            post_json(
+                &h.b,
+                "/v1/domains/orph/migrate/prepare",
+                &json!({
+                    "live_xml": h.xml("orph", "b"),
+                    "definition_xml": h.xml("orph", "b"),
+                    "listen_uri": "tcp:10.99.0.2:0",
+                    "finish_within_secs": within,
+                }),
+            )
+        };
+        let (s, v) = prepare(2);
+        assert_eq!(s, 200, "{v}\n{}", h.b.log());
+        assert!(
+            v["uri"].as_str().unwrap().starts_with("tcp:10.99.0.2:"),
+            "{v}"
+        );
+        assert_eq!(v["defined"], true);
+        let pid = v["pid"].as_u64().unwrap();
+        assert_eq!(state(&h.b, "orph"), "starting", "paused until the finish");
+        assert_ne!(h.links_b(), b_links, "its tap exists");
+        nothing_on_b(&h, "orph", &b_links, &b_files);
+        assert!(!alive(pid));
+        assert!(h.b.log().contains("no finish or abort came"));
+
+        // An explicit abort; then finish and abort have nothing to act on.
+        let (s, v) = prepare(600);
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = h.b.post("/v1/domains/orph/migrate/abort");
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["undefined"], true, "{v}");
+        assert_eq!(v["leftovers"], json!([]), "{v}");
+        nothing_on_b(&h, "orph", &b_links, &b_files);
+        assert_eq!(h.b.post("/v1/domains/orph/migrate/finish").0, 404);
+        assert_eq!(h.b.define(&h.xml("orph", "b")).0, 201);
+        let (s, v) = h.b.post("/v1/domains/orph/migrate/abort");
+        assert_eq!(s, 409, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not being received"),
+            "{v}"
+        );
+        assert_eq!(
+            state(&h.b, "orph"),
+            "shut_off",
+            "its own definition untouched"
+        );
+    });
+}

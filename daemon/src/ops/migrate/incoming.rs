@@ -23,7 +23,12 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 struct Incoming {
     /// The prepare stored the definition.
     defined: bool,
+    /// The domain id of the QEMU it started (a later prepare of the same name has another).
+    id: u32,
 }
+
+/// How long a prepared VM waits for its finish or abort when the request does not say.
+const DEFAULT_FINISH_WITHIN: Duration = Duration::from_secs(600);
 
 /// Live migrations in progress on this daemon.
 #[derive(Debug, Default)]
@@ -164,15 +169,40 @@ impl Daemon {
                     return Err(e);
                 }
             };
+            let id = slot.live.as_ref().map_or(0, |l| l.status.id);
             self.migrations
                 .lock()
-                .insert(name.to_string(), Incoming { defined });
+                .insert(name.to_string(), Incoming { defined, id });
+            self.abort_unless_finished(
+                name,
+                id,
+                req.finish_within_secs
+                    .map_or(DEFAULT_FINISH_WITHIN, Duration::from_secs),
+            );
             // Shown as starting until the finish resumes the guest.
             entry.publish(&slot, Some(VmState::Starting));
             let pid = slot.live.as_ref().map_or(0, |l| l.status.pid);
             tracing::info!(vm = %name, %uri, defined, "prepared for an incoming migration");
             return Ok(PrepareResponse { uri, defined, pid });
         }
+    }
+
+    /// Aborts the prepare of `name` (QEMU instance `id`) if it is neither finished nor aborted
+    /// within `within`: a source that died mid-migration must not leave a paused VM here.
+    fn abort_unless_finished(&self, name: &str, id: u32, within: Duration) {
+        let weak = self.weak();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(within).await;
+            let Some(daemon) = weak.upgrade() else { return };
+            if daemon.migrations.lock().get(&name).map(|i| i.id) != Some(id) {
+                return;
+            }
+            tracing::warn!(vm = %name, within_s = within.as_secs(), "no finish or abort came for the incoming migration; aborting it");
+            if let Err(e) = daemon.abort_incoming(&name, Some(id)).await {
+                tracing::error!(vm = %name, error = %e, "abort of the incoming migration failed");
+            }
+        });
     }
 
     /// The URI QEMU listens on: `listen` with the port QEMU reports (`query-migrate`'s
@@ -269,15 +299,22 @@ impl Daemon {
     /// removes the definition the prepare stored. A VM not being received is refused (an
     /// abort never touches a VM that runs here for its own sake).
     pub async fn migrate_abort(&self, name: &str) -> Result<AbortResponse> {
-        let Some(inc) = self.migrations.lock().get(name).copied() else {
+        self.abort_incoming(name, None).await
+    }
+
+    /// [`Daemon::migrate_abort`] of the prepare that started QEMU instance `id` (`None`: any).
+    async fn abort_incoming(&self, name: &str, id: Option<u32>) -> Result<AbortResponse> {
+        let entry = self.entry(name)?;
+        let mut slot = entry.slot.lock().await;
+        // Looked up under the VM's lock: a finish that ran meanwhile removed it.
+        let inc = self.migrations.lock().get(name).copied();
+        let Some(inc) = inc.filter(|i| id.is_none_or(|id| i.id == id)) else {
             return Err(DaemonError::InvalidState {
                 name: name.into(),
                 state: "not being received".into(),
                 hint: "abort undoes a prepare of the same VM".into(),
             });
         };
-        let entry = self.entry(name)?;
-        let mut slot = entry.slot.lock().await;
         let mut leftovers = Vec::new();
         if let Some(live) = slot.live.take() {
             let (_, left) = self.stop_live(name, live, StopMode::Kill).await;

@@ -93,6 +93,8 @@ impl Daemon {
                 live_xml,
                 definition_xml,
                 listen_uri: String::new(),
+                // The destination gives up by itself a while after our deadline.
+                finish_within_secs: Some(timeout.as_secs() + 120),
             },
             events: None,
             status: None,
