@@ -611,6 +611,7 @@ fn openapi_lists_every_endpoint() {
         "POST /v1/domains/{name}/migrate/prepare",
         "POST /v1/domains/{name}/migrate/finish",
         "POST /v1/domains/{name}/migrate/abort",
+        "POST /v1/domains/{name}/migrate/cancel",
         "POST /v1/domains/{name}/qmp",
         "POST /v1/domains/{name}/console",
         "POST /v1/domains/{name}/devices",

@@ -428,6 +428,39 @@ fn failed_migrations_leave_the_guest_on_the_source() {
         rt.block_on(still_on_a(&h, "mig", pid, &mut con));
         nothing_on_b(&h, "mig", &b_links, &b_files);
 
+        // 3b. Cancelled on request (domjobabort) while it runs at 2 MiB/s.
+        let a_sock = h.a.socket.clone();
+        let canceller = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (_, p) = common::http(&a_sock, "GET", "/v1/domains/mig/migrate", &[], b"");
+                let p: Value = serde_json::from_str(&p).unwrap_or_default();
+                let started = p["lines"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|l| l.as_str().unwrap_or("").contains("QMP migrate"))
+                });
+                if started {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let (s, v) =
+                        common::http(&a_sock, "POST", "/v1/domains/mig/migrate/cancel", &[], b"");
+                    assert_eq!(s, 200, "{v}");
+                    return;
+                }
+                assert!(Instant::now() < deadline, "the migration never started");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2 }));
+        canceller.join().unwrap();
+        assert_eq!(s, 409, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("cancelled on request"), "{msg}");
+        assert!(msg.contains("undone, the VM runs on the source"), "{msg}");
+        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+        nothing_on_b(&h, "mig", &b_links, &b_files);
+        let (s, v) = h.a.post("/v1/domains/mig/migrate/cancel");
+        assert_eq!(s, 409, "nothing to cancel now: {v}");
+
         // 4. B runs a VM of that name already: refused by B, which keeps its own VM.
         let other = common::domain_xml("mig", "");
         assert_eq!(h.b.define(&other).0, 201);

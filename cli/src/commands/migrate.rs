@@ -102,3 +102,20 @@ pub async fn run(client: &Client, json: bool, a: &MigrateArgs) -> Result<(), Cli
     );
     Ok(())
 }
+
+/// `virtnet domjobabort NAME`: cancels the VM's outgoing migration.
+pub async fn abort(client: &Client, json: bool, name: &str) -> Result<(), ClientError> {
+    let p: MigrateProgress = client
+        .call(
+            Method::POST,
+            &format!("/v1/domains/{}/migrate/cancel", encode(name)),
+            Body::None,
+        )
+        .await?;
+    if json {
+        print_json(&p);
+    } else {
+        println!("Migration of domain '{}' is being cancelled", p.name);
+    }
+    Ok(())
+}

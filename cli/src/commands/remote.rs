@@ -86,6 +86,11 @@ pub enum Remote {
     /// Move a running VM to another virtnetd without stopping its guest (live migration).
     #[command(after_help = super::migrate::AFTER_HELP)]
     Migrate(super::migrate::MigrateArgs),
+    /// Cancel a VM's running migration (it stays here, as before it started).
+    Domjobabort {
+        /// VM name.
+        name: String,
+    },
     /// Stop a VM at once (terminate QEMU) and release its host resources.
     Destroy {
         /// VM name.
@@ -304,6 +309,7 @@ pub fn run(cmd: Remote, opts: &GlobalOpts, command: impl FnOnce() -> clap::Comma
             }
             Remote::Destroy { name } => super::shutdown::run(&client, json, &name, None).await,
             Remote::Migrate(args) => super::migrate::run(&client, json, &args).await,
+            Remote::Domjobabort { name } => super::migrate::abort(&client, json, &name).await,
             Remote::List {
                 all,
                 inactive,

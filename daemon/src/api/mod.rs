@@ -234,6 +234,7 @@ async fn dispatch(
                 json(StatusCode::OK, &daemon.migrate_finish(&name).await?)
             }
             router::MigrateStep::Abort => json(StatusCode::OK, &daemon.migrate_abort(&name).await?),
+            router::MigrateStep::Cancel => json(StatusCode::OK, &daemon.migrate_cancel(&name)?),
         },
         Route::Console(name) => console::open(daemon, &name, req, query).await,
         Route::Qmp(name) => {

@@ -80,6 +80,8 @@ pub enum MigrateStep {
     Finish,
     /// Undo the prepare.
     Abort,
+    /// Source side: cancel the VM's outgoing migration (virsh domjobabort).
+    Cancel,
 }
 
 /// The route of `method path`, or a 404/405 error saying what exists.
@@ -161,6 +163,7 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
                 "prepare" => MigrateStep::Prepare,
                 "finish" => MigrateStep::Finish,
                 "abort" => MigrateStep::Abort,
+                "cancel" => MigrateStep::Cancel,
                 _ => return Err(no_route()),
             };
             match method {

@@ -30,13 +30,21 @@ struct Incoming {
 /// How long a prepared VM waits for its finish or abort when the request does not say.
 const DEFAULT_FINISH_WITHIN: Duration = Duration::from_secs(600);
 
+/// An outgoing migration's shared state (read without the VM's lock, which the migration
+/// holds).
+#[derive(Debug, Default)]
+struct Outgoing {
+    lines: Vec<String>,
+    cancel: bool,
+}
+
 /// Live migrations in progress on this daemon.
 #[derive(Debug, Default)]
 pub struct Migrations {
     /// VMs prepared here and not finished or aborted yet.
     incoming: Mutex<BTreeMap<String, Incoming>>,
-    /// Progress lines of the VMs being sent.
-    outgoing: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The VMs being sent: progress lines, and whether a cancel was asked.
+    outgoing: Mutex<BTreeMap<String, Outgoing>>,
 }
 
 impl Migrations {
@@ -44,19 +52,19 @@ impl Migrations {
         self.incoming.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn out(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<String>>> {
+    fn out(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Outgoing>> {
         self.outgoing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts recording the progress of `name`'s outgoing migration.
     pub fn begin(&self, name: &str) {
-        self.out().insert(name.to_string(), Vec::new());
+        self.out().insert(name.to_string(), Outgoing::default());
     }
 
     /// Adds a progress line.
     pub fn note(&self, name: &str, line: &str) {
-        if let Some(v) = self.out().get_mut(name) {
-            v.push(line.to_string());
+        if let Some(o) = self.out().get_mut(name) {
+            o.lines.push(line.to_string());
         }
     }
 
@@ -67,7 +75,19 @@ impl Migrations {
 
     /// The progress of `name`'s outgoing migration, if one runs.
     pub fn progress(&self, name: &str) -> Option<Vec<String>> {
-        self.out().get(name).cloned()
+        self.out().get(name).map(|o| o.lines.clone())
+    }
+
+    /// Asks `name`'s outgoing migration to stop; false when none runs.
+    pub fn request_cancel(&self, name: &str) -> bool {
+        self.out().get_mut(name).map(|o| o.cancel = true).is_some()
+    }
+
+    /// Whether a cancel of `name`'s outgoing migration was asked (once: it is cleared).
+    pub fn take_cancel(&self, name: &str) -> bool {
+        self.out()
+            .get_mut(name)
+            .is_some_and(|o| std::mem::take(&mut o.cancel))
     }
 
     /// Whether `name` is being received.

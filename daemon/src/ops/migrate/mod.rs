@@ -140,6 +140,23 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Cancels VM `name`'s outgoing migration (virsh domjobabort): it stops at its next
+    /// progress check and everything is undone, as on any failure before the switch-over.
+    pub fn migrate_cancel(&self, name: &str) -> Result<MigrateProgress> {
+        self.entry(name)?;
+        if !self.migrations.request_cancel(name) {
+            return Err(DaemonError::InvalidState {
+                name: name.into(),
+                state: "not migrating".into(),
+                hint: "no outgoing migration of it runs here".into(),
+            });
+        }
+        tracing::info!(vm = %name, "migration cancel requested");
+        self.migrate_progress(name)
+    }
+}
+
 /// `tcp:HOST[:PORT]` or `tcp://HOST[:PORT]` (IPv6 in brackets) → host and port (0 = the
 /// destination picks); none → `127.0.0.1`, port 0.
 fn parse_migrate_uri(uri: Option<&str>) -> Result<(String, u16)> {
@@ -309,6 +326,14 @@ impl MigrationSides for SourceSides<'_> {
     /// `query-migrate` (QEMU 7.2 fills it over the outgoing one), so `completed` there can be
     /// stale.
     async fn query(&mut self) -> std::result::Result<MigrationInfo, SideError> {
+        if self.status.as_deref() != Some("completed")
+            && self.daemon.migrations.take_cancel(&self.name)
+        {
+            return Err(SideError {
+                message: "cancelled on request (`virtnet domjobabort`)".into(),
+                user_error: true,
+            });
+        }
         if let Some(rx) = self.events.as_mut() {
             loop {
                 match rx.try_recv() {
