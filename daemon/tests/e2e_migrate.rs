@@ -322,18 +322,42 @@ fn migrate_a_running_guest_over_tcp() {
         );
         let pid_b = pid_of(&h.b, "mig");
 
-        // Back again with --undefinesource: A runs it, B has nothing of it.
-        let (s, r) = post_json(
-            &h.b,
-            "/v1/domains/mig/migrate",
-            &json!({
-                "dest": h.a.socket,
-                "migrate_uri": "tcp:10.99.0.1",
-                "dest_xml": h.xml("mig", "a"),
-                "undefine_source": true,
-            }),
+        // Back again with the CLI and --undefinesource (at 40 MiB/s, so that it runs long
+        // enough to print progress): A runs it, B has nothing of it.
+        let xml_a = h.tmp.path().join("dest-a.xml");
+        std::fs::write(&xml_a, h.xml("mig", "a")).unwrap();
+        let out = Command::new(cli())
+            .arg("--connect")
+            .arg(&h.b.socket)
+            .args(["migrate", "--live", "mig"])
+            .arg(&h.a.socket)
+            .args([
+                "--migrateuri",
+                "tcp:10.99.0.1",
+                "--bandwidth",
+                "40",
+                "--undefinesource",
+            ])
+            .arg("--xml")
+            .arg(&xml_a)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}\nB:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            h.b.log()
         );
-        assert_eq!(s, 200, "{r}\nB:\n{}", h.b.log());
+        println!("{text}");
+        assert!(
+            text.contains("migrate: start the migration (QMP migrate)"),
+            "{text}"
+        );
+        assert!(text.contains("MiB sent,"), "progress: {text}");
+        assert!(text.contains("Domain 'mig' migrated to"), "{text}");
+        assert!(text.contains("QEMU: total time "), "{text}");
+        assert!(text.contains(", downtime "), "{text}");
         assert_eq!(state(&h.a, "mig"), "running");
         wait_until("B's QEMU to exit", Duration::from_secs(15), || {
             !alive(pid_b)
@@ -342,6 +366,24 @@ fn migrate_a_running_guest_over_tcp() {
         common::e2e::wait_ping(GUEST_IP, Duration::from_secs(30));
         common::e2e::destroy_leaving_nothing(&h.a, "mig");
     });
+}
+
+/// The `virtnet` CLI next to virtnetd, built (or brought up to date) once per test process.
+fn cli() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_BIN_EXE_virtnetd")).parent().unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let ok = Command::new(cargo)
+                .args(["build", "-p", "virtnet", "--bin", "virtnet"])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "cannot build the virtnet CLI");
+            dir.join("virtnet")
+        })
+        .clone()
 }
 
 fn in_b_ok(pid: u32, cmd: &str) -> bool {
