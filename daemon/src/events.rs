@@ -5,7 +5,8 @@
 //! Each event is emitted in one place: define and undefine (`ops/define.rs`,
 //! `ops/undefine.rs`), a start that succeeded, a stop and QEMU exiting on its own
 //! (`ops/lifecycle.rs`), and the end of a NIC's removal from a running VM (`ops/detach.rs`'s
-//! `removed`, whichever path finished it). Emitting never waits and never fails: with no
+//! `removed`, whichever path finished it), and a live migration's ends (`ops/migrate`: defined
+//! and started on the destination, stopped on the source). Emitting never waits and never fails: with no
 //! subscriber the event is dropped, and a subscriber that falls more than [`CAPACITY`]
 //! events behind loses the oldest ones (it is told how many).
 
@@ -49,6 +50,8 @@ pub enum Undefined {
 pub enum Started {
     /// A normal start (`VIR_DOMAIN_EVENT_STARTED_BOOTED`).
     Booted = 0,
+    /// The guest runs here after a live migration's finish (`VIR_DOMAIN_EVENT_STARTED_MIGRATED`).
+    Migrated = 1,
 }
 
 /// `VIR_DOMAIN_EVENT_STOPPED`'s details.
@@ -61,6 +64,8 @@ pub enum Stopped {
     Destroyed = 1,
     /// The guest crashed (`VIR_DOMAIN_EVENT_STOPPED_CRASHED`).
     Crashed = 2,
+    /// The guest moved to another host by live migration (`VIR_DOMAIN_EVENT_STOPPED_MIGRATED`).
+    Migrated = 3,
     /// QEMU ended without being asked to (`VIR_DOMAIN_EVENT_STOPPED_FAILED`).
     Failed = 5,
 }

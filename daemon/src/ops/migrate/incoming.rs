@@ -13,6 +13,7 @@ use virtnet_vm::StopMode;
 use super::super::invalid_xml;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
+use crate::events::{Defined, Lifecycle, Started};
 use crate::model::VmState;
 
 /// How long the finish waits for QEMU to have loaded the last of the migration stream.
@@ -189,6 +190,14 @@ impl Daemon {
                     return Err(e);
                 }
             };
+            if defined {
+                self.events.lifecycle(
+                    name,
+                    live_dom.uuid,
+                    None,
+                    Lifecycle::Defined(Defined::Added),
+                );
+            }
             let id = slot.live.as_ref().map_or(0, |l| l.status.id);
             self.migrations
                 .lock()
@@ -310,6 +319,12 @@ impl Daemon {
         }
         self.migrations.lock().remove(name);
         entry.publish(&slot, None);
+        self.events.lifecycle(
+            name,
+            live.domain.uuid,
+            Some(live.status.id),
+            Lifecycle::Started(Started::Migrated),
+        );
         tracing::info!(vm = %name, "incoming migration finished; the guest runs here");
         drop(slot);
         self.info(name)

@@ -22,6 +22,7 @@ use peer::Peer;
 use super::invalid_xml;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
+use crate::events::{Lifecycle, Stopped};
 use crate::vms::{VmEntry, VmSlot};
 
 /// Default deadline of the migration itself.
@@ -382,10 +383,17 @@ impl MigrationSides for SourceSides<'_> {
         let Some(live) = self.slot.live.take() else {
             return Ok(vec![]);
         };
+        let uuid = live.domain.uuid;
         let (_, leftovers) = self
             .daemon
             .stop_live(&self.name, live, StopMode::Destroy)
             .await;
+        self.daemon.events.lifecycle(
+            &self.name,
+            uuid,
+            None,
+            Lifecycle::Stopped(Stopped::Migrated),
+        );
         self.daemon.finish_stop(self.entry, self.slot);
         Ok(leftovers)
     }
