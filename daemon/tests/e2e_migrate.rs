@@ -418,6 +418,22 @@ fn failed_migrations_leave_the_guest_on_the_source() {
         let a_links = links();
         let mut con = rt.block_on(common::e2e::ready_console(&h.serial("a")));
 
+        // 0. The destination is the source itself: refused, not deadlocked.
+        let (s, v) = post_json(
+            &h.a,
+            "/v1/domains/mig/migrate",
+            &json!({ "dest": h.a.socket, "dest_xml": h.xml("mig", "b") }),
+        );
+        assert_eq!(s, 409, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the destination is the source"),
+            "{v}"
+        );
+        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+
         // 1. The destination refuses: it has no bridge br0.
         in_b(h.b_pid, "ip link del br0");
         let b_links_nobr: Vec<String> = h.links_b();
@@ -467,6 +483,15 @@ fn failed_migrations_leave_the_guest_on_the_source() {
         let msg = v["error"]["message"].as_str().unwrap();
         assert!(msg.contains("did not complete within 1000 ms"), "{msg}");
         assert!(msg.contains("undone, the VM runs on the source"), "{msg}");
+        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+        nothing_on_b(&h, "mig", &b_links, &b_files);
+        // A guest paused before the migration stays paused when it is undone.
+        common::e2e::qmp(&h.a, "mig", "stop", json!({})).unwrap();
+        let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2, "timeout_secs": 1 }));
+        assert_eq!(s, 500, "{v}");
+        let st = common::e2e::qmp(&h.a, "mig", "query-status", json!({})).unwrap();
+        assert_eq!(st["status"], "paused", "{st}");
+        common::e2e::qmp(&h.a, "mig", "cont", json!({})).unwrap();
         rt.block_on(still_on_a(&h, "mig", pid, &mut con));
         nothing_on_b(&h, "mig", &b_links, &b_files);
 

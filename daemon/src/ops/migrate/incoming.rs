@@ -74,6 +74,11 @@ impl Migrations {
         self.out().remove(name);
     }
 
+    /// Whether `name` is being sent from here.
+    pub fn is_outgoing(&self, name: &str) -> bool {
+        self.out().contains_key(name)
+    }
+
     /// The progress of `name`'s outgoing migration, if one runs.
     pub fn progress(&self, name: &str) -> Option<Vec<String>> {
         self.out().get(name).map(|o| o.lines.clone())
@@ -118,6 +123,14 @@ impl Daemon {
             }
         }
         live_dom.fill_defaults().map_err(|e| invalid_xml(&[e]))?;
+        // Asked before the VM's lock, which the outgoing migration holds.
+        if self.migrations.is_outgoing(name) {
+            return Err(DaemonError::InvalidState {
+                name: name.into(),
+                state: "being migrated from this host".into(),
+                hint: "the destination is the source itself: give another virtnetd's socket".into(),
+            });
+        }
         loop {
             let entry = self.vms.get_or_create(name);
             let mut slot = entry.slot.lock().await;

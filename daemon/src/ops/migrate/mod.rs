@@ -99,6 +99,7 @@ impl Daemon {
             },
             events: None,
             status: None,
+            was_running: true,
         };
         let r = virtnet_vm::exec::migrate(&plan, &mut sides, &MigrateExecOptions::default()).await;
         self.migrations.end(name);
@@ -242,6 +243,9 @@ struct SourceSides<'a> {
     events: Option<tokio::sync::broadcast::Receiver<virtnet_qemu::QmpEvent>>,
     /// The status of the last `MIGRATION` event (`None` before the first).
     status: Option<String>,
+    /// Whether the guest ran when the migration started (a guest paused before it stays
+    /// paused when it is undone).
+    was_running: bool,
 }
 
 impl SourceSides<'_> {
@@ -318,6 +322,12 @@ impl MigrationSides for SourceSides<'_> {
     }
 
     async fn migrate(&mut self, uri: &str) -> std::result::Result<(), SideError> {
+        self.was_running = self
+            .qmp
+            .query_status()
+            .await
+            .map_err(qmp_err("query-status"))?
+            .running;
         self.events = Some(self.qmp.subscribe());
         self.qmp.migrate(uri).await.map_err(qmp_err("migrate"))
     }
@@ -371,7 +381,7 @@ impl MigrationSides for SourceSides<'_> {
             .query_status()
             .await
             .map_err(qmp_err("query-status"))?;
-        if st.running {
+        if st.running || !self.was_running {
             return Ok(false);
         }
         self.qmp.cont().await.map_err(qmp_err("cont"))?;
