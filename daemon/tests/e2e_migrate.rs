@@ -654,3 +654,52 @@ fn the_destination_undoes_a_prepare_nobody_finishes() {
         );
     });
 }
+
+/// Without `dest_xml`: the destination runs the source's live definition (its generated tap
+/// name dropped: B picks its own) and stores the source's persistent one, same UUID. The
+/// guest's console is a pty here (a unix socket path would be the same file for both "hosts"
+/// of this test).
+#[test]
+fn migrate_with_the_sources_own_definition() {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    with_netns(move || {
+        let h = Hosts::new(&qemu);
+        let xml = h.xml("own", "a").replace(
+            &format!(
+                "<serial type='unix'>\n      <source mode='bind' path='{}'/>",
+                h.serial("a").display()
+            ),
+            "<serial type='pty'>",
+        );
+        assert!(xml.contains("<serial type='pty'>"), "{xml}");
+        let (s, v) = h.a.define(&xml);
+        assert_eq!(s, 201, "{v}");
+        let uuid = v["uuid"].as_str().unwrap().to_string();
+        common::e2e::start(&h.a, "own");
+        common::e2e::wait_ping(GUEST_IP, BOOT);
+        let (s, r) = post_json(
+            &h.a,
+            "/v1/domains/own/migrate",
+            &json!({ "dest": h.b.socket, "migrate_uri": "tcp:10.99.0.2" }),
+        );
+        assert_eq!(s, 200, "{r}\nB:\n{}", h.b.log());
+        let (_, info) = h.b.get("/v1/domains/own");
+        assert_eq!(info["state"], "running", "{info}");
+        assert_eq!(info["persistent"], true, "{info}");
+        assert_eq!(info["uuid"], uuid.as_str(), "{info}");
+        let (_, x) = h.b.get("/v1/domains/own/xml?inactive=true");
+        let inactive = x["xml"].as_str().unwrap();
+        assert!(
+            !inactive.contains("<target dev="),
+            "no run-time names stored: {inactive}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !in_b_ok(h.b_pid, &format!("ping -n -c 1 -W 1 {GUEST_IP}")) {
+            assert!(Instant::now() < deadline, "the guest does not answer on B");
+        }
+        assert_eq!(state(&h.a, "own"), "shut_off");
+        common::e2e::destroy_leaving_nothing(&h.b, "own");
+    });
+}
