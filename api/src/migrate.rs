@@ -13,7 +13,8 @@ pub struct MigrateRequest {
     pub dest: String,
     /// Where the migration stream goes: `tcp:HOST[:PORT]` (virsh's `--migrateuri`): the
     /// destination QEMU listens on HOST (port 0 or none: it picks a free port) and the
-    /// source QEMU connects there. Default `tcp:127.0.0.1` (both on one host).
+    /// source QEMU connects there; or `unix` (the default; both on one host): a unix socket
+    /// in the destination virtnetd's run dir, its two ends handed to the QEMUs as fds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrate_uri: Option<String>,
     /// Seconds the migration may take once started (then it is cancelled); default 300.

@@ -655,7 +655,8 @@ fn the_destination_undoes_a_prepare_nobody_finishes() {
     });
 }
 
-/// Without `dest_xml`: the destination runs the source's live definition (its generated tap
+/// Without `dest_xml` and `migrate_uri` (the stream over a unix socket whose ends virtnetd
+/// hands to the two QEMUs as fds): the destination runs the source's live definition (its generated tap
 /// name dropped: B picks its own) and stores the source's persistent one, same UUID. The
 /// guest's console is a pty here (a unix socket path would be the same file for both "hosts"
 /// of this test).
@@ -679,12 +680,20 @@ fn migrate_with_the_sources_own_definition() {
         let uuid = v["uuid"].as_str().unwrap().to_string();
         common::e2e::start(&h.a, "own");
         common::e2e::wait_ping(GUEST_IP, BOOT);
+        // No migrate_uri: the default, a unix socket B listens on (both on one host).
         let (s, r) = post_json(
             &h.a,
             "/v1/domains/own/migrate",
-            &json!({ "dest": h.b.socket, "migrate_uri": "tcp:10.99.0.2" }),
+            &json!({ "dest": h.b.socket }),
         );
         assert_eq!(s, 200, "{r}\nB:\n{}", h.b.log());
+        let sock = h.b.base.join("run/migrate-own.sock");
+        assert_eq!(r["uri"], format!("unix:{}", sock.display()), "{r}");
+        assert!(!sock.exists(), "B's migration socket removed");
+        println!(
+            "MIGRATION over unix: total_time_ms={} downtime_ms={}",
+            r["total_time_ms"], r["downtime_ms"]
+        );
         let (_, info) = h.b.get("/v1/domains/own");
         assert_eq!(info["state"], "running", "{info}");
         assert_eq!(info["persistent"], true, "{info}");

@@ -14,9 +14,10 @@ use crate::input::read_input;
 /// Shown after `virtnet migrate --help`.
 pub const AFTER_HELP: &str = "\
 DEST is the destination virtnetd's API socket: a path (/run/virtnet/virtnetd.sock) or
-unix:///PATH. The migration stream goes over TCP to --migrateuri (default tcp:127.0.0.1, for
-two virtnetds on one host); the destination's QEMU listens there on a port it picks unless
-one is given. A failure at any step leaves the VM running here and nothing of it there.
+unix:///PATH. The migration stream goes over TCP to --migrateuri tcp:HOST[:PORT], HOST an
+address of the destination (its QEMU listens there, on a port it picks unless one is given),
+or, by default (--migrateuri unix), over a unix socket in the destination virtnetd's run dir
+(both virtnetds on one host; the QEMUs get the socket's ends as fds). A failure at any step leaves the VM running here and nothing of it there.
 Refused: VMs with a hostdev NIC (libvirt needs failover teaming for them) or a NIC on
 virtnet-vswitch (the switch has no dirty-page logging yet).";
 
@@ -32,7 +33,8 @@ pub struct MigrateArgs {
     /// The destination virtnetd's API socket (path or unix:///PATH).
     #[arg(value_name = "DEST")]
     pub dest: String,
-    /// Where the migration stream goes: tcp:HOST[:PORT], HOST an address of the destination.
+    /// Where the migration stream goes: tcp:HOST[:PORT] (HOST an address of the destination)
+    /// or unix (the default: both on this host).
     #[arg(long, value_name = "URI")]
     pub migrateuri: Option<String>,
     /// Seconds the migration may take before it is cancelled (default 300).

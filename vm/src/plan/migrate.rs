@@ -26,20 +26,38 @@ use crate::error::VmError;
 /// so the plan shows it).
 const CAPABILITIES: &[(&str, bool)] = &[("events", true), ("pause-before-switchover", false)];
 
+/// The prepare's URI for [`Stream::Unix`]: the destination answers `unix:PATH`.
+pub const UNIX_URI: &str = "unix";
+
 /// `max-bandwidth` when none is asked for: 1 TiB/s, i.e. unlimited (QEMU 7.2's own default
 /// is 32 MiB/s; libvirt too lifts it unless `--bandwidth` is given).
 pub const UNLIMITED_BANDWIDTH: u64 = 1 << 40;
+
+/// How the migration stream travels from the source QEMU to the destination QEMU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stream {
+    /// TCP: the destination QEMU listens on `host` (an address of the destination host on the
+    /// migration network), the source QEMU connects there.
+    Tcp {
+        /// The address.
+        host: String,
+        /// The port; 0 = the destination QEMU picks a free one.
+        port: u16,
+    },
+    /// A unix socket, both virtnetds on one host: the destination virtnetd listens in its
+    /// run dir and hands the connection to its QEMU as an fd; the source virtnetd connects and
+    /// hands its end to its QEMU the same way (`getfd`, `fd:` URIs), so neither confined QEMU
+    /// needs to reach the socket's path.
+    Unix,
+}
 
 /// What `virtnet migrate --live` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrateOptions {
     /// The destination virtnetd, as given (its API socket).
     pub dest: String,
-    /// Where the destination QEMU listens and the source QEMU connects (an address of the
-    /// destination host on the migration network).
-    pub host: String,
-    /// The TCP port; 0 = the destination QEMU picks a free one.
-    pub port: u16,
+    /// How the migration stream travels.
+    pub stream: Stream,
     /// How long the migration itself may take once started (then it is cancelled).
     pub timeout_ms: u64,
     /// Bandwidth limit of the migration stream in bytes/s (virsh `--bandwidth`, in MiB/s
@@ -214,22 +232,22 @@ pub fn plan_migrate(live: &Domain, opts: &MigrateOptions) -> Result<MigratePlan,
             problems,
         });
     }
-    if opts.host.is_empty() {
-        return Err(VmError::InvalidContext(
-            "no address for the migration stream: give the destination's address".into(),
-        ));
-    }
-    let host = if opts.host.contains(':') && !opts.host.starts_with('[') {
-        format!("[{}]", opts.host) // IPv6
-    } else {
-        opts.host.clone()
+    let uri = match &opts.stream {
+        Stream::Tcp { host, .. } if host.is_empty() => {
+            return Err(VmError::InvalidContext(
+                "no address for the migration stream: give the destination's address".into(),
+            ))
+        }
+        Stream::Tcp { host, port } if host.contains(':') && !host.starts_with('[') => {
+            format!("tcp:[{host}]:{port}") // IPv6
+        }
+        Stream::Tcp { host, port } => format!("tcp:{host}:{port}"),
+        Stream::Unix => UNIX_URI.to_string(),
     };
     let step = |action, undo| MigrateStep { action, undo };
     let mut steps = vec![
         step(
-            MigrateAction::Prepare {
-                uri: format!("tcp:{host}:{}", opts.port),
-            },
+            MigrateAction::Prepare { uri },
             Some(MigrateUndo::AbortDestination),
         ),
         step(
@@ -282,18 +300,21 @@ fn on_switch(iface: &virtnet_conf::Interface, opts: &MigrateOptions) -> bool {
 }
 
 /// The QMP commands that end a destination start (after the usual post-start ones): QEMU
-/// reports migration events, then listens on `uri`.
+/// reports migration events, then listens on `uri`; an `fd:NAME` URI (the stream over a
+/// connection virtnetd accepts and passes later) gets no `migrate-incoming` here: the caller
+/// sends it with the fd.
 pub(crate) fn incoming_commands(uri: &str) -> Vec<QmpCommand> {
-    vec![
-        QmpCommand {
-            execute: "migrate-set-capabilities".into(),
-            arguments: json!({ "capabilities": [{ "capability": "events", "state": true }] }),
-        },
-        QmpCommand {
+    let mut v = vec![QmpCommand {
+        execute: "migrate-set-capabilities".into(),
+        arguments: json!({ "capabilities": [{ "capability": "events", "state": true }] }),
+    }];
+    if !uri.starts_with("fd:") {
+        v.push(QmpCommand {
             execute: "migrate-incoming".into(),
             arguments: json!({ "uri": uri }),
-        },
-    ]
+        });
+    }
+    v
 }
 
 /// The domain the destination runs: the source's live definition without its domain id and
@@ -336,8 +357,10 @@ mod tests {
     fn opts() -> MigrateOptions {
         MigrateOptions {
             dest: "/run/virtnet-b/virtnetd.sock".into(),
-            host: "10.99.0.2".into(),
-            port: 0,
+            stream: Stream::Tcp {
+                host: "10.99.0.2".into(),
+                port: 0,
+            },
             timeout_ms: 60_000,
             max_bandwidth: None,
             undefine_source: false,
@@ -357,11 +380,25 @@ mod tests {
     }
 
     #[test]
+    fn unix_stream() {
+        let mut o = opts();
+        o.stream = Stream::Unix;
+        let plan = plan_migrate(&load(BRIDGE), &o).unwrap();
+        assert_eq!(
+            plan.steps[0].action,
+            MigrateAction::Prepare { uri: "unix".into() }
+        );
+        assert_eq!(incoming_commands("fd:migrate-in").len(), 1);
+    }
+
+    #[test]
     fn undefine_source_and_ipv6() {
         let mut o = opts();
         o.undefine_source = true;
-        o.host = "fd00::2".into();
-        o.port = 49152;
+        o.stream = Stream::Tcp {
+            host: "fd00::2".into(),
+            port: 49152,
+        };
         o.max_bandwidth = Some(4 << 20);
         let plan = plan_migrate(&load(BRIDGE), &o).unwrap();
         insta::assert_yaml_snapshot!(plan);

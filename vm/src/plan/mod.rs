@@ -32,7 +32,7 @@ pub use hotplug::{
 };
 pub use migrate::{
     destination_domain, plan_migrate, MigrateAction, MigrateOptions, MigratePlan, MigrateStep,
-    MigrateUndo,
+    MigrateUndo, Stream, UNIX_URI,
 };
 pub use network::{
     defined_network_interface, resolve_network_interface, resolve_networks, NetworkPort,
@@ -80,7 +80,8 @@ pub struct PlanContext {
     pub reach: Vec<PathBuf>,
     /// Start as the destination of a live migration: QEMU gets `-incoming defer`, and the
     /// commands after start end with `migrate-incoming` on this URI instead of `cont` (the
-    /// guest runs once the migration's finish `cont`s it). `None` = a normal start.
+    /// guest runs once the migration's finish `cont`s it); with an `fd:NAME` URI the caller
+    /// sends `migrate-incoming` once it has passed the fd. `None` = a normal start.
     pub incoming: Option<String>,
 }
 

@@ -3,6 +3,7 @@
 //! abort (stop QEMU, release its host side, remove a definition the prepare stored).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,17 +17,25 @@ use crate::error::{DaemonError, Result};
 use crate::events::{Defined, Lifecycle, Started};
 use crate::model::VmState;
 
+/// How long the destination waits for the source to connect to a unix stream's socket.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long the finish waits for QEMU to have loaded the last of the migration stream.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a prepare did, so that abort undoes exactly that.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Incoming {
     /// The prepare stored the definition.
     defined: bool,
     /// The domain id of the QEMU it started (a later prepare of the same name has another).
     id: u32,
+    /// The unix socket it listens on for the stream (removed at finish and abort).
+    socket: Option<PathBuf>,
 }
+
+/// The `getfd` name of the destination QEMU's end of a unix migration stream.
+const IN_FD: &str = "migrate-in";
 
 /// How long a prepared VM waits for its finish or abort when the request does not say.
 const DEFAULT_FINISH_WITHIN: Duration = Duration::from_secs(600);
@@ -123,6 +132,7 @@ impl Daemon {
             }
         }
         live_dom.fill_defaults().map_err(|e| invalid_xml(&[e]))?;
+        let unix = req.listen_uri == virtnet_vm::plan::migrate::UNIX_URI;
         // Asked before the VM's lock, which the outgoing migration holds.
         if self.migrations.is_outgoing(name) {
             return Err(DaemonError::InvalidState {
@@ -172,21 +182,39 @@ impl Daemon {
                 return Err(e);
             }
             entry.publish(&slot, Some(VmState::Starting));
-            let started = self
-                .start_locked(
-                    &entry,
-                    &mut slot,
-                    Arc::new(live_dom.clone()),
-                    Some(req.listen_uri.clone()),
-                )
-                .await;
-            let uri = match started {
-                Ok(()) => self.listening_uri(&slot, &req.listen_uri).await,
-                Err(e) => Err(e),
+            // A unix stream: virtnetd listens and hands the connection to QEMU as an fd.
+            let listener = if unix {
+                self.migration_listener(name).map(Some)
+            } else {
+                Ok(None)
             };
+            let started = match &listener {
+                Ok(_) => {
+                    let uri = if unix {
+                        format!("fd:{IN_FD}")
+                    } else {
+                        req.listen_uri.clone()
+                    };
+                    self.start_locked(&entry, &mut slot, Arc::new(live_dom.clone()), Some(uri))
+                        .await
+                }
+                Err(e) => Err(DaemonError::Internal(e.to_string())),
+            };
+            let uri = match (started, &listener) {
+                (Ok(()), Ok(Some((_, path)))) => Ok(format!("unix:{}", path.display())),
+                (Ok(()), _) => self.listening_uri(&slot, &req.listen_uri).await,
+                (Err(e), _) => Err(e),
+            };
+            let socket = listener
+                .as_ref()
+                .ok()
+                .and_then(|l| l.as_ref().map(|(_, p)| p.clone()));
             let uri = match uri {
                 Ok(u) => u,
                 Err(e) => {
+                    if let Some(p) = &socket {
+                        let _ = std::fs::remove_file(p);
+                    }
                     if let Some(live) = slot.live.take() {
                         self.stop_live(name, live, StopMode::Kill).await;
                     }
@@ -212,9 +240,17 @@ impl Daemon {
                 );
             }
             let id = slot.live.as_ref().map_or(0, |l| l.status.id);
-            self.migrations
-                .lock()
-                .insert(name.to_string(), Incoming { defined, id });
+            self.migrations.lock().insert(
+                name.to_string(),
+                Incoming {
+                    defined,
+                    id,
+                    socket: socket.clone(),
+                },
+            );
+            if let Ok(Some((l, _))) = listener {
+                self.hand_over_stream(name, id, l);
+            }
             self.abort_unless_finished(
                 name,
                 id,
@@ -227,6 +263,78 @@ impl Daemon {
             tracing::info!(vm = %name, %uri, defined, "prepared for an incoming migration");
             return Ok(PrepareResponse { uri, defined, pid });
         }
+    }
+
+    /// A unix socket for `name`'s incoming stream in virtnetd's run dir (root's: QEMU gets
+    /// the connection as an fd).
+    fn migration_listener(
+        &self,
+        name: &str,
+    ) -> std::io::Result<(tokio::net::UnixListener, PathBuf)> {
+        let path = self.config.run_dir.join(format!("migrate-{name}.sock"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::warn!(path = %path.display(), "removed a stale migration socket"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok((tokio::net::UnixListener::bind(&path)?, path))
+    }
+
+    /// Waits for the source's connection on `listener` and hands it to QEMU instance `id` of
+    /// `name` (`getfd`, `migrate-incoming fd:`). A failure is logged: the source sees its
+    /// migration fail and aborts.
+    fn hand_over_stream(&self, name: &str, id: u32, listener: tokio::net::UnixListener) {
+        let weak = self.weak();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let conn = match tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept()).await {
+                Ok(Ok((c, _))) => c,
+                Ok(Err(e)) => {
+                    tracing::warn!(vm = %name, error = %e, "migration socket: accept failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(vm = %name, "migration socket: no connection came");
+                    return;
+                }
+            };
+            drop(listener);
+            let Some(daemon) = weak.upgrade() else { return };
+            let Ok(entry) = daemon.entry(&name) else {
+                return;
+            };
+            let slot = entry.slot.lock().await;
+            let Some(live) = slot.live.as_ref().filter(|l| l.status.id == id) else {
+                return;
+            };
+            if let Some(p) = daemon
+                .migrations
+                .lock()
+                .get(&name)
+                .and_then(|i| i.socket.clone())
+            {
+                let _ = std::fs::remove_file(p);
+            }
+            let r = async {
+                live.qmp_with_fd(
+                    "migrate",
+                    "getfd",
+                    serde_json::json!({ "fdname": IN_FD }),
+                    Some(std::os::fd::AsFd::as_fd(&conn)),
+                )
+                .await?;
+                live.qmp(
+                    "migrate",
+                    "migrate-incoming",
+                    serde_json::json!({ "uri": format!("fd:{IN_FD}") }),
+                )
+                .await
+            }
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(vm = %name, error = %e, "cannot hand the migration stream to QEMU");
+            }
+        });
     }
 
     /// Aborts the prepare of `name` (QEMU instance `id`) if it is neither finished nor aborted
@@ -327,6 +435,7 @@ impl Daemon {
             });
         }
         qmp.cont().await.map_err(qerr)?;
+        remove_socket(self.migrations.lock().get(name));
         if let Err(e) = qmp.announce_self().await {
             tracing::warn!(vm = %name, error = %e, "announce-self failed; the guest runs");
         }
@@ -355,7 +464,7 @@ impl Daemon {
         let entry = self.entry(name)?;
         let mut slot = entry.slot.lock().await;
         // Looked up under the VM's lock: a finish that ran meanwhile removed it.
-        let inc = self.migrations.lock().get(name).copied();
+        let inc = self.migrations.lock().get(name).cloned();
         let Some(inc) = inc.filter(|i| id.is_none_or(|id| i.id == id)) else {
             return Err(DaemonError::InvalidState {
                 name: name.into(),
@@ -363,6 +472,7 @@ impl Daemon {
                 hint: "abort undoes a prepare of the same VM".into(),
             });
         };
+        remove_socket(Some(&inc));
         let mut leftovers = Vec::new();
         if let Some(live) = slot.live.take() {
             let (_, left) = self.stop_live(name, live, StopMode::Kill).await;
@@ -385,5 +495,12 @@ impl Daemon {
             undefined,
             leftovers,
         })
+    }
+}
+
+/// Removes the unix socket a prepare listened on, if it still exists.
+fn remove_socket(inc: Option<&Incoming>) {
+    if let Some(p) = inc.and_then(|i| i.socket.as_ref()) {
+        let _ = std::fs::remove_file(p);
     }
 }

@@ -14,7 +14,7 @@ use virtnet_api::{
 use virtnet_conf::Domain;
 use virtnet_qemu::{MigrationInfo, QmpClient};
 use virtnet_vm::exec::{MigrateExecOptions, MigrationSides, SideError};
-use virtnet_vm::{destination_domain, plan_migrate, MigrateOptions, StopMode};
+use virtnet_vm::{destination_domain, plan_migrate, MigrateOptions, StopMode, Stream};
 
 pub use incoming::Migrations;
 use peer::Peer;
@@ -25,6 +25,9 @@ use crate::error::{DaemonError, Result};
 use crate::events::{Lifecycle, Stopped};
 use crate::vms::{VmEntry, VmSlot};
 
+/// The `getfd` name of the source QEMU's end of a unix migration stream.
+const OUT_FD: &str = "migrate-out";
+
 /// Default deadline of the migration itself.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -34,7 +37,7 @@ impl Daemon {
     /// there; the error names the step.
     pub async fn migrate(&self, name: &str, req: &MigrateRequest) -> Result<MigrateResponse> {
         let peer = Peer::parse(&req.dest)?;
-        let (host, port) = parse_migrate_uri(req.migrate_uri.as_deref())?;
+        let stream = parse_migrate_uri(req.migrate_uri.as_deref())?;
         let timeout = req
             .timeout_secs
             .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
@@ -63,8 +66,7 @@ impl Daemon {
         live.refuse_if_stalled()?;
         let opts = MigrateOptions {
             dest: req.dest.clone(),
-            host,
-            port,
+            stream,
             timeout_ms: timeout.as_millis() as u64,
             max_bandwidth: req.bandwidth_mib.map(|m| m << 20),
             undefine_source: req.undefine_source,
@@ -159,16 +161,16 @@ impl Daemon {
     }
 }
 
-/// `tcp:HOST[:PORT]` or `tcp://HOST[:PORT]` (IPv6 in brackets) → host and port (0 = the
-/// destination picks); none → `127.0.0.1`, port 0.
-fn parse_migrate_uri(uri: Option<&str>) -> Result<(String, u16)> {
-    let Some(uri) = uri else {
-        return Ok(("127.0.0.1".into(), 0));
+/// `tcp:HOST[:PORT]` or `tcp://HOST[:PORT]` (IPv6 in brackets; port 0 or none: the
+/// destination picks), or `unix`; none → `unix` (DEST is a local socket: both on one host).
+fn parse_migrate_uri(uri: Option<&str>) -> Result<Stream> {
+    let Some(uri) = uri.filter(|u| !matches!(*u, "unix" | "unix:")) else {
+        return Ok(Stream::Unix);
     };
     let bad = || {
         DaemonError::BadRequest(format!(
             "migrate URI '{uri}': give tcp:HOST or tcp:HOST:PORT (HOST an address of the \
-             destination host; an IPv6 one in brackets)"
+             destination host; an IPv6 one in brackets), or unix (both on this host)"
         ))
     };
     let rest = uri
@@ -192,7 +194,7 @@ fn parse_migrate_uri(uri: Option<&str>) -> Result<(String, u16)> {
     if host.is_empty() || host.contains('/') {
         return Err(bad());
     }
-    Ok((host, port))
+    Ok(Stream::Tcp { host, port })
 }
 
 /// What the destination runs and stores: the source's live definition (generated host names
@@ -329,7 +331,25 @@ impl MigrationSides for SourceSides<'_> {
             .map_err(qmp_err("query-status"))?
             .running;
         self.events = Some(self.qmp.subscribe());
-        self.qmp.migrate(uri).await.map_err(qmp_err("migrate"))
+        let Some(path) = uri.strip_prefix("unix:") else {
+            return self.qmp.migrate(uri).await.map_err(qmp_err("migrate"));
+        };
+        // Our end of the destination's socket, handed to QEMU (which may not reach the path).
+        let conn = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+            SideError::fault(format!(
+                "connect to the destination's migration socket {path}: {e}"
+            ))
+        })?;
+        self.qmp
+            .getfd(OUT_FD, std::os::fd::AsFd::as_fd(&conn))
+            .await
+            .map_err(qmp_err("getfd"))?;
+        let r = self.qmp.migrate(&format!("fd:{OUT_FD}")).await;
+        if r.is_err() {
+            // QEMU takes the fd only when the migration starts.
+            let _ = self.qmp.closefd(OUT_FD).await;
+        }
+        r.map_err(qmp_err("migrate"))
     }
 
     /// `query-migrate` for the figures, with the status of the last `MIGRATION` event: a QEMU
@@ -431,11 +451,16 @@ mod tests {
     #[test]
     fn migrate_uris() {
         let ok = |u: Option<&str>| parse_migrate_uri(u).unwrap();
-        assert_eq!(ok(None), ("127.0.0.1".into(), 0));
-        assert_eq!(ok(Some("tcp:10.0.0.2")), ("10.0.0.2".into(), 0));
-        assert_eq!(ok(Some("tcp://10.0.0.2:4444")), ("10.0.0.2".into(), 4444));
-        assert_eq!(ok(Some("tcp:[fd00::2]:4444")), ("fd00::2".into(), 4444));
-        assert_eq!(ok(Some("tcp:[fd00::2]")), ("fd00::2".into(), 0));
+        let tcp = |h: &str, port| Stream::Tcp {
+            host: h.into(),
+            port,
+        };
+        assert_eq!(ok(None), Stream::Unix);
+        assert_eq!(ok(Some("unix")), Stream::Unix);
+        assert_eq!(ok(Some("tcp:10.0.0.2")), tcp("10.0.0.2", 0));
+        assert_eq!(ok(Some("tcp://10.0.0.2:4444")), tcp("10.0.0.2", 4444));
+        assert_eq!(ok(Some("tcp:[fd00::2]:4444")), tcp("fd00::2", 4444));
+        assert_eq!(ok(Some("tcp:[fd00::2]")), tcp("fd00::2", 0));
         for bad in [
             "unix:/x",
             "tcp:",

@@ -93,8 +93,10 @@ fn plan(undefine: bool) -> MigratePlan {
         &d,
         &MigrateOptions {
             dest: "/run/b.sock".into(),
-            host: "10.99.0.2".into(),
-            port: 0,
+            stream: crate::plan::Stream::Tcp {
+                host: "10.99.0.2".into(),
+                port: 0,
+            },
             timeout_ms: 5_000,
             max_bandwidth: None,
             undefine_source: undefine,
