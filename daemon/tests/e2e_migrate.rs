@@ -448,34 +448,37 @@ fn failed_migrations_leave_the_guest_on_the_source() {
         in_b(h.b_pid, "ip link set br0 up");
         nothing_on_b(&h, "mig", &b_links, &b_files);
 
-        // 2. The destination's QEMU dies mid-migration (slowed to 2 MiB/s so there is time).
-        let b_sock = h.b.socket.clone();
-        let killer = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (s, v) = common::http(&b_sock, "GET", "/v1/domains/mig", &[], b"");
-                let v: Value = serde_json::from_str(&v).unwrap_or_default();
-                if s == 200 && v["pid"].is_u64() {
-                    // Let the stream start, then kill.
-                    std::thread::sleep(Duration::from_millis(1500));
-                    let pid = v["pid"].as_u64().unwrap() as i32;
-                    // SAFETY: kill with a pid read from virtnetd B and a valid signal.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    return pid;
+        // 2. The destination's QEMU dies mid-migration (slowed to 2 MiB/s so there is time),
+        //    over TCP and over the unix stream.
+        for stream in ["tcp:10.99.0.2", "unix"] {
+            let b_sock = h.b.socket.clone();
+            let killer = std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let (s, v) = common::http(&b_sock, "GET", "/v1/domains/mig", &[], b"");
+                    let v: Value = serde_json::from_str(&v).unwrap_or_default();
+                    if s == 200 && v["pid"].is_u64() {
+                        // Let the stream start, then kill.
+                        std::thread::sleep(Duration::from_millis(1500));
+                        let pid = v["pid"].as_u64().unwrap() as i32;
+                        // SAFETY: kill with a pid read from virtnetd B and a valid signal.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                        return pid;
+                    }
+                    assert!(Instant::now() < deadline, "B never started QEMU");
+                    std::thread::sleep(Duration::from_millis(10));
                 }
-                assert!(Instant::now() < deadline, "B never started QEMU");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2 }));
-        let killed = killer.join().unwrap();
-        assert!(s >= 400, "{v}");
-        let msg = v["error"]["message"].as_str().unwrap();
-        assert!(msg.contains("undone, the VM runs on the source"), "{msg}");
-        println!("QEMU {killed} on B killed: {msg}");
-        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
-        nothing_on_b(&h, "mig", &b_links, &b_files);
-        assert_eq!(links(), a_links, "links on A");
+            });
+            let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2, "migrate_uri": stream }));
+            let killed = killer.join().unwrap();
+            assert!(s >= 400, "{v}");
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains("undone, the VM runs on the source"), "{msg}");
+            println!("{stream}: QEMU {killed} on B killed: {msg}");
+            rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+            nothing_on_b(&h, "mig", &b_links, &b_files);
+            assert_eq!(links(), a_links, "links on A");
+        }
 
         // 3. Cancelled by its deadline (1 s at 2 MiB/s).
         let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2, "timeout_secs": 1 }));
