@@ -712,6 +712,28 @@ fn migrate_with_the_sources_own_definition() {
             assert!(Instant::now() < deadline, "the guest does not answer on B");
         }
         assert_eq!(state(&h.a, "own"), "shut_off");
-        common::e2e::destroy_leaving_nothing(&h.b, "own");
+
+        // Back to A by a client that hangs up right after asking: the migration still runs
+        // to its end (it is not dropped with the request).
+        {
+            use std::io::Write;
+            let body = json!({ "dest": h.a.socket }).to_string();
+            let mut c = std::os::unix::net::UnixStream::connect(&h.b.socket).unwrap();
+            write!(
+                c,
+                "POST /v1/domains/own/migrate HTTP/1.1\r\nHost: virtnetd\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        wait_until(
+            "the guest to run on A again",
+            Duration::from_secs(60),
+            || state(&h.a, "own") == "running" && state(&h.b, "own") == "shut_off",
+        );
+        common::e2e::wait_ping(GUEST_IP, Duration::from_secs(30));
+        common::e2e::destroy_leaving_nothing(&h.a, "own");
     });
 }

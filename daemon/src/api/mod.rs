@@ -218,7 +218,9 @@ async fn dispatch(
                 "send {\"dest\": \"/path/to/destination/virtnetd.sock\", \"migrate_uri\": \"tcp:HOST[:PORT]\", \"timeout_secs\": N}",
             )
             .await?;
-            json(StatusCode::OK, &daemon.migrate(&name, &r).await?)
+            let d = daemon.clone();
+            let r = detached(async move { d.migrate(&name, &r).await }).await?;
+            json(StatusCode::OK, &r)
         }
         Route::MigrateProgress(name) => json(StatusCode::OK, &daemon.migrate_progress(&name)?),
         Route::MigrateIncoming(name, step) => match step {
@@ -228,12 +230,20 @@ async fn dispatch(
                     "send {\"live_xml\", \"definition_xml\", \"listen_uri\"}",
                 )
                 .await?;
-                json(StatusCode::OK, &daemon.migrate_prepare(&name, &r).await?)
+                let d = daemon.clone();
+                let r = detached(async move { d.migrate_prepare(&name, &r).await }).await?;
+                json(StatusCode::OK, &r)
             }
             router::MigrateStep::Finish => {
-                json(StatusCode::OK, &daemon.migrate_finish(&name).await?)
+                let d = daemon.clone();
+                let r = detached(async move { d.migrate_finish(&name).await }).await?;
+                json(StatusCode::OK, &r)
             }
-            router::MigrateStep::Abort => json(StatusCode::OK, &daemon.migrate_abort(&name).await?),
+            router::MigrateStep::Abort => {
+                let d = daemon.clone();
+                let r = detached(async move { d.migrate_abort(&name).await }).await?;
+                json(StatusCode::OK, &r)
+            }
             router::MigrateStep::Cancel => json(StatusCode::OK, &daemon.migrate_cancel(&name)?),
         },
         Route::Console(name) => console::open(daemon, &name, req, query).await,
@@ -312,6 +322,17 @@ async fn dispatch(
             )
         }
     }
+}
+
+/// Runs a migration step on a task of its own: it must run to its end (or its undo) even when
+/// the client goes away (hyper drops a request's future when its connection closes: the CLI
+/// interrupted, or the source virtnetd's request to the destination timing out).
+async fn detached<T: Send + 'static>(
+    fut: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(fut)
+        .await
+        .map_err(|e| DaemonError::Internal(format!("the migration task failed: {e}")))?
 }
 
 /// A JSON body that must be there; `hint` says what to send.
