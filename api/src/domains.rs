@@ -19,6 +19,8 @@ pub enum StopReason {
     Crashed,
     /// QEMU ended without being asked to.
     Failed,
+    /// The guest moved to another host (live migration).
+    Migrated,
 }
 
 /// A VM's state.

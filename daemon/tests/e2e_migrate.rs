@@ -267,6 +267,8 @@ fn migrate_a_running_guest_over_tcp() {
             !alive(pid_a)
         });
         assert_eq!(state(&h.a, "mig"), "shut_off");
+        let (_, info) = h.a.get("/v1/domains/mig");
+        assert_eq!(info["stop_reason"], "migrated", "{info}");
         let leaks = a_before.leaks_in(&a_before.again());
         assert!(leaks.is_empty(), "left on A: {leaks}");
         assert!(!h.serial("a").exists(), "A's serial socket");

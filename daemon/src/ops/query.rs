@@ -68,6 +68,7 @@ impl Daemon {
                 Stopped::Destroyed => StopReason::Destroyed,
                 Stopped::Crashed => StopReason::Crashed,
                 Stopped::Failed => StopReason::Failed,
+                Stopped::Migrated => StopReason::Migrated,
             }),
         })
     }

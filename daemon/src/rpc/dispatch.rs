@@ -283,6 +283,7 @@ fn shutoff_reason(why: StopReason) -> i32 {
         StopReason::Shutdown => 1,
         StopReason::Destroyed => 2,
         StopReason::Crashed => 3,
+        StopReason::Migrated => 5,
         StopReason::Failed => 6,
     }
 }

@@ -424,6 +424,7 @@ impl MigrationSides for SourceSides<'_> {
             None,
             Lifecycle::Stopped(Stopped::Migrated),
         );
+        self.slot.last_stop = Some(Stopped::Migrated);
         self.daemon.finish_stop(self.entry, self.slot);
         Ok(leftovers)
     }
