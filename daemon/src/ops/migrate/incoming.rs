@@ -2,9 +2,7 @@
 //! `-incoming defer` listening where the source asked), finish (`cont`, `announce-self`),
 //! abort (stop QEMU, release its host side, remove a definition the prepare stored).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use virtnet_api::{AbortResponse, DomainInfo, PrepareRequest, PrepareResponse};
@@ -12,104 +10,18 @@ use virtnet_conf::Domain;
 use virtnet_vm::StopMode;
 
 use super::super::invalid_xml;
+use super::stream::IN_FD;
+use super::table::Incoming;
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::events::{Defined, Lifecycle, Started};
 use crate::model::VmState;
 
-/// How long the destination waits for the source to connect to a unix stream's socket.
-const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// How long the finish waits for QEMU to have loaded the last of the migration stream.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What a prepare did, so that abort undoes exactly that.
-#[derive(Debug, Clone)]
-struct Incoming {
-    /// The prepare stored the definition.
-    defined: bool,
-    /// The domain id of the QEMU it started (a later prepare of the same name has another).
-    id: u32,
-    /// The unix socket it listens on for the stream (removed at finish and abort).
-    socket: Option<PathBuf>,
-}
-
-/// The `getfd` name of the destination QEMU's end of a unix migration stream.
-const IN_FD: &str = "migrate-in";
-
 /// How long a prepared VM waits for its finish or abort when the request does not say.
 const DEFAULT_FINISH_WITHIN: Duration = Duration::from_secs(600);
-
-/// An outgoing migration's shared state (read without the VM's lock, which the migration
-/// holds).
-#[derive(Debug, Default)]
-struct Outgoing {
-    lines: Vec<String>,
-    cancel: bool,
-}
-
-/// Live migrations in progress on this daemon.
-#[derive(Debug, Default)]
-pub struct Migrations {
-    /// VMs prepared here and not finished or aborted yet.
-    incoming: Mutex<BTreeMap<String, Incoming>>,
-    /// The VMs being sent: progress lines, and whether a cancel was asked.
-    outgoing: Mutex<BTreeMap<String, Outgoing>>,
-}
-
-impl Migrations {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Incoming>> {
-        self.incoming.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn out(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Outgoing>> {
-        self.outgoing.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Starts recording the progress of `name`'s outgoing migration.
-    pub fn begin(&self, name: &str) {
-        self.out().insert(name.to_string(), Outgoing::default());
-    }
-
-    /// Adds a progress line.
-    pub fn note(&self, name: &str, line: &str) {
-        if let Some(o) = self.out().get_mut(name) {
-            o.lines.push(line.to_string());
-        }
-    }
-
-    /// Stops recording.
-    pub fn end(&self, name: &str) {
-        self.out().remove(name);
-    }
-
-    /// Whether `name` is being sent from here.
-    pub fn is_outgoing(&self, name: &str) -> bool {
-        self.out().contains_key(name)
-    }
-
-    /// The progress of `name`'s outgoing migration, if one runs.
-    pub fn progress(&self, name: &str) -> Option<Vec<String>> {
-        self.out().get(name).map(|o| o.lines.clone())
-    }
-
-    /// Asks `name`'s outgoing migration to stop; false when none runs.
-    pub fn request_cancel(&self, name: &str) -> bool {
-        self.out().get_mut(name).map(|o| o.cancel = true).is_some()
-    }
-
-    /// Whether a cancel of `name`'s outgoing migration was asked (once: it is cleared).
-    pub fn take_cancel(&self, name: &str) -> bool {
-        self.out()
-            .get_mut(name)
-            .is_some_and(|o| std::mem::take(&mut o.cancel))
-    }
-
-    /// Whether `name` is being received.
-    pub fn contains(&self, name: &str) -> bool {
-        self.lock().contains_key(name)
-    }
-}
 
 impl Daemon {
     /// Prepares to receive VM `name`: stores `definition_xml` if this host has no definition
@@ -263,78 +175,6 @@ impl Daemon {
             tracing::info!(vm = %name, %uri, defined, "prepared for an incoming migration");
             return Ok(PrepareResponse { uri, defined, pid });
         }
-    }
-
-    /// A unix socket for `name`'s incoming stream in virtnetd's run dir (root's: QEMU gets
-    /// the connection as an fd).
-    fn migration_listener(
-        &self,
-        name: &str,
-    ) -> std::io::Result<(tokio::net::UnixListener, PathBuf)> {
-        let path = self.config.run_dir.join(format!("migrate-{name}.sock"));
-        match std::fs::remove_file(&path) {
-            Ok(()) => tracing::warn!(path = %path.display(), "removed a stale migration socket"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        Ok((tokio::net::UnixListener::bind(&path)?, path))
-    }
-
-    /// Waits for the source's connection on `listener` and hands it to QEMU instance `id` of
-    /// `name` (`getfd`, `migrate-incoming fd:`). A failure is logged: the source sees its
-    /// migration fail and aborts.
-    fn hand_over_stream(&self, name: &str, id: u32, listener: tokio::net::UnixListener) {
-        let weak = self.weak();
-        let name = name.to_string();
-        tokio::spawn(async move {
-            let conn = match tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept()).await {
-                Ok(Ok((c, _))) => c,
-                Ok(Err(e)) => {
-                    tracing::warn!(vm = %name, error = %e, "migration socket: accept failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!(vm = %name, "migration socket: no connection came");
-                    return;
-                }
-            };
-            drop(listener);
-            let Some(daemon) = weak.upgrade() else { return };
-            let Ok(entry) = daemon.entry(&name) else {
-                return;
-            };
-            let slot = entry.slot.lock().await;
-            let Some(live) = slot.live.as_ref().filter(|l| l.status.id == id) else {
-                return;
-            };
-            if let Some(p) = daemon
-                .migrations
-                .lock()
-                .get(&name)
-                .and_then(|i| i.socket.clone())
-            {
-                let _ = std::fs::remove_file(p);
-            }
-            let r = async {
-                live.qmp_with_fd(
-                    "migrate",
-                    "getfd",
-                    serde_json::json!({ "fdname": IN_FD }),
-                    Some(std::os::fd::AsFd::as_fd(&conn)),
-                )
-                .await?;
-                live.qmp(
-                    "migrate",
-                    "migrate-incoming",
-                    serde_json::json!({ "uri": format!("fd:{IN_FD}") }),
-                )
-                .await
-            }
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(vm = %name, error = %e, "cannot hand the migration stream to QEMU");
-            }
-        });
     }
 
     /// Aborts the prepare of `name` (QEMU instance `id`) if it is neither finished nor aborted
