@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::e2e::{destroy_leaving_nothing, ready_console};
+use common::virsh::virsh;
 use common::TestDaemon;
 use serde_json::Value;
 use virtnet_testkit::{bridge_nic, ip, require, with_netns, Need, TestDomain};
@@ -43,24 +44,6 @@ fn virtnet(d: &TestDaemon, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(cli_binary())
         .arg("-c")
         .arg(&d.socket)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// `virsh -c qemu+unix:///system?socket=RUN_DIR/libvirt-sock ARGS...`.
-fn virsh(d: &TestDaemon, args: &[&str]) -> (bool, String, String) {
-    let uri = format!(
-        "qemu+unix:///system?socket={}",
-        d.base.join("run/libvirt-sock").display()
-    );
-    let out = Command::new("virsh")
-        .args(["-c", &uri])
         .args(args)
         .output()
         .unwrap();
@@ -170,7 +153,7 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         assert!(ok, "{err}");
         let json: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(json["source"], format!("tap {tap}"));
-        let (ok, vout, err) = virsh(&d, &["domifstat", "ifs", &tap]);
+        let (ok, vout, err, _) = virsh(&d, &["domifstat", "ifs", &tap]);
         assert!(ok, "virsh domifstat: {err}\n{}", d.log());
         let by_virsh = counters(&vout);
         for k in ["tx_packets", "rx_packets"] {
@@ -197,7 +180,7 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         // The user-mode NIC: refused, saying why, through both.
         let (ok, _, err) = virtnet(&d, &["domifstat", "ifs", user_mac]);
         assert!(!ok && err.contains("user-mode"), "{err}");
-        let (ok, _, err) = virsh(&d, &["domifstat", "ifs", user_mac]);
+        let (ok, _, err, _) = virsh(&d, &["domifstat", "ifs", user_mac]);
         assert!(!ok && err.contains("user-mode"), "{err}");
 
         // Addresses as the host sees them: the guest's ARP entry on br0.
@@ -218,7 +201,7 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         let json: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(json["interfaces"].as_array().unwrap().len(), 1, "{json}");
         assert_eq!(json["interfaces"][0]["addresses"][0]["address"], "10.0.8.2");
-        let (ok, vout, err) = virsh(&d, &["domifaddr", "ifs", "--source", "arp"]);
+        let (ok, vout, err, _) = virsh(&d, &["domifaddr", "ifs", "--source", "arp"]);
         assert!(ok, "virsh domifaddr: {err}");
         let line = vout
             .lines()
@@ -233,7 +216,7 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         // No DHCP server, no guest agent: refused, saying so.
         let (ok, _, err) = virtnet(&d, &["domifaddr", "ifs", "--source", "lease"]);
         assert!(!ok && err.contains("no DHCP server"), "{err}");
-        let (ok, _, err) = virsh(&d, &["domifaddr", "ifs", "--source", "agent"]);
+        let (ok, _, err, _) = virsh(&d, &["domifaddr", "ifs", "--source", "agent"]);
         assert!(!ok && err.contains("guest agent"), "{err}");
 
         // The switch NIC: the port's counters, without error counts (virsh leaves them out),
@@ -262,7 +245,7 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         let (ok, out, err) = virtnet(&d, &["domifstat", "ifs", sw_mac]);
         assert!(ok, "{err}");
         let after = counters(&out);
-        let (ok, vout, err) = virsh(&d, &["domifstat", "ifs", sw_mac]);
+        let (ok, vout, err, _) = virsh(&d, &["domifstat", "ifs", sw_mac]);
         assert!(ok, "virsh domifstat: {err}");
         let by_virsh = counters(&vout);
         assert_eq!(by_virsh.len(), 6, "no error counts: {vout}");
@@ -282,7 +265,7 @@ fn domifstat_and_domifaddr_through_the_cli_and_virsh() {
         let (ok, out, err) = virtnet(&d, &["domifaddr", "ifs", sw_mac]);
         assert!(ok, "{err}");
         assert!(out.contains("10.22.0.2/0"), "{out}");
-        let (ok, vout, err) = virsh(&d, &["domifaddr", "ifs", "--source", "arp"]);
+        let (ok, vout, err, _) = virsh(&d, &["domifaddr", "ifs", "--source", "arp"]);
         assert!(ok, "{err}");
         assert!(
             vout.lines()

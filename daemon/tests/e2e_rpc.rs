@@ -10,8 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::virsh::{python3, sock, uri, virsh, virsh_ok};
 use common::{domain_xml, TestDaemon};
 use virtnet_rpc::frame::{self, MESSAGE_MAX};
 use virtnet_rpc::remote::{ConnectOpenArgs, StringRet, SupportsFeatureRet};
@@ -21,37 +22,6 @@ use virtnet_rpc::{
     KEEPALIVE_PROC_PONG, KEEPALIVE_PROGRAM, REMOTE_PROGRAM,
 };
 use virtnet_testkit::{require, Need};
-
-fn sock(d: &TestDaemon) -> std::path::PathBuf {
-    d.base.join("run/libvirt-sock")
-}
-
-fn uri(d: &TestDaemon) -> String {
-    format!("qemu+unix:///system?socket={}", sock(d).display())
-}
-
-/// `virsh -c URI ARGS...`: (success, stdout, stderr, wall time).
-fn virsh(d: &TestDaemon, args: &[&str]) -> (bool, String, String, Duration) {
-    let t = Instant::now();
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(uri(d))
-        .args(args)
-        .output()
-        .expect("virsh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        t.elapsed(),
-    )
-}
-
-fn virsh_ok(d: &TestDaemon, args: &[&str]) -> String {
-    let (ok, out, err, _) = virsh(d, args);
-    assert!(ok, "virsh {args:?} failed: {err}\n{}", d.log());
-    out
-}
 
 /// The `Key: value` line of virsh's output.
 fn field<'a>(out: &'a str, key: &str) -> &'a str {
@@ -313,14 +283,7 @@ dom.undefine()
 print(sorted(d.name() for d in c.listAllDomains(0)))
 c.close()
 "#;
-    // Debian's python, where python3-libvirt is (not a python3 earlier on PATH).
-    let out = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(script)
-        .arg(uri(&d))
-        .arg(domain_xml("py2", ""))
-        .output()
-        .expect("python3 (scripts/setup installs python3-libvirt)");
+    let out = python3(script, &[&uri(&d), &domain_xml("py2", "")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

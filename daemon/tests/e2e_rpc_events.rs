@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::e2e::{post_json, qmp, ready_console, wait_until, CMD};
+use common::virsh::{python3, uri, virsh_ok};
 use common::{domain_xml, TestDaemon};
 use serde_json::json;
 use virtnet_rpc::event::{
@@ -26,29 +27,6 @@ use virtnet_rpc::remote::{ConnectOpenArgs, SupportsFeatureArgs, SupportsFeatureR
 use virtnet_rpc::xdr::{from_bytes, to_bytes};
 use virtnet_rpc::{Header, MessageType, Procedure, RemoteError, Status, REMOTE_PROGRAM};
 use virtnet_testkit::{add_bridge, bridge_nic, require, runtime, with_netns, Need, TestDomain};
-
-fn uri(d: &TestDaemon) -> String {
-    format!(
-        "qemu+unix:///system?socket={}",
-        d.base.join("run/libvirt-sock").display()
-    )
-}
-
-fn virsh_ok(d: &TestDaemon, args: &[&str]) -> String {
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(uri(d))
-        .args(args)
-        .output()
-        .expect("virsh");
-    assert!(
-        out.status.success(),
-        "virsh {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `virsh event --all --loop` running in the background, its output collected line by line
 /// (line-buffered through `stdbuf`, so each event is seen when virsh prints it).
@@ -331,15 +309,10 @@ c.close()
 for s in sorted(seen):
     print(s)
 "#;
-    // Debian's python, where python3-libvirt is (not a python3 earlier on PATH).
-    let out = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(script)
-        .arg(uri(&d))
-        .arg(domain_xml("pe1", ""))
-        .arg(domain_xml("pe2", ""))
-        .output()
-        .expect("python3 (scripts/setup installs python3-libvirt)");
+    let out = python3(
+        script,
+        &[&uri(&d), &domain_xml("pe1", ""), &domain_xml("pe2", "")],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -20,52 +20,16 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::e2e::{alive, ready_console, wait_ping, wait_until, CMD};
+use common::virsh::{uri, virsh, virsh_err, virsh_ok};
 use common::TestDaemon;
 use serde_json::Value;
 use virtnet_testkit::{
     add_bridge, bridge_nic, links, ping, require, runtime, vhostuser_nic, with_netns, Need,
     SerialConsole, Snapshot, TestDomain, VSwitch, VsPort,
 };
-
-fn uri(d: &TestDaemon) -> String {
-    format!(
-        "qemu+unix:///system?socket={}",
-        d.base.join("run/libvirt-sock").display()
-    )
-}
-
-/// `virsh -c URI ARGS...`: (success, stdout, stderr, wall time).
-fn virsh(d: &TestDaemon, args: &[&str]) -> (bool, String, String, Duration) {
-    let t = Instant::now();
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(uri(d))
-        .args(args)
-        .output()
-        .expect("virsh (scripts/setup installs libvirt-clients)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        t.elapsed(),
-    )
-}
-
-fn virsh_ok(d: &TestDaemon, args: &[&str]) -> String {
-    let (ok, out, err, _) = virsh(d, args);
-    assert!(ok, "virsh {args:?} failed: {err}\n{}", d.log());
-    out
-}
-
-/// virsh's error for `args`, which must fail.
-fn virsh_err(d: &TestDaemon, args: &[&str]) -> String {
-    let (ok, out, err, _) = virsh(d, args);
-    assert!(!ok, "virsh {args:?} succeeded: {out}");
-    err
-}
 
 /// `virsh domiflist`'s rows: (interface, type, source, model, mac).
 fn domiflist(d: &TestDaemon, vm: &str, extra: &[&str]) -> Vec<[String; 5]> {

@@ -18,9 +18,9 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use common::virsh::{python3, sock, uri, virsh_err, virsh_ok};
 use common::TestDaemon;
 use serde_json::Value;
 use virtnet_rpc::network::{NetworkArgs, NetworkRet};
@@ -29,42 +29,6 @@ use virtnet_rpc::xdr::{from_bytes, to_bytes};
 use virtnet_rpc::REMOTE_PROGRAM;
 use virtnet_rpc::{frame, ErrorCode, Header, MessageType, Procedure, RemoteError, Status};
 use virtnet_testkit::{links, require, with_netns, Need};
-
-fn sock(d: &TestDaemon) -> PathBuf {
-    d.base.join("run/libvirt-sock")
-}
-
-fn uri(d: &TestDaemon) -> String {
-    format!("qemu+unix:///system?socket={}", sock(d).display())
-}
-
-/// `virsh -c URI ARGS...`: (success, stdout, stderr).
-fn virsh(d: &TestDaemon, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(uri(d))
-        .args(args)
-        .output()
-        .expect("virsh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn virsh_ok(d: &TestDaemon, args: &[&str]) -> String {
-    let (ok, out, err) = virsh(d, args);
-    assert!(ok, "virsh {args:?} failed: {err}\n{}", d.log());
-    out
-}
-
-/// virsh's refusal: its stderr.
-fn virsh_err(d: &TestDaemon, args: &[&str]) -> String {
-    let (ok, out, err) = virsh(d, args);
-    assert!(!ok, "virsh {args:?} succeeded: {out}");
-    err
-}
 
 /// The `Key: value` line of virsh's output, if any.
 fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
@@ -353,14 +317,7 @@ for f in (lambda: c.networkLookupByName("pyB"),
 print(names(0))
 c.close()
 "#;
-        // Debian's python, where python3-libvirt is (not a python3 earlier on PATH).
-        let out = Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(script)
-            .arg(uri(&d))
-            .arg(net_xml("pyB", None, None))
-            .output()
-            .expect("python3 (scripts/setup installs python3-libvirt)");
+        let out = python3(script, &[&uri(&d), &net_xml("pyB", None, None)]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
