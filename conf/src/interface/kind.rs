@@ -186,6 +186,9 @@ pub enum InterfaceKind {
         portgroup: Option<String>,
         /// Port UUID (live definitions).
         portid: Option<String>,
+        /// The bridge the network put the NIC on (live XML of an Open vSwitch network's NIC,
+        /// as libvirt shows it); at start it must be the network's.
+        bridge: Option<String>,
     },
     /// `<source dev='eth0' mode='vepa'/>`.
     Direct {
@@ -454,6 +457,7 @@ pub(crate) fn parse_kind(
                 network,
                 portgroup: s.take_attr_value("portgroup"),
                 portid: s.take_attr_value("portid"),
+                bridge: s.take_attr_value("bridge"),
             };
             src = Some(s);
         }
@@ -608,6 +612,7 @@ pub(crate) fn format_source(
             network,
             portgroup,
             portid,
+            bridge,
         } => {
             s.push_attr("network", &network.value);
             if let Some(p) = portgroup {
@@ -615,6 +620,9 @@ pub(crate) fn format_source(
             }
             if let Some(p) = portid {
                 s.push_attr("portid", p);
+            }
+            if let Some(b) = bridge {
+                s.push_attr("bridge", b);
             }
         }
         InterfaceKind::Direct { dev, mode } => {

@@ -19,12 +19,20 @@
 //! `<ip>`, the host side of the tap gets that address. Guests join with
 //! `<interface type='network'><source network='sw0'/></interface>` (vhost-user: the domain
 //! needs shared memory).
+//!
+//! The other kind is libvirt's Open vSwitch network ([`ovs`]): `<forward mode='bridge'/>`,
+//! `<bridge name='br-int'/>`, `<virtualport type='openvswitch'/>`, optional `<vlan>` and
+//! `<portgroup>`s. It has no process: its NICs are taps on that OVS bridge
+//! ([`NetworkKind`] tells the two apart).
 
 use std::net::Ipv4Addr;
 
 use crate::domain::Uuid;
 use crate::error::ConfError;
 use crate::xml::{parse_document, write_document, Element, Limits};
+
+pub mod ovs;
+pub use ovs::{OvsNetwork, PortGroup};
 
 /// The `<virtualport type>` of a network served by `virtnet-vswitch`.
 pub const VSWITCH_TYPE: &str = "virtnet-vswitch";
@@ -36,8 +44,21 @@ pub struct Network {
     pub name: String,
     /// `<uuid>` (the daemon fills it in at define when absent).
     pub uuid: Option<Uuid>,
-    /// `<uplink>`: the switch's tap port towards the host.
-    pub uplink: Option<Uplink>,
+    /// What runs the network.
+    pub kind: NetworkKind,
+}
+
+/// The kinds of network virtnet serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkKind {
+    /// A `virtnet-vswitch` process (`<virtualport type='virtnet-vswitch'/>`).
+    Vswitch {
+        /// `<uplink>`: the switch's tap port towards the host.
+        uplink: Option<Uplink>,
+    },
+    /// An existing Open vSwitch bridge (`<forward mode='bridge'/>` with
+    /// `<virtualport type='openvswitch'/>`): no process, NICs are taps on the bridge.
+    Openvswitch(OvsNetwork),
 }
 
 /// `<uplink dev='TAP'>`, with an optional `<ip address prefix>` for the host side.
@@ -49,7 +70,7 @@ pub struct Uplink {
     pub ip: Option<(Ipv4Addr, u8)>,
 }
 
-fn unknown(el: &Element) -> Option<ConfError> {
+fn unknown_vswitch(el: &Element) -> Option<ConfError> {
     if let Some(a) = el.attrs.first() {
         return Some(ConfError::unsupported(
             a.pos,
@@ -145,6 +166,14 @@ pub fn parse_network(text: &str) -> Result<Network, ConfError> {
             expected: "32 hexadecimal digits, e.g. '3e3fce45-4f53-4fa7-bb32-11f34168b82b'".into(),
         })?),
     };
+    if root.get_child("forward").is_some() {
+        let ovs = ovs::parse(&mut root)?;
+        return Ok(Network {
+            name,
+            uuid,
+            kind: NetworkKind::Openvswitch(ovs),
+        });
+    }
     let mut vp = root.require_one(
         "virtualport",
         "a network virtnet runs needs <virtualport type='virtnet-vswitch'/>",
@@ -153,10 +182,8 @@ pub fn parse_network(text: &str) -> Result<Network, ConfError> {
     if ty.value == "openvswitch" {
         return Err(ConfError::unsupported(
             vp.pos,
-            "an Open vSwitch network (libvirt's <forward mode='bridge'/><bridge name='BR'/> \
-             with <virtualport type='openvswitch'/>) is not supported yet: give the domain's \
-             NIC <interface type='bridge'><source bridge='BR'/><virtualport \
-             type='openvswitch'/></interface> instead, or use type='virtnet-vswitch'",
+            "an Open vSwitch network needs <forward mode='bridge'/> and <bridge name='BR'/> \
+             (libvirt's form); add them, or use type='virtnet-vswitch' for a virtnet switch",
         ));
     }
     if ty.value != VSWITCH_TYPE {
@@ -165,7 +192,7 @@ pub fn parse_network(text: &str) -> Result<Network, ConfError> {
             "'virtnet-vswitch' (the only network type virtnet runs)",
         ));
     }
-    if let Some(e) = unknown(&vp) {
+    if let Some(e) = unknown_vswitch(&vp) {
         return Err(e);
     }
     let uplink = match root.take_one("uplink")? {
@@ -188,35 +215,59 @@ pub fn parse_network(text: &str) -> Result<Network, ConfError> {
                     if !(1..=32).contains(&p) {
                         return Err(ip.invalid_attr(&prefix, "a prefix length from 1 to 32"));
                     }
-                    if let Some(e) = unknown(&ip) {
+                    if let Some(e) = unknown_vswitch(&ip) {
                         return Err(e);
                     }
                     Some((a, p))
                 }
             };
-            if let Some(e) = unknown(&up) {
+            if let Some(e) = unknown_vswitch(&up) {
                 return Err(e);
             }
             Some(Uplink { dev: dev.value, ip })
         }
     };
-    if let Some(e) = unknown(&root) {
+    if let Some(e) = unknown_vswitch(&root) {
         return Err(e);
     }
-    Ok(Network { name, uuid, uplink })
+    Ok(Network {
+        name,
+        uuid,
+        kind: NetworkKind::Vswitch { uplink },
+    })
 }
 
 impl Network {
+    /// The switch's uplink (a `virtnet-vswitch` network's; an Open vSwitch network has none).
+    pub fn uplink(&self) -> Option<&Uplink> {
+        match &self.kind {
+            NetworkKind::Vswitch { uplink } => uplink.as_ref(),
+            NetworkKind::Openvswitch(_) => None,
+        }
+    }
+
+    /// The Open vSwitch network's settings, if it is one.
+    pub fn ovs(&self) -> Option<&OvsNetwork> {
+        match &self.kind {
+            NetworkKind::Openvswitch(o) => Some(o),
+            NetworkKind::Vswitch { .. } => None,
+        }
+    }
+
     /// The canonical XML (what `net-dumpxml` prints).
     pub fn to_xml(&self) -> String {
-        let uplink = self.uplink.as_ref().map(|u| {
+        let head = Element::new("network")
+            .child(Element::new("name").text(&self.name))
+            .child_opt(self.uuid.map(|u| Element::new("uuid").text(u)));
+        if let NetworkKind::Openvswitch(o) = &self.kind {
+            return write_document(&o.append_to(head));
+        }
+        let uplink = self.uplink().map(|u| {
             Element::new("uplink").attr("dev", &u.dev).child_opt(
                 u.ip.map(|(a, p)| Element::new("ip").attr("address", a).attr("prefix", p)),
             )
         });
-        let root = Element::new("network")
-            .child(Element::new("name").text(&self.name))
-            .child_opt(self.uuid.map(|u| Element::new("uuid").text(u)))
+        let root = head
             .child(Element::new("virtualport").attr("type", VSWITCH_TYPE))
             .child_opt(uplink);
         write_document(&root)

@@ -343,6 +343,7 @@ fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         | Rule::FilterInvalid
         | Rule::PortIsolationNoPort
         | Rule::NetworkPortgroup
+        | Rule::NetworkNotOvs
         | Rule::NetworkForeignPortid
         | Rule::CoalesceNotEnforced
         | Rule::SndbufNeedsTap

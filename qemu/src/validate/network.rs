@@ -35,6 +35,7 @@ pub fn port_name(vm: &str, mac: &str) -> String {
 pub(super) fn network_source(op: Operation, vm: &str, i: &Interface) -> Vec<Refusal> {
     [
         (Rule::NetworkPortgroup, find_portgroup(i)),
+        (Rule::NetworkNotOvs, not_ovs(i)),
         (Rule::NetworkForeignPortid, network_portid(vm, i)),
     ]
     .into_iter()
@@ -60,6 +61,38 @@ pub(super) fn find_portgroup(i: &Interface) -> Option<(Pos, String)> {
         )),
         _ => None,
     }
+}
+
+/// What only an Open vSwitch network takes, on a NIC resolved onto a virtnet-vswitch network:
+/// `<source bridge>` (live XML of an Open vSwitch network's NIC) and `<virtualport>`.
+pub(super) fn not_ovs(i: &Interface) -> Option<(Pos, String)> {
+    let InterfaceKind::Network {
+        network, bridge, ..
+    } = &i.kind
+    else {
+        return None;
+    };
+    if let Some(b) = bridge {
+        return Some((
+            network.pos,
+            format!(
+                "<source bridge='{}'>: network '{}' is a virtnet-vswitch network, which has no \
+                 bridge (only an Open vSwitch network's NICs show one); remove bridge",
+                b.escape_default(),
+                network.value
+            ),
+        ));
+    }
+    let vp = i.virtualport.as_ref()?;
+    Some((
+        vp.pos,
+        format!(
+            "<virtualport>: network '{}' is a virtnet-vswitch network, whose ports take no \
+             virtual port profile (an Open vSwitch network, <forward mode='bridge'/> with \
+             <virtualport type='openvswitch'/>, does); remove <virtualport>",
+            network.value
+        ),
+    ))
 }
 
 /// A network NIC's `<source portid>` other than the port virtnet names (`VM-MAC`, as live XML

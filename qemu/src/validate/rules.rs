@@ -115,8 +115,12 @@ pub enum Rule {
     FilterInvalid,
     /// `<port isolated='yes'/>` on a type without a bridge or switch port.
     PortIsolationNoPort,
-    /// `<source portgroup>` of a network NIC: virtnet-vswitch networks have no port groups.
+    /// `<source portgroup>` of a network NIC: virtnet-vswitch networks have no port groups
+    /// (checked when the NIC is resolved: Open vSwitch networks have them).
     NetworkPortgroup,
+    /// `<source bridge>` or `<virtualport>` of a NIC on a virtnet-vswitch network (Open vSwitch
+    /// networks have a bridge and take virtual ports); checked when the NIC is resolved.
+    NetworkNotOvs,
     /// `<source portid>` of a network NIC other than the port virtnet names.
     NetworkForeignPortid,
     /// `<coalesce>`: virtnet sets no interrupt coalescing on taps.
@@ -180,6 +184,7 @@ impl Rule {
         Rule::FilterInvalid,
         Rule::PortIsolationNoPort,
         Rule::NetworkPortgroup,
+        Rule::NetworkNotOvs,
         Rule::NetworkForeignPortid,
         Rule::CoalesceNotEnforced,
         Rule::SndbufNeedsTap,
@@ -234,7 +239,6 @@ impl Rule {
             | Rule::FilterNotEnforced
             | Rule::FilterInvalid
             | Rule::PortIsolationNoPort
-            | Rule::NetworkPortgroup
             | Rule::NetworkForeignPortid
             | Rule::CoalesceNotEnforced
             | Rule::SndbufNeedsTap
@@ -249,6 +253,8 @@ impl Rule {
             | Rule::HostdevModel
             | Rule::BootLoadparm => CREATE,
             Rule::UsbHostdevNic
+            | Rule::NetworkPortgroup
+            | Rule::NetworkNotOvs
             | Rule::NetworkNotResolved
             | Rule::VhostNetUnavailable
             | Rule::MacRequired => RUN,

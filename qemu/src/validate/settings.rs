@@ -87,12 +87,17 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             if ovs_port(i) {
                 return None;
             }
+            // On a network: what its kind takes, seen when the NIC is resolved (an Open
+            // vSwitch network merges it, a virtnet-vswitch one refuses it: NetworkNotOvs).
+            if ty == InterfaceType::Network && matches!(vp.kind.as_deref(), None | Some("openvswitch")) {
+                return None;
+            }
             let why = match vp.kind.as_deref() {
                 Some("openvswitch") => {
                     "an Open vSwitch port is a tap virtnet adds to an OVS bridge: use \
-                     type='bridge' with <source bridge='OVS-BRIDGE'/> (libvirt's network form, \
-                     <forward mode='bridge'/> with <virtualport type='openvswitch'/>, is not \
-                     supported yet)"
+                     type='bridge' with <source bridge='OVS-BRIDGE'/>, or type='network' on an \
+                     Open vSwitch network (<forward mode='bridge'/> with <virtualport \
+                     type='openvswitch'/>)"
                 }
                 Some("802.1Qbg") => {
                     "802.1Qbg (VEPA/VDP) port profiles need a VDP daemon (lldpad) virtnet does \
@@ -228,6 +233,7 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             ))
         }
         Rule::NetworkPortgroup => super::network::find_portgroup(i),
+        Rule::NetworkNotOvs => super::network::not_ovs(i),
         Rule::NetworkForeignPortid => super::network::network_portid(c.domain_name, i),
         Rule::CoalesceNotEnforced => {
             let co = i.coalesce.as_ref().filter(|co| co.rx_frames_max > 0)?;

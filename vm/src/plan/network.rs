@@ -136,6 +136,7 @@ pub fn defined_network_interface(
         network: Spanned::new(network.to_string()),
         portgroup: None,
         portid: Some(port),
+        bridge: None,
     };
     Some(defined)
 }
@@ -265,6 +266,7 @@ mod tests {
             network: Spanned::new("sw0".into()),
             portgroup: None,
             portid: Some("vm1-525400000001".into()),
+            bridge: None,
         };
         let xml = shown_dom.to_xml();
         assert_eq!(xml, expected.to_xml());
