@@ -26,6 +26,10 @@ pub struct NetworkInfo {
     pub restarts: u32,
     /// The VM ports on the switch.
     pub ports: Vec<PortInfo>,
+    /// An Open vSwitch network's bridge (`<bridge name>`; such a network has no switch,
+    /// uplink or switch ports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
 }
 
 /// One VM NIC on a switch.

@@ -89,6 +89,8 @@ impl Daemon {
             Some(db) => Vsctl::default().with_db(db),
             None => Vsctl::default(),
         };
+        // Open vSwitch networks ask the same database whether their bridge exists.
+        networks.set_vsctl(ovs.clone());
         let host = LinuxHost::new()
             .map(|h| Arc::new(h.with_ovs(ovs)) as Arc<dyn HostNet>)
             .map_err(Arc::new);

@@ -249,6 +249,7 @@ mod tests {
             control: None,
             restarts: 0,
             ports: vec![],
+            bridge: None,
         };
         assert_eq!(LIST_HEADERS[2], "Autostart");
         let rows = list_rows(&[net("a", true), net("b", false)]);

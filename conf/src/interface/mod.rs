@@ -201,11 +201,17 @@ impl Interface {
     }
 
     /// Gives an Open vSwitch virtual port without an `interfaceid` one from `gen` (libvirt
-    /// generates one when it reads the definition, and keeps it); other NICs are unchanged.
-    /// Returns whether one was assigned.
+    /// generates one when it reads the definition, and keeps it), as well as a type-less
+    /// `<virtualport>` of a `type='network'` NIC (its network decides the type; libvirt fills
+    /// in its missing defaults too); other NICs are unchanged. Returns whether one was
+    /// assigned.
     pub fn assign_interfaceid(&mut self, gen: impl FnOnce() -> crate::domain::Uuid) -> bool {
+        let network = matches!(self.kind, InterfaceKind::Network { .. });
         match self.virtualport.as_mut() {
-            Some(vp) if vp.is_openvswitch() && vp.interfaceid.is_none() => {
+            Some(vp)
+                if (vp.is_openvswitch() || (network && vp.kind.is_none()))
+                    && vp.interfaceid.is_none() =>
+            {
                 vp.interfaceid = Some(gen().to_string());
                 true
             }

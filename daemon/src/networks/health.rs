@@ -43,7 +43,8 @@ impl Networks {
             table
                 .iter()
                 .filter_map(|(n, net)| {
-                    let st = net.run.as_ref()?;
+                    // An Open vSwitch network has no switch to scrape.
+                    let st = net.switch()?;
                     let owners = st
                         .ports
                         .iter()

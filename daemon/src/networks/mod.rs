@@ -1,5 +1,9 @@
 //! Networks virtnetd runs: `virtnet-vswitch` switches (vhost-user L2) that guests join with
-//! `<interface type='network'><source network='NAME'/>`.
+//! `<interface type='network'><source network='NAME'/>`, and libvirt's Open vSwitch networks
+//! (an existing OVS bridge, no process of their own: [`ovs`]). The definition's
+//! [`NetworkKind`] says which; a running network's state is an [`Active`] of the same kind, and
+//! what only a switch has (its process, health, adoption at restart, switch ports) is skipped
+//! for an Open vSwitch network explicitly.
 //!
 //! Files: definitions in `STATE_DIR/networks/NAME.xml`; while a network runs,
 //! `RUN_DIR/networks/NAME.json` (switch pid and start time, control socket, ports) and
@@ -28,6 +32,7 @@
 
 pub mod health;
 pub mod model;
+pub mod ovs;
 pub(crate) mod policy;
 mod ports;
 mod switch;
@@ -39,7 +44,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use virtnet_conf::domain::Uuid;
-use virtnet_conf::network::{parse_network, valid_name, Network};
+use virtnet_conf::network::{parse_network, valid_name, Network, NetworkKind};
 use virtnet_vswitch_control::{PortConfig, PortPolicy, Request};
 
 use crate::error::{DaemonError, Result};
@@ -97,18 +102,57 @@ fn one() -> u32 {
     1
 }
 
+/// A running network's state, by kind.
+#[derive(Debug, Clone)]
+enum Active {
+    /// Its `virtnet-vswitch` process and ports.
+    Switch(NetStatus),
+    /// An Open vSwitch network marked active (`RUN_DIR/networks/NAME.active`).
+    Ovs(ovs::OvsActive),
+}
+
+impl Active {
+    /// The switch's status (`None` for an Open vSwitch network, which has no process).
+    fn switch(&self) -> Option<&NetStatus> {
+        match self {
+            Active::Switch(st) => Some(st),
+            Active::Ovs(_) => None,
+        }
+    }
+
+    fn switch_mut(&mut self) -> Option<&mut NetStatus> {
+        match self {
+            Active::Switch(st) => Some(st),
+            Active::Ovs(_) => None,
+        }
+    }
+
+    /// The definition it was started with (canonical XML), if recorded.
+    fn xml(&self) -> Option<&str> {
+        match self {
+            Active::Switch(st) => st.xml.as_deref(),
+            Active::Ovs(o) => Some(&o.xml),
+        }
+    }
+}
+
 struct Net {
     def: Network,
-    run: Option<NetStatus>,
+    run: Option<Active>,
     autostart: bool,
 }
 
 impl Net {
-    /// The definition the switch runs (while active), else the stored one.
+    /// The running switch's status (`None` while inactive, and for an Open vSwitch network).
+    fn switch(&self) -> Option<&NetStatus> {
+        self.run.as_ref().and_then(Active::switch)
+    }
+
+    /// The definition the network runs (while active), else the stored one.
     fn running_def(&self) -> Network {
         self.run
             .as_ref()
-            .and_then(|st| st.xml.as_deref())
+            .and_then(Active::xml)
             .and_then(|x| parse_network(x).ok())
             // A status written before networks had UUIDs: the network's UUID all the same.
             .map(|d| Network {
@@ -121,8 +165,8 @@ impl Net {
 
 /// What a running network `def` holds in the owner registry: its uplink tap.
 fn uplink_claims(def: &Network) -> Vec<Resource> {
-    def.uplink
-        .iter()
+    def.uplink()
+        .into_iter()
         .map(|u| Resource::Tap(u.dev.clone()))
         .collect()
 }
@@ -136,6 +180,10 @@ pub struct Networks {
     /// QEMU's user (`virtnetd --qemu-user`): its group may reach the switches' sockets.
     qemu_user: String,
     table: tokio::sync::Mutex<BTreeMap<String, Net>>,
+    /// How Open vSwitch is asked whether a network's bridge exists (`virtnetd --ovsdb`).
+    vsctl: std::sync::OnceLock<virtnet_host::Vsctl>,
+    /// The NICs running on Open vSwitch networks (what their live XML shows).
+    ovs_nics: ovs::OvsNics,
 }
 
 fn no_such(name: &str) -> DaemonError {
@@ -157,6 +205,7 @@ impl Networks {
         for d in [&defs_dir, &run_dir, &defs_dir.join("autostart")] {
             std::fs::create_dir_all(d).map_err(|e| DaemonError::store("create directory", d, e))?;
         }
+        let ovs_file = run_dir.join("ovs-nics.json");
         let nets = Arc::new_cyclic(|me| Networks {
             me: me.clone(),
             defs_dir,
@@ -164,6 +213,8 @@ impl Networks {
             registry,
             qemu_user: qemu_user.to_string(),
             table: tokio::sync::Mutex::new(BTreeMap::new()),
+            vsctl: std::sync::OnceLock::new(),
+            ovs_nics: ovs::OvsNics::load(&ovs_file),
         });
         nets.load().await?;
         Ok(nets)
@@ -252,6 +303,12 @@ impl Networks {
                 .as_deref()
                 .and_then(|x| parse_network(x).ok())
                 .unwrap_or_else(|| net.def.clone());
+            if net.def.ovs().is_some() {
+                tracing::error!(network = %name, "a switch status for an Open vSwitch network; stopping that switch");
+                switch::stop(st.pid, st.start_time).await;
+                let _ = remove_durable(&path);
+                continue;
+            }
             // VMs are not loaded yet: a running network's uplink is claimed first.
             if let Err(e) = self.registry.claim_network(&name, &uplink_claims(&def)) {
                 tracing::error!(network = %name, error = %e, "cannot claim the uplink of a running network");
@@ -263,12 +320,12 @@ impl Networks {
             {
                 tracing::info!(network = %name, pid = st.pid, "adopted a running switch");
                 self.watch(&name, st.pid, st.start_time, None);
-                net.run = Some(st);
+                net.run = Some(Active::Switch(st));
             } else {
                 tracing::warn!(network = %name, "its switch died while virtnetd was down: starting it again with its ports");
                 switch::stop(st.pid, st.start_time).await;
                 match self.launch(&def, &mut st).await {
-                    Ok(()) => net.run = Some(st),
+                    Ok(()) => net.run = Some(Active::Switch(st)),
                     Err(e) => {
                         tracing::error!(network = %name, error = %e, "cannot restart the switch");
                         self.registry.release_network(&name);
@@ -278,6 +335,7 @@ impl Networks {
                 }
             }
         }
+        self.load_ovs_active(&mut table);
         Ok(())
     }
 
@@ -338,7 +396,8 @@ impl Networks {
         })
     }
 
-    /// `net-start`: runs the network's switch.
+    /// `net-start`: runs the network's switch; an Open vSwitch network is marked active once
+    /// its bridge is found ([`Self::start_ovs`]).
     pub async fn start(&self, name: &str) -> Result<NetworkInfo> {
         let mut table = self.table.lock().await;
         let net = table.get_mut(name).ok_or_else(|| no_such(name))?;
@@ -348,6 +407,12 @@ impl Networks {
                 state: "active".into(),
                 hint: format!("nothing to start; `virtnet net-destroy {name}` stops it"),
             });
+        }
+        if let NetworkKind::Openvswitch(o) = &net.def.kind {
+            let o = o.clone();
+            net.run = Some(Active::Ovs(self.start_ovs(&net.def, &o).await?));
+            tracing::info!(network = %name, bridge = %o.bridge, "Open vSwitch network started");
+            return Ok(info(net));
         }
         // The uplink tap must not be a VM's: refused naming the VM that holds it.
         self.registry
@@ -375,7 +440,7 @@ impl Networks {
             self.registry.release_network(name);
             return Err(e);
         }
-        net.run = Some(st);
+        net.run = Some(Active::Switch(st));
         tracing::info!(network = %name, "network started");
         Ok(info(net))
     }
@@ -386,7 +451,7 @@ impl Networks {
     async fn launch(&self, def: &Network, st: &mut NetStatus) -> Result<()> {
         let dir = self.net_dir(&def.name);
         std::fs::create_dir_all(&dir).map_err(|e| DaemonError::store("create", &dir, e))?;
-        let uplink = def.uplink.as_ref().map(|u| u.dev.as_str());
+        let uplink = def.uplink().map(|u| u.dev.as_str());
         let binary = switch::vswitch_binary()?;
         let log = dir.join("vswitch.log");
         let mut child =
@@ -394,7 +459,7 @@ impl Networks {
         let pid = child.id() as i32;
         let start_time = switch::start_time(pid).unwrap_or(0);
         let setup = async {
-            if let Some(u) = &def.uplink {
+            if let Some(u) = def.uplink() {
                 switch::configure_uplink(&u.dev, u.ip)?;
             }
             for (port, p) in &st.ports {
@@ -451,11 +516,13 @@ impl Networks {
             let Some(net) = table.get_mut(name) else {
                 return;
             };
-            if net.run.as_ref().map(|st| st.pid) != Some(pid) {
+            if net.switch().map(|st| st.pid) != Some(pid) {
                 return; // stopped, or restarted already
             }
             let def = net.running_def();
-            let Some(st) = net.run.as_mut() else { return };
+            let Some(st) = net.run.as_mut().and_then(Active::switch_mut) else {
+                return;
+            };
             tracing::warn!(network = %name, pid, "the switch exited: starting it again with its ports");
             let mut next = st.clone();
             next.restarts += 1;
@@ -475,16 +542,26 @@ impl Networks {
         }
     }
 
-    /// `net-destroy`: stops the switch. Refused while VMs have ports on it.
+    /// `net-destroy`: stops the switch. Refused while VMs have ports on it. An Open vSwitch
+    /// network is marked inactive, its VMs' ports left as they are (libvirt's behaviour:
+    /// [`Self::destroy_ovs`]).
     pub async fn destroy(&self, name: &str) -> Result<NetworkInfo> {
         let mut table = self.table.lock().await;
         let net = table.get_mut(name).ok_or_else(|| no_such(name))?;
-        let Some(st) = net.run.as_ref() else {
-            return Err(DaemonError::NetworkState {
-                name: name.to_string(),
-                state: "inactive".into(),
-                hint: format!("nothing to stop; `virtnet net-start {name}` starts it"),
-            });
+        let st = match net.run.as_ref() {
+            None => {
+                return Err(DaemonError::NetworkState {
+                    name: name.to_string(),
+                    state: "inactive".into(),
+                    hint: format!("nothing to stop; `virtnet net-start {name}` starts it"),
+                })
+            }
+            Some(Active::Ovs(_)) => {
+                self.destroy_ovs(name)?;
+                net.run = None;
+                return Ok(info(net));
+            }
+            Some(Active::Switch(st)) => st,
         };
         if !st.ports.is_empty() {
             // Each VM once (ports are ordered by port name, which need not group a VM's).
@@ -501,7 +578,9 @@ impl Networks {
                 hint: "stop those VMs or detach their interfaces on this network first".into(),
             });
         }
-        let st = net.run.take().expect("checked above");
+        let Some(Active::Switch(st)) = net.run.take() else {
+            unreachable!("a switch, checked above")
+        };
         switch::stop(st.pid, st.start_time).await;
         self.registry.release_network(name);
         let _ = remove_durable(&self.status_path(name));
@@ -647,14 +726,14 @@ fn info(net: &Net) -> NetworkInfo {
             "inactive"
         }
         .into(),
-        uplink: net.running_def().uplink.map(|u| u.dev),
+        uplink: net.running_def().uplink().map(|u| u.dev.clone()),
         autostart: net.autostart,
-        pid: net.run.as_ref().map(|r| r.pid),
-        control: net.run.as_ref().map(|r| r.control.display().to_string()),
-        restarts: net.run.as_ref().map_or(0, |r| r.restarts),
+        pid: net.switch().map(|r| r.pid),
+        control: net.switch().map(|r| r.control.display().to_string()),
+        restarts: net.switch().map_or(0, |r| r.restarts),
         ports: net
-            .run
-            .iter()
+            .switch()
+            .into_iter()
             .flat_map(|r| &r.ports)
             .map(|(name, p)| PortInfo {
                 name: name.clone(),
@@ -663,6 +742,7 @@ fn info(net: &Net) -> NetworkInfo {
                 queues: p.queues,
             })
             .collect(),
+        bridge: net.running_def().ovs().map(|o| o.bridge.clone()),
     }
 }
 

@@ -11,7 +11,7 @@ use virtnet_conf::{Domain, Interface};
 use virtnet_vm::plan::{defined_network_interface, resolve_network_interface, ResolvedNetwork};
 use virtnet_vswitch_control::Request;
 
-use super::{add_port, no_such, switch, Networks, Port};
+use super::{add_port, no_such, switch, Active, Networks, Port};
 use crate::error::{DaemonError, Result};
 use virtnet_vswitch_control::PortPolicy;
 
@@ -33,7 +33,8 @@ pub struct NetPort {
 
 impl Networks {
     /// `domain` with each `<interface type='network'>` on a switch network turned into a
-    /// vhost-user NIC (QEMU the server) on the socket the daemon picks, and the ports those
+    /// vhost-user NIC (QEMU the server) on the socket the daemon picks, each on an Open vSwitch
+    /// network into the bridge form ([`super::ovs::bridge_form`]), and the switch ports those
     /// NICs need. Refused: an unknown or inactive network, a NIC without MAC, a socket path
     /// too long, and a domain without shared memory (conf's validation message).
     pub async fn resolve(&self, vm: &str, domain: &Domain) -> Result<(Domain, Vec<NetPort>)> {
@@ -41,10 +42,8 @@ impl Networks {
         let mut ports = Vec::new();
         for iface in resolved.devices.interfaces.iter_mut() {
             let (r, port) = self.resolve_interface(vm, iface).await?;
-            if let Some(p) = port {
-                *iface = r;
-                ports.push(p);
-            }
+            *iface = r;
+            ports.extend(port);
         }
         if !ports.is_empty() {
             let shared: Vec<String> = virtnet_conf::validate(&resolved)
@@ -60,7 +59,8 @@ impl Networks {
     }
 
     /// One interface: on a switch network it becomes vhost-user on the socket the daemon
-    /// picks, with the port it needs; any other interface comes back unchanged with `None`.
+    /// picks, with the port it needs; on an Open vSwitch network the bridge form (no switch
+    /// port: `None`); any other interface comes back unchanged with `None`.
     /// The caller checks shared memory (conf's validation of the domain with it).
     pub async fn resolve_interface(
         &self,
@@ -73,12 +73,26 @@ impl Networks {
         let net = network.value.clone();
         let table = self.table.lock().await;
         let entry = table.get(&net).ok_or_else(|| no_such(&net))?;
-        if entry.run.is_none() {
-            return Err(DaemonError::NetworkState {
-                name: net.to_string(),
-                state: "inactive".into(),
-                hint: format!("start it with `virtnet net-start {net}` first"),
-            });
+        match &entry.run {
+            None => {
+                return Err(DaemonError::NetworkState {
+                    name: net.to_string(),
+                    state: "inactive".into(),
+                    hint: format!("start it with `virtnet net-start {net}` first"),
+                })
+            }
+            Some(Active::Ovs(_)) => {
+                // The definition it was started with (a net-define since applies at the next
+                // net-start).
+                let def = entry.running_def();
+                let Some(o) = def.ovs() else {
+                    return Err(DaemonError::Internal(format!(
+                        "network '{net}' runs as Open vSwitch without an Open vSwitch definition"
+                    )));
+                };
+                return Ok((self.resolve_ovs(iface, &net, o)?, None));
+            }
+            Some(Active::Switch(_)) => {}
         }
         let networks = BTreeMap::from([(
             net.clone(),
@@ -104,6 +118,9 @@ impl Networks {
     /// `<interface type='network'>` again, `<source network='NET' portid='PORT'/>` naming its
     /// switch port; any other interface as it is.
     pub fn as_defined(&self, vm: &str, iface: &Interface) -> Interface {
+        if let Some(shown) = self.ovs_as_defined(vm, iface) {
+            return shown;
+        }
         defined_network_interface(vm, iface, |n| self.net_dir(n)).unwrap_or_else(|| iface.clone())
     }
 
@@ -137,11 +154,15 @@ impl Networks {
         let net = table
             .get_mut(&p.network)
             .ok_or_else(|| no_such(&p.network))?;
-        let st = net.run.as_mut().ok_or_else(|| DaemonError::NetworkState {
-            name: p.network.clone(),
-            state: "inactive".into(),
-            hint: format!("start it with `virtnet net-start {}` first", p.network),
-        })?;
+        let st = net
+            .run
+            .as_mut()
+            .and_then(Active::switch_mut)
+            .ok_or_else(|| DaemonError::NetworkState {
+                name: p.network.clone(),
+                state: "inactive, or not a virtnet-vswitch network".into(),
+                hint: format!("start it with `virtnet net-start {}` first", p.network),
+            })?;
         if let Some(old) = st.ports.get(&p.port) {
             return Err(DaemonError::Conflict(format!(
                 "network '{}' has a port '{}' of VM '{}' already",
@@ -190,9 +211,10 @@ impl Networks {
             .ok_or_else(|| no_such(network))?
             .run
             .as_mut()
+            .and_then(Active::switch_mut)
             .ok_or_else(|| DaemonError::NetworkState {
                 name: network.into(),
-                state: "inactive".into(),
+                state: "inactive, or not a virtnet-vswitch network".into(),
                 hint: format!("start it with `virtnet net-start {network}` first"),
             })?;
         let Some(old) = st.ports.get(port).map(|p| p.policy.clone()) else {
@@ -220,7 +242,11 @@ impl Networks {
     /// Removes port `port` from network `network` (the switch, the record, the socket file).
     pub async fn remove_port(&self, network: &str, port: &str) {
         let mut table = self.table.lock().await;
-        let Some(st) = table.get_mut(network).and_then(|n| n.run.as_mut()) else {
+        let Some(st) = table
+            .get_mut(network)
+            .and_then(|n| n.run.as_mut())
+            .and_then(Active::switch_mut)
+        else {
             return;
         };
         let Some(p) = st.ports.remove(port) else {
@@ -242,13 +268,15 @@ impl Networks {
         }
     }
 
-    /// Removes every port of `vm` (it stopped).
+    /// Removes every port of `vm` (it stopped), and forgets its NICs on Open vSwitch networks
+    /// (their ports went with the VM's plan's undo).
     pub async fn release_vm(&self, vm: &str) {
+        self.release_ovs_vm(vm);
         let mut owned: Vec<(String, String)> = Vec::new();
         {
             let table = self.table.lock().await;
             for (n, net) in table.iter() {
-                for st in net.run.iter() {
+                if let Some(st) = net.switch() {
                     for (port, p) in &st.ports {
                         if p.vm == vm {
                             owned.push((n.clone(), port.clone()));
@@ -267,6 +295,7 @@ impl Networks {
     /// A NIC of `vm` left QEMU: removes its switch port, if it had one (found by its
     /// vhost-user socket).
     pub async fn release_interface(&self, vm: &str, iface: &Interface) {
+        self.release_ovs_interface(vm, iface);
         let InterfaceKind::VhostUser { socket: Some(sock) } = &iface.kind else {
             return;
         };
@@ -274,7 +303,7 @@ impl Networks {
         let found: Option<(String, String)> = {
             let table = self.table.lock().await;
             table.iter().find_map(|(n, net)| {
-                net.run.as_ref().and_then(|st| {
+                net.switch().and_then(|st| {
                     st.ports
                         .iter()
                         .find(|(_, p)| p.vm == vm && p.socket == path)

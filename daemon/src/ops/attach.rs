@@ -175,7 +175,16 @@ impl Daemon {
             )
             .await;
         let row = match result {
-            Ok(row) => row,
+            Ok(row) => {
+                if live {
+                    self.networks.record_ovs(
+                        name,
+                        std::slice::from_ref(&iface),
+                        std::slice::from_ref(&live_src),
+                    );
+                }
+                row
+            }
             Err(e) => {
                 self.registry.release_taken(name, &taken);
                 if let Some(p) = &net_port {

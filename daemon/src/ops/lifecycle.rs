@@ -86,13 +86,11 @@ impl Daemon {
         incoming: Option<String>,
     ) -> Result<()> {
         let name = entry.name.as_str();
-        // <interface type='network'> on a switch network → vhost-user on a daemon-chosen socket.
+        // <interface type='network'> on a switch network → vhost-user on a daemon-chosen
+        // socket; on an Open vSwitch network → the bridge form.
         let (resolved, net_ports) = self.networks.resolve(name, &domain).await?;
-        let domain = if net_ports.is_empty() {
-            domain
-        } else {
-            Arc::new(resolved)
-        };
+        let given = domain;
+        let domain = Arc::new(resolved);
         // What the definition alone says cannot run is refused before anything is claimed or
         // created (the plan checks again with the QEMU binary's capabilities).
         validate_domain(Operation::Start, &domain, None)
@@ -113,6 +111,11 @@ impl Daemon {
                 {
                     tracing::warn!(vm = %name, error = %e, "a device name chosen at start is claimed elsewhere");
                 }
+                self.networks.record_ovs(
+                    name,
+                    &given.devices.interfaces,
+                    &domain.devices.interfaces,
+                );
                 slot.live = Some(live);
                 Ok(())
             }

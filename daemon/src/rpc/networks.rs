@@ -355,6 +355,7 @@ mod tests {
             control: None,
             restarts: 0,
             ports: vec![],
+            bridge: None,
         }
     }
 
