@@ -33,6 +33,8 @@ use virtnet_conf::interface::{
     Spanned, Target, Teaming, Tune, VhostUserSocket, VirtualPort, Vlan, VlanTag, GUEST_OFFLOADS,
     HOST_OFFLOADS,
 };
+use virtnet_conf::domain::Uuid;
+use virtnet_conf::network::parse_network;
 use virtnet_conf::{load_domain, Domain, Interface};
 use virtnet_qemu::argv::{build_nic_argv, NicBackend, QemuCaps};
 use virtnet_qemu::validate::{
@@ -40,6 +42,10 @@ use virtnet_qemu::validate::{
 };
 
 const MAC: &str = "<mac address='52:54:00:00:00:01'/>";
+/// The Open vSwitch network NICs on network `ovs` join.
+const OVS_NETWORK: &str = "<network><name>ovs</name><forward mode='bridge'/><bridge \
+    name='br-int'/><virtualport type='openvswitch'/><portgroup name='gold'><vlan><tag \
+    id='42'/></vlan></portgroup></network>";
 const VM: &str = "t";
 const SOCKET_TYPES: &[&str] = &["server", "client", "mcast", "udp"];
 
@@ -170,10 +176,19 @@ fn domain_xml(iface: &str) -> String {
 
 /// What virtnetd hands start and attach for a `type='network'` NIC: the port checks of the
 /// validation layer, then a vhost-user NIC QEMU listens on in the network's socket dir.
+/// A NIC on network `ovs` is on an Open vSwitch network (with port group `gold`): the bridge
+/// form virtnetd runs it as.
 fn resolve(iface: &Interface) -> Result<Interface, Vec<String>> {
     let InterfaceKind::Network { network, .. } = &iface.kind else {
         return Ok(iface.clone());
     };
+    if network.value == "ovs" {
+        let net = parse_network(OVS_NETWORK).expect("the Open vSwitch network");
+        let o = net.ovs().expect("an Open vSwitch network");
+        return o
+            .bridge_form(iface, Uuid::new_random)
+            .map_err(|e| vec![e]);
+    }
     validate_network_source(Operation::Start, VM, iface).map_err(|r| r.located())?;
     let mac = iface.mac().expect("a MAC").to_string();
     let mut r = iface.clone();

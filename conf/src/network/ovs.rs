@@ -21,8 +21,10 @@
 //! refused. Per-port `interfaceid`s belong to interfaces: one on the network or a port group
 //! is refused (every port would share it).
 
+use crate::domain::Uuid;
 use crate::error::ConfError;
-use crate::interface::{VirtualPort, Vlan};
+use crate::interface::{InterfaceKind, Spanned, VirtualPort, Vlan};
+use crate::Interface;
 use crate::xml::{Element, Extra, Pos};
 
 /// What an Open vSwitch network's definition holds besides its name and UUID.
@@ -330,5 +332,56 @@ impl OvsNetwork {
             .or(self.vlan.as_ref())
             .cloned();
         Ok((vp, vlan))
+    }
+
+    /// `iface` (`type='network'` on this network) in the bridge form a VM runs:
+    /// `<source bridge>` this network's, the `<virtualport>` and `<vlan>` merged
+    /// ([`Self::merge`]), an `interfaceid` from `new_id` when neither the NIC nor define gave
+    /// one (libvirt's virNetDevVPortProfileCheckComplete generates it too). Refused: a
+    /// `<source bridge>` other than this network's (live XML shows it), a `portid` (virtnet
+    /// gives these ports none), an unknown port group, conflicting settings. Any other
+    /// interface comes back unchanged.
+    pub fn bridge_form(
+        &self,
+        iface: &Interface,
+        new_id: impl FnOnce() -> Uuid,
+    ) -> Result<Interface, String> {
+        let InterfaceKind::Network {
+            network,
+            portgroup,
+            portid,
+            bridge,
+        } = &iface.kind
+        else {
+            return Ok(iface.clone());
+        };
+        if let Some(b) = bridge.as_ref().filter(|b| **b != self.bridge) {
+            return Err(format!(
+                "<source bridge='{b}'> is not the network's bridge '{}': remove bridge (live \
+                 XML shows the network's)",
+                self.bridge
+            ));
+        }
+        if let Some(p) = portid {
+            return Err(format!(
+                "<source portid='{p}'>: ports on Open vSwitch networks have no port id in \
+                 virtnet (the port is the tap, named by <target dev>); remove portid"
+            ));
+        }
+        let (mut vp, vlan) = self.merge(
+            portgroup.as_deref(),
+            iface.virtualport.as_ref(),
+            iface.vlan.as_ref(),
+        )?;
+        if vp.interfaceid.is_none() {
+            vp.interfaceid = Some(new_id().to_string());
+        }
+        let mut r = iface.clone();
+        r.kind = InterfaceKind::Bridge {
+            bridge: Spanned::at(self.bridge.clone(), network.pos),
+        };
+        r.virtualport = Some(vp);
+        r.vlan = vlan;
+        Ok(r)
     }
 }

@@ -119,57 +119,15 @@ impl OvsNics {
 }
 
 /// `iface` (`type='network'` on Open vSwitch network `net`) in the bridge form the VM plan
-/// runs: `<source bridge>` the network's, the `<virtualport>` and `<vlan>` merged as libvirt
-/// merges them ([`OvsNetwork::merge`]), an `interfaceid` generated when neither the NIC nor
-/// define gave one (libvirt's virNetDevVPortProfileCheckComplete does the same). Refused: a
-/// `<source bridge>` other than the network's, a `portid` (virtnet gives these ports none),
-/// an unknown port group, conflicting settings. Any other interface comes back unchanged.
+/// runs ([`OvsNetwork::bridge_form`], the one rule; an `interfaceid` generated when none was
+/// given); a refusal names the NIC and the network.
 pub fn bridge_form(iface: &Interface, net: &str, o: &OvsNetwork) -> Result<Interface> {
-    let InterfaceKind::Network {
-        network,
-        portgroup,
-        portid,
-        bridge,
-    } = &iface.kind
-    else {
-        return Ok(iface.clone());
-    };
-    let refuse = |reason: String| {
+    o.bridge_form(iface, Uuid::new_random).map_err(|reason| {
         DaemonError::vm(VmError::UnsupportedInterface {
             nic: iface.describe(),
             reason: format!("on Open vSwitch network '{net}': {reason}"),
         })
-    };
-    if let Some(b) = bridge.as_ref().filter(|b| **b != o.bridge) {
-        return Err(refuse(format!(
-            "<source bridge='{b}'> is not the network's bridge '{}': remove bridge (live XML \
-             shows the network's)",
-            o.bridge
-        )));
-    }
-    if let Some(p) = portid {
-        return Err(refuse(format!(
-            "<source portid='{p}'>: ports on Open vSwitch networks have no port id in virtnet \
-             (the port is the tap, named by <target dev>); remove portid"
-        )));
-    }
-    let (mut vp, vlan) = o
-        .merge(
-            portgroup.as_deref(),
-            iface.virtualport.as_ref(),
-            iface.vlan.as_ref(),
-        )
-        .map_err(refuse)?;
-    if vp.interfaceid.is_none() {
-        vp.interfaceid = Some(Uuid::new_random().to_string());
-    }
-    let mut r = iface.clone();
-    r.kind = InterfaceKind::Bridge {
-        bridge: Spanned::at(o.bridge.clone(), network.pos),
-    };
-    r.virtualport = Some(vp);
-    r.vlan = vlan;
-    Ok(r)
+    })
 }
 
 /// `iface` (the bridge form a NIC on an Open vSwitch network runs as) as live XML shows it:

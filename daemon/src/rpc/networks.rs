@@ -6,8 +6,9 @@
 //! message, so that scripts matching libvirt's messages keep working.
 //!
 //! Every virtnet network is persistent (defined, then started: there is no transient
-//! `net-create`) and is a `virtnet-vswitch` (a vhost-user switch, not a Linux bridge:
-//! `virNetworkGetBridgeName` is refused, as libvirt refuses it for a network without one).
+//! `net-create`). A `virtnet-vswitch` network is a vhost-user switch, not a Linux bridge:
+//! `virNetworkGetBridgeName` is refused for it, as libvirt refuses it for a network without
+//! one; for an Open vSwitch network it answers the OVS bridge (`<bridge name>`).
 
 use virtnet_api::networks::NetworkInfo;
 use virtnet_rpc::network::{
@@ -187,6 +188,10 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         Procedure::NetworkGetBridgeName => {
             let a: NetworkArgs = decode(p, args)?;
             let n = info(daemon, &a.net.name).await?;
+            // An Open vSwitch network's bridge, as libvirt answers for it.
+            if let Some(bridge) = n.bridge {
+                return ok(&StringRet { value: bridge });
+            }
             Err(Refusal::new(
                 ErrorCode::OperationUnsupported,
                 format!(

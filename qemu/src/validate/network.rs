@@ -83,7 +83,11 @@ pub(super) fn not_ovs(i: &Interface) -> Option<(Pos, String)> {
             ),
         ));
     }
-    let vp = i.virtualport.as_ref()?;
+    // Other types are refused whatever the network (Rule::VirtualPortNotSupported).
+    let vp = i
+        .virtualport
+        .as_ref()
+        .filter(|v| matches!(v.kind.as_deref(), None | Some("openvswitch")))?;
     Some((
         vp.pos,
         format!(
