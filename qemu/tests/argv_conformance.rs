@@ -533,9 +533,9 @@ const REFUSED_AT_DEFINE: &[(&str, Rule)] = &[
         Rule::VirtualPortNotSupported,
     ),
     ("net-hostdev-vfio-multidomain", Rule::HostdevModel),
-    // MidoNet ports, and an Open vSwitch port on a network (only the type='bridge' form runs).
+    // MidoNet ports. (An Open vSwitch port on a network, net-openvswitch, is defined: its
+    // network's kind decides at start.)
     ("net-midonet", Rule::VirtualPortNotSupported),
-    ("net-openvswitch", Rule::VirtualPortNotSupported),
     // <tune><sndbuf> on a network NIC, which virtnet runs on a vhost-user switch port.
     ("net-mtu", Rule::SndbufNeedsTap),
     // passt (and its guest addresses).

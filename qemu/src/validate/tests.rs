@@ -687,9 +687,16 @@ fn openvswitch_port_on_bridge_only_with_its_vlan() {
              <source network='ovs'/>{ovs}</interface>"
         ),
     );
-    let r = validate_domain(Operation::Define, &network, None).unwrap_err();
-    assert_eq!(r.0[0].rule, Rule::VirtualPortNotSupported, "{r}");
-    assert!(r.to_string().contains("libvirt's network form"), "{r}");
+    // On a network its kind decides, when the NIC is resolved: define takes it; a
+    // virtnet-vswitch network refuses it then (an Open vSwitch network merges it).
+    validate_domain(Operation::Define, &network, None).unwrap();
+    let r = validate_network_source(Operation::Start, "t", &network.devices.interfaces[0])
+        .unwrap_err();
+    assert_eq!(r.0[0].rule, Rule::NetworkNotOvs, "{r}");
+    assert!(
+        r.to_string().contains("is a virtnet-vswitch network"),
+        "{r}"
+    );
 }
 
 /// Start and attach see a network NIC resolved onto its switch port (vhost-user, QEMU the
