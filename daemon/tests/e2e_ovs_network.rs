@@ -70,7 +70,9 @@ fn live_xml(d: &TestDaemon, vm: &str) -> String {
 
 /// The `<interface>` of `mac` in domain XML `xml`.
 fn nic_of<'a>(xml: &'a str, mac: &str) -> &'a str {
-    let at = xml.find(&format!("<mac address='{mac}'/>")).expect("the NIC");
+    let at = xml
+        .find(&format!("<mac address='{mac}'/>"))
+        .expect("the NIC");
     let start = xml[..at].rfind("<interface").unwrap();
     let end = at + xml[at..].find("</interface>").unwrap();
     &xml[start..end]
@@ -272,7 +274,11 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
                 }),
             );
             assert_eq!(s, 200, "{v}\n{}", d.log());
-            assert!(!ovs.ports("br-int").contains(&tap2), "{:?}", ovs.all_ports());
+            assert!(
+                !ovs.ports("br-int").contains(&tap2),
+                "{:?}",
+                ovs.all_ports()
+            );
             assert!(!links().contains(&tap2), "tap {tap2} left behind");
             wait_ping("10.0.15.2", CMD);
             pid

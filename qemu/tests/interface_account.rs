@@ -27,13 +27,13 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use virtnet_conf::domain::Uuid;
 use virtnet_conf::interface::{
     Backend, Bandwidth, Boot, Coalesce, Driver, FilterParam, FilterRef, GuestName, InterfaceKind,
     InterfaceType, IpAddress, Mac, PortForward, PortRange, Rate, Reconnect, Rom, Route, SocketMode,
     Spanned, Target, Teaming, Tune, VhostUserSocket, VirtualPort, Vlan, VlanTag, GUEST_OFFLOADS,
     HOST_OFFLOADS,
 };
-use virtnet_conf::domain::Uuid;
 use virtnet_conf::network::parse_network;
 use virtnet_conf::{load_domain, Domain, Interface};
 use virtnet_qemu::argv::{build_nic_argv, NicBackend, QemuCaps};
@@ -185,9 +185,7 @@ fn resolve(iface: &Interface) -> Result<Interface, Vec<String>> {
     if network.value == "ovs" {
         let net = parse_network(OVS_NETWORK).expect("the Open vSwitch network");
         let o = net.ovs().expect("an Open vSwitch network");
-        return o
-            .bridge_form(iface, Uuid::new_random)
-            .map_err(|e| vec![e]);
+        return o.bridge_form(iface, Uuid::new_random).map_err(|e| vec![e]);
     }
     validate_network_source(Operation::Start, VM, iface).map_err(|r| r.located())?;
     let mac = iface.mac().expect("a MAC").to_string();

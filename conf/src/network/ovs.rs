@@ -24,8 +24,8 @@
 use crate::domain::Uuid;
 use crate::error::ConfError;
 use crate::interface::{InterfaceKind, Spanned, VirtualPort, Vlan};
-use crate::Interface;
 use crate::xml::{Element, Extra, Pos};
+use crate::Interface;
 
 /// What an Open vSwitch network's definition holds besides its name and UUID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,10 +166,7 @@ pub(super) fn parse(root: &mut Element) -> Result<OvsNetwork, ConfError> {
     )?;
     let name = br.require_attr("name", "e.g. <bridge name='br-int'/>")?;
     if !super::valid_ifname(&name.value) {
-        return Err(br.invalid_attr(
-            &name,
-            "a bridge name: 1-15 letters, digits, '_', '.', '-'",
-        ));
+        return Err(br.invalid_attr(&name, "a bridge name: 1-15 letters, digits, '_', '.', '-'"));
     }
     unknown(&br)?;
     let vp = root.take_one("virtualport")?.ok_or_else(|| {
@@ -225,9 +222,9 @@ pub(super) fn parse(root: &mut Element) -> Result<OvsNetwork, ConfError> {
 }
 
 fn vp_element(kind: Option<&str>, profileid: Option<&str>) -> Element {
-    Element::new("virtualport").attr_opt("type", kind).child_opt(
-        profileid.map(|p| Element::new("parameters").attr("profileid", p)),
-    )
+    Element::new("virtualport")
+        .attr_opt("type", kind)
+        .child_opt(profileid.map(|p| Element::new("parameters").attr("profileid", p)))
 }
 
 impl OvsNetwork {

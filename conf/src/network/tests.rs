@@ -158,12 +158,19 @@ fn openvswitch_merge_follows_libvirt() {
     let e = o.merge(Some("gold"), Some(&own), None).unwrap_err();
     assert!(e.contains("conflicts"), "{e}");
     let (v, vlan) = {
-        let only = parse_network(&GROUPS.replace(
-            "    <parameters profileid='net-prof'/>\n",
-            "",
-        ).replace("<virtualport type='openvswitch'>\n  </virtualport>", "<virtualport type='openvswitch'/>"))
+        let only = parse_network(
+            &GROUPS
+                .replace("    <parameters profileid='net-prof'/>\n", "")
+                .replace(
+                    "<virtualport type='openvswitch'>\n  </virtualport>",
+                    "<virtualport type='openvswitch'/>",
+                ),
+        )
         .unwrap();
-        only.ovs().unwrap().merge(Some("gold"), Some(&own), None).unwrap()
+        only.ovs()
+            .unwrap()
+            .merge(Some("gold"), Some(&own), None)
+            .unwrap()
     };
     assert_eq!(
         v.interfaceid.as_deref(),
@@ -173,7 +180,10 @@ fn openvswitch_merge_follows_libvirt() {
     assert_eq!(vlan.unwrap().tags[0].id, 7);
     // Refused: an unknown group, another virtual port type, an 802.1Qbg parameter.
     let e = o.merge(Some("red"), None, None).unwrap_err();
-    assert!(e.contains("no port group 'red' (it has: blue, gold)"), "{e}");
+    assert!(
+        e.contains("no port group 'red' (it has: blue, gold)"),
+        "{e}"
+    );
     let e = o
         .merge(None, Some(&vp("<virtualport type='802.1Qbh'/>")), None)
         .unwrap_err();

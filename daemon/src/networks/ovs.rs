@@ -85,7 +85,9 @@ impl OvsNics {
     fn save(&self, map: &BTreeMap<String, OvsNic>) {
         let written = serde_json::to_vec_pretty(map)
             .map_err(|e| e.to_string())
-            .and_then(|b| write_atomic(&self.path, &b, 0o600).map_err(|(a, e)| format!("{a}: {e}")));
+            .and_then(|b| {
+                write_atomic(&self.path, &b, 0o600).map_err(|(a, e)| format!("{a}: {e}"))
+            });
         if let Err(e) = written {
             tracing::error!(path = %self.path.display(), error = %e, "cannot save the NICs on Open vSwitch networks");
         }
@@ -366,7 +368,11 @@ mod tests {
         let b = bridge_form(&given, "ovs", &ovs()).unwrap();
         let id = |i: &Interface| i.virtualport.as_ref().unwrap().interfaceid.clone().unwrap();
         assert!(Uuid::parse(&id(&a)).is_some());
-        assert_ne!(id(&a), id(&b), "generated per resolution when none was given");
+        assert_ne!(
+            id(&a),
+            id(&b),
+            "generated per resolution when none was given"
+        );
         assert_eq!(a.vlan.unwrap().tags[0].id, 42);
         // The NIC's own VLAN wins.
         let own = iface(

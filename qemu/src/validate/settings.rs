@@ -89,7 +89,9 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
             }
             // On a network: what its kind takes, seen when the NIC is resolved (an Open
             // vSwitch network merges it, a virtnet-vswitch one refuses it: NetworkNotOvs).
-            if ty == InterfaceType::Network && matches!(vp.kind.as_deref(), None | Some("openvswitch")) {
+            if ty == InterfaceType::Network
+                && matches!(vp.kind.as_deref(), None | Some("openvswitch"))
+            {
                 return None;
             }
             let why = match vp.kind.as_deref() {

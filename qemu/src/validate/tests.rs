@@ -690,8 +690,8 @@ fn openvswitch_port_on_bridge_only_with_its_vlan() {
     // On a network its kind decides, when the NIC is resolved: define takes it; a
     // virtnet-vswitch network refuses it then (an Open vSwitch network merges it).
     validate_domain(Operation::Define, &network, None).unwrap();
-    let r = validate_network_source(Operation::Start, "t", &network.devices.interfaces[0])
-        .unwrap_err();
+    let r =
+        validate_network_source(Operation::Start, "t", &network.devices.interfaces[0]).unwrap_err();
     assert_eq!(r.0[0].rule, Rule::NetworkNotOvs, "{r}");
     assert!(
         r.to_string().contains("is a virtnet-vswitch network"),
