@@ -171,6 +171,10 @@ pub async fn run(client: &Client, json: bool, cmd: NetCommand) -> Result<(), Cli
                 println!("UUID:      {}", r.uuid);
                 println!("State:     {}", r.state);
                 println!("Autostart: {}", yes_no(r.autostart));
+                if let Some(b) = &r.bridge {
+                    // An Open vSwitch network: its bridge, no switch process.
+                    println!("Bridge:    {b} (Open vSwitch)");
+                }
                 println!("Uplink:    {}", dash(r.uplink.as_ref()));
                 println!("Pid:       {}", dash(r.pid));
                 println!("Restarts:  {}", r.restarts);

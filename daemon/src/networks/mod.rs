@@ -15,8 +15,10 @@
 //!   the guests' traffic resumes (the virtio state is recovered from the rings).
 //! - After a daemon restart, a switch whose pid and start time match is adopted (and
 //!   watched); one that died meanwhile is started again with its ports.
-//! - `net-destroy` is refused while VMs have ports on the network (stop them or detach their
-//!   NICs first): removing a port under a running guest would cut it off silently.
+//! - `net-destroy` of a switch network is refused while VMs have ports on it (stop them or
+//!   detach their NICs first): removing a port under a running guest would cut it off
+//!   silently. An Open vSwitch network's `net-destroy` removes nothing, so it is allowed, as
+//!   in libvirt ([`ovs`]).
 //! - A running network's uplink tap is held in the owner [`Registry`]: no VM may use that
 //!   tap name (`<target dev>`), and `net-start` is refused while a VM holds it.
 //! - `net-autostart`: a marker `STATE_DIR/networks/autostart/NAME` (kept with the definition,

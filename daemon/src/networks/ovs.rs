@@ -234,16 +234,6 @@ impl Networks {
         }
     }
 
-    /// The NIC of `vm` on an Open vSwitch network `o` (named `net`) in its bridge form.
-    pub(super) fn resolve_ovs(
-        &self,
-        iface: &Interface,
-        net: &str,
-        o: &OvsNetwork,
-    ) -> Result<Interface> {
-        bridge_form(iface, net, o)
-    }
-
     /// Records the NICs of `vm` that joined Open vSwitch networks: each of `given` (as
     /// defined) that [`Self::resolve`] made the bridge form in `resolved` (same order).
     pub fn record_ovs(&self, vm: &str, given: &[Interface], resolved: &[Interface]) {

@@ -90,7 +90,7 @@ impl Networks {
                         "network '{net}' runs as Open vSwitch without an Open vSwitch definition"
                     )));
                 };
-                return Ok((self.resolve_ovs(iface, &net, o)?, None));
+                return Ok((super::ovs::bridge_form(iface, &net, o)?, None));
             }
             Some(Active::Switch(_)) => {}
         }

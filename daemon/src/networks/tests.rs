@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use virtnet_conf::interface::InterfaceKind;
 use virtnet_vswitch_control::PortInfo as SwitchPort;
 
 use super::*;
@@ -326,4 +327,82 @@ async fn a_definition_stored_without_uuid_gets_one_that_stays() {
     // Written back: the next daemon sees the same.
     let again = open_in(tmp.path()).await.info("u").await.unwrap().uuid;
     assert_eq!(again, uuid);
+}
+
+const OVS_NET: &str = "<network><name>ovs</name><forward mode='bridge'/>\
+    <bridge name='br-int'/><virtualport type='openvswitch'/></network>";
+
+/// An Open vSwitch network without Open vSwitch: what needs no bridge check. Active state is
+/// written as `net-start` writes it (the e2e test starts it against a real OVS).
+#[tokio::test]
+async fn an_ovs_network_is_active_without_a_process_and_its_nics_show_their_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nets = open_in(tmp.path()).await;
+    nets.define(OVS_NET).await.unwrap();
+    nets.define(BARE).await.unwrap();
+    let info = nets.info("ovs").await.unwrap();
+    assert_eq!(info.state, "inactive");
+    assert_eq!(info.bridge.as_deref(), Some("br-int"));
+    assert_eq!(nets.info("u").await.unwrap().bridge, None);
+    let nic = iface(
+        "<interface type='network'><mac address='52:54:00:00:00:07'/>\
+         <source network='ovs'/><model type='virtio'/></interface>",
+    );
+    let e = nets.resolve_interface("vm1", &nic).await.unwrap_err();
+    assert!(e.to_string().contains("inactive"), "{e}");
+    let e = nets.destroy("ovs").await.unwrap_err();
+    assert!(e.to_string().contains("inactive"), "{e}");
+
+    // Active as net-start records it: kept when virtnetd opens its state again; a record for
+    // a switch network (no switch status) is dropped.
+    let run = tmp.path().join("run/networks");
+    let def = parse_network(OVS_NET).unwrap();
+    for name in ["ovs", "u"] {
+        let rec = ovs::OvsActive {
+            name: name.into(),
+            xml: def.to_xml(),
+        };
+        std::fs::write(
+            run.join(format!("{name}.active")),
+            serde_json::to_vec(&rec).unwrap(),
+        )
+        .unwrap();
+    }
+    drop(nets);
+    let nets = open_in(tmp.path()).await;
+    let info = nets.info("ovs").await.unwrap();
+    assert_eq!(
+        (info.state.as_str(), info.pid, info.control.as_deref()),
+        ("active", None, None)
+    );
+    assert_eq!(nets.info("u").await.unwrap().state, "inactive");
+    assert!(!run.join("u.active").exists());
+    // No switch to scrape.
+    assert!(nets.reports().await.is_empty());
+
+    // A NIC on it: the bridge form, no switch port; shown as the network form once recorded.
+    let (r, port) = nets.resolve_interface("vm1", &nic).await.unwrap();
+    assert_eq!(port, None);
+    assert!(matches!(&r.kind, InterfaceKind::Bridge { bridge } if bridge.value == "br-int"));
+    assert_eq!(nets.as_defined("vm1", &r), r, "not recorded yet");
+    nets.record_ovs("vm1", std::slice::from_ref(&nic), std::slice::from_ref(&r));
+    let shown = nets.as_defined("vm1", &r);
+    assert!(
+        matches!(&shown.kind, InterfaceKind::Network { network, bridge: Some(b), .. }
+            if network.value == "ovs" && b == "br-int"),
+        "{:?}",
+        shown.kind
+    );
+    assert_eq!(nets.as_defined("vm2", &r), r, "another VM's");
+    // net-destroy while a VM uses it: allowed (libvirt), the NIC still shown on it.
+    nets.destroy("ovs").await.unwrap();
+    assert!(!run.join("ovs.active").exists());
+    assert_eq!(nets.as_defined("vm1", &r).kind, shown.kind);
+    // Kept across an open; gone when the VM stops.
+    drop(nets);
+    let nets = open_in(tmp.path()).await;
+    assert_eq!(nets.as_defined("vm1", &r).kind, shown.kind);
+    nets.release_vm("vm1").await;
+    assert_eq!(nets.as_defined("vm1", &r), r);
+    nets.undefine("ovs").await.unwrap();
 }
