@@ -5,7 +5,8 @@
 //!
 //! - net-start of a network whose bridge OVS does not have is refused naming it (HTTP and
 //!   virsh), the network stays inactive, nothing is added to OVS.
-//! - virsh net-start / net-info: active, `Bridge: br-int` (virNetworkGetBridgeName).
+//! - virsh net-start / net-info: active, `Bridge: br-int` (virNetworkGetBridgeName);
+//!   net-dumpxml and dumpxml show libvirt's forms.
 //! - A guest's `<interface type='network'><source network='ovs'/>` with its own interfaceid:
 //!   its tap is a br-int port with libvirt's external_ids (iface-id kept, vm-id the domain's
 //!   UUID, attached-mac, iface-status); live XML shows `type='network'` with `<source
@@ -231,6 +232,23 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
                     && nic.contains(&format!("interfaceid='{IFACE_ID}'")),
                 "{nic}"
             );
+            if with_virsh {
+                // libvirt's tools see libvirt's shapes: the live NIC and the network.
+                let (ok, out, err) = virsh(&d, &["dumpxml", "vm"]);
+                assert!(ok, "{err}");
+                assert!(
+                    nic_of(&out, MAC).contains("<source network='ovs' bridge='br-int'/>"),
+                    "{out}"
+                );
+                let (ok, out, err) = virsh(&d, &["net-dumpxml", "ovs"]);
+                assert!(ok, "{err}");
+                assert!(
+                    out.contains("<forward mode='bridge'/>")
+                        && out.contains("<bridge name='br-int'/>")
+                        && out.contains("<virtualport type='openvswitch'/>"),
+                    "{out}"
+                );
+            }
             wait_ping("10.0.15.2", CMD);
 
             // Hot-plug a second one in port group blue, without interfaceid.
