@@ -20,10 +20,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::e2e::{post_json, ready_console, start, wait_ping};
+use common::virsh::{virsh_err, virsh_ok};
 use common::TestDaemon;
 use serde_json::{json, Value};
 use virtnet_testkit::ovs::Ovs;
@@ -87,24 +87,6 @@ fn interfaceid_of(xml: &str, mac: &str) -> String {
     nic[i + 13..].split('\'').next().unwrap().to_string()
 }
 
-fn virsh(d: &TestDaemon, args: &[&str]) -> (bool, String, String) {
-    let uri = format!(
-        "qemu+unix:///system?socket={}",
-        d.base.join("run/libvirt-sock").display()
-    );
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(uri)
-        .args(args)
-        .output()
-        .expect("virsh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn net_state(d: &TestDaemon, name: &str) -> Value {
     let (s, v) = d.get(&format!("/v1/networks/{name}"));
     assert_eq!(s, 200, "{v}");
@@ -157,8 +139,8 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
         );
         assert_eq!(net_state(&d, "nope")["state"], "inactive");
         if with_virsh {
-            let (ok, _, err) = virsh(&d, &["net-start", "nope"]);
-            assert!(!ok && err.contains("no bridge 'br-nope'"), "{err}");
+            let err = virsh_err(&d, &["net-start", "nope"]);
+            assert!(err.contains("no bridge 'br-nope'"), "{err}");
         }
         assert_eq!(net_state(&d, "nope")["state"], "inactive");
         assert_eq!(ovs.all_ports(), ["h0"]);
@@ -168,10 +150,8 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
         let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), NET);
         assert_eq!(s, 201, "{v}");
         if with_virsh {
-            let (ok, out, err) = virsh(&d, &["net-start", "ovs"]);
-            assert!(ok, "{out}{err}\n{}", d.log());
-            let (ok, out, err) = virsh(&d, &["net-info", "ovs"]);
-            assert!(ok, "{err}");
+            virsh_ok(&d, &["net-start", "ovs"]);
+            let out = virsh_ok(&d, &["net-info", "ovs"]);
             assert!(
                 out.lines()
                     .any(|l| l.starts_with("Bridge:") && l.ends_with("br-int")),
@@ -234,14 +214,12 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
             );
             if with_virsh {
                 // libvirt's tools see libvirt's shapes: the live NIC and the network.
-                let (ok, out, err) = virsh(&d, &["dumpxml", "vm"]);
-                assert!(ok, "{err}");
+                let out = virsh_ok(&d, &["dumpxml", "vm"]);
                 assert!(
                     nic_of(&out, MAC).contains("<source network='ovs' bridge='br-int'/>"),
                     "{out}"
                 );
-                let (ok, out, err) = virsh(&d, &["net-dumpxml", "ovs"]);
-                assert!(ok, "{err}");
+                let out = virsh_ok(&d, &["net-dumpxml", "ovs"]);
                 assert!(
                     out.contains("<forward mode='bridge'/>")
                         && out.contains("<bridge name='br-int'/>")
