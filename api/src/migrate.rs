@@ -104,6 +104,15 @@ pub struct PrepareResponse {
     pub pid: u32,
 }
 
+/// `GET /v1/host`: what a migration's source needs to know about this host.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// This host's Open vSwitch `external_ids:system-id` (its OVN chassis name), if it has
+    /// an Open vSwitch with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ovs_system_id: Option<String>,
+}
+
 /// The answer to an abort.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortResponse {

@@ -51,6 +51,10 @@ pub struct Config {
     /// `<virtualport type='openvswitch'>` ports; `None`: ovs-vsctl's default
     /// (`unix:/var/run/openvswitch/db.sock`).
     pub ovsdb: Option<String>,
+    /// OVN's Northbound database (`--ovn-nb unix:PATH`, ovn-nbctl's `--db`): when set, a live
+    /// migration of this host's VMs moves their OVS NICs' logical switch ports
+    /// (`requested-chassis`, `activation-strategy`); `None`: no OVN handling.
+    pub ovn_nb: Option<String>,
 }
 
 /// Default of [`Config::qemu_user`].
@@ -83,6 +87,7 @@ impl Config {
             sandbox: true,
             qemu_user: DEFAULT_QEMU_USER.into(),
             ovsdb: None,
+            ovn_nb: None,
         }
     }
 
@@ -103,6 +108,7 @@ impl Config {
             sandbox: true,
             qemu_user: DEFAULT_QEMU_USER.into(),
             ovsdb: None,
+            ovn_nb: None,
         }
     }
 }

@@ -91,6 +91,12 @@ struct Args {
     /// (unix:/var/run/openvswitch/db.sock).
     #[arg(long, env = "VIRTNETD_OVSDB", value_name = "unix:PATH")]
     ovsdb: Option<String>,
+    /// OVN's Northbound database, as ovn-nbctl's --db takes it (unix:PATH, tcp:IP:PORT,
+    /// ssl:IP:PORT). Set: a live migration of a VM with Open vSwitch NICs moves their logical
+    /// switch ports (options:requested-chassis with both chassis and activation-strategy=rarp
+    /// during the move, the destination's alone after). Unset (default): no OVN handling.
+    #[arg(long, env = "VIRTNETD_OVN_NB", value_name = "unix:PATH")]
+    ovn_nb: Option<String>,
     /// Write the man page virtnetd.1 into DIR and exit (used by scripts/install).
     #[arg(long, hide = true, value_name = "DIR")]
     man: Option<PathBuf>,
@@ -170,6 +176,7 @@ fn main() -> ExitCode {
         sandbox: args.sandbox == "on",
         qemu_user: args.qemu_user,
         ovsdb: args.ovsdb,
+        ovn_nb: args.ovn_nb,
     };
     // One thread runs every task: the daemon's work is waiting on sockets (API clients, QMP,
     // switches) and short bursts of CPU, and its replies wait on QEMU, which needs the cores.

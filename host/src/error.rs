@@ -149,6 +149,15 @@ pub enum HostError {
         detail: String,
     },
 
+    /// An `ovn-nbctl` call failed (or could not run).
+    #[error("OVN Northbound database: cannot {op}: {detail}")]
+    Ovn {
+        /// What we tried, e.g. "read logical switch port 'p1'".
+        op: String,
+        /// ovn-nbctl's message, exit status and database.
+        detail: String,
+    },
+
     /// The port is already enslaved to another master device.
     #[error("'{port}' is already attached to '{master}': detach it first (`ip link set {port} nomaster`)")]
     AlreadyAttached {
@@ -490,6 +499,7 @@ impl HostError {
             | HostError::Dac { .. }
             | HostError::Nft { .. }
             | HostError::Ovs { .. }
+            | HostError::Ovn { .. }
             | HostError::Tc { .. }
             | HostError::VfIndexNotFound { .. }
             | HostError::VfInfoMissing { .. }

@@ -33,6 +33,7 @@ mod name;
 pub mod netlink;
 pub mod nft;
 pub mod nwfilter;
+pub mod ovn;
 pub mod ovs;
 pub mod script;
 pub mod shaping;
@@ -55,6 +56,7 @@ pub use macvtap::{MacvtapHandle, MacvtapMode, MacvtapSpec};
 pub use name::{validate_ifname, NameCounter, MAX_IFNAME_LEN};
 pub use netlink::{LinkCounters, LinkStatus, Neighbour};
 pub use nwfilter::{FilterSpec, FilterStatus, TapFilter};
+pub use ovn::{LspOptionsChange, Nbctl};
 pub use ovs::{OvsInterface, OvsNative, OvsPortSpec, OvsVlan, Vsctl};
 pub use script::{
     ScriptFailure, ScriptKind, ScriptOutcome, ScriptRun, ScriptWait, DEFAULT_SCRIPT_TIMEOUT,

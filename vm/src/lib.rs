@@ -39,9 +39,9 @@ pub use exec::{
 };
 pub use identity::sandbox_for;
 pub use plan::{
-    destination_domain, plan_attach, plan_detach, plan_migrate, plan_start, AttachPlan,
-    AttachStepId, CgroupOptions, DetachPlan, FdSink, HostStep, MigrateOptions, MigratePlan,
-    NicPlan, PlanContext, StartPlan, Stream, DEFAULT_QEMU_PIDS_MAX,
+    destination_domain, ovs_iface_ids, plan_attach, plan_detach, plan_migrate, plan_start,
+    AttachPlan, AttachStepId, CgroupOptions, DetachPlan, FdSink, HostStep, MigrateOptions,
+    MigratePlan, NicPlan, OvnMove, PlanContext, StartPlan, Stream, DEFAULT_QEMU_PIDS_MAX,
 };
 
 use virtnet_qemu::{qemu_binary_version, QemuCaps};

@@ -46,6 +46,7 @@ impl Access {
 fn is_query(route: &Route) -> bool {
     match route {
         Route::Version
+        | Route::Host
         | Route::Metrics
         | Route::List
         | Route::Info(_)
@@ -106,6 +107,7 @@ mod tests {
         let queries = [
             "/metrics",
             "/v1/version",
+            "/v1/host",
             "/v1/domains",
             "/v1/domains/vm1",
             "/v1/domains/vm1/xml",

@@ -151,6 +151,7 @@ async fn dispatch(
                 api: API_VERSION,
             },
         ),
+        Route::Host => json(StatusCode::OK, &daemon.host_info().await),
         Route::Metrics => Ok(crate::metrics::listen::response(daemon).await),
         Route::List => json(StatusCode::OK, &daemon.list()),
         Route::Define => {

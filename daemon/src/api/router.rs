@@ -8,6 +8,8 @@ use crate::error::{DaemonError, Result};
 pub enum Route {
     /// `GET /v1/version`.
     Version,
+    /// `GET /v1/host`: this host's facts a migration needs (its OVN chassis).
+    Host,
     /// `GET /metrics` (Prometheus text).
     Metrics,
     /// `GET /v1/domains`.
@@ -110,6 +112,10 @@ pub fn route(method: &str, path: &str) -> Result<Route> {
         },
         ["v1", "version"] => match method {
             "GET" => Ok(Route::Version),
+            _ => Err(allow("GET")),
+        },
+        ["v1", "host"] => match method {
+            "GET" => Ok(Route::Host),
             _ => Err(allow("GET")),
         },
         ["v1", "domains"] => match method {

@@ -128,6 +128,22 @@ impl Vsctl {
         self.run(&op, &del_port_args(port)).map(|_| ())
     }
 
+    /// This host's Open vSwitch `external_ids:system-id` (what ovn-controller registers as its
+    /// chassis name); `None` when not set.
+    pub fn system_id(&self) -> Result<Option<String>> {
+        let args = [
+            "--if-exists",
+            "get",
+            "Open_vSwitch",
+            ".",
+            "external_ids:system-id",
+        ]
+        .map(String::from);
+        let out = self.run("read the Open vSwitch system-id", &args)?;
+        let id = out.trim().trim_matches('"').to_string();
+        Ok((!id.is_empty()).then_some(id))
+    }
+
     /// Every interface in the database with its `vm-id` (to find ports a crash left).
     pub fn interfaces(&self) -> Result<Vec<OvsInterface>> {
         let op = "list Open vSwitch interfaces";

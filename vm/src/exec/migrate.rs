@@ -12,6 +12,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use virtnet_host::LspOptionsChange;
 use virtnet_qemu::MigrationInfo;
 
 use crate::error::{MigrationFailure, VmError};
@@ -68,6 +69,11 @@ pub trait MigrationSides {
     fn stop_source(&mut self) -> impl Future<Output = Result<Vec<String>, SideError>>;
     /// Removes the source's persistent definition.
     fn undefine_source(&mut self) -> impl Future<Output = Result<(), SideError>>;
+    /// Changes a logical switch port's options in OVN's Northbound database.
+    fn ovn_change(
+        &mut self,
+        change: &LspOptionsChange,
+    ) -> impl Future<Output = Result<(), SideError>>;
     /// A progress line (step started, RAM transferred).
     fn progress(&mut self, line: &str);
 }
@@ -138,6 +144,8 @@ pub async fn migrate<S: MigrationSides>(
             Err(SideError::fault(format!("injected failure at step {n}")))
         } else {
             match &step.action {
+                MigrateAction::OvnAllowBoth { change }
+                | MigrateAction::OvnBindDestination { change } => sides.ovn_change(change).await,
                 MigrateAction::Prepare { uri: listen } => {
                     sides.prepare(listen).await.map(|u| uri = u)
                 }
@@ -154,7 +162,7 @@ pub async fn migrate<S: MigrationSides>(
                         .map(|i| info = i)
                 }
                 MigrateAction::Finish => sides.finish().await,
-                MigrateAction::StopSource => sides.stop_source().await.map(|l| leftovers = l),
+                MigrateAction::StopSource => sides.stop_source().await.map(|l| leftovers.extend(l)),
                 MigrateAction::UndefineSource => sides.undefine_source().await,
             }
         };
@@ -304,6 +312,11 @@ async fn rollback<S: MigrationSides>(
                 }
                 if let Err(e) = sides.resume_source().await {
                     left.push(format!("resume the source guest: {}", e.message));
+                }
+            }
+            MigrateUndo::OvnRestore { change } => {
+                if let Err(e) = sides.ovn_change(&change).await {
+                    left.push(format!("{}: {}", change.describe(), e.message));
                 }
             }
             MigrateUndo::AbortDestination => {

@@ -20,6 +20,8 @@ use virtnet_conf::Domain;
 
 use super::QmpCommand;
 use crate::error::VmError;
+pub use ovn::{ovs_iface_ids, OvnMove};
+use virtnet_host::LspOptionsChange;
 
 /// QEMU migration capabilities the source turns on: `events` (QEMU reports each state
 /// change as a `MIGRATION` event) and `pause-before-switchover` off (QEMU 7.2 default, named
@@ -71,12 +73,21 @@ pub struct MigrateOptions {
     pub switch_networks: BTreeSet<String>,
     /// Where the switch networks' vhost-user sockets are.
     pub switch_socket_dir: Option<PathBuf>,
+    /// OVN's part (`virtnetd --ovn-nb`): the chassis and the VM's logical switch ports;
+    /// `None`: no OVN handling.
+    pub ovn: Option<OvnMove>,
 }
 
 /// One thing the migration does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum MigrateAction {
+    /// OVN: the logical switch port may be bound on both chassis while the guest moves
+    /// (`requested-chassis=SRC,DST`, `activation-strategy=rarp`).
+    OvnAllowBoth {
+        /// The change in the Northbound database.
+        change: LspOptionsChange,
+    },
     /// The destination defines the VM (when it has no definition of it), creates its NICs'
     /// host side and starts QEMU with `-incoming defer`, listening on `uri`.
     Prepare {
@@ -103,6 +114,12 @@ pub enum MigrateAction {
     },
     /// The destination `cont`s its QEMU and sends `announce-self`: the guest runs there now.
     Finish,
+    /// OVN: the logical switch port is the destination's alone (`requested-chassis=DST`,
+    /// no `activation-strategy`). No undo: the guest runs on the destination.
+    OvnBindDestination {
+        /// The change in the Northbound database.
+        change: LspOptionsChange,
+    },
     /// The source stops its QEMU and releases its host resources (taps, run dir). No undo:
     /// the guest runs on the destination.
     StopSource,
@@ -116,6 +133,11 @@ pub enum MigrateAction {
 pub enum MigrateUndo {
     /// The destination kills its QEMU, releases its taps and removes a definition it made.
     AbortDestination,
+    /// OVN: the logical switch port's options put back as they were before the move.
+    OvnRestore {
+        /// The change in the Northbound database.
+        change: LspOptionsChange,
+    },
     /// `migrate_cancel` on the source, wait until QEMU says the migration is over, then `cont`
     /// if the source's guest was left paused (a migration that had completed pauses it).
     CancelAndResume,
@@ -162,6 +184,15 @@ impl MigrateAction {
     /// A short description for progress lines and errors.
     pub fn describe(&self) -> String {
         match self {
+            MigrateAction::OvnAllowBoth { change } => {
+                format!(
+                    "OVN: bind on both chassis during the move ({})",
+                    change.describe()
+                )
+            }
+            MigrateAction::OvnBindDestination { change } => {
+                format!("OVN: bind on the destination only ({})", change.describe())
+            }
             MigrateAction::Prepare { uri } => {
                 format!("destination prepares the VM (QEMU -incoming, listening on {uri})")
             }
@@ -189,10 +220,15 @@ impl MigrateAction {
 
 impl MigrateUndo {
     /// A short description.
-    pub fn describe(&self) -> &'static str {
+    pub fn describe(&self) -> String {
         match self {
-            MigrateUndo::AbortDestination => "abort the destination (QEMU, taps, definition)",
-            MigrateUndo::CancelAndResume => "migrate_cancel, resume the source guest",
+            MigrateUndo::AbortDestination => {
+                "abort the destination (QEMU, taps, definition)".into()
+            }
+            MigrateUndo::CancelAndResume => "migrate_cancel, resume the source guest".into(),
+            MigrateUndo::OvnRestore { change } => {
+                format!("OVN: restore ({})", change.describe())
+            }
         }
     }
 }
@@ -245,7 +281,27 @@ pub fn plan_migrate(live: &Domain, opts: &MigrateOptions) -> Result<MigratePlan,
         Stream::Unix => UNIX_URI.to_string(),
     };
     let step = |action, undo| MigrateStep { action, undo };
-    let mut steps = vec![
+    let ovn = opts
+        .ovn
+        .as_ref()
+        .map(|o| ovn::port_changes(live, o))
+        .unwrap_or_default();
+    // OVN first: the destination's port (made by the prepare) must not be claimed by its
+    // chassis before the port may be bound there as an additional chassis.
+    let mut steps: Vec<MigrateStep> = ovn
+        .iter()
+        .map(|(begin, restore, _)| {
+            step(
+                MigrateAction::OvnAllowBoth {
+                    change: begin.clone(),
+                },
+                Some(MigrateUndo::OvnRestore {
+                    change: restore.clone(),
+                }),
+            )
+        })
+        .collect();
+    steps.extend([
         step(
             MigrateAction::Prepare { uri },
             Some(MigrateUndo::AbortDestination),
@@ -273,8 +329,11 @@ pub fn plan_migrate(live: &Domain, opts: &MigrateOptions) -> Result<MigratePlan,
             None,
         ),
         step(MigrateAction::Finish, None),
-        step(MigrateAction::StopSource, None),
-    ];
+    ]);
+    steps.extend(ovn.into_iter().map(|(_, _, complete)| {
+        step(MigrateAction::OvnBindDestination { change: complete }, None)
+    }));
+    steps.push(step(MigrateAction::StopSource, None));
     if opts.undefine_source {
         steps.push(step(MigrateAction::UndefineSource, None));
     }
@@ -340,6 +399,8 @@ fn generated_name(name: &str) -> bool {
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     })
 }
+
+mod ovn;
 
 #[cfg(test)]
 mod tests;

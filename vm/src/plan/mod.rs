@@ -31,8 +31,8 @@ pub use hotplug::{
     AttachStepId, AttachUndo, DetachPlan, DetachStep, FdFrom,
 };
 pub use migrate::{
-    destination_domain, plan_migrate, MigrateAction, MigrateOptions, MigratePlan, MigrateStep,
-    MigrateUndo, Stream, UNIX_URI,
+    destination_domain, ovs_iface_ids, plan_migrate, MigrateAction, MigrateOptions, MigratePlan,
+    MigrateStep, MigrateUndo, OvnMove, Stream, UNIX_URI,
 };
 pub use network::{
     defined_network_interface, resolve_network_interface, resolve_networks, NetworkPort,

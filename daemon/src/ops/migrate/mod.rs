@@ -3,6 +3,7 @@
 //! the destination answers prepare/finish/abort ([`incoming`]).
 
 mod incoming;
+mod ovn;
 mod peer;
 mod sides;
 mod stream;
@@ -75,6 +76,7 @@ impl Daemon {
                 .map(|n| n.name)
                 .collect(),
             switch_socket_dir: Some(self.networks.sockets_dir().to_path_buf()),
+            ovn: self.ovn_move(&live.domain, &peer).await?,
         };
         let plan = plan_migrate(&live.domain, &opts).map_err(DaemonError::vm)?;
         tracing::info!(vm = %name, plan = %plan.summary(), "migrating");

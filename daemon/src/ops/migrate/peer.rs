@@ -52,7 +52,23 @@ impl Peer {
         path: &str,
         body: &B,
     ) -> std::result::Result<T, SideError> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.post_untimed(path, body)).await {
+        let data = serde_json::to_vec(body)
+            .map_err(|e| SideError::fault(format!("request to the destination: {e}")))?;
+        self.request(Method::POST, path, data).await
+    }
+
+    /// `GET path`; the answer as `T`, or the destination's error.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> std::result::Result<T, SideError> {
+        self.request(Method::GET, path, Vec::new()).await
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        data: Vec<u8>,
+    ) -> std::result::Result<T, SideError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.untimed(method, path, data)).await {
             Ok(r) => r,
             Err(_) => Err(SideError::fault(format!(
                 "the destination virtnetd at {} did not answer {path} within {} s",
@@ -62,10 +78,11 @@ impl Peer {
         }
     }
 
-    async fn post_untimed<B: Serialize, T: DeserializeOwned>(
+    async fn untimed<T: DeserializeOwned>(
         &self,
+        method: Method,
         path: &str,
-        body: &B,
+        data: Vec<u8>,
     ) -> std::result::Result<T, SideError> {
         let at = self.socket.display();
         let fault =
@@ -77,9 +94,8 @@ impl Peer {
             .await
             .map_err(|e| fault(format!("HTTP handshake failed: {e}")))?;
         let conn = tokio::spawn(conn);
-        let data = serde_json::to_vec(body).map_err(|e| fault(format!("request: {e}")))?;
         let req = Request::builder()
-            .method(Method::POST)
+            .method(method)
             .uri(path)
             .header(HOST, "virtnetd")
             .header(CONTENT_TYPE, "application/json")

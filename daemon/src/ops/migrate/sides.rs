@@ -222,6 +222,13 @@ impl MigrationSides for SourceSides<'_> {
             .map_err(|e| SideError::fault(e.to_string()))
     }
 
+    async fn ovn_change(
+        &mut self,
+        change: &virtnet_host::LspOptionsChange,
+    ) -> std::result::Result<(), SideError> {
+        self.daemon.ovn_change(change).await
+    }
+
     fn progress(&mut self, line: &str) {
         tracing::info!(vm = %self.name, "migrate: {line}");
         self.daemon.migrations.note(&self.name, line);

@@ -82,6 +82,16 @@ impl MigrationSides for Fake {
     async fn undefine_source(&mut self) -> Result<(), SideError> {
         self.check("undefine_source")
     }
+    async fn ovn_change(&mut self, change: &LspOptionsChange) -> Result<(), SideError> {
+        let rc = change
+            .set
+            .iter()
+            .find(|(k, _)| k == "requested-chassis")
+            .map_or("-", |(_, v)| v.as_str());
+        // The port's last digit is enough to tell them apart here.
+        let port = &change.port[change.port.len() - 1..];
+        self.check(&format!("ovn:{port}:{rc}"))
+    }
     fn progress(&mut self, _line: &str) {}
 }
 
@@ -102,9 +112,95 @@ fn plan(undefine: bool) -> MigratePlan {
             undefine_source: undefine,
             switch_networks: BTreeSet::new(),
             switch_socket_dir: None,
+            ovn: None,
         },
     )
     .unwrap()
+}
+
+const P1: &str = "0e8a7c2e-0000-4000-8000-000000000001";
+
+/// A VM with one Open vSwitch NIC whose port `p1` had no `requested-chassis` before.
+fn plan_ovn() -> MigratePlan {
+    let xml = "<domain type='qemu'><name>vm1</name><uuid>6f1c3f43-1d1a-4b6a-9d55-2a3b4c5d6e7f</uuid>\
+               <memory unit='MiB'>256</memory><os><type>hvm</type></os><devices>\
+               <interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br-int'/>\
+               <virtualport type='openvswitch'><parameters interfaceid='0e8a7c2e-0000-4000-8000-000000000001'/></virtualport>\
+               <model type='virtio'/></interface></devices></domain>";
+    let d = virtnet_conf::load_domain(xml).unwrap();
+    plan_migrate(
+        &d,
+        &MigrateOptions {
+            dest: "/run/b.sock".into(),
+            stream: crate::plan::Stream::Tcp {
+                host: "10.99.0.2".into(),
+                port: 0,
+            },
+            timeout_ms: 5_000,
+            max_bandwidth: None,
+            undefine_source: false,
+            switch_networks: BTreeSet::new(),
+            switch_socket_dir: None,
+            ovn: Some(crate::plan::OvnMove {
+                source_chassis: "h1".into(),
+                dest_chassis: "h2".into(),
+                ports: [(P1.to_string(), Default::default())].into(),
+            }),
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn ovn_moves_the_port_and_restores_it_on_each_failure() {
+    let p = plan_ovn();
+    let mut f = Fake::default();
+    run(&mut f, &p, &opts()).unwrap();
+    assert_eq!(
+        calls(&f),
+        [
+            "ovn:1:h1,h2",
+            "prepare",
+            "set_capabilities",
+            "set_parameters",
+            "migrate",
+            "finish",
+            "ovn:1:h2",
+            "stop_source"
+        ]
+    );
+    // Every step up to the finish failing: the port's options restored last (none before).
+    let expected_undo: [&[&str]; 7] = [
+        &[],
+        &["ovn:1:-"],
+        &["abort_destination", "ovn:1:-"],
+        &["abort_destination", "ovn:1:-"],
+        &["abort_destination", "ovn:1:-"],
+        &["cancel", "resume_source", "abort_destination", "ovn:1:-"],
+        &["cancel", "resume_source", "abort_destination", "ovn:1:-"],
+    ];
+    for (n, undo) in expected_undo.iter().enumerate() {
+        let mut f = Fake::default();
+        let o = MigrateExecOptions {
+            fail_at: Some(n),
+            ..opts()
+        };
+        let e = run(&mut f, &p, &o).expect_err("the step fails");
+        let VmError::MigrationFailed(mf) = &e else {
+            panic!("{e}")
+        };
+        assert!(mf.step_index == n && mf.cleanup.is_empty(), "{e}");
+        let c = calls(&f);
+        assert_eq!(&c[c.len() - undo.len()..], *undo, "step {n}: calls {c:?}");
+    }
+    // The OVN step after the finish failing is a leftover, not an undo.
+    let mut f = Fake {
+        fail: Some("ovn:1:h2"),
+        ..Fake::default()
+    };
+    let r = run(&mut f, &p, &opts()).unwrap();
+    assert_eq!(r.leftovers.len(), 1, "{r:?}");
+    assert_eq!(calls(&f).last(), Some(&"stop_source"));
 }
 
 fn opts() -> MigrateExecOptions {

@@ -23,7 +23,49 @@ fn opts() -> MigrateOptions {
         undefine_source: false,
         switch_networks: ["sw0".to_string()].into(),
         switch_socket_dir: Some("/run/virtnet/networks".into()),
+        ovn: None,
     }
+}
+
+const OVS: &str = "<interface type='bridge'><mac address='52:54:00:00:00:02'/>\
+    <source bridge='br-int'/><virtualport type='openvswitch'>\
+    <parameters interfaceid='1b3bb2c5-43c1-4a35-9b0b-6d1a1e0c0021'/></virtualport>\
+    <target dev='vnet4'/><model type='virtio'/><alias name='net1'/></interface>";
+
+const OVS_PLAIN: &str = "<interface type='bridge'><mac address='52:54:00:00:00:03'/>\
+    <source bridge='br-int'/><virtualport type='openvswitch'>\
+    <parameters interfaceid='6c0ffee0-0000-4000-8000-00000000beef'/></virtualport>\
+    <model type='virtio'/><alias name='net2'/></interface>";
+
+/// OVN's steps: the port bound on both chassis first (undo: its options as they were, here
+/// `requested-chassis=h1` and no activation-strategy), then the destination's alone after the
+/// finish; an OVS NIC whose iface-id names no logical port and a bridge NIC get none.
+#[test]
+fn ovn_ports_move_with_the_guest() {
+    let mut o = opts();
+    o.ovn = Some(OvnMove {
+        source_chassis: "h1".into(),
+        dest_chassis: "h2".into(),
+        ports: [(
+            "1b3bb2c5-43c1-4a35-9b0b-6d1a1e0c0021".to_string(),
+            [("requested-chassis".to_string(), "h1".to_string())].into(),
+        )]
+        .into(),
+    });
+    let d = load(&format!("{BRIDGE}{OVS}{OVS_PLAIN}"));
+    assert_eq!(
+        ovs_iface_ids(&d),
+        [
+            "1b3bb2c5-43c1-4a35-9b0b-6d1a1e0c0021",
+            "6c0ffee0-0000-4000-8000-00000000beef"
+        ]
+    );
+    let plan = plan_migrate(&d, &o).unwrap();
+    insta::assert_yaml_snapshot!(plan);
+    insta::assert_snapshot!("ovn_summary", plan.summary());
+    // Without --ovn-nb: no OVN step.
+    let plain = plan_migrate(&d, &opts()).unwrap();
+    assert!(!plain.summary().contains("OVN"), "{}", plain.summary());
 }
 
 const BRIDGE: &str = "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
