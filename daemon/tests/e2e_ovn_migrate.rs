@@ -520,6 +520,7 @@ fn failed_migrations_between_ovn_hosts_leave_the_guest_on_h1() {
             "options:requested-chassis=h1",
         ]);
         let sock1 = r.d1.socket.clone();
+        let nb = r.mh.central().nb();
         let canceller = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
@@ -531,17 +532,28 @@ fn failed_migrations_between_ovn_hosts_leave_the_guest_on_h1() {
                 });
                 if started {
                     std::thread::sleep(Duration::from_millis(500));
+                    // While it runs, the port may be bound on both chassis.
+                    let during = std::process::Command::new("ovn-nbctl")
+                        .arg(format!("--db={nb}"))
+                        .args(["get", "Logical_Switch_Port", LSP_A, "options"])
+                        .output()
+                        .unwrap();
                     let (s, v) =
                         common::http(&sock1, "POST", "/v1/domains/a/migrate/cancel", &[], b"");
                     assert_eq!(s, 200, "{v}");
-                    return;
+                    return String::from_utf8_lossy(&during.stdout).into_owned();
                 }
                 assert!(Instant::now() < deadline, "the migration never started");
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
         let (s, v) = r.migrate(json!({ "bandwidth_mib": 2 }));
-        canceller.join().unwrap();
+        let during = canceller.join().unwrap();
+        assert!(
+            during.contains("activation-strategy=rarp")
+                && during.contains("requested-chassis=\"h1,h2\""),
+            "options during the migration: {during}"
+        );
         assert_eq!(s, 409, "{v}");
         let msg = v["error"]["message"].as_str().unwrap();
         assert!(msg.contains("cancelled on request"), "{msg}");
