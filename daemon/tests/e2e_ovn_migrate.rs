@@ -7,7 +7,8 @@
 //! - `a_guest_moves_between_ovn_hosts_while_pinged`: B pings A every 100 ms while A migrates
 //!   h1 → h2 over TCP across the underlay; the lost probes are counted (and printed), A's
 //!   uptime and console counter go on, nothing of A is left on h1 (QEMU, tap, OVS port), OVN
-//!   binds A's port to h2 and its `requested-chassis` is h2 alone.
+//!   binds A's port to h2 and its `requested-chassis` is h2 alone; then back to h1, driven by
+//!   h2's virtnetd.
 //! - `failed_migrations_between_ovn_hosts_leave_the_guest_on_h1`: the destination refusing (no
 //!   such bridge), its QEMU killed mid-migration, a cancel (`domjobabort`) and a deadline: A
 //!   runs on h1 as before and B still reaches it, the port's options are as before (none, or
@@ -419,6 +420,33 @@ fn a_guest_moves_between_ovn_hosts_while_pinged() {
         assert!(procs.is_empty(), "QEMUs on h1: {procs:?}");
         // And B still reaches A, now on its own host.
         assert!(rt.block_on(b_reaches_a(&mut con_b)));
+
+        // Back to h1, driven by h2's virtnetd (its own --ovn-nb): bound to h1 alone again,
+        // nothing of A left on h2 but B.
+        let (s, m) = post_json(
+            &r.d2,
+            "/v1/domains/a/migrate",
+            &json!({
+                "dest": r.d1.socket,
+                "migrate_uri": format!("tcp:{}", r.mh.host("h1").underlay_ip()),
+                "timeout_secs": 120,
+                "dest_xml": r.xml_a("h1", "br-int"),
+            }),
+        );
+        assert_eq!(s, 200, "{m}\nh2:\n{}\nh1:\n{}", r.d2.log(), r.d1.log());
+        assert_eq!(state(&r.d1, "a"), "running");
+        r.mh.wait_bound(LSP_A, "h1");
+        assert_eq!(r.lsp_option("requested-chassis").as_deref(), Some("h1"));
+        assert_eq!(r.lsp_option("activation-strategy"), None);
+        wait_until("h2 to stop A", Duration::from_secs(15), || {
+            state(&r.d2, "a") == "shut_off"
+        });
+        assert_eq!(vm_ports(&r.mh, "h2").len(), 1, "only B's port on h2");
+        assert_eq!(vm_ports(&r.mh, "h1").len(), 1, "A's port on h1");
+        assert!(
+            rt.block_on(b_reaches_a(&mut con_b)),
+            "B reaches A back on h1"
+        );
         drop((con_a, con_b));
     });
 }
