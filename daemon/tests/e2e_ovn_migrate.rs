@@ -9,8 +9,8 @@
 //!   uptime and console counter go on, nothing of A is left on h1 (QEMU, tap, OVS port), OVN
 //!   binds A's port to h2 and its `requested-chassis` is h2 alone; then back to h1, driven by
 //!   h2's virtnetd.
-//! - `failed_migrations_between_ovn_hosts_leave_the_guest_on_h1`: the destination refusing (no
-//!   such bridge), its QEMU killed mid-migration, a cancel (`domjobabort`) and a deadline: A
+//! - `failed_migrations_between_ovn_hosts_leave_the_guest_on_h1`: a destination without an OVN
+//!   chassis (refused before anything is done), the destination refusing (no such bridge), its QEMU killed mid-migration, a cancel (`domjobabort`) and a deadline: A
 //!   runs on h1 as before and B still reaches it, the port's options are as before (none, or
 //!   `requested-chassis=h1`), nothing of A on h2 and nothing new on h1.
 
@@ -503,6 +503,27 @@ fn failed_migrations_between_ovn_hosts_leave_the_guest_on_h1() {
                 "{what}: on h1 (links, ports, processes)"
             );
         };
+
+        // 0. A destination whose chassis is unknown (a virtnetd on h2 without an OVSDB):
+        //    refused before anything is done.
+        let base3 = virtnet_testkit::traversable_tempdir();
+        let d3 = TestDaemon::start_in(
+            base3.path(),
+            Some(&qemu),
+            &["--ovsdb", "unix:/nonexistent/db.sock"],
+            Some(r.mh.host("h2").ns().name()),
+        );
+        let (s, v) = r.migrate(json!({ "dest": d3.socket }));
+        assert_eq!(s, 409, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("the destination's Open vSwitch has no external_ids:system-id"),
+            "{msg}"
+        );
+        println!("no chassis: {msg}");
+        assert!(d3.names().is_empty());
+        drop(d3);
+        check("no destination chassis", None, &mut con_a, &mut con_b);
 
         // 1. The destination refuses: h2 has no bridge br-nope.
         let (s, v) = r.migrate(json!({ "dest_xml": r.xml_a("h2", "br-nope") }));
