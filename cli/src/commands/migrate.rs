@@ -19,7 +19,10 @@ address of the destination (its QEMU listens there, on a port it picks unless on
 or, by default (--migrateuri unix), over a unix socket in the destination virtnetd's run dir
 (both virtnetds on one host; the QEMUs get the socket's ends as fds). A failure at any step leaves the VM running here and nothing of it there.
 Refused: VMs with a hostdev NIC (libvirt needs failover teaming for them) or a NIC on
-virtnet-vswitch (the switch has no dirty-page logging yet).";
+virtnet-vswitch (the switch has no dirty-page logging yet).
+Open vSwitch NICs get their port on the destination's OVS with the same iface-id; when this
+virtnetd runs with --ovn-nb, OVN's logical switch ports move too (requested-chassis with both
+hosts and activation-strategy=rarp during the move, the destination alone after).";
 
 /// `virtnet migrate` arguments.
 #[derive(Args, Debug)]
