@@ -28,6 +28,7 @@
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod migrate;
 pub mod network;
 mod procedure;
 pub mod remote;
