@@ -95,7 +95,10 @@ pub mod flags {
         (POSTCOPY, "--postcopy"),
         (TLS, "--tls"),
         (PARALLEL, "--parallel"),
-        (NON_SHARED_SYNCHRONOUS_WRITES, "--copy-storage-synchronous-writes"),
+        (
+            NON_SHARED_SYNCHRONOUS_WRITES,
+            "--copy-storage-synchronous-writes",
+        ),
         (POSTCOPY_RESUME, "--postcopy-resume"),
         (ZEROCOPY, "--zerocopy"),
     ];
@@ -361,7 +364,10 @@ mod tests {
             cookie_out: vec![1, 2, 3],
         };
         assert_eq!(to_bytes(&ret), [0, 0, 0, 3, 1, 2, 3, 0]);
-        assert_eq!(from_bytes::<Perform3ParamsRet>(&to_bytes(&ret)).unwrap(), ret);
+        assert_eq!(
+            from_bytes::<Perform3ParamsRet>(&to_bytes(&ret)).unwrap(),
+            ret
+        );
     }
 
     #[test]
@@ -379,7 +385,10 @@ mod tests {
             value: TypedValue::Double(1.0),
         };
         // IEEE 754 big-endian, as XDR's double.
-        assert_eq!(&to_bytes(&d)[8..], &[0, 0, 0, 5, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &to_bytes(&d)[8..],
+            &[0, 0, 0, 5, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -430,7 +439,10 @@ mod tests {
         // Every truncation fails cleanly.
         let bytes = to_bytes(&args());
         for n in 0..bytes.len() {
-            assert!(from_bytes::<Perform3ParamsArgs>(&bytes[..n]).is_err(), "{n}");
+            assert!(
+                from_bytes::<Perform3ParamsArgs>(&bytes[..n]).is_err(),
+                "{n}"
+            );
         }
     }
 

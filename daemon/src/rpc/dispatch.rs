@@ -47,11 +47,13 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
         }
         Procedure::ConnectSupportsFeature => {
             let a: SupportsFeatureArgs = decode(p, args)?;
-            // Keepalive is answered, events are filtered per callback; no migration, fd
-            // passing or close callbacks: the client falls back or does without.
+            // Keepalive is answered, events are filtered per callback; no fd passing or
+            // close callbacks: the client falls back or does without.
+            // Peer-to-peer migration with parameters ([`super::migrate`]).
             let supported = i32::from(
                 a.feature == remote::FEATURE_PROGRAM_KEEPALIVE
-                    || a.feature == virtnet_rpc::event::FEATURE_REMOTE_EVENT_CALLBACK,
+                    || a.feature == virtnet_rpc::event::FEATURE_REMOTE_EVENT_CALLBACK
+                    || super::migrate::supports(a.feature),
             );
             ok(&SupportsFeatureRet { supported })
         }
@@ -206,6 +208,9 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
                 .map_err(super::errors::Refusal::by_network_driver)
         }
         p if super::events::serves(p) => super::events::call(daemon, &conn.events, p, args),
+        p if super::migrate::serves(p) => {
+            super::migrate::call(daemon, conn.read_only.load(Ordering::SeqCst), p, args).await
+        }
         // The procedures that change something.
         p => super::lifecycle::call(daemon, conn.read_only.load(Ordering::SeqCst), p, args).await,
     }

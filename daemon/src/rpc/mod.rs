@@ -27,6 +27,10 @@
 //! added/updated, undefined, started booted, stopped shutdown/destroyed/crashed/failed) and
 //! `DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED` (a NIC's live removal completed), or their legacy
 //! forms.
+//! Live migration ([`migrate`]): `DOMAIN_MIGRATE_PERFORM3_PARAMS` with
+//! `VIR_MIGRATE_PEER2PEER` (`virsh migrate --live --p2p --persistent`, `migrateToURI3`),
+//! `DOMAIN_GET_JOB_INFO`, `DOMAIN_ABORT_JOB`; the managed flow's Begin3/Prepare3/... are
+//! refused with "add --p2p".
 //! Every other procedure:
 //! `VIR_ERR_NO_SUPPORT`.
 
@@ -38,6 +42,7 @@ mod events;
 mod host;
 mod ifstats;
 mod lifecycle;
+mod migrate;
 mod networks;
 #[cfg(test)]
 mod tests;
