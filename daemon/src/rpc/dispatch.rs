@@ -288,7 +288,8 @@ fn shutoff_reason(why: StopReason) -> i32 {
         StopReason::Shutdown => 1,
         StopReason::Destroyed => 2,
         StopReason::Crashed => 3,
-        StopReason::Migrated => 5,
+        // VIR_DOMAIN_SHUTOFF_MIGRATED (5 is VIR_DOMAIN_SHUTOFF_SAVED).
+        StopReason::Migrated => 4,
         StopReason::Failed => 6,
     }
 }

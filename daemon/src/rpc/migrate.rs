@@ -65,8 +65,10 @@ pub(super) fn serves(p: Procedure) -> bool {
 }
 
 /// What `CONNECT_SUPPORTS_FEATURE` says about a migration feature: peer-to-peer with
-/// parameters (what `virDomainMigrateToURI3` needs) and V3 (so that a managed `virsh migrate`
-/// reaches Begin3Params and gets "add --p2p"), not direct or offline migration.
+/// parameters (what `virDomainMigrateToURI3` needs); V3 and direct too, so that a managed
+/// `virsh migrate` (Begin3Params) or a direct `migrateToURI3` without `VIR_MIGRATE_PEER2PEER`
+/// (Perform3) reaches virtnetd and gets its "add --p2p" rather than libvirt's generic
+/// refusal; not offline migration (libvirt's client refuses `--offline` itself then).
 pub(super) fn supports(feature: i32) -> bool {
     use virtnet_rpc::migrate::*;
     matches!(
@@ -74,6 +76,7 @@ pub(super) fn supports(feature: i32) -> bool {
         FEATURE_MIGRATION_P2P
             | FEATURE_MIGRATION_PARAMS
             | FEATURE_MIGRATION_V3
+            | FEATURE_MIGRATION_DIRECT
             | FEATURE_TYPED_PARAM_STRING
     )
 }
@@ -443,6 +446,6 @@ mod tests {
     fn features() {
         use virtnet_rpc::migrate::*;
         assert!(supports(FEATURE_MIGRATION_P2P) && supports(FEATURE_MIGRATION_PARAMS));
-        assert!(!supports(FEATURE_MIGRATION_DIRECT) && !supports(FEATURE_MIGRATION_OFFLINE));
+        assert!(supports(FEATURE_MIGRATION_DIRECT) && !supports(FEATURE_MIGRATION_OFFLINE));
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod hosts;
 pub mod virsh;
 
 use std::collections::BTreeMap;
