@@ -3,9 +3,9 @@
 //! itself, [`Header`], payload: [`frame`]), `remote_error` with libvirt's error numbers
 //! ([`virerror`]), the programs and the remote program's procedure numbers ([`Procedure`]),
 //! and the arguments and results of the procedures served ([`remote`], networks' in
-//! [`network`]). Numbers, bounds and layouts come from libvirt's `src/rpc/virnetprotocol.x`,
-//! `src/rpc/virkeepaliveprotocol.x`, `src/remote/remote_protocol.x` and
-//! `include/libvirt/virterror.h`.
+//! [`network`], live migration's and typed parameters in [`migrate`]). Numbers, bounds and
+//! layouts come from libvirt's `src/rpc/virnetprotocol.x`, `src/rpc/virkeepaliveprotocol.x`,
+//! `src/remote/remote_protocol.x`, `src/libvirt_internal.h` and `include/libvirt/*.h`.
 //!
 //! No I/O here: the daemon reads frames off its socket and hands the bytes to this crate.
 //!
