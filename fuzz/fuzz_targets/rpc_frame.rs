@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use virtnet_rpc::frame;
+use virtnet_rpc::migrate::{JobInfoRet, Perform3ParamsArgs, Perform3ParamsRet};
 use virtnet_rpc::remote::{
     AuthListRet, ConnectOpenArgs, DefineXmlArgs, DefineXmlFlagsArgs, DomainArgs, DomainFlagsArgs,
     DomainGetInfoRet, DomainGetStateRet, DomainXmlArgs, DomainXmlFlagsArgs, ListAllDomainsArgs,
@@ -62,6 +63,11 @@ fuzz_target!(|data: &[u8]| {
         Procedure::DomainAttachDeviceFlags
         | Procedure::DomainDetachDeviceFlags
         | Procedure::DomainUpdateDeviceFlags => check::<DomainXmlFlagsArgs>(payload),
+        Procedure::DomainMigratePerform3Params => {
+            check::<Perform3ParamsArgs>(payload);
+            check::<Perform3ParamsRet>(payload);
+        }
+        Procedure::DomainGetJobInfo => check::<JobInfoRet>(payload),
         _ => check::<StringRet>(payload),
     }
 });

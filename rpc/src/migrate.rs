@@ -116,8 +116,9 @@ pub mod param {
     pub const BANDWIDTH: &str = "bandwidth";
 }
 
-/// `remote_typed_param_value`: a `virTypedParameterType` (1..=7) and its value.
-#[derive(Debug, Clone, PartialEq)]
+/// `remote_typed_param_value`: a `virTypedParameterType` (1..=7) and its value. Equal when
+/// their encodings are (a NaN double equals itself: decoding round-trips).
+#[derive(Debug, Clone)]
 pub enum TypedValue {
     /// `VIR_TYPED_PARAM_INT`.
     Int(i32),
@@ -160,6 +161,12 @@ impl TypedValue {
             TypedValue::Boolean(_) => "boolean",
             TypedValue::String(_) => "string",
         }
+    }
+}
+
+impl PartialEq for TypedValue {
+    fn eq(&self, other: &Self) -> bool {
+        crate::xdr::to_bytes(self) == crate::xdr::to_bytes(other)
     }
 }
 
@@ -444,6 +451,13 @@ mod tests {
                 "{n}"
             );
         }
+    }
+
+    #[test]
+    fn a_nan_double_round_trips() {
+        let nan = TypedValue::Double(f64::from_bits(0x7ff8_0000_0000_0001));
+        assert_eq!(from_bytes::<TypedValue>(&to_bytes(&nan)).unwrap(), nan);
+        assert_ne!(TypedValue::Double(0.0), TypedValue::Double(-0.0));
     }
 
     #[test]
