@@ -2,9 +2,10 @@
 //! `virsh migrate --live --p2p` and python3-libvirt's `migrateToURI3` with
 //! `VIR_MIGRATE_PEER2PEER|VIR_MIGRATE_LIVE`, between the two virtnetd "hosts" of
 //! [`common::hosts`] (two network namespaces, the stream over TCP across the veth underlay).
-//! Also: the refusals (no `--p2p`, flags virtnet does not support, a URI it does not
-//! serve), `domjobinfo`/`domjobabort`, and a migration the destination refuses (no such
-//! bridge), after which the guest runs on the source as before.
+//! Also libvirt's managed flow (`virsh migrate` without `--p2p`), the refusals (direct
+//! migration, flags virtnet does not support, a URI it does not serve),
+//! `domjobinfo`/`domjobabort`, and a migration the destination refuses (no such bridge),
+//! after which the guest runs on the source as before.
 
 mod common;
 
@@ -69,7 +70,7 @@ print('destination state', dst.lookupByName('mig').state()[0] == libvirt.VIR_DOM
 "#;
 
 #[test]
-fn virsh_migrate_p2p_and_back_with_python() {
+fn virsh_migrate_p2p_back_with_python_then_managed() {
     let Some(qemu) = virtnet_testkit::e2e_qemu() else {
         return;
     };
@@ -155,7 +156,9 @@ fn virsh_migrate_p2p_and_back_with_python() {
         println!("{text}");
         let lines: Vec<&str> = text.lines().collect();
         assert!(
-            lines[0].starts_with("refused 84 ") && lines[0].contains("add --p2p"),
+            lines[0].starts_with("refused 84 ")
+                && lines[0].contains("add --p2p")
+                && !lines[0].contains("  "),
             "direct: {text}"
         );
         assert!(
@@ -172,7 +175,31 @@ fn virsh_migrate_p2p_and_back_with_python() {
         });
         nothing_on_b(&h, "mig", &b_links, &b_files);
         common::e2e::wait_ping(GUEST_IP, Duration::from_secs(30));
-        common::e2e::destroy_leaving_nothing(&h.a, "mig");
+        let pid_a = pid_of(&h.a, "mig");
+
+        // A to B again in libvirt's managed flow (virsh without --p2p: Begin3, Prepare3,
+        // Perform3, Finish3, Confirm3 with parameters).
+        let (ok, out) = virsh_migrate(
+            &h,
+            &["--live", "--persistent"],
+            &["--migrateuri", "tcp:10.99.0.2", "--xml", &xml_b],
+        );
+        assert!(ok, "{out}\nA:\n{}\nB:\n{}", h.a.log(), h.b.log());
+        assert_eq!(virsh_ok(&h.b, &["domstate", "mig"]).trim(), "running");
+        assert_eq!(
+            virsh_ok(&h.a, &["domstate", "--reason", "mig"]).trim(),
+            "shut off (migrated)"
+        );
+        wait_until("A's QEMU to exit", Duration::from_secs(15), || {
+            !alive(pid_a)
+        });
+        rt.block_on(async {
+            let mut con_b = SerialConsole::connect(h.serial("b"), Duration::from_secs(10))
+                .await
+                .unwrap();
+            tick_after(&mut con_b, 0).await;
+        });
+        common::e2e::destroy_leaving_nothing(&h.b, "mig");
     });
 }
 
@@ -192,9 +219,11 @@ fn refusals_a_cancelled_and_a_failed_migration_leave_the_guest_on_the_source() {
         let xml_b = xml_file(&h, "b");
         let tcp = ["--migrateuri", "tcp:10.99.0.2", "--xml", &xml_b];
 
-        // The managed flow (no --p2p): refused with what to do.
-        let (ok, out) = virsh_migrate(&h, &["--live", "--persistent"], &tcp);
-        assert!(!ok && out.contains("add --p2p"), "{out}");
+        // The managed flow (no --p2p) checks the same at Begin.
+        let (ok, out) = virsh_migrate(&h, &["--live", "--persistent", "--postcopy"], &tcp);
+        assert!(!ok && out.contains("--postcopy"), "{out}");
+        let (ok, out) = virsh_migrate(&h, &["--live"], &tcp);
+        assert!(!ok && out.contains("add --persistent"), "{out}");
         // Flags virtnet does not support, named.
         for flag in [
             "--copy-storage-all",
@@ -264,11 +293,16 @@ fn refusals_a_cancelled_and_a_failed_migration_leave_the_guest_on_the_source() {
         // The destination refuses: it has no bridge br0.
         in_b(h.b_pid, "ip link del br0");
         let b_links_nobr = h.links_b();
-        let (ok, out) = virsh_migrate(&h, &P2P, &tcp);
-        assert!(!ok, "{out}");
-        assert!(out.contains("br0"), "{out}");
-        assert!(out.contains("the VM runs on the source"), "{out}");
-        rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+        for flags in [&P2P[..], &["--live", "--persistent"]] {
+            let (ok, out) = virsh_migrate(&h, flags, &tcp);
+            assert!(!ok, "{out}");
+            assert!(out.contains("br0"), "{flags:?}: {out}");
+            assert!(
+                out.contains("the VM runs on the source"),
+                "{flags:?}: {out}"
+            );
+            rt.block_on(still_on_a(&h, "mig", pid, &mut con));
+        }
         assert_eq!(virsh_ok(&h.a, &["domstate", "mig"]).trim(), "running");
         assert_eq!(h.links_b(), b_links_nobr);
         assert!(!virsh_ok(&h.b, &["list", "--all"]).contains("mig"));

@@ -6,7 +6,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use virtnet_rpc::frame;
-use virtnet_rpc::migrate::{JobInfoRet, Perform3ParamsArgs, Perform3ParamsRet};
+use virtnet_rpc::migrate::{
+    Begin3ParamsArgs, Begin3ParamsRet, Confirm3ParamsArgs, Finish3ParamsArgs, Finish3ParamsRet,
+    JobInfoRet, Perform3ParamsArgs, Perform3ParamsRet, Prepare3ParamsArgs, Prepare3ParamsRet,
+};
 use virtnet_rpc::remote::{
     AuthListRet, ConnectOpenArgs, DefineXmlArgs, DefineXmlFlagsArgs, DomainArgs, DomainFlagsArgs,
     DomainGetInfoRet, DomainGetStateRet, DomainXmlArgs, DomainXmlFlagsArgs, ListAllDomainsArgs,
@@ -67,6 +70,19 @@ fuzz_target!(|data: &[u8]| {
             check::<Perform3ParamsArgs>(payload);
             check::<Perform3ParamsRet>(payload);
         }
+        Procedure::DomainMigrateBegin3Params => {
+            check::<Begin3ParamsArgs>(payload);
+            check::<Begin3ParamsRet>(payload);
+        }
+        Procedure::DomainMigratePrepare3Params => {
+            check::<Prepare3ParamsArgs>(payload);
+            check::<Prepare3ParamsRet>(payload);
+        }
+        Procedure::DomainMigrateFinish3Params => {
+            check::<Finish3ParamsArgs>(payload);
+            check::<Finish3ParamsRet>(payload);
+        }
+        Procedure::DomainMigrateConfirm3Params => check::<Confirm3ParamsArgs>(payload),
         Procedure::DomainGetJobInfo => check::<JobInfoRet>(payload),
         _ => check::<StringRet>(payload),
     }

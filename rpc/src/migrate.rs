@@ -1,6 +1,7 @@
-//! Peer-to-peer live migration (`virsh migrate --p2p`, `virDomainMigrateToURI3`): the typed
-//! parameters libvirt's migration API carries (`remote_typed_param` of `remote_protocol.x`),
-//! `remote_domain_migrate_perform3_params_args`/`_ret`, `remote_domain_get_job_info_ret`, and
+//! Live migration (`virsh migrate --p2p`, `virDomainMigrateToURI3`; the managed `virsh
+//! migrate`): the typed parameters libvirt's migration API carries (`remote_typed_param` of
+//! `remote_protocol.x`), the `_args`/`_ret` of `DOMAIN_MIGRATE_{BEGIN,PREPARE,PERFORM,FINISH,
+//! CONFIRM}3_PARAMS`, `remote_domain_get_job_info_ret`, and
 //! the numbers a server needs: the `VIR_DRV_FEATURE_*` a client asks before migrating
 //! (`src/libvirt_internal.h`), `virDomainMigrateFlags` and the `VIR_MIGRATE_PARAM_*` names
 //! (`include/libvirt/libvirt-domain.h`).
@@ -252,8 +253,8 @@ impl Xdr for Perform3ParamsArgs {
         Ok(Perform3ParamsArgs {
             dom: NonnullDomain::decode(r)?,
             dconnuri: Option::<String>::decode(r)?,
-            params: r.array(MIGRATE_PARAM_LIST_MAX)?,
-            cookie_in: r.opaque(MIGRATE_COOKIE_MAX)?,
+            params: params(r)?,
+            cookie_in: cookie(r)?,
             flags: u32::decode(r)?,
         })
     }
@@ -273,6 +274,198 @@ impl Xdr for Perform3ParamsRet {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
         Ok(Perform3ParamsRet {
             cookie_out: r.opaque(MIGRATE_COOKIE_MAX)?,
+        })
+    }
+}
+
+/// Reads `remote_typed_param params<REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX>`.
+fn params(r: &mut Reader<'_>) -> Result<Vec<TypedParam>> {
+    r.array(MIGRATE_PARAM_LIST_MAX)
+}
+
+/// Reads `opaque cookie<REMOTE_MIGRATE_COOKIE_MAX>`.
+fn cookie(r: &mut Reader<'_>) -> Result<Vec<u8>> {
+    r.opaque(MIGRATE_COOKIE_MAX)
+}
+
+/// `remote_domain_migrate_begin3_params_args`: the managed flow's first call, on the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Begin3ParamsArgs {
+    /// The domain migrated.
+    pub dom: NonnullDomain,
+    /// The migration's parameters.
+    pub params: Vec<TypedParam>,
+    /// `virDomainMigrateFlags`.
+    pub flags: u32,
+}
+
+impl Xdr for Begin3ParamsArgs {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.dom.encode(out);
+        put_array(out, &self.params);
+        self.flags.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Begin3ParamsArgs {
+            dom: NonnullDomain::decode(r)?,
+            params: params(r)?,
+            flags: u32::decode(r)?,
+        })
+    }
+}
+
+/// `remote_domain_migrate_begin3_params_ret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Begin3ParamsRet {
+    /// `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`.
+    pub cookie_out: Vec<u8>,
+    /// The domain XML the destination is to run.
+    pub xml: String,
+}
+
+impl Xdr for Begin3ParamsRet {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_opaque(out, &self.cookie_out);
+        self.xml.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Begin3ParamsRet {
+            cookie_out: cookie(r)?,
+            xml: String::decode(r)?,
+        })
+    }
+}
+
+/// `remote_domain_migrate_prepare3_params_args`: on the destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepare3ParamsArgs {
+    /// The migration's parameters (with Begin's XML as `destination_xml`).
+    pub params: Vec<TypedParam>,
+    /// Begin's cookie.
+    pub cookie_in: Vec<u8>,
+    /// `virDomainMigrateFlags`.
+    pub flags: u32,
+}
+
+impl Xdr for Prepare3ParamsArgs {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_array(out, &self.params);
+        put_opaque(out, &self.cookie_in);
+        self.flags.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Prepare3ParamsArgs {
+            params: params(r)?,
+            cookie_in: cookie(r)?,
+            flags: u32::decode(r)?,
+        })
+    }
+}
+
+/// `remote_domain_migrate_prepare3_params_ret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepare3ParamsRet {
+    /// `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`: handed to Perform.
+    pub cookie_out: Vec<u8>,
+    /// Where the stream is to go when the client gave no `migrate_uri` (`remote_string`).
+    pub uri_out: Option<String>,
+}
+
+impl Xdr for Prepare3ParamsRet {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_opaque(out, &self.cookie_out);
+        self.uri_out.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Prepare3ParamsRet {
+            cookie_out: cookie(r)?,
+            uri_out: Option::<String>::decode(r)?,
+        })
+    }
+}
+
+/// `remote_domain_migrate_finish3_params_args`: on the destination, after Perform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish3ParamsArgs {
+    /// The migration's parameters (`destination_name` always set by the client).
+    pub params: Vec<TypedParam>,
+    /// Perform's cookie.
+    pub cookie_in: Vec<u8>,
+    /// `virDomainMigrateFlags`.
+    pub flags: u32,
+    /// Non-zero when Perform failed: the destination is to drop the incoming domain.
+    pub cancelled: i32,
+}
+
+impl Xdr for Finish3ParamsArgs {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_array(out, &self.params);
+        put_opaque(out, &self.cookie_in);
+        self.flags.encode(out);
+        self.cancelled.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Finish3ParamsArgs {
+            params: params(r)?,
+            cookie_in: cookie(r)?,
+            flags: u32::decode(r)?,
+            cancelled: i32::decode(r)?,
+        })
+    }
+}
+
+/// `remote_domain_migrate_finish3_params_ret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish3ParamsRet {
+    /// The domain, running on the destination.
+    pub dom: NonnullDomain,
+    /// `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`.
+    pub cookie_out: Vec<u8>,
+}
+
+impl Xdr for Finish3ParamsRet {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.dom.encode(out);
+        put_opaque(out, &self.cookie_out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Finish3ParamsRet {
+            dom: NonnullDomain::decode(r)?,
+            cookie_out: cookie(r)?,
+        })
+    }
+}
+
+/// `remote_domain_migrate_confirm3_params_args`: on the source, last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm3ParamsArgs {
+    /// The domain migrated.
+    pub dom: NonnullDomain,
+    /// The migration's parameters.
+    pub params: Vec<TypedParam>,
+    /// Finish's cookie.
+    pub cookie_in: Vec<u8>,
+    /// `virDomainMigrateFlags`.
+    pub flags: u32,
+    /// Non-zero when the domain does not run on the destination.
+    pub cancelled: i32,
+}
+
+impl Xdr for Confirm3ParamsArgs {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.dom.encode(out);
+        put_array(out, &self.params);
+        put_opaque(out, &self.cookie_in);
+        self.flags.encode(out);
+        self.cancelled.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Confirm3ParamsArgs {
+            dom: NonnullDomain::decode(r)?,
+            params: params(r)?,
+            cookie_in: cookie(r)?,
+            flags: u32::decode(r)?,
+            cancelled: i32::decode(r)?,
         })
     }
 }
@@ -448,6 +641,67 @@ mod tests {
         for n in 0..bytes.len() {
             assert!(
                 from_bytes::<Perform3ParamsArgs>(&bytes[..n]).is_err(),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn managed_flow_round_trips() {
+        let a = args();
+        let dom = a.dom.clone();
+        let p = a.params.clone();
+        let b = Begin3ParamsArgs {
+            dom: dom.clone(),
+            params: p.clone(),
+            flags: 9,
+        };
+        assert_eq!(from_bytes::<Begin3ParamsArgs>(&to_bytes(&b)).unwrap(), b);
+        let br = Begin3ParamsRet {
+            cookie_out: vec![1],
+            xml: "<domain/>".into(),
+        };
+        assert_eq!(from_bytes::<Begin3ParamsRet>(&to_bytes(&br)).unwrap(), br);
+        let pr = Prepare3ParamsArgs {
+            params: p.clone(),
+            cookie_in: vec![2, 3],
+            flags: 9,
+        };
+        assert_eq!(
+            from_bytes::<Prepare3ParamsArgs>(&to_bytes(&pr)).unwrap(),
+            pr
+        );
+        for uri_out in [None, Some("unix".to_string())] {
+            let r = Prepare3ParamsRet {
+                cookie_out: b"x".to_vec(),
+                uri_out,
+            };
+            assert_eq!(from_bytes::<Prepare3ParamsRet>(&to_bytes(&r)).unwrap(), r);
+        }
+        let f = Finish3ParamsArgs {
+            params: p.clone(),
+            cookie_in: vec![],
+            flags: 9,
+            cancelled: 1,
+        };
+        assert_eq!(from_bytes::<Finish3ParamsArgs>(&to_bytes(&f)).unwrap(), f);
+        let fr = Finish3ParamsRet {
+            dom: dom.clone(),
+            cookie_out: vec![],
+        };
+        assert_eq!(from_bytes::<Finish3ParamsRet>(&to_bytes(&fr)).unwrap(), fr);
+        let c = Confirm3ParamsArgs {
+            dom,
+            params: p,
+            cookie_in: vec![4],
+            flags: 9,
+            cancelled: 0,
+        };
+        let bytes = to_bytes(&c);
+        assert_eq!(from_bytes::<Confirm3ParamsArgs>(&bytes).unwrap(), c);
+        for n in 0..bytes.len() {
+            assert!(
+                from_bytes::<Confirm3ParamsArgs>(&bytes[..n]).is_err(),
                 "{n}"
             );
         }

@@ -1,27 +1,36 @@
-//! Live migration over libvirt's protocol: `virsh migrate --live --p2p VM DCONNURI` and
-//! python3-libvirt's `migrateToURI3` with `VIR_MIGRATE_PEER2PEER|VIR_MIGRATE_LIVE` call
-//! `DOMAIN_MIGRATE_PERFORM3_PARAMS` on the source, which runs virtnet's own migration
-//! ([`Daemon::migrate`], the one `virtnet migrate --live` runs) towards the destination
-//! virtnetd named by the URI. Also `DOMAIN_GET_JOB_INFO` (`virsh domjobinfo`) and
-//! `DOMAIN_ABORT_JOB` (`virsh domjobabort`, virtnet's migrate cancel).
+//! Live migration over libvirt's protocol, run by virtnet's own migration ([`Daemon::migrate`],
+//! the one `virtnet migrate --live` runs):
 //!
-//! The destination URI: `qemu+unix:///system?socket=RUN_DIR/libvirt-sock`, the libvirt socket
-//! of the destination virtnetd; its HTTP API socket `RUN_DIR/virtnetd.sock` in the same run
-//! directory is what the source talks to (the daemons speak virtnet's migration protocol, not
-//! libvirt's Prepare/Finish). Any other URI is refused.
+//! - peer to peer: `virsh migrate --live --p2p --persistent VM DCONNURI` and python3-libvirt's
+//!   `migrateToURI3` with `VIR_MIGRATE_PEER2PEER|VIR_MIGRATE_LIVE|VIR_MIGRATE_PERSIST_DEST`
+//!   call `DOMAIN_MIGRATE_PERFORM3_PARAMS` on the source with the destination's URI,
+//!   `qemu+unix:///system?socket=RUN_DIR/libvirt-sock`: the source talks to the destination
+//!   virtnetd's HTTP API socket in that run directory, `RUN_DIR/virtnetd.sock` (the daemons
+//!   speak virtnet's migration protocol); any other URI is refused;
+//! - managed (`virsh migrate --live --persistent VM DESTURI` without `--p2p`): the client
+//!   calls `BEGIN3_PARAMS` on the source (flags and parameters checked, the XML the
+//!   destination will run returned), `PREPARE3_PARAMS` on the destination (checked too; its
+//!   cookie is its own API socket's path, its `uri_out` `unix` unless the client gave a
+//!   `migrate_uri`), `PERFORM3_PARAMS` on the source with that cookie (the whole migration,
+//!   towards that socket), `FINISH3_PARAMS` on the destination (the domain, running) and
+//!   `CONFIRM3_PARAMS` on the source (nothing left to do: virtnet's migration cleaned up or
+//!   undid everything already).
 //!
-//! libvirt's managed flow (`virsh migrate` without `--p2p`: the client calls Begin3, Prepare3,
-//! Perform3, Finish3, Confirm3 itself) and direct migration are refused with "add --p2p".
+//! Direct migration (`migrateToURI*` without `VIR_MIGRATE_PEER2PEER`) and the older
+//! protocols (v1, v2, v3 without parameters) are refused with "add --p2p". Also
+//! `DOMAIN_GET_JOB_INFO` (`virsh domjobinfo`) and `DOMAIN_ABORT_JOB` (`virsh domjobabort`,
+//! virtnet's migrate cancel).
 
 use virtnet_api::MigrateRequest;
 use virtnet_rpc::migrate::{
-    flags, param, JobInfoRet, Perform3ParamsArgs, Perform3ParamsRet, TypedParam, TypedValue,
-    JOB_NONE, JOB_UNBOUNDED,
+    flags, param, Begin3ParamsArgs, Begin3ParamsRet, Confirm3ParamsArgs, Finish3ParamsArgs,
+    Finish3ParamsRet, JobInfoRet, Perform3ParamsArgs, Perform3ParamsRet, Prepare3ParamsArgs,
+    Prepare3ParamsRet, TypedParam, TypedValue, JOB_NONE, JOB_UNBOUNDED,
 };
 use virtnet_rpc::remote::DomainArgs;
 use virtnet_rpc::{ErrorCode, Procedure};
 
-use super::dispatch::{decode, ok, Reply};
+use super::dispatch::{decode, nonnull, ok, Reply};
 use super::errors::{remote_error, Refusal};
 use crate::daemon::Daemon;
 
@@ -34,8 +43,8 @@ const HONOURED: u32 = flags::LIVE
     | flags::UNDEFINE_SOURCE
     | flags::CHANGE_PROTECTION;
 
-/// The managed flow's procedures and the other migration protocols: refused with "add --p2p".
-const MANAGED: [Procedure; 16] = [
+/// Direct migration and the protocols without parameters: refused with "add --p2p".
+const REFUSED: [Procedure; 12] = [
     Procedure::DomainMigratePrepare,
     Procedure::DomainMigratePerform,
     Procedure::DomainMigrateFinish,
@@ -46,29 +55,33 @@ const MANAGED: [Procedure; 16] = [
     Procedure::DomainMigratePerform3,
     Procedure::DomainMigrateFinish3,
     Procedure::DomainMigrateConfirm3,
-    Procedure::DomainMigrateBegin3Params,
-    Procedure::DomainMigratePrepare3Params,
-    Procedure::DomainMigrateFinish3Params,
-    Procedure::DomainMigrateConfirm3Params,
     Procedure::DomainMigratePrepareTunnel3Params,
     Procedure::DomainMigratePrepareTunnel3,
 ];
+
+/// What a destination's Prepare hands the source's Perform (through the client) in the
+/// managed flow: this prefix and the destination virtnetd's API socket path.
+const COOKIE_PREFIX: &[u8] = b"virtnetd-api-socket:";
 
 /// Whether `p` is one of this module's.
 pub(super) fn serves(p: Procedure) -> bool {
     matches!(
         p,
-        Procedure::DomainMigratePerform3Params
+        Procedure::DomainMigrateBegin3Params
+            | Procedure::DomainMigratePrepare3Params
+            | Procedure::DomainMigratePerform3Params
+            | Procedure::DomainMigrateFinish3Params
+            | Procedure::DomainMigrateConfirm3Params
             | Procedure::DomainGetJobInfo
             | Procedure::DomainAbortJob
-    ) || MANAGED.contains(&p)
+    ) || REFUSED.contains(&p)
 }
 
-/// What `CONNECT_SUPPORTS_FEATURE` says about a migration feature: peer-to-peer with
-/// parameters (what `virDomainMigrateToURI3` needs); V3 and direct too, so that a managed
-/// `virsh migrate` (Begin3Params) or a direct `migrateToURI3` without `VIR_MIGRATE_PEER2PEER`
-/// (Perform3) reaches virtnetd and gets its "add --p2p" rather than libvirt's generic
-/// refusal; not offline migration (libvirt's client refuses `--offline` itself then).
+/// What `CONNECT_SUPPORTS_FEATURE` says about a migration feature: peer to peer and V3 with
+/// parameters (what `virDomainMigrateToURI3` and the managed `virDomainMigrate3` use); direct
+/// too, so that a `migrateToURI3` without `VIR_MIGRATE_PEER2PEER` reaches virtnetd (Perform3)
+/// and gets its "add --p2p" rather than libvirt's generic refusal; not offline migration
+/// (libvirt's client refuses `--offline` itself then).
 pub(super) fn supports(feature: i32) -> bool {
     use virtnet_rpc::migrate::*;
     matches!(
@@ -83,8 +96,8 @@ pub(super) fn supports(feature: i32) -> bool {
 
 /// Runs `p` (a change: refused on a read-only connection, except the job query).
 pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &[u8]) -> Reply {
-    if MANAGED.contains(&p) {
-        return Err(managed());
+    if REFUSED.contains(&p) {
+        return Err(direct());
     }
     if p == Procedure::DomainGetJobInfo {
         let a: DomainArgs = decode(p, args)?;
@@ -119,48 +132,158 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
             })?;
             Ok(Vec::new())
         }
-        _ => {
+        Procedure::DomainMigrateBegin3Params => {
+            let a: Begin3ParamsArgs = decode(p, args)?;
+            let req = request(&a.dom.name, &a.params, a.flags, false)?;
+            let live = daemon
+                .xml(&a.dom.name, false)
+                .map_err(|e| remote_error(&e))?;
+            ok(&Begin3ParamsRet {
+                cookie_out: Vec::new(),
+                xml: req.dest_xml.unwrap_or(live.xml),
+            })
+        }
+        Procedure::DomainMigratePrepare3Params => {
+            let a: Prepare3ParamsArgs = decode(p, args)?;
+            let name = dest_name(&a.params)?;
+            let req = request(&name, &a.params, a.flags, false)?;
+            let mut cookie_out = COOKIE_PREFIX.to_vec();
+            cookie_out.extend_from_slice(daemon.config().socket.as_os_str().as_encoded_bytes());
+            ok(&Prepare3ParamsRet {
+                cookie_out,
+                // The client needs a URI for Perform: virtnet's default stream.
+                uri_out: req.migrate_uri.is_none().then(|| "unix".to_string()),
+            })
+        }
+        Procedure::DomainMigratePerform3Params => {
             let a: Perform3ParamsArgs = decode(p, args)?;
-            let req = request(&a)?;
+            let p2p = a.flags & flags::PEER2PEER != 0;
+            let mut req = request(&a.dom.name, &a.params, a.flags, p2p)?;
+            req.dest = if p2p {
+                if !a.cookie_in.is_empty() {
+                    return Err(bad_cookie());
+                }
+                dest_socket(a.dconnuri.as_deref())?
+            } else {
+                // Begin returned the live XML when the client gave none: run the source's
+                // definitions then (virtnet's default), not that XML.
+                let live = daemon
+                    .xml(&a.dom.name, false)
+                    .map_err(|e| remote_error(&e))?;
+                if req.dest_xml.as_deref() == Some(live.xml.as_str()) {
+                    req.dest_xml = None;
+                }
+                cookie_socket(&a.cookie_in)?
+            };
             daemon
                 .migrate(&a.dom.name, &req)
                 .await
                 .map_err(|e| remote_error(&e))?;
             ok(&Perform3ParamsRet::default())
         }
+        Procedure::DomainMigrateFinish3Params => {
+            let a: Finish3ParamsArgs = decode(p, args)?;
+            let name = dest_name(&a.params)?;
+            if a.cancelled != 0 {
+                // virtnet's migration undid the destination's part already.
+                return Err(Refusal::new(
+                    ErrorCode::OperationFailed,
+                    format!("operation failed: migration of '{name}' was cancelled"),
+                ));
+            }
+            let d = daemon.info(&name).map_err(|e| remote_error(&e))?;
+            if d.id.is_none() {
+                return Err(Refusal::new(
+                    ErrorCode::OperationFailed,
+                    format!("operation failed: domain '{name}' does not run here"),
+                ));
+            }
+            ok(&Finish3ParamsRet {
+                dom: nonnull(&d.name, d.uuid.as_deref(), d.id),
+                cookie_out: Vec::new(),
+            })
+        }
+        _ => {
+            // Confirm: the source's part is done (cleaned up, or undone on failure).
+            let a: Confirm3ParamsArgs = decode(p, args)?;
+            daemon.info(&a.dom.name).map_err(|e| remote_error(&e))?;
+            Ok(Vec::new())
+        }
     }
 }
 
-fn managed() -> Refusal {
+fn direct() -> Refusal {
     Refusal::new(
         ErrorCode::OperationUnsupported,
-        "Operation not supported: virtnetd migrates peer to peer only (the source virtnetd \
-         drives the destination): add --p2p (virsh migrate --live --p2p --persistent VM \
+        "Operation not supported: virtnetd migrates peer to peer (the source virtnetd drives \
+         the destination) or in libvirt's managed flow with parameters, not directly nor with \
+         the older migration protocols: add --p2p (virsh migrate --live --p2p --persistent VM \
          'qemu+unix:///system?socket=DEST_RUN_DIR/libvirt-sock'), or VIR_MIGRATE_PEER2PEER \
          with virDomainMigrateToURI3",
     )
 }
 
-/// virtnet's migrate request for a `DOMAIN_MIGRATE_PERFORM3_PARAMS` call, or why it is
-/// refused: each flag and parameter is applied or refused by name.
-fn request(a: &Perform3ParamsArgs) -> Result<MigrateRequest, Refusal> {
-    if a.flags & flags::PEER2PEER == 0 {
-        return Err(managed());
+fn bad_cookie() -> Refusal {
+    Refusal::new(
+        ErrorCode::InvalidArg,
+        "invalid argument: the migration cookie is not one a virtnetd's Prepare returned",
+    )
+}
+
+/// The destination's API socket from its Prepare's cookie.
+fn cookie_socket(cookie: &[u8]) -> Result<String, Refusal> {
+    let path = cookie
+        .strip_prefix(COOKIE_PREFIX)
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .filter(|p| p.starts_with('/'))
+        .ok_or_else(bad_cookie)?;
+    Ok(path.to_string())
+}
+
+/// The domain's name on the destination: `destination_name` (the client sets it for Finish),
+/// else the name in `destination_xml` (Begin's XML, for Prepare).
+fn dest_name(params: &[TypedParam]) -> Result<String, Refusal> {
+    let string = |field: &str| {
+        params.iter().find_map(|p| match &p.value {
+            TypedValue::String(v) if p.field == field => Some(v.clone()),
+            _ => None,
+        })
+    };
+    if let Some(n) = string(param::DEST_NAME) {
+        return Ok(n);
     }
-    let unsupported = a.flags & !HONOURED;
+    let xml = string(param::DEST_XML).ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::InvalidArg,
+            "invalid argument: the migration names no domain (no destination_name or \
+             destination_xml)",
+        )
+    })?;
+    virtnet_conf::Domain::parse(&xml)
+        .map(|d| d.name().to_string())
+        .map_err(|e| Refusal::new(ErrorCode::XmlError, format!("invalid domain XML: {e}")))
+}
+
+/// virtnet's migrate request (all but its `dest`) for a migration's flags and parameters, or
+/// why it is refused: each is applied or refused by name. `p2p`: the peer-to-peer flow, whose
+/// flags must say so; else the managed one, whose must not.
+fn request(
+    name: &str,
+    params: &[TypedParam],
+    flags: u32,
+    p2p: bool,
+) -> Result<MigrateRequest, Refusal> {
+    if p2p != (flags & flags::PEER2PEER != 0) {
+        return Err(direct());
+    }
+    let unsupported = flags & !HONOURED;
     if unsupported != 0 {
+        let known = (1u32 << flags::NAMES.len()) - 1;
         let names: Vec<String> = flags::NAMES
             .iter()
             .filter(|(b, _)| unsupported & b != 0)
             .map(|(_, n)| n.to_string())
-            .chain(
-                (unsupported & !((1 << flags::NAMES.len()) - 1) != 0).then(|| {
-                    format!(
-                        "0x{:x}",
-                        unsupported >> flags::NAMES.len() << flags::NAMES.len()
-                    )
-                }),
-            )
+            .chain((unsupported & !known != 0).then(|| format!("0x{:x}", unsupported & !known)))
             .collect();
         return Err(Refusal::new(
             ErrorCode::ArgumentUnsupported,
@@ -172,14 +295,14 @@ fn request(a: &Perform3ParamsArgs) -> Result<MigrateRequest, Refusal> {
             ),
         ));
     }
-    if a.flags & flags::LIVE == 0 {
+    if flags & flags::LIVE == 0 {
         return Err(Refusal::new(
             ErrorCode::ArgumentUnsupported,
             "argument unsupported: virtnet migrates live only (the guest keeps running until \
              the switch-over): add --live (VIR_MIGRATE_LIVE)",
         ));
     }
-    if a.flags & flags::PERSIST_DEST == 0 {
+    if flags & flags::PERSIST_DEST == 0 {
         return Err(Refusal::new(
             ErrorCode::ArgumentUnsupported,
             "argument unsupported: virtnet always keeps a definition of the VM on the \
@@ -187,16 +310,12 @@ fn request(a: &Perform3ParamsArgs) -> Result<MigrateRequest, Refusal> {
              (VIR_MIGRATE_PERSIST_DEST)",
         ));
     }
-    if !a.cookie_in.is_empty() {
-        return Err(managed());
-    }
     let mut req = MigrateRequest {
-        dest: dest_socket(a.dconnuri.as_deref())?,
-        undefine_source: a.flags & flags::UNDEFINE_SOURCE != 0,
+        undefine_source: flags & flags::UNDEFINE_SOURCE != 0,
         ..Default::default()
     };
     let mut seen: Vec<&str> = Vec::new();
-    for p in &a.params {
+    for p in params {
         if seen.contains(&p.field.as_str()) {
             return Err(bad_param(p, "given twice"));
         }
@@ -206,14 +325,13 @@ fn request(a: &Perform3ParamsArgs) -> Result<MigrateRequest, Refusal> {
             (param::DEST_XML, TypedValue::String(xml)) => req.dest_xml = Some(xml.clone()),
             (param::BANDWIDTH, TypedValue::Ullong(0)) => {}
             (param::BANDWIDTH, TypedValue::Ullong(mib)) => req.bandwidth_mib = Some(*mib),
-            (param::DEST_NAME, TypedValue::String(n)) if *n == a.dom.name => {}
+            (param::DEST_NAME, TypedValue::String(n)) if n == name => {}
             (param::DEST_NAME, TypedValue::String(_)) => {
                 return Err(Refusal::new(
                     ErrorCode::ArgumentUnsupported,
                     format!(
                         "argument unsupported: virtnet keeps the VM's name on the destination: \
-                         drop --dname (or give '{}')",
-                        a.dom.name
+                         drop --dname (or give '{name}')"
                     ),
                 ))
             }
@@ -317,33 +435,27 @@ fn unescape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use virtnet_rpc::virerror::NonnullDomain;
 
-    fn args(flags: u32, params: Vec<(&str, TypedValue)>) -> Perform3ParamsArgs {
-        Perform3ParamsArgs {
-            dom: NonnullDomain {
-                name: "vm1".into(),
-                uuid: [0; 16],
-                id: 1,
-            },
-            dconnuri: Some("qemu+unix:///system?socket=/run/b/libvirt-sock".into()),
-            params: params
-                .into_iter()
-                .map(|(f, value)| TypedParam {
-                    field: f.into(),
-                    value,
-                })
-                .collect(),
-            cookie_in: vec![],
-            flags,
-        }
+    fn params(params: Vec<(&str, TypedValue)>) -> Vec<TypedParam> {
+        params
+            .into_iter()
+            .map(|(f, value)| TypedParam {
+                field: f.into(),
+                value,
+            })
+            .collect()
+    }
+
+    /// The peer-to-peer request for `flags` and `params`.
+    fn p2p(flags: u32, p: Vec<(&str, TypedValue)>) -> Result<MigrateRequest, Refusal> {
+        request("vm1", &params(p), flags, true)
     }
 
     const P2P: u32 = flags::LIVE | flags::PEER2PEER | flags::PERSIST_DEST;
 
     #[test]
     fn params_and_flags_map_to_virtnets_request() {
-        let r = request(&args(
+        let r = p2p(
             P2P | flags::UNDEFINE_SOURCE,
             vec![
                 (param::URI, TypedValue::String("tcp:10.99.0.2".into())),
@@ -351,12 +463,11 @@ mod tests {
                 (param::DEST_XML, TypedValue::String("<domain/>".into())),
                 (param::DEST_NAME, TypedValue::String("vm1".into())),
             ],
-        ))
+        )
         .unwrap();
         assert_eq!(
             r,
             MigrateRequest {
-                dest: "/run/b/virtnetd.sock".into(),
                 migrate_uri: Some("tcp:10.99.0.2".into()),
                 bandwidth_mib: Some(50),
                 undefine_source: true,
@@ -364,17 +475,23 @@ mod tests {
                 ..Default::default()
             }
         );
-        let r = request(&args(P2P, vec![(param::BANDWIDTH, TypedValue::Ullong(0))])).unwrap();
+        let r = p2p(P2P, vec![(param::BANDWIDTH, TypedValue::Ullong(0))]).unwrap();
         assert_eq!(r.bandwidth_mib, None, "0: unlimited");
         assert!(!r.undefine_source);
     }
 
     #[test]
     fn refusals_name_what_is_refused() {
-        let err = |flags, params| request(&args(flags, params)).unwrap_err();
+        let err = |flags, params| p2p(flags, params).unwrap_err();
         let e = err(flags::LIVE | flags::PERSIST_DEST, vec![]);
         assert_eq!(e.code, ErrorCode::OperationUnsupported);
         assert!(e.message.contains("add --p2p"), "{}", e.message);
+        // The managed flow with the flags the peer-to-peer one has.
+        let e = request("vm1", &[], P2P, false).unwrap_err();
+        assert!(e.message.contains("add --p2p"), "{}", e.message);
+        let e = request("vm1", &[], flags::LIVE, false).unwrap_err();
+        assert!(e.message.contains("add --persistent"), "{}", e.message);
+        assert!(request("vm1", &[], flags::LIVE | flags::PERSIST_DEST, false).is_ok());
         for (bit, name) in [
             (flags::NON_SHARED_DISK, "--copy-storage-all"),
             (flags::POSTCOPY, "--postcopy"),
@@ -440,6 +557,37 @@ mod tests {
             assert!(e.message.contains("RUN_DIR/libvirt-sock"), "{}", e.message);
         }
         assert!(dest_socket(None).is_err());
+    }
+
+    #[test]
+    fn managed_flow_cookie_and_names() {
+        assert_eq!(
+            cookie_socket(b"virtnetd-api-socket:/run/b/virtnetd.sock").unwrap(),
+            "/run/b/virtnetd.sock"
+        );
+        for bad in [
+            &b""[..],
+            b"/run/b/virtnetd.sock",
+            b"virtnetd-api-socket:rel",
+        ] {
+            assert_eq!(cookie_socket(bad).unwrap_err().code, ErrorCode::InvalidArg);
+        }
+        let xml = "<domain type='qemu'><name>vm7</name><memory>65536</memory>\
+                   <os><type>hvm</type></os></domain>";
+        assert_eq!(
+            dest_name(&params(vec![(
+                param::DEST_XML,
+                TypedValue::String(xml.into())
+            )]))
+            .unwrap(),
+            "vm7"
+        );
+        let both = params(vec![
+            (param::DEST_XML, TypedValue::String(xml.into())),
+            (param::DEST_NAME, TypedValue::String("vm1".into())),
+        ]);
+        assert_eq!(dest_name(&both).unwrap(), "vm1");
+        assert_eq!(dest_name(&[]).unwrap_err().code, ErrorCode::InvalidArg);
     }
 
     #[test]

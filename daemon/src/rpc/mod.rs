@@ -28,9 +28,10 @@
 //! `DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED` (a NIC's live removal completed), or their legacy
 //! forms.
 //! Live migration ([`migrate`]): `DOMAIN_MIGRATE_PERFORM3_PARAMS` with
-//! `VIR_MIGRATE_PEER2PEER` (`virsh migrate --live --p2p --persistent`, `migrateToURI3`),
-//! `DOMAIN_GET_JOB_INFO`, `DOMAIN_ABORT_JOB`; the managed flow's Begin3/Prepare3/... are
-//! refused with "add --p2p".
+//! `VIR_MIGRATE_PEER2PEER` (`virsh migrate --live --p2p --persistent`, `migrateToURI3`), the
+//! managed flow's `DOMAIN_MIGRATE_{BEGIN,PREPARE,PERFORM,FINISH,CONFIRM}3_PARAMS` (`virsh
+//! migrate` without `--p2p`), `DOMAIN_GET_JOB_INFO`, `DOMAIN_ABORT_JOB`; direct migration and
+//! the older protocols are refused with "add --p2p".
 //! Every other procedure:
 //! `VIR_ERR_NO_SUPPORT`.
 
