@@ -18,10 +18,14 @@ mod common;
 use std::time::Duration;
 
 use common::e2e::{post_json, ready_console, start, wait_ping};
+use common::ovs::{
+    assert_port_and_tap_gone, br_int_with_host_port, destroy_leaving_host_port, interfaceid_of,
+    live_xml, ovs_qemu, tap_of, with_uuid,
+};
 use common::TestDaemon;
 use serde_json::{json, Value};
 use virtnet_testkit::ovs::Ovs;
-use virtnet_testkit::{ip, links, require, with_netns, Need, TestDomain};
+use virtnet_testkit::{links, with_netns, TestDomain};
 
 const MAC: &str = "52:54:00:00:0d:02";
 const MAC2: &str = "52:54:00:00:0d:03";
@@ -35,30 +39,6 @@ fn ovs_nic(mac: &str, bridge: &str, params: &str, extra: &str) -> String {
          <model type='virtio'/><virtualport type='openvswitch'>{params}</virtualport>\
          {extra}</interface>"
     )
-}
-
-fn with_uuid(xml: &str) -> String {
-    xml.replacen("</name>", &format!("</name><uuid>{UUID}</uuid>"), 1)
-}
-
-/// The tap of the NIC with `mac` (`virtnet domiflist`'s interface column).
-fn tap_of(d: &TestDaemon, vm: &str, mac: &str) -> String {
-    let (s, v) = d.get(&format!("/v1/domains/{vm}/interfaces"));
-    assert_eq!(s, 200, "{v}");
-    v["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["mac"] == mac)
-        .and_then(|r| r["interface"].as_str())
-        .unwrap_or_else(|| panic!("no interface {mac}: {v}"))
-        .to_string()
-}
-
-fn live_xml(d: &TestDaemon, vm: &str) -> String {
-    let (s, v) = d.get(&format!("/v1/domains/{vm}/xml"));
-    assert_eq!(s, 200, "{v}");
-    v["xml"].as_str().unwrap().to_string()
 }
 
 fn external_ids(ovs: &Ovs, tap: &str) -> Vec<(String, String)> {
@@ -87,32 +67,15 @@ fn wait_gone(ovs: &Ovs, what: &str) {
 
 #[test]
 fn ovs_port_external_ids_ping_hotplug_and_stop() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+    let Some(qemu) = ovs_qemu() else {
         return;
     };
-    if !require(&[Need::Binary("ovs-vswitchd"), Need::Binary("ovsdb-server")]) {
-        return;
-    }
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         let tmp = virtnet_testkit::traversable_tempdir();
         let ovs_dir = tempfile::tempdir().unwrap();
-        let ovs = Ovs::start(None, ovs_dir.path());
-        ovs.add_bridge("br-int");
         // The host's side: an internal port in VLAN 42 with an address.
-        ovs.vsctl(&[
-            "add-port",
-            "br-int",
-            "h42",
-            "tag=42",
-            "--",
-            "set",
-            "Interface",
-            "h42",
-            "type=internal",
-        ]);
-        ip("addr add 10.0.13.1/24 dev h42");
-        ip("link set h42 up");
+        let ovs = br_int_with_host_port(ovs_dir.path(), "h42", Some(42), "10.0.13.1/24");
         let db = ovs.db();
         let mut d = TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--ovsdb", &db]);
 
@@ -122,6 +85,7 @@ fn ovs_port_external_ids_ping_hotplug_and_stop() {
             &TestDomain::new("bad", tmp.path().join("bad.sock"))
                 .nic(&ovs_nic(MAC, "br-nope", "", ""), MAC, None)
                 .xml(guest),
+            UUID,
         );
         assert_eq!(d.define(&bad).0, 201);
         let (s, v) = d.post("/v1/domains/bad/start");
@@ -147,6 +111,7 @@ fn ovs_port_external_ids_ping_hotplug_and_stop() {
                 )
                 .ip(MAC2, "10.0.14.2/24")
                 .xml(guest),
+            UUID,
         );
         assert_eq!(d.define(&xml).0, 201);
         let rt = virtnet_testkit::runtime();
@@ -203,26 +168,14 @@ fn ovs_port_external_ids_ping_hotplug_and_stop() {
                 }),
             );
             assert_eq!(s, 200, "{v}\n{}", d.log());
-            assert!(
-                !ovs.ports("br-int").contains(&tap2),
-                "{:?}",
-                ovs.all_ports()
-            );
-            assert!(!links().contains(&tap2), "tap {tap2} left behind");
+            assert_port_and_tap_gone(&ovs, &tap2);
             wait_ping("10.0.13.2", CMD);
             pid
         });
 
         // destroy: the port goes with the tap.
         let tap = tap_of(&d, "ovs", MAC);
-        let (s, v) = d.post("/v1/domains/ovs/destroy");
-        assert_eq!(s, 200, "{v}");
-        assert_eq!(v["leftovers"], json!([]), "{v}");
-        common::e2e::wait_until("QEMU to be gone", Duration::from_secs(15), || {
-            !common::e2e::alive(pid)
-        });
-        assert_eq!(ovs.all_ports(), ["h42"]);
-        assert!(!links().contains(&tap));
+        destroy_leaving_host_port(&d, &ovs, "ovs", pid, &tap, "h42");
 
         // Crash: virtnetd and QEMU killed; the restarted virtnetd's recovery removes the port.
         let pid = start(&d, "ovs");
@@ -274,18 +227,4 @@ fn ovs_port_external_ids_ping_hotplug_and_stop() {
         d.stop();
         drop(ovs);
     });
-}
-
-/// The interfaceid of the NIC with `mac` in domain XML `xml`.
-fn interfaceid_of(xml: &str, mac: &str) -> String {
-    let at = xml
-        .find(&format!("<mac address='{mac}'/>"))
-        .expect("the NIC");
-    let rest = &xml[at..];
-    let end = rest.find("</interface>").unwrap();
-    let nic = &rest[..end];
-    let i = nic
-        .find("interfaceid='")
-        .unwrap_or_else(|| panic!("no interfaceid: {nic}"));
-    nic[i + 13..].split('\'').next().unwrap().to_string()
 }

@@ -23,11 +23,14 @@ mod common;
 use std::time::Duration;
 
 use common::e2e::{post_json, ready_console, start, wait_ping};
+use common::ovs::{
+    assert_port_and_tap_gone, br_int_with_host_port, destroy_leaving_host_port, interfaceid_of,
+    live_xml, nic_of, ovs_qemu, tap_of, with_uuid,
+};
 use common::virsh::{virsh_err, virsh_ok};
 use common::TestDaemon;
 use serde_json::{json, Value};
-use virtnet_testkit::ovs::Ovs;
-use virtnet_testkit::{ip, links, require, with_netns, Need, TestDomain};
+use virtnet_testkit::{require, with_netns, Need, TestDomain};
 
 const MAC: &str = "52:54:00:00:0e:02";
 const MAC2: &str = "52:54:00:00:0e:03";
@@ -46,47 +49,6 @@ fn net_nic(mac: &str, source: &str, extra: &str) -> String {
     )
 }
 
-fn with_uuid(xml: &str) -> String {
-    xml.replacen("</name>", &format!("</name><uuid>{UUID}</uuid>"), 1)
-}
-
-fn tap_of(d: &TestDaemon, vm: &str, mac: &str) -> String {
-    let (s, v) = d.get(&format!("/v1/domains/{vm}/interfaces"));
-    assert_eq!(s, 200, "{v}");
-    v["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["mac"] == mac)
-        .and_then(|r| r["interface"].as_str())
-        .unwrap_or_else(|| panic!("no interface {mac}: {v}"))
-        .to_string()
-}
-
-fn live_xml(d: &TestDaemon, vm: &str) -> String {
-    let (s, v) = d.get(&format!("/v1/domains/{vm}/xml"));
-    assert_eq!(s, 200, "{v}");
-    v["xml"].as_str().unwrap().to_string()
-}
-
-/// The `<interface>` of `mac` in domain XML `xml`.
-fn nic_of<'a>(xml: &'a str, mac: &str) -> &'a str {
-    let at = xml
-        .find(&format!("<mac address='{mac}'/>"))
-        .expect("the NIC");
-    let start = xml[..at].rfind("<interface").unwrap();
-    let end = at + xml[at..].find("</interface>").unwrap();
-    &xml[start..end]
-}
-
-fn interfaceid_of(xml: &str, mac: &str) -> String {
-    let nic = nic_of(xml, mac);
-    let i = nic
-        .find("interfaceid='")
-        .unwrap_or_else(|| panic!("no interfaceid: {nic}"));
-    nic[i + 13..].split('\'').next().unwrap().to_string()
-}
-
 fn net_state(d: &TestDaemon, name: &str) -> Value {
     let (s, v) = d.get(&format!("/v1/networks/{name}"));
     assert_eq!(s, 200, "{v}");
@@ -95,31 +57,15 @@ fn net_state(d: &TestDaemon, name: &str) -> Value {
 
 #[test]
 fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+    let Some(qemu) = ovs_qemu() else {
         return;
     };
-    if !require(&[Need::Binary("ovs-vswitchd"), Need::Binary("ovsdb-server")]) {
-        return;
-    }
     let with_virsh = require(&[Need::Binary("virsh")]);
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         let tmp = virtnet_testkit::traversable_tempdir();
         let ovs_dir = tempfile::tempdir().unwrap();
-        let ovs = Ovs::start(None, ovs_dir.path());
-        ovs.add_bridge("br-int");
-        ovs.vsctl(&[
-            "add-port",
-            "br-int",
-            "h0",
-            "--",
-            "set",
-            "Interface",
-            "h0",
-            "type=internal",
-        ]);
-        ip("addr add 10.0.15.1/24 dev h0");
-        ip("link set h0 up");
+        let ovs = br_int_with_host_port(ovs_dir.path(), "h0", None, "10.0.15.1/24");
         let db = ovs.db();
         let mut d = TestDaemon::start_with_args(tmp.path(), Some(&qemu), &["--ovsdb", &db]);
 
@@ -184,6 +130,7 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
                 )
                 .ip(MAC2, "10.0.16.2/24")
                 .xml(guest),
+            UUID,
         );
         assert_eq!(d.define(&xml).0, 201, "{}", d.log());
         let rt = virtnet_testkit::runtime();
@@ -270,12 +217,7 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
                 }),
             );
             assert_eq!(s, 200, "{v}\n{}", d.log());
-            assert!(
-                !ovs.ports("br-int").contains(&tap2),
-                "{:?}",
-                ovs.all_ports()
-            );
-            assert!(!links().contains(&tap2), "tap {tap2} left behind");
+            assert_port_and_tap_gone(&ovs, &tap2);
             wait_ping("10.0.15.2", CMD);
             pid
         });
@@ -313,14 +255,7 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
         );
 
         // Destroy: the port and tap go; nothing of the VM left on OVS.
-        let (s, v) = d.post("/v1/domains/vm/destroy");
-        assert_eq!(s, 200, "{v}");
-        assert_eq!(v["leftovers"], json!([]), "{v}");
-        common::e2e::wait_until("QEMU to be gone", Duration::from_secs(15), || {
-            !common::e2e::alive(pid)
-        });
-        assert_eq!(ovs.all_ports(), ["h0"]);
-        assert!(!links().contains(&tap));
+        destroy_leaving_host_port(&d, &ovs, "vm", pid, &tap, "h0");
         let nics = std::fs::read_to_string(tmp.path().join("run/networks/ovs-nics.json"))
             .unwrap_or_default();
         assert!(!nics.contains(MAC), "{nics}");

@@ -5,6 +5,7 @@
 
 pub mod e2e;
 pub mod hosts;
+pub mod ovs;
 pub mod virsh;
 
 use std::collections::BTreeMap;
