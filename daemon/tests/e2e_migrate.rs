@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{alive, post_json, state, wait_until, BOOT};
 use common::hosts::{
-    in_b, in_b_ok, nothing_on_b, pid_of, start_ticks, still_on_a, tick_after, uptime, Hosts,
-    GUEST_IP,
+    in_b, in_b_ok, kill_qemu_once_started, nothing_on_b, pid_of, still_on_a, ticking,
+    wait_until_streaming, went_on, Hosts, GUEST_IP,
 };
 use serde_json::{json, Value};
-use virtnet_testkit::{links, with_netns, SerialConsole, Snapshot, TestDomain};
+use virtnet_testkit::{links, with_netns, Snapshot, TestDomain};
 
 #[test]
 fn migrate_a_running_guest_over_tcp() {
@@ -32,17 +32,10 @@ fn migrate_a_running_guest_over_tcp() {
         let h = Hosts::new(&qemu);
         let rt = virtnet_testkit::runtime();
         let a_before = Snapshot::take(&[&h.a.base.join("run")]);
-        let b_links = h.links_b();
-        let b_files = Snapshot::take(&[&h.b.base.join("run"), &h.b.base.join("state")]);
+        let (b_links, b_files) = h.b_before();
         assert_eq!(h.a.define(&h.xml("mig", "a")).0, 201);
         let pid_a = common::e2e::start(&h.a, "mig");
-        let (_con, u0, t0) = rt.block_on(async {
-            let mut con = common::e2e::ready_console(&h.serial("a")).await;
-            start_ticks(&mut con).await;
-            let t0 = tick_after(&mut con, 1).await;
-            let u0 = uptime(&mut con, false).await;
-            (con, u0, t0)
-        });
+        let (_con, u0, t0) = rt.block_on(ticking(&h.serial("a")));
         common::e2e::wait_ping(GUEST_IP, BOOT);
 
         let started = Instant::now();
@@ -80,13 +73,7 @@ fn migrate_a_running_guest_over_tcp() {
             "tap {tap_b} on B's bridge"
         );
         rt.block_on(async {
-            let mut con_b = SerialConsole::connect(h.serial("b"), Duration::from_secs(10))
-                .await
-                .unwrap();
-            let t1 = tick_after(&mut con_b, t0).await;
-            let u1 = uptime(&mut con_b, true).await;
-            assert!(u1 > u0, "uptime went on: {u0} -> {u1}");
-            println!("guest: tick {t0} -> {t1}, uptime {u0} -> {u1}");
+            went_on(&h.serial("b"), t0, u0).await;
             // The NIC works on B: B's bridge reaches the guest.
             let deadline = Instant::now() + Duration::from_secs(30);
             while !in_b_ok(h.b_pid, &format!("ping -n -c 1 -W 1 {GUEST_IP}")) {
@@ -229,8 +216,7 @@ fn failed_migrations_leave_the_guest_on_the_source() {
     with_netns(move || {
         let h = Hosts::new(&qemu);
         let rt = virtnet_testkit::runtime();
-        let b_links = h.links_b();
-        let b_files = Snapshot::take(&[&h.b.base.join("run"), &h.b.base.join("state")]);
+        let (b_links, b_files) = h.b_before();
         assert_eq!(h.a.define(&h.xml("mig", "a")).0, 201);
 
         // Not running: refused at once.
@@ -278,24 +264,8 @@ fn failed_migrations_leave_the_guest_on_the_source() {
         // 2. The destination's QEMU dies mid-migration (slowed to 2 MiB/s so there is time),
         //    over TCP and over the unix stream.
         for stream in ["tcp:10.99.0.2", "unix"] {
-            let b_sock = h.b.socket.clone();
-            let killer = std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(60);
-                loop {
-                    let (s, v) = common::http(&b_sock, "GET", "/v1/domains/mig", &[], b"");
-                    let v: Value = serde_json::from_str(&v).unwrap_or_default();
-                    if s == 200 && v["pid"].is_u64() {
-                        // Let the stream start, then kill.
-                        std::thread::sleep(Duration::from_millis(1500));
-                        let pid = v["pid"].as_u64().unwrap() as i32;
-                        // SAFETY: kill with a pid read from virtnetd B and a valid signal.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                        return pid;
-                    }
-                    assert!(Instant::now() < deadline, "B never started QEMU");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            });
+            // Let the stream start, then kill.
+            let killer = kill_qemu_once_started(h.b.socket.clone(), "mig");
             let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2, "migrate_uri": stream }));
             let killed = killer.join().unwrap();
             assert!(s >= 400, "{v}");
@@ -328,24 +298,9 @@ fn failed_migrations_leave_the_guest_on_the_source() {
         // 3b. Cancelled on request (domjobabort) while it runs at 2 MiB/s.
         let a_sock = h.a.socket.clone();
         let canceller = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (_, p) = common::http(&a_sock, "GET", "/v1/domains/mig/migrate", &[], b"");
-                let p: Value = serde_json::from_str(&p).unwrap_or_default();
-                let started = p["lines"].as_array().is_some_and(|l| {
-                    l.iter()
-                        .any(|l| l.as_str().unwrap_or("").contains("QMP migrate"))
-                });
-                if started {
-                    std::thread::sleep(Duration::from_millis(500));
-                    let (s, v) =
-                        common::http(&a_sock, "POST", "/v1/domains/mig/migrate/cancel", &[], b"");
-                    assert_eq!(s, 200, "{v}");
-                    return;
-                }
-                assert!(Instant::now() < deadline, "the migration never started");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until_streaming(&a_sock, "mig");
+            let (s, v) = common::http(&a_sock, "POST", "/v1/domains/mig/migrate/cancel", &[], b"");
+            assert_eq!(s, 200, "{v}");
         });
         let (s, v) = h.migrate("mig", json!({ "bandwidth_mib": 2 }));
         canceller.join().unwrap();
@@ -430,8 +385,7 @@ fn the_destination_undoes_a_prepare_nobody_finishes() {
     };
     with_netns(move || {
         let h = Hosts::new(&qemu);
-        let b_links = h.links_b();
-        let b_files = Snapshot::take(&[&h.b.base.join("run"), &h.b.base.join("state")]);
+        let (b_links, b_files) = h.b_before();
         let prepare = |within: u64| {
             post_json(
                 &h.b,

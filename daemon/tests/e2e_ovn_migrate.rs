@@ -20,6 +20,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::e2e::{alive, post_json, start, state, wait_until, BOOT, CMD};
+use common::hosts::{
+    kill_qemu_once_started, link_names, pid_of, start_ticks, tick_after, uptime,
+    wait_until_streaming,
+};
 use common::TestDaemon;
 use serde_json::{json, Value};
 use virtnet_testkit::ovn::{self, MultiHost};
@@ -163,17 +167,7 @@ impl Rig {
 
     /// The links of `host`'s namespace.
     fn links(&self, host: &str) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .mh
-            .host(host)
-            .ns()
-            .ok("ip", &["-o", "link", "show"])
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .collect();
-        v.sort();
-        v
+        link_names(&self.mh.host(host).ns().ok("ip", &["-o", "link", "show"]))
     }
 
     /// What a host has that a VM leaves behind: its links, br-int's VM ports, and the QEMUs
@@ -228,52 +222,6 @@ async fn b_reaches_a(con_b: &mut SerialConsole) -> bool {
         .await
         .unwrap();
     rc == 0
-}
-
-fn pid_of(d: &TestDaemon, name: &str) -> u64 {
-    let (s, v) = d.get(&format!("/v1/domains/{name}"));
-    assert_eq!(s, 200, "{v}");
-    v["pid"].as_u64().expect("running")
-}
-
-/// The guest's counter: once a second on its console.
-async fn start_ticks(con: &mut SerialConsole) {
-    let (_, rc) = con
-        .run(
-            "(i=0; while :; do i=$((i+1)); echo \"virtnet-guest: tick $i\"; sleep 1; done) >/dev/ttyS0 2>&1 &",
-            CMD,
-        )
-        .await
-        .unwrap();
-    assert_eq!(rc, 0);
-}
-
-fn tick(line: &str) -> Option<u64> {
-    line.strip_prefix("virtnet-guest: tick ")?
-        .trim()
-        .parse()
-        .ok()
-}
-
-async fn tick_after(con: &mut SerialConsole, after: u64) -> u64 {
-    let l = con
-        .wait_line(
-            |l| tick(l).is_some_and(|n| n > after),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-    tick(&l).unwrap()
-}
-
-async fn uptime(con: &mut SerialConsole, now: bool) -> f64 {
-    let (out, rc) = if now {
-        con.run_now("cat /proc/uptime", CMD).await.unwrap()
-    } else {
-        con.run("cat /proc/uptime", CMD).await.unwrap()
-    };
-    assert_eq!(rc, 0, "{out}");
-    out.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 /// busybox ping's output: (transmitted, received, the sequence numbers that got no reply).
@@ -535,23 +483,7 @@ fn failed_migrations_between_ovn_hosts_leave_the_guest_on_h1() {
         check("refused", None, &mut con_a, &mut con_b);
 
         // 2. h2's QEMU killed mid-migration (at 2 MiB/s, so there is time).
-        let sock2 = r.d2.socket.clone();
-        let killer = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (s, v) = common::http(&sock2, "GET", "/v1/domains/a", &[], b"");
-                let v: Value = serde_json::from_str(&v).unwrap_or_default();
-                if s == 200 && v["pid"].is_u64() {
-                    std::thread::sleep(Duration::from_millis(1500));
-                    let pid = v["pid"].as_u64().unwrap() as i32;
-                    // SAFETY: kill with a pid read from h2's virtnetd and a valid signal.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    return pid;
-                }
-                assert!(Instant::now() < deadline, "h2 never started QEMU");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
+        let killer = kill_qemu_once_started(r.d2.socket.clone(), "a");
         let (s, v) = r.migrate(json!({ "bandwidth_mib": 2 }));
         let killed = killer.join().unwrap();
         assert!(s >= 400, "{v}");
@@ -571,30 +503,16 @@ fn failed_migrations_between_ovn_hosts_leave_the_guest_on_h1() {
         let sock1 = r.d1.socket.clone();
         let nb = r.mh.central().nb();
         let canceller = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (_, p) = common::http(&sock1, "GET", "/v1/domains/a/migrate", &[], b"");
-                let p: Value = serde_json::from_str(&p).unwrap_or_default();
-                let started = p["lines"].as_array().is_some_and(|l| {
-                    l.iter()
-                        .any(|l| l.as_str().unwrap_or("").contains("QMP migrate"))
-                });
-                if started {
-                    std::thread::sleep(Duration::from_millis(500));
-                    // While it runs, the port may be bound on both chassis.
-                    let during = std::process::Command::new("ovn-nbctl")
-                        .arg(format!("--db={nb}"))
-                        .args(["get", "Logical_Switch_Port", LSP_A, "options"])
-                        .output()
-                        .unwrap();
-                    let (s, v) =
-                        common::http(&sock1, "POST", "/v1/domains/a/migrate/cancel", &[], b"");
-                    assert_eq!(s, 200, "{v}");
-                    return String::from_utf8_lossy(&during.stdout).into_owned();
-                }
-                assert!(Instant::now() < deadline, "the migration never started");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until_streaming(&sock1, "a");
+            // While it runs, the port may be bound on both chassis.
+            let during = std::process::Command::new("ovn-nbctl")
+                .arg(format!("--db={nb}"))
+                .args(["get", "Logical_Switch_Port", LSP_A, "options"])
+                .output()
+                .unwrap();
+            let (s, v) = common::http(&sock1, "POST", "/v1/domains/a/migrate/cancel", &[], b"");
+            assert_eq!(s, 200, "{v}");
+            String::from_utf8_lossy(&during.stdout).into_owned()
         });
         let (s, v) = r.migrate(json!({ "bandwidth_mib": 2 }));
         let during = canceller.join().unwrap();

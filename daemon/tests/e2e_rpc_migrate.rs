@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{alive, state, wait_until, BOOT};
 use common::hosts::{
-    in_b, nothing_on_b, pid_of, start_ticks, still_on_a, tick_after, uptime, Hosts, GUEST_IP,
+    in_b, nothing_on_b, pid_of, still_on_a, tick_after, ticking, went_on, Hosts, GUEST_IP,
 };
 use common::virsh::{python3, uri, virsh, virsh_err, virsh_ok};
 use virtnet_testkit::{with_netns, SerialConsole, Snapshot};
@@ -78,18 +78,11 @@ fn virsh_migrate_p2p_back_with_python_then_managed() {
         let h = Hosts::new(&qemu);
         let rt = virtnet_testkit::runtime();
         let a_before = Snapshot::take(&[&h.a.base.join("run")]);
-        let b_links = h.links_b();
-        let b_files = Snapshot::take(&[&h.b.base.join("run"), &h.b.base.join("state")]);
+        let (b_links, b_files) = h.b_before();
         assert_eq!(h.a.define(&h.xml("mig", "a")).0, 201);
         virsh_ok(&h.a, &["start", "mig"]);
         let pid_a = pid_of(&h.a, "mig");
-        let (_con, u0, t0) = rt.block_on(async {
-            let mut con = common::e2e::ready_console(&h.serial("a")).await;
-            start_ticks(&mut con).await;
-            let t0 = tick_after(&mut con, 1).await;
-            let u0 = uptime(&mut con, false).await;
-            (con, u0, t0)
-        });
+        let (_con, u0, t0) = rt.block_on(ticking(&h.serial("a")));
         common::e2e::wait_ping(GUEST_IP, BOOT);
 
         // A to B with virsh, over TCP across the underlay.
@@ -125,13 +118,7 @@ fn virsh_migrate_p2p_back_with_python_then_managed() {
         // No job on either side any more.
         assert!(virsh_ok(&h.a, &["domjobinfo", "mig"]).contains("None"));
         rt.block_on(async {
-            let mut con_b = SerialConsole::connect(h.serial("b"), Duration::from_secs(10))
-                .await
-                .unwrap();
-            let t1 = tick_after(&mut con_b, t0).await;
-            let u1 = uptime(&mut con_b, true).await;
-            assert!(u1 > u0, "uptime went on: {u0} -> {u1}");
-            println!("guest: tick {t0} -> {t1}, uptime {u0} -> {u1}");
+            went_on(&h.serial("b"), t0, u0).await;
         });
         wait_until("A's QEMU to exit", Duration::from_secs(15), || {
             !alive(pid_a)
@@ -211,8 +198,7 @@ fn refusals_a_cancelled_and_a_failed_migration_leave_the_guest_on_the_source() {
     with_netns(move || {
         let h = Hosts::new(&qemu);
         let rt = virtnet_testkit::runtime();
-        let b_links = h.links_b();
-        let b_files = Snapshot::take(&[&h.b.base.join("run"), &h.b.base.join("state")]);
+        let (b_links, b_files) = h.b_before();
         assert_eq!(h.a.define(&h.xml("mig", "a")).0, 201);
         let pid = common::e2e::start(&h.a, "mig");
         let mut con = rt.block_on(common::e2e::ready_console(&h.serial("a")));

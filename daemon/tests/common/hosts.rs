@@ -1,11 +1,13 @@
 //! Two "hosts" for live migration tests (e2e_migrate, e2e_rpc_migrate): host A is the test's
 //! network namespace, host B another one; each runs its own virtnetd and has a Linux bridge
 //! `br0`; a veth pair `ul0` (10.99.0.1 on A, 10.99.0.2 on B) is the underlay. The guest's
-//! liveness: a counter it prints once a second on its console and its `/proc/uptime`.
+//! liveness: a counter it prints once a second on its console and its `/proc/uptime`. The guest
+//! counter and the migration-progress helpers serve e2e_ovn_migrate too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use virtnet_testkit::{bridge_nic, ip, SerialConsole, Snapshot, TestDomain};
@@ -71,13 +73,14 @@ impl Hosts {
 
     /// Links in namespace B.
     pub fn links_b(&self) -> Vec<String> {
-        let mut v: Vec<String> = in_b(self.b_pid, "ip -o link show")
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .collect();
-        v.sort();
-        v
+        link_names(&in_b(self.b_pid, "ip -o link show"))
+    }
+
+    /// What B has before a migration, for `nothing_on_b`: its links and the files of its
+    /// virtnetd's run and state dirs.
+    pub fn b_before(&self) -> (Vec<String>, Snapshot) {
+        let files = Snapshot::take(&[&self.b.base.join("run"), &self.b.base.join("state")]);
+        (self.links_b(), files)
     }
 
     /// `POST /v1/domains/NAME/migrate` on A towards B over the underlay.
@@ -110,6 +113,18 @@ pub fn in_b(pid: u32, cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The sorted link names in `ip -o link show`'s output (without `@peer`).
+pub fn link_names(ip_o_link: &str) -> Vec<String> {
+    let mut v: Vec<String> = ip_o_link
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The QEMU pid of running domain `name`.
 pub fn pid_of(d: &TestDaemon, name: &str) -> u64 {
     let (s, v) = d.get(&format!("/v1/domains/{name}"));
     assert_eq!(s, 200, "{v}");
@@ -140,6 +155,7 @@ pub async fn tick_after(con: &mut SerialConsole, after: u64) -> u64 {
     tick(&l).unwrap()
 }
 
+/// The tick number of a counter line on the console.
 pub fn tick(line: &str) -> Option<u64> {
     line.strip_prefix("virtnet-guest: tick ")?
         .trim()
@@ -147,6 +163,7 @@ pub fn tick(line: &str) -> Option<u64> {
         .ok()
 }
 
+/// The guest's uptime in seconds; `after_migration`: without waiting for a fresh prompt.
 pub async fn uptime(con: &mut SerialConsole, after_migration: bool) -> f64 {
     let (out, rc) = if after_migration {
         con.run_now("cat /proc/uptime", CMD).await.unwrap()
@@ -155,6 +172,75 @@ pub async fn uptime(con: &mut SerialConsole, after_migration: bool) -> f64 {
     };
     assert_eq!(rc, 0, "{out}");
     out.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The guest at console `serial`, ready and counting: its console, uptime and a tick seen.
+pub async fn ticking(serial: &Path) -> (SerialConsole, f64, u64) {
+    let mut con = super::e2e::ready_console(serial).await;
+    start_ticks(&mut con).await;
+    let t0 = tick_after(&mut con, 1).await;
+    let u0 = uptime(&mut con, false).await;
+    (con, u0, t0)
+}
+
+/// The guest migrated to console `serial` went on counting past tick `t0` and uptime `u0`
+/// (the same guest, not rebooted); its console there.
+pub async fn went_on(serial: &Path, t0: u64, u0: f64) -> SerialConsole {
+    let mut con = SerialConsole::connect(serial, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let t1 = tick_after(&mut con, t0).await;
+    let u1 = uptime(&mut con, true).await;
+    assert!(u1 > u0, "uptime went on: {u0} -> {u1}");
+    println!("guest: tick {t0} -> {t1}, uptime {u0} -> {u1}");
+    con
+}
+
+/// A thread that waits (60 s at most) until the virtnetd at `sock` runs QEMU for `vm` (a
+/// migration's destination), lets the stream start (1.5 s) and kills that QEMU; its pid.
+pub fn kill_qemu_once_started(sock: PathBuf, vm: &str) -> JoinHandle<i32> {
+    let path = format!("/v1/domains/{vm}");
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, v) = super::http(&sock, "GET", &path, &[], b"");
+            let v: Value = serde_json::from_str(&v).unwrap_or_default();
+            if s == 200 && v["pid"].is_u64() {
+                std::thread::sleep(Duration::from_millis(1500));
+                let pid = v["pid"].as_u64().unwrap() as i32;
+                // SAFETY: kill with a pid read from the destination's virtnetd and a valid
+                // signal.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the destination never started QEMU"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+}
+
+/// Waits (60 s at most) until the migration of `vm` by the virtnetd at `sock` has issued
+/// QMP migrate, then 0.5 s more (so it is streaming).
+pub fn wait_until_streaming(sock: &Path, vm: &str) {
+    let path = format!("/v1/domains/{vm}/migrate");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, p) = super::http(sock, "GET", &path, &[], b"");
+        let p: Value = serde_json::from_str(&p).unwrap_or_default();
+        let started = p["lines"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|l| l.as_str().unwrap_or("").contains("QMP migrate"))
+        });
+        if started {
+            std::thread::sleep(Duration::from_millis(500));
+            return;
+        }
+        assert!(Instant::now() < deadline, "the migration never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The guest `name` runs on A as before a failed migration: the same QEMU, the guest answers.
