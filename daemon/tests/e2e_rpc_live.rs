@@ -23,12 +23,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::e2e::{alive, ready_console, wait_ping, wait_until, CMD};
-use common::virsh::{uri, virsh, virsh_err, virsh_ok};
+use common::virsh::{qemu_and_virsh, uri, virsh, virsh_err, virsh_ok};
 use common::TestDaemon;
 use serde_json::Value;
 use virtnet_testkit::{
-    add_bridge, bridge_nic, links, ping, require, runtime, vhostuser_nic, with_netns, Need,
-    SerialConsole, Snapshot, TestDomain, VSwitch, VsPort,
+    add_bridge, bridge_nic, links, ping, runtime, vhostuser_nic, with_netns, SerialConsole,
+    Snapshot, TestDomain, VSwitch, VsPort,
 };
 
 /// `virsh domiflist`'s rows: (interface, type, source, model, mac).
@@ -161,12 +161,9 @@ fn shutdown_and_wait(d: &TestDaemon, vm: &str) {
 
 #[test]
 fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+    let Some(qemu) = qemu_and_virsh() else {
         return;
     };
-    if !require(&[Need::Binary("virsh")]) {
-        return;
-    }
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         add_bridge("br0", Some("10.0.21.1/24"));
@@ -385,12 +382,9 @@ fn virsh_changes_nics_of_a_running_guest_and_shuts_it_down() {
 
 #[test]
 fn virsh_refuses_a_second_vhost_user_nic_on_one_socket() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+    let Some(qemu) = qemu_and_virsh() else {
         return;
     };
-    if !require(&[Need::Binary("virsh")]) {
-        return;
-    }
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         let tmp = virtnet_testkit::traversable_tempdir();
@@ -456,12 +450,9 @@ fn virsh_refuses_a_second_vhost_user_nic_on_one_socket() {
 /// off, with its socket.
 #[test]
 fn virsh_shutdown_frees_the_switch_port() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+    let Some(qemu) = qemu_and_virsh() else {
         return;
     };
-    if !require(&[Need::Binary("virsh")]) {
-        return;
-    }
     let vswitch = common::vswitch();
     let guest = virtnet_testkit::guest();
     with_netns(move || {
@@ -507,12 +498,9 @@ fn virsh_shutdown_frees_the_switch_port() {
 /// outside a network namespace (no NIC), where the daemon can place QEMU in a cgroup.
 #[test]
 fn virsh_shutdown_releases_the_cgroup_and_run_dir() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+    let Some(qemu) = qemu_and_virsh() else {
         return;
     };
-    if !require(&[Need::Binary("virsh")]) {
-        return;
-    }
     let guest = virtnet_testkit::guest();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -521,22 +509,14 @@ fn virsh_shutdown_releases_the_cgroup_and_run_dir() {
     let xml = TestDomain::new("cgsd", &serial).xml(guest);
     virsh_ok(&d, &["define", &file(dir, "cgsd.xml", &xml)]);
     let before = Snapshot::take(&[&dir.join("run")]);
-    virsh_ok(&d, &["start", "cgsd"]);
-    let cgroups = cgroup_dirs(&d, "cgsd");
-    runtime().block_on(async {
-        ready_console(&serial).await;
-    });
+    let cgroups = start_booted(&d, &serial);
     shutdown_and_wait(&d, "cgsd");
     eprintln!("cgroup dirs removed: {cgroups:?}");
     assert!(!serial.exists(), "serial socket left");
     assert_nothing_left(&before, dir, "virsh shutdown");
 
     // A VM the daemon adopted at its restart (no QEMU child of its own): the same.
-    virsh_ok(&d, &["start", "cgsd"]);
-    let cgroups = cgroup_dirs(&d, "cgsd");
-    runtime().block_on(async {
-        ready_console(&serial).await;
-    });
+    let cgroups = start_booted(&d, &serial);
     d.stop();
     d.restart();
     assert_eq!(virsh_ok(&d, &["domstate", "cgsd"]).trim(), "running");
@@ -551,17 +531,24 @@ fn virsh_shutdown_releases_the_cgroup_and_run_dir() {
     virsh_ok(&d, &["undefine", "cgsd"]);
 }
 
+/// `virsh start cgsd`, waits for the guest's console to be ready; QEMU's cgroup dirs.
+fn start_booted(d: &TestDaemon, serial: &Path) -> Vec<PathBuf> {
+    virsh_ok(d, &["start", "cgsd"]);
+    let cgroups = cgroup_dirs(d, "cgsd");
+    runtime().block_on(async {
+        ready_console(serial).await;
+    });
+    cgroups
+}
+
 /// `examples/libvirt-python-cycle.py` against a TCG guest: define, start, attach (the guest
 /// reports the NIC up), update (link down), detach (the guest reports it gone), shutdown,
 /// start, destroy, undefine; each checked by the script.
 #[test]
 fn python3_libvirt_cycle_script() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+    let Some(qemu) = qemu_and_virsh() else {
         return;
     };
-    if !require(&[Need::Binary("virsh")]) {
-        return;
-    }
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         add_bridge("br0", None);

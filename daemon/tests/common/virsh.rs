@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 
 use super::TestDaemon;
 
+/// The QEMU to use when the end-to-end tests run here and virsh is installed; None (skip) else.
+pub fn qemu_and_virsh() -> Option<PathBuf> {
+    let qemu = virtnet_testkit::e2e_qemu()?;
+    virtnet_testkit::require(&[virtnet_testkit::Need::Binary("virsh")]).then_some(qemu)
+}
+
 /// The daemon's libvirt socket.
 pub fn sock(d: &TestDaemon) -> PathBuf {
     d.base.join("run/libvirt-sock")
