@@ -86,6 +86,13 @@ fn net_xml(name: &str, uuid: Option<&str>, uplink: Option<&str>) -> String {
     )
 }
 
+/// virtnetd with state under `base`, and the guard that kills the switches it starts (bind
+/// in this order: the daemon goes first).
+fn daemon_with_switches(base: &Path) -> (Switches, TestDaemon) {
+    let switches = Switches(base.join("run"));
+    (switches, TestDaemon::start(base))
+}
+
 fn write(dir: &Path, file: &str, text: &str) -> String {
     let p = dir.join(file);
     std::fs::write(&p, text).unwrap();
@@ -102,8 +109,7 @@ fn virsh_drives_networks() {
     common::vswitch();
     let _ = with_netns(|| {
         let tmp = tempfile::tempdir().unwrap();
-        let _switches = Switches(tmp.path().join("run"));
-        let d = TestDaemon::start(tmp.path());
+        let (_switches, d) = daemon_with_switches(tmp.path());
         let files = tmp.path();
 
         // Define: one without <uuid> (generated), one with (kept as given).
@@ -270,8 +276,7 @@ fn python3_libvirt_lists_and_cycles_networks() {
     common::vswitch();
     let _ = with_netns(|| {
         let tmp = tempfile::tempdir().unwrap();
-        let _switches = Switches(tmp.path().join("run"));
-        let d = TestDaemon::start(tmp.path());
+        let (_switches, d) = daemon_with_switches(tmp.path());
         let (s, v) = d.call(
             "POST",
             "/v1/networks",
@@ -398,8 +403,7 @@ fn a_read_only_connection_looks_but_does_not_change() {
 
 fn read_only_connection() {
     let tmp = tempfile::tempdir().unwrap();
-    let _switches = Switches(tmp.path().join("run"));
-    let d = TestDaemon::start(tmp.path());
+    let (_switches, d) = daemon_with_switches(tmp.path());
     let (s, v) = d.call(
         "POST",
         "/v1/networks",
