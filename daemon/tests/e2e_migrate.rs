@@ -17,19 +17,15 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{alive, post_json, state, wait_until, BOOT};
 use common::hosts::{
-    in_b, in_b_ok, kill_qemu_once_started, nothing_on_b, pid_of, still_on_a, ticking,
-    wait_until_streaming, went_on, Hosts, GUEST_IP,
+    in_b, in_b_ok, kill_qemu_once_started, nothing_on_b, pid_of, still_on_a, succeeded, ticking,
+    wait_until_streaming, went_on, with_hosts, GUEST_IP,
 };
 use serde_json::{json, Value};
-use virtnet_testkit::{links, with_netns, Snapshot, TestDomain};
+use virtnet_testkit::{links, Snapshot, TestDomain};
 
 #[test]
 fn migrate_a_running_guest_over_tcp() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    with_netns(move || {
-        let h = Hosts::new(&qemu);
+    with_hosts(|h| {
         let rt = virtnet_testkit::runtime();
         let a_before = Snapshot::take(&[&h.a.base.join("run")]);
         let (b_links, b_files) = h.b_before();
@@ -164,14 +160,7 @@ fn migrate_a_running_guest_over_tcp() {
             .arg(&xml_a)
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}\nB:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            h.b.log()
-        );
-        println!("{text}");
+        let text = succeeded(&out, &h.b);
         assert!(
             text.contains("migrate: start the migration (QMP migrate)"),
             "{text}"
@@ -210,11 +199,7 @@ fn cli() -> PathBuf {
 
 #[test]
 fn failed_migrations_leave_the_guest_on_the_source() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    with_netns(move || {
-        let h = Hosts::new(&qemu);
+    with_hosts(|h| {
         let rt = virtnet_testkit::runtime();
         let (b_links, b_files) = h.b_before();
         assert_eq!(h.a.define(&h.xml("mig", "a")).0, 201);
@@ -340,11 +325,7 @@ fn failed_migrations_leave_the_guest_on_the_source() {
 
 #[test]
 fn a_nic_on_virtnet_vswitch_is_refused() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    with_netns(move || {
-        let h = Hosts::new(&qemu);
+    with_hosts(|h| {
         common::e2e::define_and_start_network(
             &h.a,
             "<network><name>sw0</name><virtualport type='virtnet-vswitch'/></network>",
@@ -380,11 +361,7 @@ fn a_nic_on_virtnet_vswitch_is_refused() {
 /// and abort of a VM not being received are refused.
 #[test]
 fn the_destination_undoes_a_prepare_nobody_finishes() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    with_netns(move || {
-        let h = Hosts::new(&qemu);
+    with_hosts(|h| {
         let (b_links, b_files) = h.b_before();
         let prepare = |within: u64| {
             post_json(
@@ -446,11 +423,7 @@ fn the_destination_undoes_a_prepare_nobody_finishes() {
 /// of this test).
 #[test]
 fn migrate_with_the_sources_own_definition() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    with_netns(move || {
-        let h = Hosts::new(&qemu);
+    with_hosts(|h| {
         let xml = h.xml("own", "a").replace(
             &format!(
                 "<serial type='unix'>\n      <source mode='bind' path='{}'/>",

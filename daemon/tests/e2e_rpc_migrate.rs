@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{alive, state, wait_until, BOOT};
 use common::hosts::{
-    in_b, nothing_on_b, pid_of, still_on_a, tick_after, ticking, went_on, Hosts, GUEST_IP,
+    in_b, nothing_on_b, pid_of, still_on_a, succeeded, tick_after, ticking, went_on, with_hosts,
+    Hosts, GUEST_IP,
 };
 use common::virsh::{python3, uri, virsh, virsh_err, virsh_ok};
-use virtnet_testkit::{with_netns, SerialConsole, Snapshot};
+use virtnet_testkit::{SerialConsole, Snapshot};
 
 /// `virsh -c A migrate --live --p2p --persistent mig B-URI EXTRA...`: (success, stderr).
 fn virsh_migrate(h: &Hosts, flags: &[&str], extra: &[&str]) -> (bool, String) {
@@ -71,11 +72,7 @@ print('destination state', dst.lookupByName('mig').state()[0] == libvirt.VIR_DOM
 
 #[test]
 fn virsh_migrate_p2p_back_with_python_then_managed() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    with_netns(move || {
-        let h = Hosts::new(&qemu);
+    with_hosts(|h| {
         let rt = virtnet_testkit::runtime();
         let a_before = Snapshot::take(&[&h.a.base.join("run")]);
         let (b_links, b_files) = h.b_before();
@@ -133,14 +130,7 @@ fn virsh_migrate_p2p_back_with_python_then_managed() {
             PY_MIGRATE,
             &[&uri(&h.b), &uri(&h.a), "tcp:10.99.0.1", &xml_a],
         );
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}\nB:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            h.b.log()
-        );
-        println!("{text}");
+        let text = succeeded(&out, &h.b);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
             lines[0].starts_with("refused 84 ")
@@ -192,11 +182,7 @@ fn virsh_migrate_p2p_back_with_python_then_managed() {
 
 #[test]
 fn refusals_a_cancelled_and_a_failed_migration_leave_the_guest_on_the_source() {
-    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
-        return;
-    };
-    with_netns(move || {
-        let h = Hosts::new(&qemu);
+    with_hosts(|h| {
         let rt = virtnet_testkit::runtime();
         let (b_links, b_files) = h.b_before();
         assert_eq!(h.a.define(&h.xml("mig", "a")).0, 201);

@@ -5,12 +5,12 @@
 //! counter and the migration-progress helpers serve e2e_ovn_migrate too.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use virtnet_testkit::{bridge_nic, ip, SerialConsole, Snapshot, TestDomain};
+use virtnet_testkit::{bridge_nic, ip, with_netns, SerialConsole, Snapshot, TestDomain};
 
 use super::e2e::{post_json, state, wait_until, CMD};
 use super::TestDaemon;
@@ -96,6 +96,29 @@ impl Hosts {
         }
         post_json(&self.a, &format!("/v1/domains/{name}/migrate"), &body)
     }
+}
+
+/// Runs `f` with both hosts in a fresh network namespace; skips (returns) where the
+/// end-to-end tests do not run.
+pub fn with_hosts(f: impl FnOnce(Hosts) + Send + 'static) {
+    let Some(qemu) = virtnet_testkit::e2e_qemu() else {
+        return;
+    };
+    with_netns(move || f(Hosts::new(&qemu)));
+}
+
+/// The stdout of a migration client (virsh, python3) that must have succeeded; printed. On
+/// failure the panic shows its output and the destination `dest`'s log.
+pub fn succeeded(out: &Output, dest: &TestDaemon) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}\nB:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        dest.log()
+    );
+    println!("{text}");
+    text
 }
 
 /// Runs `CMD` (words) in namespace B; stdout, panics on failure.
