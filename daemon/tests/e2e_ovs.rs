@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use common::e2e::{post_json, ready_console, start, wait_ping};
 use common::ovs::{
-    assert_port_and_tap_gone, br_int_with_host_port, destroy_leaving_host_port, interfaceid_of,
-    live_xml, ovs_qemu, tap_of, with_uuid,
+    br_int_with_host_port, destroy_leaving_host_port, detach_leaving_no_port,
+    generated_interfaceid, ovs_qemu, tap_of, with_uuid,
 };
 use common::TestDaemon;
 use serde_json::{json, Value};
@@ -147,28 +147,14 @@ fn ovs_port_external_ids_ping_hotplug_and_stop() {
             assert_eq!(s, 200, "{v}\n{}", d.log());
             let tap2 = v["interface"]["interface"].as_str().unwrap().to_string();
             con.wait_nic_up(MAC2, CMD).await.unwrap();
-            let live = live_xml(&d, "ovs");
-            let generated = interfaceid_of(&live, MAC2);
-            assert_eq!(generated.len(), 36, "{live}");
-            assert_eq!(
-                ovs.get("Interface", &tap2, "external_ids:iface-id"),
-                generated
-            );
+            // Generated, and kept (the same on a second look).
+            generated_interfaceid(&d, &ovs, "ovs", MAC2, &tap2);
             assert_eq!(ovs.get("Port", &tap2, "tag"), "[]");
-            // The same id on a second look (kept, not generated again).
-            assert_eq!(interfaceid_of(&live_xml(&d, "ovs"), MAC2), generated);
-            let (s, v) = post_json(
-                &d,
-                "/v1/domains/ovs/devices/detach",
-                &json!({
-                    "xml": format!("<interface type='bridge'><mac address='{MAC2}'/>\
-                                    <source bridge='br-int'/></interface>"),
-                    "live": true,
-                    "timeout_secs": 30,
-                }),
+            let nic2 = format!(
+                "<interface type='bridge'><mac address='{MAC2}'/><source bridge='br-int'/>\
+                 </interface>"
             );
-            assert_eq!(s, 200, "{v}\n{}", d.log());
-            assert_port_and_tap_gone(&ovs, &tap2);
+            detach_leaving_no_port(&d, &ovs, "ovs", &nic2, &tap2);
             wait_ping("10.0.13.2", CMD);
             pid
         });

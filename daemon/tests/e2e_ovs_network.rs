@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use common::e2e::{post_json, ready_console, start, wait_ping};
 use common::ovs::{
-    assert_port_and_tap_gone, br_int_with_host_port, destroy_leaving_host_port, interfaceid_of,
-    live_xml, nic_of, ovs_qemu, tap_of, with_uuid,
+    br_int_with_host_port, destroy_leaving_host_port, detach_leaving_no_port,
+    generated_interfaceid, live_xml, nic_of, ovs_qemu, tap_of, with_uuid,
 };
 use common::virsh::{virsh_err, virsh_ok};
 use common::TestDaemon;
@@ -188,36 +188,22 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
             assert_eq!(s, 200, "{v}\n{}", d.log());
             let tap2 = v["interface"]["interface"].as_str().unwrap().to_string();
             con.wait_nic_up(MAC2, CMD).await.unwrap();
-            let live = live_xml(&d, "vm");
-            let generated = interfaceid_of(&live, MAC2);
-            assert_eq!(generated.len(), 36, "{live}");
+            let generated = generated_interfaceid(&d, &ovs, "vm", MAC2, &tap2);
             assert_ne!(generated, IFACE_ID);
-            assert_eq!(
-                ovs.get("Interface", &tap2, "external_ids:iface-id")
-                    .trim_matches('"'),
-                generated
-            );
             assert_eq!(ovs.get("Port", &tap2, "tag"), "42");
+            let live = live_xml(&d, "vm");
             let nic2 = nic_of(&live, MAC2);
             assert!(
                 nic2.contains("<source network='ovs' portgroup='blue' bridge='br-int'/>")
                     && nic2.contains("<tag id='42'/>"),
                 "{nic2}"
             );
-            assert_eq!(interfaceid_of(&live_xml(&d, "vm"), MAC2), generated);
             // Detached by its network form.
-            let (s, v) = post_json(
-                &d,
-                "/v1/domains/vm/devices/detach",
-                &json!({
-                    "xml": format!("<interface type='network'><mac address='{MAC2}'/>\
-                                    <source network='ovs'/></interface>"),
-                    "live": true,
-                    "timeout_secs": 30,
-                }),
+            let by_network = format!(
+                "<interface type='network'><mac address='{MAC2}'/><source network='ovs'/>\
+                 </interface>"
             );
-            assert_eq!(s, 200, "{v}\n{}", d.log());
-            assert_port_and_tap_gone(&ovs, &tap2);
+            detach_leaving_no_port(&d, &ovs, "vm", &by_network, &tap2);
             wait_ping("10.0.15.2", CMD);
             pid
         });

@@ -8,7 +8,7 @@ use serde_json::json;
 use virtnet_testkit::ovs::Ovs;
 use virtnet_testkit::{ip, links, require, Need};
 
-use super::e2e::{alive, wait_until};
+use super::e2e::{alive, post_json, wait_until};
 use super::TestDaemon;
 
 /// The QEMU to use when the end-to-end tests run here and OVS is installed; None (skip) else.
@@ -77,14 +77,35 @@ pub fn interfaceid_of(xml: &str, mac: &str) -> String {
     nic[i + 13..].split('\'').next().unwrap().to_string()
 }
 
-/// After a detach of tap `tap`: no longer a port of br-int, no longer a link.
-pub fn assert_port_and_tap_gone(ovs: &Ovs, tap: &str) {
+/// Detaches the NIC `xml` names from running `vm` (live, 30 s for the guest); its tap `tap`
+/// is then no port of br-int and no link.
+pub fn detach_leaving_no_port(d: &TestDaemon, ovs: &Ovs, vm: &str, xml: &str, tap: &str) {
+    let (s, v) = post_json(
+        d,
+        &format!("/v1/domains/{vm}/devices/detach"),
+        &json!({ "xml": xml, "live": true, "timeout_secs": 30 }),
+    );
+    assert_eq!(s, 200, "{v}\n{}", d.log());
     assert!(
         !ovs.ports("br-int").contains(&tap.to_string()),
         "{:?}",
         ovs.all_ports()
     );
     assert!(!links().contains(&tap.to_string()), "tap {tap} left behind");
+}
+
+/// The interfaceid generated for `vm`'s NIC `mac` (hot-plugged without one, tap `tap`): in
+/// the live XML, a UUID, the port's iface-id, the same on a second look (kept).
+pub fn generated_interfaceid(d: &TestDaemon, ovs: &Ovs, vm: &str, mac: &str, tap: &str) -> String {
+    let live = live_xml(d, vm);
+    let generated = interfaceid_of(&live, mac);
+    assert_eq!(generated.len(), 36, "{live}");
+    assert_eq!(
+        ovs.get("Interface", tap, "external_ids:iface-id"),
+        generated
+    );
+    assert_eq!(interfaceid_of(&live_xml(d, vm), mac), generated);
+    generated
 }
 
 /// Destroys `vm` (QEMU `pid`, NIC tap `tap`): no leftovers, QEMU gone, OVS back to only
