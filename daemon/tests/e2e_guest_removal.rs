@@ -81,8 +81,70 @@ fn a_nic_the_guest_removes_on_its_own_leaves_nothing() {
                 &json!({ "xml": bridge_nic(mac, "br0"), "live": true }),
             );
             assert_eq!(s, 200, "{v}");
+            let tap = v["interface"]["interface"].as_str().unwrap().to_string();
+            let alias = v["interface"]["alias"].as_str().unwrap().to_string();
+            con.wait_nic_up(mac, CMD).await.unwrap();
+
+            // The guest ejects it while virtnetd is down (found by the 30-minute soak: a
+            // restart at that moment left the netdev, the tap and the live status behind):
+            // QEMU's monitor is free then, and the restarted virtnetd finishes the removal.
+            let (_, info) = d.get("/v1/domains/gr");
+            let monitor = info["qmp_socket"].as_str().unwrap().to_string();
+            d.kill9();
+            qmp_direct(&monitor, json!({"execute": "device_del", "arguments": {"id": alias}}));
+            wait_until("the guest to eject the NIC", Duration::from_secs(30), || {
+                let list = qmp_direct(
+                    &monitor,
+                    json!({"execute": "qom-list", "arguments": {"path": "/machine/peripheral"}}),
+                );
+                !list.as_array().unwrap().iter().any(|c| c["name"] == alias)
+            });
+            d.restart();
+            wait_until(
+                "the restarted virtnetd to finish the removal",
+                Duration::from_secs(30),
+                || {
+                    let (_, v) = d.get("/v1/domains/gr/interfaces");
+                    v["interfaces"]
+                        .as_array()
+                        .is_some_and(|rows| !rows.iter().any(|r| r["mac"] == mac))
+                },
+            );
+            let net = net_info(&d, "gr");
+            assert!(!net.contains(&format!("host{alias}")), "netdev left: {net}");
+            assert!(!links().contains(&tap), "the tap {tap} is gone");
         });
         destroy_leaving_nothing(&d, "gr");
         d.stop();
     });
+}
+
+/// One QMP command on QEMU's monitor socket while virtnetd is not connected to it: its
+/// `return`.
+fn qmp_direct(socket: &str, command: serde_json::Value) -> serde_json::Value {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("QEMU's monitor");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+    let mut w = stream;
+    lines.next().expect("greeting").unwrap();
+    let mut ret = serde_json::Value::Null;
+    for c in [json!({"execute": "qmp_capabilities"}), command] {
+        writeln!(w, "{c}").unwrap();
+        loop {
+            let l = lines.next().expect("reply").unwrap();
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            if v.get("event").is_some() {
+                continue;
+            }
+            ret = v
+                .get("return")
+                .cloned()
+                .unwrap_or_else(|| panic!("{c}: {v}"));
+            break;
+        }
+    }
+    ret
 }

@@ -309,13 +309,35 @@ impl Daemon {
         let Some(l) = slot.live.as_mut().filter(|l| l.status.id == id) else {
             return;
         };
-        let aliases = hotplug::pending_devices(&l.status);
-        if aliases.is_empty() {
-            return;
-        }
         let Ok(host) = self.host().cloned() else {
             return;
         };
+        // NICs QEMU lost while nobody listened without a pending detach: the guest ejected
+        // one (or honoured an old eject request for its slot) while virtnetd was down. Found
+        // by the 30-minute soak: a restart at that moment left the netdev, the tap and the
+        // live status behind. Recorded as pending, then finished like the others.
+        let nics: Vec<String> = l
+            .domain
+            .devices
+            .interfaces
+            .iter()
+            .filter_map(|i| i.alias().map(str::to_string))
+            .filter(|a| !hotplug::is_pending(&l.status, a))
+            .collect();
+        for alias in nics {
+            if let Ok(false) = hotplug::device_present(l, &alias).await {
+                let mut status = l.status.clone();
+                if let Ok(true) = hotplug::adopt_guest_removal(l, &alias, &mut status) {
+                    tracing::warn!(vm = %name, device = %alias, "the guest removed a NIC while nobody listened; finishing its removal");
+                    l.status = status;
+                }
+            }
+        }
+        let aliases = hotplug::pending_devices(&l.status);
+        if aliases.is_empty() {
+            entry.publish(&slot, None);
+            return;
+        }
         for alias in aliases {
             match hotplug::device_present(l, &alias).await {
                 Ok(true) => {}
