@@ -9,8 +9,9 @@
 //!   speak virtnet's migration protocol); any other URI is refused;
 //! - managed (`virsh migrate --live --persistent VM DESTURI` without `--p2p`): the client
 //!   calls `BEGIN3_PARAMS` on the source (flags and parameters checked, the XML the
-//!   destination will run returned), `PREPARE3_PARAMS` on the destination (checked too; its
-//!   cookie is its own API socket's path, its `uri_out` `unix` unless the client gave a
+//!   destination will run returned; its cookie says when that is the source's own, no
+//!   destination XML given), `PREPARE3_PARAMS` on the destination (checked too; its
+//!   cookie carries Begin's on and adds its own API socket's path, its `uri_out` `unix` unless the client gave a
 //!   `migrate_uri`), `PERFORM3_PARAMS` on the source with that cookie (the whole migration,
 //!   towards that socket), `FINISH3_PARAMS` on the destination (the domain, running) and
 //!   `CONFIRM3_PARAMS` on the source (nothing left to do: virtnet's migration cleaned up or
@@ -62,6 +63,11 @@ const REFUSED: [Procedure; 12] = [
 /// What a destination's Prepare hands the source's Perform (through the client) in the
 /// managed flow: this prefix and the destination virtnetd's API socket path.
 const COOKIE_PREFIX: &[u8] = b"virtnetd-api-socket:";
+/// Begin's cookie when the client gave no destination XML (Begin then returns the live XML,
+/// which the client passes on as `destination_xml`): Prepare carries it on before its own
+/// cookie, and Perform runs the source's definitions (virtnet's default) instead of that
+/// XML, however the live XML changed meanwhile.
+const SOURCE_XML_MARK: &[u8] = b"virtnetd-source-xml;";
 
 /// Whether `p` is one of this module's.
 pub(super) fn serves(p: Procedure) -> bool {
@@ -138,8 +144,13 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
             let live = daemon
                 .xml(&a.dom.name, false)
                 .map_err(|e| remote_error(&e))?;
+            let cookie_out = if req.dest_xml.is_none() {
+                SOURCE_XML_MARK.to_vec()
+            } else {
+                Vec::new()
+            };
             ok(&Begin3ParamsRet {
-                cookie_out: Vec::new(),
+                cookie_out,
                 xml: req.dest_xml.unwrap_or(live.xml),
             })
         }
@@ -147,7 +158,12 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
             let a: Prepare3ParamsArgs = decode(p, args)?;
             let name = dest_name(&a.params)?;
             let req = request(&name, &a.params, a.flags, false)?;
-            let mut cookie_out = COOKIE_PREFIX.to_vec();
+            let mut cookie_out = if a.cookie_in == SOURCE_XML_MARK {
+                SOURCE_XML_MARK.to_vec()
+            } else {
+                Vec::new()
+            };
+            cookie_out.extend_from_slice(COOKIE_PREFIX);
             cookie_out.extend_from_slice(daemon.config().socket.as_os_str().as_encoded_bytes());
             ok(&Prepare3ParamsRet {
                 cookie_out,
@@ -165,15 +181,11 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
                 }
                 dest_socket(a.dconnuri.as_deref())?
             } else {
-                // Begin returned the live XML when the client gave none: run the source's
-                // definitions then (virtnet's default), not that XML.
-                let live = daemon
-                    .xml(&a.dom.name, false)
-                    .map_err(|e| remote_error(&e))?;
-                if req.dest_xml.as_deref() == Some(live.xml.as_str()) {
+                let (socket, source_xml) = cookie_socket(&a.cookie_in)?;
+                if source_xml {
                     req.dest_xml = None;
                 }
-                cookie_socket(&a.cookie_in)?
+                socket
             };
             daemon
                 .migrate(&a.dom.name, &req)
@@ -230,14 +242,19 @@ fn bad_cookie() -> Refusal {
     )
 }
 
-/// The destination's API socket from its Prepare's cookie.
-fn cookie_socket(cookie: &[u8]) -> Result<String, Refusal> {
+/// The destination's API socket from its Prepare's cookie, and whether Begin returned the
+/// source's live XML for want of a destination XML ([`SOURCE_XML_MARK`]).
+fn cookie_socket(cookie: &[u8]) -> Result<(String, bool), Refusal> {
+    let (cookie, source_xml) = match cookie.strip_prefix(SOURCE_XML_MARK) {
+        Some(rest) => (rest, true),
+        None => (cookie, false),
+    };
     let path = cookie
         .strip_prefix(COOKIE_PREFIX)
         .and_then(|p| std::str::from_utf8(p).ok())
         .filter(|p| p.starts_with('/'))
         .ok_or_else(bad_cookie)?;
-    Ok(path.to_string())
+    Ok((path.to_string(), source_xml))
 }
 
 /// The domain's name on the destination: `destination_name` (the client sets it for Finish),
@@ -563,12 +580,17 @@ mod tests {
     fn managed_flow_cookie_and_names() {
         assert_eq!(
             cookie_socket(b"virtnetd-api-socket:/run/b/virtnetd.sock").unwrap(),
-            "/run/b/virtnetd.sock"
+            ("/run/b/virtnetd.sock".to_string(), false)
+        );
+        assert_eq!(
+            cookie_socket(b"virtnetd-source-xml;virtnetd-api-socket:/run/b/virtnetd.sock").unwrap(),
+            ("/run/b/virtnetd.sock".to_string(), true)
         );
         for bad in [
             &b""[..],
             b"/run/b/virtnetd.sock",
             b"virtnetd-api-socket:rel",
+            b"virtnetd-source-xml;",
         ] {
             assert_eq!(cookie_socket(bad).unwrap_err().code, ErrorCode::InvalidArg);
         }
