@@ -130,6 +130,21 @@ pub struct VirtualPort {
     pub extra: [Extra; 2],
 }
 
+impl VirtualPort {
+    /// The first 802.1Qbg-only parameter given (`managerid`, `typeid`, `typeidversion`,
+    /// `instanceid`), if any: an Open vSwitch port takes only `interfaceid` and `profileid`.
+    pub fn qbg_param(&self) -> Option<&'static str> {
+        [
+            ("instanceid", &self.instanceid),
+            ("managerid", &self.managerid),
+            ("typeid", &self.typeid),
+            ("typeidversion", &self.typeidversion),
+        ]
+        .into_iter()
+        .find_map(|(name, v)| v.is_some().then_some(name))
+    }
+}
+
 /// The virtual port types libvirt knows.
 pub const VIRTUALPORT_TYPES: &[&str] = &["802.1Qbg", "802.1Qbh", "openvswitch", "midonet"];
 

@@ -121,15 +121,13 @@ fn virtualport(el: Element, required: bool) -> Result<Option<String>, ConfError>
             ))
         }
     }
-    let foreign = [
-        ("interfaceid", &vp.interfaceid),
-        ("instanceid", &vp.instanceid),
-        ("managerid", &vp.managerid),
-        ("typeid", &vp.typeid),
-        ("typeidversion", &vp.typeidversion),
-    ];
-    if let Some((name, _)) = foreign.iter().find(|(_, v)| v.is_some()) {
-        let why = if *name == "interfaceid" {
+    let foreign = vp
+        .interfaceid
+        .as_ref()
+        .map(|_| "interfaceid")
+        .or_else(|| vp.qbg_param());
+    if let Some(name) = foreign {
+        let why = if name == "interfaceid" {
             "each port's interfaceid is its interface's (every port would share this one): \
              put it in the domain's <interface><virtualport>"
         } else {
@@ -293,15 +291,7 @@ impl OvsNetwork {
                  or leave type out"
             ));
         }
-        if let Some((name, _)) = [
-            ("instanceid", &vp.instanceid),
-            ("managerid", &vp.managerid),
-            ("typeid", &vp.typeid),
-            ("typeidversion", &vp.typeidversion),
-        ]
-        .into_iter()
-        .find(|(_, v)| v.is_some())
-        {
+        if let Some(name) = vp.qbg_param() {
             return Err(format!(
                 "<parameters {name}='...'> is an 802.1Qbg parameter: an Open vSwitch port takes \
                  interfaceid and profileid"

@@ -85,7 +85,15 @@ pub(super) fn find(rule: Rule, c: &Ctx<'_>) -> Option<(Pos, String)> {
         Rule::VirtualPortNotSupported => {
             let vp = i.virtualport.as_ref()?;
             if ovs_port(i) {
-                return None;
+                // Nothing would apply an 802.1Qbg parameter to an Open vSwitch port.
+                let name = vp.qbg_param()?;
+                return Some((
+                    vp.pos,
+                    format!(
+                        "<parameters {name}='...'> is an 802.1Qbg parameter: an Open vSwitch \
+                         port takes interfaceid and profileid; remove it"
+                    ),
+                ));
             }
             // On a network: what its kind takes, seen when the NIC is resolved (an Open
             // vSwitch network merges it, a virtnet-vswitch one refuses it: NetworkNotOvs).
