@@ -393,6 +393,21 @@ fn update_changes_bandwidth_of_tap_nics_only() {
     .unwrap_err();
     assert_eq!(e.rule, Rule::UpdateNotChangeable);
     assert!(e.to_string().contains("<bandwidth>"), "{e}");
+    // An Open vSwitch port: refused too (not enforced there).
+    let ovs = "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
+               <source bridge='br-int'/><virtualport type='openvswitch'><parameters \
+               interfaceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/></virtualport>";
+    let e = validate_update(
+        &iface(&format!("{ovs}</interface>")),
+        &iface(&format!(
+            "{ovs}<bandwidth><inbound average='122'/></bandwidth></interface>"
+        )),
+        true,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.rule, Rule::UpdateNotChangeable);
+    assert!(e.to_string().contains("<bandwidth>"), "{e}");
 }
 
 /// A network NIC's switch port policy changes in place (set-policy); on any other NIC

@@ -142,11 +142,14 @@ pub fn validate_update(
         _ => false,
     };
     // `<bandwidth>` of a tap or macvtap NIC: its qdisc and nft limit are replaced in place.
+    // Not on an Open vSwitch port, where they would not be enforced (Rule::OvsPortSetting
+    // refuses them at define, start and attach).
     let mut bandwidth = false;
     if matches!(
         old.kind,
         InterfaceKind::Bridge { .. } | InterfaceKind::Ethernet | InterfaceKind::Direct { .. }
-    ) {
+    ) && !super::settings::ovs_port(old)
+    {
         let mut with = applied.clone();
         with.bandwidth.clone_from(&want.bandwidth);
         if render(&with) != render(&applied) {
