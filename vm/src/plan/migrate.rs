@@ -378,12 +378,13 @@ pub(crate) fn incoming_commands(uri: &str) -> Vec<QmpCommand> {
 
 /// The domain the destination runs: the source's live definition without its domain id and
 /// without the host device names virtnet generated (`vnetN`, `macvtapN`: the destination
-/// picks its own, as libvirt does); device aliases stay, so QEMU's device ids match.
+/// picks its own, as libvirt does); device aliases stay, so QEMU's device ids match. A
+/// `managed='no'` target names a tap that exists on the host, whatever its name: it stays.
 pub fn destination_domain(live: &Domain) -> Domain {
     let mut d = live.clone();
     d.id = None;
     for iface in &mut d.devices.interfaces {
-        if let Some(t) = iface.target.as_mut() {
+        if let Some(t) = iface.target.as_mut().filter(|t| t.managed != Some(false)) {
             if t.dev.as_ref().is_some_and(|n| generated_name(&n.value)) {
                 t.dev = None;
             }

@@ -145,7 +145,9 @@ fn a_vhost_user_nic_elsewhere_is_left_to_qemu() {
 fn destination_drops_generated_names_only() {
     let nics = format!(
         "{BRIDGE}<interface type='bridge'><mac address='52:54:00:00:00:05'/>\
-         <source bridge='br0'/><target dev='mytap'/><model type='virtio'/></interface>"
+         <source bridge='br0'/><target dev='mytap'/><model type='virtio'/></interface>\
+         <interface type='ethernet'><mac address='52:54:00:00:00:06'/>\
+         <target dev='vnet9' managed='no'/><model type='virtio'/></interface>"
     );
     let mut live = load(&nics);
     live.id = Some(4);
@@ -162,7 +164,11 @@ fn destination_drops_generated_names_only() {
                 .map(|n| n.value.clone())
         })
         .collect();
-    assert_eq!(devs, vec![None, Some("mytap".to_string())]);
+    assert_eq!(
+        devs,
+        vec![None, Some("mytap".to_string()), Some("vnet9".to_string())],
+        "a managed='no' tap keeps its name, generated-looking or not"
+    );
     assert!(
         d.to_xml().contains("<alias name='net0'/>"),
         "{}",
