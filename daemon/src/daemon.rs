@@ -267,10 +267,12 @@ impl Daemon {
     }
 
     /// Removes the Open vSwitch ports of virtnet's VMs (their `vm-id` is the UUID of a VM
-    /// virtnetd knows) that no running VM holds: left by a crash between adding a NIC's port
-    /// and recording it (recorded ports of VMs that died meanwhile were removed by the
-    /// recovery). Ports of other VMs (another manager's) are left alone; a host without Open
-    /// vSwitch has none.
+    /// virtnetd knows) that no running VM holds and whose tap is gone: left by a crash between
+    /// adding a NIC's port and recording it (the tap went with virtnetd's fd; recorded ports
+    /// of VMs that died meanwhile were removed by the recovery). Ports of other VMs (another
+    /// manager's) are left alone, and so is a port whose tap exists: the same VM may run
+    /// under another virtnetd on this host (migrated there without `--undefinesource`); a
+    /// host without Open vSwitch has none.
     async fn remove_stale_ovs_ports(&self) {
         let Ok(host) = self.host() else { return };
         let mut ours = std::collections::BTreeSet::new();
@@ -307,9 +309,9 @@ impl Daemon {
             Err(_) => return,
         };
         for i in interfaces {
-            let stale =
+            let unheld =
                 i.vm_id.as_ref().is_some_and(|v| ours.contains(v)) && !held.contains(&i.name);
-            if !stale {
+            if !unheld || !matches!(host.link(&i.name), Ok(None)) {
                 continue;
             }
             let h = host.clone();

@@ -25,7 +25,7 @@ use common::ovs::{
 use common::TestDaemon;
 use serde_json::{json, Value};
 use virtnet_testkit::ovs::Ovs;
-use virtnet_testkit::{links, with_netns, TestDomain};
+use virtnet_testkit::{ip, links, with_netns, TestDomain};
 
 const MAC: &str = "52:54:00:00:0d:02";
 const MAC2: &str = "52:54:00:00:0d:03";
@@ -178,12 +178,15 @@ fn ovs_port_external_ids_ping_hotplug_and_stop() {
         let (_, info): (u16, Value) = d.get("/v1/domains/ovs");
         assert_eq!(info["state"], "shut_off", "{info}\n{}", d.log());
 
-        // A port of this VM no record holds (a crash between adding it and recording it) is
-        // removed when virtnetd starts; another manager's port (a VM virtnet does not know)
-        // stays.
+        // A port of this VM no record holds and whose tap is gone (a crash between adding it
+        // and recording it) is removed when virtnetd starts; another manager's port (a VM
+        // virtnet does not know) stays, and so does one of this VM whose tap exists (the VM
+        // running under another virtnetd of this host).
+        ip("tuntap add dev live0 mode tap");
         for (port, vm) in [
             ("stale0", UUID),
             ("other0", "0b2d64da-3d0e-431e-a32a-4b3e3e6b1a7e"),
+            ("live0", UUID),
         ] {
             ovs.vsctl(&[
                 "add-port",
@@ -204,12 +207,14 @@ fn ovs_port_external_ids_ping_hotplug_and_stop() {
             || {
                 let mut p = ovs.all_ports();
                 p.sort();
-                p == ["h42", "other0"]
+                p == ["h42", "live0", "other0"]
             },
         );
         assert!(d
             .log()
             .contains("removed an Open vSwitch port left by a crash"));
+        ovs.vsctl(&["del-port", "br-int", "live0"]);
+        ip("link del live0");
         d.stop();
         drop(ovs);
     });
