@@ -300,6 +300,11 @@ pub fn pending_devices(status: &LiveStatus) -> Vec<String> {
 
 /// Whether QEMU still has device `alias` (`qom-list /machine/peripheral`).
 pub async fn device_present(l: &Live, alias: &str) -> Result<bool> {
+    Ok(device_ids(l).await?.contains(alias))
+}
+
+/// The ids of the devices QEMU has (`qom-list /machine/peripheral`).
+pub async fn device_ids(l: &Live) -> Result<std::collections::BTreeSet<String>> {
     let list = l
         .qmp(
             "detach-device",
@@ -309,5 +314,8 @@ pub async fn device_present(l: &Live, alias: &str) -> Result<bool> {
         .await?;
     Ok(list
         .as_array()
-        .is_some_and(|v| v.iter().any(|c| c["name"] == alias)))
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect())
 }

@@ -301,8 +301,12 @@ impl Daemon {
         entry.publish(&slot, None);
     }
 
-    /// Finishes the pending removals of VM `name` whose devices QEMU no longer has (deleted
-    /// while nobody listened: a daemon restart, a lost connection, missed events).
+    /// Finishes the removals of VM `name`'s NICs QEMU no longer has, found with one look at
+    /// QEMU's devices: pending detaches deleted while nobody listened (a daemon restart, a
+    /// lost connection, missed events), and NICs the guest ejected without a detach while
+    /// virtnetd was down (found by the 30-minute soak: a restart as the guest honoured an
+    /// eject left the netdev, the tap and the live status behind), which are recorded as
+    /// pending first, as [`Self::on_device_deleted`] does.
     pub(crate) async fn reconcile_removals(&self, name: &str, id: u32) {
         let Ok(entry) = self.entry(name) else { return };
         let mut slot = entry.slot.lock().await;
@@ -312,43 +316,35 @@ impl Daemon {
         let Ok(host) = self.host().cloned() else {
             return;
         };
-        // NICs QEMU lost while nobody listened without a pending detach: the guest ejected
-        // one (or honoured an old eject request for its slot) while virtnetd was down. Found
-        // by the 30-minute soak: a restart at that moment left the netdev, the tap and the
-        // live status behind. Recorded as pending, then finished like the others.
-        let nics: Vec<String> = l
+        let present = match hotplug::device_ids(l).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(vm = %name, error = %e, "cannot check for removed NICs");
+                return;
+            }
+        };
+        let mut gone: Vec<String> = l
             .domain
             .devices
             .interfaces
             .iter()
             .filter_map(|i| i.alias().map(str::to_string))
-            .filter(|a| !hotplug::is_pending(&l.status, a))
+            .chain(hotplug::pending_devices(&l.status))
+            .filter(|a| !present.contains(a))
             .collect();
-        for alias in nics {
-            if let Ok(false) = hotplug::device_present(l, &alias).await {
-                let mut status = l.status.clone();
-                if let Ok(true) = hotplug::adopt_guest_removal(l, &alias, &mut status) {
-                    tracing::warn!(vm = %name, device = %alias, "the guest removed a NIC while nobody listened; finishing its removal");
-                    l.status = status;
-                }
+        gone.sort();
+        gone.dedup();
+        for alias in gone {
+            let mut status = l.status.clone();
+            if let Ok(true) = hotplug::adopt_guest_removal(l, &alias, &mut status) {
+                tracing::warn!(vm = %name, device = %alias, "the guest removed a NIC while nobody listened; finishing its removal");
+                l.status = status;
             }
-        }
-        let aliases = hotplug::pending_devices(&l.status);
-        if aliases.is_empty() {
-            entry.publish(&slot, None);
-            return;
-        }
-        for alias in aliases {
-            match hotplug::device_present(l, &alias).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    if let Err(e) = self.finish_removal(name, l, host.as_ref(), &alias).await {
-                        tracing::error!(vm = %name, %alias, error = %e, "cannot finish a removal");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(vm = %name, %alias, error = %e, "cannot check a pending removal")
-                }
+            if !hotplug::is_pending(&l.status, &alias) {
+                continue;
+            }
+            if let Err(e) = self.finish_removal(name, l, host.as_ref(), &alias).await {
+                tracing::error!(vm = %name, %alias, error = %e, "cannot finish a removal");
             }
         }
         entry.publish(&slot, None);
