@@ -7,7 +7,7 @@ use virtnet_rpc::remote::{DomainXmlArgs, DomainXmlFlagsArgs};
 use virtnet_rpc::Procedure;
 
 use super::dispatch::{decode, Reply};
-use super::errors::{not_supported, remote_error, unsupported_flags, Refusal};
+use super::errors::{check_flags, not_supported, remote_error, Refusal};
 use crate::daemon::Daemon;
 
 /// `VIR_DOMAIN_AFFECT_LIVE`.
@@ -94,8 +94,6 @@ pub(super) async fn call(daemon: &Daemon, p: Procedure, args: &[u8]) -> Reply {
 
 /// `(live, config)` for libvirt's flags (both false: "current").
 fn scope(flags: u32, api: &str) -> Result<(bool, bool), Refusal> {
-    match flags & !(AFFECT_LIVE | AFFECT_CONFIG) {
-        0 => Ok((flags & AFFECT_LIVE != 0, flags & AFFECT_CONFIG != 0)),
-        bad => Err(unsupported_flags(bad, api)),
-    }
+    check_flags(flags, AFFECT_LIVE | AFFECT_CONFIG, api)?;
+    Ok((flags & AFFECT_LIVE != 0, flags & AFFECT_CONFIG != 0))
 }

@@ -15,7 +15,7 @@ use virtnet_rpc::virerror::NonnullDomain;
 use virtnet_rpc::xdr::{from_bytes, to_bytes, Xdr};
 use virtnet_rpc::{ErrorCode, Procedure};
 
-use super::errors::{remote_error, unsupported_flags, Refusal};
+use super::errors::{check_flags, remote_error, Refusal};
 use super::host;
 use crate::daemon::Daemon;
 
@@ -127,7 +127,10 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
                 s.uuid.as_deref().and_then(remote::uuid_bytes) == Some(a.uuid)
             });
             found.ok_or_else(|| {
-                no_domain(format!("no domain with matching uuid '{}'", uuid(&a.uuid)))
+                no_domain(format!(
+                    "no domain with matching uuid '{}'",
+                    virtnet_conf::domain::Uuid(a.uuid)
+                ))
             })
         }
         Procedure::DomainLookupById => {
@@ -151,9 +154,7 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
         }
         Procedure::DomainGetState => {
             let a: DomainFlagsArgs = decode(p, args)?;
-            if a.flags != 0 {
-                return Err(unsupported_flags(a.flags, "virDomainGetState"));
-            }
+            check_flags(a.flags, 0, "virDomainGetState")?;
             let d = daemon.info(&a.dom.name).map_err(|e| remote_error(&e))?;
             let (state, mut reason) = state(d.state);
             if let Some(why) = d.stop_reason {
@@ -192,9 +193,7 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
             let a: DomainFlagsArgs = decode(p, args)?;
             // VIR_DOMAIN_XML_SECURE (1): virtnet's XML holds no secrets to hide;
             // VIR_DOMAIN_XML_INACTIVE (2): the persistent definition.
-            if a.flags & !3 != 0 {
-                return Err(unsupported_flags(a.flags & !3, "virDomainGetXMLDesc"));
-            }
+            check_flags(a.flags, 3, "virDomainGetXMLDesc")?;
             let x = daemon
                 .xml(&a.dom.name, a.flags & 2 != 0)
                 .map_err(|e| remote_error(&e))?;
@@ -220,12 +219,7 @@ pub(super) async fn call(daemon: &Daemon, conn: &ConnState, p: Procedure, args: 
 /// any set bit matches, groups combine with AND, an empty group matches everything.
 fn list_all_domains(daemon: &Daemon, a: ListAllDomainsArgs) -> Reply {
     const KNOWN: u32 = 0xffff;
-    if a.flags & !KNOWN != 0 {
-        return Err(unsupported_flags(
-            a.flags & !KNOWN,
-            "virConnectListAllDomains",
-        ));
-    }
+    check_flags(a.flags, KNOWN, "virConnectListAllDomains")?;
     let domains: Vec<NonnullDomain> = daemon
         .list()
         .domains
@@ -244,11 +238,15 @@ fn list_all_domains(daemon: &Daemon, a: ListAllDomainsArgs) -> Reply {
     })
 }
 
+/// One filter group of libvirt's `virConnectListAll*` `flags`: no bit of `mask` set matches
+/// everything, else any set bit whose condition holds (`bits`: bit, condition).
+pub(super) fn group(flags: u32, mask: u32, bits: &[(u32, bool)]) -> bool {
+    flags & mask == 0 || bits.iter().any(|&(bit, yes)| flags & bit != 0 && yes)
+}
+
 /// Whether `s` passes `virConnectListAllDomains`'s `flags`.
 pub(super) fn listed(flags: u32, s: &DomainSummary) -> bool {
-    let group = |mask: u32, bits: &[(u32, bool)]| {
-        flags & mask == 0 || bits.iter().any(|&(bit, yes)| flags & bit != 0 && yes)
-    };
+    let group = |mask, bits: &[(u32, bool)]| group(flags, mask, bits);
     let active = s.id.is_some();
     let st = state(s.state).0;
     group(0x3, &[(0x1, active), (0x2, !active)])
@@ -308,18 +306,6 @@ pub(super) fn nonnull(name: &str, uuid: Option<&str>, id: Option<u32>) -> Nonnul
         uuid: uuid.and_then(remote::uuid_bytes).unwrap_or_default(),
         id: id.and_then(|i| i32::try_from(i).ok()).unwrap_or(-1),
     }
-}
-
-fn uuid(b: &[u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
 }
 
 fn no_domain(what: String) -> Refusal {

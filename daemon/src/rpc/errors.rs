@@ -107,6 +107,22 @@ pub(super) fn not_supported(p: Procedure) -> Refusal {
 }
 
 /// libvirt's `virCheckFlags` refusal of flag bits a procedure does not know.
+/// libvirt's refusal of `flags` bits outside `known` in `api` ([`unsupported_flags`]).
+pub(super) fn check_flags(flags: u32, known: u32, api: &str) -> Result<(), Refusal> {
+    match flags & !known {
+        0 => Ok(()),
+        bad => Err(unsupported_flags(bad, api)),
+    }
+}
+
+/// A change asked on a read-only connection (`VIR_CONNECT_RO`).
+pub(super) fn read_only(p: Procedure) -> Refusal {
+    Refusal::new(
+        ErrorCode::OperationDenied,
+        format!("operation forbidden: {p} on a read-only connection"),
+    )
+}
+
 pub(super) fn unsupported_flags(flags: u32, api: &str) -> Refusal {
     Refusal::new(
         ErrorCode::InvalidArg,

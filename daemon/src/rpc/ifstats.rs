@@ -10,7 +10,7 @@ use virtnet_rpc::remote::{
 use virtnet_rpc::{ErrorCode, Procedure};
 
 use super::dispatch::{decode, ok, Reply};
-use super::errors::{remote_error, unsupported_flags, Refusal};
+use super::errors::{check_flags, remote_error, Refusal};
 use crate::daemon::Daemon;
 
 /// The procedures of this file.
@@ -32,9 +32,7 @@ pub(super) async fn call(daemon: &Daemon, p: Procedure, args: &[u8]) -> Reply {
         return ok(&stats_ret(&s));
     }
     let a: DomainInterfaceAddressesArgs = decode(p, args)?;
-    if a.flags != 0 {
-        return Err(unsupported_flags(a.flags, "virDomainInterfaceAddresses"));
-    }
+    check_flags(a.flags, 0, "virDomainInterfaceAddresses")?;
     let source = match a.source {
         0 => AddrSource::Lease,
         1 => AddrSource::Agent,

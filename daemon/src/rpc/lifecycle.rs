@@ -8,7 +8,7 @@ use virtnet_rpc::remote::{
 use virtnet_rpc::{ErrorCode, Procedure};
 
 use super::dispatch::{decode, nonnull, ok, Reply};
-use super::errors::{not_supported, remote_error, unsupported_flags, Refusal};
+use super::errors::{check_flags, not_supported, remote_error, Refusal};
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
 
@@ -50,10 +50,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         return Err(not_supported(p));
     }
     if read_only {
-        return Err(Refusal::new(
-            ErrorCode::OperationDenied,
-            format!("operation forbidden: {p} on a read-only connection"),
-        ));
+        return Err(super::errors::read_only(p));
     }
     match p {
         Procedure::DomainDefineXml => {
@@ -62,7 +59,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         }
         Procedure::DomainDefineXmlFlags => {
             let a: DefineXmlFlagsArgs = decode(p, args)?;
-            check(a.flags, DEFINE_VALIDATE, "virDomainDefineXMLFlags")?;
+            check_flags(a.flags, DEFINE_VALIDATE, "virDomainDefineXMLFlags")?;
             define(daemon, &a.xml).await
         }
         Procedure::DomainCreate => {
@@ -71,7 +68,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         }
         Procedure::DomainCreateWithFlags => {
             let a: DomainFlagsArgs = decode(p, args)?;
-            check(a.flags, START_FORCE_BOOT, "virDomainCreateWithFlags")?;
+            check_flags(a.flags, START_FORCE_BOOT, "virDomainCreateWithFlags")?;
             start(daemon, &a.dom.name).await
         }
         Procedure::DomainShutdown => {
@@ -90,7 +87,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         Procedure::DomainDestroyFlags => {
             // VIR_DOMAIN_DESTROY_GRACEFUL (no SIGKILL) is not what virtnet's destroy does.
             let a: DomainFlagsArgs = decode(p, args)?;
-            check(a.flags, 0, "virDomainDestroyFlags")?;
+            check_flags(a.flags, 0, "virDomainDestroyFlags")?;
             destroy(daemon, &a.dom.name).await
         }
         Procedure::DomainUndefine => {
@@ -99,17 +96,10 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         }
         Procedure::DomainUndefineFlags => {
             let a: DomainFlagsArgs = decode(p, args)?;
-            check(a.flags, UNDEFINE_NOTHING_KEPT, "virDomainUndefineFlags")?;
+            check_flags(a.flags, UNDEFINE_NOTHING_KEPT, "virDomainUndefineFlags")?;
             undefine(daemon, &a.dom.name).await
         }
         p => super::devices::call(daemon, p, args).await,
-    }
-}
-
-fn check(flags: u32, known: u32, api: &str) -> Result<(), Refusal> {
-    match flags & !known {
-        0 => Ok(()),
-        bad => Err(unsupported_flags(bad, api)),
     }
 }
 
@@ -138,7 +128,7 @@ fn shutdown_mode(flags: u32) -> Result<(), Refusal> {
     let known = SHUTDOWN_MODES_REFUSED
         .iter()
         .fold(SHUTDOWN_ACPI_POWER_BTN, |k, m| k | m.0);
-    check(flags, known, "virDomainShutdownFlags")?;
+    check_flags(flags, known, "virDomainShutdownFlags")?;
     match SHUTDOWN_MODES_REFUSED.iter().find(|m| flags & m.0 != 0) {
         None => Ok(()),
         Some((_, mode, why)) => Err(Refusal::new(

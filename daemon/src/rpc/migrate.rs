@@ -121,10 +121,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         });
     }
     if read_only {
-        return Err(Refusal::new(
-            ErrorCode::OperationDenied,
-            format!("operation forbidden: {p} on a read-only connection"),
-        ));
+        return Err(super::errors::read_only(p));
     }
     match p {
         Procedure::DomainAbortJob => {

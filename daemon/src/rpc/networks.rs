@@ -22,7 +22,7 @@ use virtnet_rpc::virerror::NonnullNetwork;
 use virtnet_rpc::{ErrorCode, Procedure};
 
 use super::dispatch::{decode, no_args, ok, Reply};
-use super::errors::{remote_error, unsupported_flags, Refusal};
+use super::errors::{check_flags, remote_error, Refusal};
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
 
@@ -73,20 +73,12 @@ fn changes(p: Procedure) -> bool {
 pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &[u8]) -> Reply {
     let nets = &daemon.networks;
     if read_only && changes(p) {
-        return Err(Refusal::new(
-            ErrorCode::OperationDenied,
-            format!("operation forbidden: {p} on a read-only connection"),
-        ));
+        return Err(super::errors::read_only(p));
     }
     match p {
         Procedure::ConnectListAllNetworks => {
             let a: ListAllNetworksArgs = decode(p, args)?;
-            if a.flags & !LIST_KNOWN != 0 {
-                return Err(unsupported_flags(
-                    a.flags & !LIST_KNOWN,
-                    "virConnectListAllNetworks",
-                ));
-            }
+            check_flags(a.flags, LIST_KNOWN, "virConnectListAllNetworks")?;
             let found: Vec<NonnullNetwork> = nets
                 .list(true)
                 .await
@@ -153,12 +145,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         }
         Procedure::NetworkGetXmlDesc => {
             let a: NetworkGetXmlDescArgs = decode(p, args)?;
-            if a.flags & !XML_INACTIVE != 0 {
-                return Err(unsupported_flags(
-                    a.flags & !XML_INACTIVE,
-                    "virNetworkGetXMLDesc",
-                ));
-            }
+            check_flags(a.flags, XML_INACTIVE, "virNetworkGetXMLDesc")?;
             let xml = nets
                 .xml_desc(&a.net.name, a.flags & XML_INACTIVE != 0)
                 .await
@@ -208,12 +195,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
         }
         Procedure::Unknown(PROC_NETWORK_DEFINE_XML_FLAGS) => {
             let a: DefineXmlFlagsArgs = decode(p, args)?;
-            if a.flags & !DEFINE_VALIDATE != 0 {
-                return Err(unsupported_flags(
-                    a.flags & !DEFINE_VALIDATE,
-                    "virNetworkDefineXMLFlags",
-                ));
-            }
+            check_flags(a.flags, DEFINE_VALIDATE, "virNetworkDefineXMLFlags")?;
             define(daemon, &a.xml).await
         }
         Procedure::NetworkCreateXml => {
@@ -294,9 +276,7 @@ async fn info(daemon: &Daemon, name: &str) -> Result<NetworkInfo, Refusal> {
 /// (active/inactive, persistent/transient, autostart/no autostart) any set bit matches,
 /// groups combine with AND, an empty group matches everything.
 pub(super) fn listed(flags: u32, n: &NetworkInfo) -> bool {
-    let group = |mask: u32, bits: &[(u32, bool)]| {
-        flags & mask == 0 || bits.iter().any(|&(bit, yes)| flags & bit != 0 && yes)
-    };
+    let group = |mask, bits: &[(u32, bool)]| super::dispatch::group(flags, mask, bits);
     let active = n.state == "active";
     group(0x3, &[(0x1, !active), (0x2, active)])
         // Every virtnet network is persistent: only PERSISTENT matches in its group.
