@@ -77,12 +77,6 @@ pub(super) fn call(daemon: &Daemon, regs: &Registrations, p: Procedure, args: &[
         Procedure::ConnectDomainEventRegisterAny => {
             let a: EventRegisterAnyArgs = decode(p, args)?;
             check_event_id(a.event_id)?;
-            if regs.has_legacy(a.event_id) {
-                return Err(Refusal::new(
-                    ErrorCode::InternalError,
-                    format!("domain event {} already registered", a.event_id),
-                ));
-            }
             regs.add(daemon.events(), a.event_id, None, true)?;
             Ok(Vec::new())
         }
@@ -160,13 +154,6 @@ impl Registrations {
         }
     }
 
-    fn has_legacy(&self, event_id: i32) -> bool {
-        self.lock()
-            .callbacks
-            .values()
-            .any(|c| c.legacy && c.event_id == event_id)
-    }
-
     fn add(
         &self,
         bus: &EventBus,
@@ -175,6 +162,19 @@ impl Registrations {
         legacy: bool,
     ) -> Result<i32, Refusal> {
         let mut inner = self.lock();
+        // One legacy registration per event id (libvirtd's rule), checked under the lock
+        // that adds it: calls of one connection run at once.
+        if legacy
+            && inner
+                .callbacks
+                .values()
+                .any(|c| c.legacy && c.event_id == event_id)
+        {
+            return Err(Refusal::new(
+                ErrorCode::InternalError,
+                format!("domain event {event_id} already registered"),
+            ));
+        }
         if inner.callbacks.len() >= MAX_REGISTRATIONS {
             return Err(Refusal::new(
                 ErrorCode::OperationFailed,
