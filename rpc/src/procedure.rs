@@ -1,5 +1,6 @@
 //! The procedures of libvirt's remote program (`enum remote_procedure` in
-//! `src/remote/remote_protocol.x`, procedures 1 to 386 as numbered there), with their names.
+//! `src/remote/remote_protocol.x`, procedures 1 to 386 as numbered there, and the newer ones
+//! virtnetd serves: `NETWORK_DEFINE_XML_FLAGS`, 432), with their names.
 //! A number this list does not know decodes as [`Procedure::Unknown`].
 //!
 //! Generated from the `.x` file's enum (a name list checked against its numbers); the numbers
@@ -395,6 +396,7 @@ pub enum Procedure {
     DomainSetVcpu,
     DomainEventBlockThreshold,
     DomainSetBlockThreshold,
+    NetworkDefineXmlFlags,
     /// A number not in the list above (a newer libvirt's procedure, or garbage).
     Unknown(u32),
 }
@@ -789,6 +791,7 @@ impl Procedure {
             384 => Procedure::DomainSetVcpu,
             385 => Procedure::DomainEventBlockThreshold,
             386 => Procedure::DomainSetBlockThreshold,
+            432 => Procedure::NetworkDefineXmlFlags,
             n => Procedure::Unknown(n),
         }
     }
@@ -1182,6 +1185,7 @@ impl Procedure {
             Procedure::DomainSetVcpu => 384,
             Procedure::DomainEventBlockThreshold => 385,
             Procedure::DomainSetBlockThreshold => 386,
+            Procedure::NetworkDefineXmlFlags => 432,
             Procedure::Unknown(n) => n,
         }
     }
@@ -1592,6 +1596,7 @@ impl Procedure {
             Procedure::DomainSetVcpu => "DOMAIN_SET_VCPU",
             Procedure::DomainEventBlockThreshold => "DOMAIN_EVENT_BLOCK_THRESHOLD",
             Procedure::DomainSetBlockThreshold => "DOMAIN_SET_BLOCK_THRESHOLD",
+            Procedure::NetworkDefineXmlFlags => "NETWORK_DEFINE_XML_FLAGS",
             Procedure::Unknown(_) => return None,
         })
     }

@@ -133,6 +133,7 @@ fn procedure_numbers_match_remote_protocol_x() {
         (Procedure::DomainEventCallbackDeviceRemoved, 333),
         (Procedure::DomainInterfaceAddresses, 353),
         (Procedure::DomainSetBlockThreshold, 386),
+        (Procedure::NetworkDefineXmlFlags, 432),
     ] {
         assert_eq!(p.to_u32(), n, "{p:?}");
         assert_eq!(Procedure::from_u32(n), p);

@@ -26,8 +26,6 @@ use super::errors::{check_flags, remote_error, Refusal};
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
 
-/// `REMOTE_PROC_NETWORK_DEFINE_XML_FLAGS` (libvirt 7.7; past the numbers `Procedure` names).
-pub(super) const PROC_NETWORK_DEFINE_XML_FLAGS: u32 = 432;
 /// `VIR_NETWORK_DEFINE_VALIDATE`: virtnet validates every definition anyway.
 const DEFINE_VALIDATE: u32 = 1;
 /// `VIR_NETWORK_XML_INACTIVE`.
@@ -65,7 +63,7 @@ fn changes(p: Procedure) -> bool {
             | Procedure::NetworkCreateXml
             | Procedure::NetworkDestroy
             | Procedure::NetworkSetAutostart
-            | Procedure::Unknown(PROC_NETWORK_DEFINE_XML_FLAGS)
+            | Procedure::NetworkDefineXmlFlags
     )
 }
 
@@ -193,7 +191,7 @@ pub(super) async fn call(daemon: &Daemon, read_only: bool, p: Procedure, args: &
             let a: DefineXmlArgs = decode(p, args)?;
             define(daemon, &a.xml).await
         }
-        Procedure::Unknown(PROC_NETWORK_DEFINE_XML_FLAGS) => {
+        Procedure::NetworkDefineXmlFlags => {
             let a: DefineXmlFlagsArgs = decode(p, args)?;
             check_flags(a.flags, DEFINE_VALIDATE, "virNetworkDefineXMLFlags")?;
             define(daemon, &a.xml).await
@@ -401,7 +399,7 @@ mod tests {
             Procedure::NetworkCreate,
             Procedure::NetworkDestroy,
             Procedure::NetworkSetAutostart,
-            Procedure::from_u32(PROC_NETWORK_DEFINE_XML_FLAGS),
+            Procedure::NetworkDefineXmlFlags,
         ] {
             assert!(changes(p) && serves(p), "{p}");
         }
