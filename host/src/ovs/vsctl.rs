@@ -79,11 +79,16 @@ impl Vsctl {
         if code == Some(0) {
             return Ok(stdout);
         }
+        Err(self.failed(op, code, &stderr))
+    }
+
+    /// The error of a run of `op` that ended with `code` (none: killed) and `stderr`.
+    fn failed(&self, op: &str, code: Option<i32>, stderr: &str) -> HostError {
         let status = code.map_or("killed by a signal".to_string(), |c| format!("exit {c}"));
-        Err(HostError::Ovs {
+        HostError::Ovs {
             op: op.to_string(),
             detail: format!("{stderr} ({status}; database {})", self.db()),
-        })
+        }
     }
 
     /// Whether `bridge` is an Open vSwitch bridge (`ovs-vsctl br-exists`: exit 2 = no).
@@ -93,7 +98,7 @@ impl Vsctl {
         match self.output(&op, &args)? {
             (Some(0), ..) => Ok(true),
             (Some(2), ..) => Ok(false),
-            _ => self.run(&op, &args).map(|_| false),
+            (code, _, stderr) => Err(self.failed(&op, code, &stderr)),
         }
     }
 
