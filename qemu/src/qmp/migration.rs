@@ -21,9 +21,6 @@ pub struct MigrationInfo {
     /// Time the guest was stopped (ms), when completed.
     #[serde(default)]
     pub downtime: Option<u64>,
-    /// QEMU's estimate of the downtime while active (ms).
-    #[serde(default, rename = "expected-downtime")]
-    pub expected_downtime: Option<u64>,
     /// Setup time (ms).
     #[serde(default, rename = "setup-time")]
     pub setup_time: Option<u64>,
@@ -92,13 +89,6 @@ impl QmpClient {
         )
         .await
         .map(drop)
-    }
-
-    /// `migrate-incoming` on `uri` (QEMU started with `-incoming defer`).
-    pub async fn migrate_incoming(&self, uri: &str) -> Result<()> {
-        self.execute("migrate-incoming", json!({ "uri": uri }))
-            .await
-            .map(drop)
     }
 
     /// `migrate` to `uri`: starts the outgoing migration and returns at once.

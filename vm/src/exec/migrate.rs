@@ -286,16 +286,7 @@ async fn rollback<S: MigrationSides>(
                 let deadline = Instant::now() + opts.cancel_timeout;
                 loop {
                     match sides.query().await {
-                        Ok(i)
-                            if !matches!(
-                                i.status.as_deref(),
-                                Some(
-                                    "active" | "setup" | "cancelling" | "device" | "pre-switchover"
-                                )
-                            ) =>
-                        {
-                            break
-                        }
+                        Ok(i) if i.is_over() => break,
                         Ok(_) if Instant::now() < deadline => tokio::time::sleep(opts.poll).await,
                         Ok(i) => {
                             left.push(format!(
