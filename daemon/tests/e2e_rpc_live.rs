@@ -531,10 +531,16 @@ fn virsh_shutdown_releases_the_cgroup_and_run_dir() {
     virsh_ok(&d, &["undefine", "cgsd"]);
 }
 
-/// `virsh start cgsd`, waits for the guest's console to be ready; QEMU's cgroup dirs.
+/// `virsh start cgsd`, waits for the guest's console to be ready; QEMU's cgroup dirs (this
+/// test runs outside a network namespace, where the VM must have a cgroup).
 fn start_booted(d: &TestDaemon, serial: &Path) -> Vec<PathBuf> {
     virsh_ok(d, &["start", "cgsd"]);
     let cgroups = cgroup_dirs(d, "cgsd");
+    assert!(
+        !cgroups.is_empty(),
+        "no cgroup placed: {}",
+        d.get("/v1/domains/cgsd").1
+    );
     runtime().block_on(async {
         ready_console(serial).await;
     });
