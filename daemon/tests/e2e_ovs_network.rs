@@ -60,7 +60,9 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
     let Some(qemu) = ovs_qemu() else {
         return;
     };
-    let with_virsh = require(&[Need::Binary("virsh")]);
+    if !require(&[Need::Binary("virsh")]) {
+        return;
+    }
     let guest = virtnet_testkit::guest();
     with_netns(move || {
         let tmp = virtnet_testkit::traversable_tempdir();
@@ -84,34 +86,27 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
             "{m}"
         );
         assert_eq!(net_state(&d, "nope")["state"], "inactive");
-        if with_virsh {
-            let err = virsh_err(&d, &["net-start", "nope"]);
-            assert!(err.contains("no bridge 'br-nope'"), "{err}");
-        }
+        let err = virsh_err(&d, &["net-start", "nope"]);
+        assert!(err.contains("no bridge 'br-nope'"), "{err}");
         assert_eq!(net_state(&d, "nope")["state"], "inactive");
         assert_eq!(ovs.all_ports(), ["h0"]);
         assert!(!tmp.path().join("run/networks/nope.active").exists());
 
-        // The Open vSwitch network, started through virsh (else HTTP).
+        // The Open vSwitch network, started through virsh.
         let (s, v) = d.call("POST", "/v1/networks", Some("application/xml"), NET);
         assert_eq!(s, 201, "{v}");
-        if with_virsh {
-            virsh_ok(&d, &["net-start", "ovs"]);
-            let out = virsh_ok(&d, &["net-info", "ovs"]);
-            assert!(
-                out.lines()
-                    .any(|l| l.starts_with("Bridge:") && l.ends_with("br-int")),
-                "{out}"
-            );
-            assert!(
-                out.lines()
-                    .any(|l| l.starts_with("Active:") && l.ends_with("yes")),
-                "{out}"
-            );
-        } else {
-            let (s, v) = d.post("/v1/networks/ovs/start");
-            assert_eq!(s, 200, "{v}");
-        }
+        virsh_ok(&d, &["net-start", "ovs"]);
+        let out = virsh_ok(&d, &["net-info", "ovs"]);
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("Bridge:") && l.ends_with("br-int")),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("Active:") && l.ends_with("yes")),
+            "{out}"
+        );
         let info = net_state(&d, "ovs");
         assert_eq!(info["state"], "active", "{info}");
         assert_eq!(info["bridge"], "br-int", "{info}");
@@ -159,21 +154,19 @@ fn ovs_network_nics_are_ovs_ports_hotplug_virsh_and_nothing_left() {
                     && nic.contains(&format!("interfaceid='{IFACE_ID}'")),
                 "{nic}"
             );
-            if with_virsh {
-                // libvirt's tools see libvirt's shapes: the live NIC and the network.
-                let out = virsh_ok(&d, &["dumpxml", "vm"]);
-                assert!(
-                    nic_of(&out, MAC).contains("<source network='ovs' bridge='br-int'/>"),
-                    "{out}"
-                );
-                let out = virsh_ok(&d, &["net-dumpxml", "ovs"]);
-                assert!(
-                    out.contains("<forward mode='bridge'/>")
-                        && out.contains("<bridge name='br-int'/>")
-                        && out.contains("<virtualport type='openvswitch'/>"),
-                    "{out}"
-                );
-            }
+            // libvirt's tools see libvirt's shapes: the live NIC and the network.
+            let out = virsh_ok(&d, &["dumpxml", "vm"]);
+            assert!(
+                nic_of(&out, MAC).contains("<source network='ovs' bridge='br-int'/>"),
+                "{out}"
+            );
+            let out = virsh_ok(&d, &["net-dumpxml", "ovs"]);
+            assert!(
+                out.contains("<forward mode='bridge'/>")
+                    && out.contains("<bridge name='br-int'/>")
+                    && out.contains("<virtualport type='openvswitch'/>"),
+                "{out}"
+            );
             wait_ping("10.0.15.2", CMD);
 
             // Hot-plug a second one in port group blue, without interfaceid.
