@@ -363,15 +363,17 @@ fn the_multihost_script_shows_the_tunnel_and_cleans_up_on_sigterm() {
     }
     with_netns(|| {
         let script = virtnet_testkit::repo_root().join("scripts/multihost");
-        let mut child = Command::new(&script)
-            .arg("--hold")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run scripts/multihost");
-        let pid = child.id();
+        let mut child = TermOnDrop(
+            Command::new(&script)
+                .arg("--hold")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("run scripts/multihost"),
+        );
+        let pid = child.0.id();
         let mut out = String::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
         for line in lines.by_ref() {
             let line = line.unwrap();
             out += &line;
@@ -404,15 +406,34 @@ fn the_multihost_script_shows_the_tunnel_and_cleans_up_on_sigterm() {
             leftovers(&namespaces, std::slice::from_ref(&dir)).len() > 1,
             "the setup is running"
         );
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        child.term();
         for line in lines {
             out += &line.unwrap();
             out.push('\n');
         }
-        let status = child.wait().unwrap();
+        let status = child.0.wait().unwrap();
         assert_eq!(status.code(), Some(143), "{out}");
         let left = leftovers(&namespaces, &[dir]);
         assert!(left.is_empty(), "left behind: {left:#?}\n{out}");
     });
+}
+
+/// The script run by the test: SIGTERM (its trap tears everything down) and reaped when the
+/// test ends, also when an assertion fails before the test sends it.
+struct TermOnDrop(std::process::Child);
+
+impl TermOnDrop {
+    fn term(&self) {
+        // SAFETY: kill(2) on our own child's pid (not reaped yet: no reuse).
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+    }
+}
+
+impl Drop for TermOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.term();
+            let _ = self.0.wait();
+        }
+    }
 }
